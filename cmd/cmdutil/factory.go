@@ -1,0 +1,188 @@
+// Package cmdutil holds what every iotctl command shares: streams,
+// configuration, output and the exit-code table.
+package cmdutil
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/output"
+)
+
+// IOStreams are the process's standard streams, injected so tests can
+// capture them.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+	// OutTTY is true when Out is a terminal.
+	OutTTY bool
+	// ErrTTY is true when ErrOut is a terminal.
+	ErrTTY bool
+}
+
+// Configuration keys (flag names, config-file keys; env IOTCTL_ + upper
+// case with '-' as '_').
+const (
+	KeyConfig                 = "config"
+	KeyOutput                 = "output"
+	KeyLogLevel               = "log-level"
+	KeyLogFormat              = "log-format"
+	KeyConnectionString       = "connection-string"
+	KeyDeviceConnectionString = "device-connection-string"
+	KeyDeviceID               = "device-id"
+	KeyCAFile                 = "ca-file"
+)
+
+// Factory gives commands their dependencies.
+type Factory struct {
+	IO *IOStreams
+	// V is the one viper instance; see Bind.
+	V *viper.Viper
+
+	logger *slog.Logger
+}
+
+// NewFactory returns a Factory with a fresh viper instance.
+func NewFactory(io *IOStreams) *Factory {
+	v := viper.New()
+	v.SetEnvPrefix("IOTCTL")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
+	v.AutomaticEnv()
+	v.SetDefault(KeyOutput, "table")
+	v.SetDefault(KeyLogLevel, "warn")
+	v.SetDefault(KeyLogFormat, "text")
+	return &Factory{IO: io, V: v}
+}
+
+// DefaultConfigFile is <user config dir>/iotctl/config.yaml.
+func DefaultConfigFile() string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "iotctl", "config.yaml")
+}
+
+// Load reads the config file (the --config flag's, or the default one;
+// a missing default file is fine, a missing named file is an error)
+// and binds the flags of cmd so that precedence is flag > env > file >
+// default.
+func (f *Factory) Load(cmd *cobra.Command) error {
+	var bindErr error
+	cmd.Flags().VisitAll(func(fl *pflag.Flag) {
+		if err := f.V.BindPFlag(fl.Name, fl); err != nil && bindErr == nil {
+			bindErr = err
+		}
+	})
+	if bindErr != nil {
+		return bindErr
+	}
+	file := f.V.GetString(KeyConfig)
+	named := file != ""
+	if !named {
+		file = DefaultConfigFile()
+	}
+	if file == "" {
+		return nil
+	}
+	f.V.SetConfigFile(file)
+	f.V.SetConfigType("yaml")
+	if err := f.V.ReadInConfig(); err != nil {
+		var nf viper.ConfigFileNotFoundError
+		if !named && (errors.As(err, &nf) || errors.Is(err, os.ErrNotExist)) {
+			return nil
+		}
+		return Usagef("config file %s: %v", file, err)
+	}
+	return nil
+}
+
+// Output returns the chosen output format, checked against allowed.
+func (f *Factory) Output(allowed ...output.Format) (output.Format, error) {
+	fm, err := output.ParseFormat(f.V.GetString(KeyOutput), allowed...)
+	if err != nil {
+		return "", &UsageError{Err: err}
+	}
+	return fm, nil
+}
+
+// Printer returns a printer on stdout in the chosen format.
+func (f *Factory) Printer(allowed ...output.Format) (*output.Printer, error) {
+	fm, err := f.Output(allowed...)
+	if err != nil {
+		return nil, err
+	}
+	return output.New(f.IO.Out, fm, f.IO.OutTTY), nil
+}
+
+// Logger returns the slog logger configured by --log-level and
+// --log-format, writing to stderr.
+func (f *Factory) Logger() (*slog.Logger, error) {
+	if f.logger != nil {
+		return f.logger, nil
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.V.GetString(KeyLogLevel))); err != nil {
+		return nil, Usagef("--log-level %q: use debug, info, warn or error", f.V.GetString(KeyLogLevel))
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch lf := f.V.GetString(KeyLogFormat); lf {
+	case "text":
+		f.logger = slog.New(slog.NewTextHandler(f.IO.ErrOut, opts))
+	case "json":
+		f.logger = slog.New(slog.NewJSONHandler(f.IO.ErrOut, opts))
+	default:
+		return nil, Usagef("--log-format %q: use text or json", lf)
+	}
+	return f.logger, nil
+}
+
+// ServiceConnectionString returns the configured service connection
+// string (--connection-string, IOTCTL_CONNECTION_STRING, config file),
+// parsed and required to be a service policy string.
+func (f *Factory) ServiceConnectionString() (*connstr.ConnectionString, error) {
+	s := f.V.GetString(KeyConnectionString)
+	if s == "" {
+		return nil, Usagef("no service connection string: pass --connection-string, set IOTCTL_CONNECTION_STRING, or put connection-string in %s (for the local hub, `iotctl hub serve` prints one)", DefaultConfigFile())
+	}
+	cs, err := connstr.Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	if err := cs.Require(connstr.KindService); err != nil {
+		return nil, fmt.Errorf("%w (the iothubowner or service policy's string, from the portal or `iotctl hub serve`)", err)
+	}
+	return cs, nil
+}
+
+// DeviceConnectionString returns the configured device or module
+// connection string (--connection-string, then
+// IOTCTL_DEVICE_CONNECTION_STRING / device-connection-string).
+func (f *Factory) DeviceConnectionString(flagValue string) (*connstr.ConnectionString, error) {
+	s := flagValue
+	if s == "" {
+		s = f.V.GetString(KeyDeviceConnectionString)
+	}
+	if s == "" {
+		return nil, Usagef("no device connection string: pass --connection-string, set IOTCTL_DEVICE_CONNECTION_STRING, or put device-connection-string in %s (`iotctl hub device create` prints one)", DefaultConfigFile())
+	}
+	cs, err := connstr.Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	if err := cs.Require(connstr.KindDevice, connstr.KindModule); err != nil {
+		return nil, err
+	}
+	return cs, nil
+}
