@@ -13,6 +13,7 @@ import (
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/cmd/hub"
+	"github.com/iotctl/iotctl/cmd/method"
 	"github.com/iotctl/iotctl/pkg/output"
 )
 
@@ -59,6 +60,7 @@ Exit codes: see 'iotctl help exit-codes'.`,
 		newCmdVersion(f),
 		newCmdCompletion(f),
 		hub.NewCmdHub(f),
+		method.NewCmdMethod(f),
 	)
 	root.SetHelpCommand(newCmdHelp(f, root))
 	return root

@@ -8,6 +8,7 @@ import (
 
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/sas"
+	"github.com/iotctl/iotctl/pkg/service"
 )
 
 // Exit codes, one table for the whole program (DESIGN.md).
@@ -93,6 +94,14 @@ func ExitCode(err error) int {
 	case errors.As(err, &ue), errors.As(err, &pe), errors.Is(err, sas.ErrMalformed), errors.Is(err, sas.ErrKey):
 		return ExitUsage
 	case errors.Is(err, sas.ErrExpired), errors.Is(err, sas.ErrSignature), errors.Is(err, sas.ErrScope):
+		return ExitAuth
+	case errors.Is(err, service.ErrDeviceNotOnline):
+		return ExitOffline
+	case errors.Is(err, service.ErrNotFound):
+		return ExitNotFound
+	case errors.Is(err, service.ErrTimeout):
+		return ExitTimeout
+	case errors.Is(err, service.ErrUnauthorized):
 		return ExitAuth
 	}
 	switch {

@@ -186,3 +186,6 @@ func (f *Factory) DeviceConnectionString(flagValue string) (*connstr.ConnectionS
 	}
 	return cs, nil
 }
+
+// UserAgent is what iotctl's clients send as User-Agent.
+func UserAgent() string { return "iotctl/" + Version() }

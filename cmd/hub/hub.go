@@ -20,6 +20,9 @@ and offline helpers for connection strings and SAS tokens.`,
   $ iotctl hub sas --connection-string "$CS" --ttl 1h`,
 	}
 	c.AddCommand(
+		newCmdServe(f),
+		newCmdDevice(f),
+		newCmdTwin(f),
 		newCmdConnstr(f),
 		newCmdSAS(f),
 	)

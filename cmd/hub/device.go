@@ -1,0 +1,366 @@
+package hub
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/output"
+	"github.com/iotctl/iotctl/pkg/service"
+)
+
+func newCmdDevice(f *cmdutil.Factory) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "device",
+		Short: "Manage device and module identities in the hub's registry",
+		Long: `Create, show, list and delete device and module identities. These commands use
+the service connection string (--connection-string, IOTCTL_CONNECTION_STRING or the
+config file) and, for the local hub, its CA (--ca-file or IOTCTL_CA_FILE).`,
+		Example: `  $ iotctl hub device create --device-id MyGoDevice
+  $ iotctl hub device show MyGoDevice --connection-string
+  $ iotctl hub device list -o json | jq -r '.[].deviceId'
+  $ iotctl hub device delete MyGoDevice`,
+	}
+	for _, sub := range []*cobra.Command{newCmdDeviceCreate(f), newCmdDeviceShow(f), newCmdDeviceList(f), newCmdDeviceDelete(f)} {
+		sub.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
+		sub.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
+		c.AddCommand(sub)
+	}
+	return c
+}
+
+// identity is what the device commands print.
+type identity struct {
+	DeviceID         string `json:"deviceId"`
+	ModuleID         string `json:"moduleId,omitempty"`
+	Status           string `json:"status,omitempty"`
+	ConnectionState  string `json:"connectionState"`
+	Auth             string `json:"authType"`
+	PrimaryKey       string `json:"primaryKey,omitempty"`
+	SecondaryKey     string `json:"secondaryKey,omitempty"`
+	Thumbprint       string `json:"primaryThumbprint,omitempty"`
+	Edge             bool   `json:"iotEdge,omitempty"`
+	LastActivity     string `json:"lastActivityTime"`
+	C2DCount         int    `json:"cloudToDeviceMessageCount"`
+	Etag             string `json:"etag"`
+	ConnectionString string `json:"connectionString,omitempty"`
+}
+
+func deviceIdentity(d *service.Device, show bool, host string) identity {
+	id := identity{DeviceID: d.DeviceID, Status: d.Status, ConnectionState: d.ConnectionState, LastActivity: d.LastActivityTime.Format("2006-01-02T15:04:05Z07:00"),
+		C2DCount: d.CloudToDeviceMessageCount, Etag: d.Etag}
+	if d.Capabilities != nil {
+		id.Edge = d.Capabilities.IotEdge
+	}
+	fillAuth(&id, d.Authentication, show, host)
+	return id
+}
+
+func moduleIdentity(m *service.Module, show bool, host string) identity {
+	id := identity{DeviceID: m.DeviceID, ModuleID: m.ModuleID, ConnectionState: m.ConnectionState, LastActivity: m.LastActivityTime.Format("2006-01-02T15:04:05Z07:00"),
+		C2DCount: m.CloudToDeviceMessageCount, Etag: m.Etag}
+	fillAuth(&id, m.Authentication, show, host)
+	return id
+}
+
+func fillAuth(id *identity, a *service.Authentication, show bool, host string) {
+	if a == nil {
+		return
+	}
+	id.Auth = a.Type
+	if a.X509Thumbprint != nil && a.X509Thumbprint.PrimaryThumbprint != nil {
+		id.Thumbprint = *a.X509Thumbprint.PrimaryThumbprint
+	}
+	k := a.Keys()
+	if k == nil {
+		return
+	}
+	id.PrimaryKey, id.SecondaryKey = connstr.Redacted, connstr.Redacted
+	if show {
+		id.PrimaryKey, id.SecondaryKey = k.PrimaryKey, k.SecondaryKey
+		id.ConnectionString = identityConnectionString(host, id.DeviceID, id.ModuleID, k.PrimaryKey)
+	}
+}
+
+func identityConnectionString(host, deviceID, moduleID, key string) string {
+	kind := connstr.KindDevice
+	if moduleID != "" {
+		kind = connstr.KindModule
+	}
+	cs := connstr.ConnectionString{Kind: kind, HostName: host, DeviceID: deviceID, ModuleID: moduleID, SharedAccessKey: key}
+	return cs.Format()
+}
+
+func printIdentity(p *output.Printer, id identity) error {
+	return p.Print(id, func(t *output.Table) {
+		t.Header("FIELD", "VALUE")
+		t.Row("device", id.DeviceID)
+		if id.ModuleID != "" {
+			t.Row("module", id.ModuleID)
+		}
+		if id.Status != "" {
+			t.Row("status", id.Status)
+		}
+		t.Row("connection", id.ConnectionState)
+		t.Row("auth", id.Auth)
+		if id.PrimaryKey != "" {
+			t.Row("primary key", id.PrimaryKey)
+			t.Row("secondary key", id.SecondaryKey)
+		}
+		if id.Thumbprint != "" {
+			t.Row("thumbprint", id.Thumbprint)
+		}
+		if id.Edge {
+			t.Row("iot edge", "true")
+		}
+		t.Row("last activity", id.LastActivity)
+		t.Row("c2d queued", id.C2DCount)
+		if id.ConnectionString != "" {
+			t.Row("connection string", id.ConnectionString)
+		}
+	})
+}
+
+func idArg(args []string, flag string) (string, error) {
+	switch {
+	case len(args) == 1 && flag != "" && args[0] != flag:
+		return "", cmdutil.Usagef("the device id is given twice: %q and --device-id %q", args[0], flag)
+	case len(args) == 1:
+		return args[0], nil
+	case flag != "":
+		return flag, nil
+	}
+	return "", cmdutil.Usagef("no device id: give it as the argument or with --device-id")
+}
+
+func newCmdDeviceCreate(f *cmdutil.Factory) *cobra.Command {
+	var deviceID, moduleID, authType, pk, sk, pt, st, status string
+	var edge bool
+	c := &cobra.Command{
+		Use:   "create [DEVICE_ID]",
+		Short: "Create a device (or, with --module-id, a module) and print its connection string",
+		Long: `Create a device or module identity. With --auth sas (the default) the hub makes
+the keys unless --primary-key/--secondary-key give them, and the new identity's
+connection string is printed. --auth x509-thumbprint registers certificate
+thumbprints instead.`,
+		Example: `  $ iotctl hub device create --device-id MyGoDevice
+  $ iotctl hub device create dev1 --module-id mod1 -o json | jq -r .connectionString
+  $ iotctl hub device create cam1 --auth x509-thumbprint --primary-thumbprint 9F...`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := idArg(args, deviceID)
+			if err != nil {
+				return err
+			}
+			p, err := f.Printer()
+			if err != nil {
+				return err
+			}
+			a := &service.Authentication{}
+			switch authType {
+			case "sas":
+				a.Type = "sas"
+				a.SymmetricKey = &service.SymmetricKey{PrimaryKey: pk, SecondaryKey: sk}
+			case "x509-thumbprint":
+				if pt == "" {
+					return cmdutil.Usagef("--auth x509-thumbprint needs --primary-thumbprint")
+				}
+				a.Type = "selfSigned"
+				a.X509Thumbprint = thumbprints(pt, st)
+			case "x509-ca":
+				a.Type = "certificateAuthority"
+			default:
+				return cmdutil.Usagef("--auth %q: use sas, x509-thumbprint or x509-ca", authType)
+			}
+			if status != "enabled" && status != "disabled" {
+				return cmdutil.Usagef("--status %q: use enabled or disabled", status)
+			}
+			client, err := serviceClient(f)
+			if err != nil {
+				return err
+			}
+			var out identity
+			if moduleID != "" {
+				m, err := client.CreateModule(cmd.Context(), &service.Module{DeviceID: id, ModuleID: moduleID, Authentication: a})
+				if err != nil {
+					return err
+				}
+				out = moduleIdentity(m, true, client.HostName())
+			} else {
+				d := &service.Device{DeviceID: id, Status: status, Authentication: a}
+				if edge {
+					d.Capabilities = &service.Capabilities{IotEdge: true}
+				}
+				created, err := client.CreateDevice(cmd.Context(), d)
+				if err != nil {
+					return err
+				}
+				out = deviceIdentity(created, true, client.HostName())
+			}
+			return printIdentity(p, out)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVarP(&deviceID, "device-id", "d", "", "device id")
+	fl.StringVarP(&moduleID, "module-id", "m", "", "create a module of the device instead")
+	fl.StringVar(&authType, "auth", "sas", "authentication: sas, x509-thumbprint or x509-ca")
+	fl.StringVar(&pk, "primary-key", "", "primary key (base64; default: made by the hub)")
+	fl.StringVar(&sk, "secondary-key", "", "secondary key (base64; default: made by the hub)")
+	fl.StringVar(&pt, "primary-thumbprint", "", "primary certificate thumbprint (x509-thumbprint)")
+	fl.StringVar(&st, "secondary-thumbprint", "", "secondary certificate thumbprint (x509-thumbprint)")
+	fl.StringVar(&status, "status", "enabled", "enabled or disabled")
+	fl.BoolVar(&edge, "edge", false, "mark the device as an IoT Edge device")
+	return c
+}
+
+func newCmdDeviceShow(f *cmdutil.Factory) *cobra.Command {
+	var deviceID, moduleID string
+	var show, onlyCS bool
+	c := &cobra.Command{
+		Use:   "show [DEVICE_ID]",
+		Short: "Show a device or module identity",
+		Long: `Show a device or module identity. Keys are redacted unless --show-secrets is given;
+--show-connection-string prints only the identity's connection string (with its key).`,
+		Example: `  $ iotctl hub device show MyGoDevice
+  $ export IOTCTL_DEVICE_CONNECTION_STRING="$(iotctl hub device show MyGoDevice --show-connection-string)"`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := idArg(args, deviceID)
+			if err != nil {
+				return err
+			}
+			p, err := f.Printer()
+			if err != nil {
+				return err
+			}
+			client, err := serviceClient(f)
+			if err != nil {
+				return err
+			}
+			var out identity
+			if moduleID != "" {
+				m, err := client.GetModule(cmd.Context(), id, moduleID)
+				if err != nil {
+					return err
+				}
+				out = moduleIdentity(m, show || onlyCS, client.HostName())
+			} else {
+				d, err := client.GetDevice(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				out = deviceIdentity(d, show || onlyCS, client.HostName())
+			}
+			if onlyCS {
+				if out.ConnectionString == "" {
+					return fmt.Errorf("%s authenticates with %s, not a key: it has no key connection string", id, out.Auth)
+				}
+				_, err := fmt.Fprintln(f.IO.Out, out.ConnectionString)
+				return err
+			}
+			return printIdentity(p, out)
+		},
+	}
+	c.Flags().StringVarP(&deviceID, "device-id", "d", "", "device id")
+	c.Flags().StringVarP(&moduleID, "module-id", "m", "", "show a module of the device")
+	c.Flags().BoolVar(&show, "show-secrets", false, "print keys and the connection string")
+	c.Flags().BoolVar(&onlyCS, "show-connection-string", false, "print only the identity's connection string (with its key)")
+	return c
+}
+
+func newCmdDeviceList(f *cmdutil.Factory) *cobra.Command {
+	var top int
+	var modulesOf string
+	c := &cobra.Command{
+		Use:     "list",
+		Short:   "List devices (or a device's modules)",
+		Example: "  $ iotctl hub device list\n  $ iotctl hub device list --modules-of dev1 -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := f.Printer()
+			if err != nil {
+				return err
+			}
+			client, err := serviceClient(f)
+			if err != nil {
+				return err
+			}
+			var ids []identity
+			if modulesOf != "" {
+				ms, err := client.ListModules(cmd.Context(), modulesOf)
+				if err != nil {
+					return err
+				}
+				for i := range ms {
+					ids = append(ids, moduleIdentity(&ms[i], false, ""))
+				}
+			} else {
+				ds, err := client.ListDevices(cmd.Context(), top)
+				if err != nil {
+					return err
+				}
+				for i := range ds {
+					ids = append(ids, deviceIdentity(&ds[i], false, ""))
+				}
+			}
+			if ids == nil {
+				ids = []identity{}
+			}
+			return p.Print(ids, func(t *output.Table) {
+				t.Header("DEVICE", "MODULE", "STATUS", "CONNECTION", "AUTH", "C2D", "LAST ACTIVITY")
+				for _, id := range ids {
+					t.Row(id.DeviceID, dash(id.ModuleID), dash(id.Status), id.ConnectionState, id.Auth, id.C2DCount, id.LastActivity)
+				}
+			})
+		},
+	}
+	c.Flags().IntVar(&top, "top", 0, "list at most this many devices (0: the hub's default)")
+	c.Flags().StringVar(&modulesOf, "modules-of", "", "list the modules of this device instead")
+	return c
+}
+
+func newCmdDeviceDelete(f *cmdutil.Factory) *cobra.Command {
+	var deviceID, moduleID, etag string
+	c := &cobra.Command{
+		Use:     "delete [DEVICE_ID]",
+		Short:   "Delete a device (with its modules) or a module",
+		Example: "  $ iotctl hub device delete MyGoDevice\n  $ iotctl hub device delete dev1 --module-id mod1",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := idArg(args, deviceID)
+			if err != nil {
+				return err
+			}
+			client, err := serviceClient(f)
+			if err != nil {
+				return err
+			}
+			if moduleID != "" {
+				return client.DeleteModule(cmd.Context(), id, moduleID, etag)
+			}
+			return client.DeleteDevice(cmd.Context(), id, etag)
+		},
+	}
+	c.Flags().StringVarP(&deviceID, "device-id", "d", "", "device id")
+	c.Flags().StringVarP(&moduleID, "module-id", "m", "", "delete a module of the device")
+	c.Flags().StringVar(&etag, "etag", "", "delete only if the etag matches (default: unconditionally)")
+	return c
+}
+
+func thumbprints(primary, secondary string) *service.X509Thumbprint {
+	t := &service.X509Thumbprint{PrimaryThumbprint: &primary}
+	if secondary != "" {
+		t.SecondaryThumbprint = &secondary
+	}
+	return t
+}
+
+func dash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "-"
+	}
+	return s
+}

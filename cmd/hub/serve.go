@@ -1,0 +1,137 @@
+package hub
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/hub"
+	"github.com/iotctl/iotctl/pkg/output"
+)
+
+type serveInfo struct {
+	HostName         string   `json:"hostName"`
+	Addresses        []string `json:"addresses"`
+	CAFile           string   `json:"caFile,omitempty"`
+	DataDir          string   `json:"dataDir,omitempty"`
+	ConnectionString string   `json:"connectionString"`
+	NextSteps        []string `json:"nextSteps"`
+}
+
+func newCmdServe(f *cmdutil.Factory) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the local IoT Hub emulator",
+		Long: `Run a local IoT hub that speaks the protocols of Azure IoT Hub: MQTT 3.1.1 for
+devices, HTTPS for the service REST API, and MQTT over WebSocket at
+/$iothub/websocket, all on one TLS port (default localhost:8443). With
+--standard-ports it also listens on 8883, 443 and 5671.
+
+On first start it makes a CA and a server certificate in the data directory and
+prints the CA file's path: give it to clients with --ca-file (iotctl) or
+NODE_EXTRA_CA_CERTS (Node.js). It prints the iothubowner connection string and
+the next commands to run; -o json prints the same as one JSON object. Devices,
+twins and queued cloud-to-device messages are kept in the data directory
+(bbolt) and survive a restart; --in-memory keeps nothing.
+
+Ctrl-C stops the hub cleanly.`,
+		Example: `  $ iotctl hub serve
+  $ iotctl hub serve --addr 127.0.0.1:0 --in-memory -o json
+  $ iotctl hub serve --addr 127.0.0.5:8883 --standard-ports --san myhub.local`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServe(cmd, f)
+		},
+	}
+	fl := c.Flags()
+	fl.String("addr", hub.DefaultAddr, "address of the TLS port that serves every protocol (port 0: any free port)")
+	fl.Bool("standard-ports", false, "also listen on 8883 (MQTT), 443 (HTTPS) and 5671 (AMQP) on the same host")
+	fl.String("host-name", "", "host name to put in connection strings (default: the address's host and port)")
+	fl.String("data-dir", hub.DefaultDataDir(), "directory for the registry and the TLS material")
+	fl.Bool("in-memory", false, "keep no state: a throwaway registry and certificates")
+	fl.String("cert", "", "server certificate (PEM) instead of the generated one")
+	fl.String("key", "", "server key (PEM) for --cert")
+	fl.StringSlice("san", nil, "extra DNS name or IP address for the generated server certificate (repeatable)")
+	fl.Int("partitions", 4, "telemetry partitions")
+	return c
+}
+
+func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
+	p, err := f.Printer()
+	if err != nil {
+		return err
+	}
+	log, err := f.Logger()
+	if err != nil {
+		return err
+	}
+	v := f.V
+	if (v.GetString("cert") == "") != (v.GetString("key") == "") {
+		return cmdutil.Usagef("--cert and --key go together")
+	}
+	opts := &hub.Options{
+		Addr:          v.GetString("addr"),
+		StandardPorts: v.GetBool("standard-ports"),
+		HostName:      v.GetString("host-name"),
+		DataDir:       v.GetString("data-dir"),
+		InMemory:      v.GetBool("in-memory"),
+		CertFile:      v.GetString("cert"),
+		KeyFile:       v.GetString("key"),
+		SANs:          v.GetStringSlice("san"),
+		Partitions:    v.GetInt("partitions"),
+		Logger:        log.With("component", "hub"),
+	}
+	h := hub.New(opts)
+	ctx := cmd.Context()
+	if err := h.Start(ctx); err != nil {
+		return err
+	}
+	defer h.Close()
+	cs, err := h.ServiceConnectionString("iothubowner")
+	if err != nil {
+		return err
+	}
+	info := serveInfo{HostName: h.HostName(), Addresses: h.Addrs(), CAFile: h.CAFile(), ConnectionString: cs}
+	if !opts.InMemory {
+		info.DataDir = opts.DataDir
+	}
+	ca := ""
+	if info.CAFile != "" {
+		ca = " --ca-file " + output.ShellQuote(info.CAFile)
+	}
+	info.NextSteps = []string{
+		"export IOTCTL_CONNECTION_STRING=" + output.ShellQuote(cs),
+		"export IOTCTL_CA_FILE=" + output.ShellQuote(info.CAFile),
+		"iotctl hub device create --device-id MyGoDevice",
+		"iotctl device simulate --connection-string \"$(iotctl hub device show MyGoDevice --show-connection-string)\"" + ca,
+		"iotctl method invoke --device-id MyGoDevice --name SetTelemetryInterval --payload 10",
+	}
+	if p.Format == output.FormatTable {
+		var b strings.Builder
+		fmt.Fprintf(&b, "IoT hub listening on %s\n", strings.Join(info.Addresses, ", "))
+		fmt.Fprintf(&b, "Host name:          %s\n", info.HostName)
+		if info.CAFile != "" {
+			fmt.Fprintf(&b, "CA certificate:     %s\n", info.CAFile)
+		}
+		if info.DataDir != "" {
+			fmt.Fprintf(&b, "Data directory:     %s\n", info.DataDir)
+		}
+		fmt.Fprintf(&b, "Connection string:  %s\n\nNext, in another terminal:\n", cs)
+		for _, s := range info.NextSteps {
+			fmt.Fprintf(&b, "  %s\n", s)
+		}
+		fmt.Fprintf(&b, "\nPress Ctrl-C to stop.\n")
+		if _, err := f.IO.Out.Write([]byte(b.String())); err != nil {
+			return err
+		}
+	} else if err := p.Print(info, nil); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	if err := h.Close(); err != nil {
+		return fmt.Errorf("hub: closing: %w", err)
+	}
+	return &cmdutil.ExitError{Code: cmdutil.ExitInterrupted}
+}

@@ -1,0 +1,109 @@
+package hub
+
+import (
+	"time"
+
+	"github.com/iotctl/iotctl/pkg/message"
+)
+
+// c2dMaxInflight bounds the unacknowledged C2D messages per device.
+const c2dMaxInflight = 50
+
+// deliverC2D runs while a device is connected and delivers its queued
+// C2D messages at QoS 1 once it has subscribed to them; the PUBACK
+// completes a message (completeC2D). It wakes on kicks (subscribe,
+// enqueue) and every few seconds for lock expiry.
+func (h *Hub) deliverC2D(s *session) {
+	filter := message.C2DFilter(s.deviceID)
+	if s.moduleID != "" {
+		filter = message.ModuleInputFilter(s.deviceID, s.moduleID)
+	}
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-h.ctx.Done():
+			return
+		case <-s.kick:
+		case <-tick.C:
+		}
+		if !s.subscribed(filter) {
+			continue
+		}
+		for {
+			s.mu.Lock()
+			full := len(s.inflight) >= c2dMaxInflight
+			s.mu.Unlock()
+			if full {
+				break
+			}
+			m, lock, ok, err := h.store.nextC2D(s.deviceID, s.moduleID)
+			if err != nil {
+				h.log.Warn("c2d queue read failed", "device", s.deviceID, "err", err)
+				break
+			}
+			if !ok {
+				break
+			}
+			topic := message.C2DTopic(s.deviceID, m)
+			if s.moduleID != "" {
+				topic = message.ModuleInputTopic(s.deviceID, s.moduleID, m.InputName, m)
+			}
+			s.mu.Lock()
+			s.nextPID++
+			if s.nextPID == 0 {
+				s.nextPID = 1
+			}
+			pid := s.nextPID
+			s.inflight[pid] = lock
+			s.mu.Unlock()
+			if err := s.write(topic, m.Body, 1, pid); err != nil {
+				logClosed(h.log, "c2d delivery", err)
+				return
+			}
+			h.log.Debug("c2d delivered", "device", s.deviceID, "module", s.moduleID, "messageId", m.MessageID)
+		}
+	}
+}
+
+// completeC2D completes the message delivered with packet id pid.
+func (h *Hub) completeC2D(s *session, pid uint16) {
+	s.mu.Lock()
+	lock, ok := s.inflight[pid]
+	delete(s.inflight, pid)
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	if err := h.store.completeC2D(s.deviceID, s.moduleID, lock); err != nil {
+		h.log.Info("c2d complete failed", "device", s.deviceID, "err", err)
+	}
+	s.kickC2D()
+}
+
+// abandonInflight returns a disconnected device's unacknowledged
+// messages to its queue so they are delivered again on reconnect.
+func (h *Hub) abandonInflight(s *session) {
+	s.mu.Lock()
+	locks := make([]string, 0, len(s.inflight))
+	for _, l := range s.inflight {
+		locks = append(locks, l)
+	}
+	clear(s.inflight)
+	s.mu.Unlock()
+	for _, l := range locks {
+		if err := h.store.abandonC2D(s.deviceID, s.moduleID, l); err != nil {
+			h.log.Debug("c2d abandon failed", "device", s.deviceID, "err", err)
+		}
+	}
+}
+
+// C2DEnqueued wakes the delivery of a connected device after a message
+// was queued for it.
+func (h *Hub) C2DEnqueued(deviceID, moduleID string) {
+	if s := h.sessions.get(clientKey(deviceID, moduleID)); s != nil {
+		s.kickC2D()
+	}
+}

@@ -1,0 +1,381 @@
+package hub
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/hub/registry"
+	"github.com/iotctl/iotctl/pkg/message"
+	"github.com/iotctl/iotctl/pkg/sas"
+)
+
+// DefaultAddr is where the hub listens by default.
+const DefaultAddr = "localhost:8443"
+
+// Options configure a Hub. A nil *Options means the defaults.
+type Options struct {
+	// Addr is the TLS address every protocol is served on (MQTT, HTTPS
+	// and AMQP, told apart by their first bytes). Port 0 picks a free
+	// port; Addrs reports the real one. Default: DefaultAddr.
+	Addr string
+	// StandardPorts also binds 8883 (MQTT), 443 (HTTPS, WebSocket) and
+	// 5671 (AMQP) on Addr's host; each serves every protocol too.
+	// Default: false.
+	StandardPorts bool
+	// HostName is the host name (with a port if not a standard one) in
+	// the connection strings the hub prints and the names in tokens it
+	// accepts. Default: Addr's host, with the bound port unless
+	// StandardPorts is set.
+	HostName string
+	// DataDir keeps the registry (bbolt) and the TLS material.
+	// Default: <user data dir>/iotctl/hub (see DefaultDataDir).
+	DataDir string
+	// InMemory keeps the registry in a temporary file removed on Close
+	// and the TLS material in a temporary directory, for tests and the
+	// demo. Default: false.
+	InMemory bool
+	// CertFile and KeyFile are the server certificate and key (PEM).
+	// Default: a certificate made by the hub's own CA, kept in DataDir.
+	CertFile, KeyFile string
+	// SANs are extra names or IP addresses the generated server
+	// certificate covers, besides localhost, 127.0.0.1, ::1 and Addr's
+	// host.
+	SANs []string
+	// Partitions is the number of telemetry partitions. Default: 4.
+	Partitions int
+	// MaxEvents bounds the telemetry log. Default: 1,000,000.
+	MaxEvents int
+	// Logger receives the hub's log. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+}
+
+// DefaultDataDir is <user data dir>/iotctl/hub: $XDG_DATA_HOME or
+// ~/.local/share on Linux.
+func DefaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "iotctl", "hub")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "iotctl-hub")
+	}
+	return filepath.Join(home, ".local", "share", "iotctl", "hub")
+}
+
+// Hub is a local Azure IoT Hub emulator. Make one with New, start it
+// with Start and stop it with Close.
+type Hub struct {
+	opts Options
+	log  *slog.Logger
+	now  func() time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	reg       *registry.Store
+	store     hubStore
+	closeDB   func() error
+	auth      deviceAuthenticator
+	mqtt      *mqtt.Server
+	sessions  *sessionTable
+	methods   *methodBus
+	telemetry *TelemetryLog
+
+	tlsConf  *tls.Config
+	caFile   string
+	tmpDir   string
+	hostName string
+	addrs    []string
+	hostSet  []string
+
+	listeners []*muxListener
+	httpLn    *chanListener
+	httpSrv   *http.Server
+	conns     sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New returns a Hub with opts; it opens nothing until Start.
+func New(opts *Options) *Hub {
+	o := Options{}
+	if opts != nil {
+		o = *opts
+	}
+	if o.Addr == "" {
+		o.Addr = DefaultAddr
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Hub{opts: o, log: o.Logger, now: o.Now, sessions: newSessionTable(), methods: newMethodBus(),
+		telemetry: NewTelemetryLog(o.Partitions, o.MaxEvents, 0, o.Now)}
+}
+
+// Start opens the registry, makes or loads the TLS material, binds the
+// listeners and starts serving. It returns once the hub accepts
+// connections; ctx bounds the hub's life as Close does.
+func (h *Hub) Start(ctx context.Context) (err error) {
+	h.ctx, h.cancel = context.WithCancel(ctx)
+	defer func() {
+		if err != nil {
+			h.Close()
+		}
+	}()
+	host, port, err := net.SplitHostPort(h.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("hub: address %q: %w", h.opts.Addr, err)
+	}
+	dataDir := h.opts.DataDir
+	if h.opts.InMemory {
+		h.tmpDir, err = os.MkdirTemp("", "iotctl-hub-")
+		if err != nil {
+			return fmt.Errorf("hub: %w", err)
+		}
+		dataDir = h.tmpDir
+	} else if dataDir == "" {
+		dataDir = DefaultDataDir()
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("hub: data dir: %w", err)
+	}
+	if err := h.openStore(dataDir); err != nil {
+		return err
+	}
+	if err := h.setupTLS(dataDir, host); err != nil {
+		return err
+	}
+
+	bind := []string{net.JoinHostPort(host, port)}
+	if h.opts.StandardPorts {
+		for _, p := range []string{"8883", "443", "5671"} {
+			if p != port {
+				bind = append(bind, net.JoinHostPort(host, p))
+			}
+		}
+	}
+	if err := h.startMQTT(); err != nil {
+		return err
+	}
+	for _, a := range bind {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("hub: listen on %s: %w", a, err)
+		}
+		m := &muxListener{ln: ln, tlsConf: h.tlsConf, log: h.log, handle: h.handleConn}
+		h.listeners = append(h.listeners, m)
+		h.addrs = append(h.addrs, ln.Addr().String())
+	}
+	h.hostName = h.opts.HostName
+	if h.hostName == "" {
+		h.hostName = host
+		if !h.opts.StandardPorts {
+			_, p, _ := net.SplitHostPort(h.addrs[0])
+			h.hostName = net.JoinHostPort(host, p)
+		}
+	}
+	h.hostSet = []string{h.hostName, host}
+	for _, a := range h.addrs {
+		h.hostSet = append(h.hostSet, a)
+	}
+	h.hostSet = append(h.hostSet, h.opts.SANs...)
+	h.auth = &identityAuth{reg: h.reg, hosts: h.hostSet, now: h.now}
+	if err := h.startHTTP(); err != nil {
+		return err
+	}
+	for _, m := range h.listeners {
+		go m.serve(h.ctx)
+	}
+	go func() {
+		<-h.ctx.Done()
+		h.Close()
+	}()
+	h.log.Info("hub started", "addrs", h.addrs, "hostName", h.hostName, "ca", h.caFile)
+	return nil
+}
+
+func (h *Hub) setupTLS(dataDir, host string) error {
+	var cert tls.Certificate
+	var err error
+	if h.opts.CertFile != "" || h.opts.KeyFile != "" {
+		cert, err = tls.LoadX509KeyPair(h.opts.CertFile, h.opts.KeyFile)
+		if err != nil {
+			return fmt.Errorf("hub: --cert %s / --key %s: %w", h.opts.CertFile, h.opts.KeyFile, err)
+		}
+	} else {
+		sans := slices.Clone(defaultSANs)
+		for _, s := range append([]string{host}, h.opts.SANs...) {
+			if s != "" && !slices.Contains(sans, s) {
+				sans = append(sans, s)
+			}
+		}
+		cert, h.caFile, err = ensureCerts(filepath.Join(dataDir, "tls"), sans, h.now())
+		if err != nil {
+			return err
+		}
+	}
+	h.tlsConf = &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"http/1.1"},
+	}
+	return nil
+}
+
+func (h *Hub) startMQTT() error {
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumQos = 1
+	caps.RetainAvailable = 0
+	caps.MaximumClients = 1 << 30
+	caps.MaximumPacketSize = message.MaxTelemetrySize + 64*1024
+	caps.MinimumProtocolVersion = 3
+	h.mqtt = mqtt.New(&mqtt.Options{
+		Capabilities: caps,
+		Logger:       h.log.With("component", "mqtt"),
+	})
+	if err := h.mqtt.AddHook(&mqttHook{h: h}, nil); err != nil {
+		return fmt.Errorf("hub: mqtt: %w", err)
+	}
+	return h.mqtt.Serve()
+}
+
+// handleConn hands a sniffed connection to its protocol.
+func (h *Hub) handleConn(p protocol, c net.Conn) {
+	switch p {
+	case protoMQTT:
+		h.serveMQTT(c)
+	case protoAMQP:
+		h.serveAMQP(c)
+	default:
+		h.httpLn.push(c)
+	}
+}
+
+func (h *Hub) serveMQTT(c net.Conn) {
+	err := h.mqtt.EstablishConnection("mqtt", c)
+	if err != nil && !errors.Is(err, io.EOF) {
+		h.log.Debug("mqtt connection ended", "remote", c.RemoteAddr().String(), "err", err)
+	}
+}
+
+func (h *Hub) serveAMQP(c net.Conn) {
+	h.log.Warn("amqp connection closed: this hub does not serve AMQP yet", "remote", c.RemoteAddr().String())
+	_ = c.Close()
+}
+
+// Close stops the hub: listeners, connections, then the registry.
+func (h *Hub) Close() error {
+	var err error
+	h.closeOnce.Do(func() {
+		if h.cancel != nil {
+			h.cancel()
+		}
+		for _, m := range h.listeners {
+			_ = m.ln.Close()
+		}
+		if h.httpSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = h.httpSrv.Shutdown(ctx)
+			cancel()
+		}
+		if h.httpLn != nil {
+			_ = h.httpLn.Close()
+		}
+		if h.mqtt != nil {
+			for _, s := range h.sessions.all() {
+				s.cl.Stop(errors.New("hub shutting down"))
+			}
+			_ = h.mqtt.Close()
+		}
+		for _, m := range h.listeners {
+			m.wg.Wait()
+		}
+		if h.closeDB != nil {
+			err = h.closeDB()
+		}
+		if h.tmpDir != "" {
+			_ = os.RemoveAll(h.tmpDir)
+		}
+	})
+	return err
+}
+
+// Addrs returns the addresses the hub listens on, the main one first.
+func (h *Hub) Addrs() []string { return slices.Clone(h.addrs) }
+
+// HostName is the host name the hub's connection strings carry.
+func (h *Hub) HostName() string { return h.hostName }
+
+// CAFile is the path of the CA certificate that signed the server
+// certificate ("" when CertFile was given).
+func (h *Hub) CAFile() string { return h.caFile }
+
+// Telemetry is the hub's telemetry log.
+func (h *Hub) Telemetry() *TelemetryLog { return h.telemetry }
+
+// Connected reports how many devices and modules are connected.
+func (h *Hub) Connected() int { return h.sessions.count() }
+
+// knownHost reports whether a host name in a username or token is one
+// the hub answers to (case-insensitive; a missing port matches any).
+func (h *Hub) knownHost(host string) bool {
+	for _, n := range h.hostSet {
+		if sas.HostsMatch(n, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// ServiceConnectionString returns the connection string of a shared
+// access policy (e.g. "iothubowner").
+func (h *Hub) ServiceConnectionString(policy string) (string, error) {
+	key, err := h.store.policyKey(policy)
+	if err != nil {
+		return "", err
+	}
+	cs := connstr.ConnectionString{Kind: connstr.KindService, HostName: h.hostName, SharedAccessKeyName: policy, SharedAccessKey: key}
+	return cs.Format(), nil
+}
+
+// DeviceConnectionString returns the connection string of a device or
+// module with its primary key.
+func (h *Hub) DeviceConnectionString(deviceID, moduleID string) (string, error) {
+	key, err := h.store.identityKey(deviceID, moduleID)
+	if err != nil {
+		return "", err
+	}
+	cs := connstr.ConnectionString{Kind: connstr.KindDevice, HostName: h.hostName, DeviceID: deviceID, ModuleID: moduleID, SharedAccessKey: key}
+	return cs.Format(), nil
+}
+
+// presence answers the REST API's questions about connections.
+func (h *Hub) presence(deviceID, moduleID string) (bool, time.Time, time.Time) {
+	s := h.sessions.get(clientKey(deviceID, moduleID))
+	if s == nil {
+		return false, time.Time{}, time.Time{}
+	}
+	return true, s.connectedAt, time.Unix(0, s.lastActivity.Load())
+}
+
+func (h *Hub) generationID(deviceID, moduleID string) (string, error) {
+	return h.store.generationID(deviceID, moduleID)
+}

@@ -1,0 +1,340 @@
+package hub
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/iotctl/iotctl/pkg/message"
+)
+
+// mqttHook is the hub's MQTT device endpoint: it authenticates devices,
+// keeps them to their own topics, and routes what they publish
+// (telemetry, method responses, twin requests) and what they receive
+// (method requests, twin responses and notifications, C2D messages) to
+// the one connection concerned, never through mochi's fan-out.
+type mqttHook struct {
+	mqtt.HookBase
+	h *Hub
+}
+
+func (k *mqttHook) ID() string { return "iothub" }
+
+func (k *mqttHook) Provides(b byte) bool {
+	switch b {
+	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
+		mqtt.OnPacketRead, mqtt.OnPublish, mqtt.OnSubscribed:
+		return true
+	}
+	return false
+}
+
+// session is one connected device or module.
+type session struct {
+	cl                 *mqtt.Client
+	deviceID, moduleID string
+	connectedAt        time.Time
+	lastActivity       atomic.Int64 // unix nanoseconds
+	authMethod         string
+	generationID       string
+
+	// c2d delivery state
+	mu       sync.Mutex
+	nextPID  uint16
+	inflight map[uint16]string // packet id → C2D lock token
+	kick     chan struct{}
+	done     chan struct{}
+}
+
+func (s *session) touch(now time.Time) { s.lastActivity.Store(now.UnixNano()) }
+
+func (s *session) subscribed(filter string) bool {
+	_, ok := s.cl.State.Subscriptions.Get(filter)
+	return ok
+}
+
+// clientKey is the key of a device or module in the session table.
+func clientKey(deviceID, moduleID string) string {
+	if moduleID == "" {
+		return deviceID
+	}
+	return deviceID + "/" + moduleID
+}
+
+// parseUsername reads "{host}/{clientId}/?api-version=..." or the older
+// "{host}/{clientId}/api-version=..." and returns host and client id.
+func parseUsername(u string) (host, clientID string, ok bool) {
+	host, rest, found := strings.Cut(u, "/")
+	if !found || host == "" {
+		return "", "", false
+	}
+	switch {
+	case strings.Contains(rest, "/?"):
+		clientID = rest[:strings.Index(rest, "/?")]
+	case strings.Contains(rest, "/api-version="):
+		clientID = rest[:strings.Index(rest, "/api-version=")]
+	default:
+		clientID = strings.TrimSuffix(rest, "/")
+	}
+	return host, clientID, clientID != ""
+}
+
+func splitClientID(id string) (deviceID, moduleID string) {
+	deviceID, moduleID, _ = strings.Cut(id, "/")
+	return deviceID, moduleID
+}
+
+func (k *mqttHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	log := k.h.log.With("client", cl.ID, "remote", cl.Net.Remote)
+	host, clientID, ok := parseUsername(string(pk.Connect.Username))
+	if !ok || clientID != cl.ID {
+		log.Info("mqtt connect refused", "reason", "username is not {host}/{clientId}/?api-version=... for this client id")
+		return false
+	}
+	if !k.h.knownHost(host) {
+		log.Info("mqtt connect refused", "reason", "username names another hub", "host", host)
+		return false
+	}
+	deviceID, moduleID := splitClientID(cl.ID)
+	if strings.Contains(moduleID, "/") || deviceID == "" {
+		log.Info("mqtt connect refused", "reason", "malformed client id")
+		return false
+	}
+	if err := k.h.auth.Device(string(pk.Connect.Password), deviceID, moduleID); err != nil {
+		log.Info("mqtt connect refused", "err", err)
+		return false
+	}
+	return true
+}
+
+// OnACLCheck allows everything that reaches mochi's own checks: every
+// PUBLISH and SUBSCRIBE was already checked in OnPacketRead, where a
+// violation disconnects the device as IoT Hub does.
+func (k *mqttHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool { return true }
+
+func (k *mqttHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	deviceID, moduleID := splitClientID(cl.ID)
+	now := k.h.now()
+	s := &session{cl: cl, deviceID: deviceID, moduleID: moduleID, connectedAt: now, authMethod: "sas",
+		inflight: map[uint16]string{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	s.touch(now)
+	if gen, err := k.h.generationID(deviceID, moduleID); err == nil {
+		s.generationID = gen
+	}
+	k.h.sessions.put(s)
+	k.h.log.Info("device connected", "device", deviceID, "module", moduleID, "remote", cl.Net.Remote)
+	go k.h.deliverC2D(s)
+	s.kickC2D()
+}
+
+func (k *mqttHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	s := k.h.sessions.remove(cl)
+	if s == nil {
+		return
+	}
+	close(s.done)
+	k.h.abandonInflight(s)
+	k.h.log.Info("device disconnected", "device", s.deviceID, "module", s.moduleID, "err", err)
+}
+
+// errDisconnect makes mochi close the connection: IoT Hub drops a
+// device that uses a topic it may not, or QoS 2.
+var errDisconnect = packets.ErrRejectPacket
+
+func (k *mqttHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	deviceID, moduleID := splitClientID(cl.ID)
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
+		if pk.FixedHeader.Qos > 1 {
+			k.h.log.Info("device disconnected: QoS 2 publish", "client", cl.ID, "topic", pk.TopicName)
+			return pk, errDisconnect
+		}
+		if !message.BelongsTo(pk.TopicName, deviceID, moduleID) {
+			k.h.log.Info("device disconnected: publish to a topic it does not own", "client", cl.ID, "topic", pk.TopicName)
+			return pk, errDisconnect
+		}
+	case packets.Subscribe:
+		for _, f := range pk.Filters {
+			if !allowedFilter(f.Filter, deviceID, moduleID) {
+				k.h.log.Info("device disconnected: subscription it may not make", "client", cl.ID, "filter", f.Filter)
+				return pk, errDisconnect
+			}
+		}
+	case packets.Puback:
+		if s := k.h.sessions.get(cl.ID); s != nil && s.cl == cl {
+			k.h.completeC2D(s, pk.PacketID)
+		}
+	}
+	return pk, nil
+}
+
+// allowedFilter reports whether a device or module may subscribe to
+// filter: its own C2D or module-input filter, or one of the $iothub
+// filters.
+func allowedFilter(filter, deviceID, moduleID string) bool {
+	switch filter {
+	case message.MethodRequestFilter, message.TwinResponseFilter, message.TwinDesiredFilter:
+		return true
+	}
+	if moduleID == "" {
+		return filter == message.C2DFilter(deviceID)
+	}
+	return filter == message.ModuleInputFilter(deviceID, moduleID) ||
+		filter == "devices/"+deviceID+"/modules/"+moduleID+"/#"
+}
+
+func (k *mqttHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
+	if s := k.h.sessions.get(cl.ID); s != nil && s.cl == cl {
+		s.kickC2D()
+		k.h.sessions.changed(clientKey(s.deviceID, s.moduleID))
+	}
+}
+
+func (k *mqttHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	s := k.h.sessions.get(cl.ID)
+	if s == nil || s.cl != cl {
+		return pk, packets.ErrRejectPacket
+	}
+	now := k.h.now()
+	s.touch(now)
+	t, err := message.ParseDeviceTopic(pk.TopicName)
+	if err != nil {
+		k.h.log.Info("device disconnected: unknown topic", "client", cl.ID, "err", err)
+		cl.Stop(err)
+		return pk, packets.ErrRejectPacket
+	}
+	switch t.Kind {
+	case message.KindTelemetry:
+		m := t.Message
+		m.Body = bytes.Clone(pk.Payload)
+		if pk.FixedHeader.Retain {
+			if m.Properties == nil {
+				m.Properties = map[string]string{}
+			}
+			m.Properties["mqtt-retain"] = "true"
+		}
+		if m.Size() > message.MaxTelemetrySize {
+			k.h.log.Info("device disconnected: message over 256 KB", "client", cl.ID, "size", m.Size())
+			cl.Stop(errors.New("message too large"))
+			return pk, packets.ErrRejectPacket
+		}
+		k.h.telemetry.Append(Event{DeviceID: s.deviceID, ModuleID: s.moduleID, AuthMethod: s.authMethod,
+			GenerationID: s.generationID, Message: m})
+	case message.KindMethodResponse:
+		k.h.methods.respond(cl.ID, t.RequestID, t.Status, pk.Payload)
+	case message.KindTwinGet:
+		go k.h.twinGet(s, t.RequestID)
+	case message.KindTwinPatchReported:
+		go k.h.twinPatchReported(s, t.RequestID, bytes.Clone(pk.Payload))
+	}
+	// PUBACK (for QoS 1) without fanning the message out.
+	return pk, packets.CodeSuccessIgnore
+}
+
+// write sends one packet to the session's client.
+func (s *session) write(topic string, payload []byte, qos byte, pid uint16) error {
+	return s.cl.WritePacket(packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos},
+		TopicName:   topic,
+		Payload:     payload,
+		PacketID:    pid,
+	})
+}
+
+func (s *session) kickC2D() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// sessionTable holds the connected devices and lets callers wait for a
+// device to connect and subscribe.
+type sessionTable struct {
+	mu      sync.Mutex
+	byID    map[string]*session
+	waiters map[string]chan struct{}
+}
+
+func newSessionTable() *sessionTable {
+	return &sessionTable{byID: map[string]*session{}, waiters: map[string]chan struct{}{}}
+}
+
+func (t *sessionTable) put(s *session) {
+	t.mu.Lock()
+	t.byID[s.cl.ID] = s
+	t.mu.Unlock()
+	t.changed(s.cl.ID)
+}
+
+// remove deletes the session of cl, unless a newer connection of the
+// same client id has replaced it, and returns it.
+func (t *sessionTable) remove(cl *mqtt.Client) *session {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.byID[cl.ID]
+	if s == nil || s.cl != cl {
+		return nil
+	}
+	delete(t.byID, cl.ID)
+	return s
+}
+
+func (t *sessionTable) get(id string) *session {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.byID[id]
+}
+
+func (t *sessionTable) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.byID)
+}
+
+func (t *sessionTable) all() []*session {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*session, 0, len(t.byID))
+	for _, s := range t.byID {
+		out = append(out, s)
+	}
+	return out
+}
+
+// changed wakes everyone waiting on id.
+func (t *sessionTable) changed(id string) {
+	t.mu.Lock()
+	ch := t.waiters[id]
+	delete(t.waiters, id)
+	t.mu.Unlock()
+	if ch != nil {
+		close(ch)
+	}
+}
+
+// wait returns a channel closed at the next change of id; all waiters
+// of one id share it.
+func (t *sessionTable) wait(id string) <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ch := t.waiters[id]
+	if ch == nil {
+		ch = make(chan struct{})
+		t.waiters[id] = ch
+	}
+	return ch
+}
+
+func logClosed(log *slog.Logger, what string, err error) {
+	if err != nil && !errors.Is(err, mqtt.ErrConnectionClosed) {
+		log.Debug(what, "err", err)
+	}
+}

@@ -1,0 +1,150 @@
+package hub
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// protocol is what a connection speaks, told from its first bytes.
+type protocol int
+
+const (
+	protoHTTP protocol = iota
+	protoMQTT
+	protoAMQP
+)
+
+func (p protocol) String() string {
+	switch p {
+	case protoMQTT:
+		return "mqtt"
+	case protoAMQP:
+		return "amqp"
+	}
+	return "https"
+}
+
+// sniff tells the protocol from the first bytes a client sends: an
+// MQTT CONNECT packet starts with 0x10, AMQP with "AMQP", and anything
+// else is taken for HTTP.
+func sniff(b []byte) protocol {
+	switch {
+	case len(b) >= 1 && b[0] == 0x10:
+		return protoMQTT
+	case len(b) >= 4 && string(b[:4]) == "AMQP":
+		return protoAMQP
+	}
+	return protoHTTP
+}
+
+// peekedConn replays the bytes read while sniffing.
+type peekedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// NetConn returns the connection under the TLS layer, so callers can
+// inspect the TLS state.
+func (c *peekedConn) NetConn() net.Conn { return c.Conn }
+
+// handshakeTimeout bounds the TLS handshake and the wait for a client's
+// first bytes.
+const handshakeTimeout = 30 * time.Second
+
+// muxListener accepts TLS connections on one port and hands each to
+// the handler of the protocol it speaks.
+type muxListener struct {
+	ln      net.Listener
+	tlsConf *tls.Config
+	log     *slog.Logger
+	handle  func(protocol, net.Conn)
+
+	wg sync.WaitGroup
+}
+
+func (m *muxListener) serve(ctx context.Context) {
+	for {
+		c, err := m.ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			m.log.Warn("accept failed", "addr", m.ln.Addr().String(), "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.dispatch(c)
+		}()
+	}
+}
+
+func (m *muxListener) dispatch(raw net.Conn) {
+	tc := tls.Server(raw, m.tlsConf)
+	_ = tc.SetDeadline(time.Now().Add(handshakeTimeout))
+	if err := tc.Handshake(); err != nil {
+		m.log.Debug("tls handshake failed", "remote", raw.RemoteAddr().String(), "err", err)
+		_ = raw.Close()
+		return
+	}
+	r := bufio.NewReaderSize(tc, 4096)
+	first, err := r.Peek(4)
+	if err != nil && len(first) == 0 {
+		_ = tc.Close()
+		return
+	}
+	_ = tc.SetDeadline(time.Time{})
+	m.handle(sniff(first), &peekedConn{Conn: tc, r: r})
+}
+
+// chanListener is a net.Listener fed with connections by the mux, so
+// that an http.Server can serve them.
+type chanListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// push hands c to Accept, or closes it when the listener is closed.
+func (l *chanListener) push(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		_ = c.Close()
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }

@@ -1,0 +1,238 @@
+package registry
+
+import (
+	"encoding/json"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// FeedbackStatus is the outcome of a cloud-to-device message.
+type FeedbackStatus string
+
+// The outcomes IoT Hub reports in feedback records.
+const (
+	FeedbackSuccess               FeedbackStatus = "Success"
+	FeedbackExpired               FeedbackStatus = "Expired"
+	FeedbackDeliveryCountExceeded FeedbackStatus = "DeliveryCountExceeded"
+	FeedbackRejected              FeedbackStatus = "Rejected"
+	FeedbackPurged                FeedbackStatus = "Purged"
+)
+
+var feedbackDescriptions = map[FeedbackStatus]string{
+	FeedbackSuccess:               "Success",
+	FeedbackExpired:               "Message expired",
+	FeedbackDeliveryCountExceeded: "Message delivery count exceeded",
+	FeedbackRejected:              "Message rejected",
+	FeedbackPurged:                "Message purged",
+}
+
+// Feedback is one delivery-feedback record, with the JSON field names
+// IoT Hub uses in the body of a feedback message.
+type Feedback struct {
+	OriginalMessageID  string         `json:"originalMessageId"`
+	Description        string         `json:"description"`
+	StatusCode         FeedbackStatus `json:"statusCode"`
+	DeviceID           string         `json:"deviceId"`
+	DeviceGenerationID string         `json:"deviceGenerationId"`
+	// EnqueuedTimeUTC is when the outcome happened.
+	EnqueuedTimeUTC Time `json:"enqueuedTimeUtc"`
+}
+
+// FeedbackBatch is a set of feedback records locked together by Take.
+type FeedbackBatch struct {
+	// LockToken settles the batch with CompleteFeedback or AbandonFeedback.
+	LockToken string
+	// EnqueuedTime is the time of the newest record.
+	EnqueuedTime time.Time
+	Records      []Feedback
+}
+
+type feedbackRecord struct {
+	Feedback
+	LockToken   string    `json:"lockToken,omitempty"`
+	LockedUntil time.Time `json:"lockedUntil"`
+}
+
+// wantsFeedback reports whether a message with ack mode ack asked for
+// feedback about status.
+func wantsFeedback(ack string, status FeedbackStatus) bool {
+	switch ack {
+	case AckFull:
+		return true
+	case AckPositive:
+		return status == FeedbackSuccess
+	case AckNegative:
+		return status != FeedbackSuccess
+	}
+	return false
+}
+
+// addFeedback records the outcome of m when its ack mode asks for it.
+func (s *Store) addFeedback(tx *bolt.Tx, m *C2DMessage, deviceID string, status FeedbackStatus, now time.Time) error {
+	if !wantsFeedback(m.Ack, status) {
+		return nil
+	}
+	gen := ""
+	if d, err := getDevice(tx, deviceID); err == nil {
+		gen = d.GenerationID
+	}
+	b := tx.Bucket(bucketFeedback)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	rec := feedbackRecord{Feedback: Feedback{
+		OriginalMessageID:  m.MessageID,
+		Description:        feedbackDescriptions[status],
+		StatusCode:         status,
+		DeviceID:           deviceID,
+		DeviceGenerationID: gen,
+		EnqueuedTimeUTC:    Time{now},
+	}}
+	if err := putJSON(b, seqKey(seq), &rec); err != nil {
+		return err
+	}
+	// Keep the queue bounded: now and then, drop the oldest records.
+	if seq%64 != 0 {
+		return nil
+	}
+	over := countKeys(b) - s.opts.FeedbackMax
+	if over <= 0 {
+		return nil
+	}
+	c := b.Cursor()
+	var drop [][]byte
+	for k, _ := c.First(); k != nil && len(drop) < over; k, _ = c.Next() {
+		drop = append(drop, append([]byte(nil), k...))
+	}
+	for _, k := range drop {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	if len(drop) > 0 {
+		s.log.Warn("feedback queue full, dropped oldest records", "dropped", len(drop))
+	}
+	return nil
+}
+
+// TakeFeedback locks up to max (default 100) feedback records that are
+// not locked (or whose lock expired) and returns them as a batch with
+// a lock token valid for one minute. It returns nil, nil when there is
+// no feedback.
+func (s *Store) TakeFeedback(max int) (*FeedbackBatch, error) {
+	if max <= 0 {
+		max = 100
+	}
+	now := s.now()
+	var out *FeedbackBatch
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		out = nil
+		b := tx.Bucket(bucketFeedback)
+		token := NewUUID()
+		batch := &FeedbackBatch{LockToken: token}
+		c := b.Cursor()
+		type upd struct {
+			k   []byte
+			rec feedbackRecord
+		}
+		var ups []upd
+		for k, v := c.First(); k != nil && len(batch.Records) < max; k, v = c.Next() {
+			var rec feedbackRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			if rec.LockToken != "" && now.Before(rec.LockedUntil) {
+				continue
+			}
+			rec.LockToken, rec.LockedUntil = token, now.Add(DefaultFeedbackLock)
+			ups = append(ups, upd{append([]byte(nil), k...), rec})
+			batch.Records = append(batch.Records, rec.Feedback)
+			if rec.EnqueuedTimeUTC.After(batch.EnqueuedTime) {
+				batch.EnqueuedTime = rec.EnqueuedTimeUTC.Time
+			}
+		}
+		for _, u := range ups {
+			if err := putJSON(b, u.k, &u.rec); err != nil {
+				return err
+			}
+		}
+		if len(batch.Records) > 0 {
+			out = batch
+		}
+		return nil
+	})
+	return out, err
+}
+
+// CompleteFeedback deletes the records of a batch. An unknown or
+// expired lock token gives an error matching ErrDeviceMessageLockLost.
+func (s *Store) CompleteFeedback(lockToken string) error {
+	return s.settleFeedback(lockToken, true)
+}
+
+// AbandonFeedback unlocks the records of a batch so that the next
+// TakeFeedback returns them again. Errors as for CompleteFeedback.
+func (s *Store) AbandonFeedback(lockToken string) error {
+	return s.settleFeedback(lockToken, false)
+}
+
+func (s *Store) settleFeedback(lockToken string, complete bool) error {
+	now := s.now()
+	return s.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketFeedback)
+		type upd struct {
+			k   []byte
+			rec feedbackRecord
+		}
+		var ups []upd
+		err := b.ForEach(func(k, v []byte) error {
+			var rec feedbackRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			if lockToken != "" && rec.LockToken == lockToken && now.Before(rec.LockedUntil) {
+				ups = append(ups, upd{append([]byte(nil), k...), rec})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(ups) == 0 {
+			return newErr(ErrDeviceMessageLockLost, "no feedback batch with this lock token")
+		}
+		for _, u := range ups {
+			if complete {
+				err = b.Delete(u.k)
+			} else {
+				u.rec.LockToken, u.rec.LockedUntil = "", time.Time{}
+				err = putJSON(b, u.k, &u.rec)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// PendingFeedback counts the feedback records waiting, locked or not.
+func (s *Store) PendingFeedback() (int, error) {
+	var n int
+	err := s.db.View(func(tx *bolt.Tx) error {
+		n = countKeys(tx.Bucket(bucketFeedback))
+		return nil
+	})
+	return n, err
+}
+
+func countKeys(b *bolt.Bucket) int {
+	n := 0
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return n
+}

@@ -1,0 +1,195 @@
+package hub
+
+import (
+	"context"
+	"hash/fnv"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/iotctl/iotctl/pkg/message"
+)
+
+// Event is one telemetry message as the hub stored it.
+type Event struct {
+	// Partition is the partition the event is in.
+	Partition int
+	// SequenceNumber counts events within the partition from 0.
+	SequenceNumber int64
+	// Offset is the event's offset in the partition (the sequence
+	// number in decimal: the hub keeps no byte offsets).
+	Offset string
+	// EnqueuedTime is when the hub accepted the message.
+	EnqueuedTime time.Time
+	// DeviceID and ModuleID identify the sender.
+	DeviceID, ModuleID string
+	// AuthMethod is how the sender authenticated: "sas" or "x509".
+	AuthMethod string
+	// GenerationID is the sender's registry generation id.
+	GenerationID string
+	// Message holds the body and the properties.
+	Message *message.Message
+}
+
+// TelemetryLog is the bounded, partitioned in-memory log of telemetry
+// that monitors read (the hub's Event Hub-compatible endpoint). Events
+// go to the partition of the hash of their device id, so one device's
+// events stay in order. When a partition holds more than its share of
+// MaxEvents or MaxBytes, the oldest events are dropped. Safe for
+// concurrent use.
+type TelemetryLog struct {
+	parts    []*partition
+	maxCount int
+	maxBytes int
+	now      func() time.Time
+}
+
+type partition struct {
+	mu      sync.Mutex
+	events  []Event
+	bytes   int
+	nextSeq int64
+	// changed is closed and replaced on every append.
+	changed chan struct{}
+}
+
+// NewTelemetryLog returns a log with n partitions (default 4) holding
+// at most maxEvents events (default 1,000,000) and maxBytes bytes of
+// bodies and properties (default 512 MiB) in all.
+func NewTelemetryLog(n, maxEvents, maxBytes int, now func() time.Time) *TelemetryLog {
+	if n <= 0 {
+		n = 4
+	}
+	if maxEvents <= 0 {
+		maxEvents = 1_000_000
+	}
+	if maxBytes <= 0 {
+		maxBytes = 512 << 20
+	}
+	if now == nil {
+		now = time.Now
+	}
+	l := &TelemetryLog{maxCount: max(1, maxEvents/n), maxBytes: max(1, maxBytes/n), now: now}
+	for range n {
+		l.parts = append(l.parts, &partition{changed: make(chan struct{})})
+	}
+	return l
+}
+
+// Partitions is the number of partitions.
+func (l *TelemetryLog) Partitions() int { return len(l.parts) }
+
+// PartitionOf returns the partition of a device's events.
+func (l *TelemetryLog) PartitionOf(deviceID string) int {
+	h := fnv.New32a()
+	h.Write([]byte(deviceID))
+	return int(h.Sum32() % uint32(len(l.parts)))
+}
+
+// Append stores ev, filling in its partition, sequence number, offset
+// and enqueued time, and returns the stored event.
+func (l *TelemetryLog) Append(ev Event) Event {
+	ev.Partition = l.PartitionOf(ev.DeviceID)
+	p := l.parts[ev.Partition]
+	size := ev.Message.Size()
+	p.mu.Lock()
+	ev.SequenceNumber = p.nextSeq
+	ev.Offset = strconv.FormatInt(ev.SequenceNumber, 10)
+	ev.EnqueuedTime = l.now().UTC()
+	p.nextSeq++
+	p.events = append(p.events, ev)
+	p.bytes += size
+	drop := 0
+	for len(p.events)-drop > l.maxCount || (p.bytes > l.maxBytes && len(p.events)-drop > 1) {
+		p.bytes -= p.events[drop].Message.Size()
+		drop++
+	}
+	if drop > 0 {
+		clear(p.events[:drop])
+		p.events = p.events[drop:]
+	}
+	ch := p.changed
+	p.changed = make(chan struct{})
+	p.mu.Unlock()
+	close(ch)
+	return ev
+}
+
+// PartitionInfo describes one partition.
+type PartitionInfo struct {
+	// First and Last are the sequence numbers of the oldest and newest
+	// events held; Last is First-1 when the partition is empty.
+	First, Last int64
+	// LastEnqueued is the newest event's enqueued time (zero if none).
+	LastEnqueued time.Time
+	// Count is the number of events held.
+	Count int
+}
+
+// Info returns the state of partition i.
+func (l *TelemetryLog) Info(i int) PartitionInfo {
+	p := l.parts[i]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	info := PartitionInfo{Last: p.nextSeq - 1, Count: len(p.events), First: p.nextSeq - int64(len(p.events))}
+	if n := len(p.events); n > 0 {
+		info.LastEnqueued = p.events[n-1].EnqueuedTime
+	}
+	return info
+}
+
+// Read returns up to max events of partition i with sequence numbers
+// from seq on (events already dropped are skipped), and a channel that
+// is closed when the partition changes after this read.
+func (l *TelemetryLog) Read(i int, seq int64, max int) ([]Event, <-chan struct{}) {
+	p := l.parts[i]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	first := p.nextSeq - int64(len(p.events))
+	if seq < first {
+		seq = first
+	}
+	start := int(seq - first)
+	if start >= len(p.events) {
+		return nil, p.changed
+	}
+	end := min(len(p.events), start+max)
+	out := make([]Event, end-start)
+	copy(out, p.events[start:end])
+	return out, p.changed
+}
+
+// SeqAt returns the sequence number of the first event of partition i
+// enqueued at or after t (the next sequence number if none).
+func (l *TelemetryLog) SeqAt(i int, t time.Time) int64 {
+	p := l.parts[i]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	first := p.nextSeq - int64(len(p.events))
+	lo, hi := 0, len(p.events)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if p.events[mid].EnqueuedTime.Before(t) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return first + int64(lo)
+}
+
+// Wait blocks until partition i has an event with sequence number seq
+// or ctx ends.
+func (l *TelemetryLog) Wait(ctx context.Context, i int, seq int64) error {
+	for {
+		evs, changed := l.Read(i, seq, 1)
+		if len(evs) > 0 {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

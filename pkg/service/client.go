@@ -1,0 +1,314 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/sas"
+)
+
+// APIVersion is the IoT Hub REST API version the client speaks.
+const APIVersion = "2021-04-12"
+
+// Options configure a Client. A nil *Options means the defaults.
+type Options struct {
+	// CAFile is a PEM file of extra CA certificates to trust besides
+	// the system pool (the local hub's CA). Default: none.
+	CAFile string
+	// RootCAs replaces the system pool when set. Default: nil.
+	RootCAs *x509.CertPool
+	// HTTPClient replaces the whole HTTP client (tests). Default: a
+	// client with keep-alive, HTTPS_PROXY/NO_PROXY from the
+	// environment and the CAs above.
+	HTTPClient *http.Client
+	// UserAgent is sent as User-Agent. Default: "iotctl".
+	UserAgent string
+	// TokenTTL is the lifetime of the SAS tokens the client signs.
+	// Default: 1 hour; a token is renewed 5 minutes before it expires.
+	TokenTTL time.Duration
+	// Retries is how many times a throttled (429) or unavailable (503)
+	// idempotent request is tried again. Default: 3; negative: none.
+	Retries int
+	// Logger receives debug logs of requests (never tokens). Default:
+	// discard.
+	Logger *slog.Logger
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+}
+
+// Client talks to one IoT hub with one shared access policy.
+type Client struct {
+	cs      *connstr.ConnectionString
+	key     []byte
+	token   *sas.Token
+	base    string
+	http    *http.Client
+	opts    Options
+	log     *slog.Logger
+	tokenMu sync.Mutex
+}
+
+// New returns a Client for a service (policy) connection string. The
+// error wraps connstr.ErrWrongKind for another kind, or says why the
+// CA file cannot be used.
+func New(cs *connstr.ConnectionString, opts *Options) (*Client, error) {
+	if err := cs.Require(connstr.KindService); err != nil {
+		return nil, err
+	}
+	o := Options{}
+	if opts != nil {
+		o = *opts
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = "iotctl"
+	}
+	if o.TokenTTL <= 0 {
+		o.TokenTTL = time.Hour
+	}
+	if o.Retries == 0 {
+		o.Retries = 3
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{cs: cs, base: "https://" + cs.HostName, opts: o, log: o.Logger}
+	switch cs.Auth() {
+	case connstr.AuthKey:
+		k, err := cs.Key()
+		if err != nil {
+			return nil, err
+		}
+		c.key = k
+	case connstr.AuthToken:
+		t, err := cs.Token()
+		if err != nil {
+			return nil, err
+		}
+		c.token = t
+	}
+	c.http = o.HTTPClient
+	if c.http == nil {
+		tc, err := TLSConfig(o.CAFile, o.RootCAs)
+		if err != nil {
+			return nil, err
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tc
+		tr.MaxIdleConnsPerHost = 64
+		c.http = &http.Client{Transport: tr}
+	}
+	return c, nil
+}
+
+// TLSConfig returns a TLS configuration that trusts roots (or the
+// system pool) plus the certificates in caFile.
+func TLSConfig(caFile string, roots *x509.CertPool) (*tls.Config, error) {
+	pool := roots
+	if pool == nil {
+		var err error
+		if pool, err = x509.SystemCertPool(); err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+	}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("service: CA file: %w", err)
+		}
+		pool = pool.Clone()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("service: CA file %s holds no PEM certificate", caFile)
+		}
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+// HostName is the hub the client talks to.
+func (c *Client) HostName() string { return c.cs.HostName }
+
+// authorization returns a valid SAS token, signing a new one when the
+// cached one expires within five minutes.
+func (c *Client) authorization() (string, error) {
+	c.tokenMu.Lock()
+	defer c.tokenMu.Unlock()
+	now := c.opts.Now()
+	if c.token != nil && (c.key == nil || c.token.Expiry().After(now.Add(5*time.Minute))) {
+		return c.token.Encode(), nil
+	}
+	t, err := sas.Sign(c.cs.HostName, c.key, &sas.SignOptions{KeyName: c.cs.SharedAccessKeyName, TTL: c.opts.TokenTTL, Now: c.opts.Now})
+	if err != nil {
+		return "", err
+	}
+	c.token = t
+	return t.Encode(), nil
+}
+
+// request is one REST call.
+type request struct {
+	method  string
+	path    string // already escaped
+	query   url.Values
+	body    any
+	ifMatch string
+	// idempotent requests are retried on 429 and 503; others only when
+	// they failed before being sent.
+	idempotent bool
+}
+
+// do sends req and decodes a 2xx JSON answer into out (when not nil).
+// It returns the response headers.
+func (c *Client) do(ctx context.Context, req request, out any) (http.Header, error) {
+	var body []byte
+	if req.body != nil {
+		var err error
+		if raw, ok := req.body.(json.RawMessage); ok {
+			body = raw
+		} else if body, err = json.Marshal(req.body); err != nil {
+			return nil, fmt.Errorf("service: encoding request: %w", err)
+		}
+	}
+	q := req.query
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("api-version", APIVersion)
+	u := c.base + req.path + "?" + q.Encode()
+	for attempt := 0; ; attempt++ {
+		resp, wrote, err := c.send(ctx, req, u, body)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if !wrote && attempt < c.opts.Retries {
+				if werr := c.backoff(ctx, attempt, nil); werr != nil {
+					return nil, werr
+				}
+				continue
+			}
+			return nil, fmt.Errorf("service: %s %s: %w", req.method, req.path, err)
+		}
+		data, rerr := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		resp.Body.Close()
+		if rerr != nil {
+			return nil, fmt.Errorf("service: reading answer: %w", rerr)
+		}
+		c.log.Debug("service request", "method", req.method, "path", req.path, "status", resp.StatusCode)
+		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+			if out != nil && len(bytes.TrimSpace(data)) > 0 {
+				if err := json.Unmarshal(data, out); err != nil {
+					return nil, fmt.Errorf("service: decoding answer to %s %s: %w", req.method, req.path, err)
+				}
+			}
+			return resp.Header, nil
+		}
+		retryable := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable
+		if retryable && req.idempotent && attempt < c.opts.Retries {
+			if werr := c.backoff(ctx, attempt, resp.Header); werr != nil {
+				return nil, werr
+			}
+			continue
+		}
+		return resp.Header, parseError(resp.StatusCode, resp.Header, data)
+	}
+}
+
+func (c *Client) send(ctx context.Context, req request, u string, body []byte) (*http.Response, bool, error) {
+	var wrote atomic.Bool
+	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) }}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	hr, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), req.method, u, rd)
+	if err != nil {
+		return nil, false, err
+	}
+	auth, err := c.authorization()
+	if err != nil {
+		return nil, false, err
+	}
+	hr.Header.Set("Authorization", auth)
+	hr.Header.Set("User-Agent", c.opts.UserAgent)
+	hr.Header.Set("Request-Id", requestID())
+	hr.Header.Set("Accept", "application/json")
+	if body != nil {
+		hr.Header.Set("Content-Type", "application/json; charset=utf-8")
+	}
+	if req.ifMatch != "" {
+		hr.Header.Set("If-Match", quoteEtag(req.ifMatch))
+	}
+	resp, err := c.http.Do(hr)
+	return resp, wrote.Load(), err
+}
+
+// backoff waits before attempt+1: Retry-After when the hub gave one,
+// else 200 ms doubled per attempt with jitter.
+func (c *Client) backoff(ctx context.Context, attempt int, h http.Header) error {
+	d := (200 * time.Millisecond) << attempt
+	if h != nil {
+		if s, err := strconv.Atoi(h.Get("Retry-After")); err == nil && s >= 0 && s < 60 {
+			d = time.Duration(s) * time.Second
+		}
+	}
+	if n, err := rand.Int(rand.Reader, big.NewInt(int64(d/2)+1)); err == nil {
+		d += time.Duration(n.Int64())
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func requestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func quoteEtag(s string) string {
+	if s == "*" || (len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"') {
+		return s
+	}
+	return `"` + s + `"`
+}
+
+// pathOf builds an escaped path from segments.
+func pathOf(segs ...string) string {
+	var b bytes.Buffer
+	for _, s := range segs {
+		b.WriteByte('/')
+		b.WriteString(url.PathEscape(s))
+	}
+	return b.String()
+}
+
+var errNoTarget = errors.New("service: a device id is needed")
