@@ -31,6 +31,7 @@ func TestParseAccepts(t *testing.T) {
 		{"device via device policy", "HostName=h.net;DeviceId=d;SharedAccessKeyName=device;SharedAccessKey=" + key, KindDevice, AuthKey, "h.net", 0, "d", "", ""},
 		{"one trailing semicolon", "HostName=h.net;DeviceId=d;SharedAccessKey=" + key + ";", KindDevice, AuthKey, "h.net", 0, "d", "", ""},
 		{"surrounding white space", "  HostName=h.net;DeviceId=d;SharedAccessKey=" + key + "\n", KindDevice, AuthKey, "h.net", 0, "d", "", ""},
+		{"white space around a value (found by fuzzing)", "HostName=h.net;DeviceId=d;SharedAccessKey=" + key + "\r;", KindDevice, AuthKey, "h.net", 0, "d", "", ""},
 		{"value containing =", "HostName=h.net;DeviceId=a=b;SharedAccessKey=" + key, KindDevice, AuthKey, "h.net", 0, "a=b", "", ""},
 		{"event hub (sample form)", "Endpoint=sb://ihsuprodbyres.servicebus.windows.net/;SharedAccessKeyName=service;SharedAccessKey=" + key + ";EntityPath=myhub", KindEventHub, AuthKey, "ihsuprodbyres.servicebus.windows.net", 0, "", "", ""},
 		{"event hub development emulator", "Endpoint=sb://localhost:5672;SharedAccessKeyName=service;SharedAccessKey=" + key + ";EntityPath=hub;UseDevelopmentEmulator=true", KindEventHub, AuthKey, "localhost:5672", 0, "", "", ""},

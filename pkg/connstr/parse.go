@@ -12,8 +12,8 @@ import (
 //
 // Syntax, as every IoT Hub SDK reads it: elements are separated by ";",
 // each element is split on its first "=" (so values may contain "="),
-// and keys are case-sensitive. White space around the whole string and
-// one trailing ";" are ignored (both come with copy and paste); any
+// and keys are case-sensitive. White space around the whole string,
+// around each key and value, and one trailing ";" are ignored (both come with copy and paste); any
 // other empty element, an element without "=", an empty value and a
 // repeated key are errors.
 //
@@ -47,7 +47,7 @@ func Parse(s string) (*ConnectionString, error) {
 			return nil, perr(ErrEmptyElement, "", "element %d is empty (two ';' in a row?)", i+1)
 		}
 		k, v, ok := strings.Cut(el, "=")
-		k = strings.TrimSpace(k)
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		if !ok {
 			return nil, perr(ErrInvalidValue, "", "element %d (%q) has no '='; want Key=Value", i+1, redactElement(k))
 		}

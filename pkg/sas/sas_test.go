@@ -176,6 +176,7 @@ func TestParseRejects(t *testing.T) {
 		{"se negative", "SharedAccessSignature sr=a&sig=b&se=-5", "not a positive decimal"},
 		{"se with plus", "SharedAccessSignature sr=a&sig=b&se=+5", "not a positive decimal"},
 		{"empty sr", "SharedAccessSignature sr=&sig=b&se=1", "empty sr"},
+		{"space in sr (found by fuzzing)", "SharedAccessSignature sig=0&se=1&sr= &", "white space"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -259,7 +260,7 @@ func TestSignRejectsBadInput(t *testing.T) {
 }
 
 func TestDecodeKey(t *testing.T) {
-	for _, bad := range []string{"", "not*base64", "key", "c2VjcmV0=", "c2VjcmV"} {
+	for _, bad := range []string{"", "not*base64", "key", "c2VjcmV0=", "c2VjcmV", "c2Vj\rcmV0", "c2VjcmV0\n"} {
 		if _, err := DecodeKey(bad); !errors.Is(err, ErrKey) {
 			t.Errorf("DecodeKey(%q) = %v; want ErrKey", bad, err)
 		}

@@ -34,6 +34,10 @@ type SignOptions struct {
 // as every IoT Hub connection string carries it. The error wraps ErrKey
 // and never contains the key.
 func DecodeKey(key string) ([]byte, error) {
+	// The standard decoder skips '\r' and '\n'; a key never has them.
+	if strings.ContainsAny(key, "\r\n") {
+		return nil, ErrKey
+	}
 	b, err := base64.StdEncoding.Strict().DecodeString(key)
 	if err != nil {
 		return nil, ErrKey

@@ -174,6 +174,9 @@ func Parse(s string) (*Token, error) {
 		default:
 			continue
 		}
+		if strings.ContainsAny(v, " \t\r\n") {
+			return nil, fmt.Errorf("%w: field %s contains white space", ErrMalformed, k)
+		}
 		if seen[k] {
 			return nil, fmt.Errorf("%w: field %s appears twice", ErrMalformed, k)
 		}
