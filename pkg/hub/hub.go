@@ -379,3 +379,12 @@ func (h *Hub) presence(deviceID, moduleID string) (bool, time.Time, time.Time) {
 func (h *Hub) generationID(deviceID, moduleID string) (string, error) {
 	return h.store.generationID(deviceID, moduleID)
 }
+
+// Registry is the hub's identity registry.
+func (h *Hub) Registry() *registry.Store { return h.reg }
+
+// CreateDevice registers a device with generated keys.
+func (h *Hub) CreateDevice(id string) error {
+	_, err := h.reg.CreateDevice(&registry.Device{DeviceID: id})
+	return err
+}
