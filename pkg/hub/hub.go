@@ -19,6 +19,7 @@ import (
 
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
+	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/sas"
 )
@@ -95,7 +96,7 @@ type Hub struct {
 	mqtt      *mqtt.Server
 	sessions  *sessionTable
 	methods   *methodBus
-	telemetry *TelemetryLog
+	telemetry *telemetry.Log
 
 	tlsConf  *tls.Config
 	caFile   string
@@ -127,7 +128,7 @@ func New(opts *Options) *Hub {
 		o.Now = time.Now
 	}
 	return &Hub{opts: o, log: o.Logger, now: o.Now, sessions: newSessionTable(), methods: newMethodBus(),
-		telemetry: NewTelemetryLog(o.Partitions, o.MaxEvents, 0, o.Now)}
+		telemetry: telemetry.New(o.Partitions, o.MaxEvents, 0, o.Now)}
 }
 
 // Start opens the registry, makes or loads the TLS material, binds the
@@ -329,7 +330,7 @@ func (h *Hub) HostName() string { return h.hostName }
 func (h *Hub) CAFile() string { return h.caFile }
 
 // Telemetry is the hub's telemetry log.
-func (h *Hub) Telemetry() *TelemetryLog { return h.telemetry }
+func (h *Hub) Telemetry() *telemetry.Log { return h.telemetry }
 
 // Connected reports how many devices and modules are connected.
 func (h *Hub) Connected() int { return h.sessions.count() }

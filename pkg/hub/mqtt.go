@@ -12,6 +12,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/message"
 )
 
@@ -225,7 +226,7 @@ func (k *mqttHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 			cl.Stop(errors.New("message too large"))
 			return pk, packets.ErrRejectPacket
 		}
-		k.h.telemetry.Append(Event{DeviceID: s.deviceID, ModuleID: s.moduleID, AuthMethod: s.authMethod,
+		k.h.telemetry.Append(telemetry.Event{DeviceID: s.deviceID, ModuleID: s.moduleID, AuthMethod: s.authMethod,
 			GenerationID: s.generationID, Message: m})
 	case message.KindMethodResponse:
 		k.h.methods.respond(cl.ID, t.RequestID, t.Status, pk.Payload)

@@ -1,4 +1,4 @@
-package hub
+package telemetry
 
 import (
 	"context"
@@ -31,13 +31,13 @@ type Event struct {
 	Message *message.Message
 }
 
-// TelemetryLog is the bounded, partitioned in-memory log of telemetry
+// Log is the bounded, partitioned in-memory log of telemetry
 // that monitors read (the hub's Event Hub-compatible endpoint). Events
 // go to the partition of the hash of their device id, so one device's
 // events stay in order. When a partition holds more than its share of
 // MaxEvents or MaxBytes, the oldest events are dropped. Safe for
 // concurrent use.
-type TelemetryLog struct {
+type Log struct {
 	parts    []*partition
 	maxCount int
 	maxBytes int
@@ -53,10 +53,10 @@ type partition struct {
 	changed chan struct{}
 }
 
-// NewTelemetryLog returns a log with n partitions (default 4) holding
+// New returns a log with n partitions (default 4) holding
 // at most maxEvents events (default 1,000,000) and maxBytes bytes of
 // bodies and properties (default 512 MiB) in all.
-func NewTelemetryLog(n, maxEvents, maxBytes int, now func() time.Time) *TelemetryLog {
+func New(n, maxEvents, maxBytes int, now func() time.Time) *Log {
 	if n <= 0 {
 		n = 4
 	}
@@ -69,7 +69,7 @@ func NewTelemetryLog(n, maxEvents, maxBytes int, now func() time.Time) *Telemetr
 	if now == nil {
 		now = time.Now
 	}
-	l := &TelemetryLog{maxCount: max(1, maxEvents/n), maxBytes: max(1, maxBytes/n), now: now}
+	l := &Log{maxCount: max(1, maxEvents/n), maxBytes: max(1, maxBytes/n), now: now}
 	for range n {
 		l.parts = append(l.parts, &partition{changed: make(chan struct{})})
 	}
@@ -77,10 +77,10 @@ func NewTelemetryLog(n, maxEvents, maxBytes int, now func() time.Time) *Telemetr
 }
 
 // Partitions is the number of partitions.
-func (l *TelemetryLog) Partitions() int { return len(l.parts) }
+func (l *Log) Partitions() int { return len(l.parts) }
 
 // PartitionOf returns the partition of a device's events.
-func (l *TelemetryLog) PartitionOf(deviceID string) int {
+func (l *Log) PartitionOf(deviceID string) int {
 	h := fnv.New32a()
 	h.Write([]byte(deviceID))
 	return int(h.Sum32() % uint32(len(l.parts)))
@@ -88,7 +88,7 @@ func (l *TelemetryLog) PartitionOf(deviceID string) int {
 
 // Append stores ev, filling in its partition, sequence number, offset
 // and enqueued time, and returns the stored event.
-func (l *TelemetryLog) Append(ev Event) Event {
+func (l *Log) Append(ev Event) Event {
 	ev.Partition = l.PartitionOf(ev.DeviceID)
 	p := l.parts[ev.Partition]
 	size := ev.Message.Size()
@@ -127,7 +127,7 @@ type PartitionInfo struct {
 }
 
 // Info returns the state of partition i.
-func (l *TelemetryLog) Info(i int) PartitionInfo {
+func (l *Log) Info(i int) PartitionInfo {
 	p := l.parts[i]
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -141,7 +141,7 @@ func (l *TelemetryLog) Info(i int) PartitionInfo {
 // Read returns up to max events of partition i with sequence numbers
 // from seq on (events already dropped are skipped), and a channel that
 // is closed when the partition changes after this read.
-func (l *TelemetryLog) Read(i int, seq int64, max int) ([]Event, <-chan struct{}) {
+func (l *Log) Read(i int, seq int64, max int) ([]Event, <-chan struct{}) {
 	p := l.parts[i]
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -161,7 +161,7 @@ func (l *TelemetryLog) Read(i int, seq int64, max int) ([]Event, <-chan struct{}
 
 // SeqAt returns the sequence number of the first event of partition i
 // enqueued at or after t (the next sequence number if none).
-func (l *TelemetryLog) SeqAt(i int, t time.Time) int64 {
+func (l *Log) SeqAt(i int, t time.Time) int64 {
 	p := l.parts[i]
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -180,7 +180,7 @@ func (l *TelemetryLog) SeqAt(i int, t time.Time) int64 {
 
 // Wait blocks until partition i has an event with sequence number seq
 // or ctx ends.
-func (l *TelemetryLog) Wait(ctx context.Context, i int, seq int64) error {
+func (l *Log) Wait(ctx context.Context, i int, seq int64) error {
 	for {
 		evs, changed := l.Read(i, seq, 1)
 		if len(evs) > 0 {
