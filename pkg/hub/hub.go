@@ -277,11 +277,6 @@ func (h *Hub) serveMQTT(c net.Conn) {
 	}
 }
 
-func (h *Hub) serveAMQP(c net.Conn) {
-	h.log.Warn("amqp connection closed: this hub does not serve AMQP yet", "remote", c.RemoteAddr().String())
-	_ = c.Close()
-}
-
 // Close stops the hub: listeners, connections, then the registry.
 func (h *Hub) Close() error {
 	var err error
