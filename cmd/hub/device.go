@@ -144,7 +144,7 @@ func newCmdDeviceCreate(f *cmdutil.Factory) *cobra.Command {
 		Short: "Create a device (or, with --module-id, a module) and print its connection string",
 		Long: `Create a device or module identity. With --auth sas (the default) the hub makes
 the keys unless --primary-key/--secondary-key give them, and the new identity's
-connection string is printed. --auth x509-thumbprint registers certificate
+connection string is printed (the keys themselves only with 'show --show-secrets'). --auth x509-thumbprint registers certificate
 thumbprints instead.`,
 		Example: `  $ iotctl hub device create --device-id MyGoDevice
   $ iotctl hub device create dev1 --module-id mod1 -o json | jq -r .connectionString
@@ -188,7 +188,10 @@ thumbprints instead.`,
 				if err != nil {
 					return err
 				}
-				out = moduleIdentity(m, true, client.HostName())
+				out = moduleIdentity(m, false, client.HostName())
+				if k := m.Authentication.Keys(); k != nil {
+					out.ConnectionString = identityConnectionString(client.HostName(), id, moduleID, k.PrimaryKey)
+				}
 			} else {
 				d := &service.Device{DeviceID: id, Status: status, Authentication: a}
 				if edge {
@@ -198,7 +201,10 @@ thumbprints instead.`,
 				if err != nil {
 					return err
 				}
-				out = deviceIdentity(created, true, client.HostName())
+				out = deviceIdentity(created, false, client.HostName())
+				if k := created.Authentication.Keys(); k != nil {
+					out.ConnectionString = identityConnectionString(client.HostName(), id, "", k.PrimaryKey)
+				}
 			}
 			return printIdentity(p, out)
 		},

@@ -17,10 +17,14 @@ import (
 const WebSocketPath = "/$iothub/websocket"
 
 func (h *Hub) startHTTP() error {
+	api, err := h.restHandler()
+	if err != nil {
+		return err
+	}
 	h.httpLn = newChanListener(h.listeners[0].ln.Addr())
 	mux := http.NewServeMux()
 	mux.HandleFunc(WebSocketPath, h.serveWebSocket)
-	mux.Handle("/", h.restHandler())
+	mux.Handle("/", api)
 	h.httpSrv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 30 * time.Second,

@@ -18,6 +18,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/hub/auth"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/message"
@@ -92,7 +93,7 @@ type Hub struct {
 	reg       *registry.Store
 	store     hubStore
 	closeDB   func() error
-	auth      deviceAuthenticator
+	auth      *auth.Authorizer
 	mqtt      *mqtt.Server
 	sessions  *sessionTable
 	methods   *methodBus
@@ -198,7 +199,7 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 		h.hostSet = append(h.hostSet, a)
 	}
 	h.hostSet = append(h.hostSet, h.opts.SANs...)
-	h.auth = &identityAuth{reg: h.reg, hosts: h.hostSet, now: h.now}
+	h.auth = auth.New(h.reg, &auth.Options{HostNames: h.hostSet, Now: h.now})
 	if err := h.startHTTP(); err != nil {
 		return err
 	}

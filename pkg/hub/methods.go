@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/iotctl/iotctl/pkg/hub/rest"
 	"github.com/iotctl/iotctl/pkg/message"
 )
 
@@ -17,9 +17,9 @@ import (
 var (
 	// ErrDeviceNotOnline: the device is not connected or has not
 	// subscribed to methods (404103).
-	ErrDeviceNotOnline = errors.New("hub: device not online")
+	ErrDeviceNotOnline = rest.ErrDeviceNotOnline
 	// ErrMethodTimeout: the device did not answer in time (504101).
-	ErrMethodTimeout = errors.New("hub: method timed out")
+	ErrMethodTimeout = rest.ErrTimeout
 )
 
 type methodResult struct {

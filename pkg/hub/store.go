@@ -25,11 +25,6 @@ type hubStore interface {
 	identityKey(deviceID, moduleID string) (string, error)
 }
 
-// deviceAuthenticator checks a device's or module's SAS token.
-type deviceAuthenticator interface {
-	Device(token, deviceID, moduleID string) error
-}
-
 // regStore adapts *registry.Store to hubStore.
 type regStore struct{ *registry.Store }
 

@@ -1,0 +1,348 @@
+package rest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/iotctl/iotctl/pkg/hub/auth"
+	"github.com/iotctl/iotctl/pkg/hub/registry"
+)
+
+const contentType = "application/json; charset=utf-8"
+
+// Methods invokes direct methods through devices' MQTT connections.
+type Methods interface {
+	// Invoke calls method name on a device (moduleID "") or module with
+	// a JSON payload and returns the device's status and JSON result.
+	// connectTimeout is how long to wait for the device to come online
+	// (0: it must be online now); responseTimeout how long to wait for
+	// its answer. It returns ErrDeviceNotOnline or ErrTimeout (possibly
+	// wrapped), or ctx's error when the HTTP client goes away.
+	Invoke(ctx context.Context, deviceID, moduleID, name string, payload json.RawMessage, connectTimeout, responseTimeout time.Duration) (status int, result json.RawMessage, err error)
+}
+
+// Presence tells which devices and modules are connected.
+type Presence interface {
+	// State returns whether the identity is connected, since when
+	// (connect or disconnect time; zero if never) and when it was last
+	// active (zero if never).
+	State(deviceID, moduleID string) (connected bool, since, lastActivity time.Time)
+	// Connected is the number of connected devices.
+	Connected() int
+}
+
+// Twins pushes desired-property changes to connected devices.
+type Twins interface {
+	// DesiredChanged is called after a twin PATCH or PUT changed the
+	// desired properties: patch is the JSON merge patch with "$version",
+	// version its $version. It must not block for long.
+	DesiredChanged(deviceID, moduleID string, patch json.RawMessage, version int64)
+}
+
+// Authorizer checks service tokens; *auth.Authorizer implements it.
+type Authorizer interface {
+	Service(token string, need registry.Rights) (policy string, err error)
+}
+
+// Options configure a Handler. Store and Auth are required.
+type Options struct {
+	// Store holds identities, twins and queues. Required.
+	Store *registry.Store
+	// Auth checks the Authorization header. Required.
+	Auth Authorizer
+	// Methods runs direct methods. Default: nil, every device is offline
+	// (404103).
+	Methods Methods
+	// Presence fills connectionState, connectionStateUpdatedTime and
+	// lastActivityTime. Default: nil, every identity is disconnected.
+	Presence Presence
+	// Twins is told about desired-property changes. Default: nil.
+	Twins Twins
+	// Logger gets one debug line per request (never the Authorization
+	// header) and server errors. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock for error time stamps. Default: time.Now.
+	Now func() time.Time
+}
+
+// Handler is the hub's HTTPS service API (PROTOCOL.md §4–5) as an
+// http.Handler. It is safe for concurrent use.
+type Handler struct {
+	store    *registry.Store
+	auth     Authorizer
+	methods  Methods
+	presence Presence
+	twins    Twins
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// New returns a Handler. It fails when opts, opts.Store or opts.Auth is nil.
+func New(opts *Options) (*Handler, error) {
+	if opts == nil || opts.Store == nil || opts.Auth == nil {
+		return nil, errors.New("rest: Options.Store and Options.Auth are required")
+	}
+	h := &Handler{
+		store:    opts.Store,
+		auth:     opts.Auth,
+		methods:  opts.Methods,
+		presence: opts.Presence,
+		twins:    opts.Twins,
+		log:      opts.Logger,
+		now:      opts.Now,
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	return h, nil
+}
+
+// Body limits. Bodies over them get 413 MessageTooLarge.
+const (
+	maxIdentityBody = 64 * 1024
+	maxTwinBody     = 128 * 1024
+	maxMethodBody   = 256 * 1024 // the payload itself is limited to 128 KB
+	maxQueryBody    = 16 * 1024
+	// MaxMethodPayload is the largest direct-method payload, as IoT Hub.
+	MaxMethodPayload = 128 * 1024
+	// maxTop is the most devices GET /devices returns, as IoT Hub.
+	maxTop = 1000
+)
+
+// request is a matched route.
+type request struct {
+	w        http.ResponseWriter
+	r        *http.Request
+	deviceID string
+	moduleID string
+}
+
+type endpoint struct {
+	// need lists alternatives: any one of them is enough.
+	need    []registry.Rights
+	handler func(h *Handler, q *request)
+}
+
+// route finds the endpoints of a path: a map from HTTP method to
+// endpoint, with the ids found in the path. nil means no such path.
+func route(segs []string) (map[string]endpoint, string, string) {
+	is := func(i int, s string) bool { return i < len(segs) && strings.EqualFold(segs[i], s) }
+	n := len(segs)
+	for _, s := range segs {
+		if s == "" {
+			return nil, "", ""
+		}
+	}
+	read := []registry.Rights{registry.RegistryRead}
+	write := []registry.Rights{registry.RegistryWrite}
+	twinRead := []registry.Rights{registry.RegistryRead, registry.ServiceConnect}
+	twinWrite := []registry.Rights{registry.RegistryWrite, registry.ServiceConnect}
+	service := []registry.Rights{registry.ServiceConnect}
+	switch {
+	case n == 1 && is(0, "devices"):
+		return map[string]endpoint{"GET": {read, (*Handler).listDevices}}, "", ""
+	case n == 2 && is(0, "devices"):
+		m := map[string]endpoint{
+			"GET":    {read, (*Handler).getDevice},
+			"PUT":    {write, (*Handler).putDevice},
+			"DELETE": {write, (*Handler).deleteDevice},
+		}
+		if is(1, "query") {
+			m["POST"] = endpoint{twinRead, (*Handler).query}
+		}
+		return m, segs[1], ""
+	case n == 3 && is(0, "devices") && is(2, "modules"):
+		return map[string]endpoint{"GET": {read, (*Handler).listModules}}, segs[1], ""
+	case n == 3 && is(0, "devices") && is(2, "commands"):
+		return map[string]endpoint{"DELETE": {service, (*Handler).purgeCommands}}, segs[1], ""
+	case n == 4 && is(0, "devices") && is(2, "modules"):
+		return map[string]endpoint{
+			"GET":    {read, (*Handler).getModule},
+			"PUT":    {write, (*Handler).putModule},
+			"DELETE": {write, (*Handler).deleteModule},
+		}, segs[1], segs[3]
+	case n == 2 && is(0, "twins"), n == 4 && is(0, "twins") && is(2, "modules"):
+		mid := ""
+		if n == 4 {
+			mid = segs[3]
+		}
+		return map[string]endpoint{
+			"GET":   {twinRead, (*Handler).getTwin},
+			"PATCH": {twinWrite, (*Handler).patchTwin},
+			"PUT":   {twinWrite, (*Handler).replaceTwin},
+		}, segs[1], mid
+	case n == 3 && is(0, "twins") && is(2, "methods"):
+		return map[string]endpoint{"POST": {service, (*Handler).invoke}}, segs[1], ""
+	case n == 5 && is(0, "twins") && is(2, "modules") && is(4, "methods"):
+		return map[string]endpoint{"POST": {service, (*Handler).invoke}}, segs[1], segs[3]
+	case n == 2 && is(0, "statistics") && is(1, "devices"):
+		return map[string]endpoint{"GET": {read, (*Handler).deviceStats}}, "", ""
+	case n == 2 && is(0, "statistics") && is(1, "service"):
+		return map[string]endpoint{"GET": {service, (*Handler).serviceStats}}, "", ""
+	}
+	return nil, "", ""
+}
+
+// splitPath splits the escaped path into decoded segments, so that an
+// id containing an encoded "/" or "?" stays one segment. A trailing
+// slash is ignored.
+func splitPath(escaped string) ([]string, bool) {
+	escaped = strings.TrimPrefix(escaped, "/")
+	escaped = strings.TrimSuffix(escaped, "/")
+	if escaped == "" {
+		return nil, true
+	}
+	parts := strings.Split(escaped, "/")
+	for i, p := range parts {
+		s, err := url.PathUnescape(p)
+		if err != nil {
+			return nil, false
+		}
+		parts[i] = s
+	}
+	return parts, true
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	start := h.now()
+	h.serve(sw, r)
+	h.log.Debug("rest request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", h.now().Sub(start))
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
+	segs, ok := splitPath(r.URL.EscapedPath())
+	if !ok {
+		h.writeError(w, newError(registry.ErrArgumentInvalid, "the path is not valid percent-encoding"))
+		return
+	}
+	eps, deviceID, moduleID := route(segs)
+	if eps == nil {
+		h.writeError(w, newError(errNotFound, "no resource at "+r.URL.Path))
+		return
+	}
+	ep, ok := eps[r.Method]
+	if !ok {
+		var allow []string
+		for _, m := range []string{"GET", "PUT", "PATCH", "POST", "DELETE"} {
+			if _, ok := eps[m]; ok {
+				allow = append(allow, m)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		h.writeError(w, newError(errMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path))
+		return
+	}
+	if err := h.authorize(r, ep.need); err != nil {
+		h.writeError(w, newError(registry.ErrUnauthorized, err.Error()))
+		return
+	}
+	ep.handler(h, &request{w: w, r: r, deviceID: deviceID, moduleID: moduleID})
+}
+
+// authorize accepts the request when its token grants any one of the
+// alternatives in need.
+func (h *Handler) authorize(r *http.Request, need []registry.Rights) error {
+	tok := r.Header.Get("Authorization")
+	if tok == "" {
+		return errors.New("no Authorization header")
+	}
+	var first error
+	for _, n := range need {
+		_, err := h.auth.Service(tok, n)
+		if err == nil {
+			return nil
+		}
+		if first == nil {
+			first = err
+		}
+		var ae *auth.Error
+		if !errors.As(err, &ae) || ae.Reason != auth.ReasonPermission {
+			break // only a missing permission is worth another try
+		}
+	}
+	return first
+}
+
+// readJSON reads a body of at most limit bytes into v. It answers the
+// request itself and returns false on failure.
+func (h *Handler) readJSON(q *request, limit int64, v any) bool {
+	body, ok := h.readBody(q, limit)
+	if !ok {
+		return false
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		h.writeError(q.w, newError(registry.ErrArgumentInvalid, "the request has no body"))
+		return false
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		h.writeError(q.w, newError(registry.ErrArgumentInvalid, "the body is not valid JSON for this request: "+err.Error()))
+		return false
+	}
+	return true
+}
+
+func (h *Handler) readBody(q *request, limit int64) ([]byte, bool) {
+	rd := http.MaxBytesReader(q.w, q.r.Body, limit)
+	body, err := io.ReadAll(rd)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			h.writeError(q.w, newError(registry.ErrMessageTooLarge, "the request body is larger than the limit of this API"))
+		} else {
+			h.writeError(q.w, newError(registry.ErrArgumentInvalid, "cannot read the request body"))
+		}
+		return nil, false
+	}
+	return body, true
+}
+
+// writeJSON answers status with v as JSON and, when etag is set, an
+// ETag header with the quoted etag.
+func (h *Handler) writeJSON(w http.ResponseWriter, status int, v any, etag string) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		h.log.Error("rest encode", "err", err)
+		h.writeError(w, asError(err))
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	if etag != "" {
+		w.Header().Set("ETag", `"`+etag+`"`)
+	}
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// fail answers with err mapped to an IoT Hub error, logging server errors.
+func (h *Handler) fail(w http.ResponseWriter, err error) {
+	e := asError(err)
+	if e.HTTPStatus() >= 500 {
+		h.log.Error("rest", "err", err)
+	}
+	h.writeError(w, e)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

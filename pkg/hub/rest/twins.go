@@ -1,0 +1,83 @@
+package rest
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/iotctl/iotctl/pkg/hub/registry"
+)
+
+func (h *Handler) decorateTwin(t *registry.Twin) *registry.Twin {
+	t.ConnectionState, _, t.LastActivityTime = h.presenceOf(t.DeviceID, t.ModuleID)
+	return t
+}
+
+func (h *Handler) getTwin(q *request) {
+	t, err := h.store.Twin(q.deviceID, q.moduleID)
+	if err != nil {
+		h.fail(q.w, err)
+		return
+	}
+	h.writeJSON(q.w, http.StatusOK, h.decorateTwin(t), t.Etag)
+}
+
+func (h *Handler) patchTwin(q *request)   { h.writeTwin(q, false) }
+func (h *Handler) replaceTwin(q *request) { h.writeTwin(q, true) }
+
+// writeTwin applies a PATCH (merge) or PUT (replace) of tags and
+// desired properties, then tells Twins about the desired change.
+func (h *Handler) writeTwin(q *request, replace bool) {
+	var u registry.TwinUpdate
+	if !h.readJSON(q, maxTwinBody, &u) {
+		return
+	}
+	im := q.r.Header.Get("If-Match")
+	var t *registry.Twin
+	var delta *registry.DesiredDelta
+	var err error
+	if replace {
+		t, delta, err = h.store.ReplaceTwin(q.deviceID, q.moduleID, &u, im)
+	} else {
+		t, delta, err = h.store.PatchTwin(q.deviceID, q.moduleID, &u, im)
+	}
+	if err != nil {
+		h.fail(q.w, err)
+		return
+	}
+	if delta != nil && h.twins != nil {
+		h.twins.DesiredChanged(q.deviceID, q.moduleID, delta.Patch, delta.Version)
+	}
+	h.writeJSON(q.w, http.StatusOK, h.decorateTwin(t), t.Etag)
+}
+
+type queryRequest struct {
+	Query string `json:"query"`
+}
+
+// query runs POST /devices/query. x-ms-max-item-count limits the page;
+// everything fits in one page, so no x-ms-continuation is returned.
+func (h *Handler) query(q *request) {
+	var body queryRequest
+	if !h.readJSON(q, maxQueryBody, &body) {
+		return
+	}
+	top := 0
+	if s := q.r.Header.Get("x-ms-max-item-count"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			h.writeError(q.w, newError(registry.ErrArgumentInvalid, "x-ms-max-item-count must be a positive number"))
+			return
+		}
+		top = n
+	}
+	twins, err := h.store.Query(body.Query, top)
+	if err != nil {
+		h.fail(q.w, err)
+		return
+	}
+	for _, t := range twins {
+		h.decorateTwin(t)
+	}
+	q.w.Header().Set("x-ms-item-type", "Twin")
+	h.writeJSON(q.w, http.StatusOK, twins, "")
+}
