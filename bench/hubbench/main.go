@@ -186,10 +186,10 @@ func connect(ctx context.Context, d *dev, host, addr string, tc *tls.Config, han
 	if err != nil {
 		return err
 	}
-	opts := paho.NewClientOptions().AddBroker("tls://"+addr).SetClientID(d.id).
-		SetUsername(host+"/"+d.id+"/?api-version=2021-04-12").SetPassword(tok.Encode()).
+	opts := paho.NewClientOptions().AddBroker("tls://" + addr).SetClientID(d.id).
+		SetUsername(host + "/" + d.id + "/?api-version=2021-04-12").SetPassword(tok.Encode()).
 		SetTLSConfig(tc.Clone()).SetCleanSession(false).SetAutoReconnect(false).SetProtocolVersion(4).
-		SetKeepAlive(5*time.Minute).SetOrderMatters(false).SetMaxResumePubInFlight(1024)
+		SetKeepAlive(5 * time.Minute).SetOrderMatters(false).SetMaxResumePubInFlight(1024)
 	d.c = paho.NewClient(opts)
 	t := d.c.Connect()
 	select {
