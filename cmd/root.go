@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/cmd/device"
 	"github.com/iotctl/iotctl/cmd/hub"
 	"github.com/iotctl/iotctl/cmd/method"
 	"github.com/iotctl/iotctl/pkg/output"
@@ -60,6 +61,7 @@ Exit codes: see 'iotctl help exit-codes'.`,
 		newCmdVersion(f),
 		newCmdCompletion(f),
 		hub.NewCmdHub(f),
+		device.NewCmdDevice(f),
 		method.NewCmdMethod(f),
 	)
 	root.SetHelpCommand(newCmdHelp(f, root))

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/device"
 	"github.com/iotctl/iotctl/pkg/sas"
 	"github.com/iotctl/iotctl/pkg/service"
 )
@@ -101,7 +102,7 @@ func ExitCode(err error) int {
 		return ExitNotFound
 	case errors.Is(err, service.ErrTimeout):
 		return ExitTimeout
-	case errors.Is(err, service.ErrUnauthorized):
+	case errors.Is(err, service.ErrUnauthorized), errors.Is(err, device.ErrUnauthorized):
 		return ExitAuth
 	}
 	switch {

@@ -1,0 +1,235 @@
+package device
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/device"
+	"github.com/iotctl/iotctl/pkg/output"
+	"github.com/iotctl/iotctl/pkg/simulate"
+)
+
+const (
+	deviceCS  = "HostName=myhub.azure-devices.net;DeviceId=dev1;SharedAccessKey=c2VjcmV0"
+	serviceCS = "HostName=localhost:8443;SharedAccessKeyName=iothubowner;SharedAccessKey=c2VjcmV0"
+)
+
+// execute runs sub (made with f) under a root like iotctl's and returns
+// the exit code and captured streams.
+func execute(t *testing.T, stdin string, sub func(*cmdutil.Factory) *cobra.Command, args ...string) (int, string, string) {
+	t.Helper()
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+	var out, errOut bytes.Buffer
+	f := cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut})
+	root := &cobra.Command{Use: "iotctl", SilenceErrors: true, SilenceUsage: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return f.Load(cmd) }}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cmdutil.UsageError{Err: err} })
+	root.PersistentFlags().StringP(cmdutil.KeyOutput, "o", "table", "")
+	root.PersistentFlags().String(cmdutil.KeyConfig, "", "")
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.AddCommand(sub(f))
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	if err != nil {
+		errOut.WriteString("iotctl: " + err.Error() + "\n")
+	}
+	return cmdutil.ExitCode(err), out.String(), errOut.String()
+}
+
+func TestSimulateFlags(t *testing.T) {
+	var got *simulateOptions
+	capture := func(f *cmdutil.Factory) *cobra.Command {
+		return newCmdSimulate(f, func(o *simulateOptions) error { got = o; return nil })
+	}
+	code, _, stderr := execute(t, "", capture, "simulate", "--connection-string", deviceCS, "--interval", "250ms",
+		"--count", "5", "--property", "site=lab", "--property", "x=a=b", "--qos", "0",
+		"--method", `reboot=200:{"ok":true}`, "--reported", `{"fw":"1.0"}`, "--data", `{"n":{{counter}}}`,
+		"--content-encoding", "", "--ca-file", "/tmp/ca.pem")
+	if code != 0 {
+		t.Fatalf("code %d stderr %q", code, stderr)
+	}
+	s := got.sim
+	if s.Interval != 250*time.Millisecond || s.Count != 5 || s.Properties["site"] != "lab" || s.Properties["x"] != "a=b" ||
+		s.Device.QoS != device.QoS0 || len(s.Methods) != 1 || s.Methods[0].Status != 200 || string(s.Reported) != `{"fw":"1.0"}` ||
+		s.Template == nil || s.ContentEncoding != "-" || s.ContentType != "application/json" || s.Device.CAFile != "/tmp/ca.pem" ||
+		s.Device.ConnectionString != deviceCS || len(s.DeviceIDs) != 0 {
+		t.Errorf("options %+v", s)
+	}
+
+	t.Run("connection string and CA from the environment", func(t *testing.T) {
+		t.Setenv("IOTCTL_DEVICE_CONNECTION_STRING", deviceCS)
+		t.Setenv("IOTCTL_CA_FILE", "/env/ca.pem")
+		code, _, stderr := execute(t, "", capture, "simulate")
+		if code != 0 || got.sim.Device.ConnectionString != deviceCS || got.sim.Device.CAFile != "/env/ca.pem" || got.sim.Template != nil {
+			t.Fatalf("code %d stderr %q options %+v", code, stderr, got.sim)
+		}
+	})
+
+	t.Run("fleet from a keys file", func(t *testing.T) {
+		keys := filepath.Join(t.TempDir(), "keys.txt")
+		os.WriteFile(keys, []byte("b c2VjcmV0\na c2VjcmV0\n"), 0o600)
+		code, _, stderr := execute(t, "", capture, "simulate", "--connection-string", deviceCS, "--keys-file", keys, "--rate", "50", "--connect-rate", "10")
+		if code != 0 || strings.Join(got.sim.DeviceIDs, ",") != "a,b" || got.sim.Device.HostName != "myhub.azure-devices.net" ||
+			got.sim.Rate != 50 || got.sim.ConnectRate != 10 {
+			t.Fatalf("code %d stderr %q options %+v", code, stderr, got.sim)
+		}
+		code, _, stderr = execute(t, "", capture, "simulate", "--hub-connection-string", serviceCS, "--keys-file", keys, "--devices", "3", "--device-prefix", "d-")
+		if code != 0 || strings.Join(got.sim.DeviceIDs, ",") != "d-00001,d-00002,d-00003" || got.sim.Device.HostName != "localhost:8443" {
+			t.Fatalf("code %d stderr %q options %+v", code, stderr, got.sim)
+		}
+	})
+
+	t.Run("fleet from the registry", func(t *testing.T) {
+		code, _, stderr := execute(t, "", capture, "simulate", "--hub-connection-string", serviceCS, "--devices", "2")
+		if code != 0 || len(got.sim.DeviceIDs) != 2 || got.sim.Keys == nil {
+			t.Fatalf("code %d stderr %q options %+v", code, stderr, got.sim)
+		}
+	})
+
+	t.Run("template from stdin", func(t *testing.T) {
+		code, _, stderr := execute(t, `{"id":"{{deviceId}}"}`, capture, "simulate", "--connection-string", deviceCS, "--data-file", "-")
+		if code != 0 || got.sim.Template == nil {
+			t.Fatalf("code %d stderr %q", code, stderr)
+		}
+	})
+}
+
+func TestSimulateUsageErrorsExit3(t *testing.T) {
+	keys := filepath.Join(t.TempDir(), "keys.txt")
+	os.WriteFile(keys, []byte("a not*base64\n"), 0o600)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no connection string", nil, "no device connection string"},
+		{"bad connection string", []string{"--connection-string", "HostName=h.net;DeviceId=d"}, "connstr"},
+		{"service string", []string{"--connection-string", serviceCS}, "device or module"},
+		{"bad template", []string{"--data", "{{counter"}, "template"},
+		{"template run error", []string{"--data", "{{randInt 9 1}}"}, "randInt"},
+		{"bad method spec", []string{"--method", "reboot"}, "--method"},
+		{"bad method status", []string{"--method", "reboot=abc"}, "status"},
+		{"bad method json", []string{"--method", "reboot=200:{x"}, "JSON"},
+		{"bad property", []string{"--property", "novalue"}, "--property"},
+		{"bad qos", []string{"--qos", "2"}, "--qos"},
+		{"bad reported", []string{"--reported", "[1]"}, "--reported"},
+		{"zero interval", []string{"--interval", "0s"}, "--interval"},
+		{"bad interval", []string{"--interval", "soon"}, "interval"},
+		{"data and file", []string{"--data", "x", "--data-file", "f"}, "not both"},
+		{"missing data file", []string{"--data-file", "/nonexistent/t.json"}, "--data-file"},
+		{"unknown flag", []string{"--bogus"}, "bogus"},
+		{"devices without keys", []string{"--devices", "3"}, "keys"},
+		{"fleet without host", []string{"--devices", "3"}, "host name"},
+		{"fleet zero devices", []string{"--devices", "0"}, "--devices"},
+		{"bad keys file", []string{"--keys-file", keys}, "base64"},
+		{"missing keys file", []string{"--keys-file", "/nonexistent/keys"}, "--keys-file"},
+		{"hub string of the wrong kind", []string{"--devices", "2", "--hub-connection-string", deviceCS}, "service"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"simulate"}, tt.args...)
+			if tt.name != "no connection string" && tt.name != "bad connection string" && tt.name != "service string" && !strings.HasPrefix(tt.name, "fleet") && tt.name != "hub string of the wrong kind" {
+				args = append(args, "--connection-string", deviceCS)
+			}
+			code, stdout, stderr := execute(t, "", func(f *cmdutil.Factory) *cobra.Command {
+				return newCmdSimulate(f, func(*simulateOptions) error { t.Error("ran despite a usage error"); return nil })
+			}, args...)
+			if code != cmdutil.ExitUsage || stdout != "" || !strings.Contains(stderr, tt.want) {
+				t.Errorf("iotctl %q: code %d stdout %q stderr %q; want 3 and %q", args, code, stdout, stderr, tt.want)
+			}
+			if strings.Contains(stderr, "c2VjcmV0") || strings.Contains(stderr, "not*base64") {
+				t.Errorf("stderr %q contains a key", stderr)
+			}
+		})
+	}
+}
+
+func TestSendFlagsAndUsageErrors(t *testing.T) {
+	var got *sendOptions
+	capture := func(f *cmdutil.Factory) *cobra.Command {
+		return newCmdSend(f, func(o *sendOptions) error { got = o; return nil })
+	}
+	code, _, stderr := execute(t, "", capture, "send", "--connection-string", deviceCS, "--data", "hello", "--property", "a=1", "--count", "3", "--content-type", "text/plain")
+	if code != 0 || string(got.body) != "hello" || got.props["a"] != "1" || got.count != 3 || got.contentType != "text/plain" || got.dev.ConnectionString != deviceCS {
+		t.Fatalf("code %d stderr %q options %+v", code, stderr, got)
+	}
+	code, _, _ = execute(t, "from stdin", capture, "send", "--connection-string", deviceCS, "--data-file", "-")
+	if code != 0 || string(got.body) != "from stdin" {
+		t.Fatalf("stdin: code %d body %q", code, got.body)
+	}
+	for _, args := range [][]string{
+		{"--connection-string", deviceCS},
+		{"--connection-string", deviceCS, "--data", "x", "--count", "0"},
+		{"--connection-string", deviceCS, "--data", "x", "--qos", "2"},
+		{"--connection-string", deviceCS, "--data", "x", "--property", "=v"},
+		{"--connection-string", "garbage", "--data", "x"},
+		{"--data", "x"},
+	} {
+		code, _, stderr := execute(t, "", capture, append([]string{"send"}, args...)...)
+		if code != cmdutil.ExitUsage {
+			t.Errorf("send %q: code %d stderr %q; want 3", args, code, stderr)
+		}
+	}
+}
+
+func TestExitErrorMapping(t *testing.T) {
+	if code := cmdutil.ExitCode(exitError(&device.ConnectError{Code: 5, Host: "h:8883"})); code != cmdutil.ExitAuth {
+		t.Errorf("refused CONNECT exits %d; want 4", code)
+	}
+	if code := cmdutil.ExitCode(exitError(&device.ConnectError{Code: 3, Host: "h:8883"})); code != cmdutil.ExitFailure {
+		t.Errorf("server unavailable exits %d; want 1", code)
+	}
+	if code := cmdutil.ExitCode(exitError(&simulate.TemplateError{Err: errors.New("x")})); code != cmdutil.ExitUsage {
+		t.Errorf("template error exits %d; want 3", code)
+	}
+	if code := cmdutil.ExitCode(exitError(simulate.ErrNoKey)); code != cmdutil.ExitUsage {
+		t.Errorf("missing key exits %d; want 3", code)
+	}
+}
+
+func TestPrinter(t *testing.T) {
+	var out, errOut bytes.Buffer
+	io := &cmdutil.IOStreams{Out: &out, ErrOut: &errOut}
+	p := newPrinter(io, output.FormatTable, false)
+	p.print(simulate.Event{Type: simulate.EventConnected, DeviceID: "dev1"})
+	p.print(simulate.Event{Type: simulate.EventSent, DeviceID: "dev1", Body: json.RawMessage(`{"temperature": 21.5}`), Properties: map[string]string{"temperatureAlert": "false"}})
+	p.print(simulate.Event{Type: simulate.EventMethod, Method: "SetTelemetryInterval", Payload: json.RawMessage(`"10"`), Status: 200, Response: json.RawMessage(`{"Response": "ok"}`), IntervalSeconds: 10})
+	p.print(simulate.Event{Type: simulate.EventSummary, Stats: &simulate.Stats{Devices: 1, Sent: 1, Acked: 1}})
+	want := "Sending message: {\"temperature\": 21.5} [temperatureAlert=false]\n" +
+		"Method SetTelemetryInterval called with payload \"10\": status 200 {\"Response\": \"ok\"}; telemetry interval now 10s\n" +
+		"Summary: 1 message(s) sent, 1 acknowledged, 0 error(s), 0 method call(s), 0 twin change(s), 0 C2D message(s), 0 reconnect(s); 1 device(s), 0.0s, 0.0 msg/s\n"
+	if out.String() != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", out.String(), want)
+	}
+	if errOut.String() != "Device dev1 connected\n" {
+		t.Errorf("stderr %q", errOut.String())
+	}
+
+	out.Reset()
+	p = newPrinter(io, output.FormatJSON, true)
+	p.print(simulate.Event{Type: simulate.EventSent, DeviceID: "sim-00001", Seq: 1, Body: json.RawMessage(`{"a":1}`)})
+	p.print(simulate.Event{Type: simulate.EventStats, Stats: &simulate.Stats{Devices: 2}})
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("json lines %q", lines)
+	}
+	var e map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &e); err != nil || e["type"] != "sent" || e["deviceId"] != "sim-00001" || e["body"].(map[string]any)["a"] != 1.0 {
+		t.Errorf("sent line %s: %v", lines[0], err)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &e); err != nil || e["type"] != "stats" || e["stats"].(map[string]any)["devices"] != 2.0 {
+		t.Errorf("stats line %s: %v", lines[1], err)
+	}
+}

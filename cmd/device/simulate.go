@@ -1,0 +1,266 @@
+package device
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/device"
+	"github.com/iotctl/iotctl/pkg/output"
+	"github.com/iotctl/iotctl/pkg/simulate"
+)
+
+type simulateOptions struct {
+	f *cmdutil.Factory
+
+	connStr         string
+	interval        time.Duration
+	count           int
+	duration        time.Duration
+	data            string
+	dataSet         bool
+	dataFile        string
+	properties      []string
+	contentType     string
+	contentEncoding string
+	qos             string
+	methods         []string
+	reported        string
+	devices         int
+	devicesSet      bool
+	prefix          string
+	keysFile        string
+	connectRate     float64
+	rate            float64
+
+	// Filled by validation.
+	sim *simulate.Options
+}
+
+func newCmdSimulate(f *cmdutil.Factory, runF func(*simulateOptions) error) *cobra.Command {
+	o := &simulateOptions{f: f}
+	c := &cobra.Command{
+		Use:   "simulate",
+		Short: "Simulate one device or a fleet: telemetry, direct methods, twin, C2D",
+		Long: `Simulate a device, or a fleet of them, until --count, --duration or Ctrl-C.
+
+By default the device behaves as the Azure IoT Hub quickstart's simulated device:
+every second it sends {"temperature": t,"humidity": h} (t from 20 to 35, h from 60
+to 80) with content type application/json, encoding utf-8 and the application
+property temperatureAlert ("true" when t > 30). The direct method
+SetTelemetryInterval with a number of seconds (10 or "10") changes the interval at
+once and answers 200 {"Response": "Executed direct method SetTelemetryInterval"};
+a bad value answers 400 {"Response": "Invalid parameter"}; any other method 404
+{"Response": "Direct method NAME not defined"}. --method adds fixed replies.
+Desired property changes are echoed into the reported properties; C2D messages
+are printed.
+
+--data or --data-file replace the body with a template.
+` + simulate.TemplateHelp + `
+
+A fleet (--devices N) uses ids {prefix}00001... Their keys come from --keys-file
+(lines "deviceId key", or a JSON object {"deviceId": "key"}) or, with
+--hub-connection-string (a service policy string; also IOTCTL_HUB_CONNECTION_STRING),
+from the hub's registry, creating the devices that do not exist. With
+--keys-file and no --devices every device in the file is simulated. The hub's
+host comes from --hub-connection-string, else from the device connection string.
+
+On a terminal each message, method call, twin change and C2D message is one line;
+with -o json every event is one JSON object per line with a "type" field
+(connected, sent, method, twin, c2d, disconnected, reconnecting, error, stats,
+summary). A lost connection is retried with back-off. Ctrl-C stops sending,
+disconnects, prints the summary and exits 130. Credentials the hub refuses exit 4.`,
+		Example: `  $ iotctl device simulate --connection-string "$DEVICE_CS" --ca-file ~/.local/share/iotctl/ca.pem
+  $ iotctl device simulate --count 10 --interval 500ms -o json
+  $ iotctl device simulate --data '{"n":{{counter}},"t":{{randFloat 20 35 | printf "%.1f"}},"at":"{{now}}"}'
+  $ iotctl device simulate --method reboot=200:'{"rebooting":true}' --reported '{"firmware":"1.0"}'
+  $ iotctl device simulate --devices 100 --hub-connection-string "$SERVICE_CS" --connect-rate 50 --duration 1m`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.dataSet = cmd.Flags().Changed("data")
+			o.devicesSet = cmd.Flags().Changed("devices")
+			if err := o.validate(); err != nil {
+				return exitError(err)
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			return o.run(cmd.Context())
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&o.connStr, cmdutil.KeyConnectionString, "", "device or module connection string (default $IOTCTL_DEVICE_CONNECTION_STRING)")
+	fl.DurationVar(&o.interval, "interval", simulate.DefaultInterval, "time between a device's messages")
+	fl.IntVar(&o.count, "count", 0, "messages per device, then stop (0: no limit)")
+	fl.DurationVar(&o.duration, "duration", 0, "stop after this long (0: no limit)")
+	fl.StringVar(&o.data, "data", "", "message body template (default: the quickstart's temperature and humidity)")
+	fl.StringVar(&o.dataFile, "data-file", "", "read the body template from a file ('-' for stdin)")
+	fl.StringArrayVar(&o.properties, "property", nil, "application property NAME=VALUE (repeatable)")
+	fl.StringVar(&o.contentType, "content-type", simulate.DefaultContentType, "content type ($.ct); '-' for none")
+	fl.StringVar(&o.contentEncoding, "content-encoding", simulate.DefaultContentEncoding, "content encoding ($.ce); '-' for none")
+	fl.StringVar(&o.qos, "qos", "1", "telemetry QoS: 0 or 1")
+	fl.StringArrayVar(&o.methods, "method", nil, "fixed direct-method reply NAME=STATUS[:JSON] (repeatable)")
+	fl.StringVar(&o.reported, "reported", "", "JSON object to report as reported properties after connecting")
+	fl.String(cmdutil.KeyCAFile, "", "PEM file of the CA to trust, e.g. the local hub's (default: system roots)")
+	fl.IntVar(&o.devices, "devices", 1, "number of devices in the fleet")
+	fl.StringVar(&o.prefix, "device-prefix", "sim-", "device id prefix of the fleet")
+	fl.String("hub-connection-string", "", "service connection string, to create fleet devices and fetch their keys")
+	fl.StringVar(&o.keysFile, "keys-file", "", "fleet keys: lines \"deviceId key\" or a JSON object {\"deviceId\": \"key\"}")
+	fl.Float64Var(&o.connectRate, "connect-rate", 100, "fleet connections per second (0: no limit)")
+	fl.Float64Var(&o.rate, "rate", 0, "fleet messages per second in total (0: each device every --interval)")
+	return c
+}
+
+// validate checks the flags and builds o.sim; it does no network I/O.
+func (o *simulateOptions) validate() error {
+	if o.interval <= 0 {
+		return cmdutil.Usagef("--interval must be positive")
+	}
+	if o.count < 0 || o.duration < 0 || o.connectRate < 0 || o.rate < 0 {
+		return cmdutil.Usagef("--count, --duration, --connect-rate and --rate must not be negative")
+	}
+	if o.devicesSet && o.devices < 1 {
+		return cmdutil.Usagef("--devices must be at least 1")
+	}
+	qos, err := device.ParseQoS(o.qos)
+	if err != nil {
+		return cmdutil.Usagef("--qos %q: use 0 or 1", o.qos)
+	}
+	props, err := parseProperties(o.properties)
+	if err != nil {
+		return err
+	}
+	s := &simulate.Options{
+		Interval: o.interval, Count: o.count, Duration: o.duration, Properties: props,
+		ContentType: o.contentType, ContentEncoding: o.contentEncoding,
+		ConnectRate: o.connectRate, Rate: o.rate,
+	}
+	if s.ContentType == "" {
+		s.ContentType = "-"
+	}
+	if s.ContentEncoding == "" {
+		s.ContentEncoding = "-"
+	}
+	text, hasTemplate, err := readData(o.f.IO.In, o.data, o.dataFile, o.dataSet)
+	if err != nil {
+		return err
+	}
+	if hasTemplate {
+		if s.Template, err = simulate.ParseTemplate(text); err != nil {
+			return err
+		}
+	}
+	for _, m := range o.methods {
+		r, err := simulate.ParseMethodReply(m)
+		if err != nil {
+			return err
+		}
+		s.Methods = append(s.Methods, r)
+	}
+	if o.reported != "" {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(o.reported), &obj); err != nil {
+			return cmdutil.Usagef("--reported: not a JSON object: %v", err)
+		}
+		s.Reported = json.RawMessage(o.reported)
+	}
+	s.Device = device.Options{QoS: qos, CAFile: o.f.V.GetString(cmdutil.KeyCAFile)}
+
+	fleet := o.devicesSet || o.keysFile != ""
+	hubCS := o.f.V.GetString("hub-connection-string")
+	var devCS *connstr.ConnectionString
+	if !fleet || o.connStr != "" || o.f.V.GetString(cmdutil.KeyDeviceConnectionString) != "" {
+		devCS, err = o.f.DeviceConnectionString(o.connStr)
+		if err != nil && (!fleet || o.connStr != "") {
+			return err
+		}
+	}
+	if !fleet {
+		s.Device.ConnectionString = devCS.Format()
+		o.sim = s
+		return nil
+	}
+
+	// A fleet: the hub's host and a source of keys.
+	var svc *connstr.ConnectionString
+	if hubCS != "" {
+		if svc, err = connstr.Parse(hubCS); err != nil {
+			return err
+		}
+		if err := svc.Require(connstr.KindService); err != nil {
+			return cmdutil.Usagef("--hub-connection-string: %v", err)
+		}
+		s.Device.HostName = svc.HostName
+	} else if devCS != nil {
+		s.Device.HostName, s.Device.GatewayHostName = devCS.HostName, devCS.GatewayHostName
+	} else {
+		return cmdutil.Usagef("a fleet needs the hub's host name: pass --hub-connection-string (a service policy string) or --connection-string (any device string of the hub)")
+	}
+	switch {
+	case o.keysFile != "":
+		fh, err := os.Open(o.keysFile)
+		if err != nil {
+			return cmdutil.Usagef("--keys-file: %v", err)
+		}
+		keys, err := simulate.ReadKeys(fh)
+		fh.Close()
+		if err != nil {
+			return err
+		}
+		s.Keys = keys
+		if o.devicesSet {
+			s.DeviceIDs = simulate.FleetIDs(o.prefix, o.devices)
+		} else {
+			s.DeviceIDs = keys.IDs()
+		}
+	case svc != nil:
+		reg, err := newServiceRegistry(svc, s.Device.CAFile)
+		if err != nil {
+			return err
+		}
+		s.Keys = reg
+		s.DeviceIDs = simulate.FleetIDs(o.prefix, o.devices)
+	default:
+		return cmdutil.Usagef("a fleet needs device keys: pass --keys-file, or --hub-connection-string to create the devices")
+	}
+	o.sim = s
+	return nil
+}
+
+func (o *simulateOptions) run(ctx context.Context) error {
+	format, err := o.f.Output(output.FormatTable, output.FormatJSON)
+	if err != nil {
+		return err
+	}
+	logger, err := o.f.Logger()
+	if err != nil {
+		return err
+	}
+	device.SetPahoLogger(logger)
+	s := o.sim
+	s.Device.Logger = logger
+	s.Logger = logger
+	fleet := len(s.DeviceIDs) > 0
+	p := newPrinter(o.f.IO, format, fleet)
+	s.Sink = p.print
+	if format == output.FormatJSON && fleet || o.f.IO.ErrTTY && fleet {
+		s.StatsInterval = time.Second
+	}
+	sim, err := simulate.New(s)
+	if err != nil {
+		return err
+	}
+	if format == output.FormatTable {
+		p.status("IoT Hub device simulator: %d device(s), press Ctrl-C to exit", sim.Devices())
+	}
+	_, err = sim.Run(ctx)
+	if ctx.Err() != nil {
+		return &cmdutil.ExitError{Code: cmdutil.ExitInterrupted}
+	}
+	return exitError(err)
+}

@@ -1,0 +1,591 @@
+package device
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/iotctl/iotctl/pkg/message"
+)
+
+// Client is an IoT Hub device (or module) client over MQTT 3.1.1 on
+// TLS. Make one with New, set handlers, then Connect. All methods are
+// safe for concurrent use.
+//
+// Once connected, the client keeps the connection up by itself: when
+// it drops, it reconnects with exponential back-off and jitter, signs
+// a fresh token, and subscribes again. It also reconnects before its
+// token expires. Calls made while it is reconnecting wait for the new
+// connection (or for their ctx). A refused reconnect is final: waiting
+// and later calls return the *ConnectError and Done is closed.
+type Client struct {
+	cfg *config
+
+	// ctx is cancelled by Close; it bounds reconnects and handlers.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	cur      *conn         // the live connection, nil when down
+	ready    chan struct{} // closed while cur != nil
+	stopped  chan struct{} // closed by Close or a final failure
+	started  bool          // Connect succeeded once
+	closed   bool
+	fatal    error
+	busy     bool // a (re)connect loop is running
+	renew    *time.Timer
+	inflight int           // telemetry publishes waiting for their ack
+	drained  chan struct{} // closed when inflight drops to 0
+
+	hmu       sync.RWMutex
+	methods   map[string]MethodHandler
+	defMethod MethodHandler
+	desired   DesiredHandler
+	c2d       C2DHandler
+
+	pmu     sync.Mutex
+	pending map[string]chan twinResponse
+	rid     atomic.Uint64
+
+	emu sync.Mutex // serializes OnState calls
+}
+
+// conn is one MQTT connection; a new paho client is made for each.
+type conn struct {
+	mqtt paho.Client
+	lost chan struct{}
+	once sync.Once
+}
+
+func (cn *conn) markLost() { cn.once.Do(func() { close(cn.lost) }) }
+
+func (cn *conn) isLost() bool {
+	select {
+	case <-cn.lost:
+		return true
+	default:
+		return false
+	}
+}
+
+// New checks opts and returns a Client that is not connected yet. It
+// does no I/O other than reading CAFile. Errors: a *connstr.ParseError
+// for a bad connection string, an error wrapping sas.ErrKey for a key
+// that is not base64, or a plain error naming the missing option.
+// Errors never contain key material.
+func New(opts *Options) (*Client, error) {
+	cfg, err := resolve(opts)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, ready: make(chan struct{}), stopped: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c, nil
+}
+
+// DeviceID returns the device id the client connects as.
+func (c *Client) DeviceID() string { return c.cfg.deviceID }
+
+// ModuleID returns the module id, "" for a device.
+func (c *Client) ModuleID() string { return c.cfg.moduleID }
+
+// Done is closed when the client stops for good: after Close, or when
+// the hub refused a reconnect (see Err).
+func (c *Client) Done() <-chan struct{} { return c.stopped }
+
+// Err returns why the client stopped: ErrClosed after Close, the
+// *ConnectError of a refused reconnect, or nil while it is running.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fatal != nil {
+		return c.fatal
+	}
+	if c.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Connected reports whether the client has a live connection now.
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur != nil
+}
+
+// Connect makes the first connection: TLS to the hub (or gateway),
+// CONNECT with the SAS token, and SUBSCRIBE to the topics the set
+// handlers need (direct methods and twin responses always). It returns
+// when the client is connected and subscribed, or with the error of the
+// attempt: a *ConnectError (wrapping ErrUnauthorized for return codes 4
+// and 5) when the hub refused, else a network or TLS error. With
+// Options.RetryConnect it retries everything but refusals until ctx is
+// done. Cancelling ctx aborts the attempt and returns ctx.Err(); once
+// Connect has returned, ctx no longer matters. Calling Connect on a
+// connected client returns nil; after Close it returns ErrClosed.
+func (c *Client) Connect(ctx context.Context) error {
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return ErrClosed
+	case c.fatal != nil:
+		c.mu.Unlock()
+		return c.fatal
+	case c.cur != nil:
+		c.mu.Unlock()
+		return nil
+	case c.busy:
+		c.mu.Unlock()
+		return errors.New("device: Connect is already running")
+	}
+	c.busy = true
+	c.mu.Unlock()
+
+	c.emit(Event{State: StateConnecting})
+	// Tie the attempt to both ctx and Close.
+	actx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(c.ctx, cancel)
+	err := c.dialLoop(actx, c.cfg.retry, "", false)
+	stop()
+	cancel()
+
+	c.mu.Lock()
+	c.busy = false
+	if err == nil {
+		c.started = true
+	}
+	closed := c.closed
+	c.mu.Unlock()
+	if err != nil {
+		if closed {
+			return ErrClosed
+		}
+		c.emit(Event{State: StateDisconnected, Reason: "connect failed", Err: err, Final: true})
+	}
+	return err
+}
+
+// dialLoop makes attempts until one succeeds, ctx is done, an attempt
+// is refused, or (without retry) after the first failure. With
+// delayFirst the first attempt waits a back-off too.
+func (c *Client) dialLoop(ctx context.Context, retry bool, reason string, delayFirst bool) error {
+	for n := 1; ; n++ {
+		if n > 1 || delayFirst {
+			d := backoff(n, c.cfg.minDelay, c.cfg.maxDelay)
+			c.emit(Event{State: StateReconnecting, Reason: reason, Attempt: n, Delay: d})
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
+		}
+		err := c.attempt(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !retry || permanent(err) {
+			return err
+		}
+		c.cfg.log.Debug("connect attempt failed", "device", c.cfg.clientID, "attempt", n, "err", err)
+	}
+}
+
+// attempt makes one connection and installs it as c.cur.
+func (c *Client) attempt(ctx context.Context) error {
+	pw, renewIn, err := c.cfg.password(time.Now())
+	if err != nil {
+		return err
+	}
+	cn := &conn{lost: make(chan struct{})}
+
+	var rawMu sync.Mutex
+	var raw net.Conn
+	abandoned := false
+	dialer := &tls.Dialer{NetDialer: &net.Dialer{Timeout: c.cfg.connTimeout}, Config: c.cfg.tls}
+
+	o := paho.NewClientOptions()
+	o.AddBroker("tls://" + c.cfg.address)
+	o.SetClientID(c.cfg.clientID)
+	o.SetUsername(c.cfg.username)
+	o.SetPassword(pw)
+	o.SetProtocolVersion(4)
+	o.SetCleanSession(false)
+	o.SetAutoReconnect(false)
+	o.SetConnectRetry(false)
+	o.SetOrderMatters(false)
+	o.SetKeepAlive(c.cfg.keepAlive)
+	o.SetConnectTimeout(c.cfg.connTimeout)
+	o.SetDefaultPublishHandler(func(cl paho.Client, m paho.Message) { c.onMessage(cn, m) })
+	o.SetConnectionLostHandler(func(_ paho.Client, err error) { c.connLost(cn, err) })
+	o.SetCustomOpenConnectionFn(func(*url.URL, paho.ClientOptions) (net.Conn, error) {
+		nc, err := dialer.DialContext(ctx, "tcp", c.cfg.address)
+		if err != nil {
+			return nil, err
+		}
+		rawMu.Lock()
+		defer rawMu.Unlock()
+		if abandoned {
+			nc.Close()
+			return nil, context.Canceled
+		}
+		raw = nc
+		return nc, nil
+	})
+	cl := paho.NewClient(o)
+	cn.mqtt = cl
+
+	// Cancelling ctx closes the socket, which fails the handshake.
+	stop := context.AfterFunc(ctx, func() {
+		rawMu.Lock()
+		abandoned = true
+		if raw != nil {
+			raw.Close()
+		}
+		rawMu.Unlock()
+	})
+	tok := cl.Connect()
+	<-tok.Done()
+	stop()
+	if err := tok.Error(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if ct, ok := tok.(*paho.ConnectToken); ok {
+			if rc := ct.ReturnCode(); rc >= 1 && rc <= 5 {
+				return &ConnectError{Code: rc, Host: c.cfg.address}
+			}
+		}
+		return fmt.Errorf("device: connect to %s: %w", c.cfg.address, err)
+	}
+	if ctx.Err() != nil {
+		cn.markLost()
+		cl.Disconnect(0)
+		return ctx.Err()
+	}
+
+	if err := c.subscribe(ctx, cn, c.filters()); err != nil {
+		cn.markLost()
+		cl.Disconnect(0)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+
+	c.mu.Lock()
+	if c.closed || cn.isLost() {
+		closed := c.closed
+		c.mu.Unlock()
+		cn.markLost()
+		cl.Disconnect(0)
+		if closed {
+			return ErrClosed
+		}
+		return fmt.Errorf("device: connection to %s lost while subscribing", c.cfg.address)
+	}
+	c.cur = cn
+	close(c.ready)
+	if renewIn > 0 {
+		c.renew = time.AfterFunc(renewIn, func() { c.renewToken(cn) })
+	}
+	c.mu.Unlock()
+	c.cfg.log.Debug("connected", "device", c.cfg.clientID, "address", c.cfg.address)
+	c.emit(Event{State: StateConnected})
+	return nil
+}
+
+// filters returns the subscriptions the handlers need.
+func (c *Client) filters() map[string]byte {
+	f := map[string]byte{message.MethodRequestFilter: 0, message.TwinResponseFilter: 0}
+	c.hmu.RLock()
+	defer c.hmu.RUnlock()
+	if c.desired != nil {
+		f[message.TwinDesiredFilter] = 0
+	}
+	if c.c2d != nil {
+		f[c.c2dFilter()] = 1
+	}
+	return f
+}
+
+func (c *Client) c2dFilter() string {
+	if c.cfg.moduleID != "" {
+		return message.ModuleInputFilter(c.cfg.deviceID, c.cfg.moduleID)
+	}
+	return message.C2DFilter(c.cfg.deviceID)
+}
+
+// subscribe subscribes cn to filters, bounded by the connect timeout.
+func (c *Client) subscribe(ctx context.Context, cn *conn, filters map[string]byte) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.connTimeout)
+	defer cancel()
+	tok := cn.mqtt.SubscribeMultiple(filters, nil)
+	select {
+	case <-tok.Done():
+	case <-cn.lost:
+		return fmt.Errorf("device: connection to %s lost while subscribing", c.cfg.address)
+	case <-ctx.Done():
+		return fmt.Errorf("device: subscribe: %w", ctx.Err())
+	}
+	if err := tok.Error(); err != nil {
+		return fmt.Errorf("device: subscribe: %w", err)
+	}
+	if st, ok := tok.(*paho.SubscribeToken); ok {
+		for f, q := range st.Result() {
+			if q == 0x80 {
+				return fmt.Errorf("device: the hub refused the subscription to %s", f)
+			}
+		}
+	}
+	return nil
+}
+
+// addFilter subscribes the live connection, if any, to filter. It is
+// called when a handler that needs a new subscription is set after
+// Connect; failures are logged.
+func (c *Client) addFilter(filter string, qos byte) {
+	c.mu.Lock()
+	cn := c.cur
+	c.mu.Unlock()
+	if cn == nil {
+		return // the next connect subscribes
+	}
+	go func() {
+		if err := c.subscribe(c.ctx, cn, map[string]byte{filter: qos}); err != nil {
+			c.cfg.log.Warn("late subscribe failed", "device", c.cfg.clientID, "filter", filter, "err", err)
+		}
+	}()
+}
+
+// dropLocked forgets the live connection; c.mu is held.
+func (c *Client) dropLocked() {
+	if c.cur == nil {
+		return
+	}
+	c.cur = nil
+	c.ready = make(chan struct{})
+	if c.renew != nil {
+		c.renew.Stop()
+		c.renew = nil
+	}
+}
+
+// drainLocked returns a channel closed when no telemetry publish is
+// waiting for its ack; c.mu is held.
+func (c *Client) drainLocked() <-chan struct{} {
+	if c.inflight == 0 {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	if c.drained == nil {
+		c.drained = make(chan struct{})
+	}
+	return c.drained
+}
+
+// connLost runs on paho's connection-lost goroutine.
+func (c *Client) connLost(cn *conn, err error) {
+	c.mu.Lock()
+	cn.markLost()
+	if c.cur != cn {
+		c.mu.Unlock()
+		return
+	}
+	c.dropLocked()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return
+	}
+	c.cfg.log.Debug("connection lost", "device", c.cfg.clientID, "err", err)
+	c.emit(Event{State: StateDisconnected, Reason: "connection lost", Err: err})
+	c.reconnect("connection lost", true)
+}
+
+// renewToken runs on a timer 80% into the token's lifetime: it lets
+// in-flight telemetry finish (up to the connect timeout), disconnects
+// and connects again with a fresh token.
+func (c *Client) renewToken(cn *conn) {
+	c.mu.Lock()
+	if c.cur != cn || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.dropLocked()
+	drained := c.drainLocked()
+	c.mu.Unlock()
+	c.emit(Event{State: StateReconnecting, Reason: "token renewal"})
+	t := time.NewTimer(c.cfg.connTimeout)
+	select {
+	case <-drained:
+	case <-t.C:
+	case <-c.ctx.Done():
+	}
+	t.Stop()
+	cn.markLost()
+	cn.mqtt.Disconnect(250)
+	c.reconnect("token renewal", false)
+}
+
+// reconnect runs dialLoop with retries until it connects, Close is
+// called, or the hub refuses (which is final).
+func (c *Client) reconnect(reason string, delayFirst bool) {
+	c.mu.Lock()
+	if c.busy || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.busy = true
+	c.mu.Unlock()
+
+	err := c.dialLoop(c.ctx, true, reason, delayFirst)
+
+	c.mu.Lock()
+	c.busy = false
+	if err == nil || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.fatal = err
+	close(c.stopped)
+	c.mu.Unlock()
+	c.cfg.log.Warn("reconnect refused; giving up", "device", c.cfg.clientID, "err", err)
+	c.emit(Event{State: StateDisconnected, Reason: "reconnect refused", Err: err, Final: true})
+}
+
+// waitConnected returns the live connection, waiting for a reconnect
+// if needed. With track it counts a telemetry publish as in flight;
+// the caller must call untrack.
+func (c *Client) waitConnected(ctx context.Context, track bool) (*conn, error) {
+	for {
+		c.mu.Lock()
+		switch {
+		case c.closed:
+			c.mu.Unlock()
+			return nil, ErrClosed
+		case c.fatal != nil:
+			err := c.fatal
+			c.mu.Unlock()
+			return nil, err
+		case !c.started && !c.busy && c.cur == nil:
+			c.mu.Unlock()
+			return nil, ErrNotConnected
+		case c.cur != nil:
+			cn := c.cur
+			if track {
+				c.inflight++
+			}
+			c.mu.Unlock()
+			return cn, nil
+		}
+		ready := c.ready
+		c.mu.Unlock()
+		select {
+		case <-ready:
+		case <-c.stopped:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (c *Client) untrack() {
+	c.mu.Lock()
+	c.inflight--
+	if c.inflight == 0 && c.drained != nil {
+		close(c.drained)
+		c.drained = nil
+	}
+	c.mu.Unlock()
+}
+
+// Close stops the client: calls waiting for a connection return
+// ErrClosed, telemetry already published may finish until ctx is done,
+// then the client sends DISCONNECT (waiting at most 250 ms for it to be
+// written) and closes the connection. Close is idempotent and returns
+// nil; the client cannot be connected again.
+func (c *Client) Close(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	if c.fatal == nil {
+		close(c.stopped)
+	}
+	cn := c.cur
+	c.dropLocked()
+	drained := c.drainLocked()
+	c.mu.Unlock()
+	c.cancel()
+	if cn != nil {
+		select {
+		case <-drained:
+		case <-ctx.Done():
+		}
+		cn.markLost()
+		cn.mqtt.Disconnect(250)
+	}
+	c.emit(Event{State: StateClosed, Reason: "closed"})
+	return nil
+}
+
+// emit calls OnState, one call at a time.
+func (c *Client) emit(e Event) {
+	if c.cfg.onState == nil {
+		return
+	}
+	c.emu.Lock()
+	defer c.emu.Unlock()
+	c.cfg.onState(e)
+}
+
+// publish publishes on cn and waits for the token; errLost means cn
+// went down first.
+func (c *Client) publish(ctx context.Context, cn *conn, topic string, qos byte, body []byte) error {
+	tok := cn.mqtt.Publish(topic, qos, false, body)
+	select {
+	case <-tok.Done():
+		err := tok.Error()
+		if err == nil {
+			return nil
+		}
+		if cn.isLost() || !cn.mqtt.IsConnectionOpen() {
+			// Wait for connLost to retire cn, so that the caller's
+			// retry does not pick it up again.
+			t := time.NewTimer(time.Second)
+			defer t.Stop()
+			select {
+			case <-cn.lost:
+			case <-t.C:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			return errLost
+		}
+		return err
+	case <-cn.lost:
+		return errLost
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var errLost = errors.New("device: connection lost")

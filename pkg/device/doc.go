@@ -1,0 +1,30 @@
+// Package device is an Azure IoT Hub device (and module) client over
+// MQTT 3.1.1 on TLS, built on paho: telemetry, direct methods, the
+// device twin and cloud-to-device messages, with SAS-token
+// authentication that renews itself.
+//
+// The client connects to HostName (or GatewayHostName) on the port it
+// names, 8883 by default, with client id "{deviceId}" or
+// "{deviceId}/{moduleId}", user name
+// "{HostName}/{clientId}/?api-version=2021-04-12&DeviceClientType=iotctl%2F{version}"
+// and a SAS token as password, with a clean session of false. Once
+// connected it stays connected by itself: a dropped connection is
+// retried with exponential back-off and jitter (1 s doubling to 30 s
+// by default), every connect signs a fresh token, subscriptions are
+// made again, and the client reconnects at 80% of the token's lifetime
+// to renew it. A CONNECT the hub refuses is a *ConnectError (wrapping
+// ErrUnauthorized for bad credentials) and is never retried.
+//
+// Every blocking call takes a ctx first; handlers run on their own
+// goroutines. paho's loggers are process globals: the command layer
+// routes them to slog once with SetPahoLogger.
+//
+//	c, err := device.New(&device.Options{ConnectionString: cs, CAFile: "ca.pem"})
+//	if err != nil { ... } // *connstr.ParseError for a bad string
+//	c.HandleMethod("reboot", func(ctx context.Context, r *device.MethodRequest) device.MethodResponse {
+//		return device.MethodResponse{Status: 200, Payload: []byte(`{"ok":true}`)}
+//	})
+//	if err := c.Connect(ctx); errors.Is(err, device.ErrUnauthorized) { ... }
+//	defer c.Close(context.Background())
+//	err = c.SendEvent(ctx, &message.Message{Body: []byte(`{"t":21.5}`), ContentType: "application/json"})
+package device

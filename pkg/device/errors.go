@@ -1,0 +1,88 @@
+package device
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Errors for conditions. Use errors.Is: the typed errors below wrap them.
+var (
+	// ErrUnauthorized means the hub refused the credentials: CONNACK
+	// return code 4 (bad user name or password) or 5 (not authorized).
+	// A refused connection is never retried.
+	ErrUnauthorized = errors.New("device: not authorized")
+	// ErrClosed is returned by calls made after Close, and by calls
+	// that were waiting when Close was called.
+	ErrClosed = errors.New("device: client closed")
+	// ErrNotConnected is returned by calls made before the first
+	// successful Connect.
+	ErrNotConnected = errors.New("device: not connected")
+	// ErrTooLarge is returned by SendEvent for a message over
+	// message.MaxTelemetrySize.
+	ErrTooLarge = errors.New("device: message too large")
+)
+
+// ConnectError is a CONNECT the hub answered with a refusal (a CONNACK
+// return code other than 0). Codes 4 and 5 wrap ErrUnauthorized. A
+// ConnectError is permanent: the client does not retry it.
+type ConnectError struct {
+	// Code is the MQTT 3.1.1 CONNACK return code (1–5).
+	Code byte
+	// Host is the host:port the client connected to.
+	Host string
+}
+
+func (e *ConnectError) Error() string {
+	return "device: " + e.Host + " refused the connection: " + connackText(e.Code) + " (CONNACK return code " + strconv.Itoa(int(e.Code)) + ")"
+}
+
+// Unwrap returns ErrUnauthorized for return codes 4 and 5, else nil.
+func (e *ConnectError) Unwrap() error {
+	if e.Code == 4 || e.Code == 5 {
+		return ErrUnauthorized
+	}
+	return nil
+}
+
+func connackText(code byte) string {
+	switch code {
+	case 1:
+		return "unacceptable protocol version"
+	case 2:
+		return "client identifier rejected"
+	case 3:
+		return "server unavailable"
+	case 4:
+		return "bad user name or password"
+	case 5:
+		return "not authorized"
+	}
+	return "unknown refusal"
+}
+
+// StatusError is a twin request the hub answered with a status of 300
+// or more (for example 400 for a malformed patch, 429 when throttled).
+type StatusError struct {
+	// Op is "get twin" or "update reported properties".
+	Op string
+	// Status is the status from the response topic.
+	Status int
+	// Body is the response body, often empty.
+	Body []byte
+}
+
+func (e *StatusError) Error() string {
+	s := fmt.Sprintf("device: %s: hub answered status %d", e.Op, e.Status)
+	if len(e.Body) > 0 && len(e.Body) <= 256 {
+		s += ": " + string(e.Body)
+	}
+	return s
+}
+
+// permanent reports whether err from a connection attempt must not be
+// retried: every CONNACK refusal except "server unavailable".
+func permanent(err error) bool {
+	var ce *ConnectError
+	return errors.As(err, &ce) && ce.Code != 3
+}

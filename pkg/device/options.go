@@ -1,0 +1,323 @@
+package device
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/sas"
+)
+
+// Defaults of Options.
+const (
+	// DefaultPort is the MQTT over TLS port IoT Hub listens on.
+	DefaultPort = 8883
+	// DefaultKeepAlive is the MQTT keep-alive (the Python SDK's).
+	DefaultKeepAlive = 60 * time.Second
+	// DefaultTokenTTL is the lifetime of each SAS token the client signs.
+	DefaultTokenTTL = time.Hour
+	// DefaultConnectTimeout bounds one connection attempt (TCP, TLS,
+	// CONNECT/CONNACK and SUBSCRIBE/SUBACK).
+	DefaultConnectTimeout = 30 * time.Second
+	// DefaultMinRetryDelay is the first reconnect back-off.
+	DefaultMinRetryDelay = time.Second
+	// DefaultMaxRetryDelay caps the reconnect back-off.
+	DefaultMaxRetryDelay = 30 * time.Second
+	// APIVersion is the api-version the client puts in its user name.
+	APIVersion = "2021-04-12"
+)
+
+// renewFraction is the part of a token's lifetime after which the
+// client reconnects with a fresh token (the C SDK's 0.8).
+const renewFraction = 0.8
+
+// Options configure a Client. A nil *Options is not valid: the client
+// needs an identity, given either as ConnectionString or as HostName,
+// DeviceID and SharedAccessKey (or SharedAccessSignature).
+type Options struct {
+	// ConnectionString is a device or module connection string
+	// ("HostName=...;DeviceId=...;SharedAccessKey=..."). When it is
+	// set, the identity fields below must be empty. An x509=true
+	// string is not supported yet (a *connstr.ParseError).
+	ConnectionString string
+
+	// HostName is the hub host, with an optional port
+	// ("myhub.azure-devices.net", "localhost:8443"). It goes into the
+	// MQTT user name and the token's resource as written.
+	HostName string
+	// DeviceID is the device identity. Required.
+	DeviceID string
+	// ModuleID makes the client a module of DeviceID. Default: none.
+	ModuleID string
+	// SharedAccessKey is the identity's base64 key. The client signs a
+	// fresh token with it on every connect.
+	SharedAccessKey string
+	// SharedAccessSignature is a ready-made token used as is, instead
+	// of a key. It cannot be renewed: when it expires the hub drops the
+	// connection and the reconnect is refused with ErrUnauthorized.
+	SharedAccessSignature string
+	// GatewayHostName, when set, is the host (and port) the client
+	// connects to (an IoT Edge gateway); HostName stays in the user
+	// name and the token.
+	GatewayHostName string
+
+	// CAFile is a PEM file of CA certificates to trust instead of the
+	// system pool (for example the local hub's CA). Default: none.
+	CAFile string
+	// RootCAs is the pool of CAs to trust. Default: the system pool.
+	// With CAFile too, the file's certificates are added to a copy.
+	RootCAs *x509.CertPool
+
+	// KeepAlive is the MQTT keep-alive. Default: DefaultKeepAlive (60 s).
+	// IoT Hub's useful maximum is 1177 s.
+	KeepAlive time.Duration
+	// QoS is the QoS of telemetry: 0 or 1. Default: 1 (SendEvent waits
+	// for the PUBACK). Set QoS0 for QoS 0; the zero value means 1.
+	QoS QoS
+	// TokenTTL is the lifetime of each token signed with
+	// SharedAccessKey. The client reconnects with a fresh token after
+	// 80% of it. Default: DefaultTokenTTL (1 h).
+	TokenTTL time.Duration
+	// ConnectTimeout bounds one connection attempt. Default:
+	// DefaultConnectTimeout (30 s).
+	ConnectTimeout time.Duration
+	// MinRetryDelay is the back-off before the first reconnect attempt;
+	// it doubles per attempt, with jitter, up to MaxRetryDelay.
+	// Default: DefaultMinRetryDelay (1 s).
+	MinRetryDelay time.Duration
+	// MaxRetryDelay caps the back-off. Default: DefaultMaxRetryDelay (30 s).
+	MaxRetryDelay time.Duration
+	// RetryConnect makes Connect itself retry failed attempts (network
+	// errors, server unavailable) with back-off until ctx is done,
+	// instead of returning the first error. Refusals are never retried.
+	// Default: false.
+	RetryConnect bool
+	// ProductInfo is the DeviceClientType in the user name.
+	// Default: "iotctl/{version}".
+	ProductInfo string
+
+	// OnState, if set, is called on every connection-state change, one
+	// call at a time and in order, from the client's goroutines. It must
+	// return quickly and must not call Close. Default: none.
+	OnState func(Event)
+	// Logger receives debug and warning logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// QoS is the MQTT quality of service of telemetry.
+type QoS int
+
+// The QoS values. The zero value is the default, QoS1.
+const (
+	QoSDefault QoS = iota
+	// QoS0 is at most once: SendEvent returns when the PUBLISH is
+	// written to the connection.
+	QoS0
+	// QoS1 is at least once: SendEvent returns when the hub sent the
+	// PUBACK. A message may be sent again after a reconnect.
+	QoS1
+)
+
+// ParseQoS accepts "0" and "1".
+func ParseQoS(s string) (QoS, error) {
+	switch s {
+	case "0":
+		return QoS0, nil
+	case "1":
+		return QoS1, nil
+	}
+	return 0, fmt.Errorf("device: QoS %q: use 0 or 1 (IoT Hub does not support QoS 2)", s)
+}
+
+func (q QoS) byte() byte {
+	if q == QoS0 {
+		return 0
+	}
+	return 1
+}
+
+// config is Options resolved and checked.
+type config struct {
+	hostName    string // for user name and token
+	address     string // host:port to dial
+	serverName  string // TLS server name
+	deviceID    string
+	moduleID    string
+	clientID    string
+	key         []byte
+	token       string
+	tls         *tls.Config
+	keepAlive   time.Duration
+	qos         byte
+	ttl         time.Duration
+	connTimeout time.Duration
+	minDelay    time.Duration
+	maxDelay    time.Duration
+	retry       bool
+	username    string
+	onState     func(Event)
+	log         *slog.Logger
+}
+
+func resolve(o *Options) (*config, error) {
+	if o == nil {
+		return nil, errors.New("device: no options: a connection string or a host, device id and key are needed")
+	}
+	host, dev, mod, key, sig, gw := o.HostName, o.DeviceID, o.ModuleID, o.SharedAccessKey, o.SharedAccessSignature, o.GatewayHostName
+	if o.ConnectionString != "" {
+		if host != "" || dev != "" || mod != "" || key != "" || sig != "" || gw != "" {
+			return nil, errors.New("device: give either ConnectionString or the identity fields, not both")
+		}
+		cs, err := connstr.Parse(o.ConnectionString)
+		if err != nil {
+			return nil, err
+		}
+		if err := cs.Require(connstr.KindDevice, connstr.KindModule); err != nil {
+			return nil, err
+		}
+		if cs.X509 {
+			return nil, &connstr.ParseError{Key: connstr.KeyX509, Reason: "X.509 client certificates are not supported by iotctl's device client yet; use a SharedAccessKey string", Err: connstr.ErrInvalidValue}
+		}
+		host, dev, mod, key, sig, gw = cs.HostName, cs.DeviceID, cs.ModuleID, cs.SharedAccessKey, cs.SharedAccessSignature, cs.GatewayHostName
+	}
+	if host == "" {
+		return nil, errors.New("device: no host name")
+	}
+	if dev == "" {
+		return nil, errors.New("device: no device id")
+	}
+	c := &config{hostName: host, deviceID: dev, moduleID: mod, clientID: dev}
+	if mod != "" {
+		c.clientID = dev + "/" + mod
+	}
+	switch {
+	case key != "" && sig != "":
+		return nil, errors.New("device: give either a shared access key or a signature, not both")
+	case key != "":
+		k, err := sas.DecodeKey(key)
+		if err != nil {
+			return nil, err
+		}
+		c.key = k
+	case sig != "":
+		if _, err := sas.Parse(sig); err != nil {
+			return nil, err
+		}
+		c.token = sig
+	default:
+		return nil, errors.New("device: no credentials: a shared access key or signature is needed")
+	}
+	dial := host
+	if gw != "" {
+		dial = gw
+	}
+	h, port, err := splitHostPort(dial)
+	if err != nil {
+		return nil, err
+	}
+	c.serverName, c.address = h, net.JoinHostPort(h, strconv.Itoa(port))
+
+	pool := o.RootCAs
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("device: CA file: %w", err)
+		}
+		if pool == nil {
+			pool = x509.NewCertPool()
+		} else {
+			pool = pool.Clone()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("device: CA file %s holds no PEM certificate", o.CAFile)
+		}
+	}
+	c.tls = &tls.Config{ServerName: c.serverName, RootCAs: pool, MinVersion: tls.VersionTLS12}
+
+	c.keepAlive = orDefault(o.KeepAlive, DefaultKeepAlive)
+	c.ttl = orDefault(o.TokenTTL, DefaultTokenTTL)
+	c.connTimeout = orDefault(o.ConnectTimeout, DefaultConnectTimeout)
+	c.minDelay = orDefault(o.MinRetryDelay, DefaultMinRetryDelay)
+	c.maxDelay = orDefault(o.MaxRetryDelay, DefaultMaxRetryDelay)
+	if c.maxDelay < c.minDelay {
+		c.maxDelay = c.minDelay
+	}
+	switch o.QoS {
+	case QoSDefault, QoS1:
+		c.qos = 1
+	case QoS0:
+		c.qos = 0
+	default:
+		return nil, fmt.Errorf("device: QoS %d: use QoS0 or QoS1", o.QoS)
+	}
+	c.retry = o.RetryConnect
+	pi := o.ProductInfo
+	if pi == "" {
+		pi = "iotctl/" + version()
+	}
+	c.username = host + "/" + c.clientID + "/?api-version=" + APIVersion + "&DeviceClientType=" + sas.EncodeResource(pi)
+	c.onState = o.OnState
+	c.log = o.Logger
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// splitHostPort splits "host[:port]" with DefaultPort when none is given.
+func splitHostPort(s string) (string, int, error) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		// No port (or an IPv6 address without brackets).
+		return s, DefaultPort, nil
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 {
+		return "", 0, fmt.Errorf("device: host %q has a bad port", s)
+	}
+	return h, n, nil
+}
+
+// version is the module version of the running binary, or "devel".
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+// resource is the token resource the identity's key signs.
+func (c *config) resource() string {
+	if c.moduleID != "" {
+		return sas.ModuleResource(c.hostName, c.deviceID, c.moduleID)
+	}
+	return sas.DeviceResource(c.hostName, c.deviceID)
+}
+
+// password returns the SAS token for the next connect and when the
+// client should reconnect to renew it (zero for a fixed token).
+func (c *config) password(now time.Time) (string, time.Duration, error) {
+	if c.key == nil {
+		return c.token, 0, nil
+	}
+	tok, err := sas.Sign(c.resource(), c.key, &sas.SignOptions{Expiry: now.Add(c.ttl)})
+	if err != nil {
+		return "", 0, err
+	}
+	return tok.Encode(), time.Duration(float64(c.ttl) * renewFraction), nil
+}

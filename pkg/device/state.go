@@ -1,0 +1,72 @@
+package device
+
+import (
+	"math/rand/v2"
+	"strconv"
+	"time"
+)
+
+// State is a connection state of a Client.
+type State int
+
+// The connection states, in the order a client usually goes through them.
+const (
+	// StateDisconnected: the connection is down. Event.Err says why;
+	// the client reconnects by itself unless Event.Final is true.
+	StateDisconnected State = iota
+	// StateConnecting: Connect is making its first connection.
+	StateConnecting
+	// StateConnected: connected and subscribed.
+	StateConnected
+	// StateReconnecting: a reconnect attempt is about to start after
+	// Event.Delay (attempt Event.Attempt), or a planned reconnect to
+	// renew the token has begun (Event.Reason "token renewal").
+	StateReconnecting
+	// StateClosed: Close was called; the client is done.
+	StateClosed
+)
+
+var stateNames = [...]string{"disconnected", "connecting", "connected", "reconnecting", "closed"}
+
+// String returns "disconnected", "connecting", "connected",
+// "reconnecting" or "closed".
+func (s State) String() string {
+	if s >= 0 && int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "state(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Event is a connection-state change, given to Options.OnState.
+type Event struct {
+	// State is the new state.
+	State State
+	// Reason says in a few words why ("connection lost", "token
+	// renewal", "reconnect refused", "closed").
+	Reason string
+	// Err is the error behind a StateDisconnected (nil otherwise). When
+	// the hub refused a reconnect it is a *ConnectError.
+	Err error
+	// Final is true when the client gave up for good: a reconnect was
+	// refused (Err wraps ErrUnauthorized for bad credentials).
+	Final bool
+	// Attempt is the reconnect attempt number (1, 2, ...) of a
+	// StateReconnecting event, 0 for a planned reconnect.
+	Attempt int
+	// Delay is the back-off before that attempt.
+	Delay time.Duration
+}
+
+// backoff returns the delay before reconnect attempt n (1-based):
+// min·2^(n-1) capped at max, then jittered into [d/2, d].
+func backoff(n int, min, max time.Duration) time.Duration {
+	d := min
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}

@@ -1,0 +1,594 @@
+package simulate
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/iotctl/iotctl/pkg/device"
+	"github.com/iotctl/iotctl/pkg/message"
+)
+
+// Defaults of Options.
+const (
+	// DefaultInterval is the quickstart's telemetry interval.
+	DefaultInterval = time.Second
+	// DefaultContentType and DefaultContentEncoding are the system
+	// properties of every message unless set otherwise.
+	DefaultContentType     = "application/json"
+	DefaultContentEncoding = "utf-8"
+	// closeTimeout bounds each device's clean disconnect at the end.
+	closeTimeout = 5 * time.Second
+)
+
+// Options configure a simulation. A nil *Options is not valid: Device
+// must name the hub.
+type Options struct {
+	// Device is the client configuration every simulated device starts
+	// from: the hub (HostName or ConnectionString), CA, keep-alive, QoS,
+	// token TTL, logger. For a single device (DeviceIDs empty) it is
+	// that device's identity. For a fleet, HostName (and optionally
+	// GatewayHostName) must be set and the simulation fills in DeviceID
+	// and SharedAccessKey per device; any ConnectionString is ignored.
+	// OnState is set by the simulation.
+	Device device.Options
+
+	// DeviceIDs are the fleet's device ids (see FleetIDs). Empty means
+	// the single device in Device.
+	DeviceIDs []string
+	// Keys gives each fleet device its key. Required with DeviceIDs.
+	Keys Registry
+
+	// Interval is the time between a device's messages.
+	// Default: DefaultInterval (1 s). SetTelemetryInterval changes it
+	// per device.
+	Interval time.Duration
+	// Count is how many messages each device sends; 0 means no limit.
+	Count int
+	// Duration ends the simulation after this long; 0 means no limit.
+	Duration time.Duration
+	// Template makes the message bodies; nil sends the quickstart's
+	// {"temperature": t,"humidity": h} with its temperatureAlert
+	// property.
+	Template *Template
+	// Properties are application properties added to every message.
+	Properties map[string]string
+	// ContentType and ContentEncoding are $.ct and $.ce.
+	// Default: DefaultContentType and DefaultContentEncoding. Set them
+	// to "-" to leave them out.
+	ContentType, ContentEncoding string
+	// Methods are fixed replies; one named SetTelemetryInterval
+	// replaces the built-in handler. Methods neither handles are
+	// answered 404 {"Response": "Direct method NAME not defined"}.
+	Methods []MethodReply
+	// Reported, if set, is a JSON object each device reports after it
+	// connects.
+	Reported json.RawMessage
+	// NoEcho turns off echoing desired changes into reported properties.
+	NoEcho bool
+	// ConnectRate limits new connections per second across the fleet;
+	// 0 means no limit.
+	ConnectRate float64
+	// Rate limits messages per second across the fleet; 0 means each
+	// device sends every Interval.
+	Rate float64
+	// StatsInterval, if positive, emits an EventStats this often.
+	StatsInterval time.Duration
+	// Sink receives every event, from many goroutines at once; it must
+	// be safe for concurrent use and quick. Default: none.
+	Sink func(Event)
+	// Logger gets debug logs. Default: Device.Logger, or discard.
+	Logger *slog.Logger
+}
+
+// Conn is what a simulated device needs from its client;
+// *device.Client implements it.
+type Conn interface {
+	Connect(ctx context.Context) error
+	SendEvent(ctx context.Context, m *message.Message) error
+	UpdateReported(ctx context.Context, patch any) (int64, error)
+	HandleMethod(name string, fn device.MethodHandler)
+	SetDefaultMethodHandler(fn device.MethodHandler)
+	SetDesiredHandler(fn device.DesiredHandler)
+	SetC2DHandler(fn device.C2DHandler)
+	Close(ctx context.Context) error
+}
+
+// Fleet is a simulation of one or many devices. Make one with New and
+// start it with Run; Stats may be called at any time from any
+// goroutine.
+type Fleet struct {
+	opts    Options
+	ids     []string
+	log     *slog.Logger
+	connLim *limiter
+	sendLim *limiter
+	replies map[string]MethodReply
+	dial    func(*device.Options) (Conn, error)
+
+	start     time.Time
+	connected atomic.Int64
+	sent      atomic.Int64
+	acked     atomic.Int64
+	errs      atomic.Int64
+	methods   atomic.Int64
+	twin      atomic.Int64
+	c2d       atomic.Int64
+	reconns   atomic.Int64
+
+	rmu      sync.Mutex
+	lastRate float64
+	running  bool
+}
+
+// New checks opts and returns a Fleet. Errors: a missing Keys or host
+// for a fleet, a negative Count, Interval or rate.
+func New(opts *Options) (*Fleet, error) {
+	if opts == nil {
+		return nil, errors.New("simulate: no options")
+	}
+	o := *opts
+	if o.Interval <= 0 {
+		o.Interval = DefaultInterval
+	}
+	if o.Count < 0 || o.Duration < 0 || o.Rate < 0 || o.ConnectRate < 0 {
+		return nil, errors.New("simulate: count, duration and rates must not be negative")
+	}
+	o.ContentType = orDash(o.ContentType, DefaultContentType)
+	o.ContentEncoding = orDash(o.ContentEncoding, DefaultContentEncoding)
+	f := &Fleet{opts: o, ids: o.DeviceIDs, connLim: newLimiter(o.ConnectRate), sendLim: newLimiter(o.Rate),
+		replies: map[string]MethodReply{}}
+	if len(f.ids) > 0 {
+		if o.Keys == nil {
+			return nil, errors.New("simulate: a fleet needs Keys (a registry or a keys file)")
+		}
+		if o.Device.HostName == "" {
+			return nil, errors.New("simulate: a fleet needs Device.HostName")
+		}
+	}
+	if o.Device.CAFile != "" {
+		// Read the CA once: one pool for every device, not one each.
+		pem, err := os.ReadFile(o.Device.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("simulate: CA file: %w", err)
+		}
+		pool := o.Device.RootCAs
+		if pool == nil {
+			pool = x509.NewCertPool()
+		} else {
+			pool = pool.Clone()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("simulate: CA file %s holds no PEM certificate", o.Device.CAFile)
+		}
+		o.Device.RootCAs, o.Device.CAFile = pool, ""
+	}
+	for _, r := range o.Methods {
+		f.replies[r.Name] = r
+	}
+	f.log = o.Logger
+	if f.log == nil {
+		f.log = o.Device.Logger
+	}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	f.dial = func(o *device.Options) (Conn, error) { return device.New(o) }
+	return f, nil
+}
+
+func orDash(v, def string) string {
+	switch v {
+	case "":
+		return def
+	case "-":
+		return ""
+	}
+	return v
+}
+
+// Devices returns the number of simulated devices.
+func (f *Fleet) Devices() int { return max(1, len(f.ids)) }
+
+// Stats returns the counters now.
+func (f *Fleet) Stats() Stats {
+	f.rmu.Lock()
+	start, rate := f.start, f.lastRate
+	f.rmu.Unlock()
+	s := Stats{
+		Devices: f.Devices(), Connected: f.connected.Load(), Sent: f.sent.Load(), Acked: f.acked.Load(),
+		Errors: f.errs.Load(), Methods: f.methods.Load(), Twin: f.twin.Load(), C2D: f.c2d.Load(),
+		Reconnects: f.reconns.Load(), MsgsPerSecond: rate,
+	}
+	if !start.IsZero() {
+		s.ElapsedSeconds = time.Since(start).Seconds()
+	}
+	return s
+}
+
+func (f *Fleet) emit(e Event) {
+	if f.opts.Sink == nil {
+		return
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	f.opts.Sink(e)
+}
+
+// Run connects the devices and sends telemetry until every device has
+// sent Count messages, Duration has passed, or ctx is done; then it
+// disconnects them cleanly and emits EventSummary. It returns the
+// final counters and:
+//   - ctx.Err() when ctx was cancelled (after the clean shutdown);
+//   - the connect error when no device could connect at all (for a
+//     single device, a *device.ConnectError wrapping
+//     device.ErrUnauthorized when the hub refused its credentials);
+//   - nil otherwise; per-device failures are EventError events and
+//     counted in Stats.Errors.
+//
+// Run may be called once.
+func (f *Fleet) Run(ctx context.Context) (Stats, error) {
+	f.rmu.Lock()
+	if f.running {
+		f.rmu.Unlock()
+		return Stats{}, errors.New("simulate: Run called twice")
+	}
+	f.running = true
+	f.start = time.Now()
+	f.rmu.Unlock()
+
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if f.opts.Duration > 0 {
+		var c2 context.CancelFunc
+		rctx, c2 = context.WithTimeout(rctx, f.opts.Duration)
+		defer c2()
+	}
+	statsDone := make(chan struct{})
+	if f.opts.StatsInterval > 0 {
+		go f.statsLoop(rctx, statsDone)
+	} else {
+		close(statsDone)
+	}
+
+	var wg sync.WaitGroup
+	var anyConnected atomic.Bool
+	var firstErr error
+	var emu sync.Mutex
+	run := func(id string, single bool) {
+		defer wg.Done()
+		ok, err := f.runDevice(rctx, id, single)
+		if ok {
+			anyConnected.Store(true)
+		} else if err != nil {
+			emu.Lock()
+			if firstErr == nil {
+				firstErr = err
+			}
+			emu.Unlock()
+		}
+	}
+	if len(f.ids) == 0 {
+		wg.Add(1)
+		go run(f.opts.Device.DeviceID, true)
+	} else {
+		wg.Add(len(f.ids))
+		for _, id := range f.ids {
+			go run(id, false)
+		}
+	}
+	wg.Wait()
+	cancel()
+	<-statsDone
+
+	s := f.Stats()
+	if s.ElapsedSeconds > 0 {
+		s.MsgsPerSecond = float64(s.Acked) / s.ElapsedSeconds
+	}
+	f.emit(Event{Type: EventSummary, Stats: &s})
+	if ctx.Err() != nil {
+		return s, ctx.Err()
+	}
+	if !anyConnected.Load() && firstErr != nil {
+		return s, firstErr
+	}
+	return s, nil
+}
+
+func (f *Fleet) statsLoop(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(f.opts.StatsInterval)
+	defer t.Stop()
+	lastAcked, lastTime := int64(0), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			acked := f.acked.Load()
+			rate := float64(acked-lastAcked) / now.Sub(lastTime).Seconds()
+			lastAcked, lastTime = acked, now
+			f.rmu.Lock()
+			f.lastRate = rate
+			f.rmu.Unlock()
+			s := f.Stats()
+			f.emit(Event{Type: EventStats, Stats: &s})
+		}
+	}
+}
+
+// simDevice is the state of one simulated device; it is kept small.
+type simDevice struct {
+	f         *Fleet
+	id        string
+	ctx       context.Context
+	conn      Conn
+	interval  atomic.Int64 // nanoseconds
+	wake      chan struct{}
+	connected atomic.Bool
+	been      atomic.Bool // connected at least once
+}
+
+// runDevice runs one device. ok reports whether it ever connected.
+func (f *Fleet) runDevice(ctx context.Context, id string, single bool) (ok bool, err error) {
+	d := &simDevice{f: f, id: id, ctx: ctx, wake: make(chan struct{}, 1)}
+	d.interval.Store(int64(f.opts.Interval))
+	fail := func(err error) (bool, error) {
+		if ctx.Err() != nil {
+			return false, nil
+		}
+		f.errs.Add(1)
+		if !single {
+			// A single device's failure is Run's error; a fleet's are
+			// events, and Run returns the first only if all failed.
+			f.emit(Event{Type: EventError, DeviceID: d.id, Error: err.Error()})
+		}
+		return false, err
+	}
+
+	o := f.opts.Device
+	if !single {
+		o.ConnectionString = ""
+		o.DeviceID, o.ModuleID, o.SharedAccessSignature = id, "", ""
+		key, err := f.opts.Keys.EnsureDevice(ctx, id)
+		if err != nil {
+			return fail(fmt.Errorf("device %s: %w", id, err))
+		}
+		o.SharedAccessKey = key
+	}
+	if o.Logger == nil {
+		o.Logger = f.opts.Logger
+	}
+	o.OnState = d.onState
+	conn, err := f.dial(&o)
+	if err != nil {
+		return fail(err)
+	}
+	d.conn = conn
+	if single {
+		if c, ok := conn.(interface{ DeviceID() string }); ok {
+			d.id = c.DeviceID()
+		}
+	}
+	conn.SetDefaultMethodHandler(d.onMethod)
+	conn.SetC2DHandler(d.onC2D)
+	conn.SetDesiredHandler(d.onDesired)
+
+	if err := f.connLim.Wait(ctx); err != nil {
+		return false, nil
+	}
+	if err := conn.Connect(ctx); err != nil {
+		if ctx.Err() != nil {
+			return false, nil
+		}
+		return fail(err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		conn.Close(cctx)
+	}()
+
+	if len(f.opts.Reported) > 0 {
+		v, err := conn.UpdateReported(ctx, f.opts.Reported)
+		if err != nil && ctx.Err() == nil {
+			f.errs.Add(1)
+			f.emit(Event{Type: EventTwin, DeviceID: d.id, Reported: f.opts.Reported, Error: err.Error()})
+		} else if err == nil {
+			f.emit(Event{Type: EventTwin, DeviceID: d.id, Reported: f.opts.Reported, ReportedVersion: v})
+		}
+	}
+	d.sendLoop(ctx)
+	return true, nil
+}
+
+// sendLoop sends messages until Count, ctx, or a final client failure.
+func (d *simDevice) sendLoop(ctx context.Context) {
+	f := d.f
+	for seq := int64(1); f.opts.Count == 0 || seq <= int64(f.opts.Count); seq++ {
+		if err := f.sendLim.Wait(ctx); err != nil {
+			return
+		}
+		m, err := d.message(seq)
+		if err != nil {
+			f.errs.Add(1)
+			f.emit(Event{Type: EventError, DeviceID: d.id, Error: err.Error()})
+			return
+		}
+		f.sent.Add(1)
+		err = d.conn.SendEvent(ctx, m)
+		last := time.Now()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			f.errs.Add(1)
+			f.emit(Event{Type: EventError, DeviceID: d.id, Seq: seq, Error: err.Error()})
+			if errors.Is(err, device.ErrUnauthorized) || errors.Is(err, device.ErrClosed) {
+				return
+			}
+		default:
+			f.acked.Add(1)
+			f.emit(Event{Type: EventSent, DeviceID: d.id, Seq: seq, Body: BodyJSON(m.Body), Properties: m.Properties})
+		}
+		if f.opts.Count > 0 && seq >= int64(f.opts.Count) {
+			return
+		}
+		if !d.wait(ctx, last) {
+			return
+		}
+	}
+}
+
+// wait waits until one interval after last. A SetTelemetryInterval
+// call wakes it to measure again with the new interval, so a shorter
+// interval cuts the current wait short.
+func (d *simDevice) wait(ctx context.Context, last time.Time) bool {
+	for {
+		due := last.Add(time.Duration(d.interval.Load()))
+		left := time.Until(due)
+		if left <= 0 {
+			return true
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-t.C:
+			return true
+		case <-d.wake:
+			t.Stop()
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		}
+	}
+}
+
+// message builds message number seq.
+func (d *simDevice) message(seq int64) (*message.Message, error) {
+	f := d.f
+	m := &message.Message{ContentType: f.opts.ContentType, ContentEncoding: f.opts.ContentEncoding}
+	n := len(f.opts.Properties)
+	if f.opts.Template == nil {
+		body, alert := QuickstartBody()
+		m.Body = body
+		m.Properties = make(map[string]string, n+1)
+		m.Properties["temperatureAlert"] = alert
+	} else {
+		body, err := f.opts.Template.Execute(d.id, seq, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		m.Body = body
+		if n > 0 {
+			m.Properties = make(map[string]string, n)
+		}
+	}
+	maps.Copy(m.Properties, f.opts.Properties)
+	return m, nil
+}
+
+// SetInterval changes the device's telemetry interval at once.
+func (d *simDevice) setInterval(iv time.Duration) {
+	d.interval.Store(int64(iv))
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *simDevice) onMethod(_ context.Context, r *device.MethodRequest) device.MethodResponse {
+	f := d.f
+	var res device.MethodResponse
+	var iv time.Duration
+	if rep, ok := f.replies[r.Name]; ok {
+		res = device.MethodResponse{Status: rep.Status, Payload: rep.Payload}
+	} else if r.Name == SetTelemetryInterval {
+		var ok bool
+		if iv, ok = ParseInterval(r.Payload); ok {
+			d.setInterval(iv)
+			res = setIntervalOK
+		} else {
+			res = setIntervalBad
+		}
+	} else {
+		res = notDefined(r.Name)
+	}
+	f.methods.Add(1)
+	e := Event{Type: EventMethod, DeviceID: d.id, Method: r.Name, Payload: BodyJSON(r.Payload), Status: res.Status, Response: BodyJSON(res.Payload)}
+	if iv > 0 {
+		e.IntervalSeconds = iv.Seconds()
+	}
+	f.emit(e)
+	return res
+}
+
+func (d *simDevice) onC2D(m *message.Message) {
+	d.f.c2d.Add(1)
+	d.f.emit(Event{Type: EventC2D, DeviceID: d.id, MessageID: m.MessageID, Body: BodyJSON(m.Body), Properties: m.Properties})
+}
+
+func (d *simDevice) onDesired(patch json.RawMessage, version int64) {
+	f := d.f
+	f.twin.Add(1)
+	e := Event{Type: EventTwin, DeviceID: d.id, Desired: patch, Version: version}
+	if !f.opts.NoEcho {
+		var doc map[string]json.RawMessage
+		if err := json.Unmarshal(patch, &doc); err == nil {
+			delete(doc, "$version")
+			delete(doc, "$metadata")
+			echo, _ := json.Marshal(doc)
+			e.Reported = echo
+			v, err := d.conn.UpdateReported(d.ctx, json.RawMessage(echo))
+			if err != nil {
+				if d.ctx.Err() != nil {
+					return
+				}
+				f.errs.Add(1)
+				e.Error = err.Error()
+			}
+			e.ReportedVersion = v
+		}
+	}
+	f.emit(e)
+}
+
+func (d *simDevice) onState(e device.Event) {
+	f := d.f
+	ev := Event{DeviceID: d.id, Reason: e.Reason}
+	if e.Err != nil {
+		ev.Error = e.Err.Error()
+	}
+	switch e.State {
+	case device.StateConnected:
+		if d.connected.CompareAndSwap(false, true) {
+			f.connected.Add(1)
+		}
+		if !d.been.CompareAndSwap(false, true) {
+			f.reconns.Add(1)
+		}
+		ev.Type = EventConnected
+	case device.StateDisconnected, device.StateClosed:
+		if d.connected.CompareAndSwap(true, false) {
+			f.connected.Add(-1)
+		} else if e.State == device.StateDisconnected && e.Reason == "connect failed" {
+			return // Run reports it as an error event
+		}
+		ev.Type = EventDisconnected
+	case device.StateReconnecting:
+		ev.Type = EventReconnecting
+		ev.Attempt = e.Attempt
+		ev.DelaySeconds = e.Delay.Seconds()
+	default:
+		return
+	}
+	f.emit(ev)
+}
