@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/cmd/demo"
 	"github.com/iotctl/iotctl/cmd/device"
 	"github.com/iotctl/iotctl/cmd/hub"
 	"github.com/iotctl/iotctl/cmd/method"
@@ -63,6 +64,7 @@ Exit codes: see 'iotctl help exit-codes'.`,
 		hub.NewCmdHub(f),
 		device.NewCmdDevice(f),
 		method.NewCmdMethod(f),
+		demo.NewCmdDemo(f),
 	)
 	root.SetHelpCommand(newCmdHelp(f, root))
 	return root

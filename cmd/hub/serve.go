@@ -2,6 +2,8 @@ package hub
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -11,11 +13,16 @@ import (
 	"github.com/iotctl/iotctl/pkg/output"
 )
 
+// EnvFile is the file in the data directory where `hub serve` writes
+// the shell exports of its connection string and CA file.
+const EnvFile = "env.sh"
+
 type serveInfo struct {
 	HostName         string   `json:"hostName"`
 	Addresses        []string `json:"addresses"`
 	CAFile           string   `json:"caFile,omitempty"`
 	DataDir          string   `json:"dataDir,omitempty"`
+	EnvFile          string   `json:"envFile,omitempty"`
 	ConnectionString string   `json:"connectionString"`
 	NextSteps        []string `json:"nextSteps"`
 }
@@ -32,7 +39,8 @@ devices, HTTPS for the service REST API, and MQTT over WebSocket at
 On first start it makes a CA and a server certificate in the data directory and
 prints the CA file's path: give it to clients with --ca-file (iotctl) or
 NODE_EXTRA_CA_CERTS (Node.js). It prints the iothubowner connection string and
-the next commands to run; -o json prints the same as one JSON object. Devices,
+the next commands to run, and writes the two exports other terminals need to
+<data-dir>/env.sh; -o json prints the same as one JSON object. Devices,
 twins and queued cloud-to-device messages are kept in the data directory
 (bbolt) and survive a restart; --in-memory keeps nothing.
 
@@ -97,16 +105,22 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 	if !opts.InMemory {
 		info.DataDir = opts.DataDir
 	}
-	ca := ""
-	if info.CAFile != "" {
-		ca = " --ca-file " + output.ShellQuote(info.CAFile)
-	}
+	exports := "export IOTCTL_CONNECTION_STRING=" + output.ShellQuote(cs) + "\nexport IOTCTL_CA_FILE=" + output.ShellQuote(info.CAFile) + "\n"
 	info.NextSteps = []string{
 		"export IOTCTL_CONNECTION_STRING=" + output.ShellQuote(cs),
 		"export IOTCTL_CA_FILE=" + output.ShellQuote(info.CAFile),
 		"iotctl hub device create --device-id MyGoDevice",
-		"iotctl device simulate --connection-string \"$(iotctl hub device show MyGoDevice --show-connection-string)\"" + ca,
+		"iotctl device simulate --connection-string \"$(iotctl hub device show MyGoDevice --show-connection-string)\"",
 		"iotctl method invoke --device-id MyGoDevice --name SetTelemetryInterval --payload 10",
+	}
+	if !opts.InMemory {
+		// The two exports, for `. <data-dir>/env.sh` in other terminals.
+		info.EnvFile = filepath.Join(opts.DataDir, EnvFile)
+		if err := os.WriteFile(info.EnvFile, []byte(exports), 0o600); err != nil {
+			return fmt.Errorf("hub: writing %s: %w", info.EnvFile, err)
+		}
+		info.NextSteps[0] = ". " + output.ShellQuote(info.EnvFile)
+		info.NextSteps = append(info.NextSteps[:1], info.NextSteps[2:]...)
 	}
 	if p.Format == output.FormatTable {
 		var b strings.Builder

@@ -1,0 +1,51 @@
+package demo
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestDemoBinary runs the built iotctl as a user would and checks the
+// quickstart's story: the 200 answer and the new interval.
+func TestDemoBinary(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "iotctl")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = filepath.Join("..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "demo", "--invoke-after", "2s", "--payload", "2")
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("iotctl demo: %v\n%s", err, out)
+	}
+	text := string(out)
+	for _, want := range []string{
+		"Created device MyGoDevice",
+		"Sending message: {\"temperature\": ",
+		"Device Method name       : SetTelemetryInterval",
+		"Device Method payload    : 2",
+		"Response status          : 200",
+		`Response payload         : {"Response":"Executed direct method SetTelemetryInterval"}`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+	m := regexp.MustCompile(`the last messages were ([0-9.]+)s apart \(([0-9.]+)s before`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("output does not show the interval change:\n%s", text)
+	}
+	gap, _ := strconv.ParseFloat(m[1], 64)
+	// The device waits the new interval (2 s) after its last message; a
+	// slow machine can only make the gap longer.
+	if gap < 1.9 {
+		t.Errorf("messages after the method were %.1fs apart; want the new 2s interval:\n%s", gap, text)
+	}
+}
