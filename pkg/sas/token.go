@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Prefix is the literal word every IoT Hub SAS token starts with.
@@ -174,7 +175,7 @@ func Parse(s string) (*Token, error) {
 		default:
 			continue
 		}
-		if strings.ContainsAny(v, " \t\r\n") {
+		if strings.IndexFunc(v, unicode.IsSpace) >= 0 {
 			return nil, fmt.Errorf("%w: field %s contains white space", ErrMalformed, k)
 		}
 		if seen[k] {
