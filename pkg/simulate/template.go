@@ -2,14 +2,14 @@ package simulate
 
 import (
 	"bytes"
-	crand "crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"text/template"
 	"text/template/parse"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // TemplateError is a message template that does not parse or does not
@@ -168,22 +168,4 @@ func randFloat(lo, hi float64) (float64, error) {
 	return lo + rand.Float64()*(hi-lo), nil
 }
 
-func newUUID() string {
-	var u [16]byte
-	_, _ = cryptoRead(u[:])
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], u[10:])
-	return string(b[:])
-}
-
-var cryptoRead = crand.Read
+func newUUID() string { return uuid.NewString() }

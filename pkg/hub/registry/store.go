@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -131,6 +131,8 @@ type Store struct {
 	tmpDir  string // removed on Close (OpenMemory)
 	counter atomic.Uint64
 	closed  atomic.Bool
+	// feedbackSignal wakes FeedbackAdded waiters (notify.go).
+	feedbackSignal signal
 }
 
 // Open opens (or creates) the store in the file at path. On first
@@ -357,23 +359,7 @@ func (s *Store) newGenerationID() string {
 }
 
 // NewUUID returns a random RFC 4122 version 4 UUID string.
-func NewUUID() string {
-	var b [16]byte
-	mustRandom(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:], b[10:])
-	return string(out[:])
-}
+func NewUUID() string { return uuid.NewString() }
 
 // identityKey is the key of a device (moduleID "") or module.
 func identityKey(deviceID, moduleID string) []byte {

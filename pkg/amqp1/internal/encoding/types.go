@@ -4,8 +4,9 @@
 package encoding
 
 import (
-	"encoding/hex"
 	"fmt"
+
+	"github.com/google/uuid"
 )
 
 // Format codes (AMQP 1.0 part 1, section 1.6).
@@ -60,19 +61,7 @@ type Symbol string
 type UUID [16]byte
 
 // String formats u in the canonical 8-4-4-4-12 hexadecimal form.
-func (u UUID) String() string {
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], u[10:])
-	return string(b[:])
-}
+func (u UUID) String() string { return uuid.UUID(u).String() }
 
 // Char is an AMQP char: one UTF-32BE code point.
 type Char rune
