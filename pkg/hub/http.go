@@ -107,6 +107,10 @@ func (c *wsConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// NetConn returns the connection under the WebSocket (the mux's
+// *peekedConn), so the MQTT hook can reach the TLS state.
+func (c *wsConn) NetConn() net.Conn { return c.ws.NetConn() }
+
 func (c *wsConn) Close() error         { return c.ws.Close() }
 func (c *wsConn) LocalAddr() net.Addr  { return c.ws.LocalAddr() }
 func (c *wsConn) RemoteAddr() net.Addr { return c.ws.RemoteAddr() }

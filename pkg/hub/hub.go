@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/hub/amqpfront"
 	"github.com/iotctl/iotctl/pkg/hub/auth"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
@@ -57,6 +59,14 @@ type Options struct {
 	// certificate covers, besides localhost, 127.0.0.1, ::1 and Addr's
 	// host.
 	SANs []string
+	// DeviceCAFiles are PEM files of CA certificates that sign device
+	// certificates: a device or module whose registry authentication
+	// is certificateAuthority connects with a client certificate that
+	// chains to one of them and whose subject CN is its id ("{deviceId}"
+	// or "{deviceId}/{moduleId}"). The TLS port asks every client for
+	// a certificate but does not require one. Default: none (such
+	// devices are refused; selfSigned devices need no CA).
+	DeviceCAFiles []string
 	// Partitions is the number of telemetry partitions. Default: 4.
 	Partitions int
 	// MaxEvents bounds the telemetry log. Default: 1,000,000.
@@ -94,6 +104,7 @@ type Hub struct {
 	store     hubStore
 	closeDB   func() error
 	auth      *auth.Authorizer
+	front     *amqpfront.Front
 	mqtt      *mqtt.Server
 	sessions  *sessionTable
 	methods   *methodBus
@@ -105,6 +116,8 @@ type Hub struct {
 	hostName string
 	addrs    []string
 	hostSet  []string
+	// deviceCAs verify certificateAuthority devices (nil: none).
+	deviceCAs *x509.CertPool
 
 	listeners []*muxListener
 	httpLn    *chanListener
@@ -200,6 +213,7 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 	}
 	h.hostSet = append(h.hostSet, h.opts.SANs...)
 	h.auth = auth.New(h.reg, &auth.Options{HostNames: h.hostSet, Now: h.now})
+	h.front = h.newAMQPFront()
 	if err := h.startHTTP(); err != nil {
 		return err
 	}
@@ -234,10 +248,17 @@ func (h *Hub) setupTLS(dataDir, host string) error {
 			return err
 		}
 	}
+	if h.deviceCAs, err = loadDeviceCAs(h.opts.DeviceCAFiles); err != nil {
+		return err
+	}
 	h.tlsConf = &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
 		NextProtos:   []string{"http/1.1"},
+		// Ask for a device certificate without verifying it here: a
+		// self-signed one would fail, and a refusal must be a CONNACK
+		// (return code 5), not a broken handshake. authX509 checks it.
+		ClientAuth: tls.RequestClientCert,
 	}
 	return nil
 }

@@ -108,6 +108,14 @@ func (k *mqttHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		log.Info("mqtt connect refused", "reason", "malformed client id")
 		return false
 	}
+	if len(pk.Connect.Password) == 0 {
+		// No password: an X.509 device, known by its client certificate.
+		if err := k.h.authX509(cl.Net.Conn, deviceID, moduleID); err != nil {
+			log.Info("mqtt connect refused", "err", err)
+			return false
+		}
+		return true
+	}
 	if err := k.h.auth.Device(string(pk.Connect.Password), deviceID, moduleID); err != nil {
 		log.Info("mqtt connect refused", "err", err)
 		return false
@@ -123,7 +131,11 @@ func (k *mqttHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool { 
 func (k *mqttHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	deviceID, moduleID := splitClientID(cl.ID)
 	now := k.h.now()
-	s := &session{cl: cl, deviceID: deviceID, moduleID: moduleID, connectedAt: now, authMethod: "sas",
+	method := "sas"
+	if len(pk.Connect.Password) == 0 {
+		method = "x509"
+	}
+	s := &session{cl: cl, deviceID: deviceID, moduleID: moduleID, connectedAt: now, authMethod: method,
 		inflight: map[uint16]string{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	s.touch(now)
 	if gen, err := k.h.generationID(deviceID, moduleID); err == nil {

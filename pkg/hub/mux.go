@@ -51,8 +51,8 @@ type peekedConn struct {
 
 func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
-// NetConn returns the connection under the TLS layer, so callers can
-// inspect the TLS state.
+// NetConn returns the *tls.Conn the bytes were peeked from, so callers
+// can inspect the TLS state (see tlsState).
 func (c *peekedConn) NetConn() net.Conn { return c.Conn }
 
 // handshakeTimeout bounds the TLS handshake and the wait for a client's

@@ -93,6 +93,7 @@ func (s *Store) addFeedback(tx *bolt.Tx, m *C2DMessage, deviceID string, status 
 	if err := putJSON(b, seqKey(seq), &rec); err != nil {
 		return err
 	}
+	tx.OnCommit(s.feedbackSignal.notify)
 	// Keep the queue bounded: now and then, drop the oldest records.
 	if seq%64 != 0 {
 		return nil
@@ -202,6 +203,9 @@ func (s *Store) settleFeedback(lockToken string, complete bool) error {
 		}
 		if len(ups) == 0 {
 			return newErr(ErrDeviceMessageLockLost, "no feedback batch with this lock token")
+		}
+		if !complete {
+			tx.OnCommit(s.feedbackSignal.notify)
 		}
 		for _, u := range ups {
 			if complete {

@@ -1,0 +1,39 @@
+// Package amqpfront is the AMQP 1.0 endpoint of iotctl's local IoT Hub:
+// what the official service SDKs and Event Hubs clients talk to on
+// port 5671 (PROTOCOL.md §6 and §10.2–10.3). It serves, on top of
+// pkg/amqp1:
+//
+//   - $cbs: put-token requests, whose SAS tokens (verified with
+//     pkg/hub/auth against the hub's shared access policies) authorize
+//     the connection's later links under the token's audience until it
+//     expires; SASL PLAIN with "{policy}@sas.root.{hub}" and a token
+//     does the same. Replies carry status-code as an AMQP int.
+//   - /messages/devicebound: cloud-to-device messages from a service,
+//     queued in the registry and accepted, or rejected with IoT Hub's
+//     conditions (amqp:not-found, amqp:resource-limit-exceeded,
+//     amqp:link:message-size-exceeded, amqp:not-allowed for a missing
+//     device in properties.to, com.microsoft:argument-error).
+//   - /messages/serviceBound/feedback: delivery feedback batches.
+//   - The Event Hub-compatible endpoint, named after the hub
+//     (EventHubName): $management READ requests and receivers on
+//     {eventhub}/ConsumerGroups/$Default/Partitions/{n} honouring the
+//     Event Hubs selector filters, reading the hub's telemetry log.
+//   - /messages/events/...: answered with amqp:link:redirect to that
+//     endpoint, as IoT Hub does.
+//
+// Link addresses match case-insensitively, with or without an
+// amqps://host[:port] prefix. A hub makes one Front and hands it every
+// AMQP connection:
+//
+//	f := amqpfront.New(reg, telemetryLog, &amqpfront.Options{
+//		HostNames:   []string{"localhost:8443", "127.0.0.1"},
+//		C2DEnqueued: hub.C2DEnqueued,
+//	})
+//	go func() { _ = f.Serve(ctx, conn) }()
+//
+// Event Hubs clients connect with the connection string
+// "Endpoint=sb://{host}[:port]/;SharedAccessKeyName=...;SharedAccessKey=...;EntityPath={EventHubName}"
+// over TLS; the hub's one TLS port serves AMQP, so the port of the hub
+// works in the endpoint (UseDevelopmentEmulator=true would ask for
+// plain TCP, which the hub does not serve).
+package amqpfront

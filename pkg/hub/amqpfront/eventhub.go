@@ -1,0 +1,242 @@
+package amqpfront
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/iotctl/iotctl/pkg/amqp1"
+)
+
+// DefaultConsumerGroup is the only consumer group of the hub's Event
+// Hub-compatible endpoint (matched case-insensitively).
+const DefaultConsumerGroup = "$Default"
+
+// Link properties and capabilities of Event Hubs receivers.
+const (
+	propEpoch        = "com.microsoft:epoch"
+	capRuntimeMetric = "com.microsoft:enable-receiver-runtime-metric"
+	eventReadBatch   = 256
+)
+
+// redirect is the amqp:link:redirect error that sends a receiver at
+// the hub's messages/events{/rest} to the Event Hub-compatible
+// endpoint: info hostname and network-host (the redirect host), port
+// (an int) and address "amqps://{host}:{port}/{eventhub}/{rest}", the
+// form IoT Hub uses (clients read the Event Hub name from the address).
+func (f *Front) redirect(path string) *amqp1.Error {
+	// path is "messages/events" or "messages/events/{rest}", in any case.
+	rest := ""
+	if len(path) > len(nodeEvents) && strings.EqualFold(path[:len(nodeEvents)], nodeEvents) {
+		rest = strings.Trim(path[len(nodeEvents):], "/")
+	}
+	host, port := f.opts.RedirectHost, f.opts.RedirectPort
+	return &amqp1.Error{
+		Condition:   amqp1.ErrCondLinkRedirect,
+		Description: "read telemetry from the Event Hub-compatible endpoint " + f.ehName,
+		Info: map[string]any{
+			"hostname":     host,
+			"network-host": host,
+			"port":         int32(port),
+			"address":      fmt.Sprintf("amqps://%s:%d/%s/%s", host, port, f.ehName, rest),
+		},
+	}
+}
+
+// partitionOf reads a lower-cased node path of the form
+// "{eventhub}/consumergroups/{group}/partitions/{id}". ok reports
+// whether p has that form; err refuses an unknown event hub, consumer
+// group or partition.
+func (f *Front) partitionOf(p string) (part int, ok bool, err *amqp1.Error) {
+	s := strings.Split(p, "/")
+	if len(s) != 5 || s[1] != "consumergroups" || s[3] != "partitions" {
+		return 0, false, nil
+	}
+	if s[0] != strings.ToLower(f.ehName) {
+		return 0, true, &amqp1.Error{Condition: amqp1.ErrCondNotFound,
+			Description: "no event hub " + quote(s[0]) + " here; this hub's is " + quote(f.ehName)}
+	}
+	if s[2] != strings.ToLower(DefaultConsumerGroup) {
+		return 0, true, &amqp1.Error{Condition: amqp1.ErrCondNotFound,
+			Description: "no consumer group " + quote(s[2]) + " in event hub " + quote(f.ehName) + "; there is only " + DefaultConsumerGroup}
+	}
+	n, convErr := strconv.Atoi(s[4])
+	if convErr != nil || n < 0 || n >= f.tel.Partitions() || strconv.Itoa(n) != s[4] {
+		return 0, true, &amqp1.Error{Condition: CondArgumentOutOfRange,
+			Description: fmt.Sprintf("the specified partition %q is invalid; it should be between 0 and %d", s[4], f.tel.Partitions()-1)}
+	}
+	return n, true, nil
+}
+
+// attachPartition accepts a receiver on a partition: it reads the
+// start position from the selector filter, applies the epoch (owner
+// level) rules and starts sending events.
+func (f *Front) attachPartition(ctx context.Context, l *amqp1.Link, part int, log *slog.Logger) error {
+	sel, _ := l.Source().Selector()
+	pos, err := parseSelector(sel)
+	if err != nil {
+		return &amqp1.Error{Condition: CondArgumentError, Description: err.Error()}
+	}
+	epoch, hasEpoch := epochOf(l.Properties()[propEpoch])
+	stolen, refuse := f.epochs.join(part, l, epoch, hasEpoch)
+	if refuse != nil {
+		return refuse
+	}
+	for _, o := range stolen {
+		go func() {
+			cctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+			defer cancel()
+			_ = o.Close(cctx, &amqp1.Error{Condition: amqp1.ErrCondStolen,
+				Description: fmt.Sprintf("a receiver with epoch %d attached to partition %d", epoch, part)})
+		}()
+	}
+	seq := f.startSeq(part, pos)
+	metrics := false
+	for _, c := range l.DesiredCapabilities() {
+		if c == capRuntimeMetric {
+			metrics = true
+		}
+	}
+	log.Debug("amqp event hub receiver attached", "partition", part, "selector", sel, "from", pos, "seq", seq)
+	go func() {
+		defer f.epochs.leave(part, l)
+		f.streamPartition(ctx, l, part, seq, metrics)
+	}()
+	return nil
+}
+
+// startSeq is the sequence number a receiver starting at pos reads
+// first.
+func (f *Front) startSeq(part int, pos position) int64 {
+	switch pos.kind {
+	case posEnd:
+		return f.tel.Info(part).Last + 1
+	case posSeq:
+		return pos.seq
+	case posTime:
+		return f.tel.SeqAt(part, pos.t)
+	}
+	return 0
+}
+
+// streamPartition sends the events of a partition from sequence number
+// seq on, following the log as it grows, as fast as the peer's credit
+// allows, until the link or connection ends. Events are sent as the
+// peer's settle mode says; an event the peer rejects or releases is
+// not sent again (Event Hubs has no redelivery).
+func (f *Front) streamPartition(ctx context.Context, l *amqp1.Link, part int, seq int64, metrics bool) {
+	for {
+		evs, changed := f.tel.Read(part, seq, eventReadBatch)
+		if len(evs) == 0 {
+			select {
+			case <-changed:
+				continue
+			case <-l.Done():
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+		for i := range evs {
+			ev := &evs[i]
+			msg := eventMessage(ev)
+			if metrics {
+				addRuntimeMetrics(msg, f.tel.Info(part), f.now())
+			}
+			err := l.Send(ctx, msg)
+			if err != nil && !isOutcome(err) {
+				if !errors.Is(err, amqp1.ErrMessageTooLarge) {
+					return
+				}
+				f.log.Debug("amqp event skipped: larger than the receiver accepts", "partition", part, "seq", ev.SequenceNumber)
+			}
+			seq = ev.SequenceNumber + 1
+		}
+	}
+}
+
+// isOutcome reports whether a Send error is only the peer's outcome
+// for one message (not the end of the link).
+func isOutcome(err error) bool {
+	return errors.Is(err, amqp1.ErrReleased) || errors.As(err, new(*amqp1.RejectedError)) || errors.As(err, new(*amqp1.ModifiedError))
+}
+
+// epochOf reads the com.microsoft:epoch link property (a long).
+func epochOf(v any) (int64, bool) {
+	switch e := v.(type) {
+	case int64:
+		return e, true
+	case int32:
+		return int64(e), true
+	case int:
+		return int64(e), true
+	case uint32:
+		return int64(e), true
+	case uint64:
+		return int64(e), true
+	}
+	return 0, false
+}
+
+// epochTable keeps the receivers of each partition with their epochs
+// (owner levels), shared by all connections, to apply Event Hubs'
+// rules: a receiver with an epoch takes the partition from receivers
+// with a lower epoch or none (they are closed with amqp:link:stolen),
+// and a receiver with a lower epoch, or without one while an epoch
+// receiver holds the partition, is refused.
+type epochTable struct {
+	mu    sync.Mutex
+	parts map[int][]epochReceiver
+}
+
+type epochReceiver struct {
+	l     *amqp1.Link
+	epoch int64
+	has   bool
+}
+
+func newEpochTable() *epochTable { return &epochTable{parts: map[int][]epochReceiver{}} }
+
+// join adds l to partition part. It returns the receivers l takes the
+// partition from, or the error refusing l.
+func (t *epochTable) join(part int, l *amqp1.Link, epoch int64, has bool) (stolen []*amqp1.Link, refuse *amqp1.Error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var keep []epochReceiver
+	for _, r := range t.parts[part] {
+		if r.l.Err() != nil {
+			continue
+		}
+		switch {
+		case r.has && (!has || r.epoch > epoch):
+			return nil, &amqp1.Error{Condition: amqp1.ErrCondStolen, Description: fmt.Sprintf(
+				"a receiver with epoch %d holds partition %d; %s", r.epoch, part, map[bool]string{true: "this one's epoch " + strconv.FormatInt(epoch, 10) + " is lower", false: "this one has no epoch"}[has])}
+		case has && (!r.has || r.epoch < epoch):
+			stolen = append(stolen, r.l)
+		default:
+			keep = append(keep, r)
+		}
+	}
+	t.parts[part] = append(keep, epochReceiver{l: l, epoch: epoch, has: has})
+	return stolen, nil
+}
+
+// leave removes l from partition part.
+func (t *epochTable) leave(part int, l *amqp1.Link) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rs := t.parts[part]
+	for i, r := range rs {
+		if r.l == l {
+			t.parts[part] = append(rs[:i:i], rs[i+1:]...)
+			break
+		}
+	}
+	if len(t.parts[part]) == 0 {
+		delete(t.parts, part)
+	}
+}
