@@ -31,8 +31,11 @@ type InvokeOptions struct {
 	ResponseTimeout time.Duration
 	ConnectTimeout  time.Duration
 	CAFile          string
+	// PayloadJSON is the checked JSON payload, made from the payload
+	// flags before Run (or runF) is called.
+	PayloadJSON json.RawMessage
 
-	payloadSet bool
+	payloadSet, payloadFileSet, payloadStringSet bool
 }
 
 // NewCmdInvoke returns `method invoke`; runF replaces the run function
@@ -66,13 +69,22 @@ the credentials, 3 for usage errors.`,
   $ iotctl method invoke -d dev1 --name echo --payload-string 'hello world'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.payloadSet = cmd.Flags().Changed("payload")
+			fl := cmd.Flags()
+			o.payloadSet, o.payloadFileSet, o.payloadStringSet = fl.Changed("payload"), fl.Changed("payload-file"), fl.Changed("payload-string")
 			if o.DeviceID == "" {
 				o.DeviceID = deviceIDFromConfig(f)
 			}
 			if o.CAFile == "" {
 				o.CAFile = f.V.GetString(cmdutil.KeyCAFile)
 			}
+			if err := o.validate(); err != nil {
+				return err
+			}
+			payload, err := o.payload()
+			if err != nil {
+				return err
+			}
+			o.PayloadJSON = payload
 			if runF != nil {
 				return runF(o)
 			}
@@ -120,7 +132,7 @@ func deviceIDFromConfig(f *cmdutil.Factory) string {
 // payload returns the JSON to send, checked.
 func (o *InvokeOptions) payload() (json.RawMessage, error) {
 	n := 0
-	for _, set := range []bool{o.payloadSet, o.PayloadFile != "", o.PayloadString != ""} {
+	for _, set := range []bool{o.payloadSet, o.payloadFileSet, o.payloadStringSet} {
 		if set {
 			n++
 		}
@@ -131,10 +143,13 @@ func (o *InvokeOptions) payload() (json.RawMessage, error) {
 	var raw []byte
 	var from string
 	switch {
-	case o.PayloadString != "":
+	case o.payloadStringSet:
 		b, _ := json.Marshal(o.PayloadString)
+		if len(b) > message.MaxMethodPayload {
+			return nil, cmdutil.Usagef("--payload-string is %d bytes as JSON; IoT Hub takes method payloads up to %d bytes", len(b), message.MaxMethodPayload)
+		}
 		return b, nil
-	case o.PayloadFile != "":
+	case o.payloadFileSet:
 		var err error
 		if o.PayloadFile == "-" {
 			raw, err = io.ReadAll(io.LimitReader(o.F.IO.In, 1<<20))
@@ -185,19 +200,14 @@ func (o *InvokeOptions) validate() error {
 	return nil
 }
 
-// Run invokes the method and prints the answer.
+// Run invokes the method with the checked options and prints the
+// answer.
 func (o *InvokeOptions) Run(cmd *cobra.Command) error {
 	p, err := o.F.Printer()
 	if err != nil {
 		return err
 	}
-	if err := o.validate(); err != nil {
-		return err
-	}
-	payload, err := o.payload()
-	if err != nil {
-		return err
-	}
+	payload := o.PayloadJSON
 	cs, err := o.F.ServiceConnectionString()
 	if err != nil {
 		return err

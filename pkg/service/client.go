@@ -13,14 +13,16 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/Azure/go-amqp"
 
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/sas"
@@ -32,7 +34,9 @@ const APIVersion = "2021-04-12"
 // Options configure a Client. A nil *Options means the defaults.
 type Options struct {
 	// CAFile is a PEM file of extra CA certificates to trust besides
-	// the system pool (the local hub's CA). Default: none.
+	// the system pool (the local hub's CA). The hub's certificate is
+	// checked against them first; the system pool is loaded only when
+	// they do not vouch for it. Default: none.
 	CAFile string
 	// RootCAs replaces the system pool when set. Default: nil.
 	RootCAs *x509.CertPool
@@ -65,6 +69,13 @@ type Client struct {
 	opts    Options
 	log     *slog.Logger
 	tokenMu sync.Mutex
+	// tls is the configuration of the AMQP side, for any host.
+	tls *lazyTLS
+
+	// The AMQP side (C2D, feedback), opened on first use.
+	amqpMu sync.Mutex
+	amqp   *amqpSession
+	c2d    *amqp.Sender
 }
 
 // New returns a Client for a service (policy) connection string. The
@@ -108,41 +119,20 @@ func New(cs *connstr.ConnectionString, opts *Options) (*Client, error) {
 		}
 		c.token = t
 	}
+	trusted, err := newTrust(o.CAFile, o.RootCAs)
+	if err != nil {
+		return nil, err
+	}
+	c.tls = &lazyTLS{trust: trusted}
 	c.http = o.HTTPClient
 	if c.http == nil {
-		tc, err := TLSConfig(o.CAFile, o.RootCAs)
-		if err != nil {
-			return nil, err
-		}
 		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = tc
+		// HTTPS goes to the hub only (through a proxy or not).
+		tr.TLSClientConfig = trusted.forHost(cs.Host())
 		tr.MaxIdleConnsPerHost = 64
 		c.http = &http.Client{Transport: tr}
 	}
 	return c, nil
-}
-
-// TLSConfig returns a TLS configuration that trusts roots (or the
-// system pool) plus the certificates in caFile.
-func TLSConfig(caFile string, roots *x509.CertPool) (*tls.Config, error) {
-	pool := roots
-	if pool == nil {
-		var err error
-		if pool, err = x509.SystemCertPool(); err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-	}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("service: CA file: %w", err)
-		}
-		pool = pool.Clone()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("service: CA file %s holds no PEM certificate", caFile)
-		}
-	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // HostName is the hub the client talks to.
@@ -201,7 +191,7 @@ func (c *Client) do(ctx context.Context, req request, out any) (http.Header, err
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			if !wrote && attempt < c.opts.Retries {
+			if !wrote && !permanent(err) && attempt < c.opts.Retries {
 				if werr := c.backoff(ctx, attempt, nil); werr != nil {
 					return nil, werr
 				}
@@ -261,6 +251,24 @@ func (c *Client) send(ctx context.Context, req request, u string, body []byte) (
 	}
 	resp, err := c.http.Do(hr)
 	return resp, wrote.Load(), err
+}
+
+// permanent reports whether a failure to reach the hub would fail the
+// same way at once if tried again: a server certificate the client
+// does not trust, or a host name that does not exist.
+func permanent(err error) bool {
+	var cve *tls.CertificateVerificationError
+	var uae x509.UnknownAuthorityError
+	var hne x509.HostnameError
+	var cie x509.CertificateInvalidError
+	var dns *net.DNSError
+	switch {
+	case errors.As(err, &cve), errors.As(err, &uae), errors.As(err, &hne), errors.As(err, &cie):
+		return true
+	case errors.As(err, &dns):
+		return dns.IsNotFound
+	}
+	return false
 }
 
 // backoff waits before attempt+1: Retry-After when the hub gave one,

@@ -18,7 +18,9 @@ var (
 	ErrDeviceNotOnline = errors.New("service: device not online")
 	// ErrTimeout: the hub timed out waiting for the device (504101).
 	ErrTimeout = errors.New("service: gateway timeout")
-	// ErrUnauthorized: the hub refused the credentials (401, 403).
+	// ErrUnauthorized: the hub refused the credentials (401, or a 403
+	// without an IoT Hub error code, as a gateway may answer; IoT
+	// Hub's own 403s are quota and queue limits, not credentials).
 	ErrUnauthorized = errors.New("service: unauthorized")
 	// ErrThrottled: too many requests (429).
 	ErrThrottled = errors.New("service: throttled")
@@ -77,7 +79,8 @@ func (e *StatusError) Is(target error) bool {
 	case ErrTimeout:
 		return e.HTTPStatus == http.StatusGatewayTimeout || e.Code == 504101
 	case ErrUnauthorized:
-		return e.HTTPStatus == http.StatusUnauthorized || e.HTTPStatus == http.StatusForbidden && e.Code != 403004
+		return e.HTTPStatus == http.StatusUnauthorized || e.Code/1000 == 401 ||
+			e.HTTPStatus == http.StatusForbidden && e.Code == 0 && e.Name == ""
 	case ErrThrottled:
 		return e.HTTPStatus == http.StatusTooManyRequests
 	case ErrConflict:
@@ -150,7 +153,7 @@ func readInner(e *StatusError, m map[string]json.RawMessage) {
 	}
 	if raw, ok := m["message"]; ok && e.Message == "" {
 		var s string
-		if json.Unmarshal(raw, &s) == nil && !strings.HasPrefix(s, "{") {
+		if json.Unmarshal(raw, &s) == nil && !strings.HasPrefix(s, "{") && !strings.HasPrefix(s, "ErrorCode:") {
 			e.Message = s
 		}
 	}
