@@ -22,13 +22,18 @@ func NewCmdDevice(f *cmdutil.Factory) *cobra.Command {
 		Use:   "device",
 		Short: "Act as a device: simulate one or many, or send messages once",
 		Long: `Commands that act as an IoT Hub device over MQTT (TLS, port 8883 or the port in
-HostName): simulate one device or a fleet, or send device-to-cloud messages once.
+HostName; or over WebSocket on 443 with --websocket): simulate one device or a
+fleet, or send device-to-cloud messages once.
 
 The device connection string comes from --connection-string,
 IOTCTL_DEVICE_CONNECTION_STRING or device-connection-string in the config file.
-For the local hub, trust its CA with --ca-file (or IOTCTL_CA_FILE / ca-file).`,
+For the local hub, trust its CA with --ca-file (or IOTCTL_CA_FILE / ca-file).
+
+` + connectHelp,
 		Example: `  $ iotctl device simulate --connection-string "$DEVICE_CS"
-  $ iotctl device send --connection-string "$DEVICE_CS" --data '{"hello":"world"}'`,
+  $ iotctl device send --connection-string "$DEVICE_CS" --data '{"hello":"world"}'
+  $ HTTPS_PROXY=http://proxy.corp:3128 iotctl device simulate --websocket
+  $ iotctl device send --host myhub.azure-devices.net --device-id cam1 --cert cam1.pem --key cam1-key.pem --data hi`,
 	}
 	c.AddCommand(newCmdSimulate(f, nil), newCmdSend(f, nil))
 	return c
@@ -41,11 +46,13 @@ func exitError(err error) error {
 	}
 	var te *simulate.TemplateError
 	var se *simulate.SpecError
+	var fe *device.FileError
 	switch {
-	case errors.As(err, &te), errors.As(err, &se), errors.Is(err, simulate.ErrNoKey):
+	case errors.As(err, &te), errors.As(err, &se), errors.Is(err, simulate.ErrNoKey),
+		errors.As(err, &fe), errors.Is(err, device.ErrNoCertificate):
 		return &cmdutil.UsageError{Err: err}
 	case errors.Is(err, device.ErrUnauthorized):
-		return &cmdutil.ExitError{Code: cmdutil.ExitAuth, Err: fmt.Errorf("%w (check the connection string's key, or that the device exists and is enabled)", err)}
+		return &cmdutil.ExitError{Code: cmdutil.ExitAuth, Err: fmt.Errorf("%w (%s)", err, authHint(false))}
 	}
 	return err
 }

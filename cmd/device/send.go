@@ -28,6 +28,7 @@ type sendOptions struct {
 	qos             string
 	count           int
 	interval        time.Duration
+	conn            connectFlags
 
 	// Filled by validation.
 	dev   *device.Options
@@ -46,10 +47,15 @@ the hub to acknowledge each (QoS 1), disconnect and exit.
 
 On a terminal one line per message is printed; with -o json one "sent" event per
 message, as 'iotctl device simulate' writes them. Credentials the hub refuses
-exit 4; a bad connection string exits 3.`,
+exit 4; a bad connection string exits 3.
+
+` + connectHelp,
 		Example: `  $ iotctl device send --connection-string "$DEVICE_CS" --data '{"temperature":21.5}'
   $ iotctl device send --data 'hello' --content-type text/plain --property level=info --count 5 --interval 1s
-  $ echo '{"batch":1}' | iotctl device send --data-file - -o json`,
+  $ echo '{"batch":1}' | iotctl device send --data-file - -o json
+  $ iotctl device send --websocket --proxy http://proxy.corp:3128 --data 'through the proxy'
+  $ iotctl device send --connection-string "HostName=myhub.azure-devices.net;DeviceId=cam1;x509=true" \
+      --cert cam1.pem --key cam1-key.pem --data '{"frame":1}'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.dataSet = cmd.Flags().Changed("data")
@@ -59,7 +65,7 @@ exit 4; a bad connection string exits 3.`,
 			if runF != nil {
 				return runF(o)
 			}
-			return exitError(o.run(cmd.Context()))
+			return o.conn.exitError(o.run(cmd.Context()))
 		},
 	}
 	fl := c.Flags()
@@ -74,6 +80,7 @@ exit 4; a bad connection string exits 3.`,
 	fl.IntVar(&o.count, "count", 1, "how many messages to send")
 	fl.DurationVar(&o.interval, "interval", 0, "time between messages")
 	fl.String(cmdutil.KeyCAFile, "", "PEM file of the CA to trust, e.g. the local hub's (default: system roots)")
+	o.conn.add(fl)
 	return c
 }
 
@@ -102,12 +109,8 @@ func (o *sendOptions) validate() error {
 	if len(o.body) > message.MaxTelemetrySize {
 		return cmdutil.Usagef("the message is %d bytes; IoT Hub takes at most %d", len(o.body), message.MaxTelemetrySize)
 	}
-	cs, err := o.f.DeviceConnectionString(o.connStr)
-	if err != nil {
-		return err
-	}
-	o.dev = &device.Options{ConnectionString: cs.Format(), QoS: qos, CAFile: o.f.V.GetString(cmdutil.KeyCAFile)}
-	return nil
+	o.dev = &device.Options{QoS: qos}
+	return o.conn.options(o.f, o.connStr, o.dev)
 }
 
 func (o *sendOptions) run(ctx context.Context) error {

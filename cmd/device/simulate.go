@@ -37,6 +37,7 @@ type simulateOptions struct {
 	keysFile        string
 	connectRate     float64
 	rate            float64
+	conn            connectFlags
 
 	// Filled by validation.
 	sim *simulate.Options
@@ -74,12 +75,17 @@ On a terminal each message, method call, twin change and C2D message is one line
 with -o json every event is one JSON object per line with a "type" field
 (connected, sent, method, twin, c2d, disconnected, reconnecting, error, stats,
 summary). A lost connection is retried with back-off. Ctrl-C stops sending,
-disconnects, prints the summary and exits 130. Credentials the hub refuses exit 4.`,
+disconnects, prints the summary and exits 130. Credentials the hub refuses exit 4.
+
+` + connectHelp + `
+A fleet uses shared access keys; --cert is for one device.`,
 		Example: `  $ iotctl device simulate --connection-string "$DEVICE_CS" --ca-file ~/.local/share/iotctl/ca.pem
   $ iotctl device simulate --count 10 --interval 500ms -o json
   $ iotctl device simulate --data '{"n":{{counter}},"t":{{randFloat 20 35 | printf "%.1f"}},"at":"{{now}}"}'
   $ iotctl device simulate --method reboot=200:'{"rebooting":true}' --reported '{"firmware":"1.0"}'
-  $ iotctl device simulate --devices 100 --hub-connection-string "$SERVICE_CS" --connect-rate 50 --duration 1m`,
+  $ iotctl device simulate --devices 100 --hub-connection-string "$SERVICE_CS" --connect-rate 50 --duration 1m
+  $ HTTPS_PROXY=http://proxy.corp:3128 iotctl device simulate --websocket
+  $ iotctl device simulate --host localhost:8443 --device-id cam1 --cert cam1.pem --key cam1-key.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.dataSet = cmd.Flags().Changed("data")
@@ -113,6 +119,7 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
 	fl.StringVar(&o.keysFile, "keys-file", "", "fleet keys: lines \"deviceId key\" or a JSON object {\"deviceId\": \"key\"}")
 	fl.Float64Var(&o.connectRate, "connect-rate", 100, "fleet connections per second (0: no limit)")
 	fl.Float64Var(&o.rate, "rate", 0, "fleet messages per second in total (0: each device every --interval)")
+	o.conn.add(fl)
 	return c
 }
 
@@ -169,21 +176,30 @@ func (o *simulateOptions) validate() error {
 		}
 		s.Reported = json.RawMessage(o.reported)
 	}
-	s.Device = device.Options{QoS: qos, CAFile: o.f.V.GetString(cmdutil.KeyCAFile)}
+	s.Device = device.Options{QoS: qos}
 
 	fleet := o.devicesSet || o.keysFile != ""
-	hubCS := o.f.V.GetString("hub-connection-string")
-	var devCS *connstr.ConnectionString
-	if !fleet || o.connStr != "" || o.f.V.GetString(cmdutil.KeyDeviceConnectionString) != "" {
-		devCS, err = o.f.DeviceConnectionString(o.connStr)
-		if err != nil && (!fleet || o.connStr != "") {
+	if !fleet {
+		if err := o.conn.options(o.f, o.connStr, &s.Device); err != nil {
 			return err
 		}
-	}
-	if !fleet {
-		s.Device.ConnectionString = devCS.Format()
 		o.sim = s
 		return nil
+	}
+	if o.conn.certFile != "" || o.conn.host != "" || o.conn.deviceID != "" {
+		return cmdutil.Usagef("a fleet (--devices, --keys-file) uses shared access keys: --cert, --host and --device-id are for one device")
+	}
+	// The fleet shares the transport flags; identities come below.
+	if err := o.conn.transport(o.f, &s.Device); err != nil {
+		return err
+	}
+	hubCS := o.f.V.GetString("hub-connection-string")
+	var devCS *connstr.ConnectionString
+	if o.connStr != "" || o.f.V.GetString(cmdutil.KeyDeviceConnectionString) != "" {
+		devCS, err = o.f.DeviceConnectionString(o.connStr)
+		if err != nil && o.connStr != "" {
+			return err
+		}
 	}
 
 	// A fleet: the hub's host and a source of keys.
@@ -262,5 +278,5 @@ func (o *simulateOptions) run(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return &cmdutil.ExitError{Code: cmdutil.ExitInterrupted}
 	}
-	return exitError(err)
+	return o.conn.exitError(err)
 }

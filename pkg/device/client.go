@@ -2,7 +2,6 @@ package device
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -86,6 +85,7 @@ func New(opts *Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	installPahoLoggers()
 	c := &Client{cfg: cfg, ready: make(chan struct{}), stopped: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
@@ -215,11 +215,15 @@ func (c *Client) attempt(ctx context.Context) error {
 
 	var rawMu sync.Mutex
 	var raw net.Conn
+	var dialErr error
 	abandoned := false
-	dialer := &tls.Dialer{NetDialer: &net.Dialer{Timeout: c.cfg.connTimeout}, Config: c.cfg.tls}
 
 	o := paho.NewClientOptions()
-	o.AddBroker("tls://" + c.cfg.address)
+	if c.cfg.wsURL != "" {
+		o.AddBroker(c.cfg.wsURL)
+	} else {
+		o.AddBroker("tls://" + c.cfg.address)
+	}
 	o.SetClientID(c.cfg.clientID)
 	o.SetUsername(c.cfg.username)
 	o.SetPassword(pw)
@@ -233,12 +237,13 @@ func (c *Client) attempt(ctx context.Context) error {
 	o.SetDefaultPublishHandler(func(cl paho.Client, m paho.Message) { c.onMessage(cn, m) })
 	o.SetConnectionLostHandler(func(_ paho.Client, err error) { c.connLost(cn, err) })
 	o.SetCustomOpenConnectionFn(func(*url.URL, paho.ClientOptions) (net.Conn, error) {
-		nc, err := dialer.DialContext(ctx, "tcp", c.cfg.address)
-		if err != nil {
-			return nil, err
-		}
+		nc, err := c.cfg.dial(ctx)
 		rawMu.Lock()
 		defer rawMu.Unlock()
+		if err != nil {
+			dialErr = err
+			return nil, err
+		}
 		if abandoned {
 			nc.Close()
 			return nil, context.Canceled
@@ -267,10 +272,20 @@ func (c *Client) attempt(ctx context.Context) error {
 		}
 		if ct, ok := tok.(*paho.ConnectToken); ok {
 			if rc := ct.ReturnCode(); rc >= 1 && rc <= 5 {
-				return &ConnectError{Code: rc, Host: c.cfg.address}
+				return &ConnectError{Code: rc, Host: c.cfg.address, Detail: c.cfg.certProblem(time.Now())}
 			}
 		}
-		return fmt.Errorf("device: connect to %s: %w", c.cfg.address, err)
+		// Report the dial's own error, not paho's wrapping of it.
+		rawMu.Lock()
+		if dialErr != nil {
+			err = dialErr
+		}
+		rawMu.Unlock()
+		var pe *ProxyError
+		if errors.As(err, &pe) {
+			return err
+		}
+		return fmt.Errorf("device: connect to %s: %w", c.cfg.target(), err)
 	}
 	if ctx.Err() != nil {
 		cn.markLost()
@@ -560,27 +575,51 @@ func (c *Client) emit(e Event) {
 // publish publishes on cn and waits for the token; errLost means cn
 // went down first.
 func (c *Client) publish(ctx context.Context, cn *conn, topic string, qos byte, body []byte) error {
-	tok := cn.mqtt.Publish(topic, qos, false, body)
+	// paho's Publish itself blocks for its write timeout (30 s) when
+	// the connection drops between its connected check and the hand-
+	// over to its writer goroutine, which has stopped: nothing takes
+	// the packet. Call it aside so that a lost connection is noticed
+	// at once and the caller can send again on the next one.
+	tc := make(chan paho.Token, 1)
+	go func() { tc <- cn.mqtt.Publish(topic, qos, false, body) }()
+	var tok paho.Token
+	select {
+	case tok = <-tc:
+	case <-cn.lost:
+		return errLost
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	select {
 	case <-tok.Done():
 		err := tok.Error()
 		if err == nil {
 			return nil
 		}
-		if cn.isLost() || !cn.mqtt.IsConnectionOpen() {
-			// Wait for connLost to retire cn, so that the caller's
-			// retry does not pick it up again.
-			t := time.NewTimer(time.Second)
-			defer t.Stop()
-			select {
-			case <-cn.lost:
-			case <-t.C:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			return errLost
+		// paho fails the token of a write that failed (connection
+		// reset) before it marks the connection down and calls the
+		// lost handler, so IsConnectionOpen may still be true here.
+		// Wait for connLost to retire cn: then the caller sends again
+		// on the next connection instead of failing, and does not
+		// pick cn up again. An error on a connection that stays up is
+		// returned as is.
+		wait := lostGrace
+		if !cn.mqtt.IsConnectionOpen() {
+			wait = time.Second // down already, without a lost handler
 		}
-		return err
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-cn.lost:
+			return errLost
+		case <-t.C:
+			if !cn.mqtt.IsConnectionOpen() {
+				return errLost
+			}
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	case <-cn.lost:
 		return errLost
 	case <-ctx.Done():
@@ -589,3 +628,7 @@ func (c *Client) publish(ctx context.Context, cn *conn, topic string, qos byte, 
 }
 
 var errLost = errors.New("device: connection lost")
+
+// lostGrace is how long publish waits, after a failed publish token,
+// for paho to report the connection lost.
+const lostGrace = 5 * time.Second

@@ -1,19 +1,25 @@
 // Package device is an Azure IoT Hub device (and module) client over
 // MQTT 3.1.1 on TLS, built on paho: telemetry, direct methods, the
 // device twin and cloud-to-device messages, with SAS-token
-// authentication that renews itself.
+// authentication that renews itself or an X.509 client certificate.
 //
 // The client connects to HostName (or GatewayHostName) on the port it
 // names, 8883 by default, with client id "{deviceId}" or
 // "{deviceId}/{moduleId}", user name
 // "{HostName}/{clientId}/?api-version=2021-04-12&DeviceClientType=iotctl%2F{version}"
-// and a SAS token as password, with a clean session of false. Once
-// connected it stays connected by itself: a dropped connection is
-// retried with exponential back-off and jitter (1 s doubling to 30 s
-// by default), every connect signs a fresh token, subscriptions are
-// made again, and the client reconnects at 80% of the token's lifetime
-// to renew it. A CONNECT the hub refuses is a *ConnectError (wrapping
-// ErrUnauthorized for bad credentials) and is never retried.
+// and a SAS token as password (none with a client certificate), with a
+// clean session of false. With Options.WebSocket it speaks MQTT over
+// wss://{host}/$iothub/websocket instead (port 443 by default),
+// through the HTTPS_PROXY of the environment unless NO_PROXY names the
+// host; Options.Proxy tunnels either transport through a given HTTP
+// proxy with CONNECT. Once connected it stays connected by itself: a
+// dropped connection is retried with exponential back-off and jitter
+// (1 s doubling to 30 s by default), every connect signs a fresh token,
+// subscriptions are made again, and the client reconnects at 80% of
+// the token's lifetime to renew it. A CONNECT the hub refuses is a
+// *ConnectError (wrapping ErrUnauthorized for bad credentials) and is
+// never retried; a proxy that refuses the tunnel is a *ProxyError; a
+// certificate, key or CA file that cannot be used is a *FileError.
 //
 // Every blocking call takes a ctx first; handlers run on their own
 // goroutines. paho's loggers are process globals: the command layer
@@ -27,4 +33,12 @@
 //	if err := c.Connect(ctx); errors.Is(err, device.ErrUnauthorized) { ... }
 //	defer c.Close(context.Background())
 //	err = c.SendEvent(ctx, &message.Message{Body: []byte(`{"t":21.5}`), ContentType: "application/json"})
+//
+// An X.509 device over WebSocket:
+//
+//	c, err := device.New(&device.Options{
+//		ConnectionString: "HostName=myhub.azure-devices.net;DeviceId=cam1;x509=true",
+//		CertFile:         "cam1.pem", KeyFile: "cam1-key.pem", // *FileError if unusable
+//		WebSocket:        true,
+//	})
 package device

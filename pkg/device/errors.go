@@ -21,6 +21,9 @@ var (
 	// ErrTooLarge is returned by SendEvent for a message over
 	// message.MaxTelemetrySize.
 	ErrTooLarge = errors.New("device: message too large")
+	// ErrNoCertificate is returned by New for an x509=true connection
+	// string given without a client certificate.
+	ErrNoCertificate = errors.New("device: the connection string says x509=true: an X.509 client certificate and its key are needed (CertFile and KeyFile)")
 )
 
 // ConnectError is a CONNECT the hub answered with a refusal (a CONNACK
@@ -31,10 +34,17 @@ type ConnectError struct {
 	Code byte
 	// Host is the host:port the client connected to.
 	Host string
+	// Detail is what the client knows that may explain the refusal
+	// ("the client certificate c.pem expired at ..."), or "".
+	Detail string
 }
 
 func (e *ConnectError) Error() string {
-	return "device: " + e.Host + " refused the connection: " + connackText(e.Code) + " (CONNACK return code " + strconv.Itoa(int(e.Code)) + ")"
+	s := "device: " + e.Host + " refused the connection: " + connackText(e.Code) + " (CONNACK return code " + strconv.Itoa(int(e.Code)) + ")"
+	if e.Detail != "" {
+		s += "; " + e.Detail
+	}
+	return s
 }
 
 // Unwrap returns ErrUnauthorized for return codes 4 and 5, else nil.
@@ -81,8 +91,16 @@ func (e *StatusError) Error() string {
 }
 
 // permanent reports whether err from a connection attempt must not be
-// retried: every CONNACK refusal except "server unavailable".
+// retried: every CONNACK refusal except "server unavailable", and a
+// proxy's 4xx answer to CONNECT except 408 and 429.
 func permanent(err error) bool {
 	var ce *ConnectError
-	return errors.As(err, &ce) && ce.Code != 3
+	if errors.As(err, &ce) {
+		return ce.Code != 3
+	}
+	var pe *ProxyError
+	if errors.As(err, &pe) {
+		return pe.StatusCode >= 400 && pe.StatusCode < 500 && pe.StatusCode != 408 && pe.StatusCode != 429
+	}
+	return false
 }

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/iotctl/iotctl/pkg/connstr"
@@ -20,6 +22,10 @@ import (
 const (
 	// DefaultPort is the MQTT over TLS port IoT Hub listens on.
 	DefaultPort = 8883
+	// DefaultWebSocketPort is the port of MQTT over WebSocket (wss).
+	DefaultWebSocketPort = 443
+	// WebSocketPath is where IoT Hub serves MQTT over WebSocket.
+	WebSocketPath = "/$iothub/websocket"
 	// DefaultKeepAlive is the MQTT keep-alive (the Python SDK's).
 	DefaultKeepAlive = 60 * time.Second
 	// DefaultTokenTTL is the lifetime of each SAS token the client signs.
@@ -40,13 +46,14 @@ const (
 const renewFraction = 0.8
 
 // Options configure a Client. A nil *Options is not valid: the client
-// needs an identity, given either as ConnectionString or as HostName,
-// DeviceID and SharedAccessKey (or SharedAccessSignature).
+// needs an identity, given either as ConnectionString or as HostName
+// and DeviceID, and credentials: SharedAccessKey, SharedAccessSignature
+// or a client certificate (CertFile and KeyFile, or Certificate).
 type Options struct {
 	// ConnectionString is a device or module connection string
 	// ("HostName=...;DeviceId=...;SharedAccessKey=..."). When it is
 	// set, the identity fields below must be empty. An x509=true
-	// string is not supported yet (a *connstr.ParseError).
+	// string needs a client certificate (CertFile or Certificate).
 	ConnectionString string
 
 	// HostName is the hub host, with an optional port
@@ -68,6 +75,37 @@ type Options struct {
 	// connects to (an IoT Edge gateway); HostName stays in the user
 	// name and the token.
 	GatewayHostName string
+
+	// CertFile and KeyFile are the PEM files of an X.509 client
+	// certificate (the first certificate in CertFile is the device's;
+	// more certificates after it are sent as its chain) and its
+	// private key. With a certificate the client sends no password:
+	// the hub authenticates the device by the certificate (registry
+	// authentication selfSigned or certificateAuthority). KeyFile
+	// defaults to CertFile (one PEM file holding both). Errors reading
+	// or matching them are *FileError values. Default: none.
+	CertFile, KeyFile string
+	// Certificate is a client certificate already loaded (see
+	// LoadKeyPair), used instead of CertFile and KeyFile. Default: none.
+	Certificate *tls.Certificate
+
+	// WebSocket makes the client speak MQTT over a secure WebSocket,
+	// wss://{host}:{port}/$iothub/websocket with subprotocol "mqtt",
+	// instead of MQTT over TLS. The port is the one in HostName (or
+	// GatewayHostName), DefaultWebSocketPort (443) when it names none.
+	// Default: false.
+	WebSocket bool
+	// Proxy is the URL of an HTTP proxy to tunnel through with HTTP
+	// CONNECT ("http://[user:password@]host:port"; "https://" for TLS
+	// to the proxy; no scheme means http). When set it is used for
+	// every connection, MQTT over TLS or WebSocket, whatever the
+	// target. When empty, a WebSocket connection uses the proxy of the
+	// environment (HTTPS_PROXY or https_proxy, skipped for the hosts in
+	// NO_PROXY and for localhost and loopback addresses, as curl and Go
+	// do), read when New is called; MQTT over TLS connects directly.
+	// A proxy that cannot be reached or refuses the tunnel is a
+	// *ProxyError. Default: none.
+	Proxy string
 
 	// CAFile is a PEM file of CA certificates to trust instead of the
 	// system pool (for example the local hub's CA). Default: none.
@@ -149,6 +187,10 @@ type config struct {
 	hostName    string // for user name and token
 	address     string // host:port to dial
 	serverName  string // TLS server name
+	wsURL       string // wss://... when MQTT goes over WebSocket
+	proxy       func(target string) (*url.URL, error)
+	cert        *tls.Certificate // X.509 client certificate, if any
+	certFile    string           // where cert came from, for messages
 	deviceID    string
 	moduleID    string
 	clientID    string
@@ -172,6 +214,7 @@ func resolve(o *Options) (*config, error) {
 		return nil, errors.New("device: no options: a connection string or a host, device id and key are needed")
 	}
 	host, dev, mod, key, sig, gw := o.HostName, o.DeviceID, o.ModuleID, o.SharedAccessKey, o.SharedAccessSignature, o.GatewayHostName
+	x509String := false
 	if o.ConnectionString != "" {
 		if host != "" || dev != "" || mod != "" || key != "" || sig != "" || gw != "" {
 			return nil, errors.New("device: give either ConnectionString or the identity fields, not both")
@@ -183,9 +226,7 @@ func resolve(o *Options) (*config, error) {
 		if err := cs.Require(connstr.KindDevice, connstr.KindModule); err != nil {
 			return nil, err
 		}
-		if cs.X509 {
-			return nil, &connstr.ParseError{Key: connstr.KeyX509, Reason: "X.509 client certificates are not supported by iotctl's device client yet; use a SharedAccessKey string", Err: connstr.ErrInvalidValue}
-		}
+		x509String = cs.X509
 		host, dev, mod, key, sig, gw = cs.HostName, cs.DeviceID, cs.ModuleID, cs.SharedAccessKey, cs.SharedAccessSignature, cs.GatewayHostName
 	}
 	if host == "" {
@@ -198,9 +239,33 @@ func resolve(o *Options) (*config, error) {
 	if mod != "" {
 		c.clientID = dev + "/" + mod
 	}
+	hasCert := o.Certificate != nil || o.CertFile != "" || o.KeyFile != ""
 	switch {
 	case key != "" && sig != "":
 		return nil, errors.New("device: give either a shared access key or a signature, not both")
+	case hasCert && (key != "" || sig != ""):
+		return nil, errors.New("device: give either a shared access key or signature, or a client certificate, not both")
+	case hasCert:
+		c.cert, c.certFile = o.Certificate, o.CertFile
+		if c.cert == nil {
+			if o.CertFile == "" {
+				return nil, errors.New("device: a KeyFile without a CertFile: give the client certificate too")
+			}
+			cert, err := LoadKeyPair(o.CertFile, o.KeyFile)
+			if err != nil {
+				return nil, err
+			}
+			c.cert = cert
+		}
+		if c.cert.Leaf == nil && len(c.cert.Certificate) > 0 {
+			leaf, err := x509.ParseCertificate(c.cert.Certificate[0])
+			if err != nil {
+				return nil, fmt.Errorf("device: client certificate: %w", err)
+			}
+			c.cert.Leaf = leaf
+		}
+	case x509String:
+		return nil, ErrNoCertificate
 	case key != "":
 		k, err := sas.DecodeKey(key)
 		if err != nil {
@@ -213,23 +278,38 @@ func resolve(o *Options) (*config, error) {
 		}
 		c.token = sig
 	default:
-		return nil, errors.New("device: no credentials: a shared access key or signature is needed")
+		return nil, errors.New("device: no credentials: a shared access key, a signature or a client certificate is needed")
 	}
 	dial := host
 	if gw != "" {
 		dial = gw
 	}
-	h, port, err := splitHostPort(dial)
+	defPort := DefaultPort
+	if o.WebSocket {
+		defPort = DefaultWebSocketPort
+	}
+	h, port, err := splitHostPort(dial, defPort)
 	if err != nil {
 		return nil, err
 	}
 	c.serverName, c.address = h, net.JoinHostPort(h, strconv.Itoa(port))
+	if o.WebSocket {
+		u := url.URL{Scheme: "wss", Host: c.address, Path: WebSocketPath}
+		if port == DefaultWebSocketPort {
+			// The default port goes without saying, as in the SDKs' URL.
+			u.Host = strings.TrimSuffix(c.address, ":"+strconv.Itoa(port))
+		}
+		c.wsURL = u.String()
+	}
+	if err := c.resolveProxy(o); err != nil {
+		return nil, err
+	}
 
 	pool := o.RootCAs
 	if o.CAFile != "" {
 		pem, err := os.ReadFile(o.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("device: CA file: %w", err)
+			return nil, fileError("CA", o.CAFile, err)
 		}
 		if pool == nil {
 			pool = x509.NewCertPool()
@@ -237,10 +317,17 @@ func resolve(o *Options) (*config, error) {
 			pool = pool.Clone()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("device: CA file %s holds no PEM certificate", o.CAFile)
+			return nil, &FileError{What: "CA", Path: o.CAFile, Reason: "holds no PEM certificate"}
 		}
 	}
 	c.tls = &tls.Config{ServerName: c.serverName, RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if c.cert != nil {
+		// Always present the certificate, whatever CAs the server says
+		// it accepts: a self-signed device certificate is issued by
+		// none of them.
+		cert := c.cert
+		c.tls.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+	}
 
 	c.keepAlive = orDefault(o.KeepAlive, DefaultKeepAlive)
 	c.ttl = orDefault(o.TokenTTL, DefaultTokenTTL)
@@ -279,12 +366,12 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// splitHostPort splits "host[:port]" with DefaultPort when none is given.
-func splitHostPort(s string) (string, int, error) {
+// splitHostPort splits "host[:port]" with def when no port is given.
+func splitHostPort(s string, def int) (string, int, error) {
 	h, p, err := net.SplitHostPort(s)
 	if err != nil {
 		// No port (or an IPv6 address without brackets).
-		return s, DefaultPort, nil
+		return s, def, nil
 	}
 	n, err := strconv.Atoi(p)
 	if err != nil || n < 1 || n > 65535 {
@@ -301,6 +388,14 @@ func version() string {
 	return "devel"
 }
 
+// target names what the client connects to, for messages.
+func (c *config) target() string {
+	if c.wsURL != "" {
+		return c.wsURL
+	}
+	return c.address
+}
+
 // resource is the token resource the identity's key signs.
 func (c *config) resource() string {
 	if c.moduleID != "" {
@@ -310,7 +405,8 @@ func (c *config) resource() string {
 }
 
 // password returns the SAS token for the next connect and when the
-// client should reconnect to renew it (zero for a fixed token).
+// client should reconnect to renew it (zero for a fixed token, and an
+// empty password for a client certificate).
 func (c *config) password(now time.Time) (string, time.Duration, error) {
 	if c.key == nil {
 		return c.token, 0, nil

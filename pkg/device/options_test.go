@@ -24,7 +24,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"bad port", &Options{HostName: "h.net:99999", DeviceID: "d", SharedAccessKey: testKey}, "bad port"},
 		{"string and fields", &Options{ConnectionString: "HostName=h.net;DeviceId=d;SharedAccessKey=" + testKey, DeviceID: "d"}, "not both"},
 		{"service string", &Options{ConnectionString: "HostName=h.net;SharedAccessKeyName=p;SharedAccessKey=" + testKey}, "device or module"},
-		{"x509 string", &Options{ConnectionString: "HostName=h.net;DeviceId=d;x509=true"}, "X.509"},
+		{"x509 string without a certificate", &Options{ConnectionString: "HostName=h.net;DeviceId=d;x509=true"}, "X.509 client certificate"},
 		{"missing CA file", &Options{HostName: "h.net", DeviceID: "d", SharedAccessKey: testKey, CAFile: "/nonexistent/ca.pem"}, "CA file"},
 		{"qos 2", &Options{HostName: "h.net", DeviceID: "d", SharedAccessKey: testKey, QoS: 3}, "QoS"},
 	}

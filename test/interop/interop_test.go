@@ -64,6 +64,14 @@ func requireNode(t *testing.T) {
 	}
 }
 
+// loopbackIP hands each test its own loopback address; the second and
+// third bytes come from the process id, so two runs side by side do not
+// collide.
+func loopbackIP() string {
+	pid := os.Getpid()
+	return fmt.Sprintf("127.%d.%d.%d", 1+pid%250, (pid/250)%250, 10+nextAddr.Add(1))
+}
+
 // env is one test's hub on its own loopback address with the standard
 // ports, as the Node service SDK always uses 443.
 type env struct {
@@ -76,7 +84,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	requireNode(t)
-	ip := fmt.Sprintf("127.0.0.%d", 10+nextAddr.Add(1))
+	ip := loopbackIP()
 	h := hub.New(&hub.Options{Addr: ip + ":8883", StandardPorts: true, InMemory: true, SANs: []string{ip}})
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatalf("starting the hub on %s with the standard ports (needs root or CAP_NET_BIND_SERVICE): %v", ip, err)

@@ -1,0 +1,158 @@
+package device
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/spf13/pflag"
+
+	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/device"
+)
+
+// Configuration keys of the connection flags that go through viper
+// (flag, IOTCTL_WEBSOCKET / IOTCTL_PROXY, config file). --cert and
+// --key are flags only: `hub serve` has keys of the same names for its
+// server certificate.
+const (
+	keyWebSocket = "websocket"
+	keyProxy     = "proxy"
+)
+
+// connectFlags are how a device command reaches the hub and proves who
+// it is, besides the connection string and --ca-file.
+type connectFlags struct {
+	certFile, keyFile string
+	host, deviceID    string
+
+	// Set by transport, for exitError's hints.
+	websocket bool
+	proxy     string
+}
+
+// connectHelp is the part of the device commands' help that explains
+// these flags.
+const connectHelp = `Transport: MQTT over TLS on port 8883 (or the port in HostName). --websocket
+uses MQTT over a secure WebSocket instead, wss://HOST/$iothub/websocket on port
+443 (or the port in HostName), for networks that only let HTTPS out; it goes
+through the proxy in HTTPS_PROXY unless NO_PROXY names the host (localhost and
+loopback addresses are never proxied). --proxy URL tunnels every connection,
+MQTT or WebSocket and whatever the host, through that HTTP proxy with CONNECT
+(http://[user:password@]host:port). A proxy that cannot be reached or refuses
+the tunnel exits 1 with a message naming it and its answer.
+
+X.509: for an identity registered with a certificate (selfSigned thumbprint or
+certificateAuthority), give --cert and --key (PEM) with an x509=true connection
+string (HostName=...;DeviceId=...;x509=true) or with --host and --device-id
+instead of a connection string. Unreadable or mismatched files exit 3; a
+certificate the hub refuses (wrong thumbprint, untrusted CA, expired) exits 4.
+
+IoT Edge: a GatewayHostName in the connection string is dialled (trust its CA
+with --ca-file) while HostName stays in the MQTT user name and the token.`
+
+func (c *connectFlags) add(fl *pflag.FlagSet) {
+	fl.Bool(keyWebSocket, false, "MQTT over WebSocket (wss, port 443 or the port in HostName); uses HTTPS_PROXY")
+	fl.String(keyProxy, "", "HTTP proxy URL to tunnel MQTT or WebSocket through with CONNECT (default: HTTPS_PROXY, for --websocket only)")
+	fl.StringVar(&c.certFile, "cert", "", "X.509 client certificate (PEM) for an x509=true connection string or --host/--device-id")
+	fl.StringVar(&c.keyFile, "key", "", "private key (PEM) of --cert (default: in the --cert file)")
+	fl.StringVar(&c.host, "host", "", "hub host name[:port], with --device-id and --cert instead of a connection string")
+	fl.StringVar(&c.deviceID, cmdutil.KeyDeviceID, "", "device id, with --host and --cert instead of a connection string")
+}
+
+// options fills the transport and identity of d from the flags and the
+// device connection string (connStr, or the environment's). It loads
+// the certificate, so that a bad file is a usage error before any
+// network I/O.
+func (c *connectFlags) options(f *cmdutil.Factory, connStr string, d *device.Options) error {
+	if err := c.transport(f, d); err != nil {
+		return err
+	}
+	if c.keyFile != "" && c.certFile == "" {
+		return cmdutil.Usagef("--key needs --cert")
+	}
+	if c.host != "" || c.deviceID != "" {
+		switch {
+		case connStr != "":
+			return cmdutil.Usagef("give --connection-string or --host/--device-id, not both")
+		case c.host == "" || c.deviceID == "":
+			return cmdutil.Usagef("--host and --device-id go together")
+		case c.certFile == "":
+			return cmdutil.Usagef("--host/--device-id identify an X.509 device: give its --cert and --key too")
+		}
+		d.HostName, d.DeviceID = c.host, c.deviceID
+	} else {
+		cs, err := f.DeviceConnectionString(connStr)
+		if err != nil {
+			return err
+		}
+		switch {
+		case cs.X509 && c.certFile == "":
+			return cmdutil.Usagef("the connection string says x509=true: give the device's --cert and --key")
+		case !cs.X509 && c.certFile != "":
+			return cmdutil.Usagef("--cert is for an x509=true connection string (or --host/--device-id); this one has a key or signature")
+		}
+		d.ConnectionString = cs.Format()
+	}
+	if c.certFile != "" {
+		cert, err := device.LoadKeyPair(c.certFile, c.keyFile)
+		if err != nil {
+			return &cmdutil.UsageError{Err: err}
+		}
+		d.Certificate, d.CertFile, d.KeyFile = cert, c.certFile, c.keyFile
+	}
+	return nil
+}
+
+// transport fills the transport of d: WebSocket, proxy and CA.
+func (c *connectFlags) transport(f *cmdutil.Factory, d *device.Options) error {
+	d.WebSocket = f.V.GetBool(keyWebSocket)
+	if p := f.V.GetString(keyProxy); p != "" {
+		if _, err := device.ParseProxyURL(p); err != nil {
+			return &cmdutil.UsageError{Err: fmt.Errorf("--proxy: %w", err)}
+		}
+		d.Proxy = p
+	}
+	d.CAFile = f.V.GetString(cmdutil.KeyCAFile)
+	c.websocket, c.proxy = d.WebSocket, d.Proxy
+	return nil
+}
+
+// x509 reports whether the device authenticates with a certificate.
+func (c *connectFlags) x509() bool { return c.certFile != "" }
+
+// authHint explains a refused CONNECT for the kind of credentials used.
+func authHint(x509 bool) string {
+	if x509 {
+		return "check that the device exists and is enabled, and that its registered thumbprint is the certificate's (selfSigned) or that the certificate chains to a CA the hub trusts with CN = the device id (certificateAuthority), and has not expired"
+	}
+	return "check the connection string's key, or that the device exists and is enabled"
+}
+
+// exitError is the package's exitError with hints that depend on how
+// the device connected: a refusal explained for a certificate, and a
+// network failure of MQTT on 8883 while HTTPS_PROXY is set.
+func (c *connectFlags) exitError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *device.ConnectError
+	if errors.As(err, &ce) && errors.Is(err, device.ErrUnauthorized) {
+		return &cmdutil.ExitError{Code: cmdutil.ExitAuth, Err: fmt.Errorf("%w (%s)", err, authHint(c.x509()))}
+	}
+	var pe *device.ProxyError
+	var ne net.Error
+	if !c.websocket && c.proxy == "" && !errors.As(err, &pe) && errors.As(err, &ne) && envProxy() != "" {
+		err = fmt.Errorf("%w (HTTPS_PROXY is set, but MQTT on port 8883 does not use it: use --websocket, or --proxy to tunnel MQTT through a proxy)", err)
+	}
+	return exitError(err)
+}
+
+// envProxy returns the environment's HTTPS proxy setting, if any.
+func envProxy() string {
+	if p := os.Getenv("HTTPS_PROXY"); p != "" {
+		return p
+	}
+	return os.Getenv("https_proxy")
+}
