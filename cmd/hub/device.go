@@ -1,14 +1,17 @@
 package hub
 
 import (
+	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/output"
+	"github.com/iotctl/iotctl/pkg/sas"
 	"github.com/iotctl/iotctl/pkg/service"
 )
 
@@ -47,6 +50,8 @@ type identity struct {
 	C2DCount         int    `json:"cloudToDeviceMessageCount"`
 	Etag             string `json:"etag"`
 	ConnectionString string `json:"connectionString,omitempty"`
+	CertFile         string `json:"certFile,omitempty"`
+	KeyFile          string `json:"keyFile,omitempty"`
 }
 
 func deviceIdentity(d *service.Device, show bool, host string) identity {
@@ -121,6 +126,10 @@ func printIdentity(p *output.Printer, id identity) error {
 		if id.ConnectionString != "" {
 			t.Row("connection string", id.ConnectionString)
 		}
+		if id.CertFile != "" {
+			t.Row("certificate", id.CertFile)
+			t.Row("key", id.KeyFile)
+		}
 	})
 }
 
@@ -137,20 +146,34 @@ func idArg(args []string, flag string) (string, error) {
 }
 
 func newCmdDeviceCreate(f *cmdutil.Factory) *cobra.Command {
-	var deviceID, moduleID, authType, pk, sk, pt, st, status string
+	var deviceID, moduleID, authType, pk, sk, pt, st, status, certFile, genDir string
 	var edge bool
 	c := &cobra.Command{
 		Use:   "create [DEVICE_ID]",
 		Short: "Create a device (or, with --module-id, a module) and print its connection string",
 		Long: `Create a device or module identity. With --auth sas (the default) the hub makes
 the keys unless --primary-key/--secondary-key give them, and the new identity's
-connection string is printed (the keys themselves only with 'show --show-secrets'). --auth x509-thumbprint registers certificate
-thumbprints instead.`,
+connection string is printed (the keys themselves only with 'show --show-secrets').
+
+--auth x509-thumbprint registers a self-signed certificate by its thumbprint:
+give --primary-thumbprint (and --secondary-thumbprint), 40 or 64 hex digits
+(SHA-1 or SHA-256), or --cert FILE (PEM) to register that certificate's SHA-256
+thumbprint. --generate-cert DIR, for testing, makes a self-signed certificate
+and key for the identity (CN = the device id, or DEVICE/MODULE; ECDSA P-256;
+valid one year), writes them to DIR/ID.pem and DIR/ID-key.pem and registers its
+thumbprint (it implies --auth x509-thumbprint). --auth x509-ca registers an
+identity whose certificate is signed by a CA the hub trusts ('hub serve
+--device-ca') with CN = the id. X.509 identities print their x509=true
+connection string, for 'iotctl device' with --cert and --key.`,
 		Example: `  $ iotctl hub device create --device-id MyGoDevice
   $ iotctl hub device create dev1 --module-id mod1 -o json | jq -r .connectionString
-  $ iotctl hub device create cam1 --auth x509-thumbprint --primary-thumbprint 9F...`,
+  $ iotctl hub device create cam1 --auth x509-thumbprint --primary-thumbprint 9F...
+  $ iotctl hub device create cam2 --auth x509-thumbprint --cert cam2.pem
+  $ iotctl hub device create cam3 --generate-cert ./certs
+  $ iotctl device send --connection-string "$(iotctl hub device create cam4 --generate-cert . -o json | jq -r .connectionString)" \
+      --cert cam4.pem --key cam4-key.pem --data hello`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			id, err := idArg(args, deviceID)
 			if err != nil {
 				return err
@@ -159,14 +182,29 @@ thumbprints instead.`,
 			if err != nil {
 				return err
 			}
+			if genDir != "" && !cmd.Flags().Changed("auth") {
+				authType = "x509-thumbprint"
+			}
+			if err := checkCreateFlags(authType, pk, sk, pt, st, certFile, genDir); err != nil {
+				return err
+			}
+			var gen *generatedCert
 			a := &service.Authentication{}
 			switch authType {
 			case "sas":
 				a.Type = "sas"
 				a.SymmetricKey = &service.SymmetricKey{PrimaryKey: pk, SecondaryKey: sk}
 			case "x509-thumbprint":
-				if pt == "" {
-					return cmdutil.Usagef("--auth x509-thumbprint needs --primary-thumbprint")
+				switch {
+				case certFile != "":
+					if pt, err = certThumbprint(certFile); err != nil {
+						return err
+					}
+				case genDir != "":
+					if gen, err = newGeneratedCert(genDir, id, moduleID, time.Now()); err != nil {
+						return err
+					}
+					pt = gen.thumbprint
 				}
 				a.Type = "selfSigned"
 				a.X509Thumbprint = thumbprints(pt, st)
@@ -181,6 +219,18 @@ thumbprints instead.`,
 			client, err := serviceClient(f)
 			if err != nil {
 				return err
+			}
+			if gen != nil {
+				// Write the files first; take them back if the hub
+				// refuses the identity.
+				if err := gen.write(); err != nil {
+					return err
+				}
+				defer func() {
+					if err != nil {
+						gen.remove()
+					}
+				}()
 			}
 			var out identity
 			if moduleID != "" {
@@ -206,6 +256,9 @@ thumbprints instead.`,
 					out.ConnectionString = identityConnectionString(client.HostName(), id, "", k.PrimaryKey)
 				}
 			}
+			if gen != nil {
+				out.CertFile, out.KeyFile = gen.certFile, gen.keyFile
+			}
 			return printIdentity(p, out)
 		},
 	}
@@ -217,6 +270,8 @@ thumbprints instead.`,
 	fl.StringVar(&sk, "secondary-key", "", "secondary key (base64; default: made by the hub)")
 	fl.StringVar(&pt, "primary-thumbprint", "", "primary certificate thumbprint (x509-thumbprint)")
 	fl.StringVar(&st, "secondary-thumbprint", "", "secondary certificate thumbprint (x509-thumbprint)")
+	fl.StringVar(&certFile, "cert", "", "register the SHA-256 thumbprint of this certificate (PEM) as primary (x509-thumbprint)")
+	fl.StringVar(&genDir, "generate-cert", "", "make a self-signed test certificate and key in this directory and register it (x509-thumbprint)")
 	fl.StringVar(&status, "status", "enabled", "enabled or disabled")
 	fl.BoolVar(&edge, "edge", false, "mark the device as an IoT Edge device")
 	return c
@@ -362,6 +417,66 @@ func thumbprints(primary, secondary string) *service.X509Thumbprint {
 		t.SecondaryThumbprint = &secondary
 	}
 	return t
+}
+
+// checkCreateFlags checks that the credential flags of `device create`
+// fit --auth, without echoing keys.
+func checkCreateFlags(authType, pk, sk, pt, st, certFile, genDir string) error {
+	x509Flags := pt != "" || st != "" || certFile != "" || genDir != ""
+	switch authType {
+	case "sas":
+		if x509Flags {
+			return cmdutil.Usagef("--primary-thumbprint, --secondary-thumbprint, --cert and --generate-cert need --auth x509-thumbprint")
+		}
+	case "x509-thumbprint", "x509-ca":
+		if pk != "" || sk != "" {
+			return cmdutil.Usagef("--primary-key and --secondary-key need --auth sas")
+		}
+	}
+	switch authType {
+	case "x509-ca":
+		if x509Flags {
+			return cmdutil.Usagef("--auth x509-ca registers no thumbprints: the certificate is checked against the hub's device CAs")
+		}
+	case "x509-thumbprint":
+		if n := btoi(pt != "") + btoi(certFile != "") + btoi(genDir != ""); n != 1 {
+			return cmdutil.Usagef("--auth x509-thumbprint needs one of --primary-thumbprint, --cert or --generate-cert")
+		}
+		for flag, v := range map[string]string{"--primary-thumbprint": pt, "--secondary-thumbprint": st} {
+			if v != "" && !isThumbprint(v) {
+				return cmdutil.Usagef("%s %q is not a thumbprint: give 40 (SHA-1) or 64 (SHA-256) hex digits", flag, v)
+			}
+		}
+	}
+	for flag, k := range map[string]string{"--primary-key": pk, "--secondary-key": sk} {
+		if k == "" {
+			continue
+		}
+		b, err := sas.DecodeKey(k)
+		if err != nil {
+			return cmdutil.Usagef("%s is not a key: it must be base64", flag)
+		}
+		if len(b) < 16 || len(b) > 64 {
+			return cmdutil.Usagef("%s is not a key: IoT Hub keys are base64 of 16 to 64 bytes", flag)
+		}
+	}
+	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// isThumbprint reports whether s is 40 or 64 hex digits.
+func isThumbprint(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
 }
 
 func dash(s string) string {

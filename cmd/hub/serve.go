@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,6 +25,7 @@ type serveInfo struct {
 	DataDir          string   `json:"dataDir,omitempty"`
 	EnvFile          string   `json:"envFile,omitempty"`
 	ConnectionString string   `json:"connectionString"`
+	EventHub         string   `json:"eventHubConnectionString"`
 	NextSteps        []string `json:"nextSteps"`
 }
 
@@ -32,8 +34,9 @@ func newCmdServe(f *cmdutil.Factory) *cobra.Command {
 		Use:   "serve",
 		Short: "Run the local IoT Hub emulator",
 		Long: `Run a local IoT hub that speaks the protocols of Azure IoT Hub: MQTT 3.1.1 for
-devices, HTTPS for the service REST API, and MQTT over WebSocket at
-/$iothub/websocket, all on one TLS port (default localhost:8443). With
+devices, HTTPS for the service REST API, AMQP 1.0 for cloud-to-device messages,
+feedback and the Event Hub-compatible telemetry endpoint, and MQTT over
+WebSocket at /$iothub/websocket, all on one TLS port (default localhost:8443). With
 --standard-ports it also listens on 8883, 443 and 5671.
 
 On first start it makes a CA and a server certificate in the data directory and
@@ -44,10 +47,18 @@ the next commands to run, and writes the two exports other terminals need to
 twins and queued cloud-to-device messages are kept in the data directory
 (bbolt) and survive a restart; --in-memory keeps nothing.
 
+X.509 devices: the TLS port asks clients for a certificate (without requiring
+one). A device that connects with a client certificate and no password is
+accepted when its registry authentication is selfSigned and the certificate's
+SHA-1 or SHA-256 thumbprint is its primary or secondary one, or when it is
+certificateAuthority, the certificate chains to a --device-ca and its subject CN
+is the device id (DEVICE/MODULE for a module). Expired certificates are refused.
+
 Ctrl-C stops the hub cleanly.`,
 		Example: `  $ iotctl hub serve
   $ iotctl hub serve --addr 127.0.0.1:0 --in-memory -o json
-  $ iotctl hub serve --addr 127.0.0.5:8883 --standard-ports --san myhub.local`,
+  $ iotctl hub serve --addr 127.0.0.5:8883 --standard-ports --san myhub.local
+  $ iotctl hub serve --device-ca devices-root.pem --device-ca devices-intermediate.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServe(cmd, f)
@@ -62,6 +73,7 @@ Ctrl-C stops the hub cleanly.`,
 	fl.String("cert", "", "server certificate (PEM) instead of the generated one")
 	fl.String("key", "", "server key (PEM) for --cert")
 	fl.StringSlice("san", nil, "extra DNS name or IP address for the generated server certificate (repeatable)")
+	fl.StringSlice("device-ca", nil, "CA certificate file (PEM) that signs X.509 device certificates (repeatable)")
 	fl.Int("partitions", 4, "telemetry partitions")
 	return c
 }
@@ -88,12 +100,17 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 		CertFile:      v.GetString("cert"),
 		KeyFile:       v.GetString("key"),
 		SANs:          v.GetStringSlice("san"),
+		DeviceCAFiles: v.GetStringSlice("device-ca"),
 		Partitions:    v.GetInt("partitions"),
 		Logger:        log.With("component", "hub"),
 	}
 	h := hub.New(opts)
 	ctx := cmd.Context()
 	if err := h.Start(ctx); err != nil {
+		var ce *hub.DeviceCAError
+		if errors.As(err, &ce) {
+			return &cmdutil.UsageError{Err: fmt.Errorf("--device-ca: %w", err)}
+		}
 		return err
 	}
 	defer h.Close()
@@ -101,7 +118,11 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 	if err != nil {
 		return err
 	}
-	info := serveInfo{HostName: h.HostName(), Addresses: h.Addrs(), CAFile: h.CAFile(), ConnectionString: cs}
+	eh, err := h.EventHubConnectionString("service")
+	if err != nil {
+		return err
+	}
+	info := serveInfo{HostName: h.HostName(), Addresses: h.Addrs(), CAFile: h.CAFile(), ConnectionString: cs, EventHub: eh}
 	if !opts.InMemory {
 		info.DataDir = opts.DataDir
 	}
@@ -132,7 +153,8 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 		if info.DataDir != "" {
 			fmt.Fprintf(&b, "Data directory:     %s\n", info.DataDir)
 		}
-		fmt.Fprintf(&b, "Connection string:  %s\n\nNext, in another terminal:\n", cs)
+		fmt.Fprintf(&b, "Connection string:  %s\n", cs)
+		fmt.Fprintf(&b, "Event Hub-compatible endpoint: %s\n\nNext, in another terminal:\n", eh)
 		for _, s := range info.NextSteps {
 			fmt.Fprintf(&b, "  %s\n", s)
 		}

@@ -1,0 +1,117 @@
+package hub
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/hub"
+)
+
+// generatedCertValidity is how long --generate-cert certificates last.
+const generatedCertValidity = 365 * 24 * time.Hour
+
+// certThumbprint reads a PEM certificate and returns its SHA-256
+// thumbprint. A file that cannot be read or holds no certificate is a
+// usage error naming it.
+func certThumbprint(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return "", cmdutil.Usagef("--cert %s: %v", path, err)
+	}
+	for rest := b; ; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			return "", cmdutil.Usagef("--cert %s holds no PEM certificate", path)
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return "", cmdutil.Usagef("--cert %s: %v", path, err)
+		}
+		_, sha256Hex := hub.Thumbprints(c)
+		return sha256Hex, nil
+	}
+}
+
+// generatedCert is a self-signed device certificate made by
+// --generate-cert, not yet written.
+type generatedCert struct {
+	certFile, keyFile string
+	certPEM, keyPEM   []byte
+	thumbprint        string // SHA-256
+}
+
+// newGeneratedCert makes a certificate for deviceID (or its module)
+// to be written to dir/ID.pem and dir/ID-key.pem (ID is
+// DEVICE-MODULE for a module). Existing files are not overwritten.
+func newGeneratedCert(dir, deviceID, moduleID string, now time.Time) (*generatedCert, error) {
+	cn, base := deviceID, deviceID
+	if moduleID != "" {
+		cn, base = deviceID+"/"+moduleID, deviceID+"-"+moduleID
+	}
+	g := &generatedCert{certFile: filepath.Join(dir, base+".pem"), keyFile: filepath.Join(dir, base+"-key.pem")}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, cmdutil.Usagef("--generate-cert %s: not a directory", dir)
+	}
+	for _, f := range []string{g.certFile, g.keyFile} {
+		if _, err := os.Stat(f); err == nil {
+			return nil, cmdutil.Usagef("--generate-cert: %s exists; remove it or choose another directory", f)
+		}
+	}
+	var err error
+	g.certPEM, g.keyPEM, err = hub.NewDeviceCertificate(cn, now.Add(-time.Hour), now.Add(generatedCertValidity), nil)
+	if err != nil {
+		return nil, fmt.Errorf("generating a certificate: %w", err)
+	}
+	blk, _ := pem.Decode(g.certPEM)
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	_, g.thumbprint = hub.Thumbprints(c)
+	return g, nil
+}
+
+// write writes the certificate (0644) and the key (0600), never
+// replacing a file.
+func (g *generatedCert) write() error {
+	if err := writeNew(g.certFile, g.certPEM, 0o644); err != nil {
+		return err
+	}
+	if err := writeNew(g.keyFile, g.keyPEM, 0o600); err != nil {
+		os.Remove(g.certFile)
+		return err
+	}
+	return nil
+}
+
+// remove deletes the written files.
+func (g *generatedCert) remove() {
+	os.Remove(g.certFile)
+	os.Remove(g.keyFile)
+}
+
+func writeNew(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return fmt.Errorf("--generate-cert: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("--generate-cert: %w", err)
+	}
+	return f.Close()
+}

@@ -1,0 +1,105 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/output"
+	"github.com/iotctl/iotctl/pkg/service"
+)
+
+func newCmdFeedback(f *cmdutil.Factory) *cobra.Command {
+	var waitOn string
+	var count int
+	var timeout time.Duration
+	c := &cobra.Command{
+		Use:   "feedback",
+		Short: "Read cloud-to-device delivery feedback (AMQP)",
+		Long: `Read the hub's delivery-feedback records of cloud-to-device messages sent with
+--ack. Each record is printed as it arrives: one line on a terminal, one JSON
+object per line with -o json. Reading takes the records from the hub's feedback
+queue.
+
+It stops after --count records, when the record of --wait-on-msg arrives, or after
+--timeout, and then exits 0; with --wait-on-msg, a timeout exits 7 and a record
+other than Success exits 8.`,
+		Example: `  $ iotctl hub feedback --count 1
+  $ iotctl hub feedback --wait-on-msg 3f6c... --timeout 2m -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := f.Output(output.FormatTable, output.FormatJSON)
+			if err != nil {
+				return err
+			}
+			client, err := serviceClient(f)
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			ctx := cmd.Context()
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			fb, err := client.FeedbackReceiver(ctx)
+			if err != nil {
+				return err
+			}
+			defer fb.Close(context.Background())
+			stream := output.NewStream(f.IO.Out)
+			n := 0
+			for {
+				recs, err := fb.Receive(ctx)
+				if err != nil {
+					if errors.Is(err, context.DeadlineExceeded) && cmd.Context().Err() == nil {
+						if waitOn != "" {
+							return &cmdutil.ExitError{Code: cmdutil.ExitTimeout, Err: fmt.Errorf("no feedback for message %s within %s", waitOn, timeout)}
+						}
+						return nil
+					}
+					return err
+				}
+				for _, r := range recs {
+					if err := printFeedback(f, stream, format, r); err != nil {
+						return err
+					}
+					n++
+					if waitOn != "" && r.OriginalMessageID == waitOn {
+						if r.StatusCode != "Success" {
+							return &cmdutil.ExitError{Code: cmdutil.ExitDeviceError, Err: fmt.Errorf("message %s: %s", waitOn, r.Description)}
+						}
+						return nil
+					}
+				}
+				if count > 0 && n >= count {
+					return nil
+				}
+			}
+		},
+	}
+	c.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
+	c.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
+	c.Flags().StringVar(&waitOn, "wait-on-msg", "", "stop at the feedback record of this message id")
+	c.Flags().IntVar(&count, "count", 0, "stop after this many records (0: no limit)")
+	c.Flags().DurationVar(&timeout, "timeout", 0, "stop after this long (0: no limit)")
+	return c
+}
+
+type feedbackLine struct {
+	Type string `json:"type"`
+	service.Feedback
+}
+
+func printFeedback(f *cmdutil.Factory, s *output.Stream, format output.Format, r service.Feedback) error {
+	if format == output.FormatJSON {
+		return s.Write(feedbackLine{Type: "feedback", Feedback: r})
+	}
+	_, err := fmt.Fprintf(f.IO.Out, "%s  %-8s %s  message %s  (%s)\n", r.EnqueuedTime.Format(time.RFC3339), r.StatusCode, r.DeviceID, r.OriginalMessageID, r.Description)
+	return err
+}
