@@ -30,9 +30,9 @@ type AMQPError struct {
 
 func (e *AMQPError) Error() string {
 	if e.Description == "" {
-		return "service: amqp: " + e.Condition
+		return "amqp: " + e.Condition
 	}
-	return "service: amqp: " + e.Condition + ": " + e.Description
+	return "amqp: " + e.Condition + ": " + e.Description
 }
 
 // Errors of the AMQP side that have no HTTP twin.

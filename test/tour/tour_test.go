@@ -84,7 +84,8 @@ func TestReadmeTour(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the README tour failed: %v\n%s\nhub:\n%s", err, out, serveOut.String())
 	}
-	for _, want := range []string{"Response status          : 200", `{"Response":"Invalid parameter"}`, "exit code 8", "MyGoDevice"} {
+	for _, want := range []string{"Response status          : 200", `{"Response":"Invalid parameter"}`, "exit code 8", "MyGoDevice",
+		"feedback\tSuccess", `"type":"event","deviceId":"MyGoDevice"`} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the tour's output lacks %q:\n%s", want, out)
 		}
