@@ -151,6 +151,10 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: open %s: %w", path, err)
 	}
+	// Writes go through db.Batch, which waits this long to gather
+	// concurrent writers into one transaction; bbolt's 10 ms default
+	// made a lone writer (one C2D sender, one device create) slow.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	s := &Store{db: db, opts: o, log: o.Logger}
 	if err := s.init(); err != nil {
 		db.Close()
