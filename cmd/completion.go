@@ -16,7 +16,7 @@ bash:        source <(iotctl completion bash)
 zsh:         iotctl completion zsh > "${fpath[1]}/_iotctl"
 fish:        iotctl completion fish > ~/.config/fish/completions/iotctl.fish
 powershell:  iotctl completion powershell | Out-String | Invoke-Expression`,
-		Example:   "  $ source <(iotctl completion bash)",
+		Example:   "  $ iotctl completion bash > /etc/bash_completion.d/iotctl\n  $ source <(iotctl completion bash)",
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: []string{"bash", "zsh", "fish", "powershell"},
 		RunE: func(cmd *cobra.Command, args []string) error {
