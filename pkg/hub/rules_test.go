@@ -1,0 +1,47 @@
+package hub
+
+import (
+	"testing"
+	"time"
+)
+
+// IoT Hub closes the connection of a device that publishes at QoS 2.
+func TestQoS2PublishDisconnects(t *testing.T) {
+	h := startHub(t)
+	cs := createDevice(t, h, "dev1")
+	d, err := dial(t, h, cs, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.c.Publish("devices/dev1/messages/events/", 2, false, "x")
+	select {
+	case <-d.lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a QoS 2 publish did not disconnect the device")
+	}
+	evs, _ := h.Telemetry().Read(h.Telemetry().PartitionOf("dev1"), 0, 10)
+	if len(evs) != 0 {
+		t.Errorf("the QoS 2 message was stored: %+v", evs)
+	}
+}
+
+// A second connection with the same device id drops the first.
+func TestSecondConnectionDropsTheFirst(t *testing.T) {
+	h := startHub(t)
+	cs := createDevice(t, h, "dev1")
+	first, err := dial(t, h, cs, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dial(t, h, cs, ""); err != nil {
+		t.Fatalf("second connection: %v", err)
+	}
+	select {
+	case <-first.lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first connection was not dropped")
+	}
+	if n := h.Connected(); n != 1 {
+		t.Errorf("Connected() = %d; want 1", n)
+	}
+}
