@@ -41,7 +41,18 @@ func TestSecondConnectionDropsTheFirst(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the first connection was not dropped")
 	}
-	if n := h.Connected(); n != 1 {
-		t.Errorf("Connected() = %d; want 1", n)
+	// The second session is registered just after its CONNACK; wait
+	// for that change rather than racing it.
+	deadline := time.After(10 * time.Second)
+	for {
+		changed := h.sessions.wait("dev1")
+		if s := h.sessions.get("dev1"); s != nil && h.Connected() == 1 {
+			break
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("Connected() = %d; want 1", h.Connected())
+		}
 	}
 }
