@@ -42,6 +42,12 @@ const (
 	KeyDeviceConnectionString = "device-connection-string"
 	KeyDeviceID               = "device-id"
 	KeyCAFile                 = "ca-file"
+	// KeyWebSocket (IOTCTL_WEBSOCKET) makes MQTT (device commands) and
+	// AMQP (hub c2d send, feedback, monitor) go over WebSocket.
+	KeyWebSocket = "websocket"
+	// KeyProxy (IOTCTL_PROXY) is the HTTP proxy every connection is
+	// tunnelled through.
+	KeyProxy = "proxy"
 )
 
 // Factory gives commands their dependencies.

@@ -17,8 +17,8 @@ import (
 // --key are flags only: `hub serve` has keys of the same names for its
 // server certificate.
 const (
-	keyWebSocket = "websocket"
-	keyProxy     = "proxy"
+	keyWebSocket = cmdutil.KeyWebSocket
+	keyProxy     = cmdutil.KeyProxy
 )
 
 // connectFlags are how a device command reaches the hub and proves who

@@ -1,22 +1,73 @@
 package hub
 
 import (
+	"fmt"
+
+	"github.com/spf13/pflag"
+
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/internal/proxy"
 	"github.com/iotctl/iotctl/pkg/service"
 )
 
+// transportHelp is the part of the AMQP commands' help that explains
+// --websocket and --proxy.
+const transportHelp = `Transport: AMQP over TLS on port 5671 (or the port in HostName). --websocket
+(IOTCTL_WEBSOCKET) uses AMQP over a secure WebSocket instead,
+wss://HOST/$iothub/websocket with subprotocol AMQPWSB10 on port 443 (or the port
+in HostName), for networks that only let HTTPS out; it goes through the proxy in
+HTTPS_PROXY unless NO_PROXY names the host (localhost and loopback addresses are
+never proxied). --proxy URL (IOTCTL_PROXY) tunnels every connection, AMQP or
+WebSocket and whatever the host, through that HTTP proxy with CONNECT
+(http://[user:password@]host:port). A proxy that cannot be reached or refuses
+the tunnel exits 1 with a message naming it and its answer.`
+
+// addProxyFlag adds --proxy to a command that talks to the hub.
+func addProxyFlag(fl *pflag.FlagSet) {
+	fl.String(cmdutil.KeyProxy, "", "HTTP proxy URL to tunnel every connection through with CONNECT (default: HTTPS_PROXY for HTTPS and WebSocket)")
+}
+
+// addTransportFlags adds --websocket and --proxy to an AMQP command.
+func addTransportFlags(fl *pflag.FlagSet) {
+	fl.Bool(cmdutil.KeyWebSocket, false, "AMQP over WebSocket (wss, port 443 or the port in HostName); uses HTTPS_PROXY")
+	addProxyFlag(fl)
+}
+
+// serviceOptions are the client options of the configuration: CA file,
+// WebSocket, proxy (checked: a bad URL is a usage error), logger and
+// user agent.
+func serviceOptions(f *cmdutil.Factory) (*service.Options, error) {
+	log, err := f.Logger()
+	if err != nil {
+		return nil, err
+	}
+	o := &service.Options{
+		CAFile:    f.V.GetString(cmdutil.KeyCAFile),
+		WebSocket: f.V.GetBool(cmdutil.KeyWebSocket),
+		Logger:    log,
+		UserAgent: cmdutil.UserAgent(),
+	}
+	if p := f.V.GetString(cmdutil.KeyProxy); p != "" {
+		if _, err := proxy.ParseURL(p); err != nil {
+			return nil, &cmdutil.UsageError{Err: fmt.Errorf("--proxy: %w", err)}
+		}
+		o.Proxy = p
+	}
+	return o, nil
+}
+
 // serviceClient makes a service client from the configured service
-// connection string and CA file.
+// connection string and serviceOptions.
 func serviceClient(f *cmdutil.Factory) (*service.Client, error) {
 	cs, err := f.ServiceConnectionString()
 	if err != nil {
 		return nil, err
 	}
-	log, err := f.Logger()
+	o, err := serviceOptions(f)
 	if err != nil {
 		return nil, err
 	}
-	c, err := service.New(cs, &service.Options{CAFile: f.V.GetString(cmdutil.KeyCAFile), Logger: log, UserAgent: cmdutil.UserAgent()})
+	c, err := service.New(cs, o)
 	if err != nil {
 		return nil, cmdutil.Usagef("%v", err)
 	}

@@ -30,6 +30,7 @@ config file) and, for the local hub, its CA (--ca-file or IOTCTL_CA_FILE).`,
 	for _, sub := range []*cobra.Command{newCmdDeviceCreate(f), newCmdDeviceShow(f), newCmdDeviceList(f), newCmdDeviceDelete(f)} {
 		sub.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
 		sub.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
+		addProxyFlag(sub.Flags())
 		c.AddCommand(sub)
 	}
 	return c

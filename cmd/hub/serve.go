@@ -35,8 +35,9 @@ func newCmdServe(f *cmdutil.Factory) *cobra.Command {
 		Short: "Run the local IoT Hub emulator",
 		Long: `Run a local IoT hub that speaks the protocols of Azure IoT Hub: MQTT 3.1.1 for
 devices, HTTPS for the service REST API, AMQP 1.0 for cloud-to-device messages,
-feedback and the Event Hub-compatible telemetry endpoint, and MQTT over
-WebSocket at /$iothub/websocket, all on one TLS port (default localhost:8443). With
+feedback and the Event Hub-compatible telemetry endpoint, and MQTT and AMQP over
+WebSocket at /$iothub/websocket (subprotocol mqtt or AMQPWSB10; AMQP also at
+/$servicebus/websocket), all on one TLS port (default localhost:8443). With
 --standard-ports it also listens on 8883, 443 and 5671.
 
 On first start it makes a CA and a server certificate in the data directory and

@@ -100,7 +100,7 @@ func permanent(err error) bool {
 	}
 	var pe *ProxyError
 	if errors.As(err, &pe) {
-		return pe.StatusCode >= 400 && pe.StatusCode < 500 && pe.StatusCode != 408 && pe.StatusCode != 429
+		return pe.Permanent()
 	}
 	return false
 }

@@ -1,20 +1,22 @@
 package hub
 
 import (
-	"errors"
-	"io"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/iotctl/iotctl/internal/wsconn"
 )
 
-// WebSocketPath is where MQTT (and, later, AMQP) over WebSocket is
-// served, as on Azure IoT Hub.
+// WebSocketPath is where MQTT and AMQP over WebSocket are served, as on
+// Azure IoT Hub.
 const WebSocketPath = "/$iothub/websocket"
+
+// EventHubWebSocketPath is where AMQP over WebSocket is served for Event
+// Hubs clients, as on an Event Hubs namespace.
+const EventHubWebSocketPath = "/$servicebus/websocket"
 
 func (h *Hub) startHTTP() error {
 	api, err := h.restHandler()
@@ -24,6 +26,7 @@ func (h *Hub) startHTTP() error {
 	h.httpLn = newChanListener(h.listeners[0].ln.Addr())
 	mux := http.NewServeMux()
 	mux.HandleFunc(WebSocketPath, h.serveWebSocket)
+	mux.HandleFunc(EventHubWebSocketPath, h.serveWebSocket)
 	mux.Handle("/", api)
 	h.httpSrv = &http.Server{
 		Handler:           mux,
@@ -35,88 +38,65 @@ func (h *Hub) startHTTP() error {
 	return nil
 }
 
+// The subprotocols the hub speaks over WebSocket, lower case.
+const (
+	subprotocolMQTT = "mqtt"
+	subprotocolAMQP = "amqpwsb10"
+)
+
+// upgrader picks no subprotocol itself: serveWebSocket chooses one
+// case-insensitively and answers with the client's spelling.
 var upgrader = websocket.Upgrader{
-	Subprotocols:    []string{"mqtt", "MQTT", "AMQPWSB10"},
 	CheckOrigin:     func(*http.Request) bool { return true },
 	ReadBufferSize:  4096,
 	WriteBufferSize: 4096,
 }
 
-// serveWebSocket upgrades to WebSocket and serves MQTT over it
-// (subprotocol "mqtt", in any case).
+// chooseSubprotocol returns the first subprotocol the client offers
+// that the hub speaks (MQTT, or AMQPWSB10 for AMQP), in the client's
+// spelling, or "".
+func chooseSubprotocol(r *http.Request) string {
+	for _, p := range websocket.Subprotocols(r) {
+		switch strings.ToLower(p) {
+		case subprotocolMQTT, subprotocolAMQP:
+			return p
+		}
+	}
+	return ""
+}
+
+// serveWebSocket upgrades to WebSocket and serves MQTT (subprotocol
+// "mqtt") or AMQP (subprotocol "AMQPWSB10") over it, in any case. With
+// neither, the protocol is told from the client's first bytes.
 func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
-	ws, err := upgrader.Upgrade(w, r, nil)
+	var hdr http.Header
+	sub := chooseSubprotocol(r)
+	if sub != "" {
+		hdr = http.Header{"Sec-Websocket-Protocol": {sub}}
+	}
+	ws, err := upgrader.Upgrade(w, r, hdr)
 	if err != nil {
 		h.log.Info("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := newWSConn(ws)
-	switch strings.ToLower(ws.Subprotocol()) {
-	case "mqtt", "":
+	c := wsconn.New(ws)
+	switch strings.ToLower(sub) {
+	case subprotocolMQTT:
 		h.serveMQTT(c)
-	default:
+	case subprotocolAMQP:
 		h.serveAMQP(c)
-	}
-}
-
-// wsConn is a net.Conn over the binary messages of a WebSocket.
-type wsConn struct {
-	ws     *websocket.Conn
-	rmu    sync.Mutex
-	reader interface{ Read([]byte) (int, error) }
-	wmu    sync.Mutex
-}
-
-func newWSConn(ws *websocket.Conn) *wsConn { return &wsConn{ws: ws} }
-
-func (c *wsConn) Read(p []byte) (int, error) {
-	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	for {
-		if c.reader == nil {
-			typ, r, err := c.ws.NextReader()
-			if err != nil {
-				return 0, err
-			}
-			if typ != websocket.BinaryMessage && typ != websocket.TextMessage {
-				continue
-			}
-			c.reader = r
-		}
-		n, err := c.reader.Read(p)
+	default:
+		_ = c.SetReadDeadline(time.Now().Add(handshakeTimeout))
+		p, pc, err := peekProtocol(c)
 		if err != nil {
-			c.reader = nil
-			if n > 0 {
-				return n, nil
-			}
-			if errors.Is(err, io.EOF) {
-				continue
-			}
-			return 0, err
+			_ = c.Close()
+			return
 		}
-		return n, nil
+		_ = c.SetReadDeadline(time.Time{})
+		if p == protoAMQP {
+			h.serveAMQP(pc)
+		} else {
+			h.serveMQTT(pc)
+		}
 	}
 }
-
-func (c *wsConn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// NetConn returns the connection under the WebSocket (the mux's
-// *peekedConn), so the MQTT hook can reach the TLS state.
-func (c *wsConn) NetConn() net.Conn { return c.ws.NetConn() }
-
-func (c *wsConn) Close() error         { return c.ws.Close() }
-func (c *wsConn) LocalAddr() net.Addr  { return c.ws.LocalAddr() }
-func (c *wsConn) RemoteAddr() net.Addr { return c.ws.RemoteAddr() }
-func (c *wsConn) SetDeadline(t time.Time) error {
-	_ = c.ws.SetReadDeadline(t)
-	return c.ws.SetWriteDeadline(t)
-}
-func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
-func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }

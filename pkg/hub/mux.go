@@ -101,14 +101,25 @@ func (m *muxListener) dispatch(raw net.Conn) {
 		_ = raw.Close()
 		return
 	}
-	r := bufio.NewReaderSize(tc, 4096)
-	first, err := r.Peek(4)
-	if err != nil && len(first) == 0 {
+	p, pc, err := peekProtocol(tc)
+	if err != nil {
 		_ = tc.Close()
 		return
 	}
 	_ = tc.SetDeadline(time.Time{})
-	m.handle(sniff(first), &peekedConn{Conn: tc, r: r})
+	m.handle(p, pc)
+}
+
+// peekProtocol reads the first bytes a client sends on c (until c's
+// read deadline) and returns the protocol they speak with a connection
+// that replays them.
+func peekProtocol(c net.Conn) (protocol, net.Conn, error) {
+	r := bufio.NewReaderSize(c, 4096)
+	first, err := r.Peek(4)
+	if err != nil && len(first) == 0 {
+		return protoHTTP, nil, err
+	}
+	return sniff(first), &peekedConn{Conn: c, r: r}, nil
 }
 
 // chanListener is a net.Listener fed with connections by the mux, so

@@ -17,10 +17,10 @@ import (
 )
 
 // tlsState finds the TLS connection under c (a *peekedConn for MQTT on
-// the TLS port, a *wsConn over one for MQTT over WebSocket) and
-// returns its state.
+// the TLS port, a *wsconn.Conn over one for MQTT over WebSocket,
+// perhaps in a *peekedConn of its own) and returns its state.
 func tlsState(c net.Conn) (tls.ConnectionState, bool) {
-	for range 4 {
+	for range 5 {
 		switch v := c.(type) {
 		case *tls.Conn:
 			return v.ConnectionState(), true

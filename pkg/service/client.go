@@ -24,6 +24,7 @@ import (
 
 	"github.com/Azure/go-amqp"
 
+	"github.com/iotctl/iotctl/internal/proxy"
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/sas"
 )
@@ -41,9 +42,31 @@ type Options struct {
 	// RootCAs replaces the system pool when set. Default: nil.
 	RootCAs *x509.CertPool
 	// HTTPClient replaces the whole HTTP client (tests). Default: a
-	// client with keep-alive, HTTPS_PROXY/NO_PROXY from the
-	// environment and the CAs above.
+	// client with keep-alive, the proxy of Proxy or of the environment
+	// (HTTPS_PROXY/NO_PROXY) and the CAs above.
 	HTTPClient *http.Client
+	// WebSocket makes the AMQP side (C2D, feedback, Monitor) speak
+	// AMQP over a secure WebSocket, wss://{host}[:port]/$iothub/websocket
+	// with subprotocol AMQPWSB10, instead of AMQP over TLS, for
+	// networks that only let HTTPS out. The port is the one in HostName,
+	// DefaultWebSocketPort (443) when it names none. Monitor follows the
+	// hub's redirect over WebSocket too: to the hub's own endpoint when
+	// the redirect names the hub's host (the local hub), else to
+	// wss://{host}:443/$servicebus/websocket, where Event Hubs
+	// namespaces serve it. REST is HTTPS either way. Default: false.
+	WebSocket bool
+	// Proxy is the URL of an HTTP proxy to tunnel every connection
+	// through with CONNECT: REST, AMQP over TLS and WebSocket, whatever
+	// the host, loopback included ("http://[user:password@]host:port";
+	// "https://" for TLS to the proxy; no scheme means http). When
+	// empty, REST and WebSocket connections use the environment's
+	// proxy (HTTPS_PROXY or https_proxy, skipped for the hosts in
+	// NO_PROXY and for localhost and loopback addresses, as curl and Go
+	// do), read when New is called; AMQP over TLS connects directly. A
+	// proxy that cannot be reached or refuses the tunnel is a
+	// *ProxyError. A custom HTTPClient makes its own choice for REST.
+	// Default: none.
+	Proxy string
 	// UserAgent is sent as User-Agent. Default: "iotctl".
 	UserAgent string
 	// TokenTTL is the lifetime of the SAS tokens the client signs.
@@ -71,6 +94,11 @@ type Client struct {
 	tokenMu sync.Mutex
 	// tls is the configuration of the AMQP side, for any host.
 	tls *lazyTLS
+	// proxy is Options.Proxy's, nil for none; envProxy the
+	// environment's, for REST and WebSocket.
+	proxy, envProxy proxy.Func
+	// dialContext replaces the TCP dialer (tests); nil: net.Dialer.
+	dialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// The AMQP side (C2D, feedback), opened on first use.
 	amqpMu sync.Mutex
@@ -124,10 +152,18 @@ func New(cs *connstr.ConnectionString, opts *Options) (*Client, error) {
 		return nil, err
 	}
 	c.tls = &lazyTLS{trust: trusted}
+	if err := c.setProxy(); err != nil {
+		return nil, err
+	}
 	c.http = o.HTTPClient
 	if c.http == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
-		// HTTPS goes to the hub only (through a proxy or not).
+		// HTTPS goes to the hub only, through the tunnel of the same
+		// dialer as the AMQP side's when there is a proxy.
+		tr.Proxy = nil
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return c.dialer(true).Dial(ctx, network, addr)
+		}
 		tr.TLSClientConfig = trusted.forHost(cs.Host())
 		tr.MaxIdleConnsPerHost = 64
 		c.http = &http.Client{Transport: tr}
@@ -255,14 +291,18 @@ func (c *Client) send(ctx context.Context, req request, u string, body []byte) (
 
 // permanent reports whether a failure to reach the hub would fail the
 // same way at once if tried again: a server certificate the client
-// does not trust, or a host name that does not exist.
+// does not trust, a host name that does not exist, or a proxy's 4xx
+// refusal (but 408 and 429).
 func permanent(err error) bool {
 	var cve *tls.CertificateVerificationError
 	var uae x509.UnknownAuthorityError
 	var hne x509.HostnameError
 	var cie x509.CertificateInvalidError
 	var dns *net.DNSError
+	var pe *ProxyError
 	switch {
+	case errors.As(err, &pe):
+		return pe.Permanent()
 	case errors.As(err, &cve), errors.As(err, &uae), errors.As(err, &hne), errors.As(err, &cie):
 		return true
 	case errors.As(err, &dns):

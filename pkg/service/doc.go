@@ -1,6 +1,11 @@
 // Package service is the back end's client of Azure IoT Hub (or of the
 // local hub): direct methods, the identity registry, twins and
-// statistics over HTTPS.
+// statistics over HTTPS; cloud-to-device messages, their feedback and
+// the telemetry of the Event Hub-compatible endpoint over AMQP, on
+// port 5671 or (Options.WebSocket) over a secure WebSocket on 443.
+// Options.Proxy, or HTTPS_PROXY for HTTPS and WebSocket, tunnels the
+// connections through an HTTP proxy; a proxy that refuses is a
+// *ProxyError.
 //
 //	cs, _ := connstr.Parse(os.Getenv("IOTCTL_CONNECTION_STRING"))
 //	c, err := service.New(cs, nil)

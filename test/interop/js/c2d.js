@@ -2,13 +2,15 @@
 // cloud-to-device messages and reading delivery feedback over AMQP, for
 // the interoperability tests. Usage:
 //   node c2d.js CONNECTION_STRING send JSON_ARGS       JSON_ARGS: {deviceId, messageId, body, ack, correlationId,
-//                                                       contentType, properties: {name: value}, expiryMinutes}
+//                                                       contentType, properties: {name: value}, expiryMinutes,
+//                                                       transport: "amqp" (default) or "amqpws" (AmqpWs, always
+//                                                       wss://HOST:443/$iothub/websocket)}
 //   node c2d.js CONNECTION_STRING feedback JSON_ARGS   waits for one feedback batch ({timeoutSeconds}),
 //                                                       completes it and prints its records
 // Prints one JSON line: {"result": ...} or {"error": {"name", "message", "inner": {"name", "message", "condition"}}},
 // inner being the error the SDK wrapped (err.amqpError).
 'use strict';
-const { Client } = require('azure-iothub');
+const { Client, AmqpWs } = require('azure-iothub');
 const { Message } = require('azure-iot-common');
 
 const [cs, op, json] = process.argv.slice(2);
@@ -43,7 +45,7 @@ async function feedback(client) {
 }
 
 async function main() {
-  const client = Client.fromConnectionString(cs);
+  const client = args.transport === 'amqpws' ? Client.fromConnectionString(cs, AmqpWs) : Client.fromConnectionString(cs);
   await client.open();
   try {
     if (op === 'send') return await send(client);
