@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
@@ -25,6 +27,9 @@ func newCmdC2D(f *cmdutil.Factory) *cobra.Command {
 	send := newCmdC2DSend(f)
 	send.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
 	send.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
+	addTransportFlags(send.Flags())
+	send.Long += "\n\n" + transportHelp
+	send.Example += "\n  $ HTTPS_PROXY=http://proxy.corp:3128 iotctl hub c2d send -d MyGoDevice --data hi --websocket"
 	c.AddCommand(send)
 	return c
 }
@@ -54,8 +59,13 @@ rejected, too many deliveries), full (both). With --wait iotctl waits for the
 feedback record of this message (--ack full is implied when --ack is not given)
 and exits 0 when the device completed it, 8 when it was rejected, expired,
 purged or delivered too often without completion, and 7 when no feedback came
-within --timeout. Feedback is a queue shared by every back end of the hub: the
-records iotctl reads are taken from it.`,
+within --timeout (0: wait until interrupted). Feedback is a queue shared by every
+back end of the hub: the records iotctl reads are taken from it.
+
+Exit codes: 3 for a message over 64 KB (body, system and application
+properties; checked before connecting), 5 for an unknown device or module, 1
+when the device's queue is full (50 messages waiting: the device has to receive
+some, or they have to expire, before the hub takes more).`,
 		Example: `  $ iotctl hub c2d send -d MyGoDevice --data 'hello'
   $ iotctl hub c2d send -d MyGoDevice --data '{"led":"on"}' --content-type application/json --property priority=high
   $ iotctl hub c2d send -d MyGoDevice --data-file cmd.json --ack full --wait --timeout 2m -o json`,
@@ -75,8 +85,11 @@ records iotctl reads are taken from it.`,
 				}
 				body = b
 			}
-			if len(body) > message.MaxC2DSize {
-				return cmdutil.Usagef("the message is %d bytes; IoT Hub takes cloud-to-device messages up to %d bytes", len(body), message.MaxC2DSize)
+			if expiry < 0 {
+				return cmdutil.Usagef("--expiry %s: give a positive duration", expiry)
+			}
+			if timeout < 0 {
+				return cmdutil.Usagef("--timeout %s: give a positive duration, or 0 to wait until interrupted", timeout)
 			}
 			switch ack {
 			case "":
@@ -99,6 +112,17 @@ records iotctl reads are taken from it.`,
 			if expiry > 0 {
 				m.ExpiryTime = time.Now().Add(expiry)
 			}
+			if m.MessageID == "" {
+				m.MessageID = uuid.NewString()
+			}
+			// IoT Hub counts the body, the system properties (the "to"
+			// the service client adds included) and the application
+			// properties against the limit.
+			sized := *m
+			sized.To = c2dTo(deviceID, moduleID)
+			if n := sized.Size(); n > message.MaxC2DSize {
+				return cmdutil.Usagef("the message is %d bytes (body %d, properties %d); IoT Hub takes cloud-to-device messages up to %d bytes", n, len(body), n-len(body), message.MaxC2DSize)
+			}
 			p, err := f.Printer()
 			if err != nil {
 				return err
@@ -116,7 +140,7 @@ records iotctl reads are taken from it.`,
 				}
 			}
 			if err := client.SendC2D(ctx, deviceID, moduleID, m); err != nil {
-				return err
+				return c2dSendError(err, deviceID, moduleID)
 			}
 			res := c2dResult{MessageID: m.MessageID, DeviceID: deviceID, ModuleID: moduleID, Ack: ack}
 			if wait {
@@ -156,14 +180,48 @@ records iotctl reads are taken from it.`,
 	fl.StringVar(&contentEncoding, "content-encoding", "", "content encoding, e.g. utf-8")
 	fl.DurationVar(&expiry, "expiry", 0, "expire the message after this long (default: the hub's, 1h)")
 	fl.BoolVar(&wait, "wait", false, "wait for the message's delivery feedback")
-	fl.DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait: how long to wait for feedback")
+	fl.DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait: how long to wait for feedback (0: until interrupted)")
 	return c
 }
 
-// waitFeedback reads feedback until the record of messageID arrives.
+// c2dTo is the "to" of a C2D message, as the service client writes it.
+func c2dTo(deviceID, moduleID string) string {
+	if moduleID != "" {
+		return "/devices/" + url.PathEscape(deviceID) + "/modules/" + url.PathEscape(moduleID) + "/messages/devicebound"
+	}
+	return "/devices/" + url.PathEscape(deviceID) + "/messages/devicebound"
+}
+
+// c2dSendError explains the hub's refusals that have no exit code of
+// their own: a message the hub finds too large is a usage error (3);
+// a full queue stays a failure (1) with a message that says what to do.
+func c2dSendError(err error, deviceID, moduleID string) error {
+	target := deviceID
+	if moduleID != "" {
+		target += "/" + moduleID
+	}
+	switch {
+	case errors.Is(err, service.ErrTooLarge):
+		return &cmdutil.UsageError{Err: fmt.Errorf("the hub refused the message as too large (over %d bytes with its properties): %w", message.MaxC2DSize, err)}
+	case errors.Is(err, service.ErrQueueFull):
+		return fmt.Errorf("the cloud-to-device queue of %s is full (IoT Hub keeps at most 50 messages per device): "+
+			"the device has to receive some, or they have to expire, before the hub takes more: %w", target, err)
+	}
+	return err
+}
+
+// closeTimeout bounds the detach of a receiver link when a command
+// ends.
+const closeTimeout = 5 * time.Second
+
+// waitFeedback reads feedback until the record of messageID arrives,
+// for at most timeout (0: until ctx ends).
 func waitFeedback(ctx context.Context, fb *service.FeedbackReceiver, messageID string, timeout time.Duration) (*service.Feedback, error) {
-	defer fb.Close(context.Background())
-	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer closeFeedback(fb)
+	wctx, cancel := ctx, context.CancelFunc(func() {})
+	if timeout > 0 {
+		wctx, cancel = context.WithTimeout(ctx, timeout)
+	}
 	defer cancel()
 	for {
 		recs, err := fb.Receive(wctx)
@@ -179,6 +237,14 @@ func waitFeedback(ctx context.Context, fb *service.FeedbackReceiver, messageID s
 			}
 		}
 	}
+}
+
+// closeFeedback detaches a feedback receiver, waiting at most
+// closeTimeout for the hub.
+func closeFeedback(fb *service.FeedbackReceiver) {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	_ = fb.Close(ctx)
 }
 
 // parseProperties reads k=v pairs.

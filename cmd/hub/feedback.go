@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,9 +26,12 @@ func newCmdFeedback(f *cmdutil.Factory) *cobra.Command {
 object per line with -o json. Reading takes the records from the hub's feedback
 queue.
 
-It stops after --count records, when the record of --wait-on-msg arrives, or after
---timeout, and then exits 0; with --wait-on-msg, a timeout exits 7 and a record
-other than Success exits 8.`,
+It stops once --count records were read, when the record of --wait-on-msg
+arrives, or after --timeout, and then exits 0; with --wait-on-msg, a timeout
+exits 7 and a record other than Success exits 8. The hub hands out feedback in
+batches (up to 64 records) and reading a batch takes all of it from the queue,
+so iotctl prints every record of the last batch it read: possibly more than
+--count, and records that follow the one of --wait-on-msg.`,
 		Example: `  $ iotctl hub feedback --count 1
   $ iotctl hub feedback --wait-on-msg 3f6c... --timeout 2m -o json`,
 		Args: cobra.NoArgs,
@@ -35,6 +39,12 @@ other than Success exits 8.`,
 			format, err := f.Output(output.FormatTable, output.FormatJSON)
 			if err != nil {
 				return err
+			}
+			if count < 0 {
+				return cmdutil.Usagef("--count %d: give a positive number, or 0 for no limit", count)
+			}
+			if timeout < 0 {
+				return cmdutil.Usagef("--timeout %s: give a positive duration, or 0 for no limit", timeout)
 			}
 			client, err := serviceClient(f)
 			if err != nil {
@@ -51,7 +61,7 @@ other than Success exits 8.`,
 			if err != nil {
 				return err
 			}
-			defer fb.Close(context.Background())
+			defer closeFeedback(fb)
 			stream := output.NewStream(f.IO.Out)
 			n := 0
 			for {
@@ -65,17 +75,23 @@ other than Success exits 8.`,
 					}
 					return err
 				}
-				for _, r := range recs {
+				// The batch is already taken from the hub's queue: print
+				// all of it before stopping.
+				var found *service.Feedback
+				for i, r := range recs {
 					if err := printFeedback(f, stream, format, r); err != nil {
 						return err
 					}
 					n++
-					if waitOn != "" && r.OriginalMessageID == waitOn {
-						if r.StatusCode != "Success" {
-							return &cmdutil.ExitError{Code: cmdutil.ExitDeviceError, Err: fmt.Errorf("message %s: %s", waitOn, r.Description)}
-						}
-						return nil
+					if waitOn != "" && found == nil && r.OriginalMessageID == waitOn {
+						found = &recs[i]
 					}
+				}
+				if found != nil {
+					if !strings.EqualFold(found.StatusCode, "Success") {
+						return &cmdutil.ExitError{Code: cmdutil.ExitDeviceError, Err: fmt.Errorf("message %s: %s", waitOn, found.Description)}
+					}
+					return nil
 				}
 				if count > 0 && n >= count {
 					return nil
@@ -85,6 +101,9 @@ other than Success exits 8.`,
 	}
 	c.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
 	c.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
+	addTransportFlags(c.Flags())
+	c.Long += "\n\n" + transportHelp
+	c.Example += "\n  $ iotctl hub feedback --count 1 --websocket --proxy http://proxy.corp:3128"
 	c.Flags().StringVar(&waitOn, "wait-on-msg", "", "stop at the feedback record of this message id")
 	c.Flags().IntVar(&count, "count", 0, "stop after this many records (0: no limit)")
 	c.Flags().DurationVar(&timeout, "timeout", 0, "stop after this long (0: no limit)")

@@ -64,6 +64,12 @@ back-off, and when that fails it exits 1 with the reason.`,
 			if err != nil {
 				return err
 			}
+			if count < 0 {
+				return cmdutil.Usagef("--count %d: give a positive number, or 0 for no limit", count)
+			}
+			if timeout < 0 {
+				return cmdutil.Usagef("--timeout %s: give a positive duration, or 0 for no limit", timeout)
+			}
 			opts := service.MonitorOptions{ConsumerGroup: group}
 			switch from {
 			case "start", "now":
@@ -131,11 +137,20 @@ back-off, and when that fails it exits 1 with the reason.`,
 				return nil
 			}
 			if ehCS != "" {
-				cs, err := connstr.Parse(ehCS)
-				if err != nil {
-					return err
+				// Not "cs, err :=": that err would shadow the one
+				// MonitorEventHub's result goes to.
+				cs, perr := connstr.Parse(ehCS)
+				if perr != nil {
+					return perr
 				}
-				err = service.MonitorEventHub(ctx, cs, &service.Options{CAFile: f.V.GetString(cmdutil.KeyCAFile), UserAgent: cmdutil.UserAgent()}, opts, fn)
+				if err := cs.Require(connstr.KindEventHub); err != nil {
+					return fmt.Errorf("--event-hub-connection-string: %w (the Endpoint=sb://...;EntityPath=... string `iotctl hub serve` prints, or the hub's built-in endpoint in the portal)", err)
+				}
+				so, oerr := serviceOptions(f)
+				if oerr != nil {
+					return oerr
+				}
+				err = service.MonitorEventHub(ctx, cs, so, opts, fn)
 			} else {
 				client, cerr := serviceClient(f)
 				if cerr != nil {
@@ -156,6 +171,15 @@ back-off, and when that fails it exits 1 with the reason.`,
 	fl := c.Flags()
 	fl.String(cmdutil.KeyConnectionString, "", "service connection string")
 	fl.String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
+	addTransportFlags(fl)
+	c.Long += "\n\n" + transportHelp + `
+
+With --websocket the redirect to the Event Hub-compatible endpoint is followed
+over WebSocket too: to the hub's own endpoint when it names the hub's host (the
+local hub), else to wss://NAMESPACE:443/$servicebus/websocket, where Event Hubs
+namespaces serve AMQP over WebSocket. --event-hub-connection-string with
+--websocket uses that endpoint of its host.`
+	c.Example += "\n  $ HTTPS_PROXY=http://proxy.corp:3128 iotctl hub monitor --websocket"
 	fl.StringVar(&ehCS, "event-hub-connection-string", "", "read this Event Hub-compatible endpoint instead of asking the hub")
 	fl.StringVarP(&deviceGlob, "device-id", "d", "", "only events of devices whose id matches this glob")
 	fl.StringVar(&group, "consumer-group", "$Default", "consumer group")

@@ -9,6 +9,34 @@ import (
 // c2dMaxInflight bounds the unacknowledged C2D messages per device.
 const c2dMaxInflight = 50
 
+// c2dExpirySweep is how often the hub drops the expired C2D messages
+// of every queue, so that a message to a device that never connects
+// still ends with its Expired feedback, as on IoT Hub.
+const c2dExpirySweep = 5 * time.Second
+
+// expireC2D sweeps the C2D queues every c2dExpirySweep until the hub
+// stops, then closes h.sweepDone.
+func (h *Hub) expireC2D() {
+	defer close(h.sweepDone)
+	tick := time.NewTicker(c2dExpirySweep)
+	defer tick.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		n, err := h.reg.ExpireC2D()
+		if err != nil {
+			h.log.Warn("c2d expiry sweep failed", "err", err)
+			continue
+		}
+		if n > 0 {
+			h.log.Debug("c2d messages expired", "count", n)
+		}
+	}
+}
+
 // deliverC2D runs while a device is connected and delivers its queued
 // C2D messages at QoS 1 once it has subscribed to them; the PUBACK
 // completes a message (completeC2D). It wakes on kicks (subscribe,

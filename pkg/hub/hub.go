@@ -124,6 +124,8 @@ type Hub struct {
 	httpSrv   *http.Server
 	conns     sync.WaitGroup
 	closeOnce sync.Once
+	// sweepDone is closed when the C2D expiry sweep has stopped.
+	sweepDone chan struct{}
 }
 
 // New returns a Hub with opts; it opens nothing until Start.
@@ -175,6 +177,8 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 	if err := h.openStore(dataDir); err != nil {
 		return err
 	}
+	h.sweepDone = make(chan struct{})
+	go h.expireC2D()
 	if err := h.setupTLS(dataDir, host); err != nil {
 		return err
 	}
@@ -325,6 +329,9 @@ func (h *Hub) Close() error {
 		}
 		for _, m := range h.listeners {
 			m.wg.Wait()
+		}
+		if h.sweepDone != nil {
+			<-h.sweepDone
 		}
 		if h.closeDB != nil {
 			err = h.closeDB()

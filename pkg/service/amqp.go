@@ -20,7 +20,14 @@ import (
 const DefaultAMQPPort = 5671
 
 // AMQPError is an AMQP error condition the hub answered with. It
-// matches the Err* conditions with errors.Is.
+// matches the Err* conditions with errors.Is: ErrUnauthorized
+// (amqp:unauthorized-access), ErrNotFound (amqp:not-found),
+// ErrQueueFull (amqp:resource-limit-exceeded, or IoT Hub's
+// DeviceMaximumQueueDepthExceeded 403004 in the description),
+// ErrThrottled (a *throttled condition, ThrottlingException 429001),
+// ErrTooLarge (amqp:link:message-size-exceeded, MessageTooLarge
+// 413001) and ErrBadRequest (argument errors, amqp:invalid-field,
+// amqp:decode-error).
 type AMQPError struct {
 	// Condition is the AMQP error condition, e.g. "amqp:not-found".
 	Condition string
@@ -53,9 +60,11 @@ func (e *AMQPError) Is(target error) bool {
 	case ErrNotFound:
 		return c == "amqp:not-found"
 	case ErrQueueFull:
-		return strings.Contains(c, "resource-limit-exceeded") || strings.Contains(c, "throttled") || strings.Contains(d, "queue")
+		return strings.Contains(c, "resource-limit-exceeded") || strings.Contains(d, "devicemaximumqueuedepthexceeded") || strings.Contains(d, "403004")
+	case ErrThrottled:
+		return strings.Contains(c, "throttled") || strings.Contains(d, "throttlingexception") || strings.Contains(d, "429001")
 	case ErrTooLarge:
-		return strings.Contains(c, "message-size-exceeded") || strings.Contains(d, "too large")
+		return strings.Contains(c, "message-size-exceeded") || strings.Contains(d, "messagetoolarge") || strings.Contains(d, "413001")
 	case ErrBadRequest:
 		return strings.Contains(c, "argument") || c == "amqp:invalid-field" || c == "amqp:decode-error"
 	}
@@ -96,23 +105,24 @@ type amqpSession struct {
 	stopOnce sync.Once
 }
 
-// dialAMQP connects to addr (host:port) over TLS, opens a session and
-// puts a token for audience on $cbs; a goroutine puts a fresh one at
-// 80% of each token's life until close.
-func (c *Client) dialAMQP(ctx context.Context, addr, hostName, audience string, sign func() (*sas.Token, error)) (*amqpSession, error) {
-	host, _, _ := net.SplitHostPort(addr)
-	tc := c.tls.Clone()
-	if tc.ServerName == "" {
-		tc.ServerName = host
+// dialAMQP connects to ep (over TLS or WebSocket, through the proxy
+// when there is one), opens a session and puts a token for audience on
+// $cbs; a goroutine puts a fresh one at 80% of each token's life until
+// close. hostName is the AMQP open's hostname.
+func (c *Client) dialAMQP(ctx context.Context, ep endpoint, hostName, audience string, sign func() (*sas.Token, error)) (*amqpSession, error) {
+	nc, err := c.dialEndpoint(ctx, ep)
+	if err != nil {
+		return nil, fmt.Errorf("service: amqp connect to %s: %w", ep, err)
 	}
-	conn, err := amqp.Dial(ctx, "amqps://"+addr, &amqp.ConnOptions{
-		TLSConfig:  tc,
+	// TLS (and SASL ANONYMOUS) are below AMQP here: go-amqp speaks
+	// plain AMQP over nc, which it owns from now on.
+	conn, err := amqp.NewConn(ctx, nc, &amqp.ConnOptions{
 		HostName:   hostName,
 		SASLType:   amqp.SASLTypeAnonymous(),
 		Properties: map[string]any{"com.microsoft:client-version": c.opts.UserAgent},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("service: amqp connect to %s: %w", addr, amqpError(err))
+		return nil, fmt.Errorf("service: amqp connect to %s: %w", ep, amqpError(err))
 	}
 	s := &amqpSession{conn: conn, audience: audience, sign: sign, stop: make(chan struct{})}
 	if err := s.open(ctx); err != nil {
@@ -237,7 +247,7 @@ func (c *Client) hubAMQP(ctx context.Context) (*amqpSession, error) {
 			return c.amqp, nil
 		}
 	}
-	s, err := c.dialAMQP(ctx, amqpAddr(c.cs), c.cs.Host(), c.cs.HostName, c.signHub())
+	s, err := c.dialAMQP(ctx, c.hubEndpoint(), c.cs.Host(), c.cs.HostName, c.signHub())
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -57,8 +56,8 @@ var ErrRedirect = errors.New("service: the hub did not redirect to an Event Hub-
 
 // eventHub is where and how to read telemetry.
 type eventHub struct {
-	addr     string // host:port
-	host     string // TLS server name and AMQP hostname
+	ep       endpoint
+	host     string // AMQP hostname, in the token audience
 	name     string // entity path
 	keyName  string
 	key      []byte
@@ -103,7 +102,7 @@ func MonitorEventHub(ctx context.Context, cs *connstr.ConnectionString, clientOp
 		return err
 	}
 	defer c.Close()
-	eh := &eventHub{addr: amqpAddr(svc), host: cs.Host(), name: cs.EntityPath, keyName: cs.SharedAccessKeyName, key: c.key, token: c.token}
+	eh := &eventHub{ep: c.eventHubEndpoint(cs.Host(), cs.Port()), host: cs.Host(), name: cs.EntityPath, keyName: cs.SharedAccessKeyName, key: c.key, token: c.token}
 	return c.monitor(ctx, eh, opts, fn)
 }
 
@@ -154,11 +153,15 @@ func (c *Client) discoverEventHub(ctx context.Context) (*eventHub, error) {
 	if host == "" || eh.name == "" {
 		return nil, fmt.Errorf("%w: the redirect names no host or event hub (%v)", ErrRedirect, info)
 	}
-	if port == "" || port == "<nil>" || port == "0" {
-		port = strconv.Itoa(DefaultAMQPPort)
-	}
+	n, _ := strconv.Atoi(port)
 	eh.host = host
-	eh.addr = net.JoinHostPort(host, port)
+	if c.opts.WebSocket && strings.EqualFold(host, c.cs.Host()) {
+		// The hub serves its events itself (the local hub): over its
+		// own WebSocket endpoint.
+		eh.ep = c.hubEndpoint()
+	} else {
+		eh.ep = c.eventHubEndpoint(host, n)
+	}
 	return eh, nil
 }
 
@@ -211,6 +214,10 @@ func (c *Client) monitor(ctx context.Context, eh *eventHub, opts MonitorOptions,
 		if errors.As(err, &ae) && errors.Is(ae, ErrUnauthorized) {
 			return err
 		}
+		var pe *ProxyError
+		if errors.As(err, &pe) && pe.Permanent() {
+			return err
+		}
 		lastErr = err
 		if attempt >= opts.Retries {
 			return fmt.Errorf("service: monitor: connection lost and not restored after %d tries: %w", opts.Retries, lastErr)
@@ -229,7 +236,7 @@ func (e fnError) Error() string { return e.err.Error() }
 
 func (c *Client) monitorOnce(ctx context.Context, eh *eventHub, opts MonitorOptions, lastSeq map[string]int64, fn func(Event) error) error {
 	signer := eh.sign(c)
-	s, err := c.dialAMQP(ctx, eh.addr, eh.host, eh.audience, signer)
+	s, err := c.dialAMQP(ctx, eh.ep, eh.host, eh.audience, signer)
 	if err != nil {
 		return err
 	}
@@ -248,9 +255,15 @@ func (c *Client) monitorOnce(ctx context.Context, eh *eventHub, opts MonitorOpti
 		wg.Wait()
 	}()
 	for _, p := range parts {
+		// Reading a log needs no per-event outcome: ask for the events
+		// pre-settled, so the hub does not wait for a disposition of
+		// each before it sends the next. (Events that still come
+		// unsettled are accepted below.)
 		r, err := s.sess.NewReceiver(ctx, eh.name+"/ConsumerGroups/"+opts.ConsumerGroup+"/Partitions/"+p, &amqp.ReceiverOptions{
-			Credit:  500,
-			Filters: []amqp.LinkFilter{amqp.NewSelectorFilter(opts.position(lastSeq, p))},
+			Credit:                    500,
+			Filters:                   []amqp.LinkFilter{amqp.NewSelectorFilter(opts.position(lastSeq, p))},
+			SettlementMode:            amqp.ReceiverSettleModeFirst.Ptr(),
+			RequestedSenderSettleMode: amqp.SenderSettleModeSettled.Ptr(),
 		})
 		if err != nil {
 			return fmt.Errorf("service: monitor partition %s: %w", p, amqpError(err))
