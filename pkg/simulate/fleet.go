@@ -169,7 +169,9 @@ func New(opts *Options) (*Fleet, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("simulate: CA file %s holds no PEM certificate", o.Device.CAFile)
 		}
-		o.Device.RootCAs, o.Device.CAFile = pool, ""
+		// f.opts is a copy made above: set it there, or every device
+		// reads and parses the file again (about 2 KB each).
+		f.opts.Device.RootCAs, f.opts.Device.CAFile = pool, ""
 	}
 	for _, r := range o.Methods {
 		f.replies[r.Name] = r
@@ -265,17 +267,21 @@ func (f *Fleet) Run(ctx context.Context) (Stats, error) {
 	var firstErr error
 	var emu sync.Mutex
 	run := func(id string, single bool) {
-		defer wg.Done()
-		ok, err := f.runDevice(rctx, id, single)
+		// A device that connected calls wg.Done itself when it stops
+		// sending; until then no goroutine waits for it.
+		ok, err := f.runDevice(rctx, id, single, wg.Done)
 		if ok {
 			anyConnected.Store(true)
-		} else if err != nil {
+			return
+		}
+		if err != nil {
 			emu.Lock()
 			if firstErr == nil {
 				firstErr = err
 			}
 			emu.Unlock()
 		}
+		wg.Done()
 	}
 	if len(f.ids) == 0 {
 		wg.Add(1)
@@ -327,20 +333,34 @@ func (f *Fleet) statsLoop(ctx context.Context, done chan struct{}) {
 }
 
 // simDevice is the state of one simulated device; it is kept small.
+// Once connected, a device has no goroutine of its own: a timer sends
+// its next message on a goroutine that lives for that send only (see
+// send), so that an idle device costs a timer, not a goroutine stack.
 type simDevice struct {
 	f         *Fleet
 	id        string
 	ctx       context.Context
 	conn      Conn
 	interval  atomic.Int64 // nanoseconds
-	wake      chan struct{}
 	connected atomic.Bool
 	been      atomic.Bool // connected at least once
+
+	mu       sync.Mutex
+	timer    *time.Timer // runs send
+	seq      int64       // number of the next message
+	last     time.Time   // when the last send returned
+	sending  bool        // a send is running
+	stopped  bool        // no more sends
+	done     func()      // called once when the device is finished
+	doneOnce sync.Once
+	stopCtx  func() bool // unregisters the ctx callback
 }
 
-// runDevice runs one device. ok reports whether it ever connected.
-func (f *Fleet) runDevice(ctx context.Context, id string, single bool) (ok bool, err error) {
-	d := &simDevice{f: f, id: id, ctx: ctx, wake: make(chan struct{}, 1)}
+// runDevice connects one device and starts its sending. ok reports
+// whether it connected; only then is done called, once the device has
+// stopped sending and closed its connection.
+func (f *Fleet) runDevice(ctx context.Context, id string, single bool, done func()) (ok bool, err error) {
+	d := &simDevice{f: f, id: id, ctx: ctx, seq: 1}
 	d.interval.Store(int64(f.opts.Interval))
 	fail := func(err error) (bool, error) {
 		if ctx.Err() != nil {
@@ -392,11 +412,7 @@ func (f *Fleet) runDevice(ctx context.Context, id string, single bool) (ok bool,
 		}
 		return fail(err)
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
-		defer cancel()
-		conn.Close(cctx)
-	}()
+	d.done = done
 
 	if len(f.opts.Reported) > 0 {
 		v, err := conn.UpdateReported(ctx, f.opts.Reported)
@@ -407,69 +423,116 @@ func (f *Fleet) runDevice(ctx context.Context, id string, single bool) (ok bool,
 			f.emit(Event{Type: EventTwin, DeviceID: d.id, Reported: f.opts.Reported, ReportedVersion: v})
 		}
 	}
-	d.sendLoop(ctx)
+	d.start()
 	return true, nil
 }
 
-// sendLoop sends messages until Count, ctx, or a final client failure.
-func (d *simDevice) sendLoop(ctx context.Context) {
-	f := d.f
-	for seq := int64(1); f.opts.Count == 0 || seq <= int64(f.opts.Count); seq++ {
-		if err := f.sendLim.Wait(ctx); err != nil {
-			return
+// start schedules the first message at once and makes cancelling
+// ctx stop the device.
+func (d *simDevice) start() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.timer = time.AfterFunc(0, d.send)
+	d.stopCtx = context.AfterFunc(d.ctx, d.stop)
+}
+
+// send runs on the timer's goroutine: it sends message number d.seq
+// and schedules the next one an interval after the send returned, or
+// finishes the device after Count, when ctx is done, or after a final
+// client failure.
+func (d *simDevice) send() {
+	d.mu.Lock()
+	if d.sending || d.stopped {
+		// A SetTelemetryInterval re-armed the timer while a send was
+		// starting; that send schedules the next one.
+		d.mu.Unlock()
+		return
+	}
+	d.sending = true
+	seq := d.seq
+	d.mu.Unlock()
+
+	last, more := d.sendOne(seq)
+	if !more {
+		d.stop()
+		d.finish()
+		return
+	}
+	d.mu.Lock()
+	d.sending = false
+	d.seq = seq + 1
+	d.last = last
+	if d.stopped {
+		d.mu.Unlock()
+		d.finish()
+		return
+	}
+	d.timer.Reset(max(0, time.Until(last.Add(time.Duration(d.interval.Load())))))
+	d.mu.Unlock()
+}
+
+// sendOne sends message number seq. It returns when SendEvent
+// returned and whether the device goes on sending.
+func (d *simDevice) sendOne(seq int64) (last time.Time, more bool) {
+	f, ctx := d.f, d.ctx
+	if err := f.sendLim.Wait(ctx); err != nil {
+		return time.Time{}, false
+	}
+	m, err := d.message(seq)
+	if err != nil {
+		f.errs.Add(1)
+		f.emit(Event{Type: EventError, DeviceID: d.id, Error: err.Error()})
+		return time.Time{}, false
+	}
+	f.sent.Add(1)
+	err = d.conn.SendEvent(ctx, m)
+	last = time.Now()
+	switch {
+	case ctx.Err() != nil:
+		return last, false
+	case err != nil:
+		f.errs.Add(1)
+		f.emit(Event{Type: EventError, DeviceID: d.id, Seq: seq, Error: err.Error()})
+		if errors.Is(err, device.ErrUnauthorized) || errors.Is(err, device.ErrClosed) {
+			return last, false
 		}
-		m, err := d.message(seq)
-		if err != nil {
-			f.errs.Add(1)
-			f.emit(Event{Type: EventError, DeviceID: d.id, Error: err.Error()})
-			return
-		}
-		f.sent.Add(1)
-		err = d.conn.SendEvent(ctx, m)
-		last := time.Now()
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			f.errs.Add(1)
-			f.emit(Event{Type: EventError, DeviceID: d.id, Seq: seq, Error: err.Error()})
-			if errors.Is(err, device.ErrUnauthorized) || errors.Is(err, device.ErrClosed) {
-				return
-			}
-		default:
-			f.acked.Add(1)
-			f.emit(Event{Type: EventSent, DeviceID: d.id, Seq: seq, Body: BodyJSON(m.Body), Properties: m.Properties})
-		}
-		if f.opts.Count > 0 && seq >= int64(f.opts.Count) {
-			return
-		}
-		if !d.wait(ctx, last) {
-			return
-		}
+	default:
+		f.acked.Add(1)
+		f.emit(Event{Type: EventSent, DeviceID: d.id, Seq: seq, Body: BodyJSON(m.Body), Properties: m.Properties})
+	}
+	return last, f.opts.Count == 0 || seq < int64(f.opts.Count)
+}
+
+// stop ends the sending: no further message is scheduled. A send that
+// is running finishes the device when it returns; otherwise stop
+// does, on the ctx callback's goroutine.
+func (d *simDevice) stop() {
+	d.mu.Lock()
+	if d.stopped {
+		d.mu.Unlock()
+		return
+	}
+	d.stopped = true
+	d.timer.Stop()
+	sending := d.sending
+	d.mu.Unlock()
+	if d.stopCtx != nil {
+		d.stopCtx()
+	}
+	if !sending {
+		d.finish()
 	}
 }
 
-// wait waits until one interval after last. A SetTelemetryInterval
-// call wakes it to measure again with the new interval, so a shorter
-// interval cuts the current wait short.
-func (d *simDevice) wait(ctx context.Context, last time.Time) bool {
-	for {
-		due := last.Add(time.Duration(d.interval.Load()))
-		left := time.Until(due)
-		if left <= 0 {
-			return true
-		}
-		t := time.NewTimer(left)
-		select {
-		case <-t.C:
-			return true
-		case <-d.wake:
-			t.Stop()
-		case <-ctx.Done():
-			t.Stop()
-			return false
-		}
-	}
+// finish closes the connection cleanly and reports the device done,
+// once.
+func (d *simDevice) finish() {
+	d.doneOnce.Do(func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(d.ctx), closeTimeout)
+		defer cancel()
+		d.conn.Close(cctx)
+		d.done()
+	})
 }
 
 // message builds message number seq.
@@ -496,13 +559,17 @@ func (d *simDevice) message(seq int64) (*message.Message, error) {
 	return m, nil
 }
 
-// SetInterval changes the device's telemetry interval at once.
+// setInterval changes the device's telemetry interval at once: the
+// next message is due one new interval after the last send (now, if
+// that has passed), so a shorter interval cuts the current wait short.
 func (d *simDevice) setInterval(iv time.Duration) {
 	d.interval.Store(int64(iv))
-	select {
-	case d.wake <- struct{}{}:
-	default:
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer == nil || d.sending || d.stopped {
+		return // the running send schedules with the new interval
 	}
+	d.timer.Reset(max(0, time.Until(d.last.Add(iv))))
 }
 
 func (d *simDevice) onMethod(_ context.Context, r *device.MethodRequest) device.MethodResponse {
