@@ -98,17 +98,23 @@ func FuzzParseURL(f *testing.F) {
 	})
 }
 
-// passwordOf finds the password of a URL-ish string the way a reader
-// would: between "user:" and "@".
+// passwordOf finds the password of a URL-ish string the way a URL
+// parser would: in the authority, between "user:" and the last "@".
 func passwordOf(s string) (string, bool) {
 	_, rest, ok := strings.Cut(s, "://")
 	if !ok {
 		return "", false
 	}
-	userinfo, _, ok := strings.Cut(rest, "@")
-	if !ok {
+	// The authority ends at the first '/', '?' or '#'; an '@' after
+	// that is not a user-info separator.
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	i := strings.LastIndex(rest, "@")
+	if i < 0 {
 		return "", false
 	}
+	userinfo := rest[:i]
 	_, pw, ok := strings.Cut(userinfo, ":")
 	return pw, ok
 }
