@@ -76,6 +76,7 @@ Ctrl-C stops the hub cleanly.`,
 	fl.StringSlice("san", nil, "extra DNS name or IP address for the generated server certificate (repeatable)")
 	fl.StringSlice("device-ca", nil, "CA certificate file (PEM) that signs X.509 device certificates (repeatable)")
 	fl.Int("partitions", 4, "telemetry partitions")
+	fl.Int("max-events", 250_000, "telemetry events kept in memory for monitors; the oldest are dropped beyond it")
 	return c
 }
 
@@ -103,6 +104,7 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 		SANs:          v.GetStringSlice("san"),
 		DeviceCAFiles: v.GetStringSlice("device-ca"),
 		Partitions:    v.GetInt("partitions"),
+		MaxEvents:     v.GetInt("max-events"),
 		Logger:        log.With("component", "hub"),
 	}
 	h := hub.New(opts)

@@ -69,7 +69,8 @@ type Options struct {
 	DeviceCAFiles []string
 	// Partitions is the number of telemetry partitions. Default: 4.
 	Partitions int
-	// MaxEvents bounds the telemetry log. Default: 1,000,000.
+	// MaxEvents bounds the telemetry log; the oldest events are dropped
+	// beyond it. Default: 250,000.
 	MaxEvents int
 	// Logger receives the hub's log. Default: discard.
 	Logger *slog.Logger
@@ -311,7 +312,7 @@ func (h *Hub) Close() error {
 			h.cancel()
 		}
 		for _, m := range h.listeners {
-			_ = m.ln.Close()
+			m.close()
 		}
 		if h.httpSrv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

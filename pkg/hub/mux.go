@@ -68,6 +68,43 @@ type muxListener struct {
 	handle  func(protocol, net.Conn)
 
 	wg sync.WaitGroup
+	// pending holds the connections still in the TLS handshake or
+	// waiting for their first bytes, so close can end them at once.
+	mu      sync.Mutex
+	pending map[net.Conn]struct{}
+	closed  bool
+}
+
+// close stops accepting and ends the connections not yet handed to a
+// protocol; the others end with their protocol's own shutdown.
+func (m *muxListener) close() {
+	_ = m.ln.Close()
+	m.mu.Lock()
+	m.closed = true
+	for c := range m.pending {
+		_ = c.Close()
+	}
+	m.mu.Unlock()
+}
+
+// track adds c to pending, or reports false when the listener is closed.
+func (m *muxListener) track(c net.Conn) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false
+	}
+	if m.pending == nil {
+		m.pending = map[net.Conn]struct{}{}
+	}
+	m.pending[c] = struct{}{}
+	return true
+}
+
+func (m *muxListener) untrack(c net.Conn) {
+	m.mu.Lock()
+	delete(m.pending, c)
+	m.mu.Unlock()
 }
 
 func (m *muxListener) serve(ctx context.Context) {
@@ -94,6 +131,16 @@ func (m *muxListener) serve(ctx context.Context) {
 }
 
 func (m *muxListener) dispatch(raw net.Conn) {
+	if !m.track(raw) {
+		_ = raw.Close()
+		return
+	}
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			m.untrack(raw)
+		}
+	}()
 	tc := tls.Server(raw, m.tlsConf)
 	_ = tc.SetDeadline(time.Now().Add(handshakeTimeout))
 	if err := tc.Handshake(); err != nil {
@@ -107,6 +154,8 @@ func (m *muxListener) dispatch(raw net.Conn) {
 		return
 	}
 	_ = tc.SetDeadline(time.Time{})
+	m.untrack(raw)
+	handedOff = true
 	m.handle(p, pc)
 }
 

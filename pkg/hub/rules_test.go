@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"context"
+	"net"
 	"testing"
 	"time"
 )
@@ -54,5 +56,25 @@ func TestSecondConnectionDropsTheFirst(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("Connected() = %d; want 1", h.Connected())
 		}
+	}
+}
+
+// Close does not wait for a client that connected and never spoke.
+func TestCloseEndsSilentConnections(t *testing.T) {
+	h := New(&Options{Addr: "127.0.0.1:0", InMemory: true})
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", h.Addrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() { done <- h.Close() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for a silent connection")
 	}
 }

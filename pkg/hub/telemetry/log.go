@@ -54,14 +54,15 @@ type partition struct {
 }
 
 // New returns a log with n partitions (default 4) holding
-// at most maxEvents events (default 1,000,000) and maxBytes bytes of
+// at most maxEvents events (default 250,000: about 400 MB with the
+// bookkeeping of each event) and maxBytes bytes of
 // bodies and properties (default 512 MiB) in all.
 func New(n, maxEvents, maxBytes int, now func() time.Time) *Log {
 	if n <= 0 {
 		n = 4
 	}
 	if maxEvents <= 0 {
-		maxEvents = 1_000_000
+		maxEvents = 250_000
 	}
 	if maxBytes <= 0 {
 		maxBytes = 512 << 20
