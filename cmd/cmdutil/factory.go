@@ -15,8 +15,10 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/iotctl/iotctl/internal/proxy"
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/output"
+	"github.com/iotctl/iotctl/pkg/service"
 )
 
 // IOStreams are the process's standard streams, injected so tests can
@@ -195,3 +197,26 @@ func (f *Factory) DeviceConnectionString(flagValue string) (*connstr.ConnectionS
 
 // UserAgent is what iotctl's clients send as User-Agent.
 func UserAgent() string { return "iotctl/" + Version() }
+
+// ServiceOptions are the service client options of the configuration:
+// CA file, WebSocket, proxy (a bad URL is a *UsageError), logger and
+// user agent.
+func (f *Factory) ServiceOptions() (*service.Options, error) {
+	log, err := f.Logger()
+	if err != nil {
+		return nil, err
+	}
+	o := &service.Options{
+		CAFile:    f.V.GetString(KeyCAFile),
+		WebSocket: f.V.GetBool(KeyWebSocket),
+		Logger:    log,
+		UserAgent: UserAgent(),
+	}
+	if p := f.V.GetString(KeyProxy); p != "" {
+		if _, err := proxy.ParseURL(p); err != nil {
+			return nil, &UsageError{Err: fmt.Errorf("--proxy: %w", err)}
+		}
+		o.Proxy = p
+	}
+	return o, nil
+}

@@ -15,8 +15,8 @@ type serviceRegistry struct {
 	c *service.Client
 }
 
-func newServiceRegistry(cs *connstr.ConnectionString, caFile string) (*serviceRegistry, error) {
-	c, err := service.New(cs, &service.Options{CAFile: caFile})
+func newServiceRegistry(cs *connstr.ConnectionString, opts *service.Options) (*serviceRegistry, error) {
+	c, err := service.New(cs, opts)
 	if err != nil {
 		return nil, err
 	}

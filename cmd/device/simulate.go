@@ -235,7 +235,11 @@ func (o *simulateOptions) validate() error {
 			s.DeviceIDs = keys.IDs()
 		}
 	case svc != nil:
-		reg, err := newServiceRegistry(svc, s.Device.CAFile)
+		sopts, err := o.f.ServiceOptions()
+		if err != nil {
+			return err
+		}
+		reg, err := newServiceRegistry(svc, sopts)
 		if err != nil {
 			return err
 		}

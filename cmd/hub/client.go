@@ -1,12 +1,9 @@
 package hub
 
 import (
-	"fmt"
-
 	"github.com/spf13/pflag"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
-	"github.com/iotctl/iotctl/internal/proxy"
 	"github.com/iotctl/iotctl/pkg/service"
 )
 
@@ -33,28 +30,8 @@ func addTransportFlags(fl *pflag.FlagSet) {
 	addProxyFlag(fl)
 }
 
-// serviceOptions are the client options of the configuration: CA file,
-// WebSocket, proxy (checked: a bad URL is a usage error), logger and
-// user agent.
-func serviceOptions(f *cmdutil.Factory) (*service.Options, error) {
-	log, err := f.Logger()
-	if err != nil {
-		return nil, err
-	}
-	o := &service.Options{
-		CAFile:    f.V.GetString(cmdutil.KeyCAFile),
-		WebSocket: f.V.GetBool(cmdutil.KeyWebSocket),
-		Logger:    log,
-		UserAgent: cmdutil.UserAgent(),
-	}
-	if p := f.V.GetString(cmdutil.KeyProxy); p != "" {
-		if _, err := proxy.ParseURL(p); err != nil {
-			return nil, &cmdutil.UsageError{Err: fmt.Errorf("--proxy: %w", err)}
-		}
-		o.Proxy = p
-	}
-	return o, nil
-}
+// serviceOptions are the client options of the configuration.
+func serviceOptions(f *cmdutil.Factory) (*service.Options, error) { return f.ServiceOptions() }
 
 // serviceClient makes a service client from the configured service
 // connection string and serviceOptions.
@@ -63,7 +40,7 @@ func serviceClient(f *cmdutil.Factory) (*service.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	o, err := serviceOptions(f)
+	o, err := f.ServiceOptions()
 	if err != nil {
 		return nil, err
 	}

@@ -146,7 +146,7 @@ back-off, and when that fails it exits 1 with the reason.`,
 				if err := cs.Require(connstr.KindEventHub); err != nil {
 					return fmt.Errorf("--event-hub-connection-string: %w (the Endpoint=sb://...;EntityPath=... string `iotctl hub serve` prints, or the hub's built-in endpoint in the portal)", err)
 				}
-				so, oerr := serviceOptions(f)
+				so, oerr := f.ServiceOptions()
 				if oerr != nil {
 					return oerr
 				}
