@@ -29,9 +29,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/iotctl/iotctl/bench/internal/benchkit"
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/service"
 	"github.com/iotctl/iotctl/pkg/simulate"
@@ -105,7 +105,7 @@ type result struct {
 func run(c *config) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	root := repoRoot()
+	root := benchkit.RepoRoot()
 	var err error
 	if c.cfgDir, err = os.MkdirTemp("", "fleetbench-config-"); err != nil {
 		return err
@@ -117,11 +117,8 @@ func run(c *config) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		c.bin = filepath.Join(dir, "iotctl")
-		build := exec.CommandContext(ctx, "go", "build", "-o", c.bin, ".")
-		build.Dir = root
-		if out, err := build.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build: %v\n%s", err, out)
+		if c.bin, err = benchkit.Build(ctx, dir); err != nil {
+			return err
 		}
 	}
 	fmt.Printf("machine: %d CPUs; iotctl %s\n", runtime.NumCPU(), c.bin)
@@ -209,64 +206,27 @@ func printResult(r *result) {
 		r.CPUCores, r.HubCPUCores, r.HubRSSKB/1024, r.ReaderCPUCores, r.Errors, r.Reconnects, r.ExitCode, r.Command)
 }
 
-// hubProc is a running `iotctl hub serve`.
-type hubProc struct {
-	cmd  *exec.Cmd
-	info struct {
-		HostName         string   `json:"hostName"`
-		Addresses        []string `json:"addresses"`
-		CAFile           string   `json:"caFile"`
-		ConnectionString string   `json:"connectionString"`
-	}
-}
-
 // startHub starts a fresh in-memory hub on c.ip with the standard
 // ports (the Node SDK connects to 8883 and 443 only).
-func (c *config) startHub(ctx context.Context) (*hubProc, error) {
-	h := &hubProc{cmd: exec.CommandContext(ctx, c.bin, "hub", "serve", "--addr", c.ip+":8883", "--standard-ports",
-		"--in-memory", "-o", "json", "--log-level", "error")}
-	h.cmd.Stderr = os.Stderr
-	h.cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+c.cfgDir)
-	out, err := h.cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := h.cmd.Start(); err != nil {
-		return nil, err
-	}
-	if err := json.NewDecoder(bufio.NewReader(out)).Decode(&h.info); err != nil {
-		h.stop()
-		return nil, fmt.Errorf("reading the hub's start-up JSON: %w", err)
-	}
-	return h, nil
-}
-
-func (h *hubProc) stop() {
-	_ = h.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = h.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = h.cmd.Process.Kill()
-		<-done
-	}
+func (c *config) startHub(ctx context.Context) (*benchkit.Hub, error) {
+	return benchkit.StartHub(ctx, c.bin, &benchkit.HubOptions{Addr: c.ip + ":8883", StandardPorts: true,
+		Env: append(os.Environ(), "XDG_CONFIG_HOME="+c.cfgDir), Stderr: os.Stderr, StopWait: 15 * time.Second})
 }
 
 // createDevices registers ids through the service API and writes a
 // keys file "id key" per line.
-func createDevices(ctx context.Context, h *hubProc, ids []string) (string, time.Duration, error) {
-	cs, err := connstr.Parse(h.info.ConnectionString)
+func createDevices(ctx context.Context, h *benchkit.Hub, ids []string) (string, time.Duration, error) {
+	cs, err := connstr.Parse(h.Info.ConnectionString)
 	if err != nil {
 		return "", 0, err
 	}
-	svc, err := service.New(cs, &service.Options{CAFile: h.info.CAFile})
+	svc, err := service.New(cs, &service.Options{CAFile: h.Info.CAFile})
 	if err != nil {
 		return "", 0, err
 	}
 	keys := make([]string, len(ids))
 	start := time.Now()
-	err = parallelDo(len(ids), 32, func(i int) error {
+	err = benchkit.Parallel(len(ids), 32, func(i int) error {
 		d, err := svc.CreateDevice(ctx, &service.Device{DeviceID: ids[i]})
 		if err != nil {
 			return fmt.Errorf("creating %s: %w", ids[i], err)
@@ -418,8 +378,8 @@ func (w *watcher) readNode(r *bufio.Reader) {
 
 // measure waits for all devices to connect (or the timeout), then
 // warms up, then measures over window; then it interrupts the fleet.
-func (c *config) measure(ctx context.Context, r *result, h *hubProc, cmd *exec.Cmd, w *watcher, window time.Duration) {
-	pid, hubPid := cmd.Process.Pid, h.cmd.Process.Pid
+func (c *config) measure(ctx context.Context, r *result, h *benchkit.Hub, cmd *exec.Cmd, w *watcher, window time.Duration) {
+	pid, hubPid := cmd.Process.Pid, h.PID()
 	t := time.NewTimer(c.connectWait)
 	select {
 	case <-w.all:
@@ -433,13 +393,13 @@ func (c *config) measure(ctx context.Context, r *result, h *hubProc, cmd *exec.C
 	t.Stop()
 	sleep(ctx, w.exited, c.warmup)
 	self := os.Getpid()
-	s0, cpu0, hcpu0, rcpu0 := w.stats(), cpuSeconds(pid), cpuSeconds(hubPid), cpuSeconds(self)
+	s0, cpu0, hcpu0, rcpu0 := w.stats(), benchkit.CPUTime(pid).Seconds(), benchkit.CPUTime(hubPid).Seconds(), benchkit.CPUTime(self).Seconds()
 	t0 := time.Now()
 	sleep(ctx, w.exited, window)
-	s1, cpu1, hcpu1, rcpu1 := w.stats(), cpuSeconds(pid), cpuSeconds(hubPid), cpuSeconds(self)
+	s1, cpu1, hcpu1, rcpu1 := w.stats(), benchkit.CPUTime(pid).Seconds(), benchkit.CPUTime(hubPid).Seconds(), benchkit.CPUTime(self).Seconds()
 	wall := time.Since(t0).Seconds()
-	r.RSSKB, r.PeakRSSKB = procKB(pid, "VmRSS"), procKB(pid, "VmHWM")
-	r.HubRSSKB = procKB(hubPid, "VmRSS")
+	r.RSSKB, r.PeakRSSKB = benchkit.RSSKB(pid), benchkit.ProcStatusKB(pid, "VmHWM")
+	r.HubRSSKB = benchkit.RSSKB(hubPid)
 	r.RSSPerDeviceKB = float64(r.RSSKB) / float64(r.Devices)
 	if s1.elapsed > s0.elapsed {
 		r.MsgsPerSec = float64(s1.acked-s0.acked) / (s1.elapsed - s0.elapsed)
@@ -473,7 +433,7 @@ func (c *config) iotctlRun(ctx context.Context, name string, n int, interval str
 	if err != nil {
 		return nil, err
 	}
-	defer h.stop()
+	defer h.Stop()
 	ids := simulate.FleetIDs("fleet-", n)
 	keys, took, err := createDevices(ctx, h, ids)
 	if err != nil {
@@ -481,7 +441,7 @@ func (c *config) iotctlRun(ctx context.Context, name string, n int, interval str
 	}
 	defer os.Remove(keys)
 	args := []string{"device", "simulate", "--keys-file", keys, "--devices", strconv.Itoa(n), "--device-prefix", "fleet-",
-		"--hub-connection-string", h.info.ConnectionString, "--ca-file", h.info.CAFile, "--interval", interval,
+		"--hub-connection-string", h.Info.ConnectionString, "--ca-file", h.Info.CAFile, "--interval", interval,
 		"--connect-rate", strconv.FormatFloat(c.connectRate, 'f', -1, 64), "-o", "json", "--log-level", "error"}
 	args = append(args, extra...)
 	cmd := exec.CommandContext(ctx, c.bin, args...)
@@ -496,7 +456,7 @@ func (c *config) iotctlRun(ctx context.Context, name string, n int, interval str
 		return nil, err
 	}
 	shown := strings.Join(args, " ")
-	shown = strings.Replace(shown, h.info.ConnectionString, "$HUB_CS", 1)
+	shown = strings.Replace(shown, h.Info.ConnectionString, "$HUB_CS", 1)
 	r := &result{Name: strings.TrimSpace(name + " (interval " + interval + ") " + strings.Join(extra, " ")), Devices: n, Command: "iotctl " + shown, DevicesCreatedSec: took.Seconds()}
 	fmt.Printf("%s: %d devices created in %.1fs; starting the fleet\n", name, n, took.Seconds())
 	start := time.Now()
@@ -514,21 +474,21 @@ func (c *config) nodeRun(ctx context.Context, root string, n int) (*result, erro
 	if err != nil {
 		return nil, err
 	}
-	defer h.stop()
+	defer h.Stop()
 	ids := simulate.FleetIDs("node-", n)
 	keys, took, err := createDevices(ctx, h, ids)
 	if err != nil {
 		return nil, err
 	}
 	defer os.Remove(keys)
-	cfg, _ := json.Marshal(map[string]any{"host": h.info.HostName, "keysFile": keys, "devices": n, "intervalMs": 1000,
+	cfg, _ := json.Marshal(map[string]any{"host": h.Info.HostName, "keysFile": keys, "devices": n, "intervalMs": 1000,
 		"parallel": c.nodeParallel, "twin": true})
 	script := filepath.Join(root, "test", "interop", "js", "fleet.js")
 	if _, err := os.Stat(filepath.Join(root, "test", "interop", "node_modules", "azure-iot-device")); err != nil {
 		return nil, fmt.Errorf("the Node SDKs are not installed: run npm ci in test/interop")
 	}
 	cmd := exec.CommandContext(ctx, "node", script, string(cfg))
-	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+h.info.CAFile)
+	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+h.Info.CAFile)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -555,75 +515,4 @@ func sleep(ctx context.Context, exited <-chan struct{}, d time.Duration) {
 	case <-exited:
 	case <-ctx.Done():
 	}
-}
-
-// procKB reads a "Name: N kB" line of /proc/PID/status.
-func procKB(pid int, name string) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, name+":") {
-			n, _ := strconv.Atoi(strings.Fields(l)[1])
-			return n
-		}
-	}
-	return 0
-}
-
-// cpuSeconds is a process's user+system CPU time from /proc/PID/stat.
-func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the ")" closing the command name; utime and stime
-	// are fields 14 and 15 of the whole line.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // USER_HZ is 100 on Linux
-}
-
-func repoRoot() string {
-	wd, _ := os.Getwd()
-	for d := wd; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	return wd
-}
-
-// parallelDo runs f(0..n-1), p at a time, and returns the first error.
-func parallelDo(n, p int, f func(int) error) error {
-	var wg sync.WaitGroup
-	var first atomic.Value
-	var next atomic.Int64
-	for range min(p, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || first.Load() != nil {
-					return
-				}
-				if err := f(i); err != nil {
-					first.CompareAndSwap(nil, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if e, ok := first.Load().(error); ok {
-		return e
-	}
-	return nil
 }

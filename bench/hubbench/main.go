@@ -12,7 +12,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -20,16 +19,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/iotctl/iotctl/bench/internal/benchkit"
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/sas"
@@ -51,65 +46,25 @@ func main() {
 	}
 }
 
-type hubProc struct {
-	cmd  *exec.Cmd
-	info struct {
-		HostName         string   `json:"hostName"`
-		Addresses        []string `json:"addresses"`
-		CAFile           string   `json:"caFile"`
-		ConnectionString string   `json:"connectionString"`
-	}
-}
-
-func startHub(ctx context.Context) (*hubProc, error) {
+// startHub builds iotctl and starts `iotctl hub serve --in-memory` on a
+// free loopback port. The binary's directory is removed by the returned
+// cleanup, which also stops the hub.
+func startHub(ctx context.Context) (*benchkit.Hub, func(), error) {
 	dir, err := os.MkdirTemp("", "hubbench-")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	bin := filepath.Join(dir, "iotctl")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = repoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	h := &hubProc{cmd: exec.CommandContext(ctx, bin, "hub", "serve", "--addr", "127.0.0.1:0", "--in-memory", "-o", "json", "--log-level", "error")}
-	h.cmd.Stderr = os.Stderr
-	out, err := h.cmd.StdoutPipe()
+	bin, err := benchkit.Build(ctx, dir)
 	if err != nil {
-		return nil, err
+		os.RemoveAll(dir)
+		return nil, nil, err
 	}
-	if err := h.cmd.Start(); err != nil {
-		return nil, err
-	}
-	if err := json.NewDecoder(bufio.NewReader(out)).Decode(&h.info); err != nil {
-		return nil, fmt.Errorf("reading the hub's start-up JSON: %w", err)
-	}
-	return h, nil
-}
-
-func repoRoot() string {
-	wd, _ := os.Getwd()
-	for d := wd; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	return wd
-}
-
-// rssKB reads a process's resident set size.
-func rssKB(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	h, err := benchkit.StartHub(ctx, bin, &benchkit.HubOptions{Stderr: os.Stderr})
 	if err != nil {
-		return 0
+		os.RemoveAll(dir)
+		return nil, nil, err
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			n, _ := strconv.Atoi(strings.Fields(l)[1])
-			return n
-		}
-	}
-	return 0
+	return h, func() { h.Stop(); os.RemoveAll(dir) }, nil
 }
 
 type dev struct {
@@ -121,23 +76,23 @@ type dev struct {
 func run(mode string, n, messages, window, callers, calls, parallel int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	h, err := startHub(ctx)
+	h, cleanup, err := startHub(ctx)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = h.cmd.Process.Kill(); _ = h.cmd.Wait() }()
-	cs := connstr.MustParse(h.info.ConnectionString)
-	svc, err := service.New(cs, &service.Options{CAFile: h.info.CAFile})
+	defer cleanup()
+	cs := connstr.MustParse(h.Info.ConnectionString)
+	svc, err := service.New(cs, &service.Options{CAFile: h.Info.CAFile})
 	if err != nil {
 		return err
 	}
-	tc, err := service.TLSConfig(h.info.CAFile, nil)
+	tc, err := service.TLSConfig(h.Info.CAFile, nil)
 	if err != nil {
 		return err
 	}
 	devs := make([]*dev, n)
 	start := time.Now()
-	if err := parallelDo(n, 16, func(i int) error {
+	if err := benchkit.Parallel(n, 16, func(i int) error {
 		id := fmt.Sprintf("bench-%05d", i)
 		d, err := svc.CreateDevice(ctx, &service.Device{DeviceID: id})
 		if err != nil {
@@ -150,7 +105,7 @@ func run(mode string, n, messages, window, callers, calls, parallel int) error {
 		return fmt.Errorf("creating devices: %w", err)
 	}
 	created := time.Since(start)
-	rss0 := rssKB(h.cmd.Process.Pid)
+	rss0 := benchkit.RSSKB(h.PID())
 	start = time.Now()
 	var handler paho.MessageHandler
 	if mode == "methods" {
@@ -161,20 +116,20 @@ func run(mode string, n, messages, window, callers, calls, parallel int) error {
 			}
 		}
 	}
-	if err := parallelDo(n, parallel, func(i int) error {
-		return connect(ctx, devs[i], cs.HostName, h.info.Addresses[0], tc, handler)
+	if err := benchkit.Parallel(n, parallel, func(i int) error {
+		return connect(ctx, devs[i], cs.HostName, h.Info.Addresses[0], tc, handler)
 	}); err != nil {
 		return fmt.Errorf("connecting: %w", err)
 	}
 	connected := time.Since(start)
-	rss1 := rssKB(h.cmd.Process.Pid)
+	rss1 := benchkit.RSSKB(h.PID())
 	fmt.Printf("devices=%d created_in=%s connected_in=%s hub_rss_before=%dKB hub_rss_connected=%dKB per_connection=%.1fKB\n",
 		n, created.Round(time.Millisecond), connected.Round(time.Millisecond), rss0, rss1, float64(rss1-rss0)/float64(n))
 	switch mode {
 	case "connections":
 		return nil
 	case "ingest":
-		return ingest(devs, messages, window, h)
+		return ingest(ctx, devs, messages, window, h)
 	case "methods":
 		return methods(ctx, svc, devs, callers, calls)
 	}
@@ -182,24 +137,11 @@ func run(mode string, n, messages, window, callers, calls, parallel int) error {
 }
 
 func connect(ctx context.Context, d *dev, host, addr string, tc *tls.Config, handler paho.MessageHandler) error {
-	tok, err := sas.Sign(sas.DeviceResource(host, d.id), d.key, &sas.SignOptions{TTL: time.Hour})
+	c, err := benchkit.ConnectDevice(ctx, addr, host, d.id, d.key, tc)
 	if err != nil {
 		return err
 	}
-	opts := paho.NewClientOptions().AddBroker("tls://" + addr).SetClientID(d.id).
-		SetUsername(host + "/" + d.id + "/?api-version=2021-04-12").SetPassword(tok.Encode()).
-		SetTLSConfig(tc.Clone()).SetCleanSession(false).SetAutoReconnect(false).SetProtocolVersion(4).
-		SetKeepAlive(5 * time.Minute).SetOrderMatters(false).SetMaxResumePubInFlight(1024)
-	d.c = paho.NewClient(opts)
-	t := d.c.Connect()
-	select {
-	case <-t.Done():
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if t.Error() != nil {
-		return t.Error()
-	}
+	d.c = c
 	if handler != nil {
 		st := d.c.Subscribe(message.MethodRequestFilter, 0, handler)
 		<-st.Done()
@@ -208,43 +150,31 @@ func connect(ctx context.Context, d *dev, host, addr string, tc *tls.Config, han
 	return nil
 }
 
-func ingest(devs []*dev, total, window int, h *hubProc) error {
+func ingest(ctx context.Context, devs []*dev, total, window int, h *benchkit.Hub) error {
 	per := total / len(devs)
 	body := []byte(`{"temperature": 27.5,"humidity": 71.2}`)
 	var acked atomic.Int64
 	start := time.Now()
-	err := parallelDo(len(devs), len(devs), func(i int) error {
+	err := benchkit.Parallel(len(devs), len(devs), func(i int) error {
 		d := devs[i]
 		topic := message.TelemetryTopic(d.id, "", &message.Message{ContentType: "application/json", ContentEncoding: "utf-8",
 			Properties: map[string]string{"temperatureAlert": "false"}})
-		sem := make(chan paho.Token, window)
+		w := benchkit.NewWindow(ctx, window)
+		defer func() { acked.Add(w.Acked()) }()
+		publish := func() paho.Token { return d.c.Publish(topic, 1, false, body) }
 		for j := 0; j < per; j++ {
-			if len(sem) == cap(sem) {
-				t := <-sem
-				<-t.Done()
-				if t.Error() != nil {
-					return t.Error()
-				}
-				acked.Add(1)
+			if err := w.Send(publish); err != nil {
+				return err
 			}
-			sem <- d.c.Publish(topic, 1, false, body)
 		}
-		for len(sem) > 0 {
-			t := <-sem
-			<-t.Done()
-			if t.Error() != nil {
-				return t.Error()
-			}
-			acked.Add(1)
-		}
-		return nil
+		return w.Drain()
 	})
 	d := time.Since(start)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("ingest: %d messages acked at QoS 1 from %d connections in %s = %.0f msg/s, hub_rss=%dKB\n",
-		acked.Load(), len(devs), d.Round(time.Millisecond), float64(acked.Load())/d.Seconds(), rssKB(h.cmd.Process.Pid))
+		acked.Load(), len(devs), d.Round(time.Millisecond), float64(acked.Load())/d.Seconds(), benchkit.RSSKB(h.PID()))
 	return nil
 }
 
@@ -252,7 +182,7 @@ func methods(ctx context.Context, svc *service.Client, devs []*dev, callers, cal
 	var done, failed atomic.Int64
 	var firstErr atomic.Value
 	start := time.Now()
-	err := parallelDo(callers, callers, func(w int) error {
+	err := benchkit.Parallel(callers, callers, func(w int) error {
 		for i := w; i < calls; i += callers {
 			d := devs[i%len(devs)]
 			res, err := svc.InvokeMethod(ctx, service.Target{DeviceID: d.id}, service.MethodCall{Name: "bench", Payload: json.RawMessage(`{"i":1}`), ResponseTimeout: 30 * time.Second})
@@ -275,35 +205,6 @@ func methods(ctx context.Context, svc *service.Client, devs []*dev, callers, cal
 		done.Load(), failed.Load(), callers, len(devs), d.Round(time.Millisecond), float64(done.Load())/d.Seconds())
 	if e, ok := firstErr.Load().(error); ok {
 		return errors.New("first failure: " + e.Error())
-	}
-	return nil
-}
-
-// parallelDo runs f(0..n-1) with at most p at once and returns the
-// first error.
-func parallelDo(n, p int, f func(int) error) error {
-	var wg sync.WaitGroup
-	var first atomic.Value
-	next := atomic.Int64{}
-	for w := 0; w < p && w < n; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || first.Load() != nil {
-					return
-				}
-				if err := f(i); err != nil {
-					first.CompareAndSwap(nil, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if e, ok := first.Load().(error); ok {
-		return e
 	}
 	return nil
 }

@@ -18,7 +18,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -31,8 +30,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/iotctl/iotctl/bench/internal/benchkit"
 )
 
 func main() {
@@ -59,30 +59,28 @@ func run(runs, warmup int, ip string, timeout time.Duration) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	root := repoRoot()
 	tmp, err := os.MkdirTemp("", "bench-invoke-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
 
-	bin := filepath.Join(tmp, "iotctl")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	interop := filepath.Join(root, "test", "interop")
-	if err := nodeReady(ctx, interop); err != nil {
-		return err
-	}
-
-	env := cleanEnv("XDG_CONFIG_HOME=" + filepath.Join(tmp, "config"))
-	hub, info, err := startHub(ctx, bin, ip, env)
+	bin, err := benchkit.Build(ctx, tmp)
 	if err != nil {
 		return err
 	}
-	defer stop(hub)
+	interop := filepath.Join(benchkit.RepoRoot(), "test", "interop")
+	if err := benchkit.NodeReady(ctx, interop, "azure-iothub"); err != nil {
+		return err
+	}
+
+	env := benchkit.CleanEnv("XDG_CONFIG_HOME=" + filepath.Join(tmp, "config"))
+	hub, err := benchkit.StartHub(ctx, bin, &benchkit.HubOptions{Addr: ip + ":8883", StandardPorts: true, HostName: ip, SANs: []string{ip}, Env: env})
+	if err != nil {
+		return fmt.Errorf("iotctl hub serve on %s (binding 443 needs root or CAP_NET_BIND_SERVICE): %w", ip, err)
+	}
+	defer hub.Stop()
+	info := &hub.Info
 	env = append(env, "IOTCTL_CONNECTION_STRING="+info.ConnectionString, "IOTCTL_CA_FILE="+info.CAFile)
 
 	create := exec.CommandContext(ctx, bin, "hub", "device", "create", deviceID, "-o", "json")
@@ -103,7 +101,7 @@ func run(runs, warmup int, ip string, timeout time.Duration) error {
 	if err := sim.Start(); err != nil {
 		return err
 	}
-	defer stop(sim)
+	defer benchkit.Stop(sim, 5*time.Second)
 
 	iotctl := func() *exec.Cmd {
 		c := exec.CommandContext(ctx, bin, "method", "invoke", "--device-id", deviceID, "--name", method, "--payload", payload, "-o", "json")
@@ -142,11 +140,10 @@ func run(runs, warmup int, ip string, timeout time.Duration) error {
 	fmt.Printf("hub: iotctl hub serve --in-memory on %s (HTTPS on 443), device: iotctl device simulate.\n\n", ip)
 	fmt.Printf("%-32s %9s %9s %9s %9s\n", "CLIENT", "MEDIAN", "MIN", "P90", "MAX")
 	for _, c := range clients {
-		s := slices.Clone(c.times)
-		slices.Sort(s)
-		fmt.Printf("%-32s %9s %9s %9s %9s\n", c.name, ms(median(s)), ms(s[0]), ms(s[(len(s)-1)*9/10]), ms(s[len(s)-1]))
+		fmt.Printf("%-32s %9s %9s %9s %9s\n", c.name, ms(benchkit.Median(c.times)), ms(slices.Min(c.times)),
+			ms(benchkit.Percentile(c.times, 90)), ms(slices.Max(c.times)))
 	}
-	ours, theirs := median(sorted(clients[0].times)), median(sorted(clients[1].times))
+	ours, theirs := benchkit.Median(clients[0].times), benchkit.Median(clients[1].times)
 	ratio := float64(ours) / float64(theirs)
 	fmt.Printf("\niotctl / node = %.3f (1/%.0f)\n", ratio, 1/ratio)
 	met := ours*10 <= theirs && ours < 50*time.Millisecond && runs >= 20
@@ -187,35 +184,6 @@ func (c *client) once() (time.Duration, error) {
 	return d, nil
 }
 
-type hubInfo struct {
-	HostName         string `json:"hostName"`
-	CAFile           string `json:"caFile"`
-	ConnectionString string `json:"connectionString"`
-}
-
-func startHub(ctx context.Context, bin, ip string, env []string) (*exec.Cmd, *hubInfo, error) {
-	cmd := exec.CommandContext(ctx, bin, "hub", "serve", "--addr", ip+":8883", "--standard-ports", "--host-name", ip, "--san", ip,
-		"--in-memory", "-o", "json", "--log-level", "error")
-	cmd.Env = env
-	var errOut bytes.Buffer
-	cmd.Stderr = &errOut
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, nil, err
-	}
-	br := bufio.NewReader(out)
-	var info hubInfo
-	if err := json.NewDecoder(br).Decode(&info); err != nil {
-		stop(cmd)
-		return nil, nil, fmt.Errorf("iotctl hub serve on %s (binding 443 needs root or CAP_NET_BIND_SERVICE): %v\n%s", ip, err, errOut.String())
-	}
-	go io.Copy(io.Discard, br)
-	return cmd, &info, nil
-}
-
 // waitOnline calls the method until the simulated device answers.
 func waitOnline(ctx context.Context, invoke func() *exec.Cmd) error {
 	deadline := time.Now().Add(30 * time.Second)
@@ -237,51 +205,6 @@ func waitOnline(ctx context.Context, invoke func() *exec.Cmd) error {
 	}
 }
 
-// nodeReady installs the pinned Node SDKs when they are missing.
-func nodeReady(ctx context.Context, dir string) error {
-	if _, err := exec.LookPath("node"); err != nil {
-		return errors.New("node is not on PATH: install Node.js 20 or newer")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "azure-iothub")); err == nil {
-		return nil
-	}
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("npm ci in %s: %v\n%s", dir, err, out)
-	}
-	return nil
-}
-
-// stop interrupts a process and kills it if it has not exited in 5s.
-func stop(cmd *exec.Cmd) {
-	if cmd.Process == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGINT)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
-
-// cleanEnv is the environment without iotctl settings or proxies, plus extra.
-func cleanEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "IOTCTL_") || strings.HasSuffix(strings.ToUpper(k), "_PROXY") || k == "NODE_OPTIONS" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
-}
-
 func stderrOf(err error) string {
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -290,28 +213,4 @@ func stderrOf(err error) string {
 	return ""
 }
 
-func sorted(d []time.Duration) []time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s
-}
-
-func median(s []time.Duration) time.Duration {
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
-
-func repoRoot() string {
-	wd, _ := os.Getwd()
-	for d := wd; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	return wd
-}

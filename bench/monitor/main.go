@@ -23,25 +23,22 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/iotctl/iotctl/bench/internal/benchkit"
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/sas"
@@ -72,7 +69,6 @@ func run(events, devices, window, runs int, ip, bin string, timeout time.Duratio
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	root := repoRoot()
 	tmp, err := os.MkdirTemp("", "bench-monitor-")
 	if err != nil {
 		return err
@@ -80,33 +76,31 @@ func run(events, devices, window, runs int, ip, bin string, timeout time.Duratio
 	defer os.RemoveAll(tmp)
 
 	if bin == "" {
-		bin = filepath.Join(tmp, "iotctl")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-		build.Dir = root
-		if out, err := build.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build: %v\n%s", err, out)
+		if bin, err = benchkit.Build(ctx, tmp); err != nil {
+			return err
 		}
 	}
-	interop := filepath.Join(root, "test", "interop")
-	if err := nodeReady(ctx, interop); err != nil {
+	interop := filepath.Join(benchkit.RepoRoot(), "test", "interop")
+	if err := benchkit.NodeReady(ctx, interop, "@azure/event-hubs"); err != nil {
 		return err
 	}
 
-	env := cleanEnv("XDG_CONFIG_HOME=" + filepath.Join(tmp, "config"))
-	hub, info, err := startHub(ctx, bin, ip, env)
+	env := benchkit.CleanEnv("XDG_CONFIG_HOME=" + filepath.Join(tmp, "config"))
+	hub, err := benchkit.StartHub(ctx, bin, &benchkit.HubOptions{Addr: ip + ":8883", StandardPorts: true, HostName: ip, SANs: []string{ip}, Env: env})
 	if err != nil {
-		return err
+		return fmt.Errorf("iotctl hub serve on %s (binding 443 and 5671 needs root or CAP_NET_BIND_SERVICE): %w", ip, err)
 	}
-	defer stop(hub)
-	hubPID := hub.Process.Pid
-	rssStart := rssKB(hubPID)
+	defer hub.Stop()
+	info := &hub.Info
+	hubPID := hub.PID()
+	rssStart := benchkit.RSSKB(hubPID)
 
 	start := time.Now()
 	if err := fill(ctx, info, events, devices, window); err != nil {
 		return fmt.Errorf("filling the backlog: %w", err)
 	}
 	fillTime := time.Since(start)
-	rssFilled := rssKB(hubPID)
+	rssFilled := benchkit.RSSKB(hubPID)
 
 	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
@@ -146,16 +140,16 @@ func run(events, devices, window, runs int, ip, bin string, timeout time.Duratio
 		ip, fillTime.Round(time.Millisecond), float64(events)/fillTime.Seconds())
 	fmt.Printf("%-38s %8s %9s %7s %10s %9s %10s %9s\n", "READER (stdout > /dev/null)", "MEDIAN", "EVENTS/S", "BEST", "READER CPU", "MAX RSS", "HUB CPU", "HUB RSS")
 	for _, r := range readers {
-		d := median(r.times)
+		d := benchkit.Median(r.times)
 		fmt.Printf("%-38s %7.2fs %9.0f %6.2fs %9.2fs %6.1f MB %9.2fs %6.1f MB\n", r.name, d.Seconds(), float64(events)/d.Seconds(),
-			slices.Min(r.times).Seconds(), median(r.cpu).Seconds(), float64(slices.Max(r.maxRSS))/1024,
-			median(r.hubCPU).Seconds(), float64(slices.Max(r.hubPeak))/1024)
+			slices.Min(r.times).Seconds(), benchkit.Median(r.cpu).Seconds(), float64(slices.Max(r.maxRSS))/1024,
+			benchkit.Median(r.hubCPU).Seconds(), float64(slices.Max(r.hubPeak))/1024)
 	}
 	fmt.Printf("(MEDIAN, BEST: process start to exit; CPU: user + system, median; MAX RSS: the reader's peak; HUB RSS: the hub's peak while serving it)\n")
-	ours, theirs := median(readers[0].times), median(readers[1].times)
+	ours, theirs := benchkit.Median(readers[0].times), benchkit.Median(readers[1].times)
 	fmt.Printf("\niotctl / node events/s = %.2f\n", theirs.Seconds()/ours.Seconds())
 	if len(readers[1].read) > 0 {
-		rd, st := median(readers[1].read), median(readers[1].startup)
+		rd, st := benchkit.Median(readers[1].read), benchkit.Median(readers[1].startup)
 		fmt.Printf("node without its start-up (%s to load the SDK): median read %.2fs = %.0f events/s\n", st.Round(time.Millisecond), rd.Seconds(), float64(events)/rd.Seconds())
 	}
 	fmt.Printf("hub RSS: %.1f MB at start, %.1f MB with the backlog\n", float64(rssStart)/1024, float64(rssFilled)/1024)
@@ -231,24 +225,24 @@ func (r *reader) timed(devnull *os.File, hubPID int) error {
 	stopSampling := make(chan struct{})
 	peak := make(chan int, 1)
 	go func() {
-		m := rssKB(hubPID)
+		m := benchkit.RSSKB(hubPID)
 		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
 			case <-stopSampling:
-				peak <- max(m, rssKB(hubPID))
+				peak <- max(m, benchkit.RSSKB(hubPID))
 				return
 			case <-t.C:
-				m = max(m, rssKB(hubPID))
+				m = max(m, benchkit.RSSKB(hubPID))
 			}
 		}
 	}()
-	hubCPU0 := cpuTime(hubPID)
+	hubCPU0 := benchkit.CPUTime(hubPID)
 	start := time.Now()
 	err := c.Run()
 	d := time.Since(start)
-	r.hubCPU = append(r.hubCPU, cpuTime(hubPID)-hubCPU0)
+	r.hubCPU = append(r.hubCPU, benchkit.CPUTime(hubPID)-hubCPU0)
 	close(stopSampling)
 	r.hubPeak = append(r.hubPeak, <-peak)
 	if err != nil {
@@ -275,39 +269,9 @@ func (r *reader) timed(devnull *os.File, hubPID int) error {
 	return nil
 }
 
-type hubInfo struct {
-	HostName         string `json:"hostName"`
-	CAFile           string `json:"caFile"`
-	ConnectionString string `json:"connectionString"`
-	EventHub         string `json:"eventHubConnectionString"`
-}
-
-func startHub(ctx context.Context, bin, ip string, env []string) (*exec.Cmd, *hubInfo, error) {
-	cmd := exec.CommandContext(ctx, bin, "hub", "serve", "--addr", ip+":8883", "--standard-ports", "--host-name", ip, "--san", ip,
-		"--in-memory", "-o", "json", "--log-level", "error")
-	cmd.Env = env
-	var errOut bytes.Buffer
-	cmd.Stderr = &errOut
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, nil, err
-	}
-	br := bufio.NewReader(out)
-	var info hubInfo
-	if err := json.NewDecoder(br).Decode(&info); err != nil {
-		stop(cmd)
-		return nil, nil, fmt.Errorf("iotctl hub serve on %s (binding 443 and 5671 needs root or CAP_NET_BIND_SERVICE): %v\n%s", ip, err, errOut.String())
-	}
-	go io.Copy(io.Discard, br)
-	return cmd, &info, nil
-}
-
 // fill creates the devices and sends events messages from them at QoS
 // 1, window unacknowledged per connection.
-func fill(ctx context.Context, info *hubInfo, events, devices, window int) error {
+func fill(ctx context.Context, info *benchkit.HubInfo, events, devices, window int) error {
 	cs := connstr.MustParse(info.ConnectionString)
 	svc, err := service.New(cs, &service.Options{CAFile: info.CAFile})
 	if err != nil {
@@ -319,7 +283,7 @@ func fill(ctx context.Context, info *hubInfo, events, devices, window int) error
 		return err
 	}
 	tc.ServerName = cs.Host()
-	return parallelDo(devices, devices, func(i int) error {
+	return benchkit.Parallel(devices, devices, func(i int) error {
 		id := fmt.Sprintf("bench-mon-%03d", i)
 		d, err := svc.CreateDevice(ctx, &service.Device{DeviceID: id})
 		if err != nil {
@@ -329,7 +293,7 @@ func fill(ctx context.Context, info *hubInfo, events, devices, window int) error
 		if err != nil {
 			return err
 		}
-		c, err := connect(ctx, id, key, cs.Host(), cs.Host()+":8883", tc)
+		c, err := benchkit.ConnectDevice(ctx, cs.Host()+":8883", cs.Host(), id, key, tc)
 		if err != nil {
 			return fmt.Errorf("%s connecting: %w", id, err)
 		}
@@ -338,183 +302,17 @@ func fill(ctx context.Context, info *hubInfo, events, devices, window int) error
 		if i < events%devices {
 			n++
 		}
-		sem := make(chan paho.Token, window)
-		wait := func() error {
-			t := <-sem
-			select {
-			case <-t.Done():
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			return t.Error()
-		}
+		w := benchkit.NewWindow(ctx, window)
 		for j := range n {
-			if len(sem) == cap(sem) {
-				if err := wait(); err != nil {
-					return err
-				}
-			}
-			m := &message.Message{MessageID: fmt.Sprintf("%s-%d", id, j), ContentType: "application/json", ContentEncoding: "utf-8",
-				Properties: map[string]string{"temperatureAlert": strconv.FormatBool(j%10 == 0)}}
-			body := fmt.Appendf(nil, `{"deviceId":%q,"n":%d,"temperature":%.1f,"humidity":%.1f}`, id, j, 20+float64(j%100)/10, 60+float64(j%50)/5)
-			sem <- c.Publish(message.TelemetryTopic(id, "", m), 1, false, body)
-		}
-		for len(sem) > 0 {
-			if err := wait(); err != nil {
+			if err := w.Send(func() paho.Token {
+				m := &message.Message{MessageID: fmt.Sprintf("%s-%d", id, j), ContentType: "application/json", ContentEncoding: "utf-8",
+					Properties: map[string]string{"temperatureAlert": strconv.FormatBool(j%10 == 0)}}
+				body := fmt.Appendf(nil, `{"deviceId":%q,"n":%d,"temperature":%.1f,"humidity":%.1f}`, id, j, 20+float64(j%100)/10, 60+float64(j%50)/5)
+				return c.Publish(message.TelemetryTopic(id, "", m), 1, false, body)
+			}); err != nil {
 				return err
 			}
 		}
-		return nil
+		return w.Drain()
 	})
-}
-
-func connect(ctx context.Context, id string, key []byte, host, addr string, tc *tls.Config) (paho.Client, error) {
-	tok, err := sas.Sign(sas.DeviceResource(host, id), key, &sas.SignOptions{TTL: time.Hour})
-	if err != nil {
-		return nil, err
-	}
-	opts := paho.NewClientOptions().AddBroker("tls://" + addr).SetClientID(id).
-		SetUsername(host + "/" + id + "/?api-version=2021-04-12").SetPassword(tok.Encode()).
-		SetTLSConfig(tc.Clone()).SetCleanSession(false).SetAutoReconnect(false).SetProtocolVersion(4).
-		SetKeepAlive(5 * time.Minute).SetOrderMatters(false).SetMaxResumePubInFlight(1024)
-	c := paho.NewClient(opts)
-	t := c.Connect()
-	select {
-	case <-t.Done():
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	return c, t.Error()
-}
-
-// parallelDo runs f(0..n-1) with at most p at once and returns the
-// first error.
-func parallelDo(n, p int, f func(int) error) error {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
-	next := atomic.Int64{}
-	for range min(p, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := f(i); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return first
-}
-
-// cpuTime reads a process's user + system time from /proc (in clock
-// ticks of 10 ms, USER_HZ on Linux).
-func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+s) * 10 * time.Millisecond
-}
-
-// rssKB reads a process's resident set size.
-func rssKB(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			n, _ := strconv.Atoi(strings.Fields(l)[1])
-			return n
-		}
-	}
-	return 0
-}
-
-// nodeReady installs the pinned Node SDKs when they are missing.
-func nodeReady(ctx context.Context, dir string) error {
-	if _, err := exec.LookPath("node"); err != nil {
-		return errors.New("node is not on PATH: install Node.js 20 or newer")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@azure", "event-hubs")); err == nil {
-		return nil
-	}
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("npm ci in %s: %v\n%s", dir, err, out)
-	}
-	return nil
-}
-
-// stop interrupts a process and kills it if it has not exited in 5s.
-func stop(cmd *exec.Cmd) {
-	if cmd.Process == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGINT)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
-
-// cleanEnv is the environment without iotctl settings or proxies, plus extra.
-func cleanEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "IOTCTL_") || strings.HasSuffix(strings.ToUpper(k), "_PROXY") || k == "NODE_OPTIONS" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
-}
-
-func median(s []time.Duration) time.Duration {
-	s = slices.Clone(s)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
-func repoRoot() string {
-	wd, _ := os.Getwd()
-	for d := wd; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	return wd
 }

@@ -1,14 +1,9 @@
 package interop
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -102,7 +97,7 @@ func TestIotctlSimulateReceivesC2D(t *testing.T) {
 	e := newEnv(t)
 	cs := e.createDevice("sim-dev")
 	sim := e.startCLI("device", "simulate", "--connection-string", cs, "--interval", "1h", "-o", "json")
-	sim.next(t, func(ev map[string]any) bool { return ev["type"] == "connected" }, "connected")
+	next(sim, 60*time.Second, "connected", func(ev map[string]any) bool { return ev["type"] == "connected" })
 
 	stdout, stderr, code := e.iotctl("hub", "c2d", "send", "-d", "sim-dev", "--data", `{"led":"on"}`, "--property", "color=red",
 		"--message-id", "from-iotctl", "--wait", "--timeout", "60s")
@@ -110,7 +105,7 @@ func TestIotctlSimulateReceivesC2D(t *testing.T) {
 		t.Errorf("iotctl hub c2d send --wait to the simulator exited %d (0 = the simulator completed it)\nstdout: %s\nstderr: %s\nsimulator:\n%s",
 			code, stdout, stderr, sim.output())
 	}
-	ev := sim.next(t, func(ev map[string]any) bool { return ev["type"] == "c2d" }, "printed a c2d event for iotctl's message")
+	ev := next(sim, 60*time.Second, "printed a c2d event for iotctl's message", func(ev map[string]any) bool { return ev["type"] == "c2d" })
 	body, _ := ev["body"].(map[string]any)
 	props, _ := ev["properties"].(map[string]any)
 	if ev["deviceId"] != "sim-dev" || ev["messageId"] != "from-iotctl" || body["led"] != "on" || props["color"] != "red" {
@@ -123,105 +118,9 @@ func TestIotctlSimulateReceivesC2D(t *testing.T) {
 	if nerr != nil {
 		t.Fatalf("Node service side: azure-iothub Client.send to the simulator failed: %s", jsonOf(nerr))
 	}
-	ev = sim.next(t, func(ev map[string]any) bool { return ev["type"] == "c2d" }, "printed a c2d event for Client.send's message")
+	ev = next(sim, 60*time.Second, "printed a c2d event for Client.send's message", func(ev map[string]any) bool { return ev["type"] == "c2d" })
 	props, _ = ev["properties"].(map[string]any)
 	if ev["messageId"] != "from-node" || ev["body"] != "hello from node" || props["priority"] != "high" || props["sp ace"] != "a/b&c" {
 		t.Errorf("simulator side: it printed %v; azure-iothub Client.send sent from-node \"hello from node\" with priority=high and \"sp ace\"=\"a/b&c\"", ev)
-	}
-}
-
-// cliProc is the iotctl binary running in the background, printing
-// JSON Lines.
-type cliProc struct {
-	cmd    *exec.Cmd
-	events chan map[string]any
-	exited chan struct{}
-
-	mu     sync.Mutex
-	stdout []string
-	stderr bytes.Buffer
-}
-
-// startCLI runs the iotctl binary with the env's service connection
-// string and CA, as a user would, until the test ends.
-func (e *env) startCLI(args ...string) *cliProc {
-	e.t.Helper()
-	p := &cliProc{events: make(chan map[string]any, 1000), exited: make(chan struct{})}
-	p.cmd = exec.Command(iotctl(e.t), args...)
-	p.cmd.Env = append(os.Environ(), "IOTCTL_CONNECTION_STRING="+e.cs, "IOTCTL_CA_FILE="+e.hub.CAFile(), "XDG_CONFIG_HOME="+e.t.TempDir())
-	p.cmd.Stderr = &syncWriter{mu: &p.mu, w: &p.stderr}
-	out, err := p.cmd.StdoutPipe()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.stdout = append(p.stdout, sc.Text())
-			p.mu.Unlock()
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				select {
-				case p.events <- m:
-				default:
-				}
-			}
-		}
-		_ = p.cmd.Wait()
-		close(p.events)
-		close(p.exited)
-	}()
-	e.t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-p.exited:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-	return p
-}
-
-type syncWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
-}
-
-// output is what the process printed so far, for failure messages.
-func (p *cliProc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return "stdout:\n" + strings.Join(p.stdout, "\n") + "\nstderr:\n" + p.stderr.String()
-}
-
-// next returns the next event for which ok holds, failing after 60s or
-// when the process exits.
-func (p *cliProc) next(t *testing.T, ok func(map[string]any) bool, what string) map[string]any {
-	t.Helper()
-	deadline := time.After(60 * time.Second)
-	for {
-		select {
-		case ev, open := <-p.events:
-			if !open {
-				t.Fatalf("iotctl %s exited before it %s\n%s", strings.Join(p.cmd.Args[1:3], " "), what, p.output())
-			}
-			if ok(ev) {
-				return ev
-			}
-		case <-deadline:
-			t.Fatalf("iotctl %s had not %s after 60s\n%s", strings.Join(p.cmd.Args[1:3], " "), what, p.output())
-		}
 	}
 }

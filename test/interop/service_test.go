@@ -3,11 +3,7 @@ package interop
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -78,52 +74,6 @@ func TestNodeServiceToNodeDevice(t *testing.T) {
 	if delta, _ := ev["delta"].(map[string]any); delta["interval"] != float64(5) {
 		t.Errorf("the device got desired %v; want interval 5", ev["delta"])
 	}
-}
-
-var (
-	buildOnce sync.Once
-	iotctlBin string
-	buildErr  error
-)
-
-// iotctl builds the iotctl binary once, to run it as a user would.
-func iotctl(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		tmp, err := os.MkdirTemp("", "iotctl-interop-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		iotctlBin = filepath.Join(tmp, "iotctl")
-		cmd := exec.Command("go", "build", "-o", iotctlBin, ".")
-		cmd.Dir = filepath.Join(dir(), "..", "..")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = err
-			t.Logf("%s", out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("building iotctl: %v", buildErr)
-	}
-	return iotctlBin
-}
-
-// run runs the iotctl binary against the env's hub.
-func (e *env) iotctl(args ...string) (stdout, stderr string, code int) {
-	e.t.Helper()
-	cmd := exec.Command(iotctl(e.t), args...)
-	cmd.Env = append(os.Environ(), "IOTCTL_CONNECTION_STRING="+e.cs, "IOTCTL_CA_FILE="+e.hub.CAFile(), "XDG_CONFIG_HOME="+e.t.TempDir())
-	var o, er bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &er
-	err := cmd.Run()
-	code = 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatal(err)
-	}
-	return o.String(), er.String(), code
 }
 
 // iotctl method invoke, run as a user would, against the official

@@ -1,14 +1,8 @@
 package interop
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
-	"os"
-	"os/exec"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -35,138 +29,40 @@ type simEvent struct {
 	line string
 }
 
-// simulator is the iotctl binary running `device simulate -o json`.
-type simulator struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	events chan simEvent
-	exited chan struct{}
-	code   int
-
-	mu     sync.Mutex
-	stdout []string
-	stderr bytes.Buffer
-}
-
-// startSimulator runs iotctl with args, as a user would, reading its
-// JSON Lines as they come.
-func (e *env) startSimulator(args ...string) *simulator {
-	e.t.Helper()
-	s := &simulator{t: e.t, events: make(chan simEvent, 10000), exited: make(chan struct{})}
-	s.cmd = exec.Command(iotctl(e.t), args...)
-	s.cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+e.t.TempDir())
-	s.cmd.Stderr = &lockedWriter{mu: &s.mu, w: &s.stderr}
-	out, err := s.cmd.StdoutPipe()
-	if err != nil {
-		e.t.Fatal(err)
+// UnmarshalJSON keeps the line with the event, for failure messages.
+func (ev *simEvent) UnmarshalJSON(b []byte) error {
+	type plain simEvent
+	if err := json.Unmarshal(b, (*plain)(ev)); err != nil {
+		return err
 	}
-	if err := s.cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			s.mu.Lock()
-			s.stdout = append(s.stdout, line)
-			s.mu.Unlock()
-			var ev simEvent
-			if json.Unmarshal([]byte(line), &ev) == nil {
-				ev.line = line
-				s.events <- ev
-			}
-		}
-		err := s.cmd.Wait()
-		s.code = s.cmd.ProcessState.ExitCode()
-		if err != nil && s.code == 0 {
-			s.code = -1
-		}
-		close(s.events)
-		close(s.exited)
-	}()
-	e.t.Cleanup(func() {
-		select {
-		case <-s.exited:
-			return
-		default:
-		}
-		_ = s.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-s.exited:
-		case <-time.After(10 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
-		}
-	})
-	return s
+	ev.line = string(b)
+	return nil
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// output is what the simulator printed so far, for failure messages.
-func (s *simulator) output() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.stdout
-	if len(out) > 40 {
-		out = append([]string{fmt.Sprintf("... (%d lines before)", len(out)-40)}, out[len(out)-40:]...)
-	}
-	return "stdout:\n" + strings.Join(out, "\n") + "\nstderr:\n" + s.stderr.String()
-}
+// simulator is `iotctl device simulate -o json` running in the
+// background.
+type simulator struct{ *cliProc }
 
 // next returns the next event of type typ for which ok is true (nil ok:
 // any), failing after 30 s or when the simulator exits.
-func (s *simulator) next(typ string, ok func(simEvent) bool, what string) simEvent {
+func (s simulator) next(typ string, ok func(simEvent) bool, what string) simEvent {
 	s.t.Helper()
-	deadline := time.After(30 * time.Second)
-	for {
-		select {
-		case ev, open := <-s.events:
-			if !open {
-				s.t.Fatalf("the simulator exited (code %d) before it %s\n%s", s.code, what, s.output())
-			}
-			if ev.Type == typ && (ok == nil || ok(ev)) {
-				return ev
-			}
-		case <-deadline:
-			s.t.Fatalf("the simulator did not report that it %s within 30s (no matching %q event)\n%s", what, typ, s.output())
-		}
-	}
+	return next(s.cliProc, 30*time.Second, what, func(ev simEvent) bool { return ev.Type == typ && (ok == nil || ok(ev)) })
 }
 
 // stop interrupts the simulator as Ctrl-C would and returns its exit
 // code and its summary event.
-func (s *simulator) stop() (int, *simEvent) {
+func (s simulator) stop() (int, *simEvent) {
 	s.t.Helper()
-	if err := s.cmd.Process.Signal(os.Interrupt); err != nil {
-		s.t.Fatalf("interrupting the simulator: %v", err)
-	}
+	code := s.interrupt(30 * time.Second)
 	var summary *simEvent
-	deadline := time.After(30 * time.Second)
-	for {
-		select {
-		case ev, open := <-s.events:
-			if !open {
-				<-s.exited
-				return s.code, summary
-			}
-			if ev.Type == "summary" {
-				summary = &ev
-			}
-		case <-deadline:
-			s.t.Fatalf("the simulator did not exit within 30s of an interrupt\n%s", s.output())
+	for line, ok := s.nextLine(); ok; line, ok = s.nextLine() {
+		var ev simEvent
+		if json.Unmarshal([]byte(line), &ev) == nil && ev.Type == "summary" {
+			summary = &ev
 		}
 	}
+	return code, summary
 }
 
 func compactJSON(b []byte) string {
@@ -185,8 +81,8 @@ func compactJSON(b []byte) string {
 func TestNodeServiceWithIotctlSimulator(t *testing.T) {
 	e := newEnv(t)
 	cs := e.createDevice("sim-dev")
-	sim := e.startSimulator("device", "simulate", "--connection-string", cs, "--ca-file", e.hub.CAFile(), "-o", "json",
-		"--reported", `{"firmware":"1.0"}`)
+	sim := simulator{e.startCLI("device", "simulate", "--connection-string", cs, "--ca-file", e.hub.CAFile(), "-o", "json",
+		"--reported", `{"firmware":"1.0"}`)}
 	sim.next("connected", nil, "connected")
 	rep := sim.next("twin", func(ev simEvent) bool { return ev.Desired == nil }, "set its reported properties")
 	if rep.Error != "" || compactJSON(rep.Reported) != `{"firmware":"1.0"}` || rep.ReportedVersion == 0 {

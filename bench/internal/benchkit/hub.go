@@ -1,0 +1,126 @@
+package benchkit
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/exec"
+	"time"
+)
+
+// HubOptions say how StartHub runs `iotctl hub serve --in-memory`. A nil
+// *HubOptions means the zero value, every field at its default.
+type HubOptions struct {
+	// Addr is the MQTT listener's address (--addr).
+	// Default: "127.0.0.1:0", a free loopback port.
+	Addr string
+
+	// StandardPorts adds --standard-ports: HTTPS on 443 and AMQP on
+	// 5671 of Addr's host (root or CAP_NET_BIND_SERVICE).
+	// Default: false (free ports).
+	StandardPorts bool
+
+	// HostName is --host-name, the host the hub's connection strings
+	// name. Default: empty, the hub's own default.
+	HostName string
+
+	// SANs are added to the hub's certificate, one --san each.
+	// Default: none.
+	SANs []string
+
+	// Env is the hub's environment. Default (nil): this process's.
+	Env []string
+
+	// Stderr receives the hub's log (it runs with --log-level error).
+	// Default (nil): kept in memory, and added to StartHub's error when
+	// the hub does not start.
+	Stderr io.Writer
+
+	// StopWait is how long Stop waits after interrupting the hub
+	// before it kills it. Default: 5s.
+	StopWait time.Duration
+}
+
+// HubInfo is the start-up JSON of `iotctl hub serve -o json`.
+type HubInfo struct {
+	HostName         string   `json:"hostName"`
+	Addresses        []string `json:"addresses"` // the MQTT listener first
+	CAFile           string   `json:"caFile"`
+	ConnectionString string   `json:"connectionString"` // iothubowner
+	EventHub         string   `json:"eventHubConnectionString"`
+}
+
+// Hub is a running `iotctl hub serve`. Its methods are safe to call
+// from one goroutine at a time.
+type Hub struct {
+	// Info is what the hub printed when it started.
+	Info HubInfo
+
+	cmd      *exec.Cmd
+	stopWait time.Duration
+}
+
+// StartHub starts bin as `iotctl hub serve --in-memory -o json
+// --log-level error` with the listeners opts asks for, and returns once
+// the hub has printed its start-up JSON. Cancelling ctx kills the hub;
+// call Stop when done. When the hub does not start, StartHub stops it
+// and its error says so, with the hub's stderr unless opts.Stderr took
+// it.
+func StartHub(ctx context.Context, bin string, opts *HubOptions) (*Hub, error) {
+	var o HubOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:0"
+	}
+	if o.StopWait == 0 {
+		o.StopWait = 5 * time.Second
+	}
+	args := []string{"hub", "serve", "--addr", o.Addr}
+	if o.StandardPorts {
+		args = append(args, "--standard-ports")
+	}
+	if o.HostName != "" {
+		args = append(args, "--host-name", o.HostName)
+	}
+	for _, san := range o.SANs {
+		args = append(args, "--san", san)
+	}
+	args = append(args, "--in-memory", "-o", "json", "--log-level", "error")
+
+	h := &Hub{cmd: exec.CommandContext(ctx, bin, args...), stopWait: o.StopWait}
+	h.cmd.Env = o.Env
+	var errOut bytes.Buffer
+	h.cmd.Stderr = o.Stderr
+	if o.Stderr == nil {
+		h.cmd.Stderr = &errOut
+	}
+	out, err := h.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := h.cmd.Start(); err != nil {
+		return nil, err
+	}
+	br := bufio.NewReader(out)
+	if err := json.NewDecoder(br).Decode(&h.Info); err != nil {
+		h.Stop()
+		if o.Stderr == nil {
+			return nil, fmt.Errorf("reading the hub's start-up JSON: %w\n%s", err, errOut.String())
+		}
+		return nil, fmt.Errorf("reading the hub's start-up JSON: %w", err)
+	}
+	go io.Copy(io.Discard, br)
+	return h, nil
+}
+
+// PID is the hub's process id.
+func (h *Hub) PID() int { return h.cmd.Process.Pid }
+
+// Stop interrupts the hub as Ctrl-C would and waits for it to exit,
+// killing it after HubOptions.StopWait.
+func (h *Hub) Stop() { Stop(h.cmd, h.stopWait) }
