@@ -129,39 +129,25 @@ func (r *Reader) ulongBody(code byte) (uint64, error) {
 }
 
 // Uint reads an unsigned integer that must fit in 32 bits.
-func (r *Reader) Uint() (uint32, error) {
-	v, err := r.Ulong()
-	if err != nil {
-		return 0, err
-	}
-	if v > math.MaxUint32 {
-		return 0, decodeErr("value %d does not fit a uint", v)
-	}
-	return uint32(v), nil
-}
+func (r *Reader) Uint() (uint32, error) { return narrow[uint32](r, math.MaxUint32, "uint") }
 
 // Ushort reads an unsigned integer that must fit in 16 bits.
-func (r *Reader) Ushort() (uint16, error) {
-	v, err := r.Ulong()
-	if err != nil {
-		return 0, err
-	}
-	if v > math.MaxUint16 {
-		return 0, decodeErr("value %d does not fit a ushort", v)
-	}
-	return uint16(v), nil
-}
+func (r *Reader) Ushort() (uint16, error) { return narrow[uint16](r, math.MaxUint16, "ushort") }
 
 // Ubyte reads an unsigned integer that must fit in 8 bits.
-func (r *Reader) Ubyte() (uint8, error) {
+func (r *Reader) Ubyte() (uint8, error) { return narrow[uint8](r, math.MaxUint8, "ubyte") }
+
+// narrow reads an unsigned integer of any width and checks that it
+// fits the narrower type T, whose largest value is limit.
+func narrow[T uint8 | uint16 | uint32](r *Reader, limit uint64, name string) (T, error) {
 	v, err := r.Ulong()
 	if err != nil {
 		return 0, err
 	}
-	if v > math.MaxUint8 {
-		return 0, decodeErr("value %d does not fit a ubyte", v)
+	if v > limit {
+		return 0, decodeErr("value %d does not fit a %s", v, name)
 	}
-	return uint8(v), nil
+	return T(v), nil
 }
 
 // Bool reads a boolean in any of its forms.

@@ -266,6 +266,25 @@ func (f *fields) optUint(p *uint32) {
 		f.uint(*p)
 	}
 }
+
+// nonzeroUint writes v, or null for 0 (the field's default).
+func (f *fields) nonzeroUint(v uint32) {
+	if v == 0 {
+		f.null()
+	} else {
+		f.uint(v)
+	}
+}
+
+// optSym writes s, or null when it is empty.
+func (f *fields) optSym(s encoding.Symbol) {
+	if s == "" {
+		f.null()
+	} else {
+		f.sym(s)
+	}
+}
+
 func (f *fields) optBool(v bool) { // false is the default of every boolean field
 	if v {
 		f.boolean(true)

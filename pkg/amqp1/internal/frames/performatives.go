@@ -47,11 +47,7 @@ func (o *Open) append(b []byte) ([]byte, error) {
 	f.optStr(o.Hostname)
 	f.uint(o.MaxFrameSize)
 	f.ushort(o.ChannelMax)
-	if o.IdleTimeout == 0 {
-		f.null()
-	} else {
-		f.uint(o.IdleTimeout)
-	}
+	f.nonzeroUint(o.IdleTimeout)
 	f.optSyms(o.OutgoingLocales)
 	f.optSyms(o.IncomingLocales)
 	f.optSyms(o.OfferedCapabilities)

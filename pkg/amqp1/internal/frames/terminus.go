@@ -53,28 +53,12 @@ type Source struct {
 func (s *Source) append(b []byte) ([]byte, error) {
 	f := openFields(b, codeSource)
 	f.optStr(s.Address)
-	if s.Durable == 0 {
-		f.null()
-	} else {
-		f.uint(s.Durable)
-	}
-	if s.ExpiryPolicy == "" {
-		f.null()
-	} else {
-		f.sym(s.ExpiryPolicy)
-	}
-	if s.Timeout == 0 {
-		f.null()
-	} else {
-		f.uint(s.Timeout)
-	}
+	f.nonzeroUint(s.Durable)
+	f.optSym(s.ExpiryPolicy)
+	f.nonzeroUint(s.Timeout)
 	f.optBool(s.Dynamic)
 	f.optSymMap(s.DynamicNodeProperties)
-	if s.DistributionMode == "" {
-		f.null()
-	} else {
-		f.sym(s.DistributionMode)
-	}
+	f.optSym(s.DistributionMode)
 	f.optSymMap(s.Filter)
 	if s.DefaultOutcome == nil {
 		f.null()
@@ -130,21 +114,9 @@ type Target struct {
 func (t *Target) append(b []byte) ([]byte, error) {
 	f := openFields(b, codeTarget)
 	f.optStr(t.Address)
-	if t.Durable == 0 {
-		f.null()
-	} else {
-		f.uint(t.Durable)
-	}
-	if t.ExpiryPolicy == "" {
-		f.null()
-	} else {
-		f.sym(t.ExpiryPolicy)
-	}
-	if t.Timeout == 0 {
-		f.null()
-	} else {
-		f.uint(t.Timeout)
-	}
+	f.nonzeroUint(t.Durable)
+	f.optSym(t.ExpiryPolicy)
+	f.nonzeroUint(t.Timeout)
 	f.optBool(t.Dynamic)
 	f.optSymMap(t.DynamicNodeProperties)
 	f.optSyms(t.Capabilities)
