@@ -98,6 +98,20 @@ func New(store Store, opts *Options) *Authorizer {
 // policy must have every right in need. It returns the policy name,
 // or an *Error wrapping ErrUnauthorized.
 func (a *Authorizer) Service(token string, need Rights) (string, error) {
+	return a.service(token, need, sas.DecodeKey)
+}
+
+// ServiceKeyText is Service for tokens signed with the text of the
+// policy's key as it is (its UTF-8 bytes) rather than the decoded key:
+// Event Hubs and Service Bus clients sign that way.
+func (a *Authorizer) ServiceKeyText(token string, need Rights) (string, error) {
+	return a.service(token, need, func(k string) ([]byte, error) { return []byte(k), nil })
+}
+
+// keyBytes turns a key as stored into the bytes a token is signed with.
+type keyBytes func(string) ([]byte, error)
+
+func (a *Authorizer) service(token string, need Rights, kb keyBytes) (string, error) {
 	tok, err := sas.Parse(token)
 	if err != nil {
 		return "", refuse(ReasonMalformed, "")
@@ -109,7 +123,7 @@ func (a *Authorizer) Service(token string, need Rights) (string, error) {
 	if err != nil {
 		return "", refuse(ReasonUnknownPolicy, tok.KeyName)
 	}
-	if err := a.verify(tok, p.PrimaryKey, p.SecondaryKey); err != nil {
+	if err := a.verify(tok, kb, p.PrimaryKey, p.SecondaryKey); err != nil {
 		return "", err
 	}
 	if !a.underHost(tok.Scope()) {
@@ -153,7 +167,7 @@ func (a *Authorizer) Device(token, deviceID, moduleID string) error {
 		if err != nil {
 			return refuse(ReasonUnknownPolicy, tok.KeyName)
 		}
-		if err := a.verify(tok, p.PrimaryKey, p.SecondaryKey); err != nil {
+		if err := a.verify(tok, sas.DecodeKey, p.PrimaryKey, p.SecondaryKey); err != nil {
 			return err
 		}
 		if !p.Rights.Has(registry.DeviceConnect) {
@@ -163,7 +177,7 @@ func (a *Authorizer) Device(token, deviceID, moduleID string) error {
 		if keys == nil {
 			return refuse(ReasonNoKeys, "")
 		}
-		if err := a.verify(tok, keys.PrimaryKey, keys.SecondaryKey); err != nil {
+		if err := a.verify(tok, sas.DecodeKey, keys.PrimaryKey, keys.SecondaryKey); err != nil {
 			return err
 		}
 	}
@@ -181,14 +195,14 @@ func (a *Authorizer) Device(token, deviceID, moduleID string) error {
 }
 
 // verify checks the signature against either key, then the expiry.
-func (a *Authorizer) verify(tok *sas.Token, keys ...string) error {
+func (a *Authorizer) verify(tok *sas.Token, kb keyBytes, keys ...string) error {
 	now := a.now()
 	sawExpired := false
 	for _, k := range keys {
 		if k == "" {
 			continue
 		}
-		key, err := sas.DecodeKey(k)
+		key, err := kb(k)
 		if err != nil {
 			continue
 		}

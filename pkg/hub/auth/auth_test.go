@@ -215,3 +215,27 @@ func TestNodeServiceVector(t *testing.T) {
 		t.Fatalf("Verify = %v", err)
 	}
 }
+
+// Event Hubs clients sign with the key's text; only ServiceKeyText
+// takes that form, and Service only the decoded key.
+func TestServiceKeyText(t *testing.T) {
+	f := newFixture(t, "hub.example.net")
+	sign := func(key []byte) string {
+		tok, err := sas.Sign("sb://hub.example.net/hub", key, &sas.SignOptions{KeyName: "service", Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.Encode()
+	}
+	decoded, _ := sas.DecodeKey(f.service.PrimaryKey)
+	text := sign([]byte(f.service.SecondaryKey))
+	if p, err := f.a.ServiceKeyText(text, registry.ServiceConnect); err != nil || p != "service" {
+		t.Errorf("ServiceKeyText(signed with the key text) = %q, %v; want service", p, err)
+	}
+	if _, err := f.a.Service(text, 0); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("Service(signed with the key text) = %v; want ErrUnauthorized", err)
+	}
+	if _, err := f.a.ServiceKeyText(sign(decoded), 0); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("ServiceKeyText(signed with the decoded key) = %v; want ErrUnauthorized", err)
+	}
+}
