@@ -57,7 +57,12 @@ func (e *Error) Permanent() bool {
 // "https://..." (TLS to the proxy, port 443 by default). SOCKS and other
 // schemes are refused. The error never contains the password.
 func ParseURL(s string) (*url.URL, error) {
-	if !strings.Contains(s, "://") {
+	switch {
+	case strings.HasPrefix(s, "//"):
+		// A scheme-relative URL: its authority (and any password) is
+		// already there.
+		s = "http:" + s
+	case !strings.Contains(s, "://"):
 		s = "http://" + s
 	}
 	u, err := url.Parse(s)

