@@ -122,7 +122,6 @@ func (o *sendOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	device.SetPahoLogger(logger)
 	o.dev.Logger = logger
 	c, err := device.New(o.dev)
 	if err != nil {

@@ -261,7 +261,6 @@ func (o *simulateOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	device.SetPahoLogger(logger)
 	s := o.sim
 	s.Device.Logger = logger
 	s.Logger = logger

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/iotctl/iotctl/pkg/message"
 )
@@ -57,24 +55,6 @@ type Client struct {
 	emu sync.Mutex // serializes OnState calls
 }
 
-// conn is one MQTT connection; a new paho client is made for each.
-type conn struct {
-	mqtt paho.Client
-	lost chan struct{}
-	once sync.Once
-}
-
-func (cn *conn) markLost() { cn.once.Do(func() { close(cn.lost) }) }
-
-func (cn *conn) isLost() bool {
-	select {
-	case <-cn.lost:
-		return true
-	default:
-		return false
-	}
-}
-
 // New checks opts and returns a Client that is not connected yet. It
 // does no I/O other than reading CAFile. Errors: a *connstr.ParseError
 // for a bad connection string, an error wrapping sas.ErrKey for a key
@@ -85,7 +65,6 @@ func New(opts *Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	installPahoLoggers()
 	c := &Client{cfg: cfg, ready: make(chan struct{}), stopped: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
@@ -211,91 +190,45 @@ func (c *Client) attempt(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cn := &conn{lost: make(chan struct{})}
-
-	var rawMu sync.Mutex
-	var raw net.Conn
-	var dialErr error
-	abandoned := false
-
-	o := paho.NewClientOptions()
-	if c.cfg.wsURL != "" {
-		o.AddBroker(c.cfg.wsURL)
-	} else {
-		o.AddBroker("tls://" + c.cfg.address)
-	}
-	o.SetClientID(c.cfg.clientID)
-	o.SetUsername(c.cfg.username)
-	o.SetPassword(pw)
-	o.SetProtocolVersion(4)
-	o.SetCleanSession(false)
-	o.SetAutoReconnect(false)
-	o.SetConnectRetry(false)
-	o.SetOrderMatters(false)
-	o.SetKeepAlive(c.cfg.keepAlive)
-	o.SetConnectTimeout(c.cfg.connTimeout)
-	o.SetDefaultPublishHandler(func(cl paho.Client, m paho.Message) { c.onMessage(cn, m) })
-	o.SetConnectionLostHandler(func(_ paho.Client, err error) { c.connLost(cn, err) })
-	o.SetCustomOpenConnectionFn(func(*url.URL, paho.ClientOptions) (net.Conn, error) {
-		nc, err := c.cfg.dial(ctx)
-		rawMu.Lock()
-		defer rawMu.Unlock()
-		if err != nil {
-			dialErr = err
-			return nil, err
-		}
-		if abandoned {
-			nc.Close()
-			return nil, context.Canceled
-		}
-		raw = nc
-		return nc, nil
-	})
-	cl := paho.NewClient(o)
-	cn.mqtt = cl
-
-	// Cancelling ctx closes the socket, which fails the handshake.
-	stop := context.AfterFunc(ctx, func() {
-		rawMu.Lock()
-		abandoned = true
-		if raw != nil {
-			raw.Close()
-		}
-		rawMu.Unlock()
-	})
-	tok := cl.Connect()
-	<-tok.Done()
-	stop()
-	if err := tok.Error(); err != nil {
+	nc, err := c.cfg.dial(ctx)
+	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if ct, ok := tok.(*paho.ConnectToken); ok {
-			if rc := ct.ReturnCode(); rc >= 1 && rc <= 5 {
-				return &ConnectError{Code: rc, Host: c.cfg.address, Detail: c.cfg.certProblem(time.Now())}
-			}
-		}
-		// Report the dial's own error, not paho's wrapping of it.
-		rawMu.Lock()
-		if dialErr != nil {
-			err = dialErr
-		}
-		rawMu.Unlock()
 		var pe *ProxyError
 		if errors.As(err, &pe) {
 			return err
 		}
 		return fmt.Errorf("device: connect to %s: %w", c.cfg.target(), err)
 	}
-	if ctx.Err() != nil {
-		cn.markLost()
-		cl.Disconnect(0)
+	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	cp.ProtocolName, cp.ProtocolVersion = "MQTT", 4
+	cp.ClientIdentifier = c.cfg.clientID
+	cp.UsernameFlag, cp.Username = true, c.cfg.username
+	if pw != "" {
+		cp.PasswordFlag, cp.Password = true, []byte(pw)
+	}
+	cp.Keepalive = uint16(min(c.cfg.keepAlive/time.Second, 65535))
+
+	// Cancelling ctx closes the socket, which fails the handshake.
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	cn, code, err := dialMQTT(nc, cp, c.cfg.connTimeout,
+		func(cn *conn, p *packets.PublishPacket) { c.onMessage(cn, p.TopicName, p.Payload) }, c.connLost)
+	if !stop() {
+		if cn != nil {
+			cn.close(0)
+		}
 		return ctx.Err()
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("device: connect to %s: %w", c.cfg.target(), err)
+	case code != packets.Accepted:
+		return &ConnectError{Code: code, Host: c.cfg.address, Detail: c.cfg.certProblem(time.Now())}
 	}
 
 	if err := c.subscribe(ctx, cn, c.filters()); err != nil {
-		cn.markLost()
-		cl.Disconnect(0)
+		cn.close(0)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -306,8 +239,7 @@ func (c *Client) attempt(ctx context.Context) error {
 	if c.closed || cn.isLost() {
 		closed := c.closed
 		c.mu.Unlock()
-		cn.markLost()
-		cl.Disconnect(0)
+		cn.close(0)
 		if closed {
 			return ErrClosed
 		}
@@ -349,22 +281,16 @@ func (c *Client) c2dFilter() string {
 func (c *Client) subscribe(ctx context.Context, cn *conn, filters map[string]byte) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.connTimeout)
 	defer cancel()
-	tok := cn.mqtt.SubscribeMultiple(filters, nil)
-	select {
-	case <-tok.Done():
-	case <-cn.lost:
+	granted, err := cn.subscribe(ctx, filters)
+	switch {
+	case errors.Is(err, errLost):
 		return fmt.Errorf("device: connection to %s lost while subscribing", c.cfg.address)
-	case <-ctx.Done():
-		return fmt.Errorf("device: subscribe: %w", ctx.Err())
-	}
-	if err := tok.Error(); err != nil {
+	case err != nil:
 		return fmt.Errorf("device: subscribe: %w", err)
 	}
-	if st, ok := tok.(*paho.SubscribeToken); ok {
-		for f, q := range st.Result() {
-			if q == 0x80 {
-				return fmt.Errorf("device: the hub refused the subscription to %s", f)
-			}
+	for f, q := range granted {
+		if q == 0x80 {
+			return fmt.Errorf("device: the hub refused the subscription to %s", f)
 		}
 	}
 	return nil
@@ -414,10 +340,9 @@ func (c *Client) drainLocked() <-chan struct{} {
 	return c.drained
 }
 
-// connLost runs on paho's connection-lost goroutine.
+// connLost runs on a goroutine of its own when cn ended by itself.
 func (c *Client) connLost(cn *conn, err error) {
 	c.mu.Lock()
-	cn.markLost()
 	if c.cur != cn {
 		c.mu.Unlock()
 		return
@@ -453,8 +378,7 @@ func (c *Client) renewToken(cn *conn) {
 	case <-c.ctx.Done():
 	}
 	t.Stop()
-	cn.markLost()
-	cn.mqtt.Disconnect(250)
+	cn.close(250 * time.Millisecond)
 	c.reconnect("token renewal", false)
 }
 
@@ -555,8 +479,7 @@ func (c *Client) Close(ctx context.Context) error {
 		case <-drained:
 		case <-ctx.Done():
 		}
-		cn.markLost()
-		cn.mqtt.Disconnect(250)
+		cn.close(250 * time.Millisecond)
 	}
 	c.emit(Event{State: StateClosed, Reason: "closed"})
 	return nil
@@ -572,63 +495,4 @@ func (c *Client) emit(e Event) {
 	c.cfg.onState(e)
 }
 
-// publish publishes on cn and waits for the token; errLost means cn
-// went down first.
-func (c *Client) publish(ctx context.Context, cn *conn, topic string, qos byte, body []byte) error {
-	// paho's Publish itself blocks for its write timeout (30 s) when
-	// the connection drops between its connected check and the hand-
-	// over to its writer goroutine, which has stopped: nothing takes
-	// the packet. Call it aside so that a lost connection is noticed
-	// at once and the caller can send again on the next one.
-	tc := make(chan paho.Token, 1)
-	go func() { tc <- cn.mqtt.Publish(topic, qos, false, body) }()
-	var tok paho.Token
-	select {
-	case tok = <-tc:
-	case <-cn.lost:
-		return errLost
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-tok.Done():
-		err := tok.Error()
-		if err == nil {
-			return nil
-		}
-		// paho fails the token of a write that failed (connection
-		// reset) before it marks the connection down and calls the
-		// lost handler, so IsConnectionOpen may still be true here.
-		// Wait for connLost to retire cn: then the caller sends again
-		// on the next connection instead of failing, and does not
-		// pick cn up again. An error on a connection that stays up is
-		// returned as is.
-		wait := lostGrace
-		if !cn.mqtt.IsConnectionOpen() {
-			wait = time.Second // down already, without a lost handler
-		}
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case <-cn.lost:
-			return errLost
-		case <-t.C:
-			if !cn.mqtt.IsConnectionOpen() {
-				return errLost
-			}
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	case <-cn.lost:
-		return errLost
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 var errLost = errors.New("device: connection lost")
-
-// lostGrace is how long publish waits, after a failed publish token,
-// for paho to report the connection lost.
-const lostGrace = 5 * time.Second

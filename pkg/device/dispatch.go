@@ -1,8 +1,6 @@
 package device
 
 import (
-	paho "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/iotctl/iotctl/pkg/message"
 )
 
@@ -26,21 +24,22 @@ func (c *Client) SetC2DHandler(fn C2DHandler) {
 	}
 }
 
-// onMessage is paho's publish handler. With SetOrderMatters(false) paho
-// calls it on a new goroutine per message, so handlers may block.
-func (c *Client) onMessage(cn *conn, m paho.Message) {
-	t, err := message.ParseTopic(m.Topic())
+// onMessage handles a PUBLISH from the hub. It runs on a goroutine of
+// its own per message, so handlers may block; a QoS 1 message is
+// acknowledged when it returns.
+func (c *Client) onMessage(cn *conn, topic string, payload []byte) {
+	t, err := message.ParseTopic(topic)
 	if err != nil {
 		c.cfg.log.Warn("unexpected topic from the hub", "device", c.cfg.clientID, "err", err)
 		return
 	}
 	switch t.Kind {
 	case message.KindMethodRequest:
-		c.onMethod(cn, t, m.Payload())
+		c.onMethod(cn, t, payload)
 	case message.KindTwinResponse:
-		c.onTwinResponse(t, m.Payload())
+		c.onTwinResponse(t, payload)
 	case message.KindTwinDesired:
-		c.onDesired(t, m.Payload())
+		c.onDesired(t, payload)
 	case message.KindC2D, message.KindModuleInput:
 		c.hmu.RLock()
 		fn := c.c2d
@@ -49,7 +48,7 @@ func (c *Client) onMessage(cn *conn, m paho.Message) {
 			c.cfg.log.Debug("c2d message without a handler", "device", c.cfg.clientID)
 			return
 		}
-		t.Message.Body = m.Payload()
+		t.Message.Body = payload
 		fn(t.Message)
 	default:
 		c.cfg.log.Debug("ignored topic", "device", c.cfg.clientID, "kind", t.Kind.String())

@@ -1,5 +1,5 @@
 // Package device is an Azure IoT Hub device (and module) client over
-// MQTT 3.1.1 on TLS, built on paho: telemetry, direct methods, the
+// MQTT 3.1.1 on TLS: telemetry, direct methods, the
 // device twin and cloud-to-device messages, with SAS-token
 // authentication that renews itself or an X.509 client certificate.
 //
@@ -22,8 +22,16 @@
 // certificate, key or CA file that cannot be used is a *FileError.
 //
 // Every blocking call takes a ctx first; handlers run on their own
-// goroutines. paho's loggers are process globals: the command layer
-// routes them to slog once with SetPahoLogger.
+// goroutines.
+//
+// The MQTT session is the package's own, on the packet encoder and
+// decoder of paho.mqtt.golang (its packets package): one goroutine
+// per connection reads, writes happen on the caller's goroutine, and
+// the keep-alive (a PINGREQ after the keep-alive period without
+// traffic; the connection counts as lost when the PINGRESP does not
+// come within the connect timeout) runs on a timer. That keeps a
+// connected client at one goroutine, which is what lets one process
+// simulate ten thousand devices.
 //
 //	c, err := device.New(&device.Options{ConnectionString: cs, CAFile: "ca.pem"})
 //	if err != nil { ... } // *connstr.ParseError for a bad string

@@ -74,7 +74,7 @@ func ResponseJSON(text string) []byte {
 	return b
 }
 
-// onMethod runs on a paho handler goroutine.
+// onMethod runs on the goroutine of the request's PUBLISH.
 func (c *Client) onMethod(cn *conn, t *message.Topic, payload []byte) {
 	c.hmu.RLock()
 	fn := c.methods[t.MethodName]
@@ -95,7 +95,7 @@ func (c *Client) onMethod(cn *conn, t *message.Topic, payload []byte) {
 	defer cancel()
 	topic := message.MethodResponseTopic(res.Status, t.RequestID)
 	for {
-		err := c.publish(ctx, cn, topic, 0, res.Payload)
+		err := cn.publish(ctx, topic, 0, res.Payload)
 		if errors.Is(err, errLost) {
 			if cn, err = c.waitConnected(ctx, false); err == nil {
 				continue

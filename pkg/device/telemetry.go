@@ -33,7 +33,7 @@ func (c *Client) SendEvent(ctx context.Context, m *message.Message) error {
 		if err != nil {
 			return err
 		}
-		err = c.publish(ctx, cn, topic, c.cfg.qos, m.Body)
+		err = cn.publish(ctx, topic, c.cfg.qos, m.Body)
 		c.untrack()
 		if errors.Is(err, errLost) {
 			continue

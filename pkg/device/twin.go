@@ -140,7 +140,7 @@ func (c *Client) twinRequest(ctx context.Context, op string, topic func(string) 
 }
 
 func (c *Client) awaitTwin(ctx context.Context, cn *conn, topic string, body []byte, ch chan twinResponse) (twinResponse, error) {
-	if err := c.publish(ctx, cn, topic, 0, body); err != nil {
+	if err := cn.publish(ctx, topic, 0, body); err != nil {
 		return twinResponse{}, err
 	}
 	select {

@@ -1,0 +1,332 @@
+package device
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.mqtt.golang/packets"
+)
+
+// These tests drive conn against a scripted hub on the other end of a
+// net.Pipe, for what a real broker does not do on request: refuse,
+// stay silent, send what it should not.
+
+// pipeHub is the hub's end of a connection under test.
+type pipeHub struct {
+	t  *testing.T
+	nc net.Conn
+}
+
+func (h *pipeHub) read() packets.ControlPacket {
+	h.t.Helper()
+	_ = h.nc.SetReadDeadline(time.Now().Add(waitFor))
+	p, err := packets.ReadPacket(h.nc)
+	if err != nil {
+		h.t.Fatalf("hub: reading a packet: %v", err)
+	}
+	return p
+}
+
+func (h *pipeHub) write(p packets.ControlPacket) {
+	h.t.Helper()
+	_ = h.nc.SetWriteDeadline(time.Now().Add(waitFor))
+	if err := p.Write(h.nc); err != nil {
+		h.t.Fatalf("hub: writing %s: %v", packetName(p), err)
+	}
+}
+
+// dialPipe runs dialMQTT against a hub that reads the CONNECT and
+// answers with CONNACK code. keepAlive is in seconds.
+func dialPipe(t *testing.T, code byte, keepAlive uint16, onPublish func(*conn, *packets.PublishPacket), onLost func(*conn, error)) (*conn, byte, error, *pipeHub) {
+	t.Helper()
+	client, server := net.Pipe()
+	h := &pipeHub{t: t, nc: server}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	got := make(chan *packets.ConnectPacket, 1)
+	go func() {
+		p, err := packets.ReadPacket(server)
+		if err != nil {
+			close(got)
+			return
+		}
+		got <- p.(*packets.ConnectPacket)
+		ack := packets.NewControlPacket(packets.Connack).(*packets.ConnackPacket)
+		ack.ReturnCode = code
+		_ = ack.Write(server)
+	}()
+	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	cp.ProtocolName, cp.ProtocolVersion, cp.ClientIdentifier, cp.Keepalive = "MQTT", 4, "dev1", keepAlive
+	if onPublish == nil {
+		onPublish = func(*conn, *packets.PublishPacket) {}
+	}
+	cn, rc, err := dialMQTT(client, cp, time.Second, onPublish, onLost)
+	if c := recv(t, got, "CONNECT"); c == nil || c.ClientIdentifier != "dev1" || c.Keepalive != keepAlive {
+		t.Fatalf("hub got CONNECT %+v", c)
+	}
+	return cn, rc, err, h
+}
+
+func TestConnReturnsTheRefusalCode(t *testing.T) {
+	cn, rc, err, _ := dialPipe(t, packets.ErrRefusedNotAuthorised, 0, nil, nil)
+	if cn != nil || err != nil || rc != packets.ErrRefusedNotAuthorised {
+		t.Fatalf("dialMQTT = %v, %d, %v; want nil, 5, nil", cn, rc, err)
+	}
+}
+
+func TestConnHubClosingBeforeConnackIsAnError(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	go func() {
+		_, _ = packets.ReadPacket(server)
+		server.Close()
+	}()
+	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	cp.ProtocolName, cp.ProtocolVersion, cp.ClientIdentifier = "MQTT", 4, "dev1"
+	_, _, err := dialMQTT(client, cp, time.Second, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "closed the connection instead of answering CONNECT") {
+		t.Fatalf("dialMQTT = %v; want the hub-closed error", err)
+	}
+}
+
+// A hub that answers pings keeps the connection; the client pings
+// after the keep-alive without traffic.
+func TestConnKeepAlivePings(t *testing.T) {
+	lost := make(chan error, 1)
+	cn, _, err, h := dialPipe(t, 0, 1, nil, func(_ *conn, err error) { lost <- err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.close(0)
+	for range 2 {
+		if p := h.read(); packetName(p) != "PINGREQ" {
+			t.Fatalf("hub got %s; want PINGREQ", packetName(p))
+		}
+		h.write(packets.NewControlPacket(packets.Pingresp))
+	}
+	select {
+	case err := <-lost:
+		t.Fatalf("connection lost although every ping was answered: %v", err)
+	default:
+	}
+}
+
+// A hub that stops answering pings is a lost connection.
+func TestConnKeepAliveTimeoutEndsTheConnection(t *testing.T) {
+	lost := make(chan error, 1)
+	cn, _, err, h := dialPipe(t, 0, 1, nil, func(_ *conn, err error) { lost <- err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := h.read(); packetName(p) != "PINGREQ" {
+		t.Fatalf("hub got %s; want PINGREQ", packetName(p))
+	}
+	if err := recv(t, lost, "the lost report"); !errors.Is(err, errPingTimeout) {
+		t.Fatalf("lost with %v; want errPingTimeout", err)
+	}
+	if !cn.isLost() {
+		t.Fatal("the connection is not marked lost")
+	}
+	if err := cn.publish(context.Background(), "t", 0, nil); !errors.Is(err, errLost) {
+		t.Fatalf("publish on the lost connection = %v; want errLost", err)
+	}
+}
+
+// An incoming QoS 1 PUBLISH is acknowledged after its handler
+// returned, and an empty payload reaches the handler as empty.
+func TestConnAcksAnIncomingPublishAfterItsHandler(t *testing.T) {
+	var returned atomic.Bool
+	got := make(chan *packets.PublishPacket, 1)
+	cn, _, err, h := dialPipe(t, 0, 0, func(_ *conn, p *packets.PublishPacket) {
+		got <- p
+		returned.Store(true)
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.close(0)
+	p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+	p.Qos, p.MessageID, p.TopicName = 1, 7, "$iothub/methods/POST/reboot/?$rid=1"
+	h.write(p)
+	in := recv(t, got, "the PUBLISH")
+	if in.TopicName != p.TopicName || len(in.Payload) != 0 {
+		t.Fatalf("handler got %q with %d bytes; want %q, empty", in.TopicName, len(in.Payload), p.TopicName)
+	}
+	ack, ok := h.read().(*packets.PubackPacket)
+	if !ok || ack.MessageID != 7 {
+		t.Fatalf("hub got %v; want PUBACK 7", ack)
+	}
+	if !returned.Load() {
+		t.Fatal("PUBACK sent before the handler returned")
+	}
+}
+
+// publish at QoS 1 returns on its own PUBACK; one for another id is
+// ignored.
+func TestConnPublishWaitsForItsPuback(t *testing.T) {
+	cn, _, err, h := dialPipe(t, 0, 0, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.close(0)
+	done := make(chan error, 1)
+	go func() { done <- cn.publish(context.Background(), "devices/dev1/messages/events/", 1, []byte("x")) }()
+	p, ok := h.read().(*packets.PublishPacket)
+	if !ok || p.Qos != 1 || p.MessageID == 0 || string(p.Payload) != "x" {
+		t.Fatalf("hub got %v; want a QoS 1 PUBLISH", p)
+	}
+	other := packets.NewControlPacket(packets.Puback).(*packets.PubackPacket)
+	other.MessageID = p.MessageID + 1
+	h.write(other)
+	select {
+	case err := <-done:
+		t.Fatalf("publish returned %v on another message's PUBACK", err)
+	default:
+	}
+	ack := packets.NewControlPacket(packets.Puback).(*packets.PubackPacket)
+	ack.MessageID = p.MessageID
+	h.write(ack)
+	if err := recv(t, done, "publish"); err != nil {
+		t.Fatalf("publish = %v", err)
+	}
+}
+
+// A connection that drops fails the publishes waiting for their
+// PUBACK with errLost (so that they are sent again) and reports the
+// loss once.
+func TestConnDropFailsWaitingPublishes(t *testing.T) {
+	lost := make(chan error, 2)
+	cn, _, err, h := dialPipe(t, 0, 0, nil, func(_ *conn, err error) { lost <- err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cn.publish(context.Background(), "t", 1, nil) }()
+	h.read()
+	h.nc.Close()
+	if err := recv(t, done, "publish"); !errors.Is(err, errLost) {
+		t.Fatalf("publish = %v; want errLost", err)
+	}
+	if err := recv(t, lost, "the lost report"); err == nil || !strings.Contains(err.Error(), "closed the connection") {
+		t.Fatalf("lost with %v; want the hub-closed error", err)
+	}
+	cn.close(0)
+	select {
+	case err := <-lost:
+		t.Fatalf("a second lost report: %v", err)
+	default:
+	}
+}
+
+// close sends DISCONNECT and does not report a loss.
+func TestConnCloseSendsDisconnect(t *testing.T) {
+	lost := make(chan error, 1)
+	cn, _, err, h := dialPipe(t, 0, 0, nil, func(_ *conn, err error) { lost <- err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	go cn.close(time.Second)
+	if p := h.read(); packetName(p) != "DISCONNECT" {
+		t.Fatalf("hub got %s; want DISCONNECT", packetName(p))
+	}
+	<-cn.lost
+	select {
+	case err := <-lost:
+		t.Fatalf("close reported a loss: %v", err)
+	default:
+	}
+}
+
+// A packet the hub has no business sending ends the connection.
+func TestConnUnexpectedPacketEndsTheConnection(t *testing.T) {
+	lost := make(chan error, 1)
+	_, _, err, h := dialPipe(t, 0, 0, nil, func(_ *conn, err error) { lost <- err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.write(packets.NewControlPacket(packets.Connack))
+	if err := recv(t, lost, "the lost report"); err == nil || !strings.Contains(err.Error(), "unexpected CONNACK") {
+		t.Fatalf("lost with %v; want unexpected CONNACK", err)
+	}
+}
+
+func TestReadPacketRefusesBadInput(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"over the limit", []byte{0x30, 0xff, 0xff, 0xff, 0x7f}, "over the"},
+		{"five length bytes", []byte{0x30, 0xff, 0xff, 0xff, 0xff, 0x01}, "malformed packet length"},
+		{"a SUBSCRIBE", []byte{0x82, 0x00}, "unexpected SUBSCRIBE"},
+		{"type 0", []byte{0x00, 0x00}, "unexpected type 0"},
+		{"truncated body", []byte{0x40, 0x02, 0x00}, io.ErrUnexpectedEOF.Error()},
+		{"empty", nil, io.EOF.Error()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := readPacket(bytes.NewReader(tt.in))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("readPacket(% x) = %v, %v; want an error with %q", tt.in, p, err, tt.want)
+			}
+		})
+	}
+}
+
+// readPacket reads what paho's encoder writes, for every packet type
+// a hub sends.
+func TestReadPacketReadsWhatPahoWrites(t *testing.T) {
+	pub := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+	pub.Qos, pub.MessageID, pub.TopicName, pub.Payload = 1, 9, "devices/d/messages/devicebound/%24.mid=1", bytes.Repeat([]byte("a"), 300)
+	sub := packets.NewControlPacket(packets.Suback).(*packets.SubackPacket)
+	sub.MessageID, sub.ReturnCodes = 3, []byte{0, 1, 0x80}
+	for _, want := range []packets.ControlPacket{pub, sub, packets.NewControlPacket(packets.Pingresp), packets.NewControlPacket(packets.Connack)} {
+		var b bytes.Buffer
+		if err := want.Write(&b); err != nil {
+			t.Fatal(err)
+		}
+		got, err := readPacket(&b)
+		if err != nil {
+			t.Fatalf("readPacket(%s) = %v", packetName(want), err)
+		}
+		var again bytes.Buffer
+		if err := got.Write(&again); err != nil {
+			t.Fatal(err)
+		}
+		var orig bytes.Buffer
+		_ = want.Write(&orig)
+		if !bytes.Equal(again.Bytes(), orig.Bytes()) {
+			t.Errorf("%s: read back as % x; want % x", packetName(want), again.Bytes(), orig.Bytes())
+		}
+	}
+}
+
+// readPacket never panics and never reads a body over the limit,
+// whatever the hub sends.
+func FuzzReadPacket(f *testing.F) {
+	f.Add([]byte{0x30, 0x05, 0x00, 0x01, 't', 'h', 'i'})
+	f.Add([]byte{0x32, 0x06, 0x00, 0x01, 't', 0x00, 0x07, 'x'})
+	f.Add([]byte{0x90, 0x03, 0x00, 0x01, 0x80})
+	f.Add([]byte{0x20, 0x02, 0x00, 0x00})
+	f.Add([]byte{0x40, 0x02, 0x00, 0x01})
+	f.Add([]byte{0xd0, 0x00})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := bytes.NewReader(in)
+		p, err := readPacket(r)
+		if err != nil {
+			return
+		}
+		if p == nil {
+			t.Fatal("nil packet without an error")
+		}
+		if read := len(in) - r.Len(); read > maxPacket+5 {
+			t.Fatalf("read %d bytes, over the limit", read)
+		}
+	})
+}
