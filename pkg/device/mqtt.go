@@ -387,19 +387,21 @@ func (cn *conn) fail(err error) {
 }
 
 // close ends the connection without calling onLost: it sends
-// DISCONNECT, waiting at most quiesce for the write, and closes the
-// socket.
+// DISCONNECT and closes the socket, within quiesce even when a write
+// is stuck (the socket is closed under it); with quiesce 0 it just
+// closes the socket.
 func (cn *conn) close(quiesce time.Duration) {
-	if cn.isLost() {
+	if quiesce <= 0 || cn.isLost() {
+		cn.end()
 		return
 	}
-	if quiesce > 0 {
-		cn.wmu.Lock()
-		if !cn.isLost() {
-			_ = cn.nc.SetWriteDeadline(time.Now().Add(quiesce))
-			_ = packets.NewControlPacket(packets.Disconnect).Write(cn.nc)
-		}
-		cn.wmu.Unlock()
+	t := time.AfterFunc(quiesce, func() { cn.end() })
+	defer t.Stop()
+	cn.wmu.Lock()
+	if !cn.isLost() {
+		_ = cn.nc.SetWriteDeadline(time.Now().Add(quiesce))
+		_ = packets.NewControlPacket(packets.Disconnect).Write(cn.nc)
 	}
+	cn.wmu.Unlock()
 	cn.end()
 }

@@ -243,6 +243,36 @@ func TestConnCloseSendsDisconnect(t *testing.T) {
 	}
 }
 
+// close returns within its quiesce time even when a write is stuck
+// on a hub that reads nothing, and the stuck write fails with errLost.
+func TestConnCloseDoesNotWaitForAStuckWrite(t *testing.T) {
+	lost := make(chan error, 1)
+	cn, _, err, h := dialPipe(t, 0, 0, nil, func(_ *conn, err error) { lost <- err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cn.ackTimeout = time.Hour // the write deadline: only close can end the write
+	sent := make(chan error, 1)
+	go func() { sent <- cn.publish(context.Background(), "t", 0, []byte("stuck")) }()
+	// A pipe's Write returns when all was read: after one byte, the
+	// publish is inside its write, holding the write lock.
+	_ = h.nc.SetReadDeadline(time.Now().Add(waitFor))
+	if _, err := h.nc.Read(make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() { cn.close(50 * time.Millisecond); close(closed) }()
+	recv(t, closed, "close")
+	if err := recv(t, sent, "the stuck publish"); !errors.Is(err, errLost) {
+		t.Fatalf("stuck publish = %v; want errLost", err)
+	}
+	select {
+	case err := <-lost:
+		t.Fatalf("close reported a loss: %v", err)
+	default:
+	}
+}
+
 // A packet the hub has no business sending ends the connection.
 func TestConnUnexpectedPacketEndsTheConnection(t *testing.T) {
 	lost := make(chan error, 1)
