@@ -32,8 +32,6 @@ import (
 	"time"
 
 	"github.com/iotctl/iotctl/bench/internal/benchkit"
-	"github.com/iotctl/iotctl/pkg/connstr"
-	"github.com/iotctl/iotctl/pkg/service"
 	"github.com/iotctl/iotctl/pkg/simulate"
 )
 
@@ -216,24 +214,8 @@ func (c *config) startHub(ctx context.Context) (*benchkit.Hub, error) {
 // createDevices registers ids through the service API and writes a
 // keys file "id key" per line.
 func createDevices(ctx context.Context, h *benchkit.Hub, ids []string) (string, time.Duration, error) {
-	cs, err := connstr.Parse(h.Info.ConnectionString)
-	if err != nil {
-		return "", 0, err
-	}
-	svc, err := service.New(cs, &service.Options{CAFile: h.Info.CAFile})
-	if err != nil {
-		return "", 0, err
-	}
-	keys := make([]string, len(ids))
 	start := time.Now()
-	err = benchkit.Parallel(len(ids), 32, func(i int) error {
-		d, err := svc.CreateDevice(ctx, &service.Device{DeviceID: ids[i]})
-		if err != nil {
-			return fmt.Errorf("creating %s: %w", ids[i], err)
-		}
-		keys[i] = d.Authentication.SymmetricKey.PrimaryKey
-		return nil
-	})
+	keys, err := h.CreateDevices(ctx, ids)
 	if err != nil {
 		return "", 0, err
 	}

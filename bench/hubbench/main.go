@@ -86,23 +86,27 @@ func run(mode string, n, messages, window, callers, calls, parallel int) error {
 	if err != nil {
 		return err
 	}
+	defer svc.Close()
 	tc, err := service.TLSConfig(h.Info.CAFile, nil)
 	if err != nil {
 		return err
 	}
-	devs := make([]*dev, n)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("bench-%05d", i)
+	}
 	start := time.Now()
-	if err := benchkit.Parallel(n, 16, func(i int) error {
-		id := fmt.Sprintf("bench-%05d", i)
-		d, err := svc.CreateDevice(ctx, &service.Device{DeviceID: id})
+	keys, err := h.CreateDevices(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("creating devices: %w", err)
+	}
+	devs := make([]*dev, n)
+	for i, id := range ids {
+		key, err := sas.DecodeKey(keys[i])
 		if err != nil {
 			return err
 		}
-		key, err := sas.DecodeKey(d.Authentication.SymmetricKey.PrimaryKey)
 		devs[i] = &dev{id: id, key: key}
-		return err
-	}); err != nil {
-		return fmt.Errorf("creating devices: %w", err)
 	}
 	created := time.Since(start)
 	rss0 := benchkit.RSSKB(h.PID())

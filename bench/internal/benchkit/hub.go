@@ -9,6 +9,9 @@ import (
 	"io"
 	"os/exec"
 	"time"
+
+	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/service"
 )
 
 // HubOptions say how StartHub runs `iotctl hub serve --in-memory`. A nil
@@ -124,3 +127,27 @@ func (h *Hub) PID() int { return h.cmd.Process.Pid }
 // Stop interrupts the hub as Ctrl-C would and waits for it to exit,
 // killing it after HubOptions.StopWait.
 func (h *Hub) Stop() { Stop(h.cmd, h.stopWait) }
+
+// CreateDevices registers ids on h through the service API (pkg/service),
+// 32 at a time, and returns their primary keys in the order of ids.
+func (h *Hub) CreateDevices(ctx context.Context, ids []string) ([]string, error) {
+	cs, err := connstr.Parse(h.Info.ConnectionString)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := service.New(cs, &service.Options{CAFile: h.Info.CAFile})
+	if err != nil {
+		return nil, err
+	}
+	defer svc.Close()
+	keys := make([]string, len(ids))
+	err = Parallel(len(ids), 32, func(i int) error {
+		d, err := svc.CreateDevice(ctx, &service.Device{DeviceID: ids[i]})
+		if err != nil {
+			return fmt.Errorf("creating %s: %w", ids[i], err)
+		}
+		keys[i] = d.Authentication.SymmetricKey.PrimaryKey
+		return nil
+	})
+	return keys, err
+}

@@ -1,0 +1,146 @@
+// Command fleetmem shows where a simulated fleet's memory goes: it
+// starts `iotctl hub serve --in-memory` as a separate process, creates
+// the devices, runs the fleet engine (pkg/simulate, the quickstart
+// device at one message per second) in this process, and once every
+// device is connected and a few seconds have passed prints, per
+// device, the goroutines, the goroutine stacks, the heap in use and
+// live after a forced collection, and this process's resident memory.
+// With -heap and -goroutines it also writes the profiles.
+//
+//	go run ./bench/fleetmem -devices 2000
+//
+// bench/fleet measures the `iotctl device simulate` process from
+// outside; this program explains its figure.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"time"
+
+	"github.com/iotctl/iotctl/bench/internal/benchkit"
+	"github.com/iotctl/iotctl/pkg/device"
+	"github.com/iotctl/iotctl/pkg/simulate"
+)
+
+func main() {
+	n := flag.Int("devices", 2000, "fleet size")
+	settle := flag.Duration("settle", 5*time.Second, "wait after all are connected before measuring")
+	bin := flag.String("iotctl", "", "iotctl binary for the hub (default: build one from this repository)")
+	heap := flag.String("heap", "", "write a heap profile here")
+	gor := flag.String("goroutines", "", "write the goroutine profile (text) here")
+	flag.Parse()
+	if err := run(*n, *settle, *bin, *heap, *gor); err != nil {
+		fmt.Fprintln(os.Stderr, "fleetmem:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n int, settle time.Duration, bin, heapFile, gorFile string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if bin == "" {
+		dir, err := os.MkdirTemp("", "fleetmem-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if bin, err = benchkit.Build(ctx, dir); err != nil {
+			return err
+		}
+	}
+	h, err := benchkit.StartHub(ctx, bin, nil)
+	if err != nil {
+		return err
+	}
+	defer h.Stop()
+	ids := simulate.FleetIDs("mem-", n)
+	keyList, err := h.CreateDevices(ctx, ids)
+	if err != nil {
+		return err
+	}
+	keys := simulate.KeyMap{}
+	for i, id := range ids {
+		keys[id] = keyList[i]
+	}
+
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	g0 := runtime.NumGoroutine()
+	var firstErr error
+	errs := make(chan string, 1)
+	f, err := simulate.New(&simulate.Options{
+		Device:    device.Options{HostName: h.Info.HostName, CAFile: h.Info.CAFile},
+		DeviceIDs: ids, Keys: keys,
+		Sink: func(e simulate.Event) {
+			if e.Error != "" {
+				select {
+				case errs <- e.DeviceID + ": " + e.Error:
+				default:
+				}
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	fctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { f.Run(fctx); close(done) }()
+	defer func() { stop(); <-done }()
+	start := time.Now()
+	for f.Stats().Connected < int64(n) {
+		select {
+		case e := <-errs:
+			if firstErr == nil {
+				fmt.Fprintln(os.Stderr, "first device error:", e)
+				firstErr = fmt.Errorf("a device failed: %s", e)
+			}
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("only %d of %d connected", f.Stats().Connected, n)
+		}
+	}
+	fmt.Printf("%d devices connected in %.1fs; measuring after %v\n", n, time.Since(start).Seconds(), settle)
+	time.Sleep(settle)
+
+	var now runtime.MemStats
+	runtime.ReadMemStats(&now)
+	per := func(a, b uint64) float64 { return float64(int64(b)-int64(a)) / 1024 / float64(n) }
+	fmt.Printf("goroutines per device:        %.2f\n", float64(runtime.NumGoroutine()-g0)/float64(n))
+	fmt.Printf("stack in use per device:      %.1f KB\n", per(before.StackInuse, now.StackInuse))
+	fmt.Printf("heap in use per device:       %.1f KB (as it runs)\n", per(before.HeapInuse, now.HeapInuse))
+	fmt.Printf("process RSS per device:       %.1f KB (runtime and test set-up included)\n", float64(benchkit.RSSKB(os.Getpid()))/float64(n))
+	runtime.GC()
+	runtime.ReadMemStats(&now)
+	fmt.Printf("live heap per device:         %.1f KB (after a forced collection)\n", per(before.HeapAlloc, now.HeapAlloc))
+	fmt.Printf("acknowledged messages so far: %d, errors: %d\n", f.Stats().Acked, f.Stats().Errors)
+	if heapFile != "" {
+		if err := writeProfile(heapFile, func(fh *os.File) error { return pprof.WriteHeapProfile(fh) }); err != nil {
+			return err
+		}
+	}
+	if gorFile != "" {
+		if err := writeProfile(gorFile, func(fh *os.File) error { return pprof.Lookup("goroutine").WriteTo(fh, 1) }); err != nil {
+			return err
+		}
+	}
+	return firstErr
+}
+
+func writeProfile(name string, write func(*os.File) error) error {
+	fh, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := write(fh); err != nil {
+		fh.Close()
+		return err
+	}
+	return fh.Close()
+}
