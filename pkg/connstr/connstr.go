@@ -328,6 +328,9 @@ func validHost(s string) error {
 		host = h
 	} else if strings.Count(s, ":") == 1 {
 		return errors.New("has an empty or malformed port")
+	} else if strings.Contains(s, ":") && net.ParseIP(s) == nil {
+		// Only a bare IPv6 address has colons and no port.
+		return errors.New("has more than one ':'; write host:port, or [IPv6]:port")
 	}
 	if host == "" {
 		return errors.New("has no host before the port")
