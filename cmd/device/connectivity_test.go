@@ -3,6 +3,7 @@ package device
 import (
 	"context"
 	"crypto/tls"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,7 +16,6 @@ import (
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/internal/proxytest"
 	"github.com/iotctl/iotctl/pkg/hub"
-	"github.com/iotctl/iotctl/pkg/hub/registry"
 )
 
 // proxiedHost is a hub name the environment's proxy applies to (it is
@@ -86,8 +86,8 @@ func writeCert(t *testing.T, cn string, notAfter time.Time) (certFile, keyFile, 
 
 func registerThumbprint(t *testing.T, h *hub.Hub, id, thumbprint string) {
 	t.Helper()
-	a := &registry.Authentication{Type: registry.AuthSelfSigned, X509Thumbprint: &registry.X509Thumbprint{PrimaryThumbprint: &thumbprint}}
-	if _, err := h.Registry().CreateDevice(&registry.Device{DeviceID: id, Authentication: a}); err != nil {
+	a := &iothub.Authentication{Type: iothub.AuthSelfSigned, X509Thumbprint: &iothub.X509Thumbprint{PrimaryThumbprint: &thumbprint}}
+	if _, err := h.Registry().CreateDevice(&iothub.Device{DeviceID: id, Authentication: a}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -3,13 +3,13 @@ package hub_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/pkg/device"
-	"github.com/iotctl/iotctl/pkg/hub/registry"
 )
 
 type twinJSON struct {
@@ -29,7 +29,7 @@ func TestTwinShowAndUpdate(t *testing.T) {
 	if err := e.hub.CreateDevice("dev1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.hub.Registry().CreateModule(&registry.Module{DeviceID: "dev1", ModuleID: "mod1"}); err != nil {
+	if _, err := e.hub.Registry().CreateModule(&iothub.Module{DeviceID: "dev1", ModuleID: "mod1"}); err != nil {
 		t.Fatal(err)
 	}
 	// A connected device sees the desired properties the command sets.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,7 +19,6 @@ import (
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/device"
 	"github.com/iotctl/iotctl/pkg/hub"
-	"github.com/iotctl/iotctl/pkg/hub/registry"
 )
 
 // methodEnv is an in-process hub with dev1 connected through pkg/device
@@ -52,7 +52,7 @@ func startMethodEnv(t *testing.T) *methodEnv {
 			t.Fatal(err)
 		}
 	}
-	if _, err := h.Registry().CreateModule(&registry.Module{DeviceID: "dev1", ModuleID: "mod1"}); err != nil {
+	if _, err := h.Registry().CreateModule(&iothub.Module{DeviceID: "dev1", ModuleID: "mod1"}); err != nil {
 		t.Fatal(err)
 	}
 

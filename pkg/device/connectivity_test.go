@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,7 +15,6 @@ import (
 	"github.com/iotctl/iotctl/internal/proxytest"
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/hub"
-	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/message"
 )
 
@@ -300,16 +300,16 @@ func x509Device(t *testing.T, h *hub.Hub, id, authType string, notAfter time.Tim
 		t.Fatal(err)
 	}
 	certFile, keyFile = certFiles(t, certPEM, keyPEM)
-	a := &registry.Authentication{Type: authType}
-	if authType == registry.AuthSelfSigned {
+	a := &iothub.Authentication{Type: authType}
+	if authType == iothub.AuthSelfSigned {
 		pair, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			t.Fatal(err)
 		}
 		tp, _ := hub.Thumbprints(pair.Leaf)
-		a.X509Thumbprint = &registry.X509Thumbprint{PrimaryThumbprint: &tp}
+		a.X509Thumbprint = &iothub.X509Thumbprint{PrimaryThumbprint: &tp}
 	}
-	if _, err := h.Registry().CreateDevice(&registry.Device{DeviceID: id, Authentication: a}); err != nil {
+	if _, err := h.Registry().CreateDevice(&iothub.Device{DeviceID: id, Authentication: a}); err != nil {
 		t.Fatal(err)
 	}
 	return certFile, keyFile
@@ -317,7 +317,7 @@ func x509Device(t *testing.T, h *hub.Hub, id, authType string, notAfter time.Tim
 
 func TestX509SelfSignedToHub(t *testing.T) {
 	h := startHub(t, nil)
-	cf, kf := x509Device(t, h, "x1", registry.AuthSelfSigned, time.Now().Add(time.Hour), nil)
+	cf, kf := x509Device(t, h, "x1", iothub.AuthSelfSigned, time.Now().Add(time.Hour), nil)
 	cs := "HostName=" + h.HostName() + ";DeviceId=x1;x509=true"
 	if err := sendOne(t, &Options{ConnectionString: cs, CertFile: cf, KeyFile: kf, CAFile: h.CAFile()}, "cert"); err != nil {
 		t.Fatalf("X.509 device: %v", err)
@@ -340,7 +340,7 @@ func TestX509SelfSignedToHub(t *testing.T) {
 	}
 
 	// An expired certificate with the registered thumbprint.
-	ecf, ekf := x509Device(t, h, "x2", registry.AuthSelfSigned, time.Now().Add(-time.Hour), nil)
+	ecf, ekf := x509Device(t, h, "x2", iothub.AuthSelfSigned, time.Now().Add(-time.Hour), nil)
 	err = sendOne(t, &Options{HostName: h.HostName(), DeviceID: "x2", CertFile: ecf, KeyFile: ekf, CAFile: h.CAFile()}, "x")
 	if !errors.As(err, &ce) || ce.Code != 5 || !strings.Contains(err.Error(), ecf+" expired at") {
 		t.Errorf("an expired certificate: %v; want CONNACK 5 naming the file and its expiry", err)
@@ -358,13 +358,13 @@ func TestX509CertificateAuthorityToHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := startHub(t, &hub.Options{DeviceCAFiles: []string{caFile}})
-	cf, kf := x509Device(t, h, "cam1", registry.AuthCertificateAuthority, time.Now().Add(time.Hour), &ca)
+	cf, kf := x509Device(t, h, "cam1", iothub.AuthCertificateAuthority, time.Now().Add(time.Hour), &ca)
 	cs := "HostName=" + h.HostName() + ";DeviceId=cam1;x509=true"
 	if err := sendOne(t, &Options{ConnectionString: cs, CertFile: cf, KeyFile: kf, CAFile: h.CAFile()}, "signed"); err != nil {
 		t.Fatalf("CA-signed device: %v", err)
 	}
 	// The certificate of cam1 does not make anyone else cam1.
-	if _, err := h.Registry().CreateDevice(&registry.Device{DeviceID: "cam2", Authentication: &registry.Authentication{Type: registry.AuthCertificateAuthority}}); err != nil {
+	if _, err := h.Registry().CreateDevice(&iothub.Device{DeviceID: "cam2", Authentication: &iothub.Authentication{Type: iothub.AuthCertificateAuthority}}); err != nil {
 		t.Fatal(err)
 	}
 	err = sendOne(t, &Options{HostName: h.HostName(), DeviceID: "cam2", CertFile: cf, KeyFile: kf, CAFile: h.CAFile()}, "x")

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"io"
 	"log/slog"
 	"net"
@@ -411,6 +412,6 @@ func (h *Hub) Registry() *registry.Store { return h.reg }
 
 // CreateDevice registers a device with generated keys.
 func (h *Hub) CreateDevice(id string) error {
-	_, err := h.reg.CreateDevice(&registry.Device{DeviceID: id})
+	_, err := h.reg.CreateDevice(&iothub.Device{DeviceID: id})
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"os"
 	"strings"
 	"testing"
@@ -33,7 +34,7 @@ func startHub(t *testing.T) *Hub {
 
 func createDevice(t *testing.T, h *Hub, id string) *connstr.ConnectionString {
 	t.Helper()
-	if _, err := h.reg.CreateDevice(&registry.Device{DeviceID: id}); err != nil {
+	if _, err := h.reg.CreateDevice(&iothub.Device{DeviceID: id}); err != nil {
 		t.Fatalf("CreateDevice(%s): %v", id, err)
 	}
 	s, err := h.DeviceConnectionString(id, "")
@@ -284,7 +285,7 @@ func TestTwinOverMQTT(t *testing.T) {
 	if _, ok := twin.Desired["$version"]; !ok {
 		t.Errorf("desired %v has no $version", twin.Desired)
 	}
-	_, delta, err := h.reg.PatchTwin("dev1", "", &registry.TwinUpdate{Properties: &registry.TwinUpdateProperties{Desired: json.RawMessage(`{"interval":7}`)}}, "")
+	_, delta, err := h.reg.PatchTwin("dev1", "", &iothub.TwinUpdate{Properties: &iothub.TwinUpdateProperties{Desired: json.RawMessage(`{"interval":7}`)}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

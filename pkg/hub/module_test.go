@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"testing"
 	"time"
 
 	"github.com/iotctl/iotctl/pkg/connstr"
-	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/sas"
 )
@@ -18,7 +18,7 @@ import (
 func TestModuleIdentity(t *testing.T) {
 	h := startHub(t)
 	createDevice(t, h, "dev1")
-	if _, err := h.reg.CreateModule(&registry.Module{DeviceID: "dev1", ModuleID: "mod1"}); err != nil {
+	if _, err := h.reg.CreateModule(&iothub.Module{DeviceID: "dev1", ModuleID: "mod1"}); err != nil {
 		t.Fatal(err)
 	}
 	s, err := h.DeviceConnectionString("dev1", "mod1")

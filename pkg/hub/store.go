@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"path/filepath"
 
 	"github.com/iotctl/iotctl/pkg/hub/registry"
@@ -87,7 +88,7 @@ func (r regStore) policyKey(policy string) (string, error) {
 }
 
 func (r regStore) identityKey(deviceID, moduleID string) (string, error) {
-	var a *registry.Authentication
+	var a *iothub.Authentication
 	if moduleID != "" {
 		m, err := r.Module(deviceID, moduleID)
 		if err != nil {

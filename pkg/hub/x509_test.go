@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"crypto/tls"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,8 +13,6 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-
-	"github.com/iotctl/iotctl/pkg/hub/registry"
 )
 
 // testCA is a device CA written to a file, with its loaded pair.
@@ -98,19 +97,19 @@ func dialX509(t *testing.T, h *Hub, clientID string, cert *tls.Certificate, ws b
 	return nil
 }
 
-func createX509Device(t *testing.T, h *Hub, id string, a *registry.Authentication) {
+func createX509Device(t *testing.T, h *Hub, id string, a *iothub.Authentication) {
 	t.Helper()
-	if _, err := h.reg.CreateDevice(&registry.Device{DeviceID: id, Authentication: a}); err != nil {
+	if _, err := h.reg.CreateDevice(&iothub.Device{DeviceID: id, Authentication: a}); err != nil {
 		t.Fatalf("CreateDevice(%s): %v", id, err)
 	}
 }
 
-func selfSignedAuth(primary, secondary string) *registry.Authentication {
-	t := &registry.X509Thumbprint{PrimaryThumbprint: &primary}
+func selfSignedAuth(primary, secondary string) *iothub.Authentication {
+	t := &iothub.X509Thumbprint{PrimaryThumbprint: &primary}
 	if secondary != "" {
 		t.SecondaryThumbprint = &secondary
 	}
-	return &registry.Authentication{Type: registry.AuthSelfSigned, X509Thumbprint: t}
+	return &iothub.Authentication{Type: iothub.AuthSelfSigned, X509Thumbprint: t}
 }
 
 // logBuffer collects a hub's log for checking refusal reasons.
@@ -183,14 +182,14 @@ func TestX509CertificateAuthorityDevices(t *testing.T) {
 	ca := newTestCA(t)
 	stranger := newTestCA(t)
 	h, logs := startLoggedHub(t, &Options{Addr: "127.0.0.1:0", InMemory: true, DeviceCAFiles: []string{ca.file}})
-	caAuth := &registry.Authentication{Type: registry.AuthCertificateAuthority}
+	caAuth := &iothub.Authentication{Type: iothub.AuthCertificateAuthority}
 	createX509Device(t, h, "cam1", caAuth)
 	createX509Device(t, h, "cam2", caAuth)
-	if _, err := h.reg.CreateModule(&registry.Module{DeviceID: "cam1", ModuleID: "m1", Authentication: caAuth}); err != nil {
+	if _, err := h.reg.CreateModule(&iothub.Module{DeviceID: "cam1", ModuleID: "m1", Authentication: caAuth}); err != nil {
 		t.Fatal(err)
 	}
-	createX509Device(t, h, "off", &registry.Authentication{Type: registry.AuthCertificateAuthority})
-	if _, err := h.reg.UpdateDevice(&registry.Device{DeviceID: "off", Status: registry.StatusDisabled}, "*"); err != nil {
+	createX509Device(t, h, "off", &iothub.Authentication{Type: iothub.AuthCertificateAuthority})
+	if _, err := h.reg.UpdateDevice(&iothub.Device{DeviceID: "off", Status: iothub.StatusDisabled}, "*"); err != nil {
 		t.Fatal(err)
 	}
 

@@ -8,12 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"net"
 	"os"
 	"strings"
 	"time"
-
-	"github.com/iotctl/iotctl/pkg/hub/registry"
 )
 
 // tlsState finds the TLS connection under c (a *peekedConn for MQTT on
@@ -80,12 +79,12 @@ func (h *Hub) authX509(c net.Conn, deviceID, moduleID string) error {
 		return refuseX509("identity has no authentication")
 	}
 	switch a.Type {
-	case registry.AuthSelfSigned:
+	case iothub.AuthSelfSigned:
 		if !thumbprintMatches(leaf, a.X509Thumbprint) {
 			sha1Hex, sha256Hex := Thumbprints(leaf)
 			return refuseX509("client certificate thumbprint (SHA-1 %s, SHA-256 %s) is not the identity's", sha1Hex, sha256Hex)
 		}
-	case registry.AuthCertificateAuthority:
+	case iothub.AuthCertificateAuthority:
 		if h.deviceCAs == nil {
 			return refuseX509("identity uses certificateAuthority but the hub has no device CA (hub serve --device-ca)")
 		}
@@ -111,7 +110,7 @@ func (h *Hub) authX509(c net.Conn, deviceID, moduleID string) error {
 
 // thumbprintMatches compares cert's SHA-1 and SHA-256 thumbprints with
 // t's primary and secondary ones, ignoring case.
-func thumbprintMatches(cert *x509.Certificate, t *registry.X509Thumbprint) bool {
+func thumbprintMatches(cert *x509.Certificate, t *iothub.X509Thumbprint) bool {
 	if t == nil {
 		return false
 	}

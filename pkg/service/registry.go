@@ -3,21 +3,21 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"net/url"
 	"strconv"
-
-	"github.com/iotctl/iotctl/pkg/hub/registry"
 )
 
-// The registry's wire types, shared with the local hub.
+// The wire types of the service API (pkg/iothub, shared with the local
+// hub), under the names this package's callers use.
 type (
-	Device         = registry.Device
-	Module         = registry.Module
-	Twin           = registry.Twin
-	Authentication = registry.Authentication
-	SymmetricKey   = registry.SymmetricKey
-	X509Thumbprint = registry.X509Thumbprint
-	Capabilities   = registry.Capabilities
+	Device         = iothub.Device
+	Module         = iothub.Module
+	Twin           = iothub.Twin
+	Authentication = iothub.Authentication
+	SymmetricKey   = iothub.SymmetricKey
+	X509Thumbprint = iothub.X509Thumbprint
+	Capabilities   = iothub.Capabilities
 )
 
 // CreateDevice creates a device. Empty keys of a sas device are made by
@@ -114,14 +114,14 @@ func (c *Client) GetTwin(ctx context.Context, t Target) (*Twin, error) {
 
 // TwinPatch is an update of tags and desired properties; a null value
 // deletes a member.
-type TwinPatch = registry.TwinUpdate
+type TwinPatch = iothub.TwinUpdate
 
 // NewTwinPatch builds a patch from tags and desired JSON objects (each
 // may be nil).
 func NewTwinPatch(tags, desired json.RawMessage) *TwinPatch {
 	p := &TwinPatch{Tags: tags}
 	if desired != nil {
-		p.Properties = &registry.TwinUpdateProperties{Desired: desired}
+		p.Properties = &iothub.TwinUpdateProperties{Desired: desired}
 	}
 	return p
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/iotctl/iotctl/pkg/hub"
-	"github.com/iotctl/iotctl/pkg/hub/registry"
 )
 
 // newEnvWith is newEnv with extra hub options (device CAs).
@@ -95,9 +95,9 @@ func deviceCertFiles(t *testing.T, cn string, issuer *tls.Certificate) (certFile
 	return certFile, keyFile, thumbprint
 }
 
-func (e *env) createX509Device(id string, a *registry.Authentication) string {
+func (e *env) createX509Device(id string, a *iothub.Authentication) string {
 	e.t.Helper()
-	if _, err := e.hub.Registry().CreateDevice(&registry.Device{DeviceID: id, Authentication: a}); err != nil {
+	if _, err := e.hub.Registry().CreateDevice(&iothub.Device{DeviceID: id, Authentication: a}); err != nil {
 		e.t.Fatalf("creating %s: %v", id, err)
 	}
 	return "HostName=" + e.hub.HostName() + ";DeviceId=" + id + ";x509=true"
@@ -130,8 +130,8 @@ func TestNodeDeviceMqttWs(t *testing.T) {
 func TestNodeDeviceX509SelfSigned(t *testing.T) {
 	e := newEnv(t)
 	certFile, keyFile, tp := deviceCertFiles(t, "node-x509", nil)
-	cs := e.createX509Device("node-x509", &registry.Authentication{Type: registry.AuthSelfSigned,
-		X509Thumbprint: &registry.X509Thumbprint{PrimaryThumbprint: &tp}})
+	cs := e.createX509Device("node-x509", &iothub.Authentication{Type: iothub.AuthSelfSigned,
+		X509Thumbprint: &iothub.X509Thumbprint{PrimaryThumbprint: &tp}})
 	for _, transport := range []string{"mqtt", "mqttws"} {
 		evs, ok := e.runConnectivity(cs, transport, 2, certFile, keyFile)
 		wantSent(t, transport+" with a certificate", evs, ok, 2)
@@ -165,7 +165,7 @@ func TestNodeDeviceX509CertificateAuthority(t *testing.T) {
 	}
 	e := newEnvWith(t, hub.Options{DeviceCAFiles: []string{caFile}})
 	certFile, keyFile, _ := deviceCertFiles(t, "node-ca", &ca)
-	cs := e.createX509Device("node-ca", &registry.Authentication{Type: registry.AuthCertificateAuthority})
+	cs := e.createX509Device("node-ca", &iothub.Authentication{Type: iothub.AuthCertificateAuthority})
 	evs, ok := e.runConnectivity(cs, "mqtt", 1, certFile, keyFile)
 	wantSent(t, "a CA-signed certificate", evs, ok, 1)
 	if got := e.messages("node-ca"); len(got) != 1 || got[0] != "mqtt-0/x509" {

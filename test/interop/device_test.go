@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"strings"
 	"testing"
 	"time"
@@ -132,7 +133,7 @@ func TestNodeDeviceMethodsAndTwin(t *testing.T) {
 	if reported["fromNode"] != true {
 		t.Errorf("hub side: reported properties %s lack the Node device's update", twin.Properties.Reported)
 	}
-	_, delta, err := e.hub.Registry().PatchTwin("node-dev", "", &registry.TwinUpdate{Properties: &registry.TwinUpdateProperties{Desired: json.RawMessage(`{"interval":5}`)}}, "")
+	_, delta, err := e.hub.Registry().PatchTwin("node-dev", "", &iothub.TwinUpdate{Properties: &iothub.TwinUpdateProperties{Desired: json.RawMessage(`{"interval":5}`)}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package amqpfront
 
 import (
 	"errors"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ func strp(s string) *string { return &s }
 func TestC2DEnqueue(t *testing.T) {
 	h := newTestHub(t, nil, nil)
 	h.createDevice("dev#1")
-	if _, err := h.reg.CreateModule(&registry.Module{DeviceID: "dev#1", ModuleID: "mod1"}); err != nil {
+	if _, err := h.reg.CreateModule(&iothub.Module{DeviceID: "dev#1", ModuleID: "mod1"}); err != nil {
 		t.Fatal(err)
 	}
 	s := h.session("service", testHost)

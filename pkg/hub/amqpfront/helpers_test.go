@@ -3,6 +3,7 @@ package amqpfront
 import (
 	"context"
 	"errors"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"io"
 	"net"
 	"strconv"
@@ -75,7 +76,7 @@ func newTestHub(t testing.TB, ropts *registry.Options, opts *Options) *testHub {
 func (h *testHub) createDevice(ids ...string) {
 	h.t.Helper()
 	for _, id := range ids {
-		if _, err := h.reg.CreateDevice(&registry.Device{DeviceID: id}); err != nil {
+		if _, err := h.reg.CreateDevice(&iothub.Device{DeviceID: id}); err != nil {
 			h.t.Fatal(err)
 		}
 	}

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"time"
 
 	"github.com/iotctl/iotctl/pkg/hub/registry"
@@ -55,8 +56,8 @@ func refuse(r Reason, detail string) error { return &Error{Reason: r, Detail: de
 // Store is what the Authorizer reads; *registry.Store implements it.
 type Store interface {
 	Policy(name string) (*registry.Policy, error)
-	Device(deviceID string) (*registry.Device, error)
-	Module(deviceID, moduleID string) (*registry.Module, error)
+	Device(deviceID string) (*iothub.Device, error)
+	Module(deviceID, moduleID string) (*iothub.Module, error)
 }
 
 // Options configure an Authorizer. A nil *Options means the defaults.
@@ -152,7 +153,7 @@ func (a *Authorizer) Device(token, deviceID, moduleID string) error {
 	if err != nil {
 		return refuse(ReasonUnknownDevice, "")
 	}
-	var keys *registry.SymmetricKey
+	var keys *iothub.SymmetricKey
 	if moduleID == "" {
 		keys = d.Authentication.Keys()
 	} else {

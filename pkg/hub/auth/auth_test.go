@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"net/url"
 	"strconv"
 	"strings"
@@ -37,9 +38,9 @@ type fixture struct {
 	service  *registry.Policy
 	devPol   *registry.Policy
 	regRead  *registry.Policy
-	dev      *registry.Device
-	mod      *registry.Module
-	disabled *registry.Device
+	dev      *iothub.Device
+	mod      *iothub.Module
+	disabled *iothub.Device
 }
 
 func newFixture(t *testing.T, hosts ...string) *fixture {
@@ -54,17 +55,17 @@ func newFixture(t *testing.T, hosts ...string) *fixture {
 	f.service, _ = st.Policy("service")
 	f.devPol, _ = st.Policy("device")
 	f.regRead, _ = st.Policy("registryRead")
-	if f.dev, err = st.CreateDevice(&registry.Device{DeviceID: "dev(1)*"}); err != nil {
+	if f.dev, err = st.CreateDevice(&iothub.Device{DeviceID: "dev(1)*"}); err != nil {
 		t.Fatal(err)
 	}
-	if f.mod, err = st.CreateModule(&registry.Module{DeviceID: "dev(1)*", ModuleID: "mod1"}); err != nil {
+	if f.mod, err = st.CreateModule(&iothub.Module{DeviceID: "dev(1)*", ModuleID: "mod1"}); err != nil {
 		t.Fatal(err)
 	}
-	if f.disabled, err = st.CreateDevice(&registry.Device{DeviceID: "off", Status: "disabled"}); err != nil {
+	if f.disabled, err = st.CreateDevice(&iothub.Device{DeviceID: "off", Status: "disabled"}); err != nil {
 		t.Fatal(err)
 	}
 	thumb := strings.Repeat("AB", 20)
-	if _, err = st.CreateDevice(&registry.Device{DeviceID: "x509", Authentication: &registry.Authentication{Type: "selfSigned", X509Thumbprint: &registry.X509Thumbprint{PrimaryThumbprint: &thumb}}}); err != nil {
+	if _, err = st.CreateDevice(&iothub.Device{DeviceID: "x509", Authentication: &iothub.Authentication{Type: "selfSigned", X509Thumbprint: &iothub.X509Thumbprint{PrimaryThumbprint: &thumb}}}); err != nil {
 		t.Fatal(err)
 	}
 	f.a = New(st, &Options{HostNames: hosts, Now: func() time.Time { return now }})

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"strings"
 	"testing"
 	"time"
@@ -132,7 +133,7 @@ func TestExpiryAndPurge(t *testing.T) {
 	clk := newClock()
 	s := newStore(t, &Options{Now: clk.Now})
 	mustCreate(t, s, "d")
-	s.CreateModule(&Module{DeviceID: "d", ModuleID: "m"})
+	s.CreateModule(&iothub.Module{DeviceID: "d", ModuleID: "m"})
 	s.Enqueue("d", "", &C2DMessage{MessageID: "short", Ack: "full", ExpiryTime: clk.Now().Add(time.Minute)})
 	s.Enqueue("d", "", &C2DMessage{MessageID: "long", Ack: "positive"})
 	m, _ := s.Enqueue("d", "m", &C2DMessage{MessageID: "mod", Ack: "negative"})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -16,14 +17,14 @@ import (
 // DeviceScope and ParentScopes; the etag and generationId are made
 // here. It returns the stored device, or an error matching
 // ErrArgumentInvalid or ErrDeviceAlreadyExists.
-func (s *Store) CreateDevice(d *Device) (*Device, error) {
+func (s *Store) CreateDevice(d *iothub.Device) (*iothub.Device, error) {
 	if d == nil {
 		return nil, newErr(ErrArgumentInvalid, "no device")
 	}
 	if err := checkDeviceID(d.DeviceID); err != nil {
 		return nil, err
 	}
-	status, err := normalizeStatus(d.Status, StatusEnabled)
+	status, err := normalizeStatus(d.Status, iothub.StatusEnabled)
 	if err != nil {
 		return nil, err
 	}
@@ -32,7 +33,7 @@ func (s *Store) CreateDevice(d *Device) (*Device, error) {
 		return nil, err
 	}
 	now := s.now()
-	nd := &Device{
+	nd := &iothub.Device{
 		DeviceID:       d.DeviceID,
 		GenerationID:   s.newGenerationID(),
 		Etag:           s.newEtag(),
@@ -44,7 +45,7 @@ func (s *Store) CreateDevice(d *Device) (*Device, error) {
 		ParentScopes:   d.ParentScopes,
 	}
 	if nd.Capabilities == nil {
-		nd.Capabilities = &Capabilities{}
+		nd.Capabilities = &iothub.Capabilities{}
 	}
 	tw := newTwinRecord(now)
 	err = s.db.Batch(func(tx *bolt.Tx) error {
@@ -66,8 +67,8 @@ func (s *Store) CreateDevice(d *Device) (*Device, error) {
 
 // Device returns the device with id deviceID, or an error matching
 // ErrDeviceNotFound.
-func (s *Store) Device(deviceID string) (*Device, error) {
-	var d *Device
+func (s *Store) Device(deviceID string) (*iothub.Device, error) {
+	var d *iothub.Device
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
 		d, err = getDevice(tx, deviceID)
@@ -82,15 +83,15 @@ func (s *Store) Device(deviceID string) (*Device, error) {
 
 // Devices lists the devices in id order, at most top of them when top
 // is positive.
-func (s *Store) Devices(top int) ([]*Device, error) {
-	var out []*Device
+func (s *Store) Devices(top int) ([]*iothub.Device, error) {
+	var out []*iothub.Device
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDevices).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if top > 0 && len(out) >= top {
 				break
 			}
-			var d Device
+			var d iothub.Device
 			if err := json.Unmarshal(v, &d); err != nil {
 				return err
 			}
@@ -99,7 +100,7 @@ func (s *Store) Devices(top int) ([]*Device, error) {
 		return nil
 	})
 	if out == nil {
-		out = []*Device{}
+		out = []*iothub.Device{}
 	}
 	return out, err
 }
@@ -112,7 +113,7 @@ func (s *Store) Devices(top int) ([]*Device, error) {
 // (or are generated when the device had none). The etag changes.
 // Errors match ErrDeviceNotFound, ErrPreconditionFailed or
 // ErrArgumentInvalid.
-func (s *Store) UpdateDevice(d *Device, ifMatch string) (*Device, error) {
+func (s *Store) UpdateDevice(d *iothub.Device, ifMatch string) (*iothub.Device, error) {
 	if d == nil {
 		return nil, newErr(ErrArgumentInvalid, "no device")
 	}
@@ -121,7 +122,7 @@ func (s *Store) UpdateDevice(d *Device, ifMatch string) (*Device, error) {
 	}
 	now := s.now()
 	etag := s.newEtag()
-	var out *Device
+	var out *iothub.Device
 	var count int
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		old, err := getDevice(tx, d.DeviceID)
@@ -137,7 +138,7 @@ func (s *Store) UpdateDevice(d *Device, ifMatch string) (*Device, error) {
 			return err
 		}
 		if status != old.Status {
-			nd.StatusUpdatedTime = Time{now}
+			nd.StatusUpdatedTime = iothub.Time{Time: now}
 		}
 		nd.Status = status
 		nd.StatusReason = d.StatusReason
@@ -221,7 +222,7 @@ func (s *Store) Stats() (Stats, error) {
 				return err
 			}
 			st.TotalDeviceCount++
-			if d.Status == StatusDisabled {
+			if d.Status == iothub.StatusDisabled {
 				st.DisabledDeviceCount++
 			} else {
 				st.EnabledDeviceCount++
@@ -232,12 +233,12 @@ func (s *Store) Stats() (Stats, error) {
 	return st, err
 }
 
-func getDevice(tx *bolt.Tx, deviceID string) (*Device, error) {
+func getDevice(tx *bolt.Tx, deviceID string) (*iothub.Device, error) {
 	v := tx.Bucket(bucketDevices).Get([]byte(deviceID))
 	if v == nil {
 		return nil, newErr(ErrDeviceNotFound, "device %q not found", clip(deviceID))
 	}
-	var d Device
+	var d iothub.Device
 	if err := json.Unmarshal(v, &d); err != nil {
 		return nil, err
 	}
@@ -245,11 +246,11 @@ func getDevice(tx *bolt.Tx, deviceID string) (*Device, error) {
 }
 
 // decorateDevice fills the fields that are not stored.
-func (s *Store) decorateDevice(d *Device, c2d int) *Device {
-	d.ConnectionState = Disconnected
+func (s *Store) decorateDevice(d *iothub.Device, c2d int) *iothub.Device {
+	d.ConnectionState = iothub.Disconnected
 	d.CloudToDeviceMessageCount = c2d
 	if d.Authentication == nil {
-		d.Authentication = &Authentication{Type: AuthNone}
+		d.Authentication = &iothub.Authentication{Type: iothub.AuthNone}
 	}
 	return d
 }
@@ -258,36 +259,36 @@ func normalizeStatus(s, def string) (string, error) {
 	switch {
 	case s == "":
 		return def, nil
-	case strings.EqualFold(s, StatusEnabled):
-		return StatusEnabled, nil
-	case strings.EqualFold(s, StatusDisabled):
-		return StatusDisabled, nil
+	case strings.EqualFold(s, iothub.StatusEnabled):
+		return iothub.StatusEnabled, nil
+	case strings.EqualFold(s, iothub.StatusDisabled):
+		return iothub.StatusDisabled, nil
 	}
 	return "", newErr(ErrArgumentInvalid, "status %q is not enabled or disabled", clip(s))
 }
 
 // normalizeAuth checks an identity's authentication and fills in what
 // IoT Hub fills in. old is the current value on update (nil on create).
-func normalizeAuth(a, old *Authentication) (*Authentication, error) {
-	var n Authentication
+func normalizeAuth(a, old *iothub.Authentication) (*iothub.Authentication, error) {
+	var n iothub.Authentication
 	if a != nil {
 		n = *a
 	}
 	switch {
-	case n.Type == "" || strings.EqualFold(n.Type, AuthSAS):
-		n.Type = AuthSAS
-	case strings.EqualFold(n.Type, AuthSelfSigned):
-		n.Type = AuthSelfSigned
-	case strings.EqualFold(n.Type, AuthCertificateAuthority):
-		n.Type = AuthCertificateAuthority
-	case strings.EqualFold(n.Type, AuthNone):
-		n.Type = AuthNone
+	case n.Type == "" || strings.EqualFold(n.Type, iothub.AuthSAS):
+		n.Type = iothub.AuthSAS
+	case strings.EqualFold(n.Type, iothub.AuthSelfSigned):
+		n.Type = iothub.AuthSelfSigned
+	case strings.EqualFold(n.Type, iothub.AuthCertificateAuthority):
+		n.Type = iothub.AuthCertificateAuthority
+	case strings.EqualFold(n.Type, iothub.AuthNone):
+		n.Type = iothub.AuthNone
 	default:
 		return nil, newErr(ErrArgumentInvalid, "authentication type %q is not sas, selfSigned, certificateAuthority or none", clip(n.Type))
 	}
 	switch n.Type {
-	case AuthSAS:
-		k := SymmetricKey{}
+	case iothub.AuthSAS:
+		k := iothub.SymmetricKey{}
 		if n.SymmetricKey != nil {
 			k = *n.SymmetricKey
 		}
@@ -313,9 +314,9 @@ func normalizeAuth(a, old *Authentication) (*Authentication, error) {
 			return nil, err
 		}
 		n.SymmetricKey = &k
-		n.X509Thumbprint = &X509Thumbprint{}
-	case AuthSelfSigned:
-		t := X509Thumbprint{}
+		n.X509Thumbprint = &iothub.X509Thumbprint{}
+	case iothub.AuthSelfSigned:
+		t := iothub.X509Thumbprint{}
 		if n.X509Thumbprint != nil {
 			t = *n.X509Thumbprint
 		}
@@ -333,10 +334,10 @@ func normalizeAuth(a, old *Authentication) (*Authentication, error) {
 			*p = &up
 		}
 		n.X509Thumbprint = &t
-		n.SymmetricKey = &SymmetricKey{}
+		n.SymmetricKey = &iothub.SymmetricKey{}
 	default:
-		n.SymmetricKey = &SymmetricKey{}
-		n.X509Thumbprint = &X509Thumbprint{}
+		n.SymmetricKey = &iothub.SymmetricKey{}
+		n.X509Thumbprint = &iothub.X509Thumbprint{}
 	}
 	return &n, nil
 }

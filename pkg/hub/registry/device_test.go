@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"strings"
 	"sync"
 	"testing"
@@ -36,45 +37,45 @@ func TestCreateDevice(t *testing.T) {
 	key := NewKey()
 	tests := []struct {
 		name    string
-		in      *Device
+		in      *iothub.Device
 		wantErr *Error
-		check   func(t *testing.T, d *Device)
+		check   func(t *testing.T, d *iothub.Device)
 	}{
-		{"defaults: sas with generated keys, enabled", &Device{DeviceID: "d1"}, nil, func(t *testing.T, d *Device) {
-			if d.Status != StatusEnabled || d.Authentication.Type != AuthSAS {
+		{"defaults: sas with generated keys, enabled", &iothub.Device{DeviceID: "d1"}, nil, func(t *testing.T, d *iothub.Device) {
+			if d.Status != iothub.StatusEnabled || d.Authentication.Type != iothub.AuthSAS {
 				t.Errorf("status %q auth %q", d.Status, d.Authentication.Type)
 			}
 			k := d.Authentication.SymmetricKey
 			if checkKey(k.PrimaryKey) != nil || checkKey(k.SecondaryKey) != nil {
 				t.Errorf("keys not generated")
 			}
-			if d.Etag == "" || len(d.GenerationID) != 18 || d.ConnectionState != Disconnected {
+			if d.Etag == "" || len(d.GenerationID) != 18 || d.ConnectionState != iothub.Disconnected {
 				t.Errorf("etag %q generationId %q state %q", d.Etag, d.GenerationID, d.ConnectionState)
 			}
 		}},
-		{"node SDK empty keys are generated", &Device{DeviceID: "d2", Authentication: &Authentication{Type: "sas", SymmetricKey: &SymmetricKey{}}}, nil, func(t *testing.T, d *Device) {
+		{"node SDK empty keys are generated", &iothub.Device{DeviceID: "d2", Authentication: &iothub.Authentication{Type: "sas", SymmetricKey: &iothub.SymmetricKey{}}}, nil, func(t *testing.T, d *iothub.Device) {
 			if d.Authentication.SymmetricKey.PrimaryKey == "" {
 				t.Errorf("keys not generated")
 			}
 		}},
-		{"given keys kept", &Device{DeviceID: "d3", Status: "Disabled", Authentication: &Authentication{SymmetricKey: &SymmetricKey{PrimaryKey: key, SecondaryKey: key}}}, nil, func(t *testing.T, d *Device) {
-			if d.Authentication.SymmetricKey.PrimaryKey != key || d.Status != StatusDisabled {
+		{"given keys kept", &iothub.Device{DeviceID: "d3", Status: "Disabled", Authentication: &iothub.Authentication{SymmetricKey: &iothub.SymmetricKey{PrimaryKey: key, SecondaryKey: key}}}, nil, func(t *testing.T, d *iothub.Device) {
+			if d.Authentication.SymmetricKey.PrimaryKey != key || d.Status != iothub.StatusDisabled {
 				t.Errorf("got %+v", d)
 			}
 		}},
-		{"self-signed", &Device{DeviceID: "d4", Authentication: &Authentication{Type: "selfSigned", X509Thumbprint: &X509Thumbprint{PrimaryThumbprint: strp(strings.Repeat("ab", 20))}}}, nil, func(t *testing.T, d *Device) {
+		{"self-signed", &iothub.Device{DeviceID: "d4", Authentication: &iothub.Authentication{Type: "selfSigned", X509Thumbprint: &iothub.X509Thumbprint{PrimaryThumbprint: strp(strings.Repeat("ab", 20))}}}, nil, func(t *testing.T, d *iothub.Device) {
 			if d.Authentication.Keys() != nil || *d.Authentication.X509Thumbprint.PrimaryThumbprint != strings.Repeat("AB", 20) {
 				t.Errorf("got %+v", d.Authentication)
 			}
 		}},
-		{"ca", &Device{DeviceID: "d5", Authentication: &Authentication{Type: "certificateAuthority"}}, nil, nil},
-		{"self-signed without thumbprint", &Device{DeviceID: "e1", Authentication: &Authentication{Type: "selfSigned"}}, ErrArgumentInvalid, nil},
-		{"bad thumbprint", &Device{DeviceID: "e1", Authentication: &Authentication{Type: "selfSigned", X509Thumbprint: &X509Thumbprint{PrimaryThumbprint: strp("xyz")}}}, ErrArgumentInvalid, nil},
-		{"bad auth type", &Device{DeviceID: "e1", Authentication: &Authentication{Type: "magic"}}, ErrArgumentInvalid, nil},
-		{"bad key", &Device{DeviceID: "e1", Authentication: &Authentication{SymmetricKey: &SymmetricKey{PrimaryKey: "c2hvcnQ="}}}, ErrArgumentInvalid, nil},
-		{"bad status", &Device{DeviceID: "e1", Status: "maybe"}, ErrArgumentInvalid, nil},
-		{"bad id", &Device{DeviceID: "a b"}, ErrArgumentInvalid, nil},
-		{"exists", &Device{DeviceID: "d1"}, ErrDeviceAlreadyExists, nil},
+		{"ca", &iothub.Device{DeviceID: "d5", Authentication: &iothub.Authentication{Type: "certificateAuthority"}}, nil, nil},
+		{"self-signed without thumbprint", &iothub.Device{DeviceID: "e1", Authentication: &iothub.Authentication{Type: "selfSigned"}}, ErrArgumentInvalid, nil},
+		{"bad thumbprint", &iothub.Device{DeviceID: "e1", Authentication: &iothub.Authentication{Type: "selfSigned", X509Thumbprint: &iothub.X509Thumbprint{PrimaryThumbprint: strp("xyz")}}}, ErrArgumentInvalid, nil},
+		{"bad auth type", &iothub.Device{DeviceID: "e1", Authentication: &iothub.Authentication{Type: "magic"}}, ErrArgumentInvalid, nil},
+		{"bad key", &iothub.Device{DeviceID: "e1", Authentication: &iothub.Authentication{SymmetricKey: &iothub.SymmetricKey{PrimaryKey: "c2hvcnQ="}}}, ErrArgumentInvalid, nil},
+		{"bad status", &iothub.Device{DeviceID: "e1", Status: "maybe"}, ErrArgumentInvalid, nil},
+		{"bad id", &iothub.Device{DeviceID: "a b"}, ErrArgumentInvalid, nil},
+		{"exists", &iothub.Device{DeviceID: "d1"}, ErrDeviceAlreadyExists, nil},
 		{"nil", nil, ErrArgumentInvalid, nil},
 	}
 	s := newStore(t, nil)
@@ -100,18 +101,18 @@ func TestUpdateDevice(t *testing.T) {
 	d := mustCreate(t, s, "d1")
 	oldKeys := *d.Authentication.SymmetricKey
 
-	_, err := s.UpdateDevice(&Device{DeviceID: "d1", Status: "disabled"}, `"wrong"`)
+	_, err := s.UpdateDevice(&iothub.Device{DeviceID: "d1", Status: "disabled"}, `"wrong"`)
 	wantCode(t, "UpdateDevice(wrong etag)", err, ErrPreconditionFailed)
-	_, err = s.UpdateDevice(&Device{DeviceID: "nope"}, "*")
+	_, err = s.UpdateDevice(&iothub.Device{DeviceID: "nope"}, "*")
 	wantCode(t, "UpdateDevice(missing)", err, ErrDeviceNotFound)
 
 	clk.Add(time.Minute)
-	u, err := s.UpdateDevice(&Device{DeviceID: "d1", Status: "disabled", StatusReason: strp("maintenance"),
-		Authentication: &Authentication{Type: "sas", SymmetricKey: &SymmetricKey{}}}, `"`+d.Etag+`"`)
+	u, err := s.UpdateDevice(&iothub.Device{DeviceID: "d1", Status: "disabled", StatusReason: strp("maintenance"),
+		Authentication: &iothub.Authentication{Type: "sas", SymmetricKey: &iothub.SymmetricKey{}}}, `"`+d.Etag+`"`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Etag == d.Etag || u.Status != StatusDisabled || *u.StatusReason != "maintenance" {
+	if u.Etag == d.Etag || u.Status != iothub.StatusDisabled || *u.StatusReason != "maintenance" {
 		t.Errorf("update = %+v", u)
 	}
 	if *u.Authentication.SymmetricKey != oldKeys {
@@ -120,11 +121,11 @@ func TestUpdateDevice(t *testing.T) {
 	if !u.StatusUpdatedTime.Equal(clk.Now()) || u.GenerationID != d.GenerationID {
 		t.Errorf("statusUpdatedTime %v generationId %q", u.StatusUpdatedTime, u.GenerationID)
 	}
-	u2, err := s.UpdateDevice(&Device{DeviceID: "d1"}, "*")
-	if err != nil || u2.Status != StatusDisabled {
+	u2, err := s.UpdateDevice(&iothub.Device{DeviceID: "d1"}, "*")
+	if err != nil || u2.Status != iothub.StatusDisabled {
 		t.Errorf("update with * and empty status = %+v, %v", u2, err)
 	}
-	_, err = s.UpdateDevice(&Device{DeviceID: "d1"}, d.Etag)
+	_, err = s.UpdateDevice(&iothub.Device{DeviceID: "d1"}, d.Etag)
 	wantCode(t, "UpdateDevice(stale etag)", err, ErrPreconditionFailed)
 }
 
@@ -132,10 +133,10 @@ func TestDeleteDeviceCascades(t *testing.T) {
 	s := newStore(t, nil)
 	d := mustCreate(t, s, "d1")
 	mustCreate(t, s, "d10") // shares a prefix; must survive
-	if _, err := s.CreateModule(&Module{DeviceID: "d1", ModuleID: "m"}); err != nil {
+	if _, err := s.CreateModule(&iothub.Module{DeviceID: "d1", ModuleID: "m"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CreateModule(&Module{DeviceID: "d10", ModuleID: "m"}); err != nil {
+	if _, err := s.CreateModule(&iothub.Module{DeviceID: "d10", ModuleID: "m"}); err != nil {
 		t.Fatal(err)
 	}
 	s.Enqueue("d1", "", &C2DMessage{})
@@ -164,9 +165,9 @@ func TestDevicesAndStats(t *testing.T) {
 	for i := range 5 {
 		st := ""
 		if i%2 == 1 {
-			st = StatusDisabled
+			st = iothub.StatusDisabled
 		}
-		if _, err := s.CreateDevice(&Device{DeviceID: fmt.Sprintf("d%d", i), Status: st}); err != nil {
+		if _, err := s.CreateDevice(&iothub.Device{DeviceID: fmt.Sprintf("d%d", i), Status: st}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -186,21 +187,21 @@ func TestDevicesAndStats(t *testing.T) {
 
 func TestModules(t *testing.T) {
 	s := newStore(t, nil)
-	_, err := s.CreateModule(&Module{DeviceID: "nodev", ModuleID: "m"})
+	_, err := s.CreateModule(&iothub.Module{DeviceID: "nodev", ModuleID: "m"})
 	wantCode(t, "CreateModule(no device)", err, ErrDeviceNotFound)
 	mustCreate(t, s, "d")
-	m, err := s.CreateModule(&Module{DeviceID: "d", ModuleID: "m1", ManagedBy: "iotEdge"})
+	m, err := s.CreateModule(&iothub.Module{DeviceID: "d", ModuleID: "m1", ManagedBy: "iotEdge"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m.Authentication.Keys() == nil || m.Etag == "" || m.ManagedBy != "iotEdge" {
 		t.Errorf("module = %+v", m)
 	}
-	_, err = s.CreateModule(&Module{DeviceID: "d", ModuleID: "m1"})
+	_, err = s.CreateModule(&iothub.Module{DeviceID: "d", ModuleID: "m1"})
 	wantCode(t, "CreateModule(dup)", err, ErrModuleAlreadyExistsOnDevice)
-	_, err = s.CreateModule(&Module{DeviceID: "d", ModuleID: "bad id"})
+	_, err = s.CreateModule(&iothub.Module{DeviceID: "d", ModuleID: "bad id"})
 	wantCode(t, "CreateModule(bad id)", err, ErrArgumentInvalid)
-	s.CreateModule(&Module{DeviceID: "d", ModuleID: "m2"})
+	s.CreateModule(&iothub.Module{DeviceID: "d", ModuleID: "m2"})
 	mods, _ := s.Modules("d")
 	if len(mods) != 2 || mods[0].ModuleID != "m1" {
 		t.Errorf("Modules = %+v", mods)
@@ -210,9 +211,9 @@ func TestModules(t *testing.T) {
 	_, err = s.Module("d", "zz")
 	wantCode(t, "Module(missing)", err, ErrModuleNotFound)
 
-	_, err = s.UpdateModule(&Module{DeviceID: "d", ModuleID: "m1"}, `"nope"`)
+	_, err = s.UpdateModule(&iothub.Module{DeviceID: "d", ModuleID: "m1"}, `"nope"`)
 	wantCode(t, "UpdateModule(wrong etag)", err, ErrPreconditionFailed)
-	u, err := s.UpdateModule(&Module{DeviceID: "d", ModuleID: "m1", ManagedBy: "me"}, m.Etag)
+	u, err := s.UpdateModule(&iothub.Module{DeviceID: "d", ModuleID: "m1", ManagedBy: "me"}, m.Etag)
 	if err != nil || u.ManagedBy != "me" || u.Etag == m.Etag || u.Authentication.SymmetricKey.PrimaryKey != m.Authentication.SymmetricKey.PrimaryKey {
 		t.Errorf("UpdateModule = %+v, %v", u, err)
 	}
@@ -230,7 +231,7 @@ func TestConcurrentCreates(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			// Every id twice: exactly one of each pair must fail.
-			_, err := s.CreateDevice(&Device{DeviceID: fmt.Sprintf("d%d", i/2)})
+			_, err := s.CreateDevice(&iothub.Device{DeviceID: fmt.Sprintf("d%d", i/2)})
 			errs <- err
 		}()
 	}
@@ -269,7 +270,7 @@ func BenchmarkConcurrentCreate(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if _, err := s.CreateDevice(&Device{DeviceID: fmt.Sprintf("dev-%d", i)}); err != nil {
+			if _, err := s.CreateDevice(&iothub.Device{DeviceID: fmt.Sprintf("dev-%d", i)}); err != nil {
 				b.Error(err)
 			}
 		}()

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"encoding/json"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -36,7 +37,7 @@ type Feedback struct {
 	DeviceID           string         `json:"deviceId"`
 	DeviceGenerationID string         `json:"deviceGenerationId"`
 	// EnqueuedTimeUTC is when the outcome happened.
-	EnqueuedTimeUTC Time `json:"enqueuedTimeUtc"`
+	EnqueuedTimeUTC iothub.Time `json:"enqueuedTimeUtc"`
 }
 
 // FeedbackBatch is a set of feedback records locked together by Take.
@@ -88,7 +89,7 @@ func (s *Store) addFeedback(tx *bolt.Tx, m *C2DMessage, deviceID string, status 
 		StatusCode:         status,
 		DeviceID:           deviceID,
 		DeviceGenerationID: gen,
-		EnqueuedTimeUTC:    Time{now},
+		EnqueuedTimeUTC:    iothub.Time{Time: now},
 	}}
 	if err := putJSON(b, seqKey(seq), &rec); err != nil {
 		return err

@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/iotctl/iotctl/pkg/iothub"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -11,7 +12,7 @@ import (
 // existing device. Of m it reads DeviceID, ModuleID, Authentication
 // (as for CreateDevice) and ManagedBy. Errors match ErrArgumentInvalid,
 // ErrDeviceNotFound or ErrModuleAlreadyExistsOnDevice.
-func (s *Store) CreateModule(m *Module) (*Module, error) {
+func (s *Store) CreateModule(m *iothub.Module) (*iothub.Module, error) {
 	if m == nil {
 		return nil, newErr(ErrArgumentInvalid, "no module")
 	}
@@ -26,7 +27,7 @@ func (s *Store) CreateModule(m *Module) (*Module, error) {
 		return nil, err
 	}
 	now := s.now()
-	nm := &Module{
+	nm := &iothub.Module{
 		DeviceID:       m.DeviceID,
 		ModuleID:       m.ModuleID,
 		GenerationID:   s.newGenerationID(),
@@ -57,8 +58,8 @@ func (s *Store) CreateModule(m *Module) (*Module, error) {
 
 // Module returns a module, or an error matching ErrDeviceNotFound or
 // ErrModuleNotFound.
-func (s *Store) Module(deviceID, moduleID string) (*Module, error) {
-	var m *Module
+func (s *Store) Module(deviceID, moduleID string) (*iothub.Module, error) {
+	var m *iothub.Module
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
 		if m, err = getModule(tx, deviceID, moduleID); err != nil {
@@ -72,8 +73,8 @@ func (s *Store) Module(deviceID, moduleID string) (*Module, error) {
 
 // Modules lists the modules of a device in id order, or returns an
 // error matching ErrDeviceNotFound.
-func (s *Store) Modules(deviceID string) ([]*Module, error) {
-	out := []*Module{}
+func (s *Store) Modules(deviceID string) ([]*iothub.Module, error) {
+	out := []*iothub.Module{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		if _, err := getDevice(tx, deviceID); err != nil {
 			return err
@@ -81,7 +82,7 @@ func (s *Store) Modules(deviceID string) ([]*Module, error) {
 		prefix := append([]byte(deviceID), 0)
 		c := tx.Bucket(bucketModules).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			var m Module
+			var m iothub.Module
 			if err := json.Unmarshal(v, &m); err != nil {
 				return err
 			}
@@ -96,12 +97,12 @@ func (s *Store) Modules(deviceID string) ([]*Module, error) {
 // sas keys keep the current ones) and ManagedBy when ifMatch is "",
 // "*" or its etag. Errors match ErrDeviceNotFound, ErrModuleNotFound,
 // ErrPreconditionFailed or ErrArgumentInvalid.
-func (s *Store) UpdateModule(m *Module, ifMatch string) (*Module, error) {
+func (s *Store) UpdateModule(m *iothub.Module, ifMatch string) (*iothub.Module, error) {
 	if m == nil {
 		return nil, newErr(ErrArgumentInvalid, "no module")
 	}
 	etag := s.newEtag()
-	var out *Module
+	var out *iothub.Module
 	var count int
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		old, err := getModule(tx, m.DeviceID, m.ModuleID)
@@ -156,7 +157,7 @@ func (s *Store) DeleteModule(deviceID, moduleID, ifMatch string) error {
 	})
 }
 
-func getModule(tx *bolt.Tx, deviceID, moduleID string) (*Module, error) {
+func getModule(tx *bolt.Tx, deviceID, moduleID string) (*iothub.Module, error) {
 	if _, err := getDevice(tx, deviceID); err != nil {
 		return nil, err
 	}
@@ -164,18 +165,18 @@ func getModule(tx *bolt.Tx, deviceID, moduleID string) (*Module, error) {
 	if v == nil {
 		return nil, newErr(ErrModuleNotFound, "module %q not found on device %q", clip(moduleID), clip(deviceID))
 	}
-	var m Module
+	var m iothub.Module
 	if err := json.Unmarshal(v, &m); err != nil {
 		return nil, err
 	}
 	return &m, nil
 }
 
-func decorateModule(m *Module, c2d int) *Module {
-	m.ConnectionState = Disconnected
+func decorateModule(m *iothub.Module, c2d int) *iothub.Module {
+	m.ConnectionState = iothub.Disconnected
 	m.CloudToDeviceMessageCount = c2d
 	if m.Authentication == nil {
-		m.Authentication = &Authentication{Type: AuthNone}
+		m.Authentication = &iothub.Authentication{Type: iothub.AuthNone}
 	}
 	return m
 }

@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"strconv"
 	"strings"
 
@@ -18,12 +19,12 @@ import (
 // Keywords are case-insensitive. At most top twins are returned when
 // top is positive. Anything else is an error matching
 // ErrArgumentInvalid.
-func (s *Store) Query(q string, top int) ([]*Twin, error) {
+func (s *Store) Query(q string, top int) ([]*iothub.Twin, error) {
 	modules, conds, err := parseQuery(q)
 	if err != nil {
 		return nil, err
 	}
-	out := []*Twin{}
+	out := []*iothub.Twin{}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		src := tx.Bucket(bucketDevices)
 		if modules {
@@ -169,7 +170,7 @@ func lexQuery(q string) ([]token, error) {
 	return toks, nil
 }
 
-func matches(t *Twin, conds []condition) (bool, error) {
+func matches(t *iothub.Twin, conds []condition) (bool, error) {
 	if len(conds) == 0 {
 		return true, nil
 	}

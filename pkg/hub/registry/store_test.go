@@ -3,6 +3,7 @@ package registry
 import (
 	"encoding/json"
 	"errors"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"os"
 	"path/filepath"
 	"sync"
@@ -41,9 +42,9 @@ func newStore(t testing.TB, opts *Options) *Store {
 	return s
 }
 
-func mustCreate(t testing.TB, s *Store, id string) *Device {
+func mustCreate(t testing.TB, s *Store, id string) *iothub.Device {
 	t.Helper()
-	d, err := s.CreateDevice(&Device{DeviceID: id})
+	d, err := s.CreateDevice(&iothub.Device{DeviceID: id})
 	if err != nil {
 		t.Fatalf("CreateDevice(%q): %v", id, err)
 	}
@@ -79,10 +80,10 @@ func TestPersistenceAcrossReopen(t *testing.T) {
 	}
 	owner, _ := s.Policy("iothubowner")
 	d := mustCreate(t, s, "dev1")
-	if _, err := s.CreateModule(&Module{DeviceID: "dev1", ModuleID: "m1"}); err != nil {
+	if _, err := s.CreateModule(&iothub.Module{DeviceID: "dev1", ModuleID: "m1"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.PatchTwin("dev1", "", &TwinUpdate{Tags: json.RawMessage(`{"a":1}`)}, ""); err != nil {
+	if _, _, err := s.PatchTwin("dev1", "", &iothub.TwinUpdate{Tags: json.RawMessage(`{"a":1}`)}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Enqueue("dev1", "", &C2DMessage{Body: []byte("hi")}); err != nil {
@@ -171,26 +172,6 @@ func TestRightsJSON(t *testing.T) {
 	var r Rights
 	if err := json.Unmarshal([]byte(`"registryread,DeviceConnect"`), &r); err != nil || r != RegistryRead|DeviceConnect {
 		t.Errorf("Unmarshal = %v, %v", r, err)
-	}
-}
-
-func TestTimeJSON(t *testing.T) {
-	tests := []struct {
-		in   Time
-		want string
-	}{
-		{Time{}, `"0001-01-01T00:00:00Z"`},
-		{Time{time.Date(2024, 5, 1, 10, 0, 0, 123456789, time.FixedZone("x", 3600))}, `"2024-05-01T09:00:00.123Z"`},
-	}
-	for _, tt := range tests {
-		b, _ := json.Marshal(tt.in)
-		if string(b) != tt.want {
-			t.Errorf("Marshal(%v) = %s; want %s", tt.in, b, tt.want)
-		}
-		var back Time
-		if err := json.Unmarshal(b, &back); err != nil || !back.Equal(tt.in.Truncate(time.Millisecond)) {
-			t.Errorf("Unmarshal(%s) = %v, %v", b, back, err)
-		}
 	}
 }
 

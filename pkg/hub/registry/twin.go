@@ -2,6 +2,7 @@ package registry
 
 import (
 	"encoding/json"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -28,21 +29,8 @@ func newTwinRecord(now time.Time) *twinRecord {
 	}
 }
 
-// TwinUpdate is the body of a twin PATCH or PUT from the service side:
-// tags and desired properties. Reported properties in it are ignored
-// (only the device writes them).
-type TwinUpdate struct {
-	Tags       json.RawMessage       `json:"tags,omitempty"`
-	Properties *TwinUpdateProperties `json:"properties,omitempty"`
-}
-
-// TwinUpdateProperties holds the desired properties of a TwinUpdate.
-type TwinUpdateProperties struct {
-	Desired  json.RawMessage `json:"desired,omitempty"`
-	Reported json.RawMessage `json:"reported,omitempty"`
-}
-
-func (u *TwinUpdate) desired() json.RawMessage {
+// desiredOf returns the desired properties of u, nil if none.
+func desiredOf(u *iothub.TwinUpdate) json.RawMessage {
 	if u == nil || u.Properties == nil {
 		return nil
 	}
@@ -59,8 +47,8 @@ type DesiredDelta struct {
 
 // Twin returns the twin of a device (moduleID "") or module, or an
 // error matching ErrDeviceNotFound or ErrModuleNotFound.
-func (s *Store) Twin(deviceID, moduleID string) (*Twin, error) {
-	var t *Twin
+func (s *Store) Twin(deviceID, moduleID string) (*iothub.Twin, error) {
+	var t *iothub.Twin
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
 		t, err = readTwin(tx, deviceID, moduleID)
@@ -77,7 +65,7 @@ func (s *Store) Twin(deviceID, moduleID string) (*Twin, error) {
 // limits (key characters and length, depth 10, strings 4 KB, tags 8 KB,
 // desired 32 KB). Errors match ErrDeviceNotFound, ErrModuleNotFound,
 // ErrPreconditionFailed or ErrArgumentInvalid.
-func (s *Store) PatchTwin(deviceID, moduleID string, u *TwinUpdate, ifMatch string) (*Twin, *DesiredDelta, error) {
+func (s *Store) PatchTwin(deviceID, moduleID string, u *iothub.TwinUpdate, ifMatch string) (*iothub.Twin, *DesiredDelta, error) {
 	return s.writeTwin(deviceID, moduleID, u, ifMatch, false)
 }
 
@@ -86,14 +74,14 @@ func (s *Store) PatchTwin(deviceID, moduleID string, u *TwinUpdate, ifMatch stri
 // the whole new desired document, with null for each removed top-level
 // property, so that a device merging it ends with the same document.
 // Errors as for PatchTwin.
-func (s *Store) ReplaceTwin(deviceID, moduleID string, u *TwinUpdate, ifMatch string) (*Twin, *DesiredDelta, error) {
+func (s *Store) ReplaceTwin(deviceID, moduleID string, u *iothub.TwinUpdate, ifMatch string) (*iothub.Twin, *DesiredDelta, error) {
 	if u == nil {
-		u = &TwinUpdate{}
+		u = &iothub.TwinUpdate{}
 	}
 	return s.writeTwin(deviceID, moduleID, u, ifMatch, true)
 }
 
-func (s *Store) writeTwin(deviceID, moduleID string, u *TwinUpdate, ifMatch string, replace bool) (*Twin, *DesiredDelta, error) {
+func (s *Store) writeTwin(deviceID, moduleID string, u *iothub.TwinUpdate, ifMatch string, replace bool) (*iothub.Twin, *DesiredDelta, error) {
 	if u == nil {
 		return nil, nil, newErr(ErrArgumentInvalid, "no twin patch")
 	}
@@ -106,7 +94,7 @@ func (s *Store) writeTwin(deviceID, moduleID string, u *TwinUpdate, ifMatch stri
 			return nil, nil, err
 		}
 	}
-	if d := u.desired(); len(d) > 0 {
+	if d := desiredOf(u); len(d) > 0 {
 		hasDesired = true
 		if desired, desiredNull, err = parseSection("properties.desired", d, true); err != nil {
 			return nil, nil, err
@@ -117,7 +105,7 @@ func (s *Store) writeTwin(deviceID, moduleID string, u *TwinUpdate, ifMatch stri
 	}
 	now := s.now()
 	ms := now.UnixMilli()
-	var out *Twin
+	var out *iothub.Twin
 	var delta *DesiredDelta
 	err = s.db.Batch(func(tx *bolt.Tx) error {
 		out, delta = nil, nil
@@ -241,20 +229,20 @@ func getTwinRecord(tx *bolt.Tx, deviceID, moduleID string) (*twinRecord, error) 
 }
 
 // readTwin assembles the Twin of an identity inside a transaction.
-func readTwin(tx *bolt.Tx, deviceID, moduleID string) (*Twin, error) {
+func readTwin(tx *bolt.Tx, deviceID, moduleID string) (*iothub.Twin, error) {
 	rec, err := getTwinRecord(tx, deviceID, moduleID)
 	if err != nil {
 		return nil, err
 	}
-	t := &Twin{
+	t := &iothub.Twin{
 		DeviceID:                  deviceID,
 		ModuleID:                  moduleID,
 		Etag:                      twinEtag(rec.Version),
 		Version:                   rec.Version,
-		ConnectionState:           Disconnected,
+		ConnectionState:           iothub.Disconnected,
 		CloudToDeviceMessageCount: c2dCount(tx, identityKey(deviceID, moduleID)),
 	}
-	var auth *Authentication
+	var auth *iothub.Authentication
 	if moduleID == "" {
 		d, err := getDevice(tx, deviceID)
 		if err != nil {
@@ -263,7 +251,7 @@ func readTwin(tx *bolt.Tx, deviceID, moduleID string) (*Twin, error) {
 		t.DeviceEtag = d.Etag
 		t.Status = d.Status
 		t.StatusReason = d.StatusReason
-		t.StatusUpdateTime = &Time{d.StatusUpdatedTime.Time}
+		t.StatusUpdateTime = &iothub.Time{Time: d.StatusUpdatedTime.Time}
 		t.Capabilities = d.Capabilities
 		t.DeviceScope = d.DeviceScope
 		t.ParentScopes = d.ParentScopes
@@ -276,7 +264,7 @@ func readTwin(tx *bolt.Tx, deviceID, moduleID string) (*Twin, error) {
 		t.DeviceEtag = m.Etag
 		auth = m.Authentication
 	}
-	t.AuthenticationType = AuthNone
+	t.AuthenticationType = iothub.AuthNone
 	if auth != nil {
 		t.AuthenticationType = auth.Type
 		if auth.X509Thumbprint != nil {

@@ -3,13 +3,14 @@ package registry
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"strings"
 	"testing"
 	"time"
 )
 
-func desired(s string) *TwinUpdate {
-	return &TwinUpdate{Properties: &TwinUpdateProperties{Desired: json.RawMessage(s)}}
+func desired(s string) *iothub.TwinUpdate {
+	return &iothub.TwinUpdate{Properties: &iothub.TwinUpdateProperties{Desired: json.RawMessage(s)}}
 }
 
 func section(t *testing.T, raw json.RawMessage) map[string]any {
@@ -28,7 +29,7 @@ func TestNewTwin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tw.Version != 1 || tw.Etag != "AAAAAAAAAAE=" || tw.DeviceEtag != d.Etag || tw.Status != StatusEnabled || tw.AuthenticationType != AuthSAS {
+	if tw.Version != 1 || tw.Etag != "AAAAAAAAAAE=" || tw.DeviceEtag != d.Etag || tw.Status != iothub.StatusEnabled || tw.AuthenticationType != iothub.AuthSAS {
 		t.Errorf("twin = %+v", tw)
 	}
 	b, _ := json.Marshal(tw)
@@ -49,9 +50,9 @@ func TestPatchTwin(t *testing.T) {
 	mustCreate(t, s, "d1")
 
 	clk.Add(time.Second)
-	tw, delta, err := s.PatchTwin("d1", "", &TwinUpdate{
+	tw, delta, err := s.PatchTwin("d1", "", &iothub.TwinUpdate{
 		Tags:       json.RawMessage(`{"loc":{"region":"eu","site":"x"}}`),
-		Properties: &TwinUpdateProperties{Desired: json.RawMessage(`{"interval":10,"cfg":{"a":1,"b":[1,2]},"$version":99}`)},
+		Properties: &iothub.TwinUpdateProperties{Desired: json.RawMessage(`{"interval":10,"cfg":{"a":1,"b":[1,2]},"$version":99}`)},
 	}, `"AAAAAAAAAAE="`)
 	if err != nil {
 		t.Fatal(err)
@@ -74,9 +75,9 @@ func TestPatchTwin(t *testing.T) {
 
 	// null deletes; objects merge; untouched leaves keep their metadata.
 	clk.Add(time.Second)
-	tw, delta, err = s.PatchTwin("d1", "", &TwinUpdate{
+	tw, delta, err = s.PatchTwin("d1", "", &iothub.TwinUpdate{
 		Tags:       json.RawMessage(`{"loc":{"site":null}}`),
-		Properties: &TwinUpdateProperties{Desired: json.RawMessage(`{"cfg":{"a":null,"c":"x"}}`)},
+		Properties: &iothub.TwinUpdateProperties{Desired: json.RawMessage(`{"cfg":{"a":null,"c":"x"}}`)},
 	}, "*")
 	if err != nil {
 		t.Fatal(err)
@@ -94,11 +95,11 @@ func TestPatchTwin(t *testing.T) {
 	}
 
 	// tags only: no delta, desired $version unchanged.
-	tw, delta, err = s.PatchTwin("d1", "", &TwinUpdate{Tags: json.RawMessage(`{"x":true}`)}, tw.Etag)
+	tw, delta, err = s.PatchTwin("d1", "", &iothub.TwinUpdate{Tags: json.RawMessage(`{"x":true}`)}, tw.Etag)
 	if err != nil || delta != nil || tw.Version != 4 || section(t, tw.Properties.Desired)["$version"] != 3.0 {
 		t.Errorf("tags-only patch: %v %+v %d", err, delta, tw.Version)
 	}
-	_, _, err = s.PatchTwin("d1", "", &TwinUpdate{Tags: json.RawMessage(`{"x":1}`)}, `"AAAAAAAAAAE="`)
+	_, _, err = s.PatchTwin("d1", "", &iothub.TwinUpdate{Tags: json.RawMessage(`{"x":1}`)}, `"AAAAAAAAAAE="`)
 	wantCode(t, "PatchTwin(stale etag)", err, ErrPreconditionFailed)
 	_, _, err = s.PatchTwin("nope", "", desired(`{}`), "")
 	wantCode(t, "PatchTwin(nope)", err, ErrDeviceNotFound)
@@ -139,9 +140,9 @@ func TestPatchTwinLimits(t *testing.T) {
 	mustCreate(t, s, "d")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u := &TwinUpdate{}
+			u := &iothub.TwinUpdate{}
 			if tt.desired != "" {
-				u.Properties = &TwinUpdateProperties{Desired: json.RawMessage(tt.desired)}
+				u.Properties = &iothub.TwinUpdateProperties{Desired: json.RawMessage(tt.desired)}
 			}
 			if tt.tags != "" {
 				u.Tags = json.RawMessage(tt.tags)
@@ -167,8 +168,8 @@ func bigDoc(n, each int) string {
 func TestReplaceTwin(t *testing.T) {
 	s := newStore(t, nil)
 	mustCreate(t, s, "d")
-	s.PatchTwin("d", "", &TwinUpdate{Tags: json.RawMessage(`{"old":1}`), Properties: &TwinUpdateProperties{Desired: json.RawMessage(`{"a":1,"b":2}`)}}, "")
-	tw, delta, err := s.ReplaceTwin("d", "", &TwinUpdate{Tags: json.RawMessage(`{"new":1}`), Properties: &TwinUpdateProperties{Desired: json.RawMessage(`{"b":3}`)}}, "")
+	s.PatchTwin("d", "", &iothub.TwinUpdate{Tags: json.RawMessage(`{"old":1}`), Properties: &iothub.TwinUpdateProperties{Desired: json.RawMessage(`{"a":1,"b":2}`)}}, "")
+	tw, delta, err := s.ReplaceTwin("d", "", &iothub.TwinUpdate{Tags: json.RawMessage(`{"new":1}`), Properties: &iothub.TwinUpdateProperties{Desired: json.RawMessage(`{"b":3}`)}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +189,7 @@ func TestPatchReported(t *testing.T) {
 	clk := newClock()
 	s := newStore(t, &Options{Now: clk.Now})
 	mustCreate(t, s, "d")
-	s.CreateModule(&Module{DeviceID: "d", ModuleID: "m"})
+	s.CreateModule(&iothub.Module{DeviceID: "d", ModuleID: "m"})
 	v, err := s.PatchReported("d", "", json.RawMessage(`{"fw":"1.0","temp":{"c":21.5}}`))
 	if err != nil || v != 2 {
 		t.Fatalf("PatchReported = %d, %v; want 2", v, err)
@@ -225,9 +226,9 @@ func TestQuery(t *testing.T) {
 	for i := range 4 {
 		id := fmt.Sprintf("d%d", i)
 		mustCreate(t, s, id)
-		s.PatchTwin(id, "", &TwinUpdate{Tags: json.RawMessage(fmt.Sprintf(`{"n":%d,"site":"s%d"}`, i, i%2))}, "")
+		s.PatchTwin(id, "", &iothub.TwinUpdate{Tags: json.RawMessage(fmt.Sprintf(`{"n":%d,"site":"s%d"}`, i, i%2))}, "")
 	}
-	s.CreateModule(&Module{DeviceID: "d0", ModuleID: "m"})
+	s.CreateModule(&iothub.Module{DeviceID: "d0", ModuleID: "m"})
 	tests := []struct {
 		q       string
 		want    int

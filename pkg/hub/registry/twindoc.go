@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"io"
 	"strings"
 	"time"
@@ -96,7 +97,7 @@ func (n *node) value() any {
 
 // metadata is the node's "$metadata" object.
 func (n *node) metadata(withVersion bool) map[string]any {
-	m := map[string]any{"$lastUpdated": FormatTime(time.UnixMilli(n.T))}
+	m := map[string]any{"$lastUpdated": iothub.FormatTime(time.UnixMilli(n.T))}
 	if withVersion {
 		m["$lastUpdatedVersion"] = n.N
 	}

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"net/http"
 	"strconv"
 
@@ -8,24 +9,24 @@ import (
 )
 
 // presenceOf returns the connection fields of an identity.
-func (h *Handler) presenceOf(deviceID, moduleID string) (state string, since, last registry.Time) {
+func (h *Handler) presenceOf(deviceID, moduleID string) (state string, since, last iothub.Time) {
 	if h.presence == nil {
-		return registry.Disconnected, registry.Time{}, registry.Time{}
+		return iothub.Disconnected, iothub.Time{}, iothub.Time{}
 	}
 	connected, s, l := h.presence.State(deviceID, moduleID)
-	state = registry.Disconnected
+	state = iothub.Disconnected
 	if connected {
-		state = registry.Connected
+		state = iothub.Connected
 	}
-	return state, registry.Time{Time: s}, registry.Time{Time: l}
+	return state, iothub.Time{Time: s}, iothub.Time{Time: l}
 }
 
-func (h *Handler) decorateDevice(d *registry.Device) *registry.Device {
+func (h *Handler) decorateDevice(d *iothub.Device) *iothub.Device {
 	d.ConnectionState, d.ConnectionStateUpdatedTime, d.LastActivityTime = h.presenceOf(d.DeviceID, "")
 	return d
 }
 
-func (h *Handler) decorateModule(m *registry.Module) *registry.Module {
+func (h *Handler) decorateModule(m *iothub.Module) *iothub.Module {
 	m.ConnectionState, m.ConnectionStateUpdatedTime, m.LastActivityTime = h.presenceOf(m.DeviceID, m.ModuleID)
 	return m
 }
@@ -64,7 +65,7 @@ func (h *Handler) getDevice(q *request) {
 // DeviceAlreadyExists, as IoT Hub) or updates one (If-Match "*" or its
 // etag).
 func (h *Handler) putDevice(q *request) {
-	var d registry.Device
+	var d iothub.Device
 	if !h.readJSON(q, maxIdentityBody, &d) {
 		return
 	}
@@ -75,7 +76,7 @@ func (h *Handler) putDevice(q *request) {
 		h.writeError(q.w, newError(registry.ErrArgumentInvalid, "the deviceId in the body does not match the path"))
 		return
 	}
-	var out *registry.Device
+	var out *iothub.Device
 	var err error
 	if ifMatch := q.r.Header.Get("If-Match"); ifMatch != "" {
 		out, err = h.store.UpdateDevice(&d, ifMatch)
@@ -128,7 +129,7 @@ func (h *Handler) getModule(q *request) {
 }
 
 func (h *Handler) putModule(q *request) {
-	var m registry.Module
+	var m iothub.Module
 	if !h.readJSON(q, maxIdentityBody, &m) {
 		return
 	}
@@ -142,7 +143,7 @@ func (h *Handler) putModule(q *request) {
 		h.writeError(q.w, newError(registry.ErrArgumentInvalid, "the deviceId or moduleId in the body does not match the path"))
 		return
 	}
-	var out *registry.Module
+	var out *iothub.Module
 	var err error
 	if im := q.r.Header.Get("If-Match"); im != "" {
 		out, err = h.store.UpdateModule(&m, im)

@@ -1,13 +1,14 @@
 package rest
 
 import (
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"net/http"
 	"strconv"
 
 	"github.com/iotctl/iotctl/pkg/hub/registry"
 )
 
-func (h *Handler) decorateTwin(t *registry.Twin) *registry.Twin {
+func (h *Handler) decorateTwin(t *iothub.Twin) *iothub.Twin {
 	t.ConnectionState, _, t.LastActivityTime = h.presenceOf(t.DeviceID, t.ModuleID)
 	return t
 }
@@ -27,12 +28,12 @@ func (h *Handler) replaceTwin(q *request) { h.writeTwin(q, true) }
 // writeTwin applies a PATCH (merge) or PUT (replace) of tags and
 // desired properties, then tells Twins about the desired change.
 func (h *Handler) writeTwin(q *request, replace bool) {
-	var u registry.TwinUpdate
+	var u iothub.TwinUpdate
 	if !h.readJSON(q, maxTwinBody, &u) {
 		return
 	}
 	im := q.r.Header.Get("If-Match")
-	var t *registry.Twin
+	var t *iothub.Twin
 	var delta *registry.DesiredDelta
 	var err error
 	if replace {
