@@ -95,7 +95,7 @@ func BenchmarkEventsReceive(b *testing.B) {
 	} {
 		b.Run(mode.name, func(b *testing.B) {
 			h := newTestHub(b, nil, nil)
-			h.tel = telemetry.New(4, 0, 0, nil)
+			h.tel = telemetry.New(4, 4*backlog, 0, nil) // the whole backlog fits one partition
 			h.f = New(h.reg, h.tel, &Options{HostNames: []string{testHost}})
 			dev := deviceOn(h, 0)
 			for i := range backlog {
