@@ -328,6 +328,59 @@ func TestServerSendOutcomes(t *testing.T) {
 	}
 }
 
+// Start puts several deliveries on the wire before the first outcome:
+// the client receives all of them unsettled, then its outcomes reach
+// each Outcome, in any order.
+func TestServerStartKeepsDeliveriesInFlight(t *testing.T) {
+	rec := newRecorder()
+	c, _ := mustClient(t, &ConnOptions{NewHandler: rec.newHandler}, nil)
+	ctx := testCtx(t)
+	rcv, err := mustSession(t, c).NewReceiver(ctx, "src", &amqp.ReceiverOptions{Credit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := rec.nextLink(t)
+	const n = 5
+	outs := make([]*Outcome, n)
+	for i := range n {
+		if outs[i], err = l.Start(ctx, amqp.NewMessage([]byte{byte('a' + i)})); err != nil {
+			t.Fatalf("Start %d: %v", i, err)
+		}
+	}
+	var got []*amqp.Message
+	for range n {
+		m, err := rcv.Receive(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m)
+	}
+	for i, m := range got {
+		if string(m.GetData()) != string(rune('a'+i)) {
+			t.Fatalf("message %d = %q; want %q", i, m.GetData(), string(rune('a'+i)))
+		}
+	}
+	// Settle the last first: each outcome goes to its own delivery.
+	if err := rcv.RejectMessage(ctx, got[n-1], nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range got[:n-1] {
+		if err := rcv.AcceptMessage(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, o := range outs {
+		err := o.Wait(ctx)
+		var re *RejectedError
+		if i == n-1 && !errors.As(err, &re) {
+			t.Fatalf("Wait %d = %v; want a *RejectedError", i, err)
+		}
+		if i < n-1 && err != nil {
+			t.Fatalf("Wait %d = %v; want nil (accepted)", i, err)
+		}
+	}
+}
+
 func TestServerSendSettledMode(t *testing.T) {
 	rec := newRecorder()
 	c, _ := mustClient(t, &ConnOptions{NewHandler: rec.newHandler}, nil)

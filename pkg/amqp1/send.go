@@ -37,31 +37,61 @@ func (st *sendState) resolve(err error) {
 // peer's outcome as the spec requires. msg.DeliveryTag is used when set,
 // otherwise a tag is generated.
 //
-// Concurrent Sends on one link are serialised. It returns ctx.Err() when
-// ctx is done (the message may have been sent), ErrWrongRole on a link
+// Concurrent Sends on one link transfer one message at a time and then
+// wait for their outcomes side by side. It returns ctx.Err() when ctx
+// is done (the message may have been sent), ErrWrongRole on a link
 // where the peer sends, ErrMessageTooLarge, and after the link ended a
 // *LinkError, *SessionError or *ConnError.
 func (l *Link) Send(ctx context.Context, msg *amqp.Message) error {
-	if l.role != RoleSender {
-		return ErrWrongRole
-	}
-	payload, err := marshalMessage(msg)
+	o, err := l.Start(ctx, msg)
 	if err != nil {
 		return err
 	}
+	return o.Wait(ctx)
+}
+
+// Outcome is the outcome to come of a delivery Start sent.
+type Outcome struct{ st *sendState }
+
+// Wait waits for the peer's outcome, with the results Send documents.
+// On a settled link, and on a nil *Outcome, it returns nil at once.
+func (o *Outcome) Wait(ctx context.Context) error {
+	if o == nil || o.st == nil {
+		return nil
+	}
+	select {
+	case <-o.st.done:
+		return o.st.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Start sends msg as Send does but returns once the message is queued
+// for writing, with its Outcome to wait for later: a sender keeps
+// several deliveries in flight this way instead of one round trip per
+// message. The errors before the transfer are Send's.
+func (l *Link) Start(ctx context.Context, msg *amqp.Message) (*Outcome, error) {
+	if l.role != RoleSender {
+		return nil, ErrWrongRole
+	}
+	payload, err := marshalMessage(msg)
+	if err != nil {
+		return nil, err
+	}
 	if l.peerMaxMsg > 0 && uint64(len(payload)) > l.peerMaxMsg {
-		return fmt.Errorf("%w (%d > %d bytes)", ErrMessageTooLarge, len(payload), l.peerMaxMsg)
+		return nil, fmt.Errorf("%w (%d > %d bytes)", ErrMessageTooLarge, len(payload), l.peerMaxMsg)
 	}
 	select {
 	case l.sendSem <- struct{}{}:
 	case <-l.done:
-		return l.Err()
+		return nil, l.Err()
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	defer func() { <-l.sendSem }()
 	if err := l.s.c.w.waitBelow(ctx, writeHighWater); err != nil {
-		return err
+		return nil, err
 	}
 
 	s := l.s
@@ -71,15 +101,10 @@ func (l *Link) Send(ctx context.Context, msg *amqp.Message) error {
 	l.sendWaiters--
 	l.maybeDrain()
 	s.mu.Unlock()
-	if err != nil || st == nil {
-		return err
+	if err != nil {
+		return nil, err
 	}
-	select {
-	case <-st.done:
-		return st.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return &Outcome{st: st}, nil
 }
 
 // wait releases s.mu until the session state changes or ctx is done.

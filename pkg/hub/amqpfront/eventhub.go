@@ -21,6 +21,10 @@ const (
 	propEpoch        = "com.microsoft:epoch"
 	capRuntimeMetric = "com.microsoft:enable-receiver-runtime-metric"
 	eventReadBatch   = 256
+	// eventWindow is how many events a partition receiver may hold
+	// unsettled: enough to keep a client that accepts each event (the
+	// Event Hubs SDKs) streaming instead of one round trip per event.
+	eventWindow = 256
 )
 
 // redirect is the amqp:link:redirect error that sends a receiver at
@@ -126,9 +130,11 @@ func (f *Front) startSeq(part int, pos position) int64 {
 // streamPartition sends the events of a partition from sequence number
 // seq on, following the log as it grows, as fast as the peer's credit
 // allows, until the link or connection ends. Events are sent as the
-// peer's settle mode says; an event the peer rejects or releases is
-// not sent again (Event Hubs has no redelivery).
+// peer's settle mode says, with up to eventWindow of them waiting for
+// the peer's outcome at a time; an event the peer rejects or releases
+// is not sent again (Event Hubs has no redelivery).
 func (f *Front) streamPartition(ctx context.Context, l *amqp1.Link, part int, seq int64, metrics bool) {
+	var waiting []*amqp1.Outcome // oldest first
 	for {
 		evs, changed := f.tel.Read(part, seq, eventReadBatch)
 		if len(evs) == 0 {
@@ -143,16 +149,24 @@ func (f *Front) streamPartition(ctx context.Context, l *amqp1.Link, part int, se
 		}
 		for i := range evs {
 			ev := &evs[i]
+			if len(waiting) == eventWindow {
+				if err := waiting[0].Wait(ctx); err != nil && !isOutcome(err) {
+					return
+				}
+				waiting = waiting[1:]
+			}
 			msg := eventMessage(ev)
 			if metrics {
 				addRuntimeMetrics(msg, f.tel.Info(part), f.now())
 			}
-			err := l.Send(ctx, msg)
-			if err != nil && !isOutcome(err) {
-				if !errors.Is(err, amqp1.ErrMessageTooLarge) {
-					return
-				}
+			o, err := l.Start(ctx, msg)
+			switch {
+			case errors.Is(err, amqp1.ErrMessageTooLarge):
 				f.log.Debug("amqp event skipped: larger than the receiver accepts", "partition", part, "seq", ev.SequenceNumber)
+			case err != nil:
+				return
+			default:
+				waiting = append(waiting, o)
 			}
 			seq = ev.SequenceNumber + 1
 		}
