@@ -276,6 +276,11 @@ func (h *Hub) startMQTT() error {
 	caps.MaximumClients = 1 << 30
 	caps.MaximumPacketSize = message.MaxTelemetrySize + 64*1024
 	caps.MinimumProtocolVersion = 3
+	// mochi queues fanned-out publishes per client in a channel of this
+	// many slots (8,192 by default: 64 KB per connection). The hub
+	// fans nothing out (every PUBLISH is routed and ignored) and writes
+	// its own packets directly, so a few slots do.
+	caps.MaximumClientWritesPending = 16
 	h.mqtt = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		Logger:       h.log.With("component", "mqtt"),
