@@ -52,9 +52,11 @@ type conn struct {
 // below anything that would make a broken peer cost much memory.
 const maxPacket = 1 << 20
 
-// errors that end a connection.
 var (
+	// errPingTimeout ends a connection whose hub stopped answering.
 	errPingTimeout = errors.New("device: the hub did not answer a keep-alive ping")
+	// errTooManyAcks refuses a publish or subscribe when every packet
+	// id is taken by one waiting for its acknowledgement.
 	errTooManyAcks = errors.New("device: 65535 packets wait for their acknowledgement")
 )
 
