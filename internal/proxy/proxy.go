@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpproxy"
+
+	"github.com/iotctl/iotctl/internal/replay"
 )
 
 // Error is an HTTP proxy a connection could not tunnel through: it
@@ -233,10 +235,7 @@ func (d *Dialer) connect(ctx context.Context, pu *url.URL, target string) (net.C
 		// ctx ended and closed conn.
 		return nil, ctx.Err()
 	}
-	if br.Buffered() > 0 {
-		return &bufferedConn{Conn: conn, r: br}, nil
-	}
-	return conn, nil
+	return replay.New(conn, br), nil
 }
 
 // ctxOr returns ctx's error when it is done (the connection was closed
@@ -247,14 +246,3 @@ func ctxOr(ctx context.Context, err error) error {
 	}
 	return err
 }
-
-// bufferedConn replays what the proxy sent after its answer.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
-
-// NetConn returns the connection under the tunnel.
-func (c *bufferedConn) NetConn() net.Conn { return c.Conn }

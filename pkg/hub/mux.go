@@ -9,6 +9,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/iotctl/iotctl/internal/replay"
 )
 
 // protocol is what a connection speaks, told from its first bytes.
@@ -42,18 +44,6 @@ func sniff(b []byte) protocol {
 	}
 	return protoHTTP
 }
-
-// peekedConn replays the bytes read while sniffing.
-type peekedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
-
-// NetConn returns the *tls.Conn the bytes were peeked from, so callers
-// can inspect the TLS state (see tlsState).
-func (c *peekedConn) NetConn() net.Conn { return c.Conn }
 
 // handshakeTimeout bounds the TLS handshake and the wait for a client's
 // first bytes.
@@ -168,7 +158,7 @@ func peekProtocol(c net.Conn) (protocol, net.Conn, error) {
 	if err != nil && len(first) == 0 {
 		return protoHTTP, nil, err
 	}
-	return sniff(first), &peekedConn{Conn: c, r: r}, nil
+	return sniff(first), replay.New(c, r), nil
 }
 
 // chanListener is a net.Listener fed with connections by the mux, so

@@ -15,9 +15,9 @@ import (
 	"time"
 )
 
-// tlsState finds the TLS connection under c (a *peekedConn for MQTT on
+// tlsState finds the TLS connection under c (a *replay.Conn for MQTT on
 // the TLS port, a *wsconn.Conn over one for MQTT over WebSocket,
-// perhaps in a *peekedConn of its own) and returns its state.
+// perhaps in a *replay.Conn of its own) and returns its state.
 func tlsState(c net.Conn) (tls.ConnectionState, bool) {
 	for range 5 {
 		switch v := c.(type) {
