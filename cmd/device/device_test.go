@@ -89,6 +89,16 @@ func TestSimulateFlags(t *testing.T) {
 		if code != 0 || strings.Join(got.sim.DeviceIDs, ",") != "d-00001,d-00002,d-00003" || got.sim.Device.HostName != "localhost:8443" {
 			t.Fatalf("code %d stderr %q options %+v", code, stderr, got.sim)
 		}
+		// Without --connect-rate: Azure's connection throttle against
+		// Azure, no limit against another hub.
+		if got.sim.ConnectRate != 0 {
+			t.Errorf("default connect rate against localhost:8443 = %v; want 0 (no limit)", got.sim.ConnectRate)
+		}
+		code, _, stderr = execute(t, "", capture, "simulate", "--connection-string", deviceCS, "--keys-file", keys)
+		if code != 0 || got.sim.ConnectRate != simulate.AzureConnectRate {
+			t.Errorf("code %d stderr %q: default connect rate against %s = %v; want %v", code, stderr,
+				got.sim.Device.HostName, got.sim.ConnectRate, simulate.AzureConnectRate)
+		}
 	})
 
 	t.Run("fleet from the registry", func(t *testing.T) {

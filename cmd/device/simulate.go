@@ -33,6 +33,7 @@ type simulateOptions struct {
 	reported        string
 	devices         int
 	devicesSet      bool
+	connectRateSet  bool
 	prefix          string
 	keysFile        string
 	connectRate     float64
@@ -90,6 +91,7 @@ A fleet uses shared access keys; --cert is for one device.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.dataSet = cmd.Flags().Changed("data")
 			o.devicesSet = cmd.Flags().Changed("devices")
+			o.connectRateSet = cmd.Flags().Changed("connect-rate")
 			if err := o.validate(); err != nil {
 				return exitError(err)
 			}
@@ -117,7 +119,7 @@ A fleet uses shared access keys; --cert is for one device.`,
 	fl.StringVar(&o.prefix, "device-prefix", "sim-", "device id prefix of the fleet")
 	fl.String("hub-connection-string", "", "service connection string, to create fleet devices and fetch their keys")
 	fl.StringVar(&o.keysFile, "keys-file", "", "fleet keys: lines \"deviceId key\" or a JSON object {\"deviceId\": \"key\"}")
-	fl.Float64Var(&o.connectRate, "connect-rate", 100, "fleet connections per second (0: no limit)")
+	fl.Float64Var(&o.connectRate, "connect-rate", 0, "fleet connections per second, 0 for no limit (default: 100 against Azure IoT Hub, its connection throttle; no limit against other hubs)")
 	fl.Float64Var(&o.rate, "rate", 0, "fleet messages per second in total (0: each device every --interval)")
 	o.conn.add(fl)
 	return c
@@ -216,6 +218,9 @@ func (o *simulateOptions) validate() error {
 		s.Device.HostName, s.Device.GatewayHostName = devCS.HostName, devCS.GatewayHostName
 	} else {
 		return cmdutil.Usagef("a fleet needs the hub's host name: pass --hub-connection-string (a service policy string) or --connection-string (any device string of the hub)")
+	}
+	if !o.connectRateSet && connstr.IsAzureHost(s.Device.HostName) {
+		s.ConnectRate = simulate.AzureConnectRate
 	}
 	switch {
 	case o.keysFile != "":

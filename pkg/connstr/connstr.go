@@ -192,6 +192,24 @@ func (c *ConnectionString) Port() int {
 	return p
 }
 
+// azureSuffixes are the host name suffixes of Azure IoT Hub in the
+// global, China and US Government clouds.
+var azureSuffixes = []string{".azure-devices.net", ".azure-devices.cn", ".azure-devices.us"}
+
+// IsAzureHost reports whether host ("myhub.azure-devices.net", with or
+// without a port) is an Azure IoT Hub, as opposed to a local hub or
+// another endpoint, where Azure's limits and throttles do not apply.
+func IsAzureHost(host string) bool {
+	h, _ := splitPort(host)
+	h = strings.ToLower(strings.TrimSuffix(h, "."))
+	for _, s := range azureSuffixes {
+		if strings.HasSuffix(h, s) && len(h) > len(s) {
+			return true
+		}
+	}
+	return false
+}
+
 // Key decodes SharedAccessKey. Parse has already checked it, so the
 // error is only for a ConnectionString built by hand.
 func (c *ConnectionString) Key() ([]byte, error) {

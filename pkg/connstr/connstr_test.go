@@ -156,3 +156,22 @@ func TestRequire(t *testing.T) {
 		t.Errorf("Require(service) = %v", err)
 	}
 }
+
+func TestIsAzureHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"myhub.azure-devices.net":      true,
+		"MyHub.Azure-Devices.NET:8883": true,
+		"hub.azure-devices.cn":         true,
+		"hub.azure-devices.us.":        true,
+		"azure-devices.net":            false,
+		".azure-devices.net":           false,
+		"localhost:8443":               false,
+		"127.0.0.1":                    false,
+		"hub.azure-devices.net.evil":   false,
+		"edge.local":                   false,
+	} {
+		if got := IsAzureHost(host); got != want {
+			t.Errorf("IsAzureHost(%q) = %v; want %v", host, got, want)
+		}
+	}
+}

@@ -25,6 +25,10 @@ const (
 	// properties of every message unless set otherwise.
 	DefaultContentType     = "application/json"
 	DefaultContentEncoding = "utf-8"
+	// AzureConnectRate is the fleet's default connections per second
+	// against Azure IoT Hub: its connection throttle on an S1 hub
+	// (the higher of 100/s and 12/s per unit).
+	AzureConnectRate = 100
 	// closeTimeout bounds each device's clean disconnect at the end.
 	closeTimeout = 5 * time.Second
 )
