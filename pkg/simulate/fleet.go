@@ -492,17 +492,21 @@ func (d *simDevice) sendOne(seq int64) (last time.Time, more bool) {
 	err = d.conn.SendEvent(ctx, m)
 	last = time.Now()
 	switch {
+	case err == nil:
+		// Acknowledged, even if ctx ended meanwhile: the hub has it.
+		f.acked.Add(1)
+		f.emit(Event{Type: EventSent, DeviceID: d.id, Seq: seq, Body: BodyJSON(m.Body), Properties: m.Properties})
 	case ctx.Err() != nil:
 		return last, false
-	case err != nil:
+	default:
 		f.errs.Add(1)
 		f.emit(Event{Type: EventError, DeviceID: d.id, Seq: seq, Error: err.Error()})
 		if errors.Is(err, device.ErrUnauthorized) || errors.Is(err, device.ErrClosed) {
 			return last, false
 		}
-	default:
-		f.acked.Add(1)
-		f.emit(Event{Type: EventSent, DeviceID: d.id, Seq: seq, Body: BodyJSON(m.Body), Properties: m.Properties})
+	}
+	if ctx.Err() != nil {
+		return last, false
 	}
 	return last, f.opts.Count == 0 || seq < int64(f.opts.Count)
 }
