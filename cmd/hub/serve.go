@@ -11,6 +11,7 @@ import (
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/pkg/hub"
+	"github.com/iotctl/iotctl/pkg/hub/amqpfront"
 	"github.com/iotctl/iotctl/pkg/output"
 )
 
@@ -55,11 +56,16 @@ SHA-1 or SHA-256 thumbprint is its primary or secondary one, or when it is
 certificateAuthority, the certificate chains to a --device-ca and its subject CN
 is the device id (DEVICE/MODULE for a module). Expired certificates are refused.
 
+Telemetry is read from the Event Hub-compatible endpoint (AMQP) in consumer
+group $Default and in each --consumer-group, as a hub with consumer groups made
+by "az iot hub consumer-group create"; each group reads every event.
+
 Ctrl-C stops the hub cleanly.`,
 		Example: `  $ iotctl hub serve
   $ iotctl hub serve --addr 127.0.0.1:0 --in-memory -o json
   $ iotctl hub serve --addr 127.0.0.5:8883 --standard-ports --san myhub.local
-  $ iotctl hub serve --device-ca devices-root.pem --device-ca devices-intermediate.pem`,
+  $ iotctl hub serve --device-ca devices-root.pem --device-ca devices-intermediate.pem
+  $ iotctl hub serve --consumer-group dashboards --consumer-group archive`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServe(cmd, f)
@@ -75,6 +81,7 @@ Ctrl-C stops the hub cleanly.`,
 	fl.String("key", "", "server key (PEM) for --cert")
 	fl.StringSlice("san", nil, "extra DNS name or IP address for the generated server certificate (repeatable)")
 	fl.StringSlice("device-ca", nil, "CA certificate file (PEM) that signs X.509 device certificates (repeatable)")
+	fl.StringSlice("consumer-group", nil, "consumer group of the Event Hub-compatible endpoint besides $Default (repeatable)")
 	fl.Int("partitions", 4, "telemetry partitions")
 	fl.Int("max-events", 250_000, "telemetry events kept in memory for monitors; the oldest are dropped beyond it")
 	return c
@@ -93,19 +100,26 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 	if (v.GetString("cert") == "") != (v.GetString("key") == "") {
 		return cmdutil.Usagef("--cert and --key go together")
 	}
+	groups := v.GetStringSlice("consumer-group")
+	for _, g := range groups {
+		if err := amqpfront.ValidConsumerGroup(g); err != nil {
+			return cmdutil.Usagef("--consumer-group: %v", err)
+		}
+	}
 	opts := &hub.Options{
-		Addr:          v.GetString("addr"),
-		StandardPorts: v.GetBool("standard-ports"),
-		HostName:      v.GetString("host-name"),
-		DataDir:       v.GetString("data-dir"),
-		InMemory:      v.GetBool("in-memory"),
-		CertFile:      v.GetString("cert"),
-		KeyFile:       v.GetString("key"),
-		SANs:          v.GetStringSlice("san"),
-		DeviceCAFiles: v.GetStringSlice("device-ca"),
-		Partitions:    v.GetInt("partitions"),
-		MaxEvents:     v.GetInt("max-events"),
-		Logger:        log.With("component", "hub"),
+		Addr:           v.GetString("addr"),
+		StandardPorts:  v.GetBool("standard-ports"),
+		HostName:       v.GetString("host-name"),
+		DataDir:        v.GetString("data-dir"),
+		InMemory:       v.GetBool("in-memory"),
+		CertFile:       v.GetString("cert"),
+		KeyFile:        v.GetString("key"),
+		SANs:           v.GetStringSlice("san"),
+		DeviceCAFiles:  v.GetStringSlice("device-ca"),
+		ConsumerGroups: groups,
+		Partitions:     v.GetInt("partitions"),
+		MaxEvents:      v.GetInt("max-events"),
+		Logger:         log.With("component", "hub"),
 	}
 	h := hub.New(opts)
 	ctx := cmd.Context()

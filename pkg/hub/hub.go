@@ -68,6 +68,10 @@ type Options struct {
 	// a certificate but does not require one. Default: none (such
 	// devices are refused; selfSigned devices need no CA).
 	DeviceCAFiles []string
+	// ConsumerGroups are consumer groups of the Event Hub-compatible
+	// endpoint besides $Default (see amqpfront.ValidConsumerGroup for
+	// the names allowed). Default: none.
+	ConsumerGroups []string
 	// Partitions is the number of telemetry partitions. Default: 4.
 	Partitions int
 	// MaxEvents bounds the telemetry log; the oldest events are dropped
@@ -162,6 +166,11 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 	host, port, err := net.SplitHostPort(h.opts.Addr)
 	if err != nil {
 		return fmt.Errorf("hub: address %q: %w", h.opts.Addr, err)
+	}
+	for _, g := range h.opts.ConsumerGroups {
+		if err := amqpfront.ValidConsumerGroup(g); err != nil {
+			return fmt.Errorf("hub: %w", err)
+		}
 	}
 	dataDir := h.opts.DataDir
 	if h.opts.InMemory {

@@ -180,4 +180,9 @@ func TestMonitorFollowsRedirect(t *testing.T) {
 	if !errors.Is(err, stop) {
 		t.Fatalf("MonitorEventHub = %v", err)
 	}
+	// A consumer group the hub does not have is final, not retried.
+	err = c.Monitor(ctx, MonitorOptions{From: "start", ConsumerGroup: "nosuchgroup"}, func(Event) error { return nil })
+	if !errors.Is(err, ErrNotFound) || strings.Contains(err.Error(), "not restored") {
+		t.Errorf("Monitor in an unknown consumer group = %v; want ErrNotFound at the first try", err)
+	}
 }

@@ -210,8 +210,10 @@ func (c *Client) monitor(ctx context.Context, eh *eventHub, opts MonitorOptions,
 		if ctx.Err() != nil {
 			return nil
 		}
+		// Refused credentials, an unknown event hub, consumer group or
+		// partition, and bad arguments stay as they are on a retry.
 		var ae *AMQPError
-		if errors.As(err, &ae) && errors.Is(ae, ErrUnauthorized) {
+		if errors.As(err, &ae) && (errors.Is(ae, ErrUnauthorized) || errors.Is(ae, ErrNotFound) || errors.Is(ae, ErrBadRequest)) {
 			return err
 		}
 		var pe *ProxyError

@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/go-amqp"
 
 	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/hub"
 	"github.com/iotctl/iotctl/pkg/sas"
 )
 
@@ -205,6 +206,40 @@ func TestEventHubsConsumerReadsTelemetry(t *testing.T) {
 			sys["iothub-connection-auth-generation-id"] == nil || sys["iothub-enqueuedtime"] == nil {
 			t.Errorf("event %d systemProperties as EventHubConsumerClient saw them: %v", i, sys)
 		}
+	}
+}
+
+// EventHubConsumerClient reads every event in a consumer group made
+// with --consumer-group as in $Default, and a group the hub does not
+// have is an error the SDK names.
+func TestEventHubsConsumerGroups(t *testing.T) {
+	e := newEnvWith(t, hub.Options{ConsumerGroups: []string{"dashboards"}})
+	ehcs, err := e.hub.EventHubConnectionString("service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := e.createDevice("node-dev")
+	if evs := e.runDevice(cs, "telemetry", "3"); len(evs) == 0 || evs[len(evs)-1]["event"] != "sent" {
+		t.Fatalf("the Node device did not send its telemetry: %v", evs)
+	}
+	for _, group := range []string{"dashboards", "$Default"} {
+		lines, res, nerr := e.nodeJSON("eventhubs.js", ehcs, "read", map[string]any{"count": 3, "timeoutSeconds": 60, "consumerGroup": group})
+		if nerr != nil {
+			t.Fatalf("EventHubConsumerClient(%q): %s (%s): %s", group, nerr.Name, nerr.Code, nerr.Message)
+		}
+		events := 0
+		for _, l := range lines {
+			if l["event"] == "event" {
+				events++
+			}
+		}
+		if events != 3 || !strings.Contains(string(res), `"count":3`) {
+			t.Errorf("EventHubConsumerClient(%q) read %d events (%s); want 3", group, events, res)
+		}
+	}
+	_, _, nerr := e.nodeJSON("eventhubs.js", ehcs, "read", map[string]any{"count": 1, "timeoutSeconds": 30, "consumerGroup": "nosuchgroup", "maxRetries": 0})
+	if nerr == nil || !strings.Contains(nerr.Message, "nosuchgroup") {
+		t.Errorf("EventHubConsumerClient with an unknown consumer group: %s; want an error naming it", jsonOf(nerr))
 	}
 }
 

@@ -81,21 +81,7 @@ type env struct {
 	cs  string // iothubowner
 }
 
-func newEnv(t *testing.T) *env {
-	t.Helper()
-	requireNode(t)
-	ip := loopbackIP()
-	h := hub.New(&hub.Options{Addr: ip + ":8883", StandardPorts: true, InMemory: true, SANs: []string{ip}})
-	if err := h.Start(context.Background()); err != nil {
-		t.Fatalf("starting the hub on %s with the standard ports (needs root or CAP_NET_BIND_SERVICE): %v", ip, err)
-	}
-	t.Cleanup(func() { h.Close() })
-	cs, err := h.ServiceConnectionString("iothubowner")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{t: t, hub: h, ip: ip, cs: cs}
-}
+func newEnv(t *testing.T) *env { return newEnvWith(t, hub.Options{}) }
 
 func (e *env) nodeCmd(ctx context.Context, script string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join("js", script)}, args...)...)

@@ -144,14 +144,14 @@ func (cs *conn) Attach(ctx context.Context, l *amqp1.Link) error {
 		log.Debug("amqp receiver redirected to the event hub")
 		return &amqp1.DetachAfterAttach{Err: cs.f.redirect(nodePath(addr))}
 	}
-	if part, ok, err := cs.f.partitionOf(p); ok {
+	if key, ok, err := cs.f.partitionOf(p); ok {
 		if err := cs.authorize(l, p, registry.ServiceConnect); err != nil {
 			return err
 		}
 		if err != nil {
 			return err
 		}
-		return cs.f.attachPartition(ctx, l, part, log)
+		return cs.f.attachPartition(ctx, l, key, log)
 	}
 	return notFound(addr)
 }

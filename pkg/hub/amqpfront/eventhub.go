@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,9 +13,49 @@ import (
 	"github.com/iotctl/iotctl/pkg/amqp1"
 )
 
-// DefaultConsumerGroup is the only consumer group of the hub's Event
-// Hub-compatible endpoint (matched case-insensitively).
+// DefaultConsumerGroup is the consumer group every Event
+// Hub-compatible endpoint has (matched case-insensitively).
 const DefaultConsumerGroup = "$Default"
+
+// ValidConsumerGroup checks a consumer group name against the Event
+// Hubs naming rules: 1 to 50 letters, digits, '.', '-' and '_',
+// starting and ending with a letter or digit.
+func ValidConsumerGroup(name string) error {
+	if name == "" || len(name) > 50 {
+		return fmt.Errorf("consumer group %q: a name has 1 to 50 characters", name)
+	}
+	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !alnum(c) && c != '.' && c != '-' && c != '_' {
+			return fmt.Errorf("consumer group %q: only letters, digits, '.', '-' and '_' are allowed", name)
+		}
+	}
+	if !alnum(name[0]) || !alnum(name[len(name)-1]) {
+		return fmt.Errorf("consumer group %q: a name starts and ends with a letter or digit", name)
+	}
+	return nil
+}
+
+// consumerGroups returns the groups of an endpoint with extra besides
+// DefaultConsumerGroup, keyed by lower-cased name.
+func consumerGroups(extra []string) map[string]string {
+	g := map[string]string{strings.ToLower(DefaultConsumerGroup): DefaultConsumerGroup}
+	for _, n := range extra {
+		g[strings.ToLower(n)] = n
+	}
+	return g
+}
+
+// groupList names the consumer groups for an error message.
+func (f *Front) groupList() string {
+	names := make([]string, 0, len(f.groups))
+	for _, n := range f.groups {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
 
 // Link properties and capabilities of Event Hubs receivers.
 const (
@@ -51,42 +92,51 @@ func (f *Front) redirect(path string) *amqp1.Error {
 	}
 }
 
+// partitionKey is one partition as read by one consumer group (the
+// group's lower-cased name).
+type partitionKey struct {
+	group string
+	part  int
+}
+
 // partitionOf reads a lower-cased node path of the form
 // "{eventhub}/consumergroups/{group}/partitions/{id}". ok reports
 // whether p has that form; err refuses an unknown event hub, consumer
 // group or partition.
-func (f *Front) partitionOf(p string) (part int, ok bool, err *amqp1.Error) {
+func (f *Front) partitionOf(p string) (key partitionKey, ok bool, err *amqp1.Error) {
 	s := strings.Split(p, "/")
 	if len(s) != 5 || s[1] != "consumergroups" || s[3] != "partitions" {
-		return 0, false, nil
+		return key, false, nil
 	}
 	if s[0] != strings.ToLower(f.ehName) {
-		return 0, true, &amqp1.Error{Condition: amqp1.ErrCondNotFound,
+		return key, true, &amqp1.Error{Condition: amqp1.ErrCondNotFound,
 			Description: "no event hub " + quote(s[0]) + " here; this hub's is " + quote(f.ehName)}
 	}
-	if s[2] != strings.ToLower(DefaultConsumerGroup) {
-		return 0, true, &amqp1.Error{Condition: amqp1.ErrCondNotFound,
-			Description: "no consumer group " + quote(s[2]) + " in event hub " + quote(f.ehName) + "; there is only " + DefaultConsumerGroup}
+	if _, known := f.groups[s[2]]; !known {
+		return key, true, &amqp1.Error{Condition: amqp1.ErrCondNotFound,
+			Description: "no consumer group " + quote(s[2]) + " in event hub " + quote(f.ehName) + "; it has " + f.groupList() +
+				" (iotctl hub serve --consumer-group NAME adds one)"}
 	}
 	n, convErr := strconv.Atoi(s[4])
 	if convErr != nil || n < 0 || n >= f.tel.Partitions() || strconv.Itoa(n) != s[4] {
-		return 0, true, &amqp1.Error{Condition: CondArgumentOutOfRange,
+		return key, true, &amqp1.Error{Condition: CondArgumentOutOfRange,
 			Description: fmt.Sprintf("the specified partition %q is invalid; it should be between 0 and %d", s[4], f.tel.Partitions()-1)}
 	}
-	return n, true, nil
+	return partitionKey{group: s[2], part: n}, true, nil
 }
 
 // attachPartition accepts a receiver on a partition: it reads the
 // start position from the selector filter, applies the epoch (owner
 // level) rules and starts sending events.
-func (f *Front) attachPartition(ctx context.Context, l *amqp1.Link, part int, log *slog.Logger) error {
+func (f *Front) attachPartition(ctx context.Context, l *amqp1.Link, key partitionKey, log *slog.Logger) error {
+	part := key.part
 	sel, _ := l.Source().Selector()
 	pos, err := parseSelector(sel)
 	if err != nil {
 		return &amqp1.Error{Condition: CondArgumentError, Description: err.Error()}
 	}
 	epoch, hasEpoch := epochOf(l.Properties()[propEpoch])
-	stolen, refuse := f.epochs.join(part, l, epoch, hasEpoch)
+	stolen, refuse := f.epochs.join(key, l, epoch, hasEpoch)
 	if refuse != nil {
 		return refuse
 	}
@@ -107,7 +157,7 @@ func (f *Front) attachPartition(ctx context.Context, l *amqp1.Link, part int, lo
 	}
 	log.Debug("amqp event hub receiver attached", "partition", part, "selector", sel, "from", pos, "seq", seq)
 	go func() {
-		defer f.epochs.leave(part, l)
+		defer f.epochs.leave(key, l)
 		f.streamPartition(ctx, l, part, seq, metrics)
 	}()
 	return nil
@@ -196,15 +246,15 @@ func epochOf(v any) (int64, bool) {
 	return 0, false
 }
 
-// epochTable keeps the receivers of each partition with their epochs
-// (owner levels), shared by all connections, to apply Event Hubs'
-// rules: a receiver with an epoch takes the partition from receivers
+// epochTable keeps the receivers of each partition of each consumer
+// group with their epochs (owner levels), shared by all connections,
+// to apply Event Hubs' rules within a group: a receiver with an epoch takes the partition from receivers
 // with a lower epoch or none (they are closed with amqp:link:stolen),
 // and a receiver with a lower epoch, or without one while an epoch
 // receiver holds the partition, is refused.
 type epochTable struct {
 	mu    sync.Mutex
-	parts map[int][]epochReceiver
+	parts map[partitionKey][]epochReceiver
 }
 
 type epochReceiver struct {
@@ -213,44 +263,44 @@ type epochReceiver struct {
 	has   bool
 }
 
-func newEpochTable() *epochTable { return &epochTable{parts: map[int][]epochReceiver{}} }
+func newEpochTable() *epochTable { return &epochTable{parts: map[partitionKey][]epochReceiver{}} }
 
-// join adds l to partition part. It returns the receivers l takes the
+// join adds l to a partition. It returns the receivers l takes the
 // partition from, or the error refusing l.
-func (t *epochTable) join(part int, l *amqp1.Link, epoch int64, has bool) (stolen []*amqp1.Link, refuse *amqp1.Error) {
+func (t *epochTable) join(key partitionKey, l *amqp1.Link, epoch int64, has bool) (stolen []*amqp1.Link, refuse *amqp1.Error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var keep []epochReceiver
-	for _, r := range t.parts[part] {
+	for _, r := range t.parts[key] {
 		if r.l.Err() != nil {
 			continue
 		}
 		switch {
 		case r.has && (!has || r.epoch > epoch):
 			return nil, &amqp1.Error{Condition: amqp1.ErrCondStolen, Description: fmt.Sprintf(
-				"a receiver with epoch %d holds partition %d; %s", r.epoch, part, map[bool]string{true: "this one's epoch " + strconv.FormatInt(epoch, 10) + " is lower", false: "this one has no epoch"}[has])}
+				"a receiver with epoch %d holds partition %d; %s", r.epoch, key.part, map[bool]string{true: "this one's epoch " + strconv.FormatInt(epoch, 10) + " is lower", false: "this one has no epoch"}[has])}
 		case has && (!r.has || r.epoch < epoch):
 			stolen = append(stolen, r.l)
 		default:
 			keep = append(keep, r)
 		}
 	}
-	t.parts[part] = append(keep, epochReceiver{l: l, epoch: epoch, has: has})
+	t.parts[key] = append(keep, epochReceiver{l: l, epoch: epoch, has: has})
 	return stolen, nil
 }
 
-// leave removes l from partition part.
-func (t *epochTable) leave(part int, l *amqp1.Link) {
+// leave removes l from a partition.
+func (t *epochTable) leave(key partitionKey, l *amqp1.Link) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	rs := t.parts[part]
+	rs := t.parts[key]
 	for i, r := range rs {
 		if r.l == l {
-			t.parts[part] = append(rs[:i:i], rs[i+1:]...)
+			t.parts[key] = append(rs[:i:i], rs[i+1:]...)
 			break
 		}
 	}
-	if len(t.parts[part]) == 0 {
-		delete(t.parts, part)
+	if len(t.parts[key]) == 0 {
+		delete(t.parts, key)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -339,6 +340,68 @@ func TestRedirect(t *testing.T) {
 		info := le.RemoteErr.Info
 		if info["hostname"] != "myhub.local" || info["network-host"] != "myhub.local" || info["port"] != int32(8443) || info["address"] != wantAddr {
 			t.Errorf("redirect of %s: info %#v; want address %s", src, info, wantAddr)
+		}
+	}
+}
+
+// groupReceiver attaches to partition part of consumer group group.
+func groupReceiver(t *testing.T, s *amqp.Session, group string, part int, opts *amqp.ReceiverOptions) (*amqp.Receiver, error) {
+	t.Helper()
+	if opts == nil {
+		opts = &amqp.ReceiverOptions{Credit: 100}
+	}
+	opts.Filters = []amqp.LinkFilter{amqp.NewSelectorFilter("amqp.annotation.x-opt-offset > '-1'")}
+	return s.NewReceiver(testCtx(t), "myhub/ConsumerGroups/"+group+"/Partitions/"+strconv.Itoa(part), opts)
+}
+
+// Configured consumer groups each read every event, case-insensitively
+// by name, with epochs of their own; an unknown group is not found.
+func TestConsumerGroups(t *testing.T) {
+	h := newTestHub(t, nil, &Options{ConsumerGroups: []string{"Dashboards", "archive"}})
+	s := h.session("service", ehAudience)
+	dev := deviceOn(h, 2)
+	h.appendEvents(dev, 3)
+
+	for _, g := range []string{"$Default", "dashboards", "ARCHIVE"} {
+		r, err := groupReceiver(t, s, g, 2, nil)
+		if err != nil {
+			t.Fatalf("group %s: %v", g, err)
+		}
+		if got := receiveSeqs(t, r, 3); fmt.Sprint(got) != "[0 1 2]" {
+			t.Errorf("group %s read %v; want [0 1 2]", g, got)
+		}
+	}
+
+	_, err := groupReceiver(t, s, "other", 2, nil)
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Condition != "amqp:not-found" || !strings.Contains(ae.Description, "$Default, Dashboards, archive") {
+		t.Errorf("unknown group: %v; want amqp:not-found naming the groups", err)
+	}
+
+	// An epoch receiver in one group leaves the others alone.
+	plain, err := groupReceiver(t, s, "archive", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := groupReceiver(t, s, "dashboards", 0, &amqp.ReceiverOptions{Credit: 10,
+		Properties: map[string]any{"com.microsoft:epoch": int64(5)}}); err != nil {
+		t.Fatal(err)
+	}
+	h.appendEvents(deviceOn(h, 0), 1)
+	if got := receiveSeqs(t, plain, 1); len(got) != 1 {
+		t.Errorf("the archive receiver read %v after an epoch receiver attached in another group", got)
+	}
+}
+
+func TestValidConsumerGroup(t *testing.T) {
+	for _, ok := range []string{"a", "dashboards", "Stream.Analytics-1_x", strings.Repeat("a", 50)} {
+		if err := ValidConsumerGroup(ok); err != nil {
+			t.Errorf("ValidConsumerGroup(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "-a", "a-", "a b", "a/b", "$Default", strings.Repeat("a", 51), "é"} {
+		if err := ValidConsumerGroup(bad); err == nil {
+			t.Errorf("ValidConsumerGroup(%q) = nil", bad)
 		}
 	}
 }

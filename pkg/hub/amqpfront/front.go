@@ -43,6 +43,13 @@ type Options struct {
 	// RedirectPort is the port named in the redirect. Default:
 	// DefaultRedirectPort (5671).
 	RedirectPort int
+	// ConsumerGroups are the consumer groups of the Event
+	// Hub-compatible endpoint besides DefaultConsumerGroup, as
+	// `az iot hub consumer-group create` adds them on Azure (names are
+	// compared case-insensitively; see ValidConsumerGroup). Each group
+	// reads every event on its own, and epochs hold per group.
+	// Default: none.
+	ConsumerGroups []string
 	// C2DEnqueued is called after a cloud-to-device message has been
 	// queued for a device (moduleID "") or module, so that the hub can
 	// deliver it at once to a connected device. It must not block for
@@ -73,6 +80,7 @@ type Front struct {
 	log    *slog.Logger
 	now    func() time.Time
 	epochs *epochTable
+	groups map[string]string // lower-cased name → name as configured
 }
 
 // New returns the front of a hub whose state is reg and whose telemetry
@@ -119,6 +127,7 @@ func New(reg *registry.Store, tel *telemetry.Log, opts *Options) *Front {
 		log:    o.Logger,
 		now:    o.Now,
 		epochs: newEpochTable(),
+		groups: consumerGroups(o.ConsumerGroups),
 	}
 }
 

@@ -5,7 +5,8 @@
 //   node eventhubs.js EVENTHUB_CONNECTION_STRING read JSON_ARGS
 //        JSON_ARGS: {count, timeoutSeconds}; reads from the earliest position until count events arrived,
 //        printing one line per event
-// JSON_ARGS may also hold maxRetries (the client's retry count; the SDK retries even UnauthorizedError).
+// JSON_ARGS may also hold maxRetries (the client's retry count; the SDK retries even UnauthorizedError)
+// and consumerGroup (default $Default).
 // Every line on stdout is one JSON object; the last one is {"result": ...} or {"error": {"name", "code", "message"}},
 // where an AggregateError of retries is reported with the code of its first error.
 'use strict';
@@ -57,7 +58,7 @@ function read(client) {
 
 async function main() {
   const options = args.maxRetries === undefined ? {} : { retryOptions: { maxRetries: args.maxRetries } };
-  const client = new EventHubConsumerClient('$Default', cs, options);
+  const client = new EventHubConsumerClient(args.consumerGroup || '$Default', cs, options);
   try {
     if (op === 'props') return await props(client);
     if (op === 'read') return await read(client);
