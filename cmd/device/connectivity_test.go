@@ -3,7 +3,6 @@ package device
 import (
 	"context"
 	"crypto/tls"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/internal/proxytest"
 	"github.com/iotctl/iotctl/pkg/hub"
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 // proxiedHost is a hub name the environment's proxy applies to (it is

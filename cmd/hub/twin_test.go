@@ -3,13 +3,13 @@ package hub_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/pkg/device"
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 type twinJSON struct {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/device"
 	"github.com/iotctl/iotctl/pkg/hub"
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 // methodEnv is an in-process hub with dev1 connected through pkg/device

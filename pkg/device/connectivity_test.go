@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/iotctl/iotctl/internal/proxytest"
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/hub"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/message"
 )
 

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"io"
 	"log/slog"
 	"net"
@@ -24,6 +23,7 @@ import (
 	"github.com/iotctl/iotctl/pkg/hub/auth"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/sas"
 )

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"os"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/sas"
 )

@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"testing"
 	"time"
 
 	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/sas"
 )

@@ -4,10 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"path/filepath"
 
 	"github.com/iotctl/iotctl/pkg/hub/registry"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/message"
 )
 

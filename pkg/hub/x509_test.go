@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"crypto/tls"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 // testCA is a device CA written to a file, with its loaded pair.

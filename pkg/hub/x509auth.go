@@ -8,11 +8,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"net"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 // tlsState finds the TLS connection under c (a *replay.Conn for MQTT on

@@ -3,9 +3,10 @@ package service
 import (
 	"context"
 	"encoding/json"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"net/url"
 	"strconv"
+
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 // The wire types of the service API (pkg/iothub, shared with the local

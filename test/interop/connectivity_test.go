@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/iotctl/iotctl/pkg/hub"
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 // newEnvWith is newEnv with extra hub options (device CAs).

@@ -2,7 +2,6 @@ package amqpfront
 
 import (
 	"errors"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/Azure/go-amqp"
 
 	"github.com/iotctl/iotctl/pkg/hub/registry"
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 func strp(s string) *string { return &s }

@@ -3,7 +3,6 @@ package amqpfront
 import (
 	"context"
 	"errors"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"io"
 	"net"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/sas"
 )

@@ -2,10 +2,10 @@ package auth
 
 import (
 	"errors"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"time"
 
 	"github.com/iotctl/iotctl/pkg/hub/registry"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/sas"
 )
 

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"errors"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"net/url"
 	"strconv"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/iotctl/iotctl/pkg/hub/registry"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/sas"
 )
 

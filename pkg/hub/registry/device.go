@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 // CreateDevice adds a device identity and its empty twin. Of d it

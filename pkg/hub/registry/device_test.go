@@ -2,11 +2,12 @@ package registry
 
 import (
 	"fmt"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 func strp(s string) *string { return &s }

@@ -2,10 +2,11 @@ package registry
 
 import (
 	"encoding/json"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 // FeedbackStatus is the outcome of a cloud-to-device message.

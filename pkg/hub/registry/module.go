@@ -3,9 +3,10 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/iotctl/iotctl/pkg/iothub"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 // CreateModule adds a module identity (and its empty twin) to an

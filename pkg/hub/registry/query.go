@@ -3,11 +3,12 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"strconv"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 // Query runs a small subset of the IoT Hub query language over the

@@ -3,12 +3,13 @@ package registry
 import (
 	"encoding/json"
 	"errors"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 type fakeClock struct {

@@ -2,10 +2,11 @@ package registry
 
 import (
 	"encoding/json"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 // twinRecord is a twin as stored.

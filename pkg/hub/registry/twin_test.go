@@ -3,10 +3,11 @@ package registry
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 func desired(s string) *iothub.TwinUpdate {

@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"io"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 // Twin limits, as IoT Hub documents them (PROTOCOL.md §8).

@@ -1,11 +1,11 @@
 package rest
 
 import (
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"net/http"
 	"strconv"
 
 	"github.com/iotctl/iotctl/pkg/hub/registry"
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 // presenceOf returns the connection fields of an identity.

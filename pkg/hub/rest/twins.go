@@ -1,11 +1,11 @@
 package rest
 
 import (
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"net/http"
 	"strconv"
 
 	"github.com/iotctl/iotctl/pkg/hub/registry"
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 func (h *Handler) decorateTwin(t *iothub.Twin) *iothub.Twin {
