@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,9 +23,12 @@ import (
 )
 
 // startHub starts an in-memory hub on a free loopback port.
-func startHub(t *testing.T) *Hub {
+func startHub(t *testing.T) *Hub { return startHubAt(t, nil) }
+
+// startHubAt starts a hub whose clock is now (nil: time.Now).
+func startHubAt(t *testing.T, now func() time.Time) *Hub {
 	t.Helper()
-	h := New(&Options{Addr: "127.0.0.1:0", InMemory: true})
+	h := New(&Options{Addr: "127.0.0.1:0", InMemory: true, Now: now})
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -65,6 +69,13 @@ type device struct {
 
 func dial(t *testing.T, h *Hub, cs *connstr.ConnectionString, password string) (*device, error) {
 	t.Helper()
+	return dialAck(t, h, cs, password, true)
+}
+
+// dialAck is dial with paho's automatic acknowledgement on or off: with
+// ack false the device never PUBACKs what the hub sends.
+func dialAck(t *testing.T, h *Hub, cs *connstr.ConnectionString, password string, ack bool) (*device, error) {
+	t.Helper()
 	if password == "" {
 		key, _ := cs.Key()
 		tok, err := sas.Sign(sas.DeviceResource(cs.HostName, cs.DeviceID), key, nil)
@@ -84,6 +95,7 @@ func dial(t *testing.T, h *Hub, cs *connstr.ConnectionString, password string) (
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
 		SetProtocolVersion(4).
+		SetAutoAckDisabled(!ack).
 		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { d.received <- m }).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { d.lost <- err })
 	d.c = paho.NewClient(opts)
@@ -338,6 +350,69 @@ func TestC2DDeliveredAndCompleted(t *testing.T) {
 	h.C2DEnqueued("dev1", "")
 	if m := d.next(t); string(m.Payload()) != "again" {
 		t.Fatalf("second c2d %q", m.Payload())
+	}
+}
+
+// A connection that replaces another (same device id) gets the C2D
+// message the first left unacknowledged at once, not a minute later
+// when its lock expires.
+func TestC2DUnackedGoesToTheReplacingConnection(t *testing.T) {
+	h := startHub(t)
+	cs := createDevice(t, h, "dev1")
+	if _, err := h.reg.Enqueue("dev1", "", &registry.C2DMessage{MessageID: "m1", Body: []byte("hello")}); err != nil {
+		t.Fatal(err)
+	}
+	d1, err := dialAck(t, h, cs, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1.subscribe(t, message.C2DFilter("dev1"), 1)
+	if m := d1.next(t); string(m.Payload()) != "hello" {
+		t.Fatalf("first connection got %q", m.Payload())
+	}
+	d2, err := dial(t, h, cs, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2.subscribe(t, message.C2DFilter("dev1"), 1)
+	if m := d2.next(t); string(m.Payload()) != "hello" {
+		t.Fatalf("replacing connection got %q", m.Payload())
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; <-time.After(20 * time.Millisecond) {
+		if n, _ := h.reg.PendingC2D("dev1", ""); n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the message is still queued after the replacing connection acknowledged it")
+		}
+	}
+	if h.sessions.count() != 1 {
+		t.Errorf("%d sessions; want the replacing one only", h.sessions.count())
+	}
+}
+
+// A message left unacknowledged is delivered again on the same
+// connection once its lock has expired, by the hub's periodic sweep.
+func TestC2DRedeliveredAfterItsLockExpired(t *testing.T) {
+	var ahead atomic.Int64 // the hub's clock runs this far ahead
+	h := startHubAt(t, func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) })
+	cs := createDevice(t, h, "dev1")
+	if _, err := h.reg.Enqueue("dev1", "", &registry.C2DMessage{MessageID: "m1", Body: []byte("hello")}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := dialAck(t, h, cs, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.subscribe(t, message.C2DFilter("dev1"), 1)
+	if m := d.next(t); string(m.Payload()) != "hello" {
+		t.Fatalf("first delivery %q", m.Payload())
+	}
+	ahead.Store(int64(registry.DefaultC2DLockDuration + time.Second))
+	m := d.next(t) // the sweep runs every c2dExpirySweep (5 s)
+	tp, err := message.ParseTopic(m.Topic())
+	if err != nil || string(m.Payload()) != "hello" || tp.Message.MessageID != "m1" {
+		t.Fatalf("redelivery %q %q: %v", m.Topic(), m.Payload(), err)
 	}
 }
 

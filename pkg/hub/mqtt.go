@@ -47,11 +47,12 @@ type session struct {
 	generationID       string
 
 	// c2d delivery state
-	mu       sync.Mutex
-	nextPID  uint16
-	inflight map[uint16]string // packet id → C2D lock token
-	kick     chan struct{}
-	done     chan struct{}
+	mu         sync.Mutex
+	nextPID    uint16
+	inflight   map[uint16]string // packet id → C2D lock token
+	delivering bool              // a deliverC2D runs
+	again      bool              // it was kicked while running
+	done       chan struct{}     // closed when the connection ended
 }
 
 func (s *session) touch(now time.Time) { s.lastActivity.Store(now.UnixNano()) }
@@ -136,24 +137,30 @@ func (k *mqttHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		method = "x509"
 	}
 	s := &session{cl: cl, deviceID: deviceID, moduleID: moduleID, connectedAt: now, authMethod: method,
-		inflight: map[uint16]string{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
+		inflight: map[uint16]string{}, done: make(chan struct{})}
 	s.touch(now)
 	if gen, err := k.h.generationID(deviceID, moduleID); err == nil {
 		s.generationID = gen
 	}
 	k.h.sessions.put(s)
 	k.h.log.Info("device connected", "device", deviceID, "module", moduleID, "remote", cl.Net.Remote)
-	go k.h.deliverC2D(s)
-	s.kickC2D()
+	k.h.kickC2D(s)
 }
 
 func (k *mqttHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	s := k.h.sessions.remove(cl)
+	s, current := k.h.sessions.remove(cl)
 	if s == nil {
 		return
 	}
 	close(s.done)
+	// Its unacknowledged C2D messages go back to the queue, and to the
+	// connection that replaced it, if any.
 	k.h.abandonInflight(s)
+	k.h.C2DEnqueued(s.deviceID, s.moduleID)
+	if !current {
+		k.h.log.Info("device connection replaced", "device", s.deviceID, "module", s.moduleID)
+		return
+	}
 	k.h.log.Info("device disconnected", "device", s.deviceID, "module", s.moduleID, "err", err)
 }
 
@@ -205,7 +212,7 @@ func allowedFilter(filter, deviceID, moduleID string) bool {
 
 func (k *mqttHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
 	if s := k.h.sessions.get(cl.ID); s != nil && s.cl == cl {
-		s.kickC2D()
+		k.h.kickC2D(s)
 		k.h.sessions.changed(clientKey(s.deviceID, s.moduleID))
 	}
 }
@@ -261,43 +268,44 @@ func (s *session) write(topic string, payload []byte, qos byte, pid uint16) erro
 	})
 }
 
-func (s *session) kickC2D() {
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
-}
-
 // sessionTable holds the connected devices and lets callers wait for a
 // device to connect and subscribe.
 type sessionTable struct {
-	mu      sync.Mutex
-	byID    map[string]*session
-	waiters map[string]chan struct{}
+	mu       sync.Mutex
+	byID     map[string]*session // the current connection of each client id
+	byClient map[*mqtt.Client]*session
+	waiters  map[string]chan struct{}
 }
 
 func newSessionTable() *sessionTable {
-	return &sessionTable{byID: map[string]*session{}, waiters: map[string]chan struct{}{}}
+	return &sessionTable{byID: map[string]*session{}, byClient: map[*mqtt.Client]*session{}, waiters: map[string]chan struct{}{}}
 }
 
+// put makes s its client id's current session.
 func (t *sessionTable) put(s *session) {
 	t.mu.Lock()
 	t.byID[s.cl.ID] = s
+	t.byClient[s.cl] = s
 	t.mu.Unlock()
 	t.changed(s.cl.ID)
 }
 
-// remove deletes the session of cl, unless a newer connection of the
-// same client id has replaced it, and returns it.
-func (t *sessionTable) remove(cl *mqtt.Client) *session {
+// remove forgets the session of cl and returns it, with current
+// false when a newer connection of the same client id had replaced
+// it (that one stays), or nil when cl has none.
+func (t *sessionTable) remove(cl *mqtt.Client) (s *session, current bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := t.byID[cl.ID]
-	if s == nil || s.cl != cl {
-		return nil
+	s = t.byClient[cl]
+	if s == nil {
+		return nil, false
+	}
+	delete(t.byClient, cl)
+	if t.byID[cl.ID] != s {
+		return s, false
 	}
 	delete(t.byID, cl.ID)
-	return s
+	return s, true
 }
 
 func (t *sessionTable) get(id string) *session {

@@ -339,6 +339,39 @@ func (s *Store) ExpireC2D() (int, error) {
 	return dropped, err
 }
 
+// Identity names a device (ModuleID "") or a module.
+type Identity struct{ DeviceID, ModuleID string }
+
+// DeliverableC2D returns the devices and modules whose queue holds a
+// message Receive would hand out now: one that is not locked, or whose
+// lock has expired. It only reads, in one transaction over every queue.
+func (s *Store) DeliverableC2D() ([]Identity, error) {
+	now := s.now()
+	var out []Identity
+	err := s.db.View(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketC2D)
+		return root.ForEachBucket(func(k []byte) error {
+			c := root.Bucket(k).Cursor()
+			for _, v := c.First(); v != nil; _, v = c.Next() {
+				var m struct {
+					LockToken   string    `json:"lockToken"`
+					LockedUntil time.Time `json:"lockedUntil"`
+				}
+				if err := json.Unmarshal(v, &m); err != nil {
+					return err
+				}
+				if m.LockToken == "" || !now.Before(m.LockedUntil) {
+					d, mod, _ := strings.Cut(string(k), "\x00")
+					out = append(out, Identity{DeviceID: d, ModuleID: mod})
+					return nil
+				}
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
 // sweep drops the expired messages of queue q and returns how many remain.
 func (s *Store) sweep(tx *bolt.Tx, q *bolt.Bucket, deviceID string, now time.Time) (int, error) {
 	var drop [][]byte

@@ -1,10 +1,12 @@
 package registry
 
 import (
-	"github.com/iotctl/iotctl/pkg/iothub"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 func TestEnqueueLimits(t *testing.T) {
@@ -184,5 +186,34 @@ func TestWantsFeedback(t *testing.T) {
 		if got != w {
 			t.Errorf("wantsFeedback(%s) = %s; want %s", ack, got, w)
 		}
+	}
+}
+
+func TestDeliverableC2D(t *testing.T) {
+	clk := newClock()
+	s := newStore(t, &Options{Now: clk.Now})
+	for _, id := range []string{"empty", "ready", "locked"} {
+		mustCreate(t, s, id)
+	}
+	if _, err := s.CreateModule(&iothub.Module{DeviceID: "ready", ModuleID: "m1"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Enqueue("ready", "", &C2DMessage{MessageID: "a"})
+	s.Enqueue("ready", "m1", &C2DMessage{MessageID: "b"})
+	s.Enqueue("locked", "", &C2DMessage{MessageID: "c"})
+	if m, _ := s.Receive("locked", ""); m == nil {
+		t.Fatal("Receive(locked) = nil")
+	}
+	got, err := s.DeliverableC2D()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Identity{{"ready", ""}, {"ready", "m1"}}; !slices.Equal(got, want) {
+		t.Errorf("DeliverableC2D = %v; want %v", got, want)
+	}
+	clk.Add(DefaultC2DLockDuration) // the lock expires: "locked" can be delivered again
+	got, _ = s.DeliverableC2D()
+	if want := []Identity{{"locked", ""}, {"ready", ""}, {"ready", "m1"}}; !slices.Equal(got, want) {
+		t.Errorf("after the lock expired, DeliverableC2D = %v; want %v", got, want)
 	}
 }
