@@ -14,6 +14,7 @@ import (
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/internal/proxytest"
+	"github.com/iotctl/iotctl/pkg/devicecert"
 	"github.com/iotctl/iotctl/pkg/hub"
 	"github.com/iotctl/iotctl/pkg/iothub"
 )
@@ -68,7 +69,7 @@ func noProxyEnv(t *testing.T) {
 // it and its key; it returns the files and the SHA-1 thumbprint.
 func writeCert(t *testing.T, cn string, notAfter time.Time) (certFile, keyFile, thumbprint string) {
 	t.Helper()
-	certPEM, keyPEM, err := hub.NewDeviceCertificate(cn, time.Now().Add(-48*time.Hour), notAfter, nil)
+	certPEM, keyPEM, err := devicecert.New(cn, time.Now().Add(-48*time.Hour), notAfter, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/devicecert"
 	"github.com/iotctl/iotctl/pkg/hub"
 )
 
@@ -72,7 +73,7 @@ func newGeneratedCert(dir, deviceID, moduleID string, now time.Time) (*generated
 		}
 	}
 	var err error
-	g.certPEM, g.keyPEM, err = hub.NewDeviceCertificate(cn, now.Add(-time.Hour), now.Add(generatedCertValidity), nil)
+	g.certPEM, g.keyPEM, err = devicecert.New(cn, now.Add(-time.Hour), now.Add(generatedCertValidity), nil)
 	if err != nil {
 		return nil, fmt.Errorf("generating a certificate: %w", err)
 	}

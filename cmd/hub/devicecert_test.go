@@ -16,6 +16,7 @@ import (
 
 	"github.com/iotctl/iotctl/cmd"
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/devicecert"
 	hubsrv "github.com/iotctl/iotctl/pkg/hub"
 )
 
@@ -134,7 +135,7 @@ func TestDeviceCreateGenerateCert(t *testing.T) {
 
 func TestDeviceCreateThumbprintFromCert(t *testing.T) {
 	h := certHub(t)
-	certPEM, _, err := hubsrv.NewDeviceCertificate("cam2", time.Now(), time.Now().Add(time.Hour), nil)
+	certPEM, _, err := devicecert.New("cam2", time.Now(), time.Now().Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

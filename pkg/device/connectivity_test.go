@@ -13,6 +13,7 @@ import (
 
 	"github.com/iotctl/iotctl/internal/proxytest"
 	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/devicecert"
 	"github.com/iotctl/iotctl/pkg/hub"
 	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/message"
@@ -295,7 +296,7 @@ func certFiles(t *testing.T, certPEM, keyPEM []byte) (string, string) {
 // authType (selfSigned gets the certificate's SHA-1 thumbprint).
 func x509Device(t *testing.T, h *hub.Hub, id, authType string, notAfter time.Time, issuer *tls.Certificate) (certFile, keyFile string) {
 	t.Helper()
-	certPEM, keyPEM, err := hub.NewDeviceCertificate(id, time.Now().Add(-48*time.Hour), notAfter, issuer)
+	certPEM, keyPEM, err := devicecert.New(id, time.Now().Add(-48*time.Hour), notAfter, issuer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +332,7 @@ func TestX509SelfSignedToHub(t *testing.T) {
 	}
 
 	// Another certificate for the same id: refused, not retried.
-	otherCert, otherKey, _ := hub.NewDeviceCertificate("x1", time.Now().Add(-time.Hour), time.Now().Add(time.Hour), nil)
+	otherCert, otherKey, _ := devicecert.New("x1", time.Now().Add(-time.Hour), time.Now().Add(time.Hour), nil)
 	ocf, okf := certFiles(t, otherCert, otherKey)
 	err := sendOne(t, &Options{ConnectionString: cs, CertFile: ocf, KeyFile: okf, CAFile: h.CAFile(), RetryConnect: true}, "x")
 	var ce *ConnectError
@@ -348,7 +349,7 @@ func TestX509SelfSignedToHub(t *testing.T) {
 }
 
 func TestX509CertificateAuthorityToHub(t *testing.T) {
-	caPEM, caKeyPEM, err := hub.NewDeviceCA("devices", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	caPEM, caKeyPEM, err := devicecert.NewCA("devices", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,11 +375,11 @@ func TestX509CertificateAuthorityToHub(t *testing.T) {
 }
 
 func TestCertificateFileErrors(t *testing.T) {
-	certPEM, keyPEM, err := hub.NewDeviceCertificate("d", time.Now(), time.Now().Add(time.Hour), nil)
+	certPEM, keyPEM, err := devicecert.New("d", time.Now(), time.Now().Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, otherKey, _ := hub.NewDeviceCertificate("d", time.Now(), time.Now().Add(time.Hour), nil)
+	_, otherKey, _ := devicecert.New("d", time.Now(), time.Now().Add(time.Hour), nil)
 	cf, kf := certFiles(t, certPEM, keyPEM)
 	_, wrongKey := certFiles(t, certPEM, otherKey)
 	notPEM, _ := certFiles(t, []byte("not a certificate"), nil)

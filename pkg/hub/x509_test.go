@@ -13,6 +13,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/iotctl/iotctl/pkg/devicecert"
 	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
@@ -24,7 +25,7 @@ type testCA struct {
 
 func newTestCA(t *testing.T) testCA {
 	t.Helper()
-	certPEM, keyPEM, err := NewDeviceCA("test device CA", time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+	certPEM, keyPEM, err := devicecert.NewCA("test device CA", time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func newTestCA(t *testing.T) testCA {
 // issuer (self-signed when nil).
 func deviceCert(t *testing.T, cn string, nb, na time.Time, issuer *tls.Certificate) tls.Certificate {
 	t.Helper()
-	certPEM, keyPEM, err := NewDeviceCertificate(cn, nb, na, issuer)
+	certPEM, keyPEM, err := devicecert.New(cn, nb, na, issuer)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iotctl/iotctl/pkg/devicecert"
 	"github.com/iotctl/iotctl/pkg/hub"
 	"github.com/iotctl/iotctl/pkg/iothub"
 )
@@ -75,7 +76,7 @@ func (e *env) messages(id string) []string {
 // thumbprint.
 func deviceCertFiles(t *testing.T, cn string, issuer *tls.Certificate) (certFile, keyFile, thumbprint string) {
 	t.Helper()
-	certPEM, keyPEM, err := hub.NewDeviceCertificate(cn, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), issuer)
+	certPEM, keyPEM, err := devicecert.New(cn, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), issuer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +152,7 @@ func TestNodeDeviceX509SelfSigned(t *testing.T) {
 // A certificate signed by a CA given to the hub as a device CA, with
 // CN = the device id, connects the official Node device.
 func TestNodeDeviceX509CertificateAuthority(t *testing.T) {
-	caPEM, caKeyPEM, err := hub.NewDeviceCA("interop devices", time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+	caPEM, caKeyPEM, err := devicecert.NewCA("interop devices", time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
