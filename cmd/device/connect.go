@@ -57,7 +57,7 @@ func (c *connectFlags) add(fl *pflag.FlagSet) {
 	fl.String(keyProxy, "", "HTTP proxy URL to tunnel MQTT or WebSocket through with CONNECT (default: HTTPS_PROXY, for --websocket only)")
 	fl.StringVar(&c.certFile, "cert", "", "X.509 client certificate (PEM) for an x509=true connection string or --host/--device-id")
 	fl.StringVar(&c.keyFile, "key", "", "private key (PEM) of --cert (default: in the --cert file)")
-	fl.StringVar(&c.host, "host", "", "hub host name[:port], with --device-id and --cert instead of a connection string")
+	fl.StringVar(&c.host, "host", "", "hub host name[:port], with --device-id and --cert instead of a connection string; for a fleet, the hub's host")
 	fl.StringVar(&c.deviceID, cmdutil.KeyDeviceID, "", "device id, with --host and --cert instead of a connection string")
 }
 

@@ -285,3 +285,85 @@ func TestSendThroughGatewayHostName(t *testing.T) {
 		t.Errorf("hub got %d messages; want 2", n)
 	}
 }
+
+// writeCA writes a device CA (certificate and key in separate files).
+func writeCA(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	certPEM, keyPEM, err := devicecert.NewCA("fleet CA", time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+func TestDeviceCAFleetUsageErrors(t *testing.T) {
+	noProxyEnv(t)
+	caFile, caKey := writeCA(t)
+	leafCert, leafKey, _ := writeCert(t, "cam1", time.Now().Add(time.Hour))
+	keys := filepath.Join(t.TempDir(), "keys.txt")
+	os.WriteFile(keys, []byte("a c2VjcmV0\n"), 0o600)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"without --devices", []string{"--device-ca", caFile, "--device-ca-key", caKey, "--host", "h.net"}, "--devices"},
+		{"key without CA", []string{"--devices", "2", "--device-ca-key", caKey, "--host", "h.net"}, "--device-ca-key needs --device-ca"},
+		{"with a keys file", []string{"--devices", "2", "--device-ca", caFile, "--device-ca-key", caKey, "--keys-file", keys, "--host", "h.net"}, "not both"},
+		{"not a CA", []string{"--devices", "2", "--device-ca", leafCert, "--device-ca-key", leafKey, "--host", "h.net"}, "not a CA certificate"},
+		{"key missing from the CA file", []string{"--devices", "2", "--device-ca", caFile, "--host", "h.net"}, "--device-ca"},
+		{"no host", []string{"--devices", "2", "--device-ca", caFile, "--device-ca-key", caKey}, "host name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sub := func(f *cmdutil.Factory) *cobra.Command {
+				return newCmdSimulate(f, func(*simulateOptions) error { t.Error("ran despite a usage error"); return nil })
+			}
+			code, _, stderr := execute(t, "", sub, append([]string{"simulate"}, tt.args...)...)
+			if code != cmdutil.ExitUsage || !strings.Contains(stderr, tt.want) {
+				t.Errorf("code %d stderr %q; want 3 and %q", code, stderr, tt.want)
+			}
+		})
+	}
+}
+
+// iotctl device simulate --devices 3 --device-ca signs a certificate
+// for each device, creates them as certificateAuthority devices through
+// the service API, and the hub that trusts the CA takes their
+// telemetry.
+func TestDeviceCAFleetAgainstHub(t *testing.T) {
+	noProxyEnv(t)
+	caFile, caKey := writeCA(t)
+	h := hub.New(&hub.Options{Addr: "127.0.0.1:0", InMemory: true, DeviceCAFiles: []string{caFile}})
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	svc, err := h.ServiceConnectionString("iothubowner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := execute(t, "", simulateCmd, "simulate", "--devices", "3", "--device-prefix", "cam-",
+		"--device-ca", caFile, "--device-ca-key", caKey, "--hub-connection-string", svc, "--ca-file", h.CAFile(),
+		"--count", "2", "--interval", "10ms", "-o", "json")
+	if code != 0 {
+		t.Fatalf("code %d stderr %q stdout %q", code, stderr, stdout)
+	}
+	for _, id := range []string{"cam-00001", "cam-00002", "cam-00003"} {
+		d, err := h.Registry().Device(id)
+		if err != nil || d.Authentication.Type != iothub.AuthCertificateAuthority {
+			t.Errorf("%s: %+v, %v; want a certificateAuthority device", id, d, err)
+		}
+		if n := telemetryCount(h, id); n != 2 {
+			t.Errorf("%s sent %d messages; want 2", id, n)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/service"
 )
 
@@ -36,4 +37,24 @@ func (r *serviceRegistry) EnsureDevice(ctx context.Context, id string) (string, 
 		return "", fmt.Errorf("device %s has no shared access key (it uses X.509?); simulate needs SAS devices", id)
 	}
 	return d.Authentication.SymmetricKey.PrimaryKey, nil
+}
+
+// EnsureCADevice implements simulate.CARegistry.
+func (r *serviceRegistry) EnsureCADevice(ctx context.Context, id string) error {
+	d, err := r.c.CreateDevice(ctx, &service.Device{DeviceID: id,
+		Authentication: &service.Authentication{Type: iothub.AuthCertificateAuthority}})
+	if errors.Is(err, service.ErrConflict) {
+		d, err = r.c.GetDevice(ctx, id)
+	}
+	if err != nil {
+		return fmt.Errorf("device %s: %w", id, err)
+	}
+	if d.Authentication == nil || d.Authentication.Type != iothub.AuthCertificateAuthority {
+		typ := "none"
+		if d.Authentication != nil {
+			typ = d.Authentication.Type
+		}
+		return fmt.Errorf("device %s exists with %s authentication; a --device-ca fleet needs certificateAuthority devices", id, typ)
+	}
+	return nil
 }

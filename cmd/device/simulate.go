@@ -3,6 +3,7 @@ package device
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"time"
 
@@ -36,6 +37,8 @@ type simulateOptions struct {
 	connectRateSet  bool
 	prefix          string
 	keysFile        string
+	deviceCA        string
+	deviceCAKey     string
 	connectRate     float64
 	rate            float64
 	conn            connectFlags
@@ -69,8 +72,16 @@ A fleet (--devices N) uses ids {prefix}00001... Their keys come from --keys-file
 (lines "deviceId key", or a JSON object {"deviceId": "key"}) or, with
 --hub-connection-string (a service policy string; also IOTCTL_HUB_CONNECTION_STRING),
 from the hub's registry, creating the devices that do not exist. With
---keys-file and no --devices every device in the file is simulated. The hub's
-host comes from --hub-connection-string, else from the device connection string.
+--keys-file and no --devices every device in the file is simulated. With
+--device-ca (a CA certificate and its key, --device-ca-key) the fleet uses X.509
+instead: each device connects with a certificate signed for it by that CA (CN =
+its id, valid 30 days), and --hub-connection-string creates the missing devices
+with certificateAuthority authentication. The hub must trust the CA (iotctl hub
+serve --device-ca; on Azure IoT Hub, an uploaded and verified CA certificate). The
+hub's host comes from --host, else --hub-connection-string, else the device
+connection string. Against Azure IoT Hub the fleet connects 100 devices a second
+by default (its connection throttle); against other hubs as fast as it can
+(--connect-rate).
 
 On a terminal each message, method call, twin change and C2D message is one line;
 with -o json every event is one JSON object per line with a "type" field
@@ -79,12 +90,14 @@ summary). A lost connection is retried with back-off. Ctrl-C stops sending,
 disconnects, prints the summary and exits 130. Credentials the hub refuses exit 4.
 
 ` + connectHelp + `
-A fleet uses shared access keys; --cert is for one device.`,
+--cert and --device-id are for one device; a fleet's certificates come from
+--device-ca.`,
 		Example: `  $ iotctl device simulate --connection-string "$DEVICE_CS" --ca-file ~/.local/share/iotctl/ca.pem
   $ iotctl device simulate --count 10 --interval 500ms -o json
   $ iotctl device simulate --data '{"n":{{counter}},"t":{{randFloat 20 35 | printf "%.1f"}},"at":"{{now}}"}'
   $ iotctl device simulate --method reboot=200:'{"rebooting":true}' --reported '{"firmware":"1.0"}'
   $ iotctl device simulate --devices 100 --hub-connection-string "$SERVICE_CS" --connect-rate 50 --duration 1m
+  $ iotctl device simulate --devices 1000 --hub-connection-string "$SERVICE_CS" --device-ca fleet-ca.pem --device-ca-key fleet-ca-key.pem
   $ HTTPS_PROXY=http://proxy.corp:3128 iotctl device simulate --websocket
   $ iotctl device simulate --host localhost:8443 --device-id cam1 --cert cam1.pem --key cam1-key.pem`,
 		Args: cobra.NoArgs,
@@ -119,6 +132,8 @@ A fleet uses shared access keys; --cert is for one device.`,
 	fl.StringVar(&o.prefix, "device-prefix", "sim-", "device id prefix of the fleet")
 	fl.String("hub-connection-string", "", "service connection string, to create fleet devices and fetch their keys")
 	fl.StringVar(&o.keysFile, "keys-file", "", "fleet keys: lines \"deviceId key\" or a JSON object {\"deviceId\": \"key\"}")
+	fl.StringVar(&o.deviceCA, "device-ca", "", "fleet of X.509 devices: CA certificate (PEM) that signs each device's certificate (CN = device id)")
+	fl.StringVar(&o.deviceCAKey, "device-ca-key", "", "private key (PEM) of --device-ca (default: in the --device-ca file)")
 	fl.Float64Var(&o.connectRate, "connect-rate", 0, "fleet connections per second, 0 for no limit (default: 100 against Azure IoT Hub, its connection throttle; no limit against other hubs)")
 	fl.Float64Var(&o.rate, "rate", 0, "fleet messages per second in total (0: each device every --interval)")
 	o.conn.add(fl)
@@ -181,6 +196,12 @@ func (o *simulateOptions) validate() error {
 	s.Device = device.Options{QoS: qos}
 
 	fleet := o.devicesSet || o.keysFile != ""
+	if o.deviceCA != "" && !o.devicesSet {
+		return cmdutil.Usagef("--device-ca is for a fleet: give --devices N too")
+	}
+	if o.deviceCAKey != "" && o.deviceCA == "" {
+		return cmdutil.Usagef("--device-ca-key needs --device-ca")
+	}
 	if !fleet {
 		if err := o.conn.options(o.f, o.connStr, &s.Device); err != nil {
 			return err
@@ -188,8 +209,21 @@ func (o *simulateOptions) validate() error {
 		o.sim = s
 		return nil
 	}
-	if o.conn.certFile != "" || o.conn.host != "" || o.conn.deviceID != "" {
-		return cmdutil.Usagef("a fleet (--devices, --keys-file) uses shared access keys: --cert, --host and --device-id are for one device")
+	if o.conn.certFile != "" || o.conn.deviceID != "" {
+		return cmdutil.Usagef("a fleet (--devices, --keys-file) has its own identities: --cert and --device-id are for one device (--device-ca signs a certificate for each fleet device)")
+	}
+	if o.deviceCA != "" {
+		if o.keysFile != "" {
+			return cmdutil.Usagef("--device-ca and --keys-file: a fleet authenticates with certificates or with keys, not both")
+		}
+		issuer, err := device.LoadKeyPair(o.deviceCA, o.deviceCAKey)
+		if err != nil {
+			return &cmdutil.UsageError{Err: fmt.Errorf("--device-ca: %w", err)}
+		}
+		if issuer.Leaf == nil || !issuer.Leaf.IsCA {
+			return cmdutil.Usagef("--device-ca %s is not a CA certificate: it cannot sign device certificates", o.deviceCA)
+		}
+		s.Issuer = issuer
 	}
 	// The fleet shares the transport flags; identities come below.
 	if err := o.conn.transport(o.f, &s.Device); err != nil {
@@ -216,13 +250,31 @@ func (o *simulateOptions) validate() error {
 		s.Device.HostName = svc.HostName
 	} else if devCS != nil {
 		s.Device.HostName, s.Device.GatewayHostName = devCS.HostName, devCS.GatewayHostName
-	} else {
-		return cmdutil.Usagef("a fleet needs the hub's host name: pass --hub-connection-string (a service policy string) or --connection-string (any device string of the hub)")
+	} else if o.conn.host == "" {
+		return cmdutil.Usagef("a fleet needs the hub's host name: pass --hub-connection-string (a service policy string), --connection-string (any device string of the hub) or --host")
+	}
+	if o.conn.host != "" {
+		s.Device.HostName = o.conn.host
 	}
 	if !o.connectRateSet && connstr.IsAzureHost(s.Device.HostName) {
 		s.ConnectRate = simulate.AzureConnectRate
 	}
+	var reg *serviceRegistry
+	if svc != nil && o.keysFile == "" {
+		sopts, err := o.f.ServiceOptions()
+		if err != nil {
+			return err
+		}
+		if reg, err = newServiceRegistry(svc, sopts); err != nil {
+			return err
+		}
+	}
 	switch {
+	case s.Issuer != nil:
+		s.DeviceIDs = simulate.FleetIDs(o.prefix, o.devices)
+		if reg != nil {
+			s.Keys = reg // creates the devices as certificateAuthority ones
+		}
 	case o.keysFile != "":
 		fh, err := os.Open(o.keysFile)
 		if err != nil {
@@ -239,19 +291,11 @@ func (o *simulateOptions) validate() error {
 		} else {
 			s.DeviceIDs = keys.IDs()
 		}
-	case svc != nil:
-		sopts, err := o.f.ServiceOptions()
-		if err != nil {
-			return err
-		}
-		reg, err := newServiceRegistry(svc, sopts)
-		if err != nil {
-			return err
-		}
+	case reg != nil:
 		s.Keys = reg
 		s.DeviceIDs = simulate.FleetIDs(o.prefix, o.devices)
 	default:
-		return cmdutil.Usagef("a fleet needs device keys: pass --keys-file, or --hub-connection-string to create the devices")
+		return cmdutil.Usagef("a fleet needs device credentials: pass --keys-file, --hub-connection-string to create SAS devices, or --device-ca to sign a certificate for each device")
 	}
 	o.sim = s
 	return nil

@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/iotctl/iotctl/pkg/device"
+	"github.com/iotctl/iotctl/pkg/devicecert"
 	"github.com/iotctl/iotctl/pkg/message"
 )
 
@@ -48,8 +50,17 @@ type Options struct {
 	// DeviceIDs are the fleet's device ids (see FleetIDs). Empty means
 	// the single device in Device.
 	DeviceIDs []string
-	// Keys gives each fleet device its key. Required with DeviceIDs.
+	// Keys gives each fleet device its key. Required with DeviceIDs
+	// unless Issuer is set.
 	Keys Registry
+	// Issuer, if set, makes the fleet authenticate with X.509: each
+	// device connects with a certificate Issuer signs for it (CN = the
+	// device id, see devicecert.Issue), valid from a minute ago for
+	// CertValidity or until Issuer expires. The hub must trust Issuer
+	// (hub serve --device-ca; on Azure, a verified CA certificate) and
+	// the devices must have certificateAuthority authentication: when
+	// Keys implements CARegistry, missing devices are created so.
+	Issuer *tls.Certificate
 
 	// Interval is the time between a device's messages.
 	// Default: DefaultInterval (1 s). SetTelemetryInterval changes it
@@ -151,8 +162,8 @@ func New(opts *Options) (*Fleet, error) {
 	f := &Fleet{opts: o, ids: o.DeviceIDs, connLim: newLimiter(o.ConnectRate), sendLim: newLimiter(o.Rate),
 		replies: map[string]MethodReply{}}
 	if len(f.ids) > 0 {
-		if o.Keys == nil {
-			return nil, errors.New("simulate: a fleet needs Keys (a registry or a keys file)")
+		if o.Keys == nil && o.Issuer == nil {
+			return nil, errors.New("simulate: a fleet needs Keys (a registry or a keys file) or an Issuer")
 		}
 		if o.Device.HostName == "" {
 			return nil, errors.New("simulate: a fleet needs Device.HostName")
@@ -383,11 +394,9 @@ func (f *Fleet) runDevice(ctx context.Context, id string, single bool, done func
 	if !single {
 		o.ConnectionString = ""
 		o.DeviceID, o.ModuleID, o.SharedAccessSignature = id, "", ""
-		key, err := f.opts.Keys.EnsureDevice(ctx, id)
-		if err != nil {
+		if err := f.credentials(ctx, id, &o); err != nil {
 			return fail(fmt.Errorf("device %s: %w", id, err))
 		}
-		o.SharedAccessKey = key
 	}
 	if o.Logger == nil {
 		o.Logger = f.opts.Logger
@@ -429,6 +438,36 @@ func (f *Fleet) runDevice(ctx context.Context, id string, single bool, done func
 	}
 	d.start()
 	return true, nil
+}
+
+// CertValidity is how long the certificate of a device of a
+// certificate fleet is valid (see Options.Issuer).
+const CertValidity = 30 * 24 * time.Hour
+
+// credentials gives fleet device id its key, or its certificate when
+// the fleet has an Issuer, creating the identity when the registry can.
+func (f *Fleet) credentials(ctx context.Context, id string, o *device.Options) error {
+	if f.opts.Issuer == nil {
+		key, err := f.opts.Keys.EnsureDevice(ctx, id)
+		o.SharedAccessKey = key
+		return err
+	}
+	if r, ok := f.opts.Keys.(CARegistry); ok {
+		if err := r.EnsureCADevice(ctx, id); err != nil {
+			return err
+		}
+	}
+	now := time.Now()
+	until := now.Add(CertValidity)
+	if leaf := f.opts.Issuer.Leaf; leaf != nil && leaf.NotAfter.Before(until) {
+		until = leaf.NotAfter
+	}
+	cert, err := devicecert.Issue(id, now.Add(-time.Minute), until, f.opts.Issuer)
+	if err != nil {
+		return fmt.Errorf("issuing its certificate: %w", err)
+	}
+	o.Certificate, o.SharedAccessKey = cert, ""
+	return nil
 }
 
 // start schedules the first message at once and makes cancelling

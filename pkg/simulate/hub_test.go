@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,8 +17,10 @@ import (
 	"time"
 
 	"github.com/iotctl/iotctl/pkg/device"
+	"github.com/iotctl/iotctl/pkg/devicecert"
 	"github.com/iotctl/iotctl/pkg/hub"
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/message"
 )
 
@@ -494,5 +497,64 @@ func TestFleetReadsCAFileOnce(t *testing.T) {
 	st, err := f.Run(ctx)
 	if err != nil || st.Acked != 3 || st.Errors != 0 {
 		t.Errorf("Run with the CA file removed after New = %+v, %v; want 3 messages acknowledged and no errors", st, err)
+	}
+}
+
+// caRegistry creates certificateAuthority devices in a hub's registry.
+type caRegistry struct {
+	h       *hub.Hub
+	created atomic.Int64
+}
+
+func (r *caRegistry) EnsureDevice(context.Context, string) (string, error) {
+	return "", errors.New("a certificate fleet asked for a key")
+}
+
+func (r *caRegistry) EnsureCADevice(_ context.Context, id string) error {
+	_, err := r.h.Registry().CreateDevice(&iothub.Device{DeviceID: id,
+		Authentication: &iothub.Authentication{Type: iothub.AuthCertificateAuthority}})
+	if err == nil {
+		r.created.Add(1)
+	}
+	return err
+}
+
+// A fleet with an Issuer connects every device with a certificate the
+// issuer signs for it, after creating the devices as
+// certificateAuthority identities, and the hub that trusts the issuer
+// accepts them.
+func TestCertificateFleet(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	caPEM, caKeyPEM, err := devicecert.NewCA("fleet CA", now.Add(-time.Hour), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "fleet-ca.pem")
+	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := tls.X509KeyPair(caPEM, caKeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startHub(t, &hub.Options{Addr: "127.0.0.1:0", InMemory: true, DeviceCAFiles: []string{caFile}})
+	reg := &caRegistry{h: h}
+	ids := FleetIDs("x509-", 3)
+	f, err := New(&Options{Device: device.Options{HostName: h.HostName(), CAFile: h.CAFile()}, DeviceIDs: ids,
+		Keys: reg, Issuer: &issuer, Count: 2, Interval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*waitFor)
+	defer cancel()
+	st, err := f.Run(ctx)
+	if err != nil || st.Acked != 6 || st.Errors != 0 || reg.created.Load() != 3 {
+		t.Fatalf("Run = %+v, %v, %d devices created; want 6 messages acknowledged, no errors, 3 created", st, err, reg.created.Load())
+	}
+	for _, id := range ids {
+		if evs := logOf(h, id); len(evs) != 2 || evs[0].AuthMethod != "x509" {
+			t.Errorf("%s: %d events in the hub's log (auth %v); want 2 over x509", id, len(evs), evs)
+		}
 	}
 }

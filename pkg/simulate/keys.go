@@ -24,6 +24,16 @@ type Registry interface {
 	EnsureDevice(ctx context.Context, id string) (primaryKey string, err error)
 }
 
+// CARegistry creates the identities of a certificate fleet (see
+// Options.Issuer): devices authenticated by a CA-signed certificate.
+// The command layer's service-backed Registry implements it too.
+type CARegistry interface {
+	// EnsureCADevice creates device id with certificateAuthority
+	// authentication when it does not exist, and fails when it exists
+	// with another kind of authentication.
+	EnsureCADevice(ctx context.Context, id string) error
+}
+
 // ErrNoKey is returned by KeyMap.EnsureDevice for an id it lacks.
 var ErrNoKey = errors.New("simulate: no key for device")
 
