@@ -89,12 +89,8 @@ func newGeneratedCert(dir, deviceID, moduleID string, now time.Time) (*generated
 // write writes the certificate (0644) and the key (0600), never
 // replacing a file.
 func (g *generatedCert) write() error {
-	if err := writeNew(g.certFile, g.certPEM, 0o644); err != nil {
-		return err
-	}
-	if err := writeNew(g.keyFile, g.keyPEM, 0o600); err != nil {
-		os.Remove(g.certFile)
-		return err
+	if err := writePair(g.certFile, g.certPEM, g.keyFile, g.keyPEM); err != nil {
+		return fmt.Errorf("--generate-cert: %w", err)
 	}
 	return nil
 }
@@ -105,14 +101,28 @@ func (g *generatedCert) remove() {
 	os.Remove(g.keyFile)
 }
 
+// writePair writes a certificate (0644) and its key (0600) to new
+// files, never replacing one; on failure nothing is left behind.
+func writePair(certFile string, certPEM []byte, keyFile string, keyPEM []byte) error {
+	if err := writeNew(certFile, certPEM, 0o644); err != nil {
+		return err
+	}
+	if err := writeNew(keyFile, keyPEM, 0o600); err != nil {
+		os.Remove(certFile)
+		return err
+	}
+	return nil
+}
+
 func writeNew(path string, data []byte, mode os.FileMode) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
-		return fmt.Errorf("--generate-cert: %w", err)
+		return err
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
-		return fmt.Errorf("--generate-cert: %w", err)
+		os.Remove(path)
+		return err
 	}
 	return f.Close()
 }

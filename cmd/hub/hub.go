@@ -22,6 +22,7 @@ and offline helpers for connection strings and SAS tokens.`,
 	c.AddCommand(
 		newCmdServe(f),
 		newCmdDevice(f),
+		newCmdDeviceCA(f),
 		newCmdTwin(f),
 		newCmdC2D(f),
 		newCmdFeedback(f),

@@ -1,0 +1,107 @@
+package hub
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/devicecert"
+	"github.com/iotctl/iotctl/pkg/output"
+)
+
+// File names `hub device-ca create` writes.
+const (
+	deviceCAFile    = "device-ca.pem"
+	deviceCAKeyFile = "device-ca-key.pem"
+)
+
+func newCmdDeviceCA(f *cmdutil.Factory) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "device-ca",
+		Short: "Make a CA that signs X.509 device certificates",
+		Long: `A device CA signs the certificates of devices registered with certificateAuthority
+authentication (iotctl hub device create --auth x509-ca), and of the devices of a
+certificate fleet (iotctl device simulate --devices N --device-ca).`,
+		Example: `  $ iotctl hub device-ca create ./certs`,
+	}
+	c.AddCommand(newCmdDeviceCACreate(f))
+	return c
+}
+
+// deviceCA is what `hub device-ca create` prints.
+type deviceCA struct {
+	CertFile string    `json:"certFile"`
+	KeyFile  string    `json:"keyFile"`
+	Subject  string    `json:"subject"`
+	NotAfter time.Time `json:"notAfter"`
+}
+
+func newCmdDeviceCACreate(f *cmdutil.Factory) *cobra.Command {
+	var name string
+	var days int
+	c := &cobra.Command{
+		Use:   "create [DIR]",
+		Short: "Make a device CA certificate and key in DIR",
+		Long: `Make a CA certificate and its key (ECDSA P-256) for signing X.509 device
+certificates, and write them to DIR (default: the current directory) as
+device-ca.pem and device-ca-key.pem (readable by you only). Existing files are
+never replaced: the command exits 3 instead.
+
+Give the certificate to the local hub with 'iotctl hub serve --device-ca
+DIR/device-ca.pem', and both files to a certificate fleet with 'iotctl device
+simulate --devices N --device-ca DIR/device-ca.pem --device-ca-key
+DIR/device-ca-key.pem'. On Azure IoT Hub, upload the certificate and prove you
+hold its key before devices it signs can connect. This is a CA for testing: keep
+production keys elsewhere.`,
+		Example: `  $ iotctl hub device-ca create ./certs
+  $ iotctl hub serve --device-ca ./certs/device-ca.pem
+  $ iotctl device simulate --devices 100 --hub-connection-string "$IOTCTL_CONNECTION_STRING" \
+      --device-ca ./certs/device-ca.pem --device-ca-key ./certs/device-ca-key.pem`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			if days < 1 {
+				return cmdutil.Usagef("--days must be at least 1")
+			}
+			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+				return cmdutil.Usagef("%s is not a directory", dir)
+			}
+			p, err := f.Printer(output.FormatTable, output.FormatJSON, output.FormatYAML)
+			if err != nil {
+				return err
+			}
+			out := deviceCA{CertFile: filepath.Join(dir, deviceCAFile), KeyFile: filepath.Join(dir, deviceCAKeyFile), Subject: "CN=" + name}
+			for _, file := range []string{out.CertFile, out.KeyFile} {
+				if _, err := os.Stat(file); err == nil {
+					return cmdutil.Usagef("%s exists; remove it or choose another directory", file)
+				}
+			}
+			now := time.Now()
+			out.NotAfter = now.Add(time.Duration(days) * 24 * time.Hour).UTC().Truncate(time.Second)
+			certPEM, keyPEM, err := devicecert.NewCA(name, now.Add(-time.Hour), out.NotAfter)
+			if err != nil {
+				return fmt.Errorf("making the CA: %w", err)
+			}
+			if err := writePair(out.CertFile, certPEM, out.KeyFile, keyPEM); err != nil {
+				return err
+			}
+			return p.Print(out, func(t *output.Table) {
+				t.Header("FIELD", "VALUE")
+				t.Row("certificate", out.CertFile)
+				t.Row("key", out.KeyFile)
+				t.Row("subject", out.Subject)
+				t.Row("valid until", out.NotAfter.Format(time.RFC3339))
+			})
+		},
+	}
+	c.Flags().StringVar(&name, "name", "iotctl device CA", "the CA's subject common name")
+	c.Flags().IntVar(&days, "days", 365, "days the CA is valid")
+	return c
+}
