@@ -29,7 +29,7 @@
 // per connection reads, writes happen on the caller's goroutine, and
 // the keep-alive (a PINGREQ after the keep-alive period without
 // traffic; the connection counts as lost when the PINGRESP does not
-// come within the connect timeout) runs on a timer. That keeps a
+// come within 10 s, or the connect timeout if shorter) runs on a timer. That keeps a
 // connected client at one goroutine, which is what lets one process
 // simulate ten thousand devices.
 //

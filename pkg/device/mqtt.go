@@ -32,7 +32,8 @@ type conn struct {
 	once sync.Once
 
 	keepAlive   time.Duration
-	ackTimeout  time.Duration // PINGRESP wait and write deadline
+	ackTimeout  time.Duration // write deadline
+	pingTimeout time.Duration // PINGRESP wait
 	onPublish   func(*conn, *packets.PublishPacket)
 	onLost      func(*conn, error)
 	lastWrite   atomic.Int64 // unix nanoseconds
@@ -46,6 +47,9 @@ type conn struct {
 	nextID  uint16
 	waiting map[uint16]chan packets.ControlPacket // PUBACK or SUBACK by packet id
 }
+
+// maxPingWait bounds the wait for a PINGRESP (paho's default too).
+const maxPingWait = 10 * time.Second
 
 // maxPacket bounds the packets the client reads: far above IoT Hub's
 // largest (a 256 KB cloud-to-device message, a 32 KB twin document),
@@ -89,7 +93,7 @@ func dialMQTT(nc net.Conn, cp *packets.ConnectPacket, timeout time.Duration, onP
 	}
 	_ = nc.SetDeadline(time.Time{})
 	cn := &conn{nc: nc, lost: make(chan struct{}), keepAlive: time.Duration(cp.Keepalive) * time.Second,
-		ackTimeout: timeout, onPublish: onPublish, onLost: onLost}
+		ackTimeout: timeout, pingTimeout: min(timeout, maxPingWait), onPublish: onPublish, onLost: onLost}
 	now := time.Now().UnixNano()
 	cn.lastWrite.Store(now)
 	cn.lastRead.Store(now)
@@ -206,14 +210,14 @@ func (cn *conn) deliver(p *packets.PublishPacket) {
 
 // keepAliveTick runs on the keep-alive timer: it sends PINGREQ after
 // keepAlive without traffic in either direction, and ends the
-// connection when a PINGREQ stays unanswered for ackTimeout.
+// connection when a PINGREQ stays unanswered for pingTimeout.
 func (cn *conn) keepAliveTick() {
 	if cn.isLost() {
 		return
 	}
 	now := time.Now()
 	if sent := cn.pingPending.Load(); sent != 0 {
-		if due := time.Unix(0, sent).Add(cn.ackTimeout); now.Before(due) {
+		if due := time.Unix(0, sent).Add(cn.pingTimeout); now.Before(due) {
 			cn.rearm(due.Sub(now))
 			return
 		}
@@ -227,7 +231,7 @@ func (cn *conn) keepAliveTick() {
 	}
 	cn.pingPending.Store(now.UnixNano())
 	if cn.write(packets.NewControlPacket(packets.Pingreq)) == nil {
-		cn.rearm(cn.ackTimeout)
+		cn.rearm(cn.pingTimeout)
 	}
 }
 
