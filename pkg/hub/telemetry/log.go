@@ -46,16 +46,40 @@ type Log struct {
 
 type partition struct {
 	mu      sync.Mutex
-	events  []Event
+	events  []stored // events[i] has sequence number nextSeq-len(events)+i
 	bytes   int
 	nextSeq int64
 	// changed is closed and replaced on every append.
 	changed chan struct{}
 }
 
+// stored is an event as the log keeps it: the message's properties in
+// their encoded property bag (message.EncodeBag), decoded again on
+// read. A parsed message.Message with its property map costs about
+// three times as much to keep.
+type stored struct {
+	enqueued                                     time.Time
+	deviceID, moduleID, authMethod, generationID string
+	body                                         []byte
+	bag                                          string
+	size                                         int // Message.Size, for maxBytes
+}
+
+// event rebuilds the Event of s, which has sequence number seq in
+// partition part.
+func (s *stored) event(part int, seq int64) Event {
+	m, err := message.DecodeBag(s.bag)
+	if err != nil {
+		// The log encoded the bag itself; it decodes.
+		m = &message.Message{}
+	}
+	m.Body = s.body
+	return Event{Partition: part, SequenceNumber: seq, Offset: strconv.FormatInt(seq, 10), EnqueuedTime: s.enqueued,
+		DeviceID: s.deviceID, ModuleID: s.moduleID, AuthMethod: s.authMethod, GenerationID: s.generationID, Message: m}
+}
+
 // New returns a log with n partitions (default 4) holding
-// at most maxEvents events (default 250,000: about 400 MB with the
-// bookkeeping of each event) and maxBytes bytes of
+// at most maxEvents events (default 250,000) and maxBytes bytes of
 // bodies and properties (default 512 MiB) in all.
 func New(n, maxEvents, maxBytes int, now func() time.Time) *Log {
 	if n <= 0 {
@@ -88,21 +112,28 @@ func (l *Log) PartitionOf(deviceID string) int {
 }
 
 // Append stores ev, filling in its partition, sequence number, offset
-// and enqueued time, and returns the stored event.
+// and enqueued time, and returns the stored event. A nil Message is
+// stored as an empty one. Read returns a copy of the message, not
+// ev.Message itself.
 func (l *Log) Append(ev Event) Event {
+	if ev.Message == nil {
+		ev.Message = &message.Message{}
+	}
 	ev.Partition = l.PartitionOf(ev.DeviceID)
 	p := l.parts[ev.Partition]
-	size := ev.Message.Size()
+	st := stored{deviceID: ev.DeviceID, moduleID: ev.ModuleID, authMethod: ev.AuthMethod, generationID: ev.GenerationID,
+		body: ev.Message.Body, bag: message.EncodeBag(ev.Message), size: ev.Message.Size()}
 	p.mu.Lock()
 	ev.SequenceNumber = p.nextSeq
 	ev.Offset = strconv.FormatInt(ev.SequenceNumber, 10)
 	ev.EnqueuedTime = l.now().UTC()
+	st.enqueued = ev.EnqueuedTime
 	p.nextSeq++
-	p.events = append(p.events, ev)
-	p.bytes += size
+	p.events = append(p.events, st)
+	p.bytes += st.size
 	drop := 0
 	for len(p.events)-drop > l.maxCount || (p.bytes > l.maxBytes && len(p.events)-drop > 1) {
-		p.bytes -= p.events[drop].Message.Size()
+		p.bytes -= p.events[drop].size
 		drop++
 	}
 	if drop > 0 {
@@ -134,7 +165,7 @@ func (l *Log) Info(i int) PartitionInfo {
 	defer p.mu.Unlock()
 	info := PartitionInfo{Last: p.nextSeq - 1, Count: len(p.events), First: p.nextSeq - int64(len(p.events))}
 	if n := len(p.events); n > 0 {
-		info.LastEnqueued = p.events[n-1].EnqueuedTime
+		info.LastEnqueued = p.events[n-1].enqueued
 	}
 	return info
 }
@@ -155,8 +186,10 @@ func (l *Log) Read(i int, seq int64, max int) ([]Event, <-chan struct{}) {
 		return nil, p.changed
 	}
 	end := min(len(p.events), start+max)
-	out := make([]Event, end-start)
-	copy(out, p.events[start:end])
+	out := make([]Event, 0, end-start)
+	for k := start; k < end; k++ {
+		out = append(out, p.events[k].event(i, first+int64(k)))
+	}
 	return out, p.changed
 }
 
@@ -170,7 +203,7 @@ func (l *Log) SeqAt(i int, t time.Time) int64 {
 	lo, hi := 0, len(p.events)
 	for lo < hi {
 		mid := (lo + hi) / 2
-		if p.events[mid].EnqueuedTime.Before(t) {
+		if p.events[mid].enqueued.Before(t) {
 			lo = mid + 1
 		} else {
 			hi = mid
