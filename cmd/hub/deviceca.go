@@ -2,7 +2,6 @@ package hub
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -70,18 +69,13 @@ production keys elsewhere.`,
 			if days < 1 {
 				return cmdutil.Usagef("--days must be at least 1")
 			}
-			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-				return cmdutil.Usagef("%s is not a directory", dir)
-			}
 			p, err := f.Printer(output.FormatTable, output.FormatJSON, output.FormatYAML)
 			if err != nil {
 				return err
 			}
 			out := deviceCA{CertFile: filepath.Join(dir, deviceCAFile), KeyFile: filepath.Join(dir, deviceCAKeyFile), Subject: "CN=" + name}
-			for _, file := range []string{out.CertFile, out.KeyFile} {
-				if _, err := os.Stat(file); err == nil {
-					return cmdutil.Usagef("%s exists; remove it or choose another directory", file)
-				}
+			if err := checkNewPair(dir, out.CertFile, out.KeyFile); err != nil {
+				return &cmdutil.UsageError{Err: err}
 			}
 			now := time.Now()
 			out.NotAfter = now.Add(time.Duration(days) * 24 * time.Hour).UTC().Truncate(time.Second)

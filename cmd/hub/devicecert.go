@@ -64,13 +64,8 @@ func newGeneratedCert(dir, deviceID, moduleID string, now time.Time) (*generated
 		cn, base = deviceID+"/"+moduleID, deviceID+"-"+moduleID
 	}
 	g := &generatedCert{certFile: filepath.Join(dir, base+".pem"), keyFile: filepath.Join(dir, base+"-key.pem")}
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return nil, cmdutil.Usagef("--generate-cert %s: not a directory", dir)
-	}
-	for _, f := range []string{g.certFile, g.keyFile} {
-		if _, err := os.Stat(f); err == nil {
-			return nil, cmdutil.Usagef("--generate-cert: %s exists; remove it or choose another directory", f)
-		}
+	if err := checkNewPair(dir, g.certFile, g.keyFile); err != nil {
+		return nil, cmdutil.Usagef("--generate-cert: %v", err)
 	}
 	var err error
 	g.certPEM, g.keyPEM, err = devicecert.New(cn, now.Add(-time.Hour), now.Add(generatedCertValidity), nil)
@@ -99,6 +94,20 @@ func (g *generatedCert) write() error {
 func (g *generatedCert) remove() {
 	os.Remove(g.certFile)
 	os.Remove(g.keyFile)
+}
+
+// checkNewPair checks that dir is a directory in which none of files
+// exists yet, before a certificate and its key are made for it.
+func checkNewPair(dir string, files ...string) error {
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	for _, f := range files {
+		if _, err := os.Stat(f); err == nil {
+			return fmt.Errorf("%s exists; remove it or choose another directory", f)
+		}
+	}
+	return nil
 }
 
 // writePair writes a certificate (0644) and its key (0600) to new
