@@ -319,7 +319,7 @@ func TestDeviceCAFleetUsageErrors(t *testing.T) {
 		{"key without CA", []string{"--devices", "2", "--device-ca-key", caKey, "--host", "h.net"}, "--device-ca-key needs --device-ca"},
 		{"with a keys file", []string{"--devices", "2", "--device-ca", caFile, "--device-ca-key", caKey, "--keys-file", keys, "--host", "h.net"}, "not both"},
 		{"not a CA", []string{"--devices", "2", "--device-ca", leafCert, "--device-ca-key", leafKey, "--host", "h.net"}, "not a CA certificate"},
-		{"key missing from the CA file", []string{"--devices", "2", "--device-ca", caFile, "--host", "h.net"}, "--device-ca"},
+		{"key missing from the CA file", []string{"--devices", "2", "--device-ca", caFile, "--host", "h.net"}, "holds no PEM private key"},
 		{"no host", []string{"--devices", "2", "--device-ca", caFile, "--device-ca-key", caKey}, "host name"},
 	}
 	for _, tt := range tests {
