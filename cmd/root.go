@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -67,7 +69,57 @@ Exit codes: see 'iotctl help exit-codes'.`,
 		demo.NewCmdDemo(f),
 	)
 	root.SetHelpCommand(newCmdHelp(f, root))
+	requireSubcommands(root)
 	return root
+}
+
+// requireSubcommands makes every command below root that only groups
+// others refuse an argument that names none of them, as cobra does for
+// the root: "iotctl hub foo" is an unknown command (exit 3), not the
+// help of "iotctl hub" and exit 0. Without arguments such a command
+// prints its help.
+func requireSubcommands(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		requireSubcommands(c)
+		if c.Runnable() || !c.HasSubCommands() {
+			continue
+		}
+		c.Args = unknownSubcommand
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
+}
+
+// unknownSubcommand is the Args of a command that only groups others:
+// any argument is an unknown command, with the subcommands it may have
+// meant.
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default for the root
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(quoteAll(s), " or ") + "?"
+	} else {
+		var names []string
+		for _, sub := range cmd.Commands() {
+			if sub.IsAvailableCommand() {
+				names = append(names, sub.Name())
+			}
+		}
+		msg += "; its commands are " + strings.Join(names, ", ")
+	}
+	return &cmdutil.UsageError{Err: errors.New(msg)}
+}
+
+func quoteAll(s []string) []string {
+	q := make([]string, len(s))
+	for i, x := range s {
+		q[i] = strconv.Quote(x)
+	}
+	return q
 }
 
 // Execute runs iotctl with args and returns the exit code. Errors are
@@ -84,6 +136,9 @@ func Execute(ctx context.Context, args []string, streams *cmdutil.IOStreams) int
 	}
 	err := root.ExecuteContext(ctx)
 	if err == nil {
+		if ctx.Err() != nil && ran {
+			return interrupted(streams.ErrOut)
+		}
 		return cmdutil.ExitOK
 	}
 	if !ran {
@@ -94,11 +149,20 @@ func Execute(ctx context.Context, args []string, streams *cmdutil.IOStreams) int
 			err = &cmdutil.UsageError{Err: err}
 		}
 	}
-	if ctx.Err() != nil && cmdutil.ExitCode(err) == cmdutil.ExitFailure {
-		err = &cmdutil.ExitError{Code: cmdutil.ExitInterrupted, Err: err}
+	if ran && ctx.Err() != nil {
+		// Interrupted (Ctrl-C): whatever the command returned is a
+		// consequence of it.
+		return interrupted(streams.ErrOut)
 	}
 	printError(streams.ErrOut, err)
 	return cmdutil.ExitCode(err)
+}
+
+// interrupted reports the end of a run cut short by its context and
+// returns its exit code.
+func interrupted(w io.Writer) int {
+	fmt.Fprintln(w, "iotctl: interrupted")
+	return cmdutil.ExitInterrupted
 }
 
 func printError(w io.Writer, err error) {
