@@ -154,7 +154,7 @@ func Execute(ctx context.Context, args []string, streams *cmdutil.IOStreams) int
 		// consequence of it.
 		return interrupted(streams.ErrOut)
 	}
-	printError(streams.ErrOut, err)
+	printError(streams.ErrOut, cmdutil.Explain(err))
 	return cmdutil.ExitCode(err)
 }
 

@@ -1,0 +1,58 @@
+package cmd
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/hub"
+)
+
+// A hub that cannot be reached is named, with the phase that failed and
+// what to do: start `iotctl hub serve`, or trust its CA with --ca-file.
+func TestNetworkErrorsSayWhatToDo(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := ln.Addr().String()
+	ln.Close()
+	h := hub.New(&hub.Options{Addr: "127.0.0.1:0", InMemory: true})
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	hubCS, err := h.ServiceConnectionString("iothubowner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"nothing listens", []string{"method", "invoke", "-d", "dev1", "--name", "m", "--connection-string",
+			"HostName=" + refused + ";SharedAccessKeyName=iothubowner;SharedAccessKey=c2VjcmV0"},
+			cmdutil.ExitFailure, []string{refused, "TCP connect", "iotctl hub serve"}},
+		{"CA not trusted", []string{"hub", "device", "list", "--connection-string", hubCS},
+			cmdutil.ExitFailure, []string{h.HostName(), "TLS handshake", "--ca-file", "IOTCTL_CA_FILE"}},
+		{"AMQP, nothing listens", []string{"hub", "c2d", "send", "-d", "dev1", "--data", "x", "--connection-string",
+			"HostName=" + refused + ";SharedAccessKeyName=iothubowner;SharedAccessKey=c2VjcmV0"},
+			cmdutil.ExitFailure, []string{refused, "TCP connect", "iotctl hub serve"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := run(t, "", tt.args...)
+			if r.code != tt.code {
+				t.Errorf("code %d; want %d (stderr %q)", r.code, tt.code, r.stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr %q lacks %q", r.stderr, w)
+				}
+			}
+		})
+	}
+}
