@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -457,5 +458,31 @@ func TestInterruptedExits130(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatalf("iotctl %v still running 30s after the interrupt", args)
 		}
+	}
+}
+
+// Every key config.yaml.example shows, uncommented, is one a command
+// reads: the file documents the code.
+func TestConfigExampleKeysAreKnown(t *testing.T) {
+	data, err := os.ReadFile("../config.yaml.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := regexp.MustCompile(`^(?:# ?)?((?:  )?[a-z][a-z-]*(?: [a-z-]+)*:.*)$`)
+	var b strings.Builder
+	n := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		if m := key.FindStringSubmatch(line); m != nil && !strings.HasPrefix(m[1], "env:") {
+			b.WriteString(m[1] + "\n")
+			n++
+		}
+	}
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, "", "--config", cfg, "version")
+	if r.code != 0 || r.stderr != "" || n < 30 {
+		t.Errorf("the example's %d keys: code %d stderr %q; want 0 and no unknown key", n, r.code, r.stderr)
 	}
 }

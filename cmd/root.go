@@ -38,8 +38,12 @@ func NewRootCmd(f *cmdutil.Factory) *cobra.Command {
 device (MQTT), as a back end (HTTPS and AMQP) and as a hub (a local emulator that
 speaks the same protocols, so everything also runs offline).
 
-Configuration: flags win over IOTCTL_* environment variables, which win over the
-config file (--config, default ` + cmdutil.DefaultConfigFile() + `).
+Configuration: every flag can also be set as IOTCTL_<FLAG> (IOTCTL_INTERVAL=3s),
+as IOTCTL_<COMMAND>_<FLAG> for one command (IOTCTL_DEVICE_SIMULATE_INTERVAL), and
+in the config file (--config or IOTCTL_CONFIG, default
+` + cmdutil.DefaultConfigFile() + `), at the top level or in the
+command's section ("device simulate:"). Flags win over the environment, which
+wins over the file. Unknown keys in the file are reported on stderr.
 Exit codes: see 'iotctl help exit-codes'.`,
 		Example: `  $ iotctl hub connstr parse "$IOTCTL_CONNECTION_STRING"
   $ iotctl hub sas --connection-string "$CS" --ttl 24h
