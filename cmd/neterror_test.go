@@ -2,7 +2,9 @@ package cmd
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 
@@ -54,5 +56,25 @@ func TestNetworkErrorsSayWhatToDo(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A second `hub serve` on a data directory in use names the process
+// that holds it and the ways out.
+func TestServeDataDirInUse(t *testing.T) {
+	dir := t.TempDir()
+	h := hub.New(&hub.Options{Addr: "127.0.0.1:0", DataDir: dir})
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	r := run(t, "", "hub", "serve", "--addr", "127.0.0.1:0", "--data-dir", dir)
+	if r.code != cmdutil.ExitFailure {
+		t.Errorf("code %d; want 1", r.code)
+	}
+	for _, w := range []string{dir, fmt.Sprintf("process %d", os.Getpid()), "--data-dir", "--in-memory"} {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("stderr %q lacks %q", r.stderr, w)
+		}
 	}
 }

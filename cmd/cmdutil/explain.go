@@ -5,13 +5,14 @@ import (
 	"fmt"
 
 	"github.com/iotctl/iotctl/internal/proxy"
+	"github.com/iotctl/iotctl/pkg/hub"
 	"github.com/iotctl/iotctl/pkg/service"
 )
 
 // Explain returns err with what to do about it appended, for the
 // failures iotctl knows the remedy of: a hub that cannot be reached
-// (nothing listening, a certificate not trusted, no answer in time) and
-// a device that is not online. Other errors are returned as they are.
+// (nothing listening, a certificate not trusted, no answer in time), a
+// device that is not online, and a hub data directory in use. Other errors are returned as they are.
 // The exit code stays ExitCode(err)'s.
 func Explain(err error) error {
 	if hint := hintFor(err); hint != "" {
@@ -33,6 +34,14 @@ func hintFor(err error) string {
 	var ne *proxy.NetError
 	if errors.As(err, &ne) {
 		return netHint(ne)
+	}
+	var de *hub.DataDirInUseError
+	if errors.As(err, &de) {
+		stop := "Stop that hub"
+		if de.PID > 0 {
+			stop = fmt.Sprintf("Stop that hub (kill %d)", de.PID)
+		}
+		return stop + ", or run this one with a data directory of its own (--data-dir DIR) or with --in-memory to keep nothing."
 	}
 	if errors.Is(err, service.ErrDeviceNotOnline) {
 		return "The device is not connected, or not subscribed to direct methods: start it, or let the hub wait for it to connect with --connect-timeout (up to 300s)."
