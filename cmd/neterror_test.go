@@ -7,9 +7,11 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/pkg/hub"
+	"github.com/iotctl/iotctl/pkg/sas"
 )
 
 // A hub that cannot be reached is named, with the phase that failed and
@@ -76,5 +78,28 @@ func TestServeDataDirInUse(t *testing.T) {
 		if !strings.Contains(r.stderr, w) {
 			t.Errorf("stderr %q lacks %q", r.stderr, w)
 		}
+	}
+}
+
+// Expired tokens are called expired: hub sas refuses to make one (exit
+// 3), and connstr parse says how long ago a string's token expired.
+func TestExpiredTokens(t *testing.T) {
+	r := run(t, "", "hub", "sas", "--connection-string", deviceCS, "--expiry", "2020-01-01T00:00:00Z")
+	if r.code != cmdutil.ExitUsage || !strings.Contains(r.stderr, "in the past") || !strings.Contains(r.stderr, "ago") || r.stdout != "" {
+		t.Errorf("hub sas --expiry in the past: code %d stdout %q stderr %q; want 3 and \"in the past\"", r.code, r.stdout, r.stderr)
+	}
+	key, _ := sas.DecodeKey("c2VjcmV0")
+	tok, err := sas.Sign("myhub.azure-devices.net/devices/dev1", key, &sas.SignOptions{Expiry: time.Now().Add(-3 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := "HostName=myhub.azure-devices.net;DeviceId=dev1;SharedAccessSignature=" + tok.Encode()
+	r = run(t, "", "hub", "connstr", "parse", cs)
+	if r.code != 0 || !strings.Contains(r.stdout, "expired 3h0m") || !strings.Contains(r.stdout, "ago") {
+		t.Errorf("connstr parse: code %d stdout %q; want \"expired 3h0m... ago\"", r.code, r.stdout)
+	}
+	r = run(t, "", "hub", "connstr", "parse", "-o", "json", cs)
+	if !strings.Contains(r.stdout, `"tokenExpired": "expired 3h0m`) {
+		t.Errorf("connstr parse -o json: stdout %q; want tokenExpired", r.stdout)
 	}
 }

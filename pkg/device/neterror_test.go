@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/iotctl/iotctl/internal/proxy"
+	"github.com/iotctl/iotctl/pkg/sas"
 )
 
 // A hub that accepts TCP and never completes the TLS handshake, or a
@@ -71,5 +72,34 @@ func TestConnectNetErrors(t *testing.T) {
 				t.Errorf("message %q does not name the host and the phase", err)
 			}
 		})
+	}
+}
+
+// A connection string whose SAS token has expired is refused by the
+// hub, and the refusal says the token expired and how long ago.
+func TestExpiredTokenRefusalSaysExpired(t *testing.T) {
+	h := startHub(t, nil)
+	cs := hubDevice(t, h, "exp1")
+	key, err := cs.Key()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resource := "127.0.0.1:" + hubPort(h) + "/devices/exp1"
+	tok, err := sas.Sign(resource, key, &sas.SignOptions{Expiry: time.Now().Add(-2 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(&Options{ConnectionString: "HostName=127.0.0.1:" + hubPort(h) + ";DeviceId=exp1;SharedAccessSignature=" + tok.Encode(), CAFile: h.CAFile()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	err = c.Connect(testCtx(t))
+	var ce *ConnectError
+	if !errors.As(err, &ce) || !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("Connect = %v; want a refusal", err)
+	}
+	if !strings.Contains(ce.Detail, "SAS token") || !strings.Contains(ce.Detail, "expired") || !strings.Contains(ce.Detail, "ago") {
+		t.Errorf("Detail %q; want the token named as expired, with how long ago", ce.Detail)
 	}
 }
