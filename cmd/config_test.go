@@ -74,7 +74,7 @@ func sample(t *testing.T, fl *pflag.Flag) (env, yaml, want string) {
 
 // load builds a fresh tree, finds the command at path and runs the
 // configuration step on it, as Execute does before the command runs.
-func load(t *testing.T, path string, cfg string) (*cobra.Command, error, string) {
+func load(t *testing.T, path string, cfg string) (*cobra.Command, string, error) {
 	t.Helper()
 	var errOut bytes.Buffer
 	f := cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &errOut})
@@ -93,7 +93,8 @@ func load(t *testing.T, path string, cfg string) (*cobra.Command, error, string)
 		}
 		t.Setenv("IOTCTL_CONFIG", file)
 	}
-	return c, f.Load(c), errOut.String()
+	err = f.Load(c)
+	return c, errOut.String(), err
 }
 
 // isolate keeps the user's environment and config file out of a test.
@@ -129,7 +130,7 @@ func TestEveryFlagFromEnvironmentAndFile(t *testing.T) {
 			check := func(how string, setup func(t *testing.T) string, wantSet bool) {
 				t.Run(path+"/"+fl.Name+"/"+how, func(t *testing.T) {
 					cfg := setup(t)
-					got, err, stderr := load(t, path, cfg)
+					got, stderr, err := load(t, path, cfg)
 					if err != nil {
 						t.Fatalf("Load: %v", err)
 					}
@@ -228,7 +229,7 @@ func TestDeviceConnectionStringKey(t *testing.T) {
 	t.Setenv("IOTCTL_CONNECTION_STRING", serviceCS)
 	t.Setenv("IOTCTL_DEVICE_CONNECTION_STRING", deviceCS)
 	for _, path := range []string{"device send", "device simulate"} {
-		c, err, _ := load(t, path, "")
+		c, _, err := load(t, path, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +237,7 @@ func TestDeviceConnectionStringKey(t *testing.T) {
 			t.Errorf("%s --connection-string = %q; want the device string", path, got)
 		}
 	}
-	c, err, _ := load(t, "hub device list", "")
+	c, _, err := load(t, "hub device list", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,14 +343,14 @@ func TestEnvironmentReachesCommandFlags(t *testing.T) {
 	t.Setenv("IOTCTL_INTERVAL", "3s")
 	t.Setenv("IOTCTL_COUNT", "2")
 	t.Setenv("IOTCTL_FROM", "start")
-	c, err, _ := load(t, "device simulate", "")
+	c, _, err := load(t, "device simulate", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if i, n := c.Flags().Lookup("interval").Value.String(), c.Flags().Lookup("count").Value.String(); i != "3s" || n != "2" {
 		t.Errorf("device simulate: interval %s count %s; want 3s and 2", i, n)
 	}
-	c, err, _ = load(t, "hub monitor", "")
+	c, _, err = load(t, "hub monitor", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/iothub"
@@ -71,7 +71,7 @@ func (h *Hub) openStore(dataDir string) error {
 		s, err = registry.Open(filepath.Join(dataDir, RegistryFile), ropts)
 	}
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return &DataDirInUseError{Dir: dataDir, PID: readPID(filepath.Join(dataDir, PIDFile)), Err: err}
 		}
 		return fmt.Errorf("hub: registry: %w", err)
