@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/internal/clitest"
 	"github.com/iotctl/iotctl/pkg/hub"
 )
 
@@ -97,24 +98,12 @@ func load(t *testing.T, path string, cfg string) (*cobra.Command, string, error)
 	return c, errOut.String(), err
 }
 
-// isolate keeps the user's environment and config file out of a test.
-func isolate(t *testing.T) {
-	t.Helper()
-	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	t.Setenv("HOME", t.TempDir())
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "IOTCTL_") {
-			t.Setenv(k, "")
-		}
-	}
-}
-
 // Every flag of every command can be set from its environment variable
 // and from the config file, at the top level and in the command's
 // section, and a key scoped in a command is read only from its own
 // variable and section there.
 func TestEveryFlagFromEnvironmentAndFile(t *testing.T) {
-	isolate(t)
+	clitest.Isolate(t)
 	root := NewRootCmd(cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}))
 	n := 0
 	for _, c := range runnable(root) {
@@ -225,7 +214,7 @@ func TestConfigNamesDoNotCollide(t *testing.T) {
 // IOTCTL_DEVICE_CONNECTION_STRING, never by the service string of
 // IOTCTL_CONNECTION_STRING.
 func TestDeviceConnectionStringKey(t *testing.T) {
-	isolate(t)
+	clitest.Isolate(t)
 	t.Setenv("IOTCTL_CONNECTION_STRING", serviceCS)
 	t.Setenv("IOTCTL_DEVICE_CONNECTION_STRING", deviceCS)
 	for _, path := range []string{"device send", "device simulate"} {
@@ -249,7 +238,7 @@ func TestDeviceConnectionStringKey(t *testing.T) {
 // Precedence is flag > IOTCTL_<COMMAND>_<KEY> > IOTCTL_<KEY> > the
 // command's section > the top level > default.
 func TestConfigPrecedenceOfEveryLayer(t *testing.T) {
-	isolate(t)
+	clitest.Isolate(t)
 	cfg := "interval: 5s\ncount: 9\ndevice simulate:\n  interval: 4s\n"
 	interval := func(args ...string) string {
 		t.Helper()
@@ -339,7 +328,7 @@ func TestBadConfiguredValue(t *testing.T) {
 // The cases: IOTCTL_INTERVAL and IOTCTL_COUNT reach device
 // simulate, and IOTCTL_FROM reaches hub monitor.
 func TestEnvironmentReachesCommandFlags(t *testing.T) {
-	isolate(t)
+	clitest.Isolate(t)
 	t.Setenv("IOTCTL_INTERVAL", "3s")
 	t.Setenv("IOTCTL_COUNT", "2")
 	t.Setenv("IOTCTL_FROM", "start")
@@ -438,7 +427,7 @@ func TestUnknownSubcommandAtEveryLevel(t *testing.T) {
 // Interrupting a command exits 130 and says "interrupted", never
 // "context canceled".
 func TestInterruptedExits130(t *testing.T) {
-	isolate(t)
+	clitest.Isolate(t)
 	for _, args := range [][]string{
 		{"hub", "serve", "--in-memory", "--addr", "127.0.0.1:0"},
 		{"method", "invoke", "--connection-string", serviceCS, "-d", "dev1", "--name", "m"},
