@@ -2,6 +2,7 @@ package hub
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -62,6 +63,24 @@ func deviceIdentity(d *service.Device, show bool, host string) identity {
 		id.Edge = d.Capabilities.IotEdge
 	}
 	fillAuth(&id, d.Authentication, show, host)
+	return id
+}
+
+// twinIdentity is the identity a device's twin describes, as the query
+// API returns it (no keys: those only come with the device itself).
+func twinIdentity(t *service.Twin) identity {
+	id := identity{DeviceID: t.DeviceID, ModuleID: t.ModuleID, Status: t.Status, ConnectionState: t.ConnectionState,
+		LastActivity: t.LastActivityTime.Format("2006-01-02T15:04:05Z07:00"), C2DCount: t.CloudToDeviceMessageCount,
+		Etag: t.DeviceEtag, Auth: t.AuthenticationType}
+	if t.Capabilities != nil {
+		id.Edge = t.Capabilities.IotEdge
+	}
+	if t.X509Thumbprint.PrimaryThumbprint != nil {
+		id.Thumbprint = *t.X509Thumbprint.PrimaryThumbprint
+	}
+	if t.AuthenticationType == "sas" {
+		id.PrimaryKey, id.SecondaryKey = connstr.Redacted, connstr.Redacted
+	}
 	return id
 }
 
@@ -360,12 +379,20 @@ func newCmdDeviceList(f *cmdutil.Factory) *cobra.Command {
 					ids = append(ids, moduleIdentity(&ms[i], false, ""))
 				}
 			} else {
-				ds, err := client.ListDevices(cmd.Context(), top)
+				// The query API pages through every device; GET /devices
+				// stops at 1,000 without saying so.
+				err := client.QueryPages(cmd.Context(), "SELECT * FROM devices", top, func(page []json.RawMessage) error {
+					for _, raw := range page {
+						var tw service.Twin
+						if err := json.Unmarshal(raw, &tw); err != nil {
+							return fmt.Errorf("decoding a device twin from the query answer: %w", err)
+						}
+						ids = append(ids, twinIdentity(&tw))
+					}
+					return nil
+				})
 				if err != nil {
 					return err
-				}
-				for i := range ds {
-					ids = append(ids, deviceIdentity(&ds[i], false, ""))
 				}
 			}
 			if ids == nil {
@@ -379,7 +406,7 @@ func newCmdDeviceList(f *cmdutil.Factory) *cobra.Command {
 			})
 		},
 	}
-	c.Flags().IntVar(&top, "top", 0, "list at most this many devices (0: the hub's default)")
+	c.Flags().IntVar(&top, "top", 0, "list at most this many devices (0: all of them, page after page)")
 	c.Flags().StringVar(&modulesOf, "modules-of", "", "list the modules of this device instead")
 	return c
 }

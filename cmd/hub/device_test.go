@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -373,5 +374,34 @@ func TestDeviceCommandsCredentials(t *testing.T) {
 	}
 	if _, err := e.hub.Registry().Device("d2"); err == nil {
 		t.Error("a failed create made d2 anyway")
+	}
+}
+
+// TestDeviceListPastOneThousand lists every device of a hub that has
+// more than the 1,000 GET /devices returns, and --top exactly.
+func TestDeviceListPastOneThousand(t *testing.T) {
+	e := startRegEnv(t)
+	const n = 2345
+	for i := range n {
+		if err := e.hub.CreateDevice(fmt.Sprintf("dev%05d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := decodeJSON[[]identityJSON](t, e.ok(t, "hub", "device", "list", "-o", "json"))
+	if len(ids) != n || ids[0].DeviceID != "dev00000" || ids[n-1].DeviceID != fmt.Sprintf("dev%05d", n-1) {
+		t.Fatalf("list gave %d devices; want %d, in order", len(ids), n)
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id.DeviceID] || id.Auth != "sas" || id.PrimaryKey != connstr.Redacted || id.Etag == "" {
+			t.Fatalf("list: %+v (repeated or incomplete)", id)
+		}
+		seen[id.DeviceID] = true
+	}
+	for _, top := range []int{1, 1000, 1001, 2000, 5000} {
+		got := decodeJSON[[]identityJSON](t, e.ok(t, "hub", "device", "list", "--top", fmt.Sprint(top), "-o", "json"))
+		if want := min(top, n); len(got) != want {
+			t.Errorf("--top %d listed %d; want %d", top, len(got), want)
+		}
 	}
 }
