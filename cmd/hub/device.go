@@ -24,7 +24,7 @@ func newCmdDevice(f *cmdutil.Factory) *cobra.Command {
 the service connection string (--connection-string, IOTCTL_CONNECTION_STRING or the
 config file) and, for the local hub, its CA (--ca-file or IOTCTL_CA_FILE).`,
 		Example: `  $ iotctl hub device create --device-id MyGoDevice
-  $ iotctl hub device show MyGoDevice --connection-string
+  $ iotctl hub device show MyGoDevice --show-connection-string
   $ iotctl hub device list -o json | jq -r '.[].deviceId'
   $ iotctl hub device delete MyGoDevice`,
 	}
@@ -99,6 +99,11 @@ func fillAuth(id *identity, a *service.Authentication, show bool, host string) {
 	if a.X509Thumbprint != nil && a.X509Thumbprint.PrimaryThumbprint != nil {
 		id.Thumbprint = *a.X509Thumbprint.PrimaryThumbprint
 	}
+	if a.Type == "selfSigned" || a.Type == "certificateAuthority" {
+		// An x509=true connection string holds no secret: always shown.
+		id.ConnectionString = identityConnectionString(host, id.DeviceID, id.ModuleID, "")
+		return
+	}
 	k := a.Keys()
 	if k == nil {
 		return
@@ -110,12 +115,14 @@ func fillAuth(id *identity, a *service.Authentication, show bool, host string) {
 	}
 }
 
+// identityConnectionString is a device's or module's connection string
+// with key, or with x509=true when key is "".
 func identityConnectionString(host, deviceID, moduleID, key string) string {
 	kind := connstr.KindDevice
 	if moduleID != "" {
 		kind = connstr.KindModule
 	}
-	cs := connstr.ConnectionString{Kind: kind, HostName: host, DeviceID: deviceID, ModuleID: moduleID, SharedAccessKey: key}
+	cs := connstr.ConnectionString{Kind: kind, HostName: host, DeviceID: deviceID, ModuleID: moduleID, SharedAccessKey: key, X509: key == ""}
 	return cs.Format()
 }
 

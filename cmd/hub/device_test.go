@@ -185,20 +185,23 @@ func TestDeviceCreate(t *testing.T) {
 		pt, st := strings.Repeat("9F", 20), strings.Repeat("0A", 20)
 		out := e.ok(t, "hub", "device", "create", "cam1", "--auth", "x509-thumbprint", "--primary-thumbprint", pt, "--secondary-thumbprint", st, "-o", "json")
 		id := decodeJSON[identityJSON](t, out)
-		if id.Auth != "selfSigned" || id.Thumbprint != pt || id.ConnectionString != "" || strings.Contains(out, "primaryKey") {
-			t.Errorf("created %s", out)
+		x509CS := "HostName=" + e.hub.HostName() + ";DeviceId=cam1;x509=true"
+		if id.Auth != "selfSigned" || id.Thumbprint != pt || id.ConnectionString != x509CS || strings.Contains(out, "primaryKey") {
+			t.Errorf("created %s; want the x509=true connection string and no key", out)
 		}
 		shown := decodeJSON[identityJSON](t, e.ok(t, "hub", "device", "show", "cam1", "--show-secrets", "-o", "json"))
-		if shown.Thumbprint != pt || shown.ConnectionString != "" || shown.PrimaryKey != "" {
+		if shown.Thumbprint != pt || shown.ConnectionString != x509CS || shown.PrimaryKey != "" {
 			t.Errorf("shown %+v", shown)
 		}
-		e.fails(t, cmdutil.ExitFailure, "not a key", "hub", "device", "show", "cam1", "--show-connection-string")
+		if got := e.ok(t, "hub", "device", "show", "cam1", "--show-connection-string"); got != x509CS+"\n" {
+			t.Errorf("show --show-connection-string = %q; want %q", got, x509CS)
+		}
 		e.fails(t, cmdutil.ExitUsage, "--primary-thumbprint", "hub", "device", "create", "cam2", "--auth", "x509-thumbprint")
 	})
 
 	t.Run("x509 CA", func(t *testing.T) {
 		id := decodeJSON[identityJSON](t, e.ok(t, "hub", "device", "create", "ca1", "--auth", "x509-ca", "-o", "json"))
-		if id.Auth != "certificateAuthority" || id.ConnectionString != "" {
+		if id.Auth != "certificateAuthority" || id.ConnectionString != "HostName="+e.hub.HostName()+";DeviceId=ca1;x509=true" {
 			t.Errorf("created %+v", id)
 		}
 	})
