@@ -20,7 +20,8 @@ func newCmdDevice(f *cmdutil.Factory) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "device",
 		Short: "Manage device and module identities in the hub's registry",
-		Long: `Create, show, list and delete device and module identities. These commands use
+		Long: `Create, show, list, update and delete device and module identities, and renew
+their keys. These commands use
 the service connection string (--connection-string, IOTCTL_CONNECTION_STRING or the
 config file) and, for the local hub, its CA (--ca-file or IOTCTL_CA_FILE).`,
 		Example: `  $ iotctl hub device create --device-id MyGoDevice
@@ -28,7 +29,8 @@ config file) and, for the local hub, its CA (--ca-file or IOTCTL_CA_FILE).`,
   $ iotctl hub device list -o json | jq -r '.[].deviceId'
   $ iotctl hub device delete MyGoDevice`,
 	}
-	for _, sub := range []*cobra.Command{newCmdDeviceCreate(f), newCmdDeviceShow(f), newCmdDeviceList(f), newCmdDeviceDelete(f)} {
+	for _, sub := range []*cobra.Command{newCmdDeviceCreate(f), newCmdDeviceShow(f), newCmdDeviceList(f),
+		newCmdDeviceUpdate(f, nil), newCmdDeviceRenewKey(f, nil), newCmdDeviceDelete(f)} {
 		sub.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
 		sub.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 		addProxyFlag(sub.Flags())

@@ -212,5 +212,34 @@ func (c *Client) QueryPages(ctx context.Context, query string, top int, fn func(
 	}
 }
 
+// PurgeResult is IoT Hub's answer to a cloud-to-device queue purge.
+type PurgeResult struct {
+	DeviceID            string `json:"deviceId"`
+	ModuleID            string `json:"moduleId,omitempty"`
+	TotalMessagesPurged int    `json:"totalMessagesPurged"`
+}
+
+// PurgeC2D deletes every cloud-to-device message queued for a device
+// (DELETE /devices/{id}/commands). A missing device gives a
+// *StatusError matching ErrNotFound.
+func (c *Client) PurgeC2D(ctx context.Context, deviceID string) (*PurgeResult, error) {
+	if deviceID == "" {
+		return nil, errNoTarget
+	}
+	var out PurgeResult
+	_, err := c.do(ctx, request{method: "DELETE", path: pathOf("devices", deviceID) + "/commands", idempotent: true}, &out)
+	return &out, err
+}
+
+// UpdateModule replaces a module; etag "" means "*" (unconditional).
+func (c *Client) UpdateModule(ctx context.Context, m *Module, etag string) (*Module, error) {
+	if etag == "" {
+		etag = "*"
+	}
+	var out Module
+	_, err := c.do(ctx, request{method: "PUT", path: pathOf("devices", m.DeviceID, "modules", m.ModuleID), body: m, ifMatch: etag, idempotent: true}, &out)
+	return &out, err
+}
+
 // maxQueryPage is the largest page IoT Hub's query API returns.
 const maxQueryPage = 1000
