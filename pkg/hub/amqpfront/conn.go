@@ -142,7 +142,10 @@ func (cs *conn) Attach(ctx context.Context, l *amqp1.Link) error {
 			return err
 		}
 		log.Debug("amqp receiver redirected to the event hub")
-		return &amqp1.DetachAfterAttach{Err: cs.f.redirect(nodePath(addr))}
+		// IoT Hub answers the attach with neither source nor target
+		// and detaches with the redirect, so that go-amqp returns it
+		// from NewReceiver.
+		return cs.f.redirect(nodePath(addr))
 	}
 	if key, ok, err := cs.f.partitionOf(p); ok {
 		if err := cs.authorize(l, p, registry.ServiceConnect); err != nil {

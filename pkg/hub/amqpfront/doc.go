@@ -18,8 +18,10 @@
 //     (EventHubName): $management READ requests and receivers on
 //     {eventhub}/ConsumerGroups/$Default/Partitions/{n} honouring the
 //     Event Hubs selector filters, reading the hub's telemetry log.
-//   - /messages/events/...: answered with amqp:link:redirect to that
-//     endpoint, as IoT Hub does.
+//   - /messages/events/...: refused with amqp:link:redirect to that
+//     endpoint, as IoT Hub does: an attach with neither source nor
+//     target, then a detach carrying the redirect (every refused link
+//     is answered that way).
 //
 // Link addresses match case-insensitively, with or without an
 // amqps://host[:port] prefix. A hub makes one Front and hands it every
