@@ -196,6 +196,10 @@ func TestPartitionReceivers(t *testing.T) {
 		{"amqp.annotation.x-opt-sequence-number > '0'", "[1 2 3 4]"},
 		{"amqp.annotation.x-opt-sequence-number >= '4'", "[4]"},
 		{fmt.Sprintf("amqp.annotation.x-opt-enqueued-time >= '%d'", evs[0].EnqueuedTime.UnixMilli()), "[0 1 2 3 4]"},
+		// The legacy annotation name of older Event Hubs clients and
+		// Microsoft's AMQP samples, quoted or not.
+		{fmt.Sprintf("amqp.annotation.x-opt-enqueuedtimeutc > '%d'", evs[1].EnqueuedTime.UnixMilli()), "[2 3 4]"},
+		{fmt.Sprintf("amqp.annotation.x-opt-enqueuedtimeutc > %d", evs[3].EnqueuedTime.UnixMilli()), "[4]"},
 	} {
 		r, err := receiver(t, s, 1, tc.sel, nil)
 		if err != nil {
