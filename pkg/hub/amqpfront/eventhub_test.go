@@ -50,7 +50,8 @@ func mgmt(t *testing.T, s *amqp.Session, props map[string]any) *amqp.Message {
 // the keys and AMQP types Event Hubs uses.
 func TestManagement(t *testing.T) {
 	created := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
-	h := newTestHub(t, nil, &Options{CreatedAt: created})
+	now := time.Now().Truncate(time.Millisecond)
+	h := newTestHub(t, nil, &Options{CreatedAt: created, Now: func() time.Time { return now }})
 	s := h.session("service", ehAudience+"/$management")
 
 	res := mgmt(t, s, map[string]any{"type": "com.microsoft:eventhub", "name": "myhub"})
@@ -65,6 +66,10 @@ func TestManagement(t *testing.T) {
 	if ca, ok := body["created_at"].(time.Time); !ok || !ca.Equal(created) {
 		t.Errorf("created_at = %#v; want the timestamp %v", body["created_at"], created)
 	}
+	// azeventhubs/v2 fails without it; .NET wants an int.
+	if body["georeplication_factor"] != int32(1) {
+		t.Errorf("georeplication_factor = %#v; want the int 1", body["georeplication_factor"])
+	}
 
 	dev := deviceOn(h, 2)
 	res = mgmt(t, s, map[string]any{"type": "com.microsoft:partition", "name": "myhub", "partition": "2"})
@@ -75,6 +80,9 @@ func TestManagement(t *testing.T) {
 	}
 	if lt, ok := body["last_enqueued_time_utc"].(time.Time); !ok || lt.Unix() != 0 {
 		t.Errorf("empty partition last_enqueued_time_utc %#v", body["last_enqueued_time_utc"])
+	}
+	if rt, ok := body["runtime_info_retrieval_time_utc"].(time.Time); !ok || !rt.Equal(now) {
+		t.Errorf("runtime_info_retrieval_time_utc %#v; want the timestamp %v", body["runtime_info_retrieval_time_utc"], now)
 	}
 	evs := h.appendEvents(dev, 3)
 	res = mgmt(t, s, map[string]any{"type": "com.microsoft:partition", "name": "MyHub", "partition": "2"})
