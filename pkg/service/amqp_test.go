@@ -186,3 +186,29 @@ func TestMonitorFollowsRedirect(t *testing.T) {
 		t.Errorf("Monitor in an unknown consumer group = %v; want ErrNotFound at the first try", err)
 	}
 }
+
+// A policy without ServiceConnect is refused at the hub's events
+// address; the refusal stays in the error chain, so that hub monitor
+// exits with the code for refused credentials.
+func TestMonitorWithoutServiceConnect(t *testing.T) {
+	h, _ := amqpHub(t)
+	s, err := h.ServiceConnectionString("registryRead")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(connstr.MustParse(s), &Options{CAFile: h.CAFile()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = c.Monitor(ctx, MonitorOptions{From: "start"}, func(Event) error { return nil })
+	var ae *AMQPError
+	if !errors.Is(err, ErrUnauthorized) || !errors.As(err, &ae) || ae.Condition != "amqp:unauthorized-access" {
+		t.Fatalf("Monitor as registryRead = %v; want an *AMQPError amqp:unauthorized-access matching ErrUnauthorized", err)
+	}
+	if !errors.Is(err, ErrRedirect) {
+		t.Errorf("Monitor as registryRead = %v; want it to say the redirect failed (ErrRedirect)", err)
+	}
+}
