@@ -3,10 +3,8 @@ package amqpfront
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -264,12 +262,6 @@ func condition(err error) string {
 		return string(le.RemoteErr.Condition)
 	}
 	return ""
-}
-
-// isClosedPipe reports the error go-amqp gives on a net.Pipe after a
-// clean close.
-func isClosedPipe(err error) bool {
-	return err == nil || errors.Is(err, io.ErrClosedPipe) || strings.Contains(err.Error(), io.ErrClosedPipe.Error())
 }
 
 // deviceOn returns a device id whose telemetry goes to partition p.
