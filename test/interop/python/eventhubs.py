@@ -1,0 +1,115 @@
+"""The official Python Event Hubs client (azure-eventhub, pure-Python AMQP)
+against the hub's Event Hub-compatible endpoint.
+
+    python eventhubs.py CONNECTION_STRING CA_FILE OP [ARGS_JSON]
+
+OP is "props" (get_eventhub_properties and get_partition_properties of
+every partition) or "read" (EventHubConsumerClient.receive on one
+partition until ARGS["count"] events came or ARGS["timeoutSeconds"]
+passed). Every line printed is one JSON object; the last one is
+{"result": ...} or {"error": {"type": ..., "message": ...}}.
+"""
+
+import datetime
+import json
+import sys
+import threading
+import traceback
+
+from azure.eventhub import EventHubConsumerClient
+
+
+def plain(v):
+    """Makes what the SDK returns printable as JSON: bytes as text,
+    times in ISO 8601, dictionary keys as text."""
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v).decode("utf-8", "replace")
+    if isinstance(v, datetime.datetime):
+        return v.isoformat()
+    if isinstance(v, dict):
+        return {plain(k): plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [plain(x) for x in v]
+    return v
+
+
+def emit(obj):
+    print(json.dumps(plain(obj)), flush=True)
+
+
+def props(client, args):
+    hub = client.get_eventhub_properties()
+    parts = [client.get_partition_properties(p) for p in hub["partition_ids"]]
+    return {"hub": hub, "partitions": parts}
+
+
+def read(client, args):
+    count = args.get("count", 1)
+    position = args.get("sequenceNumber", "-1")  # "-1": the earliest offset
+    inclusive = args.get("inclusive", False)
+    got = []
+    failure = []
+    done = threading.Event()
+
+    def on_event(ctx, ev):
+        if ev is None:
+            return
+        emit({
+            "event": "event",
+            "partitionId": ctx.partition_id,
+            "body": ev.body_as_str(),
+            "properties": ev.properties,
+            "systemProperties": ev.system_properties,
+            "sequenceNumber": ev.sequence_number,
+            "offset": ev.offset,
+            "enqueuedTime": ev.enqueued_time,
+            "messageId": ev.message_id,
+            "contentType": ev.content_type,
+            "correlationId": ev.correlation_id,
+        })
+        got.append(ev.sequence_number)
+        if len(got) >= count:
+            done.set()
+
+    def on_error(ctx, err):
+        failure.append(err)
+        done.set()
+
+    receiver = threading.Thread(target=client.receive, daemon=True, kwargs={
+        "on_event": on_event,
+        "on_error": on_error,
+        "partition_id": args["partitionId"],
+        "starting_position": position,
+        "starting_position_inclusive": inclusive,
+    })
+    receiver.start()
+    done.wait(args.get("timeoutSeconds", 60))
+    client.close()
+    receiver.join(30)
+    if failure:
+        raise failure[0]
+    return {"count": len(got), "sequenceNumbers": got}
+
+
+def main():
+    cs, ca, op = sys.argv[1], sys.argv[2], sys.argv[3]
+    args = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+    client = EventHubConsumerClient.from_connection_string(
+        cs,
+        consumer_group=args.get("consumerGroup", "$Default"),
+        connection_verify=ca,
+        retry_total=args.get("retries", 1),
+    )
+    try:
+        with client:
+            result = {"props": props, "read": read}[op](client, args)
+        emit({"result": result})
+        return 0
+    except Exception as e:  # the test asserts on what failed
+        traceback.print_exc()
+        emit({"error": {"type": type(e).__name__, "message": str(e)}})
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
