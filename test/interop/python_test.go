@@ -309,3 +309,41 @@ func (p *pyProc) waitFor(kind string) map[string]any {
 		}
 	}
 }
+
+// Without a usable python3 on PATH the helper fails and says what to
+// install; an interpreter too old for the pins is named as such.
+func TestFindPythonSaysWhatToInstall(t *testing.T) {
+	empty := t.TempDir()
+	t.Setenv("PATH", empty)
+	if p, err := findPython(); err == nil || !strings.Contains(err.Error(), "no python3 or python on PATH") ||
+		!strings.Contains(err.Error(), "apt-get install python3 python3-venv") {
+		t.Errorf("findPython() with an empty PATH = %q, %v; want an error saying to install python3 and python3-venv", p, err)
+	}
+	old := filepath.Join(empty, "python3")
+	if err := os.WriteFile(old, []byte("#!/bin/sh\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := findPython(); err == nil || !strings.Contains(err.Error(), old+": older than Python "+minPython) {
+		t.Errorf("findPython() with only an old python3 = %q, %v; want an error naming it as too old", p, err)
+	}
+}
+
+// When pip cannot reach the package index the helper fails, says so
+// and shows what pip answered.
+func TestPythonVenvWithoutIndex(t *testing.T) {
+	if os.Getenv("IOTCTL_SKIP_INTEROP") == "1" {
+		t.Skip("IOTCTL_SKIP_INTEROP=1")
+	}
+	if _, err := findPython(); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv("PIP_INDEX_URL", "http://127.0.0.1:1/simple")
+	t.Setenv("PIP_RETRIES", "0")
+	t.Setenv("PIP_NO_CACHE_DIR", "1")
+	_, err := pythonVenv()
+	if err == nil || !strings.Contains(err.Error(), "is the package index (PyPI, or PIP_INDEX_URL) reachable?") ||
+		!strings.Contains(err.Error(), "azure-core") {
+		t.Errorf("pythonVenv() with an unreachable index: %v; want an error that says so and shows pip's answer", err)
+	}
+}
