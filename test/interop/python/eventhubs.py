@@ -6,7 +6,8 @@ against the hub's Event Hub-compatible endpoint.
 OP is "props" (get_eventhub_properties and get_partition_properties of
 every partition) or "read" (EventHubConsumerClient.receive on one
 partition until ARGS["count"] events came or ARGS["timeoutSeconds"]
-passed). Every line printed is one JSON object; the last one is
+passed). ARGS["websocket"] makes the client speak AMQP over WebSocket
+(wss://HOST:443/$servicebus/websocket). Every line printed is one JSON object; the last one is
 {"result": ...} or {"error": {"type": ..., "message": ...}}.
 """
 
@@ -16,7 +17,7 @@ import sys
 import threading
 import traceback
 
-from azure.eventhub import EventHubConsumerClient
+from azure.eventhub import EventHubConsumerClient, TransportType
 
 
 def plain(v):
@@ -99,6 +100,7 @@ def main():
         consumer_group=args.get("consumerGroup", "$Default"),
         connection_verify=ca,
         retry_total=args.get("retries", 1),
+        transport_type=TransportType.AmqpOverWebsocket if args.get("websocket") else TransportType.Amqp,
     )
     try:
         with client:
