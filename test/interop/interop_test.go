@@ -1,9 +1,12 @@
 // Package interop tests iotctl's hub and clients against the official
-// Azure IoT Node SDKs (pinned in package-lock.json). The tests install
-// them with `npm ci` when node_modules is missing, and need node and
-// npm on PATH and the right to bind ports 443, 8883 and 5671 on
-// loopback addresses (root, or CAP_NET_BIND_SERVICE). Set
-// IOTCTL_SKIP_INTEROP=1 to skip them; nothing else skips them.
+// Azure IoT Node SDKs (pinned in package-lock.json) and Python SDKs
+// (pinned in python/requirements.txt). The tests install the Node SDKs
+// with `npm ci` when node_modules is missing and the Python SDKs into a
+// virtual environment of their own (see requirePython), and need node,
+// npm and Python 3.9+ with venv on PATH and the right to bind ports
+// 443, 8883 and 5671 on loopback addresses (root, or
+// CAP_NET_BIND_SERVICE). Set IOTCTL_SKIP_INTEROP=1 to skip them;
+// nothing else skips them.
 package interop
 
 import (
