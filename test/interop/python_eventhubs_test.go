@@ -108,6 +108,14 @@ func TestPythonEventHubsConsumer(t *testing.T) {
 		}
 	}
 
+	// Microsoft's Python quickstart for reading device-to-cloud messages
+	// names the consumer group "$default" (Azure-Samples/
+	// azure-iot-samples-python, iot-hub/Quickstarts/read-d2c-messages/
+	// read_device_to_cloud_messages_sync.py).
+	if evs := read(map[string]any{"count": 5, "consumerGroup": "$default"}); len(evs) != 5 || evs[0]["messageId"] != "py-0" {
+		t.Errorf("azure-eventhub in consumer group $default received %v; want the 5 events", evs)
+	}
+
 	// AMQP over WebSocket, as behind a proxy that lets only 443 out.
 	if evs := read(map[string]any{"count": 5, "websocket": true}); len(evs) != 5 || evs[4]["messageId"] != "py-4" {
 		t.Errorf("azure-eventhub over WebSocket received %v; want the 5 events", evs)
