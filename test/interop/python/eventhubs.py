@@ -4,9 +4,10 @@ against the hub's Event Hub-compatible endpoint.
     python eventhubs.py CONNECTION_STRING CA_FILE OP [ARGS_JSON]
 
 OP is "props" (get_eventhub_properties and get_partition_properties of
-every partition) or "read" (EventHubConsumerClient.receive on one
-partition until ARGS["count"] events came or ARGS["timeoutSeconds"]
-passed). ARGS["websocket"] makes the client speak AMQP over WebSocket
+every partition) or "read" (EventHubConsumerClient.receive, or with
+ARGS["batch"] receive_batch, on partition ARGS["partitionId"] or on
+every partition, until ARGS["count"] events came or
+ARGS["timeoutSeconds"] passed). ARGS["websocket"] makes the client speak AMQP over WebSocket
 (wss://HOST:443/$servicebus/websocket). Every line printed is one JSON object; the last one is
 {"result": ...} or {"error": {"type": ..., "message": ...}}.
 """
@@ -55,6 +56,17 @@ def read(client, args):
     def on_event(ctx, ev):
         if ev is None:
             return
+        record(ctx, ev)
+        if len(got) >= count:
+            done.set()
+
+    def on_event_batch(ctx, events):
+        for ev in events:
+            record(ctx, ev)
+        if len(got) >= count:
+            done.set()
+
+    def record(ctx, ev):
         emit({
             "event": "event",
             "partitionId": ctx.partition_id,
@@ -69,20 +81,19 @@ def read(client, args):
             "correlationId": ev.correlation_id,
         })
         got.append(ev.sequence_number)
-        if len(got) >= count:
-            done.set()
 
     def on_error(ctx, err):
         failure.append(err)
         done.set()
 
-    receiver = threading.Thread(target=client.receive, daemon=True, kwargs={
-        "on_event": on_event,
-        "on_error": on_error,
-        "partition_id": args["partitionId"],
-        "starting_position": position,
-        "starting_position_inclusive": inclusive,
-    })
+    kwargs = {"on_error": on_error, "starting_position": position, "starting_position_inclusive": inclusive}
+    if "partitionId" in args:  # else every partition, balanced in memory
+        kwargs["partition_id"] = args["partitionId"]
+    if args.get("batch"):
+        target, kwargs["on_event_batch"] = client.receive_batch, on_event_batch
+    else:
+        target, kwargs["on_event"] = client.receive, on_event
+    receiver = threading.Thread(target=target, daemon=True, kwargs=kwargs)
     receiver.start()
     done.wait(args.get("timeoutSeconds", 60))
     client.close()
