@@ -1,15 +1,12 @@
 package interop
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -212,102 +209,12 @@ func op(args []string) string {
 	return strings.Join(args[1:], " ")
 }
 
-// pyProc is a Python script that runs beside the test, reading JSON
-// commands on stdin and printing JSON events on stdout.
-type pyProc struct {
-	t      *testing.T
-	name   string
-	stdin  io.WriteCloser
-	events chan map[string]any
-	mu     sync.Mutex
-	stderr bytes.Buffer
-}
-
-// startPython starts a script; when the test ends its stdin is closed,
-// which ends it, and it is killed if it has not exited 15 s later.
-func startPython(t *testing.T, py, script string, args ...string) *pyProc {
+// startPython starts a script of python/ beside the test (see
+// startScript).
+func startPython(t *testing.T, py, script string, args ...string) *scriptProc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := pythonCmd(ctx, py, script, args...)
-	p := &pyProc{t: t, name: script, events: make(chan map[string]any, 100)}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.stdin = stdin
-	cmd.Stderr = &lockedWriter{mu: &p.mu, w: &p.stderr}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				p.events <- m
-			}
-		}
-		close(p.events)
-	}()
-	t.Cleanup(func() {
-		stdin.Close()
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cancel()
-			<-done
-		}
-		cancel()
-		if t.Failed() {
-			t.Logf("python %s stderr:\n%s", script, p.stderrText())
-		}
-	})
-	return p
-}
-
-func (p *pyProc) stderrText() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
-}
-
-// send writes one command.
-func (p *pyProc) send(cmd map[string]any) {
-	p.t.Helper()
-	b, _ := json.Marshal(cmd)
-	if _, err := p.stdin.Write(append(b, '\n')); err != nil {
-		p.t.Fatalf("writing %s to python %s: %v", b, p.name, err)
-	}
-}
-
-// waitFor returns the next event of the given kind, failing on an
-// "error" event, when the script exits, or after 60 s.
-func (p *pyProc) waitFor(kind string) map[string]any {
-	p.t.Helper()
-	timeout := time.After(60 * time.Second)
-	for {
-		select {
-		case ev, ok := <-p.events:
-			if !ok {
-				p.t.Fatalf("python %s exited while the test waited for %q; stderr:\n%s", p.name, kind, p.stderrText())
-			}
-			if ev["event"] == "error" {
-				p.t.Fatalf("python %s failed while the test waited for %q: %v", p.name, kind, ev)
-			}
-			if ev["event"] == kind {
-				return ev
-			}
-		case <-timeout:
-			p.t.Fatalf("python %s sent no %q event within 60 s; stderr:\n%s", p.name, kind, p.stderrText())
-		}
-	}
+	return startScript(t, pythonCmd(ctx, py, script, args...), cancel, "python "+script)
 }
 
 // Without a usable python3 on PATH the helper fails and says what to
