@@ -92,7 +92,7 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
 ` + connectHelp + `
 --cert and --device-id are for one device; a fleet's certificates come from
 --device-ca.`,
-		Example: `  $ iotctl device simulate --connection-string "$DEVICE_CS" --ca-file ~/.local/share/iotctl/ca.pem
+		Example: `  $ iotctl device simulate --connection-string "$DEVICE_CS" --ca-file ~/.local/share/iotctl/hub/tls/ca.pem
   $ iotctl device simulate --count 10 --interval 500ms -o json
   $ iotctl device simulate --data '{"n":{{counter}},"t":{{randFloat 20 35 | printf "%.1f"}},"at":"{{now}}"}'
   $ iotctl device simulate --method reboot=200:'{"rebooting":true}' --reported '{"firmware":"1.0"}'

@@ -20,10 +20,16 @@ import (
 
 func newCmdC2D(f *cmdutil.Factory) *cobra.Command {
 	c := &cobra.Command{
-		Use:     "c2d",
-		Short:   "Send cloud-to-device messages (AMQP)",
-		Example: `  $ iotctl hub c2d send --device-id MyGoDevice --data '{"led":"on"}' --ack full --wait`,
+		Use:   "c2d",
+		Short: "Send cloud-to-device messages (AMQP), or purge a device's queue (HTTPS)",
+		Example: `  $ iotctl hub c2d send --device-id MyGoDevice --data '{"led":"on"}' --ack full --wait
+  $ iotctl hub c2d purge MyGoDevice`,
 	}
+	purge := newCmdC2DPurge(f, nil)
+	purge.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
+	purge.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
+	addProxyFlag(purge.Flags())
+	c.AddCommand(purge)
 	send := newCmdC2DSend(f)
 	send.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
 	send.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")

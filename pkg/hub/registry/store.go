@@ -17,6 +17,8 @@ import (
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/iotctl/iotctl/pkg/sas"
 )
 
 // Defaults of Options.
@@ -317,11 +319,7 @@ func putJSON(b *bolt.Bucket, key []byte, v any) error {
 
 // NewKey returns a random 32-byte key in standard base64, as IoT Hub
 // generates them.
-func NewKey() string {
-	var b [32]byte
-	mustRandom(b[:])
-	return base64.StdEncoding.EncodeToString(b[:])
-}
+func NewKey() string { return sas.NewKey() }
 
 // checkKey accepts a base64 key of 16 to 64 bytes, as IoT Hub does.
 func checkKey(k string) error {
