@@ -30,7 +30,7 @@ func (k *mqttHook) ID() string { return "iothub" }
 
 func (k *mqttHook) Provides(b byte) bool {
 	switch b {
-	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnPacketRead, mqtt.OnPublish, mqtt.OnSubscribed:
 		return true
 	}
@@ -91,6 +91,30 @@ func parseUsername(u string) (host, clientID string, ok bool) {
 func splitClientID(id string) (deviceID, moduleID string) {
 	deviceID, moduleID, _ = strings.Cut(id, "/")
 	return deviceID, moduleID
+}
+
+// errProtocolVersion ends a connection whose CONNECT asks for a
+// protocol level other than MQTT 3.1 or 3.1.1.
+var errProtocolVersion = errors.New("hub: mqtt: only MQTT 3.1.1 is served")
+
+// OnConnect refuses MQTT 5. IoT Hub's device endpoint speaks MQTT 3.1.1
+// (https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub);
+// MQTT 5 exists only on hubs created in preview mode
+// (https://learn.microsoft.com/azure/iot/iot-mqtt-5-preview). A 3.1.1
+// server answers a protocol level it does not support with CONNACK
+// return code 0x01, "unacceptable protocol version", and closes the
+// connection (MQTT 3.1.1 §3.1.2.2), so the CONNACK goes out in the
+// 3.1.1 form (two bytes, no MQTT 5 properties) whatever the client
+// asked for.
+func (k *mqttHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if pk.ProtocolVersion <= 4 {
+		return nil
+	}
+	k.h.log.Info("mqtt connect refused", "client", cl.ID, "remote", cl.Net.Remote,
+		"reason", "unacceptable protocol version: IoT Hub speaks MQTT 3.1.1", "protocolVersion", pk.ProtocolVersion)
+	cl.Properties.ProtocolVersion = 4
+	logClosed(k.h.log, "connack", k.h.mqtt.SendConnack(cl, packets.ErrUnsupportedProtocolVersion, false, nil))
+	return errProtocolVersion
 }
 
 func (k *mqttHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
