@@ -274,9 +274,13 @@ func (k *mqttHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	case message.KindMethodResponse:
 		k.h.methods.respond(cl.ID, t.RequestID, t.Status, pk.Payload)
 	case message.KindTwinGet:
-		go k.h.twinGet(s, t.RequestID)
+		// Twin requests run here, on the connection's own goroutine,
+		// where mochi calls OnPublish for each PUBLISH in the order
+		// the device sent them: a device's patches are applied in its
+		// order and a GET sees every patch sent before it.
+		k.h.twinGet(s, t.RequestID)
 	case message.KindTwinPatchReported:
-		go k.h.twinPatchReported(s, t.RequestID, bytes.Clone(pk.Payload))
+		k.h.twinPatchReported(s, t.RequestID, pk.Payload)
 	}
 	// PUBACK (for QoS 1) without fanning the message out.
 	return pk, packets.CodeSuccessIgnore
