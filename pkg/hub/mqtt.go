@@ -14,6 +14,7 @@ import (
 
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/message"
+	"github.com/iotctl/iotctl/pkg/sas"
 )
 
 // mqttHook is the hub's MQTT device endpoint: it authenticates devices,
@@ -45,6 +46,9 @@ type session struct {
 	lastActivity       atomic.Int64 // unix nanoseconds
 	authMethod         string
 	generationID       string
+	// expiry ends the connection when its SAS token expires (nil for
+	// X.509 devices).
+	expiry *time.Timer
 
 	// c2d delivery state
 	mu         sync.Mutex
@@ -167,6 +171,11 @@ func (k *mqttHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		s.generationID = gen
 	}
 	k.h.sessions.put(s)
+	if method == "sas" {
+		if tok, err := sas.Parse(string(pk.Connect.Password)); err == nil {
+			k.h.endAtExpiry(s, tok)
+		}
+	}
 	k.h.log.Info("device connected", "device", deviceID, "module", moduleID, "remote", cl.Net.Remote)
 	k.h.kickC2D(s)
 }
@@ -177,6 +186,9 @@ func (k *mqttHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		return
 	}
 	close(s.done)
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
 	// Its unacknowledged C2D messages go back to the queue, and to the
 	// connection that replaced it, if any.
 	k.h.abandonInflight(s)
@@ -186,6 +198,28 @@ func (k *mqttHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		return
 	}
 	k.h.log.Info("device disconnected", "device", s.deviceID, "module", s.moduleID, "err", err)
+}
+
+// errTokenExpired ends a connection whose SAS token has expired.
+var errTokenExpired = errors.New("hub: the device's SAS token expired")
+
+// endAtExpiry ends s's connection when its token expires, as IoT Hub
+// does ("When the token expires, the IoT hub severs the device/module
+// connection", https://learn.microsoft.com/azure/iot-hub/authenticate-authorize-sas):
+// at the first second the token is refused (sas.Token.Expired, the
+// check made at CONNECT), by the hub's clock. A device renews by
+// connecting again with a new token, as the SDKs do over MQTT.
+func (h *Hub) endAtExpiry(s *session, tok *sas.Token) {
+	at := time.Unix(tok.ExpiryUnix()+1, 0)
+	s.expiry = time.AfterFunc(at.Sub(h.now()), func() {
+		if !h.workers.add() {
+			return // the hub is closing: it ends every connection
+		}
+		defer h.workers.done()
+		h.log.Info("device disconnected: its SAS token expired", "device", s.deviceID, "module", s.moduleID,
+			"expiry", tok.Expiry().Format(time.RFC3339))
+		s.cl.Stop(errTokenExpired)
+	})
 }
 
 // errDisconnect makes mochi close the connection: IoT Hub drops a

@@ -145,3 +145,33 @@ func TestMQTT5Refused(t *testing.T) {
 		}
 	}
 }
+
+// A device's connection ends when its SAS token expires, as on IoT Hub;
+// a device whose token is still valid stays connected.
+func TestExpiredTokenEndsTheConnection(t *testing.T) {
+	h := startHub(t)
+	short := createDevice(t, h, "short")
+	long := createDevice(t, h, "long")
+	tok, err := sas.Sign(sas.DeviceResource(short.HostName, "short"), mustKey(t, short), &sas.SignOptions{TTL: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := dial(t, h, short, tok.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dial(t, h, long, ""); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.lost:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the device is still connected after its token expired")
+	}
+	if now := time.Now(); !tok.Expired(now) {
+		t.Errorf("the connection ended at %v, before its token expired at %v", now, tok.Expiry())
+	}
+	if h.sessions.get("long") == nil {
+		t.Error("the device with a valid token was disconnected too")
+	}
+}
