@@ -72,6 +72,29 @@ func hubGoroutines(before map[string]bool) []string {
 	return out
 }
 
+// serviceRequest is an HTTPS request to the hub's service API as the
+// iothubowner policy.
+func serviceRequest(t *testing.T, h *Hub, method, path, body string) *http.Request {
+	t.Helper()
+	owner, err := h.ServiceConnectionString("iothubowner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := connstr.MustParse(owner)
+	key, _ := cs.Key()
+	tok, err := sas.Sign(cs.HostName, key, &sas.SignOptions{KeyName: "iothubowner"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(method, "https://"+h.Addrs()[0]+path+"?api-version=2021-04-12", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", tok.Encode())
+	req.Header.Set("Content-Type", "application/json")
+	return req
+}
+
 // rawMQTT connects a device over TLS with a hand-written CONNECT and
 // subscribes it to filter; it then reads nothing more, so what the hub
 // writes to it piles up.
@@ -151,20 +174,7 @@ func TestCloseWaitsForItsGoroutines(t *testing.T) {
 	if !st.WaitTimeout(10*time.Second) || st.Error() != nil {
 		t.Fatalf("subscribe: %v", st.Error())
 	}
-	owner, err := h.ServiceConnectionString("iothubowner")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ocs := connstr.MustParse(owner)
-	okey, _ := ocs.Key()
-	stok, err := sas.Sign(ocs.HostName, okey, &sas.SignOptions{KeyName: "iothubowner"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequest("POST", "https://"+h.Addrs()[0]+"/twins/mute/methods?api-version=2021-04-12",
-		strings.NewReader(`{"methodName":"m","payload":null,"responseTimeoutInSeconds":120}`))
-	req.Header.Set("Authorization", stok.Encode())
-	req.Header.Set("Content-Type", "application/json")
+	req := serviceRequest(t, h, "POST", "/twins/mute/methods", `{"methodName":"m","payload":null,"responseTimeoutInSeconds":120}`)
 	httpc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsFor(t, h)}}
 	defer httpc.CloseIdleConnections()
 	answered := make(chan *http.Response, 1)

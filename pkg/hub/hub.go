@@ -422,13 +422,19 @@ func (h *Hub) DeviceConnectionString(deviceID, moduleID string) (string, error) 
 	return cs.Format(), nil
 }
 
-// presence answers the REST API's questions about connections.
+// presence answers the REST API's questions about connections: is the
+// identity connected, since when is its state what it is, and when was
+// it last active. A disconnected identity's times are those the
+// registry kept of its last connection (zero if it never connected).
 func (h *Hub) presence(deviceID, moduleID string) (bool, time.Time, time.Time) {
-	s := h.sessions.get(clientKey(deviceID, moduleID))
-	if s == nil {
-		return false, time.Time{}, time.Time{}
+	if s := h.sessions.get(clientKey(deviceID, moduleID)); s != nil {
+		return true, s.connectedAt, time.Unix(0, s.lastActivity.Load())
 	}
-	return true, s.connectedAt, time.Unix(0, s.lastActivity.Load())
+	p, err := h.reg.Presence(deviceID, moduleID)
+	if err != nil {
+		h.log.Warn("reading the last connection failed", "device", deviceID, "module", moduleID, "err", err)
+	}
+	return false, p.StateUpdated, p.LastActivity
 }
 
 func (h *Hub) generationID(deviceID, moduleID string) (string, error) {

@@ -12,6 +12,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/sas"
@@ -197,7 +198,13 @@ func (k *mqttHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		k.h.log.Info("device connection replaced", "device", s.deviceID, "module", s.moduleID)
 		return
 	}
+	// Its connection times outlive the connection, in the registry.
+	p := registry.Presence{StateUpdated: k.h.now(), LastActivity: time.Unix(0, s.lastActivity.Load())}
+	if perr := k.h.reg.SetPresence(s.deviceID, s.moduleID, p); perr != nil && !errors.Is(perr, registry.ErrDeviceNotFound) && !errors.Is(perr, registry.ErrModuleNotFound) {
+		k.h.log.Warn("recording the disconnection failed", "device", s.deviceID, "module", s.moduleID, "err", perr)
+	}
 	k.h.log.Info("device disconnected", "device", s.deviceID, "module", s.moduleID, "err", err)
+	k.h.sessions.changed(cl.ID)
 }
 
 // errTokenExpired ends a connection whose SAS token has expired.
