@@ -243,3 +243,59 @@ func TestPrinter(t *testing.T) {
 		t.Errorf("stats line %s: %v", lines[1], err)
 	}
 }
+
+// --sas-ttl sets the lifetime of the device's tokens in `device send`,
+// `device simulate` and its fleets, 1h by default and at least 10s.
+func TestSASTTLFlag(t *testing.T) {
+	var sent *sendOptions
+	var simulated *simulateOptions
+	send := func(f *cmdutil.Factory) *cobra.Command {
+		return newCmdSend(f, func(o *sendOptions) error { sent = o; return nil })
+	}
+	sim := func(f *cmdutil.Factory) *cobra.Command {
+		return newCmdSimulate(f, func(o *simulateOptions) error { simulated = o; return nil })
+	}
+	keys := filepath.Join(t.TempDir(), "keys.txt")
+	os.WriteFile(keys, []byte("a c2VjcmV0\n"), 0o600)
+	for _, tt := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, time.Hour},
+		{[]string{"--sas-ttl", "20s"}, 20 * time.Second},
+		{[]string{"--sas-ttl", "10s"}, 10 * time.Second},
+		{[]string{"--sas-ttl", "24h"}, 24 * time.Hour},
+	} {
+		code, _, stderr := execute(t, "", send, append([]string{"send", "--connection-string", deviceCS, "--data", "x"}, tt.args...)...)
+		if code != 0 || sent.dev.TokenTTL != tt.want {
+			t.Errorf("send %q: code %d stderr %q TokenTTL %v; want %v", tt.args, code, stderr, sent.dev.TokenTTL, tt.want)
+		}
+		code, _, stderr = execute(t, "", sim, append([]string{"simulate", "--connection-string", deviceCS}, tt.args...)...)
+		if code != 0 || simulated.sim.Device.TokenTTL != tt.want {
+			t.Errorf("simulate %q: code %d stderr %q TokenTTL %v; want %v", tt.args, code, stderr, simulated.sim.Device.TokenTTL, tt.want)
+		}
+		code, _, stderr = execute(t, "", sim, append([]string{"simulate", "--connection-string", deviceCS, "--keys-file", keys}, tt.args...)...)
+		if code != 0 || simulated.sim.Device.TokenTTL != tt.want {
+			t.Errorf("fleet %q: code %d stderr %q TokenTTL %v; want %v", tt.args, code, stderr, simulated.sim.Device.TokenTTL, tt.want)
+		}
+	}
+	t.Setenv("IOTCTL_SAS_TTL", "30s")
+	if code, _, stderr := execute(t, "", send, "send", "--connection-string", deviceCS, "--data", "x"); code != 0 || sent.dev.TokenTTL != 30*time.Second {
+		t.Errorf("IOTCTL_SAS_TTL=30s: code %d stderr %q TokenTTL %v; want 30s", code, stderr, sent.dev.TokenTTL)
+	}
+	for _, bad := range []string{"9s", "0s", "-1m"} {
+		for _, args := range [][]string{
+			{"send", "--connection-string", deviceCS, "--data", "x", "--sas-ttl", bad},
+			{"simulate", "--connection-string", deviceCS, "--sas-ttl", bad},
+		} {
+			cmd := send
+			if args[0] == "simulate" {
+				cmd = sim
+			}
+			code, _, stderr := execute(t, "", cmd, args...)
+			if code != cmdutil.ExitUsage || !strings.Contains(stderr, "--sas-ttl "+bad) || !strings.Contains(stderr, "at least 10s") {
+				t.Errorf("%q: code %d stderr %q; want 3 and a message naming --sas-ttl and its minimum", args, code, stderr)
+			}
+		}
+	}
+}
