@@ -21,27 +21,7 @@ import (
 // the service API, the one that exists keeps its key, and all three
 // connect and send.
 func TestSimulateFleetCreatesIdentities(t *testing.T) {
-	h := hub.New(&hub.Options{Addr: "127.0.0.1:0", InMemory: true})
-	if err := h.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		done := make(chan struct{})
-		go func() { h.Close(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			// hub.Close waits, up to the hub's 30 s handshake timeout, for
-			// a connection that finished its TLS handshake but has not sent
-			// a byte yet: net/http sometimes dials one for the command's
-			// service client and keeps it idle. Not this test's subject.
-			t.Log("hub.Close still waits for a connection that sent nothing; not waiting for it")
-		}
-	})
-	svc, err := h.ServiceConnectionString("iothubowner")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, svc := startHub(t)
 	if err := h.CreateDevice("sim-00002"); err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +107,10 @@ func startHub(t *testing.T) (*hub.Hub, string) {
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
+			// hub.Close waits, up to the hub's 30 s handshake timeout, for
+			// a connection that finished its TLS handshake but has not sent
+			// a byte yet: net/http sometimes dials one for the command's
+			// service client and keeps it idle. Not these tests' subject.
 			t.Log("hub.Close still waits for a connection that sent nothing; not waiting for it")
 		}
 	})
