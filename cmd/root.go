@@ -73,6 +73,7 @@ Exit codes: see 'iotctl help exit-codes'.`,
 		demo.NewCmdDemo(f),
 	)
 	root.SetHelpCommand(newCmdHelp(f, root))
+	registerCompletions(f, root)
 	requireSubcommands(root)
 	return root
 }
