@@ -29,6 +29,8 @@ type IOStreams struct {
 	OutTTY bool
 	// ErrTTY is true when ErrOut is a terminal.
 	ErrTTY bool
+
+	diag diag
 }
 
 // Configuration keys (flag names, config-file keys; env IOTCTL_ + upper
@@ -155,9 +157,9 @@ func (f *Factory) Logger() (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch lf := f.V.GetString(KeyLogFormat); lf {
 	case "text":
-		f.logger = slog.New(slog.NewTextHandler(f.IO.ErrOut, opts))
+		f.logger = slog.New(slog.NewTextHandler(f.IO.Diag(), opts))
 	case "json":
-		f.logger = slog.New(slog.NewJSONHandler(f.IO.ErrOut, opts))
+		f.logger = slog.New(slog.NewJSONHandler(f.IO.Diag(), opts))
 	default:
 		return nil, Usagef("--log-format %q: use text or json", lf)
 	}
