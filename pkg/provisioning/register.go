@@ -118,6 +118,7 @@ func Register(ctx context.Context, opts *Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer c.http.CloseIdleConnections()
 	body, _ := json.Marshal(struct {
 		RegistrationID string          `json:"registrationId"`
 		Payload        json.RawMessage `json:"payload,omitempty"`
@@ -179,7 +180,10 @@ func newClient(opts *Options) (*client, error) {
 		tc.ServerName = h
 	}
 	if c.o.Certificate != nil {
-		tc.Certificates = []tls.Certificate{*c.o.Certificate}
+		// Always present the certificate, whatever CAs the server names:
+		// a self-signed device certificate is issued by none of them.
+		cert := c.o.Certificate
+		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 	} else {
 		key, err := sas.DecodeKey(c.o.SymmetricKey)
 		if err != nil {
