@@ -15,12 +15,14 @@ import (
 // assigns devices to this hub.
 func (h *Hub) startDPS() error {
 	s, err := dps.New(&dps.Options{
-		Registry:       h.reg,
-		HubHostName:    h.hostName,
-		HostNames:      h.hostSet,
-		DesiredChanged: func(deviceID string, patch json.RawMessage, version int64) { h.DesiredChanged(deviceID, "", patch, version) },
-		Logger:         h.log.With("component", "dps"),
-		Now:            h.now,
+		Registry:    h.reg,
+		HubHostName: h.hostName,
+		HostNames:   h.hostSet,
+		DesiredChanged: func(deviceID string, patch json.RawMessage, version int64) {
+			h.DesiredChanged(deviceID, "", patch, version)
+		},
+		Logger: h.log.With("component", "dps"),
+		Now:    h.now,
 	})
 	if err != nil {
 		return err
