@@ -302,6 +302,9 @@ func (h *Hub) startMQTT() error {
 	if err := h.mqtt.AddHook(&mqttHook{h: h}, nil); err != nil {
 		return fmt.Errorf("hub: mqtt: %w", err)
 	}
+	if err := h.mqtt.AddHook(&dpsMQTTHook{h: h}, nil); err != nil {
+		return fmt.Errorf("hub: mqtt: %w", err)
+	}
 	return h.mqtt.Serve()
 }
 
