@@ -33,26 +33,9 @@ func (s *Service) PutEnrollment(e *IndividualEnrollment, ifMatch string) (*Indiv
 		return nil, err
 	}
 	e.RegistrationState = nil
-	now := s.timestamp()
 	out := *e
-	err := s.update(func(b *bolt.Bucket) error {
-		eb := b.Bucket(bucketEnrollments)
-		var cur IndividualEnrollment
-		if err := getJSON(eb, idKey(e.RegistrationID), &cur); err != nil {
-			return err
-		}
-		if err := checkEtag(ifMatch, cur.Etag, cur.RegistrationID != "", "enrollment "+e.RegistrationID); err != nil {
-			return err
-		}
-		out.CreatedDateTimeUTC = now
-		if cur.CreatedDateTimeUTC != "" {
-			out.CreatedDateTimeUTC = cur.CreatedDateTimeUTC
-		}
-		out.LastUpdatedDateTimeUTC = now
-		out.Etag = newEtag()
-		return putJSON(eb, idKey(e.RegistrationID), &out)
-	})
-	if err != nil {
+	if err := s.putStamped(bucketEnrollments, e.RegistrationID, ifMatch, "enrollment "+e.RegistrationID, &out,
+		&out.CreatedDateTimeUTC, &out.LastUpdatedDateTimeUTC, &out.Etag); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -131,29 +114,39 @@ func (s *Service) PutGroup(g *EnrollmentGroup, ifMatch string) (*EnrollmentGroup
 	if err := checkCommon(&g.ProvisioningStatus, g.AllocationPolicy, &g.ReprovisionPolicy, g.InitialTwin); err != nil {
 		return nil, err
 	}
-	now := s.timestamp()
 	out := *g
-	err := s.update(func(b *bolt.Bucket) error {
-		gb := b.Bucket(bucketGroups)
-		var cur EnrollmentGroup
-		if err := getJSON(gb, idKey(g.EnrollmentGroupID), &cur); err != nil {
-			return err
-		}
-		if err := checkEtag(ifMatch, cur.Etag, cur.EnrollmentGroupID != "", "enrollment group "+g.EnrollmentGroupID); err != nil {
-			return err
-		}
-		out.CreatedDateTimeUTC = now
-		if cur.CreatedDateTimeUTC != "" {
-			out.CreatedDateTimeUTC = cur.CreatedDateTimeUTC
-		}
-		out.LastUpdatedDateTimeUTC = now
-		out.Etag = newEtag()
-		return putJSON(gb, idKey(g.EnrollmentGroupID), &out)
-	})
-	if err != nil {
+	if err := s.putStamped(bucketGroups, g.EnrollmentGroupID, ifMatch, "enrollment group "+g.EnrollmentGroupID, &out,
+		&out.CreatedDateTimeUTC, &out.LastUpdatedDateTimeUTC, &out.Etag); err != nil {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// putStamped stores item under id in bucket after checking ifMatch
+// against the stored item's etag; it keeps the stored creation time and
+// sets the update time and a new etag through the pointers into item.
+func (s *Service) putStamped(bucket []byte, id, ifMatch, what string, item any, created, updated, etag *string) error {
+	now := s.timestamp()
+	return s.update(func(b *bolt.Bucket) error {
+		ib := b.Bucket(bucket)
+		var cur struct {
+			Etag               string `json:"etag"`
+			CreatedDateTimeUTC string `json:"createdDateTimeUtc"`
+		}
+		if err := getJSON(ib, idKey(id), &cur); err != nil {
+			return err
+		}
+		if err := checkEtag(ifMatch, cur.Etag, ib.Get(idKey(id)) != nil, what); err != nil {
+			return err
+		}
+		*created = now
+		if cur.CreatedDateTimeUTC != "" {
+			*created = cur.CreatedDateTimeUTC
+		}
+		*updated = now
+		*etag = newEtag()
+		return putJSON(ib, idKey(id), item)
+	})
 }
 
 // Group returns the enrollment group with id groupID (in any case), or
