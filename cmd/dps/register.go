@@ -103,7 +103,7 @@ missing enrollment, another ID scope), 1 when the registration failed, 7 on
 	fl.StringVar(&o.Payload, "payload", "", "custom JSON data sent with the registration")
 	fl.DurationVar(&o.Timeout, "timeout", time.Minute, "how long to wait for DPS to assign the device")
 	fl.String(cmdutil.KeyConnectionString, "", "service connection string whose host is the default --dps-host when it is not Azure's")
-	fl.String(cmdutil.KeyCAFile, "", "PEM file of CA certificates to trust (a local hub's ca.pem)")
+	fl.String(cmdutil.KeyCAFile, "", "PEM file of CA certificates to trust besides the system's (a local hub's ca.pem)")
 	return c
 }
 
@@ -176,7 +176,10 @@ func RegisterRun(ctx context.Context, o *RegisterOptions) error {
 		if err != nil {
 			return cmdutil.Usagef("--ca-file: %v", err)
 		}
-		po.RootCAs = x509.NewCertPool()
+		// Besides the system roots, as --ca-file is everywhere in iotctl.
+		if po.RootCAs, err = x509.SystemCertPool(); err != nil || po.RootCAs == nil {
+			po.RootCAs = x509.NewCertPool()
+		}
 		if !po.RootCAs.AppendCertsFromPEM(pem) {
 			return cmdutil.Usagef("--ca-file %s holds no PEM certificate", caFile)
 		}
