@@ -16,6 +16,7 @@ import (
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/cmd/demo"
 	"github.com/iotctl/iotctl/cmd/device"
+	"github.com/iotctl/iotctl/cmd/dps"
 	"github.com/iotctl/iotctl/cmd/hub"
 	"github.com/iotctl/iotctl/cmd/method"
 	"github.com/iotctl/iotctl/pkg/output"
@@ -71,6 +72,7 @@ Exit codes: see 'iotctl help exit-codes'.`,
 		device.NewCmdDevice(f),
 		method.NewCmdMethod(f),
 		demo.NewCmdDemo(f),
+		dps.NewCmdDPS(f),
 	)
 	root.SetHelpCommand(newCmdHelp(f, root))
 	registerCompletions(f, root)
