@@ -60,6 +60,12 @@ Telemetry is read from the Event Hub-compatible endpoint (AMQP) in consumer
 group $Default and in each --consumer-group, as a hub with consumer groups made
 by "az iot hub consumer-group create"; each group reads every event.
 
+GET /health on the TLS port needs no authorization and answers 200 with
+{"status":"ok","hostName":...,"addresses":[...]} once every endpoint is ready
+(503 with "starting" or "stopping" otherwise), for container health checks and
+test harnesses that wait for the hub:
+  curl -fsS --cacert "$IOTCTL_CA_FILE" https://localhost:8443/health
+
 Ctrl-C stops the hub cleanly.`,
 		Example: `  $ iotctl hub serve
   $ iotctl hub serve --addr 127.0.0.1:0 --in-memory -o json

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -130,6 +131,9 @@ type Hub struct {
 	httpSrv   *http.Server
 	conns     sync.WaitGroup
 	closeOnce sync.Once
+	// ready is set when Start has started every endpoint, stopping
+	// when Close begins (for HealthPath).
+	ready, stopping atomic.Bool
 	// sweepDone is closed when the C2D expiry sweep has stopped.
 	sweepDone chan struct{}
 }
@@ -232,6 +236,9 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 	if err := h.startHTTP(); err != nil {
 		return err
 	}
+	// Every endpoint is bound and has its handler: the first request
+	// HealthPath can get finds the hub ready.
+	h.ready.Store(true)
 	for _, m := range h.listeners {
 		go m.serve(h.ctx)
 	}
@@ -323,6 +330,7 @@ func (h *Hub) serveMQTT(c net.Conn) {
 func (h *Hub) Close() error {
 	var err error
 	h.closeOnce.Do(func() {
+		h.stopping.Store(true)
 		if h.cancel != nil {
 			h.cancel()
 		}
