@@ -23,6 +23,7 @@ import (
 	"github.com/iotctl/iotctl/pkg/hub/amqpfront"
 	"github.com/iotctl/iotctl/pkg/hub/auth"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
+	"github.com/iotctl/iotctl/pkg/hub/seed"
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/message"
@@ -73,6 +74,11 @@ type Options struct {
 	// endpoint besides $Default (see amqpfront.ValidConsumerGroup for
 	// the names allowed). Default: none.
 	ConsumerGroups []string
+	// Seed is applied to the registry at every Start, before the hub
+	// accepts connections (see package seed); its consumer groups are
+	// added to ConsumerGroups. A value the registry refuses fails Start
+	// with a *seed.Error. Default: nil, nothing is seeded.
+	Seed *seed.Seed
 	// Partitions is the number of telemetry partitions. Default: 4.
 	Partitions int
 	// MaxEvents bounds the telemetry log; the oldest events are dropped
@@ -171,6 +177,9 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("hub: address %q: %w", h.opts.Addr, err)
 	}
+	if h.opts.Seed != nil {
+		h.opts.ConsumerGroups = h.opts.Seed.ConsumerGroupsWith(h.opts.ConsumerGroups)
+	}
 	for _, g := range h.opts.ConsumerGroups {
 		if err := amqpfront.ValidConsumerGroup(g); err != nil {
 			return fmt.Errorf("hub: %w", err)
@@ -190,6 +199,9 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("hub: data dir: %w", err)
 	}
 	if err := h.openStore(dataDir); err != nil {
+		return err
+	}
+	if err := h.applySeed(); err != nil {
 		return err
 	}
 	h.sweepDone = make(chan struct{})
