@@ -83,7 +83,8 @@ type Error struct {
 	Err error
 }
 
-// Error implements error: "seed: FILE:LINE:COLUMN: MSG".
+// Error implements error: "seed: FILE:LINE:COLUMN: MSG" (without the
+// parts that are unknown).
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("seed: ")
@@ -95,7 +96,10 @@ func (e *Error) Error() string {
 		if e.File == "" {
 			b.WriteString("line ")
 		}
-		fmt.Fprintf(&b, "%d:%d:", e.Line, e.Column)
+		fmt.Fprintf(&b, "%d:", e.Line)
+		if e.Column > 0 {
+			fmt.Fprintf(&b, "%d:", e.Column)
+		}
 	}
 	if b.Len() > len("seed: ") {
 		b.WriteString(" ")
