@@ -20,6 +20,7 @@ type serveJSON struct {
 	Addresses        []string `json:"addresses"`
 	CAFile           string   `json:"caFile"`
 	ConnectionString string   `json:"connectionString"`
+	EventHub         string   `json:"eventHubConnectionString"`
 }
 
 // startServe runs `iotctl hub serve ... -o json` and returns what it

@@ -26,14 +26,21 @@ func bigTwinPatch(n int) []byte {
 // "Expect: 100-continue" (curl, .NET) and chunked. Each must read a 413
 // MessageTooLarge answer instead of a dropped connection, and the
 // connection must stay usable when the client sent the whole body.
-func TestTooLargeBodyGets413OverTCP(t *testing.T) {
+// bigEnv is a handler with the device "big" behind a real TCP server,
+// and a 10 MB twin PATCH body.
+func bigEnv(t *testing.T) (*env, *httptest.Server, []byte) {
+	t.Helper()
 	e := newEnv(t)
 	if _, err := e.st.CreateDevice(&iothub.Device{DeviceID: "big"}); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(e.h)
 	t.Cleanup(srv.Close)
-	body := bigTwinPatch(10 << 20)
+	return e, srv, bigTwinPatch(10 << 20)
+}
+
+func TestTooLargeBodyGets413OverTCP(t *testing.T) {
+	e, srv, body := bigEnv(t)
 	for _, tc := range []struct {
 		name    string
 		expect  bool
@@ -92,24 +99,21 @@ func TestTooLargeBodyGets413OverTCP(t *testing.T) {
 // connection reset, and with "Expect: 100-continue" it must get the 413
 // without a "100 Continue" first.
 func TestTooLargeBodyWriteThenRead(t *testing.T) {
-	e := newEnv(t)
-	if _, err := e.st.CreateDevice(&iothub.Device{DeviceID: "big"}); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(e.h)
-	t.Cleanup(srv.Close)
-	body := bigTwinPatch(10 << 20)
+	e, srv, body := bigEnv(t)
 	head := "PATCH /twins/big?api-version=2021-04-12 HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + e.as("iothubowner") +
 		"\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n"
 
-	t.Run("whole-body", func(t *testing.T) {
+	// exchange writes req whole on a new connection, then reads the
+	// answer.
+	exchange := func(t *testing.T, req []byte) (*http.Response, string) {
+		t.Helper()
 		c, err := net.Dial("tcp", srv.Listener.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
+		t.Cleanup(func() { c.Close() })
 		_ = c.SetDeadline(time.Now().Add(time.Minute))
-		if _, err := c.Write(append([]byte(head+"\r\n"), body...)); err != nil {
+		if _, err := c.Write(req); err != nil {
 			t.Fatalf("writing the request: %v; want the hub to read it and answer 413", err)
 		}
 		res, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -117,27 +121,19 @@ func TestTooLargeBodyWriteThenRead(t *testing.T) {
 			t.Fatalf("reading the answer: %v; want 413", err)
 		}
 		b, _ := io.ReadAll(res.Body)
-		wantError(t, resp{res.StatusCode, res.Header, string(b)}, http.StatusRequestEntityTooLarge, 413001, "MessageTooLarge")
+		return res, string(b)
+	}
+
+	t.Run("whole-body", func(t *testing.T) {
+		res, b := exchange(t, append([]byte(head+"\r\n"), body...))
+		wantError(t, resp{res.StatusCode, res.Header, b}, http.StatusRequestEntityTooLarge, 413001, "MessageTooLarge")
 	})
 
 	t.Run("expect-100-continue", func(t *testing.T) {
-		c, err := net.Dial("tcp", srv.Listener.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(time.Minute))
-		if _, err := io.WriteString(c, head+"Expect: 100-continue\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		res, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			t.Fatalf("reading the answer: %v; want 413", err)
-		}
-		b, _ := io.ReadAll(res.Body)
+		res, b := exchange(t, []byte(head+"Expect: 100-continue\r\n\r\n"))
 		if res.StatusCode == http.StatusContinue {
 			t.Fatal("the hub asked for a body it cannot accept (100 Continue); want 413 at once")
 		}
-		wantError(t, resp{res.StatusCode, res.Header, string(b)}, http.StatusRequestEntityTooLarge, 413001, "MessageTooLarge")
+		wantError(t, resp{res.StatusCode, res.Header, b}, http.StatusRequestEntityTooLarge, 413001, "MessageTooLarge")
 	})
 }

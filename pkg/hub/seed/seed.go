@@ -248,11 +248,8 @@ func (s *Seed) addDevice(n *yaml.Node) error {
 	if err != nil {
 		return err
 	}
-	if d.DeviceID == "" {
-		return errAt(n, "a device needs a deviceId")
-	}
-	if !registry.ValidID(d.DeviceID) {
-		return errAt(n, "deviceId %q is not valid: up to 128 ASCII letters, digits and - . + %% _ # * ? ! ( ) , : = @ $ '", d.DeviceID)
+	if err := checkID(n, "a device", "deviceId", d.DeviceID); err != nil {
+		return err
 	}
 	for _, e := range s.Devices {
 		if e.DeviceID == d.DeviceID {
@@ -274,11 +271,8 @@ func (d *Device) addModule(n *yaml.Node) error {
 	if err != nil {
 		return err
 	}
-	if m.ModuleID == "" {
-		return errAt(n, "a module needs a moduleId")
-	}
-	if !registry.ValidID(m.ModuleID) {
-		return errAt(n, "moduleId %q is not valid: up to 128 ASCII letters, digits and - . + %% _ # * ? ! ( ) , : = @ $ '", m.ModuleID)
+	if err := checkID(n, "a module", "moduleId", m.ModuleID); err != nil {
+		return err
 	}
 	for _, e := range d.Modules {
 		if e.ModuleID == m.ModuleID {
@@ -286,6 +280,17 @@ func (d *Device) addModule(n *yaml.Node) error {
 		}
 	}
 	d.Modules = append(d.Modules, m)
+	return nil
+}
+
+// checkID checks the id of the item at n: given, and valid for IoT Hub.
+func checkID(n *yaml.Node, what, field, id string) error {
+	if id == "" {
+		return errAt(n, "%s needs a %s", what, field)
+	}
+	if !registry.ValidID(id) {
+		return errAt(n, "%s %q is not valid: up to 128 ASCII letters, digits and - . + %% _ # * ? ! ( ) , : = @ $ '", field, id)
+	}
 	return nil
 }
 
