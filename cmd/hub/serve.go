@@ -12,6 +12,7 @@ import (
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/pkg/hub"
 	"github.com/iotctl/iotctl/pkg/hub/amqpfront"
+	"github.com/iotctl/iotctl/pkg/hub/seed"
 	"github.com/iotctl/iotctl/pkg/output"
 )
 
@@ -66,16 +67,32 @@ provisioningserviceowner policy (for the DPS service API and "iotctl dps"), and
 env.sh exports them as IOTCTL_DPS_ID_SCOPE and IOTCTL_DPS_CONNECTION_STRING.
 Devices registered through it are assigned to this hub.
 
+--seed FILE (YAML or JSON) declares devices and modules (keys or certificate
+thumbprints, status, tags, desired properties), shared access policies with
+their keys, and consumer groups, with the field names of the IoT Hub REST API.
+The hub applies it at every start, before it accepts connections: what the file
+declares is made so (a device whose keys differ is updated to the file's), and
+nothing changes when it already is, so a test suite gets the same hub every
+time. Identities the file does not name are left alone. An invalid file exits 3
+naming the line and the problem. The README shows the schema with an example.
+
 Telemetry is read from the Event Hub-compatible endpoint (AMQP) in consumer
 group $Default and in each --consumer-group, as a hub with consumer groups made
 by "az iot hub consumer-group create"; each group reads every event.
+
+GET /health on the TLS port needs no authorization and answers 200 with
+{"status":"ok","hostName":...,"addresses":[...]} once every endpoint is ready
+(503 with "starting" or "stopping" otherwise), for container health checks and
+test harnesses that wait for the hub:
+  curl -fsS --cacert "$IOTCTL_CA_FILE" https://localhost:8443/health
 
 Ctrl-C stops the hub cleanly.`,
 		Example: `  $ iotctl hub serve
   $ iotctl hub serve --addr 127.0.0.1:0 --in-memory -o json
   $ iotctl hub serve --addr 127.0.0.5:8883 --standard-ports --san myhub.local
   $ iotctl hub serve --device-ca devices-root.pem --device-ca devices-intermediate.pem
-  $ iotctl hub serve --consumer-group dashboards --consumer-group archive`,
+  $ iotctl hub serve --consumer-group dashboards --consumer-group archive
+  $ iotctl hub serve --in-memory --seed test/hub-seed.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServe(cmd, f)
@@ -92,6 +109,7 @@ Ctrl-C stops the hub cleanly.`,
 	fl.StringSlice("san", nil, "extra DNS name or IP address for the generated server certificate (repeatable)")
 	fl.StringSlice("device-ca", nil, "CA certificate file (PEM) that signs X.509 device certificates (repeatable)")
 	fl.StringSlice("consumer-group", nil, "consumer group of the Event Hub-compatible endpoint besides $Default (repeatable)")
+	fl.String("seed", "", "seed file (YAML or JSON) of devices, modules, policies and consumer groups, applied at every start")
 	fl.Int("partitions", 4, "telemetry partitions")
 	fl.Int("max-events", 250_000, "telemetry events kept in memory for monitors; the oldest are dropped beyond it")
 	return c
@@ -116,6 +134,12 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 			return cmdutil.Usagef("--consumer-group: %v", err)
 		}
 	}
+	var sd *seed.Seed
+	if path := v.GetString("seed"); path != "" {
+		if sd, err = seed.Load(path); err != nil {
+			return &cmdutil.UsageError{Err: fmt.Errorf("--seed: %w", err)}
+		}
+	}
 	opts := &hub.Options{
 		Addr:           v.GetString("addr"),
 		StandardPorts:  v.GetBool("standard-ports"),
@@ -127,6 +151,7 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 		SANs:           v.GetStringSlice("san"),
 		DeviceCAFiles:  v.GetStringSlice("device-ca"),
 		ConsumerGroups: groups,
+		Seed:           sd,
 		Partitions:     v.GetInt("partitions"),
 		MaxEvents:      v.GetInt("max-events"),
 		Logger:         log.With("component", "hub"),
@@ -137,6 +162,10 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 		var ce *hub.DeviceCAError
 		if errors.As(err, &ce) {
 			return &cmdutil.UsageError{Err: fmt.Errorf("--device-ca: %w", err)}
+		}
+		var se *seed.Error
+		if errors.As(err, &se) {
+			return &cmdutil.UsageError{Err: fmt.Errorf("--seed: %w", err)}
 		}
 		return err
 	}

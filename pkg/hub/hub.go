@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -23,6 +24,7 @@ import (
 	"github.com/iotctl/iotctl/pkg/hub/auth"
 	"github.com/iotctl/iotctl/pkg/hub/dps"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
+	"github.com/iotctl/iotctl/pkg/hub/seed"
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/message"
@@ -73,6 +75,11 @@ type Options struct {
 	// endpoint besides $Default (see amqpfront.ValidConsumerGroup for
 	// the names allowed). Default: none.
 	ConsumerGroups []string
+	// Seed is applied to the registry at every Start, before the hub
+	// accepts connections (see package seed); its consumer groups are
+	// added to ConsumerGroups. A value the registry refuses fails Start
+	// with a *seed.Error. Default: nil, nothing is seeded.
+	Seed *seed.Seed
 	// Partitions is the number of telemetry partitions. Default: 4.
 	Partitions int
 	// MaxEvents bounds the telemetry log; the oldest events are dropped
@@ -139,6 +146,9 @@ type Hub struct {
 	// watchDone is closed when the goroutine that closes the hub at the
 	// end of Start's ctx has returned.
 	watchDone chan struct{}
+	// ready is set when Start has started every endpoint, stopping
+	// when Close begins (for HealthPath).
+	ready, stopping atomic.Bool
 }
 
 // New returns a Hub with opts; it opens nothing until Start.
@@ -174,6 +184,9 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("hub: address %q: %w", h.opts.Addr, err)
 	}
+	if h.opts.Seed != nil {
+		h.opts.ConsumerGroups = h.opts.Seed.ConsumerGroupsWith(h.opts.ConsumerGroups)
+	}
 	for _, g := range h.opts.ConsumerGroups {
 		if err := amqpfront.ValidConsumerGroup(g); err != nil {
 			return fmt.Errorf("hub: %w", err)
@@ -193,6 +206,9 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("hub: data dir: %w", err)
 	}
 	if err := h.openStore(dataDir); err != nil {
+		return err
+	}
+	if err := h.applySeed(); err != nil {
 		return err
 	}
 	h.workers.goFunc(h.expireC2D)
@@ -238,6 +254,9 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 	if err := h.startHTTP(); err != nil {
 		return err
 	}
+	// Every endpoint is bound and has its handler: the first request
+	// HealthPath can get finds the hub ready.
+	h.ready.Store(true)
 	for _, m := range h.listeners {
 		h.workers.goFunc(func() { m.serve(h.ctx) })
 	}
@@ -343,6 +362,7 @@ func (h *Hub) Close() error {
 }
 
 func (h *Hub) shutdown() {
+	h.stopping.Store(true)
 	if h.cancel != nil {
 		h.cancel()
 	}
