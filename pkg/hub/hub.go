@@ -46,12 +46,13 @@ type Options struct {
 	// accepts. Default: Addr's host, with the bound port unless
 	// StandardPorts is set.
 	HostName string
-	// DataDir keeps the registry (bbolt) and the TLS material.
+	// DataDir keeps the registry (bbolt), the telemetry log (in
+	// "telemetry", see telemetry.Open) and the TLS material.
 	// Default: <user data dir>/iotctl/hub (see DefaultDataDir).
 	DataDir string
-	// InMemory keeps the registry in a temporary file removed on Close
-	// and the TLS material in a temporary directory, for tests and the
-	// demo. Default: false.
+	// InMemory keeps the registry in a temporary file removed on Close,
+	// the telemetry in memory and the TLS material in a temporary
+	// directory, for tests and the demo. Default: false.
 	InMemory bool
 	// CertFile and KeyFile are the server certificate and key (PEM).
 	// Default: a certificate made by the hub's own CA, kept in DataDir.
@@ -72,11 +73,25 @@ type Options struct {
 	// endpoint besides $Default (see amqpfront.ValidConsumerGroup for
 	// the names allowed). Default: none.
 	ConsumerGroups []string
-	// Partitions is the number of telemetry partitions. Default: 4.
+	// Partitions is the number of telemetry partitions. A telemetry log
+	// on disk keeps the number it was made with: Start refuses another.
+	// Default: 4.
 	Partitions int
 	// MaxEvents bounds the telemetry log; the oldest events are dropped
-	// beyond it. Default: 250,000.
+	// beyond it. 0 means the default: 250,000 with InMemory, no bound
+	// on disk; negative means no bound.
 	MaxEvents int
+	// MaxBytes bounds the bytes of bodies and properties the telemetry
+	// log holds; the oldest events are dropped beyond it. 0 means the
+	// default: 512 MiB with InMemory, 1,638,400,000 bytes on disk
+	// (400,000 messages of 4 KB, what one S1 unit of IoT Hub keeps);
+	// negative means no bound.
+	MaxBytes int64
+	// Retention is how long telemetry is kept, as IoT Hub's built-in
+	// endpoint keeps it for its retention time. 0 means one day, IoT
+	// Hub's default (telemetry.DefaultRetention); IoT Hub allows at
+	// most seven days (telemetry.MaxRetention), and so does Start.
+	Retention time.Duration
 	// Logger receives the hub's log. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default: time.Now.
@@ -128,8 +143,12 @@ type Hub struct {
 	listeners []*muxListener
 	httpLn    *chanListener
 	httpSrv   *http.Server
-	conns     sync.WaitGroup
-	closeOnce sync.Once
+	// conns counts the MQTT connections being served; once
+	// ingestClosed is set, no new one is served.
+	conns        sync.WaitGroup
+	ingestMu     sync.Mutex
+	ingestClosed bool
+	closeOnce    sync.Once
 	// sweepDone is closed when the C2D expiry sweep has stopped.
 	sweepDone chan struct{}
 }
@@ -149,8 +168,30 @@ func New(opts *Options) *Hub {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Hub{opts: o, log: o.Logger, now: o.Now, sessions: newSessionTable(), methods: newMethodBus(),
-		telemetry: telemetry.New(o.Partitions, o.MaxEvents, 0, o.Now)}
+	return &Hub{opts: o, log: o.Logger, now: o.Now, sessions: newSessionTable(), methods: newMethodBus()}
+}
+
+// TelemetryDir is the directory of the telemetry log in a data dir.
+func TelemetryDir(dataDir string) string { return filepath.Join(dataDir, "telemetry") }
+
+// openTelemetry opens the telemetry log: in memory with InMemory, else
+// in dataDir.
+func (h *Hub) openTelemetry(dataDir string) error {
+	if h.opts.Retention > telemetry.MaxRetention {
+		return fmt.Errorf("hub: telemetry retention %s: IoT Hub keeps events at most 7 days (%s)", h.opts.Retention, telemetry.MaxRetention)
+	}
+	opts := &telemetry.Options{Partitions: h.opts.Partitions, MaxEvents: h.opts.MaxEvents, MaxBytes: h.opts.MaxBytes,
+		Retention: h.opts.Retention, Now: h.now, Logger: h.log.With("component", "telemetry")}
+	if h.opts.InMemory {
+		h.telemetry = telemetry.NewMemory(opts)
+		return nil
+	}
+	l, err := telemetry.Open(TelemetryDir(dataDir), opts)
+	if err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	h.telemetry = l
+	return nil
 }
 
 // Start opens the registry, makes or loads the TLS material, binds the
@@ -186,6 +227,9 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("hub: data dir: %w", err)
 	}
 	if err := h.openStore(dataDir); err != nil {
+		return err
+	}
+	if err := h.openTelemetry(dataDir); err != nil {
 		return err
 	}
 	h.sweepDone = make(chan struct{})
@@ -313,19 +357,36 @@ func (h *Hub) handleConn(p protocol, c net.Conn) {
 }
 
 func (h *Hub) serveMQTT(c net.Conn) {
+	// Every MQTT connection, over TLS or WebSocket, is counted, so that
+	// Close closes the telemetry log only when no publish can come.
+	h.ingestMu.Lock()
+	if h.ingestClosed {
+		h.ingestMu.Unlock()
+		_ = c.Close()
+		return
+	}
+	h.conns.Add(1)
+	h.ingestMu.Unlock()
+	defer h.conns.Done()
 	err := h.mqtt.EstablishConnection("mqtt", c)
 	if err != nil && !errors.Is(err, io.EOF) {
 		h.log.Debug("mqtt connection ended", "remote", c.RemoteAddr().String(), "err", err)
 	}
 }
 
-// Close stops the hub: listeners, connections, then the registry.
+// Close stops the hub: it stops taking connections and publishes,
+// waits for the MQTT connections to end (a publish being stored is
+// stored and acknowledged first), then closes the telemetry log and the
+// registry. Nothing the hub acknowledged is lost.
 func (h *Hub) Close() error {
 	var err error
 	h.closeOnce.Do(func() {
 		if h.cancel != nil {
 			h.cancel()
 		}
+		h.ingestMu.Lock()
+		h.ingestClosed = true
+		h.ingestMu.Unlock()
 		for _, m := range h.listeners {
 			m.close()
 		}
@@ -346,11 +407,15 @@ func (h *Hub) Close() error {
 		for _, m := range h.listeners {
 			m.wg.Wait()
 		}
+		h.conns.Wait()
 		if h.sweepDone != nil {
 			<-h.sweepDone
 		}
+		if h.telemetry != nil {
+			err = h.telemetry.Close()
+		}
 		if h.closeDB != nil {
-			err = h.closeDB()
+			err = errors.Join(err, h.closeDB())
 		}
 		if h.tmpDir != "" {
 			_ = os.RemoveAll(h.tmpDir)
@@ -369,7 +434,7 @@ func (h *Hub) HostName() string { return h.hostName }
 // certificate ("" when CertFile was given).
 func (h *Hub) CAFile() string { return h.caFile }
 
-// Telemetry is the hub's telemetry log.
+// Telemetry is the hub's telemetry log (nil before Start).
 func (h *Hub) Telemetry() *telemetry.Log { return h.telemetry }
 
 // Connected reports how many devices and modules are connected.

@@ -245,8 +245,16 @@ func (k *mqttHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 			cl.Stop(errors.New("message too large"))
 			return pk, packets.ErrRejectPacket
 		}
-		k.h.telemetry.Append(telemetry.Event{DeviceID: s.deviceID, ModuleID: s.moduleID, AuthMethod: s.authMethod,
-			GenerationID: s.generationID, Message: m})
+		// Append returns once the event is stored (on disk: synced), and
+		// mochi sends the PUBACK only after OnPublish returns.
+		if _, err := k.h.telemetry.Append(telemetry.Event{DeviceID: s.deviceID, ModuleID: s.moduleID, AuthMethod: s.authMethod,
+			GenerationID: s.generationID, Message: m}); err != nil {
+			// Not stored, so not acknowledged: the device sends it again
+			// when it reconnects.
+			k.h.log.Info("device disconnected: telemetry not stored", "client", cl.ID, "err", err)
+			cl.Stop(err)
+			return pk, packets.ErrRejectPacket
+		}
 	case message.KindMethodResponse:
 		k.h.methods.respond(cl.ID, t.RequestID, t.Status, pk.Payload)
 	case message.KindTwinGet:
