@@ -61,10 +61,23 @@ type appendReq struct {
 	size int64
 }
 
+// PartitionsError is Open's error for a log made with another number
+// of partitions than asked for.
+type PartitionsError struct {
+	Dir        string
+	Have, Want int
+}
+
+func (e *PartitionsError) Error() string {
+	return fmt.Sprintf("telemetry: %s holds a log of %d partitions, not %d: use %d partitions, or move the directory away to start afresh",
+		e.Dir, e.Have, e.Want, e.Have)
+}
+
 // Open opens the log kept in dir (made if missing): its events, their
 // sequence numbers and the bytes they hold carry on from the last run,
 // less the events that expired while it was closed. It refuses a log
-// made with another number of partitions. Close it to release dir.
+// made with another number of partitions (*PartitionsError). Close it
+// to release dir.
 func Open(dir string, opts *Options) (*Log, error) {
 	l := newLog(opts, -1, DefaultMaxBytesOnDisk)
 	logger := slog.New(slog.DiscardHandler)
@@ -112,8 +125,7 @@ func (d *disk) load(dir string) error {
 			return fmt.Errorf("telemetry: %s holds a log of another format (version %d); move it away to start afresh", dir, firstByte(v))
 		}
 		if stored != n {
-			return fmt.Errorf("telemetry: %s holds a log of %d partitions, not %d: use %d partitions, or move the directory away to start afresh",
-				dir, stored, n, stored)
+			return &PartitionsError{Dir: dir, Have: stored, Want: n}
 		}
 	}
 	for i, p := range d.l.parts {

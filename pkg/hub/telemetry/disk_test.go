@@ -245,6 +245,10 @@ func TestOpenRefusesAnotherPartitionCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Open(dir, &Options{Partitions: 8})
+	var pe *PartitionsError
+	if !errors.As(err, &pe) || pe.Have != 4 || pe.Want != 8 {
+		t.Errorf("Open with 8 partitions a log made with 4: %v; want a *PartitionsError", err)
+	}
 	if err == nil || !strings.Contains(err.Error(), "4 partitions, not 8") || !strings.Contains(err.Error(), "use 4 partitions") {
 		t.Fatalf("Open with 8 partitions a log made with 4: %v; want an error naming both and the way out", err)
 	}
