@@ -148,7 +148,9 @@ type Hub struct {
 	conns        sync.WaitGroup
 	ingestMu     sync.Mutex
 	ingestClosed bool
-	closeOnce    sync.Once
+	// ackers counts the goroutines sending PUBACKs (flushAcks).
+	ackers    sync.WaitGroup
+	closeOnce sync.Once
 	// sweepDone is closed when the C2D expiry sweep has stopped.
 	sweepDone chan struct{}
 }
@@ -412,8 +414,11 @@ func (h *Hub) Close() error {
 			<-h.sweepDone
 		}
 		if h.telemetry != nil {
+			// Stores the publishes still waiting and acknowledges them
+			// (to connections now closed: their devices send them again).
 			err = h.telemetry.Close()
 		}
+		h.ackers.Wait()
 		if h.closeDB != nil {
 			err = errors.Join(err, h.closeDB())
 		}

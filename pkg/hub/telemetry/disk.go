@@ -59,6 +59,9 @@ type appendReq struct {
 	ev   Event
 	rec  []byte
 	size int64
+	// done, if set, is called by the committer once the event is
+	// stored or has failed; the appender does not wait.
+	done func(Event, error)
 }
 
 // PartitionsError is Open's error for a log made with another number
@@ -167,11 +170,14 @@ func (d *disk) iter(part int, from, to int64) (*pebble.Iterator, error) {
 	return d.db.NewIter(&pebble.IterOptions{LowerBound: eventKey(part, from), UpperBound: eventKey(part, to)})
 }
 
-func (d *disk) append(ev Event) (Event, error) {
-	r := &appendReq{ev: ev, rec: encodeRecord(&ev), size: int64(ev.Message.Size())}
+func (d *disk) append(ev Event, done func(Event, error)) (Event, error) {
+	r := &appendReq{ev: ev, rec: encodeRecord(&ev), size: int64(ev.Message.Size()), done: done}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
+		if done != nil {
+			done(Event{}, ErrClosed)
+		}
 		return Event{}, ErrClosed
 	}
 	g := d.open
@@ -184,6 +190,9 @@ func (d *disk) append(ev Event) (Event, error) {
 	select {
 	case d.wake <- struct{}{}:
 	default:
+	}
+	if done != nil {
+		return Event{}, nil
 	}
 	<-g.done
 	if g.err != nil {
@@ -245,7 +254,7 @@ func (p *partition) setSpan(s span) {
 // their appenders.
 func (d *disk) commit(g *group) {
 	if len(g.reqs) == 0 {
-		close(g.done)
+		g.finish()
 		return
 	}
 	if d.beforeCommit != nil {
@@ -288,7 +297,7 @@ func (d *disk) commit(g *group) {
 	if err := b.Commit(pebble.Sync); err != nil {
 		g.err = fmt.Errorf("telemetry: storing %d events: %w", len(g.reqs), err)
 		d.log.Error("telemetry: storing events", "events", len(g.reqs), "err", err)
-		close(g.done)
+		g.finish()
 		return
 	}
 	d.commits.Add(1)
@@ -307,7 +316,22 @@ func (d *disk) commit(g *group) {
 		p.mu.Unlock()
 		close(ch)
 	}
+	g.finish()
+}
+
+// finish wakes g's appenders, in the order they appended.
+func (g *group) finish() {
 	close(g.done)
+	for _, r := range g.reqs {
+		if r.done == nil {
+			continue
+		}
+		if g.err != nil {
+			r.done(Event{}, g.err)
+		} else {
+			r.done(r.ev, nil)
+		}
+	}
 }
 
 // trimAll drops the expired events of every partition.

@@ -277,3 +277,42 @@ func TestClosedLog(t *testing.T) {
 		}
 	})
 }
+
+// AppendAsync calls back in the order of the calls, with the stored
+// events, and with ErrClosed after Close.
+func TestAppendAsyncCallsBackInOrder(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open opener) {
+		l := open(t, &Options{Partitions: 2})
+		const n = 500
+		got := make(chan Event, n)
+		for i := range n {
+			l.AppendAsync(Event{DeviceID: fmt.Sprintf("dev%d", i%2), Message: body(i)}, func(ev Event, err error) {
+				if err != nil {
+					t.Errorf("AppendAsync #%d: %v", i, err)
+				}
+				got <- ev
+			})
+		}
+		next := map[int]int64{}
+		for i := range n {
+			var ev Event
+			select {
+			case ev = <-got:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("callback #%d did not come", i)
+			}
+			if string(ev.Message.Body) != fmt.Sprintf(`{"n":%d}`, i) || ev.SequenceNumber != next[ev.Partition] {
+				t.Fatalf("callback #%d: body %s seq %d; want the %dth append, seq %d", i, ev.Message.Body, ev.SequenceNumber, i, next[ev.Partition])
+			}
+			next[ev.Partition]++
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		errc := make(chan error, 1)
+		l.AppendAsync(Event{DeviceID: "dev0", Message: body(n)}, func(_ Event, err error) { errc <- err })
+		if err := <-errc; !errors.Is(err, ErrClosed) {
+			t.Errorf("AppendAsync after Close called back with %v; want ErrClosed", err)
+		}
+	})
+}

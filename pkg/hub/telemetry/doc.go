@@ -38,7 +38,10 @@
 // own commit pipeline also groups concurrent synced batches, but it
 // could make event n+1 visible before event n were numbered outside
 // it; numbering in the one goroutine keeps every partition gap-free and
-// lets readers see an event only once it is durable.
+// lets readers see an event only once it is durable. AppendAsync lets a
+// caller go on while its event waits for the next sync (the hub reads a
+// device's next publishes meanwhile and sends each PUBACK from the
+// callback), so one device's publishes in flight share a sync too.
 //
 // # In memory
 //

@@ -229,7 +229,7 @@ func (l *Log) Append(ev Event) (Event, error) {
 	}
 	ev.Partition = l.PartitionOf(ev.DeviceID)
 	if l.disk != nil {
-		return l.disk.append(ev)
+		return l.disk.append(ev, nil)
 	}
 	l.closeMu.RLock()
 	defer l.closeMu.RUnlock()
@@ -276,6 +276,27 @@ func (l *Log) Append(ev Event) (Event, error) {
 	close(ch)
 	return ev, nil
 }
+
+// AppendAsync stores ev as Append does, without waiting: done is called
+// with the stored event (or the error) once it is stored, on disk once
+// it is synced. Calls of done follow the order of the AppendAsync
+// calls. done must not block: on disk it runs on the goroutine that
+// commits every append. In memory, and after Close, done is called
+// before AppendAsync returns.
+func (l *Log) AppendAsync(ev Event, done func(Event, error)) {
+	if ev.Message == nil {
+		ev.Message = &message.Message{}
+	}
+	if l.disk != nil {
+		ev.Partition = l.PartitionOf(ev.DeviceID)
+		_, _ = l.disk.append(ev, done) // done has the result
+		return
+	}
+	done(l.Append(ev))
+}
+
+// Durable reports whether the log is kept on disk (Open).
+func (l *Log) Durable() bool { return l.disk != nil }
 
 // PartitionInfo describes one partition.
 type PartitionInfo struct {
