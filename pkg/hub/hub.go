@@ -268,10 +268,7 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 			h.hostName = net.JoinHostPort(host, p)
 		}
 	}
-	h.hostSet = []string{h.hostName, host}
-	for _, a := range h.addrs {
-		h.hostSet = append(h.hostSet, a)
-	}
+	h.hostSet = append([]string{h.hostName, host}, h.addrs...)
 	h.hostSet = append(h.hostSet, h.opts.SANs...)
 	h.auth = auth.New(h.reg, &auth.Options{HostNames: h.hostSet, Now: h.now})
 	h.front = h.newAMQPFront()

@@ -53,7 +53,7 @@ func TestSigkillLosesNoAcknowledgedTelemetry(t *testing.T) {
 	ackedAtKill := acks.count()
 	t.Logf("hub killed with SIGKILL after %d acknowledged messages", ackedAtKill)
 
-	hub = startHub(t, bin, env, addr, dataDir)
+	startHub(t, bin, env, addr, dataDir) // stopped at the test's end
 	acks.waitFor(t, "the fleet reconnected and 2,000 more messages acknowledged", func() bool {
 		return acks.connected >= 400 && len(acks.acked) >= ackedAtKill+2000
 	})

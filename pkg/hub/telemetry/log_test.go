@@ -91,9 +91,10 @@ func TestOneDeviceStaysInOnePartition(t *testing.T) {
 	l := New(4, 0, 0, nil)
 	seen := map[int]bool{}
 	for i := 0; i < 100; i++ {
-		seen[l.PartitionOf(fmt.Sprintf("dev%d", i))] = true
-		if l.PartitionOf("same") != l.PartitionOf("same") {
-			t.Fatal("PartitionOf is not stable")
+		id := fmt.Sprintf("dev%d", i)
+		seen[l.PartitionOf(id)] = true
+		if again := New(4, 0, 0, nil); again.PartitionOf(id) != l.PartitionOf(id) {
+			t.Fatalf("PartitionOf(%q) differs between two logs", id)
 		}
 	}
 	if len(seen) != 4 {
