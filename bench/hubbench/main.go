@@ -16,6 +16,14 @@
 // of figures. -mode stored ingests -messages, stops the hub, starts it
 // again on the same data dir and prints its memory holding them.
 // Everything stays on 127.0.0.1 and ends by itself.
+//
+// Figures on a 2-core machine shared with other work (load average 9 to
+// 12, so they move by a factor of two from run to run), 100 devices,
+// window 64: ingest on disk 19,784, 17,256 and 20,997 msg/s against
+// 18,500, 26,951 and 13,001 msg/s in memory (three -store both runs).
+// -mode stored with 1,000,000 messages: hub RSS 55.6 MB right after the
+// ingest, 33.3 MB once restarted holding them; 41 MB of telemetry on
+// disk. In memory, 200,000 events take the hub to about 147 MB.
 package main
 
 import (
