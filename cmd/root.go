@@ -67,6 +67,7 @@ Exit codes: see 'iotctl help exit-codes'.`,
 		demo.NewCmdDemo(f),
 	)
 	root.SetHelpCommand(newCmdHelp(f, root))
+	registerCompletions(f, root)
 	return root
 }
 

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -19,15 +20,17 @@ func newCmdDevice(f *cmdutil.Factory) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "device",
 		Short: "Manage device and module identities in the hub's registry",
-		Long: `Create, show, list and delete device and module identities. These commands use
+		Long: `Create, show, list, update and delete device and module identities, and renew
+their keys. These commands use
 the service connection string (--connection-string, IOTCTL_CONNECTION_STRING or the
 config file) and, for the local hub, its CA (--ca-file or IOTCTL_CA_FILE).`,
 		Example: `  $ iotctl hub device create --device-id MyGoDevice
-  $ iotctl hub device show MyGoDevice --connection-string
+  $ iotctl hub device show MyGoDevice --show-connection-string
   $ iotctl hub device list -o json | jq -r '.[].deviceId'
   $ iotctl hub device delete MyGoDevice`,
 	}
-	for _, sub := range []*cobra.Command{newCmdDeviceCreate(f), newCmdDeviceShow(f), newCmdDeviceList(f), newCmdDeviceDelete(f)} {
+	for _, sub := range []*cobra.Command{newCmdDeviceCreate(f), newCmdDeviceShow(f), newCmdDeviceList(f),
+		newCmdDeviceUpdate(f, nil), newCmdDeviceRenewKey(f, nil), newCmdDeviceDelete(f)} {
 		sub.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
 		sub.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 		addProxyFlag(sub.Flags())
@@ -65,6 +68,24 @@ func deviceIdentity(d *service.Device, show bool, host string) identity {
 	return id
 }
 
+// twinIdentity is the identity a device's twin describes, as the query
+// API returns it (no keys: those only come with the device itself).
+func twinIdentity(t *service.Twin) identity {
+	id := identity{DeviceID: t.DeviceID, ModuleID: t.ModuleID, Status: t.Status, ConnectionState: t.ConnectionState,
+		LastActivity: t.LastActivityTime.Format("2006-01-02T15:04:05Z07:00"), C2DCount: t.CloudToDeviceMessageCount,
+		Etag: t.DeviceEtag, Auth: t.AuthenticationType}
+	if t.Capabilities != nil {
+		id.Edge = t.Capabilities.IotEdge
+	}
+	if t.X509Thumbprint.PrimaryThumbprint != nil {
+		id.Thumbprint = *t.X509Thumbprint.PrimaryThumbprint
+	}
+	if t.AuthenticationType == "sas" {
+		id.PrimaryKey, id.SecondaryKey = connstr.Redacted, connstr.Redacted
+	}
+	return id
+}
+
 func moduleIdentity(m *service.Module, show bool, host string) identity {
 	id := identity{DeviceID: m.DeviceID, ModuleID: m.ModuleID, ConnectionState: m.ConnectionState, LastActivity: m.LastActivityTime.Format("2006-01-02T15:04:05Z07:00"),
 		C2DCount: m.CloudToDeviceMessageCount, Etag: m.Etag}
@@ -80,6 +101,11 @@ func fillAuth(id *identity, a *service.Authentication, show bool, host string) {
 	if a.X509Thumbprint != nil && a.X509Thumbprint.PrimaryThumbprint != nil {
 		id.Thumbprint = *a.X509Thumbprint.PrimaryThumbprint
 	}
+	if a.Type == "selfSigned" || a.Type == "certificateAuthority" {
+		// An x509=true connection string holds no secret: always shown.
+		id.ConnectionString = identityConnectionString(host, id.DeviceID, id.ModuleID, "")
+		return
+	}
 	k := a.Keys()
 	if k == nil {
 		return
@@ -91,12 +117,14 @@ func fillAuth(id *identity, a *service.Authentication, show bool, host string) {
 	}
 }
 
+// identityConnectionString is a device's or module's connection string
+// with key, or with x509=true when key is "".
 func identityConnectionString(host, deviceID, moduleID, key string) string {
 	kind := connstr.KindDevice
 	if moduleID != "" {
 		kind = connstr.KindModule
 	}
-	cs := connstr.ConnectionString{Kind: kind, HostName: host, DeviceID: deviceID, ModuleID: moduleID, SharedAccessKey: key}
+	cs := connstr.ConnectionString{Kind: kind, HostName: host, DeviceID: deviceID, ModuleID: moduleID, SharedAccessKey: key, X509: key == ""}
 	return cs.Format()
 }
 
@@ -360,12 +388,20 @@ func newCmdDeviceList(f *cmdutil.Factory) *cobra.Command {
 					ids = append(ids, moduleIdentity(&ms[i], false, ""))
 				}
 			} else {
-				ds, err := client.ListDevices(cmd.Context(), top)
+				// The query API pages through every device; GET /devices
+				// stops at 1,000 without saying so.
+				err := client.QueryPages(cmd.Context(), "SELECT * FROM devices", top, func(page []json.RawMessage) error {
+					for _, raw := range page {
+						var tw service.Twin
+						if err := json.Unmarshal(raw, &tw); err != nil {
+							return fmt.Errorf("decoding a device twin from the query answer: %w", err)
+						}
+						ids = append(ids, twinIdentity(&tw))
+					}
+					return nil
+				})
 				if err != nil {
 					return err
-				}
-				for i := range ds {
-					ids = append(ids, deviceIdentity(&ds[i], false, ""))
 				}
 			}
 			if ids == nil {
@@ -379,7 +415,7 @@ func newCmdDeviceList(f *cmdutil.Factory) *cobra.Command {
 			})
 		},
 	}
-	c.Flags().IntVar(&top, "top", 0, "list at most this many devices (0: the hub's default)")
+	c.Flags().IntVar(&top, "top", 0, "list at most this many devices (0: all of them, page after page)")
 	c.Flags().StringVar(&modulesOf, "modules-of", "", "list the modules of this device instead")
 	return c
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -184,20 +185,23 @@ func TestDeviceCreate(t *testing.T) {
 		pt, st := strings.Repeat("9F", 20), strings.Repeat("0A", 20)
 		out := e.ok(t, "hub", "device", "create", "cam1", "--auth", "x509-thumbprint", "--primary-thumbprint", pt, "--secondary-thumbprint", st, "-o", "json")
 		id := decodeJSON[identityJSON](t, out)
-		if id.Auth != "selfSigned" || id.Thumbprint != pt || id.ConnectionString != "" || strings.Contains(out, "primaryKey") {
-			t.Errorf("created %s", out)
+		x509CS := "HostName=" + e.hub.HostName() + ";DeviceId=cam1;x509=true"
+		if id.Auth != "selfSigned" || id.Thumbprint != pt || id.ConnectionString != x509CS || strings.Contains(out, "primaryKey") {
+			t.Errorf("created %s; want the x509=true connection string and no key", out)
 		}
 		shown := decodeJSON[identityJSON](t, e.ok(t, "hub", "device", "show", "cam1", "--show-secrets", "-o", "json"))
-		if shown.Thumbprint != pt || shown.ConnectionString != "" || shown.PrimaryKey != "" {
+		if shown.Thumbprint != pt || shown.ConnectionString != x509CS || shown.PrimaryKey != "" {
 			t.Errorf("shown %+v", shown)
 		}
-		e.fails(t, cmdutil.ExitFailure, "not a key", "hub", "device", "show", "cam1", "--show-connection-string")
+		if got := e.ok(t, "hub", "device", "show", "cam1", "--show-connection-string"); got != x509CS+"\n" {
+			t.Errorf("show --show-connection-string = %q; want %q", got, x509CS)
+		}
 		e.fails(t, cmdutil.ExitUsage, "--primary-thumbprint", "hub", "device", "create", "cam2", "--auth", "x509-thumbprint")
 	})
 
 	t.Run("x509 CA", func(t *testing.T) {
 		id := decodeJSON[identityJSON](t, e.ok(t, "hub", "device", "create", "ca1", "--auth", "x509-ca", "-o", "json"))
-		if id.Auth != "certificateAuthority" || id.ConnectionString != "" {
+		if id.Auth != "certificateAuthority" || id.ConnectionString != "HostName="+e.hub.HostName()+";DeviceId=ca1;x509=true" {
 			t.Errorf("created %+v", id)
 		}
 	})
@@ -373,5 +377,34 @@ func TestDeviceCommandsCredentials(t *testing.T) {
 	}
 	if _, err := e.hub.Registry().Device("d2"); err == nil {
 		t.Error("a failed create made d2 anyway")
+	}
+}
+
+// TestDeviceListPastOneThousand lists every device of a hub that has
+// more than the 1,000 GET /devices returns, and --top exactly.
+func TestDeviceListPastOneThousand(t *testing.T) {
+	e := startRegEnv(t)
+	const n = 2345
+	for i := range n {
+		if err := e.hub.CreateDevice(fmt.Sprintf("dev%05d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := decodeJSON[[]identityJSON](t, e.ok(t, "hub", "device", "list", "-o", "json"))
+	if len(ids) != n || ids[0].DeviceID != "dev00000" || ids[n-1].DeviceID != fmt.Sprintf("dev%05d", n-1) {
+		t.Fatalf("list gave %d devices; want %d, in order", len(ids), n)
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id.DeviceID] || id.Auth != "sas" || id.PrimaryKey != connstr.Redacted || id.Etag == "" {
+			t.Fatalf("list: %+v (repeated or incomplete)", id)
+		}
+		seen[id.DeviceID] = true
+	}
+	for _, top := range []int{1, 1000, 1001, 2000, 5000} {
+		got := decodeJSON[[]identityJSON](t, e.ok(t, "hub", "device", "list", "--top", fmt.Sprint(top), "-o", "json"))
+		if want := min(top, n); len(got) != want {
+			t.Errorf("--top %d listed %d; want %d", top, len(got), want)
+		}
 	}
 }

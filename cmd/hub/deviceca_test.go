@@ -59,7 +59,13 @@ func TestDeviceCACreate(t *testing.T) {
 	if after, _ := os.ReadFile(certFile); string(after) != string(pem) {
 		t.Error("the second create replaced the certificate")
 	}
-	if r = runEnv(t, nil, "hub", "device-ca", "create", filepath.Join(dir, "missing")); r.code != cmdutil.ExitUsage {
-		t.Errorf("missing directory: exit %d stderr %q; want 3", r.code, r.stderr)
+	// A directory that does not exist yet is made; a file is no directory.
+	if r = runEnv(t, nil, "hub", "device-ca", "create", filepath.Join(dir, "new", "dir")); r.code != 0 {
+		t.Errorf("missing directory: exit %d stderr %q; want 0", r.code, r.stderr)
+	} else if _, err := os.Stat(filepath.Join(dir, "new", "dir", "device-ca.pem")); err != nil {
+		t.Errorf("missing directory: %v", err)
+	}
+	if r = runEnv(t, nil, "hub", "device-ca", "create", certFile); r.code != cmdutil.ExitUsage || !strings.Contains(r.stderr, "not a directory") {
+		t.Errorf("a file as directory: exit %d stderr %q; want 3", r.code, r.stderr)
 	}
 }

@@ -99,7 +99,15 @@ func (g *generatedCert) remove() {
 // checkNewPair checks that dir is a directory in which none of files
 // exists yet, before a certificate and its key are made for it.
 func checkNewPair(dir string, files ...string) error {
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		// A directory that does not exist yet is made, as mkdir -p would.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("making directory %s: %w", dir, err)
+		}
+		return nil
+	}
+	if err != nil || !fi.IsDir() {
 		return fmt.Errorf("%s is not a directory", dir)
 	}
 	for _, f := range files {

@@ -71,18 +71,20 @@ func sha256Of(t *testing.T, file string) string {
 }
 
 type createdIdentity struct {
-	DeviceID   string `json:"deviceId"`
-	Auth       string `json:"authType"`
-	Thumbprint string `json:"primaryThumbprint"`
-	CertFile   string `json:"certFile"`
-	KeyFile    string `json:"keyFile"`
+	DeviceID         string `json:"deviceId"`
+	ConnectionString string `json:"connectionString"`
+	Auth             string `json:"authType"`
+	Thumbprint       string `json:"primaryThumbprint"`
+	CertFile         string `json:"certFile"`
+	KeyFile          string `json:"keyFile"`
 }
 
 // hub device create --generate-cert writes a working self-signed
 // certificate and registers it; iotctl device send connects with it.
 func TestDeviceCreateGenerateCert(t *testing.T) {
 	h := certHub(t)
-	dir := t.TempDir()
+	// A directory that does not exist yet is made.
+	dir := filepath.Join(t.TempDir(), "certs", "new")
 	code, stdout, stderr := certRun(t, h, "hub", "device", "create", "cam1", "--generate-cert", dir, "-o", "json")
 	if code != 0 {
 		t.Fatalf("create --generate-cert: code %d stderr %q", code, stderr)
@@ -105,12 +107,24 @@ func TestDeviceCreateGenerateCert(t *testing.T) {
 		t.Errorf("key file mode %v (%v); want 0600", fi.Mode(), err)
 	}
 
+	// The printed x509=true connection string and the files work, as
+	// the help's example uses them.
+	if want := "HostName=" + h.HostName() + ";DeviceId=cam1;x509=true"; id.ConnectionString != want {
+		t.Errorf("printed connection string %q; want %q", id.ConnectionString, want)
+	}
+	code, _, stderr = certRun(t, h, "device", "send", "--connection-string", id.ConnectionString, "--cert", certFile, "--key", keyFile, "--data", "hello")
+	if code != 0 {
+		t.Fatalf("device send with the printed connection string and the generated certificate: code %d stderr %q", code, stderr)
+	}
 	code, _, stderr = certRun(t, h, "device", "send", "--host", h.HostName(), "--device-id", "cam1", "--cert", certFile, "--key", keyFile, "--data", "hello")
 	if code != 0 {
 		t.Fatalf("device send with the generated certificate: code %d stderr %q", code, stderr)
 	}
+	if code, out, _ := certRun(t, h, "hub", "device", "show", "cam1", "--show-connection-string"); code != 0 || out != id.ConnectionString+"\n" {
+		t.Errorf("show --show-connection-string of an x509 device: code %d, %q; want %q", code, out, id.ConnectionString)
+	}
 	log := h.Telemetry()
-	if evs, _ := log.Read(log.PartitionOf("cam1"), 0, 10); len(evs) != 1 || evs[0].AuthMethod != "x509" {
+	if evs, _ := log.Read(log.PartitionOf("cam1"), 0, 10); len(evs) != 2 || evs[0].AuthMethod != "x509" {
 		t.Errorf("hub telemetry %+v; want one message from an x509 device", evs)
 	}
 
@@ -159,7 +173,7 @@ func TestDeviceCreateThumbprintFromCert(t *testing.T) {
 		{[]string{"--auth", "x509-thumbprint", "--cert", certFile, "--primary-thumbprint", strings.Repeat("A", 40)}, "one of"},
 		{[]string{"--auth", "sas", "--generate-cert", t.TempDir()}, "x509-thumbprint"},
 		{[]string{"--auth", "x509-ca", "--cert", certFile}, "x509-ca"},
-		{[]string{"--generate-cert", missing}, "not a directory"},
+		{[]string{"--generate-cert", notPEM}, "not a directory"},
 	} {
 		args := append([]string{"hub", "device", "create", "cam3"}, tt.args...)
 		code, _, stderr := certRun(t, h, args...)

@@ -60,15 +60,17 @@ func (h *Hub) queueAck(s *session, pid uint16) {
 	start := !q.flushing
 	q.flushing = true
 	q.mu.Unlock()
-	if start {
-		h.ackers.Add(1)
-		go h.flushAcks(s)
+	if start && !h.workers.goFunc(func() { h.flushAcks(s) }) {
+		// The hub is closing and its connections with it: the device
+		// sends its unacknowledged publishes again.
+		q.mu.Lock()
+		q.pids, q.flushing = q.pids[:0], false
+		q.mu.Unlock()
 	}
 }
 
 // flushAcks sends the session's queued PUBACKs until none is left.
 func (h *Hub) flushAcks(s *session) {
-	defer h.ackers.Done()
 	q := &s.acks
 	var batch []uint16
 	for {

@@ -21,6 +21,9 @@ const (
 	FormatTable Format = "table"
 	FormatJSON  Format = "json"
 	FormatYAML  Format = "yaml"
+	// FormatNDJSON is JSON Lines, one item a line, for the commands
+	// that list items as they arrive (they allow it explicitly).
+	FormatNDJSON Format = "ndjson"
 )
 
 // ParseFormat checks a format name against allowed (or table, json and

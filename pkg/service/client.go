@@ -198,6 +198,8 @@ type request struct {
 	query   url.Values
 	body    any
 	ifMatch string
+	// header holds further request headers (x-ms-continuation, ...).
+	header http.Header
 	// idempotent requests are retried on 429 and 503; others only when
 	// they failed before being sent.
 	idempotent bool
@@ -284,6 +286,9 @@ func (c *Client) send(ctx context.Context, req request, u string, body []byte) (
 	}
 	if req.ifMatch != "" {
 		hr.Header.Set("If-Match", quoteEtag(req.ifMatch))
+	}
+	for k, v := range req.header {
+		hr.Header[k] = v
 	}
 	resp, err := c.http.Do(hr)
 	return resp, wrote.Load(), err

@@ -332,7 +332,7 @@ func TestRetries(t *testing.T) {
 		{"list 503 then 200", 503, 1, 0, func(c *Client) error { _, err := c.ListDevices(ctxT(t), 0); return err }, 2, true},
 		{"conditional PUT 429 then 200", 429, 1, 0, func(c *Client) error { _, err := c.UpdateDevice(ctxT(t), &Device{DeviceID: "d"}, ""); return err }, 2, true},
 		{"DELETE 503 then 204", 503, 1, 0, func(c *Client) error { return c.DeleteDevice(ctxT(t), "d", "") }, 2, true},
-		{"query 429 then 200", 429, 1, 0, func(c *Client) error { _, err := c.Query(ctxT(t), "SELECT * FROM devices"); return err }, 2, true},
+		{"query 429 then 200", 429, 1, 0, func(c *Client) error { _, err := c.Query(ctxT(t), "SELECT * FROM devices", 0); return err }, 2, true},
 		{"method call 503 is not retried", 503, 1, 0, func(c *Client) error {
 			_, err := c.InvokeMethod(ctxT(t), Target{DeviceID: "d"}, MethodCall{Name: "m"})
 			return err

@@ -3,6 +3,8 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 
@@ -161,9 +163,83 @@ func (c *Client) ServiceStatistics(ctx context.Context) (*ServiceStats, error) {
 }
 
 // Query runs an IoT Hub query such as "SELECT * FROM devices" and
-// returns the raw result items.
-func (c *Client) Query(ctx context.Context, query string) ([]json.RawMessage, error) {
-	var out []json.RawMessage
-	_, err := c.do(ctx, request{method: "POST", path: "/devices/query", body: map[string]string{"query": query}, idempotent: true}, &out)
+// returns every result item, following the query API's continuation
+// from page to page (1,000 items a page). With top > 0 it stops after
+// top items.
+func (c *Client) Query(ctx context.Context, query string, top int) ([]json.RawMessage, error) {
+	out := []json.RawMessage{}
+	err := c.QueryPages(ctx, query, top, func(page []json.RawMessage) error {
+		out = append(out, page...)
+		return nil
+	})
 	return out, err
 }
+
+// QueryPages runs query and calls fn with each page of results as it
+// arrives, following the continuation until the last page, top items
+// (when top > 0), or fn's first error, which it returns.
+func (c *Client) QueryPages(ctx context.Context, query string, top int, fn func([]json.RawMessage) error) error {
+	cont, n := "", 0
+	for {
+		size := maxQueryPage
+		if top > 0 {
+			size = min(size, top-n)
+		}
+		h := http.Header{"X-Ms-Max-Item-Count": {strconv.Itoa(size)}}
+		if cont != "" {
+			h.Set("X-Ms-Continuation", cont)
+		}
+		var page []json.RawMessage
+		hdr, err := c.do(ctx, request{method: "POST", path: "/devices/query", body: map[string]string{"query": query},
+			header: h, idempotent: true}, &page)
+		if err != nil {
+			return err
+		}
+		if len(page) > size {
+			page = page[:size]
+		}
+		n += len(page)
+		if err := fn(page); err != nil {
+			return err
+		}
+		cont = hdr.Get("X-Ms-Continuation")
+		if cont == "" || (top > 0 && n >= top) {
+			return nil
+		}
+		if len(page) == 0 {
+			return fmt.Errorf("service: query: the hub returned an empty page with a continuation")
+		}
+	}
+}
+
+// PurgeResult is IoT Hub's answer to a cloud-to-device queue purge.
+type PurgeResult struct {
+	DeviceID            string `json:"deviceId"`
+	ModuleID            string `json:"moduleId,omitempty"`
+	TotalMessagesPurged int    `json:"totalMessagesPurged"`
+}
+
+// PurgeC2D deletes every cloud-to-device message queued for a device
+// (DELETE /devices/{id}/commands). A missing device gives a
+// *StatusError matching ErrNotFound.
+func (c *Client) PurgeC2D(ctx context.Context, deviceID string) (*PurgeResult, error) {
+	if deviceID == "" {
+		return nil, errNoTarget
+	}
+	var out PurgeResult
+	_, err := c.do(ctx, request{method: "DELETE", path: pathOf("devices", deviceID) + "/commands", idempotent: true}, &out)
+	return &out, err
+}
+
+// UpdateModule replaces a module; etag "" means "*" (unconditional).
+func (c *Client) UpdateModule(ctx context.Context, m *Module, etag string) (*Module, error) {
+	if etag == "" {
+		etag = "*"
+	}
+	var out Module
+	_, err := c.do(ctx, request{method: "PUT", path: pathOf("devices", m.DeviceID, "modules", m.ModuleID), body: m, ifMatch: etag, idempotent: true}, &out)
+	return &out, err
+}
+
+// maxQueryPage is the largest page IoT Hub's query API returns.
+const maxQueryPage = 1000

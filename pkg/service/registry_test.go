@@ -2,7 +2,10 @@ package service
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -55,7 +58,7 @@ func TestRegistryRequests(t *testing.T) {
 		}, "PATCH", "/twins/dev1/modules/mod1", `"AAAAAAAAAAE="`, `{"properties":{"desired":{"x":1}}}`, ""},
 		{"device statistics", func(c *Client) error { _, err := c.DeviceStatistics(ctxT(t)); return err }, "GET", "/statistics/devices", "", "", ""},
 		{"service statistics", func(c *Client) error { _, err := c.ServiceStatistics(ctxT(t)); return err }, "GET", "/statistics/service", "", "", ""},
-		{"query", func(c *Client) error { _, err := c.Query(ctxT(t), "SELECT * FROM devices"); return err }, "POST", "/devices/query", "", `{"query":"SELECT * FROM devices"}`, ""},
+		{"query", func(c *Client) error { _, err := c.Query(ctxT(t), "SELECT * FROM devices", 0); return err }, "POST", "/devices/query", "", `{"query":"SELECT * FROM devices"}`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -162,8 +165,56 @@ func TestRegistryAnswersDecoded(t *testing.T) {
 	if err != nil || ss.Connected != 7 {
 		t.Errorf("ServiceStatistics = %+v, %v", ss, err)
 	}
-	q, err := c.Query(ctxT(t), "SELECT * FROM devices")
+	q, err := c.Query(ctxT(t), "SELECT * FROM devices", 0)
 	if err != nil || len(q) != 2 || string(q[1]) != `{"deviceId":"b"}` {
 		t.Errorf("Query = %s, %v", q, err)
+	}
+}
+
+// TestQueryFollowsContinuation pages through a hub that answers at most
+// two items a page, as IoT Hub pages with x-ms-continuation.
+func TestQueryFollowsContinuation(t *testing.T) {
+	const total = 5
+	var asked []string
+	s := newHubServer(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		start := 0
+		if c := r.Header.Get("x-ms-continuation"); c != "" {
+			start, _ = strconv.Atoi(c)
+		}
+		asked = append(asked, r.Header.Get("x-ms-max-item-count")+"@"+strconv.Itoa(start))
+		size, _ := strconv.Atoi(r.Header.Get("x-ms-max-item-count"))
+		size = min(size, 2)
+		var items []string
+		for i := start; i < min(start+size, total); i++ {
+			items = append(items, fmt.Sprintf(`{"deviceId":"d%d"}`, i))
+		}
+		if start+size < total {
+			w.Header().Set("x-ms-continuation", strconv.Itoa(start+size))
+		}
+		answer(w, 200, "", "["+strings.Join(items, ",")+"]")
+	})
+	c := s.client(t, nil)
+	for _, tt := range []struct {
+		top      int
+		want     int
+		requests string
+	}{
+		{0, 5, "[1000@0 1000@2 1000@4]"},
+		{3, 3, "[3@0 1@2]"},
+		{2, 2, "[2@0]"},
+	} {
+		asked = nil
+		items, err := c.Query(ctxT(t), "SELECT * FROM devices", tt.top)
+		if err != nil || len(items) != tt.want {
+			t.Errorf("Query(top %d) = %d items, %v; want %d", tt.top, len(items), err, tt.want)
+		}
+		for i, it := range items {
+			if want := fmt.Sprintf(`{"deviceId":"d%d"}`, i); string(it) != want {
+				t.Errorf("Query(top %d) item %d = %s; want %s", tt.top, i, it, want)
+			}
+		}
+		if fmt.Sprint(asked) != tt.requests {
+			t.Errorf("Query(top %d) asked %v; want %s", tt.top, asked, tt.requests)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -17,13 +18,21 @@ import (
 // "path op literal": path a dotted twin path (deviceId, status,
 // tags.region, properties.reported.fw, ...), op one of = != <> < <=
 // > >=, literal a 'string', "string", number, true, false or null.
-// Keywords are case-insensitive. At most top twins are returned when
-// top is positive. Anything else is an error matching
+// Keywords are case-insensitive. Anything else is an error matching
 // ErrArgumentInvalid.
-func (s *Store) Query(q string, top int) ([]*iothub.Twin, error) {
+//
+// Results come in pages in key order, as IoT Hub's query API pages
+// them: at most limit twins (limit <= 0: all), after the twin that the
+// continuation token after names ("" starts at the first). next is the
+// token of the following page, "" when this page is the last.
+func (s *Store) Query(q, after string, limit int) (twins []*iothub.Twin, next string, err error) {
 	modules, conds, err := parseQuery(q)
 	if err != nil {
-		return nil, err
+		return nil, "", err
+	}
+	start, err := decodeContinuation(after)
+	if err != nil {
+		return nil, "", err
 	}
 	out := []*iothub.Twin{}
 	err = s.db.View(func(tx *bolt.Tx) error {
@@ -32,10 +41,15 @@ func (s *Store) Query(q string, top int) ([]*iothub.Twin, error) {
 			src = tx.Bucket(bucketModules)
 		}
 		c := src.Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			if top > 0 && len(out) >= top {
-				break
+		k, _ := c.First()
+		if start != nil {
+			k, _ = c.Seek(start)
+			if bytes.Equal(k, start) {
+				k, _ = c.Next()
 			}
+		}
+		var last []byte
+		for ; k != nil; k, _ = c.Next() {
 			deviceID, moduleID := string(k), ""
 			if modules {
 				i := bytes.IndexByte(k, 0)
@@ -49,13 +63,40 @@ func (s *Store) Query(q string, top int) ([]*iothub.Twin, error) {
 			if err != nil {
 				return err
 			}
-			if ok {
-				out = append(out, t)
+			if !ok {
+				continue
 			}
+			if limit > 0 && len(out) == limit {
+				// Another twin matches: the page is full and not the last.
+				next = encodeContinuation(last)
+				break
+			}
+			out = append(out, t)
+			last = k
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, "", err
+	}
+	return out, next, nil
+}
+
+// The continuation token is the registry key of the last twin of the
+// page, in URL-safe base64: opaque to clients, as IoT Hub's is.
+func encodeContinuation(key []byte) string {
+	return base64.RawURLEncoding.EncodeToString(key)
+}
+
+func decodeContinuation(tok string) ([]byte, error) {
+	if tok == "" {
+		return nil, nil
+	}
+	k, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || len(k) == 0 {
+		return nil, newErr(ErrArgumentInvalid, "x-ms-continuation %q is not a continuation token this hub gave", clip(tok))
+	}
+	return k, nil
 }
 
 type condition struct {

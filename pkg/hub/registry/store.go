@@ -17,6 +17,8 @@ import (
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/iotctl/iotctl/pkg/sas"
 )
 
 // Defaults of Options.
@@ -103,6 +105,7 @@ func (o *Options) withDefaults() Options {
 //	twins     identity key → twinRecord JSON
 //	c2d       identity key → bucket of sequence (8 bytes) → C2DMessage JSON
 //	feedback  sequence (8 bytes) → feedbackRecord JSON
+//	presence  identity key → Presence JSON (presence.go)
 //
 // The identity key is deviceID for a device and deviceID \x00 moduleID
 // for a module; \x00 is not allowed in ids.
@@ -114,7 +117,7 @@ var (
 	bucketTwins    = []byte("twins")
 	bucketC2D      = []byte("c2d")
 	bucketFeedback = []byte("feedback")
-	allBuckets     = [][]byte{bucketMeta, bucketPolicies, bucketDevices, bucketModules, bucketTwins, bucketC2D, bucketFeedback}
+	allBuckets     = [][]byte{bucketMeta, bucketPolicies, bucketDevices, bucketModules, bucketTwins, bucketC2D, bucketFeedback, bucketPresence}
 )
 
 const schemaVersion = "1"
@@ -317,11 +320,7 @@ func putJSON(b *bolt.Bucket, key []byte, v any) error {
 
 // NewKey returns a random 32-byte key in standard base64, as IoT Hub
 // generates them.
-func NewKey() string {
-	var b [32]byte
-	mustRandom(b[:])
-	return base64.StdEncoding.EncodeToString(b[:])
-}
+func NewKey() string { return sas.NewKey() }
 
 // checkKey accepts a base64 key of 16 to 64 bytes, as IoT Hub does.
 func checkKey(k string) error {

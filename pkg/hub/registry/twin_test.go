@@ -250,7 +250,7 @@ func TestQuery(t *testing.T) {
 		{"SELECT * FROM devices WHERE a = 'x", 0, true},
 	}
 	for _, tt := range tests {
-		got, err := s.Query(tt.q, 0)
+		got, _, err := s.Query(tt.q, "", 0)
 		if tt.wantErr {
 			wantCode(t, fmt.Sprintf("Query(%q)", tt.q), err, ErrArgumentInvalid)
 			continue
@@ -259,7 +259,52 @@ func TestQuery(t *testing.T) {
 			t.Errorf("Query(%q) = %d twins, %v; want %d", tt.q, len(got), err, tt.want)
 		}
 	}
-	if got, _ := s.Query("SELECT * FROM devices", 3); len(got) != 3 {
-		t.Errorf("Query top 3 = %d", len(got))
+}
+
+func TestQueryPages(t *testing.T) {
+	s := newStore(t, nil)
+	for i := range 7 {
+		mustCreate(t, s, fmt.Sprintf("d%d", i))
+		s.PatchTwin(fmt.Sprintf("d%d", i), "", &iothub.TwinUpdate{Tags: json.RawMessage(fmt.Sprintf(`{"odd":%t}`, i%2 == 1))}, "")
 	}
+	// Every page but the last is full and names the next; the pages
+	// together hold each matching twin once, in order.
+	for _, tt := range []struct {
+		q     string
+		limit int
+		want  []string
+	}{
+		{"SELECT * FROM devices", 3, []string{"d0", "d1", "d2", "d3", "d4", "d5", "d6"}},
+		{"SELECT * FROM devices", 7, []string{"d0", "d1", "d2", "d3", "d4", "d5", "d6"}},
+		{"SELECT * FROM devices WHERE tags.odd = true", 2, []string{"d1", "d3", "d5"}},
+		{"SELECT * FROM devices WHERE tags.odd = true", 3, []string{"d1", "d3", "d5"}},
+	} {
+		var got []string
+		tok, pages := "", 0
+		for {
+			page, next, err := s.Query(tt.q, tok, tt.limit)
+			if err != nil {
+				t.Fatalf("Query(%q, %q, %d) = %v", tt.q, tok, tt.limit, err)
+			}
+			pages++
+			if next != "" && len(page) != tt.limit {
+				t.Errorf("Query(%q, limit %d): page %d has %d twins and a continuation", tt.q, tt.limit, pages, len(page))
+			}
+			for _, tw := range page {
+				got = append(got, tw.DeviceID)
+			}
+			if next == "" {
+				break
+			}
+			tok = next
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("Query(%q) in pages of %d = %v; want %v", tt.q, tt.limit, got, tt.want)
+		}
+		if wantPages := (len(tt.want) + tt.limit - 1) / tt.limit; pages != wantPages {
+			t.Errorf("Query(%q) in pages of %d took %d pages; want %d", tt.q, tt.limit, pages, wantPages)
+		}
+	}
+	_, _, err := s.Query("SELECT * FROM devices", "!!not-a-token", 2)
+	wantCode(t, "Query with a bad continuation", err, ErrArgumentInvalid)
 }

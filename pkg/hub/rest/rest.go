@@ -117,6 +117,10 @@ const (
 	MaxMethodPayload = 128 * 1024
 	// maxTop is the most devices GET /devices returns, as IoT Hub.
 	maxTop = 1000
+	// defaultQueryPage and maxQueryPage bound a page of query results
+	// (x-ms-max-item-count), as IoT Hub does.
+	defaultQueryPage = 100
+	maxQueryPage     = 1000
 )
 
 // request is a matched route.

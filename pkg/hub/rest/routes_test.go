@@ -236,9 +236,16 @@ func TestQueryRoute(t *testing.T) {
 	}
 	r = e.do("POST", "/devices/query", `{"query":"SELECT * FROM devices"}`, "x-ms-max-item-count", "1")
 	json.Unmarshal([]byte(r.body), &twins)
-	if len(twins) != 1 {
-		t.Errorf("max-item-count 1 gave %d", len(twins))
+	next := r.header.Get("x-ms-continuation")
+	if len(twins) != 1 || twins[0]["deviceId"] != "a" || next == "" {
+		t.Fatalf("max-item-count 1 gave %d twins, continuation %q", len(twins), next)
 	}
+	r = e.do("POST", "/devices/query", `{"query":"SELECT * FROM devices"}`, "x-ms-max-item-count", "1", "x-ms-continuation", next)
+	json.Unmarshal([]byte(r.body), &twins)
+	if len(twins) != 1 || twins[0]["deviceId"] != "online" || r.header.Get("x-ms-continuation") != "" {
+		t.Errorf("second page gave %v, continuation %q", twins, r.header.Get("x-ms-continuation"))
+	}
+	wantError(t, e.do("POST", "/devices/query", `{"query":"SELECT * FROM devices"}`, "x-ms-continuation", "%%%"), 400, 400004, "ArgumentInvalid")
 	wantError(t, e.do("POST", "/devices/query", `{"query":"DROP TABLE"}`), 400, 400004, "ArgumentInvalid")
 	// A device named "query" is still a device for GET.
 	e.do("PUT", "/devices/query", `{}`)

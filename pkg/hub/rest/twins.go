@@ -55,23 +55,25 @@ type queryRequest struct {
 	Query string `json:"query"`
 }
 
-// query runs POST /devices/query. x-ms-max-item-count limits the page;
-// everything fits in one page, so no x-ms-continuation is returned.
+// query runs POST /devices/query. Results come in pages, as IoT Hub
+// pages them: x-ms-max-item-count twins at most (default 100, at most
+// 1,000), and an x-ms-continuation header naming the next page, which
+// the client sends back in the same header.
 func (h *Handler) query(q *request) {
 	var body queryRequest
 	if !h.readJSON(q, maxQueryBody, &body) {
 		return
 	}
-	top := 0
+	limit := defaultQueryPage
 	if s := q.r.Header.Get("x-ms-max-item-count"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
 			h.writeError(q.w, newError(registry.ErrArgumentInvalid, "x-ms-max-item-count must be a positive number"))
 			return
 		}
-		top = n
+		limit = min(n, maxQueryPage)
 	}
-	twins, err := h.store.Query(body.Query, top)
+	twins, next, err := h.store.Query(body.Query, q.r.Header.Get("x-ms-continuation"), limit)
 	if err != nil {
 		h.fail(q.w, err)
 		return
@@ -80,5 +82,8 @@ func (h *Handler) query(q *request) {
 		h.decorateTwin(t)
 	}
 	q.w.Header().Set("x-ms-item-type", "Twin")
+	if next != "" {
+		q.w.Header().Set("x-ms-continuation", next)
+	}
 	h.writeJSON(q.w, http.StatusOK, twins, "")
 }

@@ -1,0 +1,50 @@
+package hub_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/iotctl/iotctl/cmd/cmdutil"
+)
+
+func TestQueryCommand(t *testing.T) {
+	e := startRegEnv(t)
+	const n = 1203
+	for i := range n {
+		if err := e.hub.CreateDevice(fmt.Sprintf("q%04d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.ok(t, "hub", "twin", "update", "q0007", "--tags", `{"site":"lab"}`)
+	e.ok(t, "hub", "twin", "update", "q1200", "--tags", `{"site":"lab"}`)
+
+	// Every twin, past the first page of the query API.
+	var all []map[string]any
+	if err := json.Unmarshal([]byte(e.ok(t, "hub", "query", "SELECT * FROM devices", "-o", "json")), &all); err != nil || len(all) != n {
+		t.Fatalf("query -o json gave %d twins (%v); want %d", len(all), err, n)
+	}
+	// NDJSON: one twin a line.
+	lines := strings.Split(strings.TrimSpace(e.ok(t, "hub", "query", "SELECT * FROM devices WHERE tags.site = 'lab'", "-o", "ndjson")), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("ndjson gave %d lines; want 2", len(lines))
+	}
+	for i, want := range []string{"q0007", "q1200"} {
+		var tw map[string]any
+		if err := json.Unmarshal([]byte(lines[i]), &tw); err != nil || tw["deviceId"] != want {
+			t.Errorf("ndjson line %d = %q (%v); want the twin of %s", i, lines[i], err, want)
+		}
+	}
+	if out := e.ok(t, "hub", "query", "SELECT * FROM devices", "--top", "3", "-o", "ndjson"); strings.Count(out, "\n") != 3 {
+		t.Errorf("--top 3 printed %q", out)
+	}
+	// The table, piped: tab-separated rows.
+	table := e.ok(t, "hub", "query", "SELECT * FROM devices WHERE deviceId = 'q0007'")
+	if !strings.HasPrefix(table, "q0007\t-\tenabled\tDisconnected\t") || strings.Count(table, "\n") != 1 {
+		t.Errorf("table:\n%s", table)
+	}
+	// A query the hub refuses is a usage error naming the problem.
+	e.fails(t, cmdutil.ExitUsage, "SELECT", "hub", "query", "DROP TABLE devices")
+	e.fails(t, cmdutil.ExitUsage, "unknown format", "hub", "query", "SELECT * FROM devices", "-o", "csv")
+}
