@@ -29,7 +29,7 @@
 // syncs twice on every commit and never shrinks its file. Append-only
 // log libraries (one file of records per log) were set aside for their
 // handling of a torn tail after a crash and for lacking partitions in
-// one store. The cost is the binary's size: pebble adds about 14 MB.
+// one store. The cost is the binary's size: pebble adds about 15 MB.
 //
 // Group commit: appends join an open group; one goroutine takes the
 // group, numbers its events in order, writes them in one pebble batch
