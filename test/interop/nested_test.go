@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,6 +35,9 @@ func TestGoEventHubsSDK(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	t.Logf("go %v in %s:\n%s", args, cmd.Dir, out)
 	if err != nil {
+		if strings.Contains(string(out), "go mod tidy") {
+			t.Fatalf("the nested module's go.mod is behind the main module's requirements (it uses this module through a replace): run 'go mod tidy' in %s and commit its go.mod and go.sum", cmd.Dir)
+		}
 		t.Fatalf("the Go Event Hubs SDK tests failed: %v", err)
 	}
 }
