@@ -33,7 +33,8 @@ batches (up to 64 records) and reading a batch takes all of it from the queue,
 so iotctl prints every record of the last batch it read: possibly more than
 --count, and records that follow the one of --wait-on-msg.`,
 		Example: `  $ iotctl hub feedback --count 1
-  $ iotctl hub feedback --wait-on-msg 3f6c... --timeout 2m -o json`,
+  $ iotctl hub feedback --wait-on-msg "$(iotctl hub c2d send -d MyGoDevice --data reboot --ack full -o json | jq -r .messageId)" \
+      --timeout 2m -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			format, err := f.Output(output.FormatTable, output.FormatJSON)
