@@ -57,6 +57,9 @@
 //     --count nor --wait-on-msg) must be running when it has printed something on stdout,
 //     and must then stop on Ctrl-C (SIGINT) with exit code 130.
 //
+// "go test ./test/examples -args -example REGEXP" runs only the examples
+// that match REGEXP.
+//
 // The examples that are not run are in exceptions, with the reason for
 // each; the README's blocks that are not run carry the reason in their
 // marker (<!-- not-runnable: REASON -->). Both lists are logged. A
@@ -68,6 +71,7 @@ package examples
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -95,6 +99,8 @@ const (
 	// spent waiting on the network or on a device's next message.
 	parallel = 8
 )
+
+var onlyFlag = flag.String("example", "", "run only the examples that match this regular expression")
 
 // exceptions are the examples that are not run, with the reason.
 var exceptions = map[string]string{
@@ -135,13 +141,19 @@ func TestExamples(t *testing.T) {
 	for _, b := range notRun {
 		t.Logf("not run: README.md:%d (%s): %s", b.Line, b.First, b.Reason)
 	}
+	only, err := regexp.Compile(*onlyFlag)
+	if err != nil {
+		t.Fatalf("-example: %v", err)
+	}
 	var run []*example
 	for _, e := range all.list {
 		if reason, ok := exceptions[e.Script]; ok {
 			t.Logf("not run: %s: %s", e.name(), reason)
 			continue
 		}
-		run = append(run, e)
+		if only.MatchString(e.Script) {
+			run = append(run, e)
+		}
 	}
 	for s := range exceptions {
 		if all.byText[s] == nil {
