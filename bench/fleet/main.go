@@ -424,7 +424,7 @@ func (c *config) iotctlRun(ctx context.Context, name string, n int, interval str
 	defer os.Remove(keys)
 	args := []string{"device", "simulate", "--keys-file", keys, "--devices", strconv.Itoa(n), "--device-prefix", "fleet-",
 		"--hub-connection-string", h.Info.ConnectionString, "--ca-file", h.Info.CAFile, "--interval", interval,
-		"--connect-rate", strconv.FormatFloat(c.connectRate, 'f', -1, 64), "-o", "json", "--log-level", "error"}
+		"--connect-rate", strconv.FormatFloat(c.connectRate, 'f', -1, 64), "-o", "json", "--stats-interval", "1s", "--log-level", "error"}
 	args = append(args, extra...)
 	cmd := exec.CommandContext(ctx, c.bin, args...)
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+c.cfgDir)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -13,12 +14,13 @@ import (
 )
 
 // Configuration keys of the connection flags that go through viper
-// (flag, IOTCTL_WEBSOCKET / IOTCTL_PROXY, config file). --cert and
+// (flag, IOTCTL_WEBSOCKET / IOTCTL_PROXY / IOTCTL_SAS_TTL, config file). --cert and
 // --key are flags only: `hub serve` has keys of the same names for its
 // server certificate.
 const (
 	keyWebSocket = cmdutil.KeyWebSocket
 	keyProxy     = cmdutil.KeyProxy
+	keySASTTL    = "sas-ttl"
 )
 
 // connectFlags are how a device command reaches the hub and proves who
@@ -49,6 +51,14 @@ string (HostName=...;DeviceId=...;x509=true) or with --host and --device-id
 instead of a connection string. Unreadable or mismatched files exit 3; a
 certificate the hub refuses (wrong thumbprint, untrusted CA, expired) exits 4.
 
+SAS tokens: with a SharedAccessKey in the connection string the device signs a
+token valid for --sas-ttl (default 1h, at least 10s), and renews it by
+reconnecting with a new one at 80% of that lifetime, before the hub ends the
+connection at its expiry: 'device simulate --sas-ttl 20s' prints "Reconnecting
+to renew the SAS token" every 16 s (a "reconnecting" event with -o json). A
+connection string with a SharedAccessSignature keeps its token, which cannot be
+renewed: the hub disconnects the device when it expires.
+
 IoT Edge: a GatewayHostName in the connection string is dialled (trust its CA
 with --ca-file) while HostName stays in the MQTT user name and the token.`
 
@@ -59,7 +69,13 @@ func (c *connectFlags) add(fl *pflag.FlagSet) {
 	fl.StringVar(&c.keyFile, "key", "", "private key (PEM) of --cert (default: in the --cert file)")
 	fl.StringVar(&c.host, "host", "", "hub host name[:port], with --device-id and --cert instead of a connection string; for a fleet, the hub's host")
 	fl.StringVar(&c.deviceID, cmdutil.KeyDeviceID, "", "device id, with --host and --cert instead of a connection string")
+	fl.Duration(keySASTTL, device.DefaultTokenTTL, "lifetime of each SAS token signed with the connection string's key; renewed by reconnecting at 80% of it (at least 10s)")
 }
+
+// minSASTTL is the shortest --sas-ttl: the device reconnects with a new
+// token at 80% of its lifetime, which leaves 2 s to do so; a token's
+// expiry is in whole seconds, so anything shorter is mostly rounding.
+const minSASTTL = 10 * time.Second
 
 // options fills the transport and identity of d from the flags and the
 // device connection string (connStr, or the environment's). It loads
@@ -105,8 +121,14 @@ func (c *connectFlags) options(f *cmdutil.Factory, connStr string, d *device.Opt
 	return nil
 }
 
-// transport fills the transport of d: WebSocket, proxy and CA.
+// transport fills the transport of d: WebSocket, proxy, CA and the
+// lifetime of its SAS tokens.
 func (c *connectFlags) transport(f *cmdutil.Factory, d *device.Options) error {
+	ttl := f.V.GetDuration(keySASTTL)
+	if ttl < minSASTTL {
+		return cmdutil.Usagef("--sas-ttl %s is too short: the device renews its token at 80%% of its lifetime and needs at least %s (e.g. --sas-ttl 20s)", ttl, minSASTTL)
+	}
+	d.TokenTTL = ttl
 	d.WebSocket = f.V.GetBool(keyWebSocket)
 	if p := f.V.GetString(keyProxy); p != "" {
 		if _, err := device.ParseProxyURL(p); err != nil {

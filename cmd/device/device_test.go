@@ -28,10 +28,17 @@ const (
 // the exit code and captured streams.
 func execute(t *testing.T, stdin string, sub func(*cmdutil.Factory) *cobra.Command, args ...string) (int, string, string) {
 	t.Helper()
+	return executeTTY(t, false, false, stdin, sub, args...)
+}
+
+// executeTTY is execute with stdout and stderr taken for terminals or
+// not.
+func executeTTY(t *testing.T, outTTY, errTTY bool, stdin string, sub func(*cmdutil.Factory) *cobra.Command, args ...string) (int, string, string) {
+	t.Helper()
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	t.Setenv("HOME", t.TempDir())
 	var out, errOut bytes.Buffer
-	f := cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut})
+	f := cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut, OutTTY: outTTY, ErrTTY: errTTY})
 	root := &cobra.Command{Use: "iotctl", SilenceErrors: true, SilenceUsage: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return f.Load(cmd) }}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cmdutil.UsageError{Err: err} })
@@ -212,23 +219,25 @@ func TestExitErrorMapping(t *testing.T) {
 func TestPrinter(t *testing.T) {
 	var out, errOut bytes.Buffer
 	io := &cmdutil.IOStreams{Out: &out, ErrOut: &errOut}
-	p := newPrinter(io, output.FormatTable, false)
-	p.print(simulate.Event{Type: simulate.EventConnected, DeviceID: "dev1"})
-	p.print(simulate.Event{Type: simulate.EventSent, DeviceID: "dev1", Body: json.RawMessage(`{"temperature": 21.5}`), Properties: map[string]string{"temperatureAlert": "false"}})
-	p.print(simulate.Event{Type: simulate.EventMethod, Method: "SetTelemetryInterval", Payload: json.RawMessage(`"10"`), Status: 200, Response: json.RawMessage(`{"Response": "ok"}`), IntervalSeconds: 10})
-	p.print(simulate.Event{Type: simulate.EventSummary, Stats: &simulate.Stats{Devices: 1, Sent: 1, Acked: 1}})
-	want := "Sending message: {\"temperature\": 21.5} [temperatureAlert=false]\n" +
-		"Method SetTelemetryInterval called with payload \"10\": status 200 {\"Response\": \"ok\"}; telemetry interval now 10s\n" +
+	at := time.Date(2026, 3, 1, 9, 30, 5, 123e6, time.UTC)
+	p := newPrinter(io, chooseDisplay(output.FormatTable, io, false, false, false), false)
+	p.loc = time.UTC
+	p.print(simulate.Event{Type: simulate.EventConnected, Time: at, DeviceID: "dev1"})
+	p.print(simulate.Event{Type: simulate.EventSent, Time: at, DeviceID: "dev1", Body: json.RawMessage(`{"temperature": 21.5}`), Properties: map[string]string{"temperatureAlert": "false"}})
+	p.print(simulate.Event{Type: simulate.EventMethod, Time: at.Add(time.Second), Method: "SetTelemetryInterval", Payload: json.RawMessage(`"10"`), Status: 200, Response: json.RawMessage(`{"Response": "ok"}`), IntervalSeconds: 10})
+	p.print(simulate.Event{Type: simulate.EventSummary, Time: at, Stats: &simulate.Stats{Devices: 1, Sent: 1, Acked: 1}})
+	want := "09:30:05.123 Sending message: {\"temperature\": 21.5} [temperatureAlert=false]\n" +
+		"09:30:06.123 Method SetTelemetryInterval called with payload \"10\": status 200 {\"Response\": \"ok\"}; telemetry interval now 10s\n" +
 		"Summary: 1 message(s) sent, 1 acknowledged, 0 error(s), 0 method call(s), 0 twin change(s), 0 C2D message(s), 0 reconnect(s); 1 device(s), 0.0s, 0.0 msg/s\n"
 	if out.String() != want {
 		t.Errorf("stdout:\n%s\nwant:\n%s", out.String(), want)
 	}
-	if errOut.String() != "Device dev1 connected\n" {
+	if errOut.String() != "09:30:05.123 Device dev1 connected\n" {
 		t.Errorf("stderr %q", errOut.String())
 	}
 
 	out.Reset()
-	p = newPrinter(io, output.FormatJSON, true)
+	p = newPrinter(io, chooseDisplay(output.FormatJSON, io, true, false, false), true)
 	p.print(simulate.Event{Type: simulate.EventSent, DeviceID: "sim-00001", Seq: 1, Body: json.RawMessage(`{"a":1}`)})
 	p.print(simulate.Event{Type: simulate.EventStats, Stats: &simulate.Stats{Devices: 2}})
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -241,5 +250,61 @@ func TestPrinter(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(lines[1]), &e); err != nil || e["type"] != "stats" || e["stats"].(map[string]any)["devices"] != 2.0 {
 		t.Errorf("stats line %s: %v", lines[1], err)
+	}
+}
+
+// --sas-ttl sets the lifetime of the device's tokens in `device send`,
+// `device simulate` and its fleets, 1h by default and at least 10s.
+func TestSASTTLFlag(t *testing.T) {
+	var sent *sendOptions
+	var simulated *simulateOptions
+	send := func(f *cmdutil.Factory) *cobra.Command {
+		return newCmdSend(f, func(o *sendOptions) error { sent = o; return nil })
+	}
+	sim := func(f *cmdutil.Factory) *cobra.Command {
+		return newCmdSimulate(f, func(o *simulateOptions) error { simulated = o; return nil })
+	}
+	keys := filepath.Join(t.TempDir(), "keys.txt")
+	os.WriteFile(keys, []byte("a c2VjcmV0\n"), 0o600)
+	for _, tt := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, time.Hour},
+		{[]string{"--sas-ttl", "20s"}, 20 * time.Second},
+		{[]string{"--sas-ttl", "10s"}, 10 * time.Second},
+		{[]string{"--sas-ttl", "24h"}, 24 * time.Hour},
+	} {
+		code, _, stderr := execute(t, "", send, append([]string{"send", "--connection-string", deviceCS, "--data", "x"}, tt.args...)...)
+		if code != 0 || sent.dev.TokenTTL != tt.want {
+			t.Errorf("send %q: code %d stderr %q TokenTTL %v; want %v", tt.args, code, stderr, sent.dev.TokenTTL, tt.want)
+		}
+		code, _, stderr = execute(t, "", sim, append([]string{"simulate", "--connection-string", deviceCS}, tt.args...)...)
+		if code != 0 || simulated.sim.Device.TokenTTL != tt.want {
+			t.Errorf("simulate %q: code %d stderr %q TokenTTL %v; want %v", tt.args, code, stderr, simulated.sim.Device.TokenTTL, tt.want)
+		}
+		code, _, stderr = execute(t, "", sim, append([]string{"simulate", "--connection-string", deviceCS, "--keys-file", keys}, tt.args...)...)
+		if code != 0 || simulated.sim.Device.TokenTTL != tt.want {
+			t.Errorf("fleet %q: code %d stderr %q TokenTTL %v; want %v", tt.args, code, stderr, simulated.sim.Device.TokenTTL, tt.want)
+		}
+	}
+	t.Setenv("IOTCTL_SAS_TTL", "30s")
+	if code, _, stderr := execute(t, "", send, "send", "--connection-string", deviceCS, "--data", "x"); code != 0 || sent.dev.TokenTTL != 30*time.Second {
+		t.Errorf("IOTCTL_SAS_TTL=30s: code %d stderr %q TokenTTL %v; want 30s", code, stderr, sent.dev.TokenTTL)
+	}
+	for _, bad := range []string{"9s", "0s", "-1m"} {
+		for _, args := range [][]string{
+			{"send", "--connection-string", deviceCS, "--data", "x", "--sas-ttl", bad},
+			{"simulate", "--connection-string", deviceCS, "--sas-ttl", bad},
+		} {
+			cmd := send
+			if args[0] == "simulate" {
+				cmd = sim
+			}
+			code, _, stderr := execute(t, "", cmd, args...)
+			if code != cmdutil.ExitUsage || !strings.Contains(stderr, "--sas-ttl "+bad) || !strings.Contains(stderr, "at least 10s") {
+				t.Errorf("%q: code %d stderr %q; want 3 and a message naming --sas-ttl and its minimum", args, code, stderr)
+			}
+		}
 	}
 }

@@ -3,6 +3,7 @@ package device
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/pkg/hub"
+	"github.com/iotctl/iotctl/pkg/simulate"
 )
 
 // `device simulate --devices 3 --hub-connection-string CS` against the
@@ -19,27 +21,7 @@ import (
 // the service API, the one that exists keeps its key, and all three
 // connect and send.
 func TestSimulateFleetCreatesIdentities(t *testing.T) {
-	h := hub.New(&hub.Options{Addr: "127.0.0.1:0", InMemory: true})
-	if err := h.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		done := make(chan struct{})
-		go func() { h.Close(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			// hub.Close waits, up to the hub's 30 s handshake timeout, for
-			// a connection that finished its TLS handshake but has not sent
-			// a byte yet: net/http sometimes dials one for the command's
-			// service client and keeps it idle. Not this test's subject.
-			t.Log("hub.Close still waits for a connection that sent nothing; not waiting for it")
-		}
-	})
-	svc, err := h.ServiceConnectionString("iothubowner")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, svc := startHub(t)
 	if err := h.CreateDevice("sim-00002"); err != nil {
 		t.Fatal(err)
 	}
@@ -110,3 +92,117 @@ func TestSimulateFleetCreatesIdentities(t *testing.T) {
 		t.Errorf("registry holds %q; want %q", got, ids)
 	}
 }
+
+// startHub starts an in-process hub for a test and returns its service
+// connection string.
+func startHub(t *testing.T) (*hub.Hub, string) {
+	t.Helper()
+	h := hub.New(&hub.Options{Addr: "127.0.0.1:0", InMemory: true})
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		done := make(chan struct{})
+		go func() { h.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			// hub.Close waits, up to the hub's 30 s handshake timeout, for
+			// a connection that finished its TLS handshake but has not sent
+			// a byte yet: net/http sometimes dials one for the command's
+			// service client and keeps it idle. Not these tests' subject.
+			t.Log("hub.Close still waits for a connection that sent nothing; not waiting for it")
+		}
+	})
+	svc, err := h.ServiceConnectionString("iothubowner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, svc
+}
+
+// What a fleet shows, run against the in-process hub: on a terminal a
+// status line on stderr and no message lines (unless
+// --print-messages); piped, JSON Lines events with stats events;
+// --quiet, the summary only.
+func TestSimulateFleetDisplay(t *testing.T) {
+	h, svc := startHub(t)
+	sim := func(f *cmdutil.Factory) *cobra.Command { return newCmdSimulate(f, nil) }
+	args := []string{"simulate", "--devices", "3", "--hub-connection-string", svc, "--ca-file", h.CAFile(),
+		"--count", "3", "--interval", "300ms"}
+	timed := regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d\.\d\d\d sim-0000[123]: Sending message: \{"temperature"`)
+
+	t.Run("terminal: status line, no message lines", func(t *testing.T) {
+		code, stdout, stderr := executeTTY(t, true, true, "", sim, args...)
+		if code != 0 {
+			t.Fatalf("exit %d stderr %q", code, stderr)
+		}
+		if !strings.HasPrefix(stdout, "Summary: 9 message(s) sent, 9 acknowledged, 0 error(s)") || strings.Count(stdout, "\n") != 1 {
+			t.Errorf("stdout %q; want the summary only", stdout)
+		}
+		last := lastFrame(stderr)
+		if !regexp.MustCompile(`^0/3 connected, \d+ msg/s, 9 acked, 0 errors, 0 reconnects, \d+s *\n$`).MatchString(last) {
+			t.Errorf("the terminal ends with %q; want the status line of 3 devices, 9 messages acknowledged", last)
+		}
+		if strings.Contains(stderr, "Sending message") || strings.Contains(stderr, "connected\n") {
+			t.Errorf("stderr has message or connection lines:\n%s", stderr)
+		}
+	})
+
+	t.Run("terminal with --print-messages: each message, with its time", func(t *testing.T) {
+		code, stdout, stderr := executeTTY(t, true, true, "", sim, append(args, "--print-messages")...)
+		if code != 0 {
+			t.Fatalf("exit %d stderr %q", code, stderr)
+		}
+		// Under a live status, the lines go above it, on stderr (the
+		// same terminal); stdout has the summary below it.
+		if n := len(timed.FindAllString(ansiFree(stderr), -1)); n != 9 {
+			t.Errorf("%d timed message lines on the terminal; want 9:\n%s", n, stderr)
+		}
+		if !strings.HasPrefix(stdout, "Summary: 9 message(s) sent") {
+			t.Errorf("stdout %q; want the summary", stdout)
+		}
+	})
+
+	t.Run("piped: JSON Lines with stats events", func(t *testing.T) {
+		code, stdout, stderr := executeTTY(t, false, false, "", sim, append(args, "--stats-interval", "100ms")...)
+		if code != 0 {
+			t.Fatalf("exit %d stderr %q", code, stderr)
+		}
+		types := map[string]int{}
+		for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+			var e struct {
+				Type  string          `json:"type"`
+				Stats *simulate.Stats `json:"stats"`
+			}
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("stdout line %q is not JSON: %v", line, err)
+			}
+			types[e.Type]++
+			if e.Type == "stats" && (e.Stats == nil || e.Stats.Devices != 3) {
+				t.Errorf("stats event %s; want the counters of 3 devices", line)
+			}
+		}
+		// The run lasts at least two intervals of 300ms: several stats
+		// intervals of 100ms.
+		if types["sent"] != 9 || types["connected"] != 3 || types["summary"] != 1 || types["stats"] == 0 {
+			t.Errorf("event types %v; want 9 sent, 3 connected, stats, 1 summary", types)
+		}
+		if stderr != "" {
+			t.Errorf("stderr %q; want nothing on a stderr that is not a terminal either", stderr)
+		}
+	})
+
+	t.Run("--quiet: the summary only", func(t *testing.T) {
+		code, stdout, stderr := executeTTY(t, true, true, "", sim, append(args, "--quiet")...)
+		if code != 0 || !strings.HasPrefix(stdout, "Summary: 9 message(s) sent") || strings.Count(stdout, "\n") != 1 || stderr != "" {
+			t.Errorf("exit %d stdout %q stderr %q; want the summary only", code, stdout, stderr)
+		}
+		code, stdout, stderr = executeTTY(t, false, false, "", sim, append(args, "--quiet")...)
+		if code != 0 || strings.Count(stdout, "\n") != 1 || !strings.HasPrefix(stdout, `{"type":"summary"`) || stderr != "" {
+			t.Errorf("piped: exit %d stdout %q stderr %q; want the summary event only", code, stdout, stderr)
+		}
+	})
+}
+
+func ansiFree(s string) string { return ansi.ReplaceAllString(s, "") }

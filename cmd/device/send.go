@@ -135,7 +135,7 @@ func (o *sendOptions) run(ctx context.Context) error {
 		defer cancel()
 		c.Close(cctx)
 	}()
-	p := newPrinter(o.f.IO, format, false)
+	p := newPrinter(o.f.IO, display{json: format == output.FormatJSON, messages: true}, false)
 	for i := 1; i <= o.count; i++ {
 		m := &message.Message{Body: o.body, ContentType: o.contentType, ContentEncoding: o.contentEncoding, Properties: o.props, MessageID: o.messageID}
 		if o.messageID != "" && o.count > 1 {

@@ -41,6 +41,9 @@ type simulateOptions struct {
 	deviceCAKey     string
 	connectRate     float64
 	rate            float64
+	printMessages   bool
+	quiet           bool
+	statsInterval   time.Duration
 	conn            connectFlags
 
 	// Filled by validation.
@@ -83,10 +86,18 @@ connection string. Against Azure IoT Hub the fleet connects 100 devices a second
 by default (its connection throttle); against other hubs as fast as it can
 (--connect-rate).
 
-On a terminal each message, method call, twin change and C2D message is one line;
-with -o json every event is one JSON object per line with a "type" field
-(connected, sent, method, twin, c2d, disconnected, reconnecting, error, stats,
-summary). A lost connection is retried with back-off. Ctrl-C stops sending,
+What it prints. One device: each message, method call, twin change and C2D
+message as one line that starts with its time. A fleet on a terminal: one status
+line on stderr, redrawn in place (devices connected, msg/s, messages
+acknowledged, errors, reconnects, time), a progress bar while the devices
+connect, and above them the method calls, desired-property changes, C2D messages
+and the first errors; each message only with --print-messages. With -o json, or
+for a fleet whose stdout is not a terminal, every event is one JSON object per
+line on stdout with a "type" field (connected, sent, method, twin, c2d,
+disconnected, reconnecting, error, stats, summary; types and fields are only ever
+added), a fleet's stats every --stats-interval; the status line still shows on
+stderr when that is a terminal. --quiet prints only the summary. A lost
+connection is retried with back-off. Ctrl-C stops sending,
 disconnects, prints the summary and exits 130. Credentials the hub refuses exit 4.
 
 ` + connectHelp + `
@@ -97,6 +108,7 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
   $ iotctl device simulate --data '{"n":{{counter}},"t":{{randFloat 20 35 | printf "%.1f"}},"at":"{{now}}"}'
   $ iotctl device simulate --method reboot=200:'{"rebooting":true}' --reported '{"firmware":"1.0"}'
   $ iotctl device simulate --devices 100 --hub-connection-string "$SERVICE_CS" --connect-rate 50 --duration 1m
+  $ iotctl device simulate --devices 1000 --hub-connection-string "$SERVICE_CS" | jq -c 'select(.type=="stats") | .stats'
   $ iotctl device simulate --devices 1000 --hub-connection-string "$SERVICE_CS" --device-ca fleet-ca.pem --device-ca-key fleet-ca-key.pem
   $ HTTPS_PROXY=http://proxy.corp:3128 iotctl device simulate --websocket
   $ iotctl device simulate --host localhost:8443 --device-id cam1 --cert cam1.pem --key cam1-key.pem`,
@@ -136,6 +148,9 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
 	fl.StringVar(&o.deviceCAKey, "device-ca-key", "", "private key (PEM) of --device-ca (default: in the --device-ca file)")
 	fl.Float64Var(&o.connectRate, "connect-rate", 0, "fleet connections per second, 0 for no limit (default: 100 against Azure IoT Hub, its connection throttle; no limit against other hubs)")
 	fl.Float64Var(&o.rate, "rate", 0, "fleet messages per second in total (0: each device every --interval)")
+	fl.BoolVar(&o.printMessages, "print-messages", false, "on a terminal, print each message a fleet sends (one device's are always printed)")
+	fl.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but the final summary: no messages, events or status line")
+	fl.DurationVar(&o.statsInterval, "stats-interval", defaultStatsInterval, "time between a fleet's stats events (JSON Lines) or stats lines")
 	o.conn.add(fl)
 	return c
 }
@@ -144,6 +159,9 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
 func (o *simulateOptions) validate() error {
 	if o.interval <= 0 {
 		return cmdutil.Usagef("--interval must be positive")
+	}
+	if o.statsInterval <= 0 {
+		return cmdutil.Usagef("--stats-interval must be positive, e.g. 5s")
 	}
 	if o.count < 0 || o.duration < 0 || o.connectRate < 0 || o.rate < 0 {
 		return cmdutil.Usagef("--count, --duration, --connect-rate and --rate must not be negative")
@@ -314,21 +332,34 @@ func (o *simulateOptions) run(ctx context.Context) error {
 	s.Device.Logger = logger
 	s.Logger = logger
 	fleet := len(s.DeviceIDs) > 0
-	p := newPrinter(o.f.IO, format, fleet)
+	io := o.f.IO
+	d := chooseDisplay(format, io, fleet, o.printMessages, o.quiet)
+	p := newPrinter(io, d, fleet)
 	s.Sink = p.print
-	if format == output.FormatJSON && fleet || o.f.IO.ErrTTY && fleet {
-		s.StatsInterval = time.Second
+	if fleet && (d.json && !d.quiet || d.statsLines) {
+		s.StatsInterval = o.statsInterval
 	}
 	sim, err := simulate.New(s)
 	if err != nil {
 		return err
 	}
-	if format == output.FormatTable {
+	if !d.json && !d.quiet {
 		p.status("IoT Hub device simulator: %d device(s), press Ctrl-C to exit", sim.Devices())
 	}
+	if d.live {
+		l, err := newLiveStatus(io.ErrOut, sim.Devices(), sim.Stats)
+		if err != nil {
+			return err
+		}
+		p.setLive(l)
+	}
 	_, err = sim.Run(ctx)
+	p.stopLive() // if Run ended without its summary
 	if ctx.Err() != nil {
 		return &cmdutil.ExitError{Code: cmdutil.ExitInterrupted}
 	}
 	return o.conn.exitError(err)
 }
+
+// defaultStatsInterval is the time between a fleet's stats events.
+const defaultStatsInterval = 5 * time.Second

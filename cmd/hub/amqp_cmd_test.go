@@ -162,12 +162,18 @@ func (e *regEnv) start(t *testing.T, env map[string]string, args ...string) *bac
 
 func startIotctl(t *testing.T, args ...string) *background {
 	t.Helper()
+	return startIotctlTTY(t, false, args...)
+}
+
+// startIotctlTTY is startIotctl with stderr taken for a terminal or not.
+func startIotctlTTY(t *testing.T, errTTY bool, args ...string) *background {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &background{out: &lineWriter{lines: make(chan string, 1000)}, errOut: &lineWriter{lines: make(chan string, 1000)},
 		cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(b.done)
-		b.code = cmd.Execute(ctx, args, &cmdutil.IOStreams{In: strings.NewReader(""), Out: b.out, ErrOut: b.errOut})
+		b.code = cmd.Execute(ctx, args, &cmdutil.IOStreams{In: strings.NewReader(""), Out: b.out, ErrOut: b.errOut, ErrTTY: errTTY})
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -65,8 +65,10 @@ rejected, too many deliveries), full (both). With --wait iotctl waits for the
 feedback record of this message (--ack full is implied when --ack is not given)
 and exits 0 when the device completed it, 8 when it was rejected, expired,
 purged or delivered too often without completion, and 7 when no feedback came
-within --timeout (0: wait until interrupted). Feedback is a queue shared by every
-back end of the hub: the records iotctl reads are taken from it.
+within --timeout (0: wait until interrupted). When stderr is a terminal, it says
+there which message it waits for and, when it stops, whether the feedback came.
+Feedback is a queue shared by every back end of the hub: the records iotctl
+reads are taken from it.
 
 Exit codes: 3 for a message over 64 KB (body, system and application
 properties; checked before connecting), 5 for an unknown device or module, 1
@@ -150,7 +152,15 @@ some, or they have to expire, before the hub takes more).`,
 			}
 			res := c2dResult{MessageID: m.MessageID, DeviceID: deviceID, ModuleID: moduleID, Ack: ack}
 			if wait {
-				rec, err := waitFeedback(ctx, fb, m.MessageID, timeout)
+				note := newWaitNote(f)
+				note.waiting(fmt.Sprintf("the delivery feedback of message %s to %s", m.MessageID, c2dTarget(deviceID, moduleID)),
+					ifSet(timeout > 0, "at most %s", timeout))
+				rec, others, err := waitFeedback(ctx, fb, m.MessageID, timeout)
+				if rec != nil {
+					note.stopped("feedback %s received, and %d record(s) of other messages", rec.StatusCode, others)
+				} else {
+					note.stopped("no feedback for message %s; %d record(s) of other messages received", m.MessageID, others)
+				}
 				if err != nil {
 					return err
 				}
@@ -198,14 +208,19 @@ func c2dTo(deviceID, moduleID string) string {
 	return "/devices/" + url.PathEscape(deviceID) + "/messages/devicebound"
 }
 
+// c2dTarget is DEVICE or DEVICE/MODULE.
+func c2dTarget(deviceID, moduleID string) string {
+	if moduleID != "" {
+		return deviceID + "/" + moduleID
+	}
+	return deviceID
+}
+
 // c2dSendError explains the hub's refusals that have no exit code of
 // their own: a message the hub finds too large is a usage error (3);
 // a full queue stays a failure (1) with a message that says what to do.
 func c2dSendError(err error, deviceID, moduleID string) error {
-	target := deviceID
-	if moduleID != "" {
-		target += "/" + moduleID
-	}
+	target := c2dTarget(deviceID, moduleID)
 	switch {
 	case errors.Is(err, service.ErrTooLarge):
 		return &cmdutil.UsageError{Err: fmt.Errorf("the hub refused the message as too large (over %d bytes with its properties): %w", message.MaxC2DSize, err)}
@@ -221,8 +236,9 @@ func c2dSendError(err error, deviceID, moduleID string) error {
 const closeTimeout = 5 * time.Second
 
 // waitFeedback reads feedback until the record of messageID arrives,
-// for at most timeout (0: until ctx ends).
-func waitFeedback(ctx context.Context, fb *service.FeedbackReceiver, messageID string, timeout time.Duration) (*service.Feedback, error) {
+// for at most timeout (0: until ctx ends). others counts the records of
+// other messages it read (and took from the hub's queue).
+func waitFeedback(ctx context.Context, fb *service.FeedbackReceiver, messageID string, timeout time.Duration) (rec *service.Feedback, others int, err error) {
 	defer closeFeedback(fb)
 	wctx, cancel := ctx, context.CancelFunc(func() {})
 	if timeout > 0 {
@@ -233,15 +249,16 @@ func waitFeedback(ctx context.Context, fb *service.FeedbackReceiver, messageID s
 		recs, err := fb.Receive(wctx)
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-				return nil, &cmdutil.ExitError{Code: cmdutil.ExitTimeout, Err: fmt.Errorf("no feedback for message %s within %s", messageID, timeout)}
+				return nil, others, &cmdutil.ExitError{Code: cmdutil.ExitTimeout, Err: fmt.Errorf("no feedback for message %s within %s", messageID, timeout)}
 			}
-			return nil, err
+			return nil, others, err
 		}
 		for i := range recs {
 			if recs[i].OriginalMessageID == messageID {
-				return &recs[i], nil
+				return &recs[i], others + len(recs) - 1, nil
 			}
 		}
+		others += len(recs)
 	}
 }
 

@@ -31,7 +31,9 @@ arrives, or after --timeout, and then exits 0; with --wait-on-msg, a timeout
 exits 7 and a record other than Success exits 8. The hub hands out feedback in
 batches (up to 64 records) and reading a batch takes all of it from the queue,
 so iotctl prints every record of the last batch it read: possibly more than
---count, and records that follow the one of --wait-on-msg.`,
+--count, and records that follow the one of --wait-on-msg. When stderr is a
+terminal, it says there what it waits for, and how many records it got when it
+stops.`,
 		Example: `  $ iotctl hub feedback --count 1
   $ iotctl hub feedback --wait-on-msg "$(iotctl hub c2d send -d MyGoDevice --data reboot --ack full -o json | jq -r .messageId)" \
       --timeout 2m -o json`,
@@ -65,6 +67,10 @@ so iotctl prints every record of the last batch it read: possibly more than
 			defer closeFeedback(fb)
 			stream := output.NewStream(f.IO.Out)
 			n := 0
+			note := newWaitNote(f)
+			note.waiting("delivery feedback records", ifSet(waitOn != "", "until the one of message %s", waitOn),
+				ifSet(count > 0, "up to %d records", count), ifSet(timeout > 0, "at most %s", timeout))
+			defer func() { note.stopped("%d feedback record(s) received", n) }()
 			for {
 				recs, err := fb.Receive(ctx)
 				if err != nil {

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -54,7 +55,9 @@ JSON itself when it parses, else a string when it is text, else bodyBase64. On a
 terminal each event is one readable line.
 
 It exits 0 after --count events or --timeout; a lost connection is retried with
-back-off, and when that fails it exits 1 with the reason.`,
+back-off, and when that fails it exits 1 with the reason. When stderr is a
+terminal, it says there what it waits for before the first event, and how many
+events it got when it stops.`,
 		Example: `  $ iotctl hub monitor
   $ iotctl hub monitor --device-id 'sim-*' --from start --count 100 -o json | jq -c .body
   $ iotctl hub monitor --from 2026-11-26T08:00:00Z --timeout 30s --properties app,sys`,
@@ -102,6 +105,11 @@ back-off, and when that fails it exits 1 with the reason.`,
 			}
 			stream := output.NewStream(f.IO.Out)
 			n := 0
+			note := newWaitNote(f)
+			note.waiting("device telemetry", "consumer group "+cmp.Or(group, "$Default"), "from "+from,
+				ifSet(deviceGlob != "", "devices matching %q", deviceGlob), ifSet(count > 0, "up to %d events", count),
+				ifSet(timeout > 0, "at most %s", timeout))
+			defer func() { note.stopped("%d event(s) received", n) }()
 			errDone := errors.New("done")
 			fn := func(ev service.Event) error {
 				if deviceGlob != "" {

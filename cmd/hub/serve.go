@@ -39,7 +39,9 @@ devices, HTTPS for the service REST API, AMQP 1.0 for cloud-to-device messages,
 feedback and the Event Hub-compatible telemetry endpoint, and MQTT and AMQP over
 WebSocket at /$iothub/websocket (subprotocol mqtt or AMQPWSB10; AMQP also at
 /$servicebus/websocket), all on one TLS port (default localhost:8443). With
---standard-ports it also listens on 8883, 443 and 5671.
+--standard-ports it also listens on 8883, 443 and 5671. As on Azure, an MQTT 5
+CONNECT is refused (CONNACK 0x01, unacceptable protocol version) and a device's
+connection ends when its SAS token expires (devices renew by reconnecting).
 
 On first start it makes a CA and a server certificate in the data directory and
 prints the CA file's path: give it to clients with --ca-file (iotctl) or

@@ -213,12 +213,12 @@ var (
 	ErrAuth = errors.New("amqp1: sasl authentication failed")
 )
 
-// DetachAfterAttach, returned by Handler.Attach, accepts the attach and
-// then at once detaches the link with closed=true and Err. This is how
-// Azure IoT Hub answers an Event Hubs receiver at the hub host
-// (amqp:link:redirect): go-amqp clients then see an *amqp.LinkError from
-// their first Receive instead of an *amqp.Error from NewReceiver, which is
-// what returning a plain *Error gives.
+// DetachAfterAttach, returned by Handler.Attach, accepts the attach
+// (echoing source and target) and then at once detaches the link with
+// closed=true and Err: go-amqp clients then see an *amqp.LinkError from
+// their first Receive or Send instead of an *amqp.Error from NewReceiver
+// or NewSender, which is what returning a plain *Error (a refusal, the
+// way Azure refuses and redirects) gives.
 type DetachAfterAttach struct {
 	Err *Error
 }

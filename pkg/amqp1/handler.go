@@ -14,9 +14,9 @@ type Handler interface {
 	// l.Receive or l.Send.
 	//
 	// Returning an *Error refuses the link as the spec describes: the
-	// attach is answered with a null source (peer receiving) or null
-	// target (peer sending) and followed by a detach with closed=true
-	// carrying the error. Returning a *DetachAfterAttach accepts the link
+	// attach is answered with a null source and a null target, as
+	// Azure IoT Hub and Event Hubs answer (an amqp:link:redirect too),
+	// and followed by a detach with closed=true carrying the error. Returning a *DetachAfterAttach accepts the link
 	// and detaches it at once with its error. Any other error refuses the
 	// link with amqp:internal-error and the error's text as description.
 	//

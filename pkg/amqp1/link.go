@@ -298,11 +298,10 @@ func (s *session) finishAttach(l *Link, herr error) {
 		a.MaxMessageSize = l.maxMessage
 	}
 	if refuse != nil {
-		if l.role == RoleSender {
-			a.Source = nil
-		} else {
-			a.Target = nil
-		}
+		// Refused: no terminus on either side, as Azure's brokers
+		// answer (go-amqp then returns the detach's error from
+		// NewReceiver or NewSender).
+		a.Source, a.Target = nil, nil
 	}
 	s.send(a, nil)
 	l.state = linkAttached

@@ -3,6 +3,7 @@ package amqp1
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -390,4 +391,31 @@ func mustFrame(body frames.Body) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// A refused attach is answered with neither source nor target, as
+// Azure's brokers answer, then detached with the error.
+func TestRefusedAttachHasNoTerminus(t *testing.T) {
+	for peer, role := range map[string]bool{"sender": frames.RoleSender, "receiver": frames.RoleReceiver} {
+		rec := newRecorder()
+		rec.attach = func(context.Context, *Link) error { return redirectErr }
+		p, _ := newRawPeer(t, &ConnOptions{NewHandler: rec.newHandler})
+		p.open(0)
+		p.begin()
+		zero := uint32(0)
+		p.writeFrame(frames.TypeAMQP, 0, &frames.Attach{Name: "l", Handle: 0, Role: role,
+			Source: &frames.Source{Address: "/messages/events/"}, Target: &frames.Target{Address: "me"},
+			InitialDeliveryCount: &zero}, nil)
+		a, ok := p.next().(*frames.Attach)
+		if !ok {
+			t.Fatalf("peer %s: the server did not answer the attach", peer)
+		}
+		if a.Source != nil || a.Target != nil {
+			t.Errorf("peer %s: refused attach answered with source %+v, target %+v; want both null", peer, a.Source, a.Target)
+		}
+		d, ok := p.next().(*frames.Detach)
+		if !ok || !d.Closed || d.Error == nil || ErrCond(d.Error.Condition) != ErrCondLinkRedirect {
+			t.Errorf("peer %s: after the attach got %+v; want a closing detach with amqp:link:redirect", peer, d)
+		}
+	}
 }

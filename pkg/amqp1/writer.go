@@ -93,13 +93,6 @@ func (w *writer) writeDirect(b []byte) error {
 	return err
 }
 
-// pending returns the number of queued, unwritten bytes.
-func (w *writer) pending() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.buf)
-}
-
 // waitBelow waits until fewer than n bytes are queued.
 func (w *writer) waitBelow(ctx context.Context, n int) error {
 	for {

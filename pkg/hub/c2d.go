@@ -16,9 +16,8 @@ const c2dMaxInflight = 50
 const c2dExpirySweep = 5 * time.Second
 
 // expireC2D sweeps the C2D queues every c2dExpirySweep until the hub
-// stops, then closes h.sweepDone.
+// stops.
 func (h *Hub) expireC2D() {
-	defer close(h.sweepDone)
 	tick := time.NewTicker(c2dExpirySweep)
 	defer tick.Stop()
 	for {
@@ -62,7 +61,12 @@ func (h *Hub) kickC2D(s *session) {
 	}
 	s.delivering = true
 	s.mu.Unlock()
-	go h.deliverC2D(s)
+	if !h.workers.goFunc(func() { h.deliverC2D(s) }) {
+		// The hub is closing: nothing more is delivered.
+		s.mu.Lock()
+		s.delivering = false
+		s.mu.Unlock()
+	}
 }
 
 // deliverC2D delivers until nothing is left to hand out and no kick

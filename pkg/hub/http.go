@@ -29,13 +29,27 @@ func (h *Hub) startHTTP() error {
 	mux.HandleFunc(EventHubWebSocketPath, h.serveWebSocket)
 	mux.Handle("/", api)
 	h.httpSrv = &http.Server{
-		Handler:           mux,
+		Handler:           h.tracked(mux),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          nil,
 	}
-	go func() { _ = h.httpSrv.Serve(h.httpLn) }()
+	h.workers.goFunc(func() { _ = h.httpSrv.Serve(h.httpLn) })
 	return nil
+}
+
+// tracked counts each request among the hub's workers, so that Close
+// waits for it (a WebSocket connection is served in its request's
+// handler), and answers 503 once the hub is closing.
+func (h *Hub) tracked(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !h.workers.add() {
+			http.Error(w, "the hub is shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		defer h.workers.done()
+		next.ServeHTTP(w, r)
+	})
 }
 
 // The subprotocols the hub speaks over WebSocket, lower case.

@@ -128,10 +128,15 @@ type Hub struct {
 	listeners []*muxListener
 	httpLn    *chanListener
 	httpSrv   *http.Server
-	conns     sync.WaitGroup
+	// workers are every goroutine the hub starts; Close waits for them.
+	workers workers
+	// conns are the connections handed to MQTT.
+	conns     connSet
 	closeOnce sync.Once
-	// sweepDone is closed when the C2D expiry sweep has stopped.
-	sweepDone chan struct{}
+	closeErr  error
+	// watchDone is closed when the goroutine that closes the hub at the
+	// end of Start's ctx has returned.
+	watchDone chan struct{}
 }
 
 // New returns a Hub with opts; it opens nothing until Start.
@@ -188,8 +193,7 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 	if err := h.openStore(dataDir); err != nil {
 		return err
 	}
-	h.sweepDone = make(chan struct{})
-	go h.expireC2D()
+	h.workers.goFunc(h.expireC2D)
 	if err := h.setupTLS(dataDir, host); err != nil {
 		return err
 	}
@@ -210,7 +214,7 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 		if err != nil {
 			return fmt.Errorf("hub: listen on %s: %w", a, err)
 		}
-		m := &muxListener{ln: ln, tlsConf: h.tlsConf, log: h.log, handle: h.handleConn}
+		m := &muxListener{ln: ln, tlsConf: h.tlsConf, log: h.log, handle: h.handleConn, spawn: h.workers.goFunc}
 		h.listeners = append(h.listeners, m)
 		h.addrs = append(h.addrs, ln.Addr().String())
 	}
@@ -222,10 +226,7 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 			h.hostName = net.JoinHostPort(host, p)
 		}
 	}
-	h.hostSet = []string{h.hostName, host}
-	for _, a := range h.addrs {
-		h.hostSet = append(h.hostSet, a)
-	}
+	h.hostSet = append([]string{h.hostName, host}, h.addrs...)
 	h.hostSet = append(h.hostSet, h.opts.SANs...)
 	h.auth = auth.New(h.reg, &auth.Options{HostNames: h.hostSet, Now: h.now})
 	h.front = h.newAMQPFront()
@@ -233,11 +234,13 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 		return err
 	}
 	for _, m := range h.listeners {
-		go m.serve(h.ctx)
+		h.workers.goFunc(func() { m.serve(h.ctx) })
 	}
+	h.watchDone = make(chan struct{})
 	go func() {
+		defer close(h.watchDone)
 		<-h.ctx.Done()
-		h.Close()
+		h.closeOnce.Do(h.shutdown)
 	}()
 	h.log.Info("hub started", "addrs", h.addrs, "hostName", h.hostName, "ca", h.caFile)
 	return nil
@@ -313,50 +316,58 @@ func (h *Hub) handleConn(p protocol, c net.Conn) {
 }
 
 func (h *Hub) serveMQTT(c net.Conn) {
+	h.conns.add(c)
+	defer h.conns.remove(c)
 	err := h.mqtt.EstablishConnection("mqtt", c)
 	if err != nil && !errors.Is(err, io.EOF) {
 		h.log.Debug("mqtt connection ended", "remote", c.RemoteAddr().String(), "err", err)
 	}
 }
 
-// Close stops the hub: listeners, connections, then the registry.
+// Close stops the hub: listeners, connections, then the registry. It
+// returns when every goroutine the hub started has ended.
 func (h *Hub) Close() error {
-	var err error
-	h.closeOnce.Do(func() {
-		if h.cancel != nil {
-			h.cancel()
+	h.closeOnce.Do(h.shutdown)
+	if h.watchDone != nil {
+		<-h.watchDone
+	}
+	return h.closeErr
+}
+
+func (h *Hub) shutdown() {
+	if h.cancel != nil {
+		h.cancel()
+	}
+	for _, m := range h.listeners {
+		m.close()
+	}
+	if h.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = h.httpSrv.Shutdown(ctx)
+		cancel()
+		// Connections Shutdown did not see idle in time are closed;
+		// hijacked ones (WebSocket) end with their protocol below.
+		_ = h.httpSrv.Close()
+	}
+	if h.httpLn != nil {
+		_ = h.httpLn.Close()
+	}
+	if h.mqtt != nil {
+		for _, s := range h.sessions.all() {
+			s.cl.Stop(errors.New("hub shutting down"))
 		}
-		for _, m := range h.listeners {
-			m.close()
-		}
-		if h.httpSrv != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_ = h.httpSrv.Shutdown(ctx)
-			cancel()
-		}
-		if h.httpLn != nil {
-			_ = h.httpLn.Close()
-		}
-		if h.mqtt != nil {
-			for _, s := range h.sessions.all() {
-				s.cl.Stop(errors.New("hub shutting down"))
-			}
-			_ = h.mqtt.Close()
-		}
-		for _, m := range h.listeners {
-			m.wg.Wait()
-		}
-		if h.sweepDone != nil {
-			<-h.sweepDone
-		}
-		if h.closeDB != nil {
-			err = h.closeDB()
-		}
-		if h.tmpDir != "" {
-			_ = os.RemoveAll(h.tmpDir)
-		}
-	})
-	return err
+		// Connections in no session (a client stalled in its CONNECT)
+		// are closed too: mochi's Close waits for every connection.
+		h.conns.closeAll()
+		_ = h.mqtt.Close()
+	}
+	h.workers.closeAndWait()
+	if h.closeDB != nil {
+		h.closeErr = h.closeDB()
+	}
+	if h.tmpDir != "" {
+		_ = os.RemoveAll(h.tmpDir)
+	}
 }
 
 // Addrs returns the addresses the hub listens on, the main one first.
@@ -408,13 +419,19 @@ func (h *Hub) DeviceConnectionString(deviceID, moduleID string) (string, error) 
 	return cs.Format(), nil
 }
 
-// presence answers the REST API's questions about connections.
+// presence answers the REST API's questions about connections: is the
+// identity connected, since when is its state what it is, and when was
+// it last active. A disconnected identity's times are those the
+// registry kept of its last connection (zero if it never connected).
 func (h *Hub) presence(deviceID, moduleID string) (bool, time.Time, time.Time) {
-	s := h.sessions.get(clientKey(deviceID, moduleID))
-	if s == nil {
-		return false, time.Time{}, time.Time{}
+	if s := h.sessions.get(clientKey(deviceID, moduleID)); s != nil {
+		return true, s.connectedAt, time.Unix(0, s.lastActivity.Load())
 	}
-	return true, s.connectedAt, time.Unix(0, s.lastActivity.Load())
+	p, err := h.reg.Presence(deviceID, moduleID)
+	if err != nil {
+		h.log.Warn("reading the last connection failed", "device", deviceID, "module", moduleID, "err", err)
+	}
+	return false, p.StateUpdated, p.LastActivity
 }
 
 func (h *Hub) generationID(deviceID, moduleID string) (string, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,10 @@ var (
 	// ErrMethodTimeout: the device did not answer in time (504101).
 	ErrMethodTimeout = rest.ErrTimeout
 )
+
+// errClosingNotOnline ends the calls in progress when the hub closes:
+// it drops the devices they wait for.
+var errClosingNotOnline = fmt.Errorf("%w: the hub is shutting down", ErrDeviceNotOnline)
 
 type methodResult struct {
 	status  int
@@ -104,6 +109,8 @@ func (h *Hub) InvokeMethod(ctx context.Context, deviceID, moduleID, name string,
 		return 0, nil, ErrMethodTimeout
 	case <-ctx.Done():
 		return 0, nil, ctx.Err()
+	case <-h.closing():
+		return 0, nil, errClosingNotOnline
 	}
 }
 
@@ -137,9 +144,20 @@ func (h *Hub) waitForMethods(ctx context.Context, id string, connectTimeout time
 		case <-ctx.Done():
 			t.Stop()
 			return nil, ctx.Err()
+		case <-h.closing():
+			t.Stop()
+			return nil, errClosingNotOnline
 		}
 		t.Stop()
 	}
+}
+
+// closing is closed when the hub begins to close (nil before Start).
+func (h *Hub) closing() <-chan struct{} {
+	if h.ctx == nil {
+		return nil
+	}
+	return h.ctx.Done()
 }
 
 func jsonOrString(b []byte) json.RawMessage {

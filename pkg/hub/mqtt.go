@@ -12,8 +12,10 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/message"
+	"github.com/iotctl/iotctl/pkg/sas"
 )
 
 // mqttHook is the hub's MQTT device endpoint: it authenticates devices,
@@ -30,7 +32,7 @@ func (k *mqttHook) ID() string { return "iothub" }
 
 func (k *mqttHook) Provides(b byte) bool {
 	switch b {
-	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnPacketRead, mqtt.OnPublish, mqtt.OnSubscribed:
 		return true
 	}
@@ -45,6 +47,9 @@ type session struct {
 	lastActivity       atomic.Int64 // unix nanoseconds
 	authMethod         string
 	generationID       string
+	// expiry ends the connection when its SAS token expires (nil for
+	// X.509 devices).
+	expiry *time.Timer
 
 	// c2d delivery state
 	mu         sync.Mutex
@@ -91,6 +96,30 @@ func parseUsername(u string) (host, clientID string, ok bool) {
 func splitClientID(id string) (deviceID, moduleID string) {
 	deviceID, moduleID, _ = strings.Cut(id, "/")
 	return deviceID, moduleID
+}
+
+// errProtocolVersion ends a connection whose CONNECT asks for a
+// protocol level other than MQTT 3.1 or 3.1.1.
+var errProtocolVersion = errors.New("hub: mqtt: only MQTT 3.1.1 is served")
+
+// OnConnect refuses MQTT 5. IoT Hub's device endpoint speaks MQTT 3.1.1
+// (https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub);
+// MQTT 5 exists only on hubs created in preview mode
+// (https://learn.microsoft.com/azure/iot/iot-mqtt-5-preview). A 3.1.1
+// server answers a protocol level it does not support with CONNACK
+// return code 0x01, "unacceptable protocol version", and closes the
+// connection (MQTT 3.1.1 §3.1.2.2), so the CONNACK goes out in the
+// 3.1.1 form (two bytes, no MQTT 5 properties) whatever the client
+// asked for.
+func (k *mqttHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if pk.ProtocolVersion <= 4 {
+		return nil
+	}
+	k.h.log.Info("mqtt connect refused", "client", cl.ID, "remote", cl.Net.Remote,
+		"reason", "unacceptable protocol version: IoT Hub speaks MQTT 3.1.1", "protocolVersion", pk.ProtocolVersion)
+	cl.Properties.ProtocolVersion = 4
+	logClosed(k.h.log, "connack", k.h.mqtt.SendConnack(cl, packets.ErrUnsupportedProtocolVersion, false, nil))
+	return errProtocolVersion
 }
 
 func (k *mqttHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
@@ -143,6 +172,11 @@ func (k *mqttHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		s.generationID = gen
 	}
 	k.h.sessions.put(s)
+	if method == "sas" {
+		if tok, err := sas.Parse(string(pk.Connect.Password)); err == nil {
+			k.h.endAtExpiry(s, tok)
+		}
+	}
 	k.h.log.Info("device connected", "device", deviceID, "module", moduleID, "remote", cl.Net.Remote)
 	k.h.kickC2D(s)
 }
@@ -153,6 +187,9 @@ func (k *mqttHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		return
 	}
 	close(s.done)
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
 	// Its unacknowledged C2D messages go back to the queue, and to the
 	// connection that replaced it, if any.
 	k.h.abandonInflight(s)
@@ -161,7 +198,35 @@ func (k *mqttHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		k.h.log.Info("device connection replaced", "device", s.deviceID, "module", s.moduleID)
 		return
 	}
+	// Its connection times outlive the connection, in the registry.
+	p := registry.Presence{StateUpdated: k.h.now(), LastActivity: time.Unix(0, s.lastActivity.Load())}
+	if perr := k.h.reg.SetPresence(s.deviceID, s.moduleID, p); perr != nil && !errors.Is(perr, registry.ErrDeviceNotFound) && !errors.Is(perr, registry.ErrModuleNotFound) {
+		k.h.log.Warn("recording the disconnection failed", "device", s.deviceID, "module", s.moduleID, "err", perr)
+	}
 	k.h.log.Info("device disconnected", "device", s.deviceID, "module", s.moduleID, "err", err)
+	k.h.sessions.changed(cl.ID)
+}
+
+// errTokenExpired ends a connection whose SAS token has expired.
+var errTokenExpired = errors.New("hub: the device's SAS token expired")
+
+// endAtExpiry ends s's connection when its token expires, as IoT Hub
+// does ("When the token expires, the IoT hub severs the device/module
+// connection", https://learn.microsoft.com/azure/iot-hub/authenticate-authorize-sas):
+// at the first second the token is refused (sas.Token.Expired, the
+// check made at CONNECT), by the hub's clock. A device renews by
+// connecting again with a new token, as the SDKs do over MQTT.
+func (h *Hub) endAtExpiry(s *session, tok *sas.Token) {
+	at := time.Unix(tok.ExpiryUnix()+1, 0)
+	s.expiry = time.AfterFunc(at.Sub(h.now()), func() {
+		if !h.workers.add() {
+			return // the hub is closing: it ends every connection
+		}
+		defer h.workers.done()
+		h.log.Info("device disconnected: its SAS token expired", "device", s.deviceID, "module", s.moduleID,
+			"expiry", tok.Expiry().Format(time.RFC3339))
+		s.cl.Stop(errTokenExpired)
+	})
 }
 
 // errDisconnect makes mochi close the connection: IoT Hub drops a
@@ -250,9 +315,13 @@ func (k *mqttHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	case message.KindMethodResponse:
 		k.h.methods.respond(cl.ID, t.RequestID, t.Status, pk.Payload)
 	case message.KindTwinGet:
-		go k.h.twinGet(s, t.RequestID)
+		// Twin requests run here, on the connection's own goroutine,
+		// where mochi calls OnPublish for each PUBLISH in the order
+		// the device sent them: a device's patches are applied in its
+		// order and a GET sees every patch sent before it.
+		k.h.twinGet(s, t.RequestID)
 	case message.KindTwinPatchReported:
-		go k.h.twinPatchReported(s, t.RequestID, bytes.Clone(pk.Payload))
+		k.h.twinPatchReported(s, t.RequestID, pk.Payload)
 	}
 	// PUBACK (for QoS 1) without fanning the message out.
 	return pk, packets.CodeSuccessIgnore

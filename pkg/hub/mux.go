@@ -56,8 +56,10 @@ type muxListener struct {
 	tlsConf *tls.Config
 	log     *slog.Logger
 	handle  func(protocol, net.Conn)
+	// spawn runs a connection's goroutine, or reports false once the
+	// hub is closing (the hub's workers.goFunc).
+	spawn func(func()) bool
 
-	wg sync.WaitGroup
 	// pending holds the connections still in the TLS handshake or
 	// waiting for their first bytes, so close can end them at once.
 	mu      sync.Mutex
@@ -112,11 +114,10 @@ func (m *muxListener) serve(ctx context.Context) {
 			}
 			continue
 		}
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			m.dispatch(c)
-		}()
+		if !m.spawn(func() { m.dispatch(c) }) {
+			_ = c.Close()
+			return
+		}
 	}
 }
 

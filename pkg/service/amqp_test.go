@@ -21,7 +21,13 @@ func amqpHub(t *testing.T) (*hub.Hub, *Client) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
-	s, err := h.ServiceConnectionString("iothubowner")
+	return h, policyClient(t, h, "iothubowner")
+}
+
+// policyClient is a client of h with the connection string of policy.
+func policyClient(t *testing.T, h *hub.Hub, policy string) *Client {
+	t.Helper()
+	s, err := h.ServiceConnectionString(policy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +36,7 @@ func amqpHub(t *testing.T) (*hub.Hub, *Client) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return h, c
+	return c
 }
 
 func connectDevice(t *testing.T, h *hub.Hub, id string, c2d chan *message.Message) *device.Client {
@@ -184,5 +190,23 @@ func TestMonitorFollowsRedirect(t *testing.T) {
 	err = c.Monitor(ctx, MonitorOptions{From: "start", ConsumerGroup: "nosuchgroup"}, func(Event) error { return nil })
 	if !errors.Is(err, ErrNotFound) || strings.Contains(err.Error(), "not restored") {
 		t.Errorf("Monitor in an unknown consumer group = %v; want ErrNotFound at the first try", err)
+	}
+}
+
+// A policy without ServiceConnect is refused at the hub's events
+// address; the refusal stays in the error chain, so that hub monitor
+// exits with the code for refused credentials.
+func TestMonitorWithoutServiceConnect(t *testing.T) {
+	h, _ := amqpHub(t)
+	c := policyClient(t, h, "registryRead")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := c.Monitor(ctx, MonitorOptions{From: "start"}, func(Event) error { return nil })
+	var ae *AMQPError
+	if !errors.Is(err, ErrUnauthorized) || !errors.As(err, &ae) || ae.Condition != "amqp:unauthorized-access" {
+		t.Fatalf("Monitor as registryRead = %v; want an *AMQPError amqp:unauthorized-access matching ErrUnauthorized", err)
+	}
+	if !errors.Is(err, ErrRedirect) {
+		t.Errorf("Monitor as registryRead = %v; want it to say the redirect failed (ErrRedirect)", err)
 	}
 }

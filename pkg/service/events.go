@@ -130,7 +130,7 @@ func (c *Client) discoverEventHub(ctx context.Context) (*eventHub, error) {
 	case err == nil:
 		return nil, ErrRedirect
 	default:
-		return nil, fmt.Errorf("%w: %v", ErrRedirect, amqpError(err))
+		return nil, fmt.Errorf("%w: %w", ErrRedirect, amqpError(err))
 	}
 	eh := &eventHub{keyName: c.cs.SharedAccessKeyName, key: c.key, token: c.token}
 	host, _ := info["hostname"].(string)

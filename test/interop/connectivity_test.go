@@ -20,6 +20,13 @@ import (
 func newEnvWith(t *testing.T, opts hub.Options) *env {
 	t.Helper()
 	requireNode(t)
+	return startHub(t, opts)
+}
+
+// startHub starts an in-memory hub with opts on a loopback address of
+// its own, on the standard ports, and closes it when the test ends.
+func startHub(t *testing.T, opts hub.Options) *env {
+	t.Helper()
 	ip := loopbackIP()
 	opts.Addr, opts.StandardPorts, opts.InMemory, opts.SANs = ip+":8883", true, true, []string{ip}
 	h := hub.New(&opts)

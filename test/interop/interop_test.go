@@ -1,13 +1,17 @@
 // Package interop tests iotctl's hub and clients against the official
-// Azure IoT Node SDKs (pinned in package-lock.json). The tests install
-// them with `npm ci` when node_modules is missing, and need node and
-// npm on PATH and the right to bind ports 443, 8883 and 5671 on
-// loopback addresses (root, or CAP_NET_BIND_SERVICE). Set
-// IOTCTL_SKIP_INTEROP=1 to skip them; nothing else skips them.
+// Azure IoT Node SDKs (pinned in package-lock.json) and Python SDKs
+// (pinned in python/requirements.txt). The tests install the Node SDKs
+// with `npm ci` when node_modules is missing and the Python SDKs into a
+// virtual environment of their own (see requirePython), and need node,
+// npm and Python 3.9+ with venv on PATH and the right to bind ports
+// 443, 8883 and 5671 on loopback addresses (root, or
+// CAP_NET_BIND_SERVICE). Set IOTCTL_SKIP_INTEROP=1 to skip them;
+// nothing else skips them.
 package interop
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -129,49 +133,13 @@ func lastLine(b []byte) []byte {
 }
 
 // nodeDevice is a running `node device.js ... serve`.
-type nodeDevice struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	events chan map[string]any
-}
+type nodeDevice struct{ p *scriptProc }
 
 func (e *env) startDevice(cs string) *nodeDevice {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := e.nodeCmd(ctx, "device.js", cs, "serve")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	d := &nodeDevice{cmd: cmd, stdin: stdin, events: make(chan map[string]any, 100)}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				d.events <- m
-			}
-		}
-		close(d.events)
-	}()
-	e.t.Cleanup(func() {
-		stdin.Close()
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cancel()
-			<-done
-		}
-		cancel()
-	})
-	if ev := d.waitFor(e.t, "ready"); ev == nil {
-		e.t.Fatalf("the Node device did not get ready; stderr:\n%s", stderr.String())
-	}
+	d := &nodeDevice{p: startScript(e.t, e.nodeCmd(ctx, "device.js", cs, "serve"), cancel, "the Node device")}
+	d.waitFor(e.t, "ready")
 	return d
 }
 
@@ -179,21 +147,111 @@ func (e *env) startDevice(cs string) *nodeDevice {
 // error event or after 60 s.
 func (d *nodeDevice) waitFor(t *testing.T, kind string) map[string]any {
 	t.Helper()
+	return nextEvent(t, d.p.events, d.p.name, kind, d.p.stderrDetail)
+}
+
+// scriptProc is a script (Node or Python) that runs beside the test,
+// reading JSON commands on stdin and printing JSON events, one per
+// line, on stdout.
+type scriptProc struct {
+	t      *testing.T
+	name   string // for failure messages
+	stdin  io.WriteCloser
+	events chan map[string]any
+	mu     sync.Mutex
+	stderr bytes.Buffer
+}
+
+// startScript starts cmd, made with a context that cancel cancels.
+// When the test ends the script's stdin is closed, which ends it, and
+// it is killed if it has not exited 15 s later.
+func startScript(t *testing.T, cmd *exec.Cmd, cancel context.CancelFunc, name string) *scriptProc {
+	t.Helper()
+	p := &scriptProc{t: t, name: name, events: make(chan map[string]any, 100)}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.stdin = stdin
+	cmd.Stderr = &lockedWriter{mu: &p.mu, w: &p.stderr}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				p.events <- m
+			}
+		}
+		close(p.events)
+	}()
+	t.Cleanup(func() {
+		stdin.Close()
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cancel()
+			<-done
+		}
+		cancel()
+	})
+	return p
+}
+
+// stderrDetail is what the script printed on stderr, for a failure
+// message.
+func (p *scriptProc) stderrDetail() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return "; stderr:\n" + p.stderr.String()
+}
+
+// send writes one command.
+func (p *scriptProc) send(cmd map[string]any) {
+	p.t.Helper()
+	b, _ := json.Marshal(cmd)
+	if _, err := p.stdin.Write(append(b, '\n')); err != nil {
+		p.t.Fatalf("writing %s to %s: %v", b, p.name, err)
+	}
+}
+
+// waitFor returns the next event of the given kind (see nextEvent).
+func (p *scriptProc) waitFor(kind string) map[string]any {
+	p.t.Helper()
+	return nextEvent(p.t, p.events, p.name, kind, p.stderrDetail)
+}
+
+// nextEvent returns the next event of the given kind from a script's
+// events, failing when an "error" event comes, when the events end
+// (the script exited) or after 60 s; detail adds what the script
+// printed on stderr to the failure.
+func nextEvent(t *testing.T, events <-chan map[string]any, who, kind string, detail func() string) map[string]any {
+	t.Helper()
 	timeout := time.After(60 * time.Second)
 	for {
 		select {
-		case ev, ok := <-d.events:
+		case ev, ok := <-events:
 			if !ok {
-				t.Fatalf("the Node device exited while waiting for %q", kind)
+				t.Fatalf("%s exited while the test waited for %q%s", who, kind, detail())
 			}
 			if ev["event"] == "error" {
-				t.Fatalf("the Node device failed: %v", ev)
+				t.Fatalf("%s failed while the test waited for %q: %v%s", who, kind, ev, detail())
 			}
 			if ev["event"] == kind {
 				return ev
 			}
 		case <-timeout:
-			t.Fatalf("the Node device sent no %q event within 60s", kind)
+			t.Fatalf("%s sent no %q event within 60 s%s", who, kind, detail())
 		}
 	}
 }

@@ -2,11 +2,15 @@ package amqpfront
 
 import (
 	"context"
+	"errors"
+	"net/url"
 	"strings"
 
 	"github.com/Azure/go-amqp"
 
 	"github.com/iotctl/iotctl/pkg/amqp1"
+	"github.com/iotctl/iotctl/pkg/hub/auth"
+	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/sas"
 )
 
@@ -27,11 +31,27 @@ func (cs *conn) serveCBS(ctx context.Context, l *amqp1.Link) {
 }
 
 // putToken verifies a SAS token put on $cbs and records what it
-// authorizes. The audience may be the hub's host name (the Node
-// service SDK), "https://{host}" (the Python one) or
-// "sb://{host}/{eventhub}[/...]" (Event Hubs clients); the token's
-// scope must cover it. Later links whose address lies under the
-// audience's path are authorized by the token until it expires.
+// authorizes, accepting the request as each official SDK sends it:
+//
+//   - type "servicebus.windows.net:sastoken" (Node, Java, C, Event
+//     Hubs clients) or "azure-devices.net:sastoken" (.NET, whose
+//     Microsoft.Azure.Amqp also adds an "expiration" timestamp; the
+//     token's own se is what counts);
+//   - name (the audience) the hub's host name (the Node service SDK),
+//     "https://{host}" (Python), "amqps://{host}:5671/" (.NET),
+//     "sb://{host}/{eventhub}[/...]" (Event Hubs clients), the token's
+//     sr still URL-encoded (Node: azure-iot-amqp-base amqp.ts puts
+//     the parsed token's sr as it is), or "{host}/devices/{id}" with a
+//     module's token (Java: AmqpsCbsSenderLinkHandler.java names the
+//     device even for modules);
+//   - a policy's token (skn), or a device's or module's token signed
+//     with its own key (no skn; it authorizes that identity's
+//     resources, not the service's).
+//
+// The token's scope must cover the audience (or, Java's case, be a
+// module of the device the audience names). Later links whose address
+// lies under the narrower of the two are authorized by the token until
+// it expires.
 func (cs *conn) putToken(req *amqp.Message) response {
 	props := req.ApplicationProperties
 	if op := str(props["operation"]); op != "put-token" {
@@ -40,30 +60,93 @@ func (cs *conn) putToken(req *amqp.Message) response {
 	if typ := str(props["type"]); typ == "jwt" || strings.HasSuffix(typ, "bearer") {
 		return response{status: statusUnauthorized, description: "token type " + typ + " is not supported by this hub; put a SAS token"}
 	}
-	audience := str(props["name"])
+	audience := decodeAudience(str(props["name"]))
 	token := bodyString(req)
-	policy, err := cs.f.verifyToken(token, audience)
+	g, err := cs.f.tokenGrant(token, audience)
 	if err != nil {
 		cs.f.log.Debug("amqp put-token refused", "audience", audience, "err", err)
 		return response{status: statusUnauthorized, description: err.Error()}
 	}
+	cs.addGrant(g)
+	cs.f.log.Debug("amqp put-token accepted", "audience", audience, "policy", g.policy, "resource", g.key, "expiry", g.expiry)
+	return response{status: statusOK, description: "OK"}
+}
+
+// tokenGrant verifies a token put for audience and returns what it
+// authorizes.
+func (f *Front) tokenGrant(token, audience string) (*grant, error) {
 	tok, err := sas.Parse(token)
 	if err != nil {
-		return response{status: statusUnauthorized, description: "malformed token"}
+		return nil, &auth.Error{Reason: auth.ReasonMalformed}
 	}
-	if audience == "" {
-		audience = tok.Scope()
+	if tok.KeyName == "" {
+		return f.identityGrant(token, tok, audience)
 	}
-	if !sas.Covers(tok.Scope(), audience) {
-		return response{status: statusUnauthorized, description: "the token's scope does not cover the audience " + audience}
-	}
-	g, err := cs.f.newGrant(policy, audiencePath(audience), tok.Expiry())
+	policy, err := f.verifyToken(token, audience)
 	if err != nil {
-		return response{status: statusUnauthorized, description: err.Error()}
+		return nil, err
 	}
-	cs.addGrant(g)
-	cs.f.log.Debug("amqp put-token accepted", "audience", audience, "policy", policy, "expiry", tok.Expiry())
-	return response{status: statusOK, description: "OK"}
+	path, err := grantPath(tok.Scope(), audience)
+	if err != nil {
+		return nil, err
+	}
+	return f.newGrant(policy, path, tok.Expiry())
+}
+
+// identityGrant verifies a token signed with a device's or module's own
+// key, whose scope must be {host}/devices/{id}[/modules/{mid}], and
+// returns the grant of that identity's resources (DeviceConnect).
+func (f *Front) identityGrant(token string, tok *sas.Token, audience string) (*grant, error) {
+	ids := strings.Split(audiencePath(tok.Scope()), "/")
+	var deviceID, moduleID string
+	switch {
+	case len(ids) == 2 && strings.EqualFold(ids[0], "devices"):
+		deviceID = ids[1]
+	case len(ids) == 4 && strings.EqualFold(ids[0], "devices") && strings.EqualFold(ids[2], "modules"):
+		deviceID, moduleID = ids[1], ids[3]
+	default:
+		return nil, &auth.Error{Reason: auth.ReasonNoPolicy,
+			Detail: "a token without skn is a device's or module's: its sr must be {host}/devices/{id}[/modules/{moduleId}]"}
+	}
+	if err := f.auth.Device(token, deviceID, moduleID); err != nil {
+		return nil, err
+	}
+	path, err := grantPath(tok.Scope(), audience)
+	if err != nil {
+		return nil, err
+	}
+	segs := segments(path)
+	return &grant{key: strings.Join(segs, "/"), path: segs, rights: registry.DeviceConnect, expiry: tok.Expiry()}, nil
+}
+
+// grantPath checks a token's scope against the audience it was put for
+// and returns the resource path the put authorizes: the audience's
+// when the scope covers it, and the scope's when the audience names a
+// device and the token is one of its modules' (Java's put-token).
+func grantPath(scope, audience string) (string, error) {
+	if audience == "" || sas.Covers(scope, audience) {
+		if audience == "" {
+			audience = scope
+		}
+		return audiencePath(audience), nil
+	}
+	a, s := segments(audiencePath(audience)), segments(audiencePath(scope))
+	if sas.Covers(audience, scope) && len(a) == 2 && a[0] == "devices" && len(s) == 4 && s[2] == "modules" {
+		return audiencePath(scope), nil
+	}
+	return "", errors.New("the token's scope does not cover the audience " + audience)
+}
+
+// decodeAudience undoes the URL encoding of a put-token name that is a
+// token's sr as it was sent (Node); other names come back unchanged.
+func decodeAudience(name string) string {
+	if !strings.Contains(name, "%") {
+		return name
+	}
+	if d, err := url.PathUnescape(name); err == nil {
+		return d
+	}
+	return name
 }
 
 func quote(s string) string { return "\"" + s + "\"" }

@@ -1,7 +1,9 @@
 package amqpfront
 
 import (
+	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -160,11 +162,82 @@ func TestSASLPlain(t *testing.T) {
 	}
 }
 
+// fakeClock is a clock and Options.AfterFunc that move only when the
+// test advances them.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	c       *fakeClock
+	at      time.Time
+	d       time.Duration
+	f       func()
+	stopped bool
+	fired   bool
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: c, at: c.now.Add(d), d: d, f: f}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *fakeTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := !t.stopped && !t.fired
+	t.stopped = true
+	return was
+}
+
+// pending returns the timers neither stopped nor fired.
+func (c *fakeClock) pending() []*fakeTimer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*fakeTimer
+	for _, t := range c.timers {
+		if !t.stopped && !t.fired {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// advance moves the clock to now and runs the timers due by then.
+func (c *fakeClock) advance(now time.Time) {
+	c.mu.Lock()
+	c.now = now
+	var due []*fakeTimer
+	for _, t := range c.timers {
+		if !t.stopped && !t.fired && !t.at.After(now) {
+			t.fired = true
+			due = append(due, t)
+		}
+	}
+	c.mu.Unlock()
+	for _, t := range due {
+		t.f()
+	}
+}
+
 // A token's expiry closes the links it authorized with
-// amqp:unauthorized-access, unless a new token for the same audience
-// was put before.
+// amqp:unauthorized-access and a description that says the token
+// expired, at the moment it expires, unless a new token for the same
+// audience was put before. The clock is a fake, so nothing waits.
 func TestTokenExpiry(t *testing.T) {
-	h := newTestHub(t, nil, nil)
+	clock := &fakeClock{now: time.Now().Truncate(time.Second)}
+	h := newTestHub(t, nil, &Options{Now: clock.Now, AfterFunc: clock.AfterFunc})
 	c := h.dial(nil)
 	ctx := testCtx(t)
 	s, err := c.NewSession(ctx, nil)
@@ -172,37 +245,57 @@ func TestTokenExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	cb := newCBS(t, s)
-	// Tokens expire on whole seconds: this one in one to two seconds.
-	soon := time.Now().Add(2 * time.Second)
+	expiry := clock.Now().Add(10 * time.Second)
 	// An Event Hubs audience, renewed before it expires, keeps its link.
 	events := "sb://myhub.local/myhub"
-	if code, desc := cb.put(t, events, h.token("service", events, soon)); code != 200 {
+	if code, desc := cb.put(t, events, h.token("service", events, expiry)); code != 200 {
 		t.Fatalf("put-token: %d %s", code, desc)
 	}
 	part, err := s.NewReceiver(ctx, "myhub/ConsumerGroups/$Default/Partitions/0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, desc := cb.put(t, events, h.token("service", events, time.Now().Add(time.Hour))); code != 200 {
+	if code, desc := cb.put(t, events, h.token("service", events, expiry.Add(time.Hour))); code != 200 {
 		t.Fatalf("renewing put-token: %d %s", code, desc)
 	}
 	// A hub-wide token that is not renewed.
-	if code, desc := cb.put(t, testHost, h.token("service", testHost, soon)); code != 200 {
+	if code, desc := cb.put(t, testHost, h.token("service", testHost, expiry)); code != 200 {
 		t.Fatalf("put-token: %d %s", code, desc)
 	}
 	fb, err := s.NewReceiver(ctx, "/messages/serviceBound/feedback", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One timer per live token, each set for its expiry exactly.
+	pending := clock.pending()
+	if len(pending) != 2 {
+		t.Fatalf("%d expiry timers pending; want 2 (the renewed token's and the hub-wide one's)", len(pending))
+	}
+	for _, tm := range pending {
+		if tm.d != 10*time.Second && tm.d != time.Hour+10*time.Second {
+			t.Errorf("expiry timer set for %v; want the time left on a token (10s or 1h10s)", tm.d)
+		}
+	}
 
+	clock.advance(expiry.Add(-time.Millisecond))
+	if n := len(clock.pending()); n != 2 {
+		t.Fatalf("a millisecond before the expiry, %d of 2 expiry timers pending; want both", n)
+	}
+	clock.advance(expiry)
 	_, err = fb.Receive(ctx, nil)
-	if got := condition(err); got != "amqp:unauthorized-access" {
-		t.Fatalf("feedback receiver after its token expired: %v; want detached with amqp:unauthorized-access", err)
+	var le *amqp.LinkError
+	if !errors.As(err, &le) || le.RemoteErr == nil || le.RemoteErr.Condition != amqp.ErrCondUnauthorizedAccess ||
+		!strings.Contains(le.RemoteErr.Description, "expired") {
+		t.Fatalf("feedback receiver after its token expired: %v; want detached with amqp:unauthorized-access saying the token expired", err)
 	}
 	// The renewed link still works.
 	dev := deviceOn(h, 0)
 	h.appendEvents(dev, 1)
 	if _, err := part.Receive(ctx, nil); err != nil {
 		t.Errorf("partition receiver with a renewed token: %v", err)
+	}
+	// A link attached after the expiry on the same connection is refused.
+	if _, err := s.NewReceiver(ctx, "/messages/serviceBound/feedback", nil); condition(err) != "amqp:unauthorized-access" {
+		t.Errorf("feedback receiver after the token expired: %v; want amqp:unauthorized-access", err)
 	}
 }

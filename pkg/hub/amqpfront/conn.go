@@ -2,6 +2,7 @@ package amqpfront
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -47,7 +48,7 @@ type grant struct {
 	policy string
 	rights registry.Rights
 	expiry time.Time // zero: never
-	timer  *time.Timer
+	timer  Timer
 }
 
 // linkAuth is what an authorized link needs and the grant it holds.
@@ -142,7 +143,10 @@ func (cs *conn) Attach(ctx context.Context, l *amqp1.Link) error {
 			return err
 		}
 		log.Debug("amqp receiver redirected to the event hub")
-		return &amqp1.DetachAfterAttach{Err: cs.f.redirect(nodePath(addr))}
+		// IoT Hub answers the attach with neither source nor target
+		// and detaches with the redirect, so that go-amqp returns it
+		// from NewReceiver.
+		return cs.f.redirect(nodePath(addr))
 	}
 	if key, ok, err := cs.f.partitionOf(p); ok {
 		if err := cs.authorize(l, p, registry.ServiceConnect); err != nil {
@@ -180,7 +184,7 @@ func (cs *conn) addGrant(g *grant) {
 	}
 	cs.grants[g.key] = g
 	if !g.expiry.IsZero() {
-		g.timer = time.AfterFunc(max(g.expiry.Sub(cs.f.now()), 0), func() { cs.expire(g) })
+		g.timer = cs.f.opts.AfterFunc(max(g.expiry.Sub(cs.f.now()), 0), func() { cs.expire(g) })
 	}
 }
 
@@ -210,12 +214,17 @@ func (cs *conn) expire(g *grant) {
 	}
 	cs.mu.Unlock()
 	cs.f.log.Debug("amqp token expired", "policy", g.policy, "resource", g.key, "closing", len(links))
+	// IoT Hub closes such links with amqp:unauthorized-access (the
+	// Java device SDK reports it as AmqpUnauthorizedAccessException,
+	// Azure/azure-iot-sdk-java issue #365).
+	e := &amqp1.Error{Condition: amqp1.ErrCondUnauthorizedAccess, Description: fmt.Sprintf(
+		"the SAS token that authorized this link expired at %s; put a new token on $cbs before it expires to keep the link",
+		g.expiry.UTC().Format(time.RFC3339))}
 	for _, l := range links {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 			defer cancel()
-			_ = l.Close(ctx, &amqp1.Error{Condition: amqp1.ErrCondUnauthorizedAccess,
-				Description: "the token that authorized this link has expired"})
+			_ = l.Close(ctx, e)
 		}()
 	}
 }

@@ -3,11 +3,14 @@
 // port 5671 (PROTOCOL.md §6 and §10.2–10.3). It serves, on top of
 // pkg/amqp1:
 //
-//   - $cbs: put-token requests, whose SAS tokens (verified with
-//     pkg/hub/auth against the hub's shared access policies) authorize
-//     the connection's later links under the token's audience until it
-//     expires; SASL PLAIN with "{policy}@sas.root.{hub}" and a token
-//     does the same. Replies carry status-code as an AMQP int.
+//   - $cbs: put-token requests as every official SDK sends them (type
+//     servicebus.windows.net:sastoken or azure-devices.net:sastoken, the
+//     audience in each SDK's form), whose SAS tokens (verified with
+//     pkg/hub/auth against the hub's shared access policies, or a
+//     device's or module's own keys) authorize the connection's later
+//     links under the token's audience until it expires; SASL PLAIN
+//     with "{policy}@sas.root.{hub}" and a token does the same. Replies
+//     carry status-code as an AMQP int.
 //   - /messages/devicebound: cloud-to-device messages from a service,
 //     queued in the registry and accepted, or rejected with IoT Hub's
 //     conditions (amqp:not-found, amqp:resource-limit-exceeded,
@@ -18,8 +21,10 @@
 //     (EventHubName): $management READ requests and receivers on
 //     {eventhub}/ConsumerGroups/$Default/Partitions/{n} honouring the
 //     Event Hubs selector filters, reading the hub's telemetry log.
-//   - /messages/events/...: answered with amqp:link:redirect to that
-//     endpoint, as IoT Hub does.
+//   - /messages/events/...: refused with amqp:link:redirect to that
+//     endpoint, as IoT Hub does: an attach with neither source nor
+//     target, then a detach carrying the redirect (every refused link
+//     is answered that way).
 //
 // Link addresses match case-insensitively, with or without an
 // amqps://host[:port] prefix. A hub makes one Front and hands it every

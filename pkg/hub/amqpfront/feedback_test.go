@@ -90,8 +90,7 @@ func TestFeedback(t *testing.T) {
 
 	// A receiver that goes away with a batch gives it back.
 	completeWithAck(t, h, "dev1", "msg-3")
-	m, err = r.Receive(ctx, nil)
-	if err != nil {
+	if _, err := r.Receive(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Close(ctx); err != nil {

@@ -64,7 +64,20 @@ type Options struct {
 	// Now is the clock for token expiry and management replies.
 	// Default: time.Now.
 	Now func() time.Time
+	// AfterFunc calls f in its own goroutine after d has passed on the
+	// clock Now reads, and returns a Timer that cancels the call: it
+	// ends the links of a token when it expires. Tests give a fake
+	// together with Now. Default: time.AfterFunc.
+	AfterFunc func(d time.Duration, f func()) Timer
 }
+
+// Timer is a pending call made with Options.AfterFunc. Stop cancels it
+// and reports whether it was still pending.
+type Timer interface {
+	Stop() bool
+}
+
+func afterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
 // Front is the AMQP 1.0 endpoint of the local IoT Hub: CBS, C2D send,
 // feedback, the Event Hub-compatible telemetry endpoint and the
@@ -92,6 +105,9 @@ func New(reg *registry.Store, tel *telemetry.Log, opts *Options) *Front {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.AfterFunc == nil {
+		o.AfterFunc = afterFunc
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -3,10 +3,8 @@ package amqpfront
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -172,23 +170,31 @@ func newCBS(t testing.TB, sess *amqp.Session) *cbs {
 	return &cbs{s: s, r: r}
 }
 
-// put sends a put-token request and returns the reply's status-code
-// (which must be an AMQP int) and status-description.
+// put sends a put-token request of type servicebus.windows.net:sastoken
+// and returns the reply's status-code (which must be an AMQP int) and
+// status-description.
 func (c *cbs) put(t testing.TB, audience, token string) (int32, string) {
+	t.Helper()
+	return c.putWith(t, map[string]any{"type": "servicebus.windows.net:sastoken", "name": audience}, token)
+}
+
+// putWith sends a put-token request with the application properties
+// props (operation is added) and returns the reply's status.
+func (c *cbs) putWith(t testing.TB, props map[string]any, token string) (int32, string) {
 	t.Helper()
 	ctx := testCtx(t)
 	c.seq++
 	id := "req-" + string(rune('a'+c.seq))
 	replyTo := "cbs-reply"
 	to := "$cbs"
+	ap := map[string]any{"operation": "put-token"}
+	for k, v := range props {
+		ap[k] = v
+	}
 	err := c.s.Send(ctx, &amqp.Message{
-		Properties: &amqp.MessageProperties{MessageID: id, ReplyTo: &replyTo, To: &to},
-		ApplicationProperties: map[string]any{
-			"operation": "put-token",
-			"type":      "servicebus.windows.net:sastoken",
-			"name":      audience,
-		},
-		Value: token,
+		Properties:            &amqp.MessageProperties{MessageID: id, ReplyTo: &replyTo, To: &to},
+		ApplicationProperties: ap,
+		Value:                 token,
 	}, nil)
 	if err != nil {
 		t.Fatalf("sending put-token: %v", err)
@@ -256,12 +262,6 @@ func condition(err error) string {
 		return string(le.RemoteErr.Condition)
 	}
 	return ""
-}
-
-// isClosedPipe reports the error go-amqp gives on a net.Pipe after a
-// clean close.
-func isClosedPipe(err error) bool {
-	return err == nil || errors.Is(err, io.ErrClosedPipe) || strings.Contains(err.Error(), io.ErrClosedPipe.Error())
 }
 
 // deviceOn returns a device id whose telemetry goes to partition p.

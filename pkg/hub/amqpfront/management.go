@@ -31,11 +31,23 @@ func (cs *conn) serveManagement(ctx context.Context, l *amqp1.Link) {
 // amqp-value map with string keys:
 //
 //   - eventhub: name (string), created_at (timestamp), partition_count
-//     (int), partition_ids (array of string);
+//     (int), partition_ids (array of string), georeplication_factor
+//     (int, 1: no geo-replication);
 //   - partition: name, partition (strings), begin_sequence_number and
 //     last_enqueued_sequence_number (long), last_enqueued_offset
-//     (string), last_enqueued_time_utc (timestamp), is_partition_empty
+//     (string), last_enqueued_time_utc and
+//     runtime_info_retrieval_time_utc (timestamps), is_partition_empty
 //     (boolean).
+//
+// These are the keys and types the Event Hubs SDKs read: Go
+// (azeventhubs/v2 mgmt.go, which fails without georeplication_factor),
+// .NET (Azure.Messaging.EventHubs AmqpManagement.cs and
+// AmqpMessageConverter.cs, which casts begin_sequence_number to long
+// and matches georeplication_factor as an int), Java
+// (azure-messaging-eventhubs ManagementChannel.java and
+// EventHubMessageSerializer.java), Python
+// (azure-eventhub _client_base.py) and JavaScript (@azure/event-hubs
+// managementClient.ts).
 //
 // An empty partition reports last_enqueued_sequence_number
 // begin_sequence_number-1, offset "-1" and time 1970-01-01, as Event
@@ -61,6 +73,8 @@ func (f *Front) management(req *amqp.Message) response {
 			"created_at":      f.opts.CreatedAt.UTC(),
 			"partition_count": int32(n),
 			"partition_ids":   ids,
+			// An int: .NET reads it with "int count when count > 1".
+			"georeplication_factor": int32(1),
 		}}
 	case mgmtTypePartition:
 		pid := str(props["partition"])
@@ -74,13 +88,14 @@ func (f *Front) management(req *amqp.Message) response {
 			offset, last = strconv.FormatInt(info.Last, 10), info.LastEnqueued.UTC()
 		}
 		return response{status: statusOK, description: "OK", body: map[string]any{
-			"name":                          f.ehName,
-			"partition":                     pid,
-			"begin_sequence_number":         info.First,
-			"last_enqueued_sequence_number": info.Last,
-			"last_enqueued_offset":          offset,
-			"last_enqueued_time_utc":        last,
-			"is_partition_empty":            info.Count == 0,
+			"name":                            f.ehName,
+			"partition":                       pid,
+			"begin_sequence_number":           info.First,
+			"last_enqueued_sequence_number":   info.Last,
+			"last_enqueued_offset":            offset,
+			"last_enqueued_time_utc":          last,
+			"runtime_info_retrieval_time_utc": f.now().UTC(),
+			"is_partition_empty":              info.Count == 0,
 		}}
 	default:
 		return response{status: statusBadRequest, description: "unsupported $management type " + quote(typ)}

@@ -43,21 +43,27 @@ func (p position) String() string {
 }
 
 // Selector annotations, as the Event Hubs SDKs write them after
-// "amqp.annotation.".
+// "amqp.annotation.". annEnqueuedTimeUTC is the older name of the
+// enqueued time, still sent by the Event Hubs client for C
+// (Azure/azure-event-hubs-c, eventhub_client/src/eventhubreceiver_ll.c:
+// "amqp.annotation.x-opt-enqueuedtimeutc > %llu", in milliseconds),
+// uamqp's Event Hubs tests and Microsoft's AMQP samples for reading IoT
+// Hub telemetry with amqp10 in Node.js (unquoted milliseconds).
 const (
-	annOffset       = "x-opt-offset"
-	annSequence     = "x-opt-sequence-number"
-	annEnqueuedTime = "x-opt-enqueued-time"
+	annOffset          = "x-opt-offset"
+	annSequence        = "x-opt-sequence-number"
+	annEnqueuedTime    = "x-opt-enqueued-time"
+	annEnqueuedTimeUTC = "x-opt-enqueuedtimeutc"
 )
 
 // parseSelector reads the selector filter of an Event Hubs receiver:
-// "amqp.annotation.{x-opt-offset|x-opt-sequence-number|x-opt-enqueued-time}
+// "amqp.annotation.{x-opt-offset|x-opt-sequence-number|x-opt-enqueued-time|x-opt-enqueuedtimeutc}
 // {>|>=|=} '{value}'", the way every Event Hubs SDK writes it (the
 // "amqp.annotation." prefix and the quotes are optional here; names are
 // case-insensitive). Offsets are this hub's sequence numbers in decimal;
-// "-1" means the start and "@latest" the end. Enqueued times are
-// milliseconds since the Unix epoch. "=" is read as ">=". An empty
-// selector means the start.
+// "-1" means the start and "@latest" the end. Enqueued times, under
+// either name, are milliseconds since the Unix epoch. "=" is read as
+// ">=". An empty selector means the start.
 func parseSelector(s string) (position, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -109,7 +115,7 @@ func parseSelector(s string) (position, error) {
 			return bad("the sequence number is not a number")
 		}
 		return seqPosition(n, inclusive), nil
-	case annEnqueuedTime:
+	case annEnqueuedTime, annEnqueuedTimeUTC:
 		ms, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			return bad("the enqueued time is not a number of milliseconds")
@@ -124,7 +130,7 @@ func parseSelector(s string) (position, error) {
 		}
 		return position{kind: posTime, t: time.UnixMilli(ms)}, nil
 	}
-	return bad("unknown annotation " + name)
+	return bad("unknown annotation " + name + "; use " + annOffset + ", " + annSequence + ", " + annEnqueuedTime + " or " + annEnqueuedTimeUTC)
 }
 
 const maxInt64 = int64(^uint64(0) >> 1)

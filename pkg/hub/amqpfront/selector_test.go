@@ -25,6 +25,12 @@ func TestParseSelector(t *testing.T) {
 		{"amqp.annotation.x-opt-sequence-number > '-1'", position{kind: posStart}},
 		{"amqp.annotation.x-opt-enqueued-time > '1700000000000'", position{kind: posTime, t: time.UnixMilli(1700000000001)}},
 		{"amqp.annotation.x-opt-enqueued-time >= '1700000000000'", position{kind: posTime, t: time.UnixMilli(1700000000000)}},
+		// The older annotation name, quoted (Microsoft's amqp10
+		// samples) and not (azure-event-hubs-c, uamqp).
+		{"amqp.annotation.x-opt-enqueuedtimeutc > '1700000000000'", position{kind: posTime, t: time.UnixMilli(1700000000001)}},
+		{"amqp.annotation.x-opt-enqueuedtimeutc > 1518731960545", position{kind: posTime, t: time.UnixMilli(1518731960546)}},
+		{"amqp.annotation.x-opt-enqueuedtimeutc >= '1700000000000'", position{kind: posTime, t: time.UnixMilli(1700000000000)}},
+		{"amqp.annotation.x-opt-offset >= '@latest'", position{kind: posEnd}},
 	} {
 		got, err := parseSelector(tc.in)
 		if err != nil || got.kind != tc.want.kind || got.seq != tc.want.seq || !got.t.Equal(tc.want.t) {
@@ -38,6 +44,7 @@ func TestParseSelector(t *testing.T) {
 		"amqp.annotation.x-opt-offset",
 		"> '5'",
 		"amqp.annotation.x-opt-enqueued-time > 'yesterday'",
+		"amqp.annotation.x-opt-enqueuedtimeutc > '2024-01-01T00:00:00Z'",
 		"amqp.annotation.x-opt-offset > '5' AND 1=1",
 	} {
 		if _, err := parseSelector(in); !errors.Is(err, ErrSelector) {
@@ -53,6 +60,7 @@ func FuzzParseSelector(f *testing.F) {
 		"amqp.annotation.x-opt-sequence-number >= '9223372036854775807'",
 		"amqp.annotation.x-opt-enqueued-time > '9223372036854775807'",
 		"x-opt-offset='it''s'",
+		"amqp.annotation.x-opt-enqueuedtimeutc > 1518731960545",
 	} {
 		f.Add(s)
 	}

@@ -189,6 +189,9 @@ func (s *Store) DeleteDevice(deviceID, ifMatch string) error {
 		if err := deleteC2DQueue(tx, key); err != nil {
 			return err
 		}
+		if err := deletePresence(tx, key); err != nil {
+			return err
+		}
 		prefix := append([]byte(deviceID), 0)
 		mods := tx.Bucket(bucketModules)
 		var keys [][]byte
@@ -204,6 +207,9 @@ func (s *Store) DeleteDevice(deviceID, ifMatch string) error {
 				return err
 			}
 			if err := deleteC2DQueue(tx, k); err != nil {
+				return err
+			}
+			if err := deletePresence(tx, k); err != nil {
 				return err
 			}
 		}

@@ -154,6 +154,9 @@ func (s *Store) DeleteModule(deviceID, moduleID, ifMatch string) error {
 		if err := tx.Bucket(bucketTwins).Delete(key); err != nil {
 			return err
 		}
+		if err := deletePresence(tx, key); err != nil {
+			return err
+		}
 		return deleteC2DQueue(tx, key)
 	})
 }

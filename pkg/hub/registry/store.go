@@ -105,6 +105,7 @@ func (o *Options) withDefaults() Options {
 //	twins     identity key → twinRecord JSON
 //	c2d       identity key → bucket of sequence (8 bytes) → C2DMessage JSON
 //	feedback  sequence (8 bytes) → feedbackRecord JSON
+//	presence  identity key → Presence JSON (presence.go)
 //
 // The identity key is deviceID for a device and deviceID \x00 moduleID
 // for a module; \x00 is not allowed in ids.
@@ -116,7 +117,7 @@ var (
 	bucketTwins    = []byte("twins")
 	bucketC2D      = []byte("c2d")
 	bucketFeedback = []byte("feedback")
-	allBuckets     = [][]byte{bucketMeta, bucketPolicies, bucketDevices, bucketModules, bucketTwins, bucketC2D, bucketFeedback}
+	allBuckets     = [][]byte{bucketMeta, bucketPolicies, bucketDevices, bucketModules, bucketTwins, bucketC2D, bucketFeedback, bucketPresence}
 )
 
 const schemaVersion = "1"

@@ -100,28 +100,32 @@ func TestAppendAnyRoundTrip(t *testing.T) {
 	}
 }
 
-func TestListDropsTrailingNulls(t *testing.T) {
+func TestListKeepsTrailingNulls(t *testing.T) {
 	b, l := OpenList(nil)
 	b = AppendString(b, "a")
-	l.Field(b)
+	l.Field()
 	b = AppendNull(b)
-	l.Field(b)
+	l.Field()
 	b = AppendUint(b, 3)
-	l.Field(b)
+	l.Field()
 	b = AppendNull(b)
-	l.Field(b)
+	l.Field()
 	b = AppendNull(b)
-	l.Field(b)
+	l.Field()
 	b = l.Close(b)
-	want := []byte{CodeList8, 7, 3, CodeStr8, 1, 'a', CodeNull, CodeSmallUint, 3}
+	want := []byte{CodeList8, 9, 5, CodeStr8, 1, 'a', CodeNull, CodeSmallUint, 3, CodeNull, CodeNull}
 	if !bytes.Equal(b, want) {
 		t.Fatalf("list = %x; want %x", b, want)
 	}
 	b, l = OpenList([]byte{0xff})
 	b = AppendNull(b)
-	l.Field(b)
+	l.Field()
+	if b = l.Close(b); !bytes.Equal(b, []byte{0xff, CodeList8, 2, 1, CodeNull}) {
+		t.Fatalf("all-null list = %x; want ffc0020140", b)
+	}
+	b, l = OpenList([]byte{0xff})
 	if b = l.Close(b); !bytes.Equal(b, []byte{0xff, CodeList0}) {
-		t.Fatalf("all-null list = %x; want ff45", b)
+		t.Fatalf("empty list = %x; want ff45", b)
 	}
 }
 

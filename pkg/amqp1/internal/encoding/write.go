@@ -165,42 +165,36 @@ func (c compound) close(b []byte, code8, code32 byte, count int) []byte {
 	return b
 }
 
-// List builds a list. Fields are appended to B between Open and Close;
-// Close drops trailing nulls, which the spec allows to be omitted for
-// composite types, and picks list0, list8 or list32.
+// List builds a list. Fields are appended to b between Open and Close;
+// Close keeps every field, trailing nulls included, and picks list0
+// (no fields), list8 or list32. The spec lets trailing nulls of a
+// composite type be omitted, but clients index the fields they expect:
+// the pure-Python AMQP stack of azure-eventhub (_pyamqp/_decode.py,
+// decode_frame) returns as many fields as the list holds, and
+// _connection.py reads the open's fifth, link.py the attach's
+// fourteenth. Azure's own AMQP stack writes every field
+// (Microsoft.Azure.Amqp, src/Framing/DescribedList.cs, EncodeValue).
 type List struct {
-	c        compound
-	count    int
-	prev     int // len(b) before the current field
-	lastEnd  int // len(b) after the last non-null field
-	lastKept int // number of fields up to and including the last non-null one
+	c     compound
+	count int
 }
 
 // OpenList starts a list at the end of b.
 func OpenList(b []byte) ([]byte, List) {
 	b, c := openCompound(b)
-	return b, List{c: c, prev: len(b), lastEnd: len(b)}
+	return b, List{c: c}
 }
 
-// Field records that one field has been appended to b.
-func (l *List) Field(b []byte) {
-	l.count++
-	isNull := len(b)-l.prev == 1 && b[l.prev] == CodeNull
-	l.prev = len(b)
-	if !isNull {
-		l.lastEnd = len(b)
-		l.lastKept = l.count
-	}
-}
+// Field records that one field has been appended.
+func (l *List) Field() { l.count++ }
 
 // Close finishes the list.
 func (l *List) Close(b []byte) []byte {
-	b = b[:l.lastEnd]
-	if l.lastKept == 0 {
+	if l.count == 0 {
 		b = b[:l.c.start]
 		return append(b, CodeList0)
 	}
-	return l.c.close(b, CodeList8, CodeList32, l.lastKept)
+	return l.c.close(b, CodeList8, CodeList32, l.count)
 }
 
 // AppendSymbolArray appends syms as an array of symbols (sym8 elements

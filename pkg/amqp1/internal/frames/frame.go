@@ -212,13 +212,13 @@ func openFields(b []byte, code uint64) *fields {
 
 func (f *fields) add(fn func(b []byte) []byte) {
 	f.b = fn(f.b)
-	f.l.Field(f.b)
+	f.l.Field()
 }
 
 func (f *fields) addErr(fn func(b []byte) ([]byte, error)) {
 	if f.err != nil {
 		f.b = encoding.AppendNull(f.b)
-		f.l.Field(f.b)
+		f.l.Field()
 		return
 	}
 	b, err := fn(f.b)
@@ -228,7 +228,7 @@ func (f *fields) addErr(fn func(b []byte) ([]byte, error)) {
 	} else {
 		f.b = b
 	}
-	f.l.Field(f.b)
+	f.l.Field()
 }
 
 func (f *fields) null()        { f.add(encoding.AppendNull) }
