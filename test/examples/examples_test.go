@@ -7,6 +7,7 @@
 // # How an example runs
 //
 // The test builds iotctl into a temporary directory put first on PATH
+// (with a jq that writes every line at once, as it does on a terminal)
 // and runs each example with "bash -c", with "set -o pipefail", in a
 // fresh world of its own (see newWorld), several at a time:
 //
@@ -85,6 +86,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/iotctl/iotctl/pkg/output"
 )
 
 const (
@@ -184,7 +187,8 @@ func TestExamples(t *testing.T) {
 	}
 }
 
-// buildIotctl builds the binary examples call.
+// buildIotctl builds the binary examples call, into a directory that
+// also holds a jq that flushes every line.
 func buildIotctl(t *testing.T) string {
 	bin := t.TempDir()
 	build := exec.Command("go", "build", "-o", filepath.Join(bin, "iotctl"), ".")
@@ -192,6 +196,17 @@ func buildIotctl(t *testing.T) string {
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	// On a terminal jq writes each line as it comes; into the test's
+	// pipe it would keep them until it ends, and an example that runs
+	// until stopped would seem to print nothing.
+	jq, err := exec.LookPath("jq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapper := "#!/bin/sh\nexec " + output.ShellQuote(jq) + " --unbuffered \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "jq"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
