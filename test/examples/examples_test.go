@@ -126,7 +126,7 @@ func TestExamples(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("the examples are bash command lines")
 	}
-	for _, tool := range []string{"bash", "jq"} {
+	for _, tool := range []string{"bash", "jq", "curl"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("the examples need %s on PATH: %v", tool, err)
 		}
