@@ -260,9 +260,8 @@ func runExample(t *testing.T, bin string, e *example) string {
 	c.Dir = w.dir
 	c.Env = environ(bin, w)
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out := &watchedBuffer{first: make(chan struct{})}
-	var errOut syncBuffer
-	c.Stdout, c.Stderr = out, &errOut
+	out, errOut := newOutputBuffer(), newOutputBuffer()
+	c.Stdout, c.Stderr = out, errOut
 	if err := c.Start(); err != nil {
 		return err.Error()
 	}
@@ -329,35 +328,30 @@ func exitCode(err error) int {
 	return -1
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and readers at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// watchedBuffer closes first when something is first written to it.
-type watchedBuffer struct {
-	syncBuffer
+// outputBuffer collects what a command writes to one stream, for the
+// test to read while the command runs; first is closed by the first
+// write.
+type outputBuffer struct {
+	mu    sync.Mutex
+	b     bytes.Buffer
 	once  sync.Once
 	first chan struct{}
 }
 
-func (w *watchedBuffer) Write(p []byte) (int, error) {
-	n, err := w.syncBuffer.Write(p)
+func newOutputBuffer() *outputBuffer { return &outputBuffer{first: make(chan struct{})} }
+
+func (o *outputBuffer) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	n, err := o.b.Write(p)
+	o.mu.Unlock()
 	if n > 0 {
-		w.once.Do(func() { close(w.first) })
+		o.once.Do(func() { close(o.first) })
 	}
 	return n, err
+}
+
+func (o *outputBuffer) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
 }
