@@ -166,6 +166,7 @@ func TestExamples(t *testing.T) {
 
 	bin := buildIotctl(t)
 	results := make([]string, len(run))
+	took := make([]time.Duration, len(run))
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	for i, e := range run {
@@ -174,12 +175,15 @@ func TestExamples(t *testing.T) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			start := time.Now()
 			results[i] = runExample(t, bin, e)
+			took[i] = time.Since(start)
 		}()
 	}
 	wg.Wait()
 	for i, e := range run {
 		t.Run(e.name(), func(t *testing.T) {
+			t.Logf("ran in %s (its world included)", took[i].Round(time.Millisecond))
 			if results[i] != "" {
 				t.Errorf("%s\n(shown in %s)", results[i], strings.Join(e.Where, ", "))
 			}
