@@ -2,7 +2,6 @@ package examples
 
 import (
 	"fmt"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -187,9 +186,4 @@ func readmeExamples(readme string, s *examples) ([]readmeBlock, error) {
 		}
 	}
 	return skipped, nil
-}
-
-func readFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	return string(b), err
 }

@@ -46,7 +46,12 @@
 // iothub.proxy.test, which only the proxy can reach, and the example
 // passes only if a connection went through the proxy. An example
 // running "iotctl hub serve" gets IOTCTL_ADDR=127.0.0.1:0, so that the
-// hub it starts takes a free port (an --addr in the example wins).
+// hub it starts takes a free port (an --addr in the example wins), and
+// ~/.local/share/iotctl/hub to itself (the world's hub keeps its data
+// elsewhere).
+//
+// Worlds share nothing, so examples run in any order and at once; an
+// example that deletes MyGoDevice does not take it from another.
 //
 // # What "runs" means
 //
@@ -55,8 +60,9 @@
 //     must not print a line "null": the field it reads is missing.
 //   - An example that runs until stopped (its command is "hub serve",
 //     "device simulate", "hub monitor" or "hub feedback", with neither
-//     --count nor --wait-on-msg) must be running when it has printed something on stdout,
-//     and must then stop on Ctrl-C (SIGINT) with exit code 130.
+//     --count nor --wait-on-msg) must still be running when it first
+//     prints on stdout (within outputLimit), and must then stop on
+//     Ctrl-C (SIGINT) with exit code 130 (within stopLimit).
 //
 // "go test ./test/examples -args -example REGEXP" runs only the examples
 // that match REGEXP.
@@ -133,11 +139,11 @@ func TestExamples(t *testing.T) {
 	}
 	var all examples
 	helpExamples(&all)
-	readme, err := readFile(filepath.Join("..", "..", "README.md"))
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	notRun, err := readmeExamples(readme, &all)
+	notRun, err := readmeExamples(string(readme), &all)
 	if err != nil {
 		t.Fatal(err)
 	}
