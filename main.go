@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -15,16 +14,19 @@ import (
 
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
+	streams := cmd.SystemStreams()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-sigs
-		fmt.Fprintln(os.Stderr, "interrupt received, shutting down")
+		// Through the streams, so that a live status line prints it
+		// above itself rather than redraw over it.
+		streams.Notice("interrupt received, shutting down")
 		cancel()
 		<-sigs
 		os.Exit(130)
 	}()
-	code := cmd.Execute(ctx, os.Args[1:], cmd.SystemStreams())
+	code := cmd.Execute(ctx, os.Args[1:], streams)
 	cancel()
 	os.Exit(code)
 }

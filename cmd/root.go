@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/cmd/demo"
 	"github.com/iotctl/iotctl/cmd/device"
+	"github.com/iotctl/iotctl/cmd/dps"
 	"github.com/iotctl/iotctl/cmd/hub"
 	"github.com/iotctl/iotctl/cmd/method"
 	"github.com/iotctl/iotctl/pkg/output"
@@ -36,8 +39,12 @@ func NewRootCmd(f *cmdutil.Factory) *cobra.Command {
 device (MQTT), as a back end (HTTPS and AMQP) and as a hub (a local emulator that
 speaks the same protocols, so everything also runs offline).
 
-Configuration: flags win over IOTCTL_* environment variables, which win over the
-config file (--config, default ` + cmdutil.DefaultConfigFile() + `).
+Configuration: every flag can also be set as IOTCTL_<FLAG> (IOTCTL_INTERVAL=3s),
+as IOTCTL_<COMMAND>_<FLAG> for one command (IOTCTL_DEVICE_SIMULATE_INTERVAL), and
+in the config file (--config or IOTCTL_CONFIG, default
+` + cmdutil.DefaultConfigFile() + `), at the top level or in the
+command's section ("device simulate:"). Flags win over the environment, which
+wins over the file. Unknown keys in the file are reported on stderr.
 Exit codes: see 'iotctl help exit-codes'.`,
 		Example: `  $ iotctl hub connstr parse "$IOTCTL_CONNECTION_STRING"
   $ iotctl hub sas --connection-string "$CS" --ttl 24h
@@ -65,10 +72,61 @@ Exit codes: see 'iotctl help exit-codes'.`,
 		device.NewCmdDevice(f),
 		method.NewCmdMethod(f),
 		demo.NewCmdDemo(f),
+		dps.NewCmdDPS(f),
 	)
 	root.SetHelpCommand(newCmdHelp(f, root))
 	registerCompletions(f, root)
+	requireSubcommands(root)
 	return root
+}
+
+// requireSubcommands makes every command below root that only groups
+// others refuse an argument that names none of them, as cobra does for
+// the root: "iotctl hub foo" is an unknown command (exit 3), not the
+// help of "iotctl hub" and exit 0. Without arguments such a command
+// prints its help.
+func requireSubcommands(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		requireSubcommands(c)
+		if c.Runnable() || !c.HasSubCommands() {
+			continue
+		}
+		c.Args = unknownSubcommand
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
+}
+
+// unknownSubcommand is the Args of a command that only groups others:
+// any argument is an unknown command, with the subcommands it may have
+// meant.
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default for the root
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(quoteAll(s), " or ") + "?"
+	} else {
+		var names []string
+		for _, sub := range cmd.Commands() {
+			if sub.IsAvailableCommand() {
+				names = append(names, sub.Name())
+			}
+		}
+		msg += "; its commands are " + strings.Join(names, ", ")
+	}
+	return &cmdutil.UsageError{Err: errors.New(msg)}
+}
+
+func quoteAll(s []string) []string {
+	q := make([]string, len(s))
+	for i, x := range s {
+		q[i] = strconv.Quote(x)
+	}
+	return q
 }
 
 // Execute runs iotctl with args and returns the exit code. Errors are
@@ -85,6 +143,9 @@ func Execute(ctx context.Context, args []string, streams *cmdutil.IOStreams) int
 	}
 	err := root.ExecuteContext(ctx)
 	if err == nil {
+		if ctx.Err() != nil && ran {
+			return interrupted(streams.ErrOut)
+		}
 		return cmdutil.ExitOK
 	}
 	if !ran {
@@ -95,11 +156,20 @@ func Execute(ctx context.Context, args []string, streams *cmdutil.IOStreams) int
 			err = &cmdutil.UsageError{Err: err}
 		}
 	}
-	if ctx.Err() != nil && cmdutil.ExitCode(err) == cmdutil.ExitFailure {
-		err = &cmdutil.ExitError{Code: cmdutil.ExitInterrupted, Err: err}
+	if ran && ctx.Err() != nil {
+		// Interrupted (Ctrl-C): whatever the command returned is a
+		// consequence of it.
+		return interrupted(streams.ErrOut)
 	}
-	printError(streams.ErrOut, err)
+	printError(streams.ErrOut, cmdutil.Explain(err))
 	return cmdutil.ExitCode(err)
+}
+
+// interrupted reports the end of a run cut short by its context and
+// returns its exit code.
+func interrupted(w io.Writer) int {
+	fmt.Fprintln(w, "iotctl: interrupted")
+	return cmdutil.ExitInterrupted
 }
 
 func printError(w io.Writer, err error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/iotctl/iotctl/internal/proxy"
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/device"
 	"github.com/iotctl/iotctl/pkg/sas"
@@ -105,10 +106,11 @@ func ExitCode(err error) int {
 	case errors.Is(err, service.ErrUnauthorized), errors.Is(err, device.ErrUnauthorized):
 		return ExitAuth
 	}
+	var ne *proxy.NetError
 	switch {
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.TimedOut():
 		return ExitTimeout
 	}
 	return ExitFailure

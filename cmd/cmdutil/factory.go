@@ -3,13 +3,11 @@
 package cmdutil
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -31,6 +29,8 @@ type IOStreams struct {
 	OutTTY bool
 	// ErrTTY is true when ErrOut is a terminal.
 	ErrTTY bool
+
+	diag diag
 }
 
 // Configuration keys (flag names, config-file keys; env IOTCTL_ + upper
@@ -64,9 +64,6 @@ type Factory struct {
 // NewFactory returns a Factory with a fresh viper instance.
 func NewFactory(io *IOStreams) *Factory {
 	v := viper.New()
-	v.SetEnvPrefix("IOTCTL")
-	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
-	v.AutomaticEnv()
 	v.SetDefault(KeyOutput, "table")
 	v.SetDefault(KeyLogLevel, "warn")
 	v.SetDefault(KeyLogFormat, "text")
@@ -82,36 +79,49 @@ func DefaultConfigFile() string {
 	return filepath.Join(dir, "iotctl", "config.yaml")
 }
 
-// Load reads the config file (the --config flag's, or the default one;
-// a missing default file is fine, a missing named file is an error)
-// and binds the flags of cmd so that precedence is flag > env > file >
-// default.
+// Load configures cmd, the command about to run: it reads the config
+// file (--config, else IOTCTL_CONFIG, else the default one; a missing
+// default file is fine, a missing named one is an error), sets every
+// flag the command line did not set from its environment variable or
+// the file (see the comment at the top of config.go), reports on
+// stderr the keys of the file that no command reads, and binds every
+// flag to f.V under its key. A value a flag cannot take is a
+// *UsageError naming where it came from.
 func (f *Factory) Load(cmd *cobra.Command) error {
+	named := os.Getenv(EnvName("", KeyConfig))
+	if fl := cmd.Flags().Lookup(KeyConfig); fl != nil && fl.Changed {
+		named = fl.Value.String()
+	}
+	cfg, err := readConfig(named)
+	if err != nil {
+		return err
+	}
+	keys, err := bindFlags(cmd, cfg)
+	if err != nil {
+		return err
+	}
+	checkKeys(f.IO.ErrOut, cmd.Root(), cfg)
 	var bindErr error
 	cmd.Flags().VisitAll(func(fl *pflag.Flag) {
-		if err := f.V.BindPFlag(fl.Name, fl); err != nil && bindErr == nil {
+		if err := f.V.BindPFlag(ConfigKey(fl), fl); err != nil && bindErr == nil {
 			bindErr = err
 		}
 	})
 	if bindErr != nil {
 		return bindErr
 	}
-	file := f.V.GetString(KeyConfig)
-	named := file != ""
-	if !named {
-		file = DefaultConfigFile()
-	}
-	if file == "" {
-		return nil
-	}
-	f.V.SetConfigFile(file)
-	f.V.SetConfigType("yaml")
-	if err := f.V.ReadInConfig(); err != nil {
-		var nf viper.ConfigFileNotFoundError
-		if !named && (errors.As(err, &nf) || errors.Is(err, os.ErrNotExist)) {
-			return nil
+	path := CommandPath(cmd)
+	for _, k := range extraKeys {
+		if keys[k] {
+			continue
 		}
-		return Usagef("config file %s: %v", file, err)
+		if raw, src, ok := lookup(cfg, path, k); ok {
+			s, err := scalar(raw)
+			if err != nil {
+				return Usagef("%s: %v", src, err)
+			}
+			f.V.Set(k, s)
+		}
 	}
 	return nil
 }
@@ -147,9 +157,9 @@ func (f *Factory) Logger() (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch lf := f.V.GetString(KeyLogFormat); lf {
 	case "text":
-		f.logger = slog.New(slog.NewTextHandler(f.IO.ErrOut, opts))
+		f.logger = slog.New(slog.NewTextHandler(f.IO.Diag(), opts))
 	case "json":
-		f.logger = slog.New(slog.NewJSONHandler(f.IO.ErrOut, opts))
+		f.logger = slog.New(slog.NewJSONHandler(f.IO.Diag(), opts))
 	default:
 		return nil, Usagef("--log-format %q: use text or json", lf)
 	}

@@ -13,10 +13,8 @@ import (
 	"github.com/iotctl/iotctl/pkg/device"
 )
 
-// Configuration keys of the connection flags that go through viper
-// (flag, IOTCTL_WEBSOCKET / IOTCTL_PROXY / IOTCTL_SAS_TTL, config file). --cert and
-// --key are flags only: `hub serve` has keys of the same names for its
-// server certificate.
+// Configuration keys of the connection flags read through viper (flag,
+// IOTCTL_WEBSOCKET / IOTCTL_PROXY / IOTCTL_SAS_TTL, config file).
 const (
 	keyWebSocket = cmdutil.KeyWebSocket
 	keyProxy     = cmdutil.KeyProxy

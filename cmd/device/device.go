@@ -36,6 +36,14 @@ For the local hub, trust its CA with --ca-file (or IOTCTL_CA_FILE / ca-file).
   $ iotctl device send --host myhub.azure-devices.net --device-id cam1 --cert cam1.pem --key cam1-key.pem --data hi`,
 	}
 	c.AddCommand(newCmdSimulate(f, nil), newCmdSend(f, nil))
+	// A device command's --connection-string is a device's: its key is
+	// device-connection-string (IOTCTL_DEVICE_CONNECTION_STRING), not
+	// the service string of connection-string.
+	for _, sub := range c.Commands() {
+		if sub.Flags().Lookup(cmdutil.KeyConnectionString) != nil {
+			cmdutil.SetConfigKey(sub.Flags(), cmdutil.KeyConnectionString, cmdutil.KeyDeviceConnectionString)
+		}
+	}
 	return c
 }
 

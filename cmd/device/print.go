@@ -87,6 +87,7 @@ func (p *printer) setLive(l *liveStatus) {
 		p.out = l
 	}
 	p.errOut = l
+	p.io.SetDiag(l)
 }
 
 // stopLive draws the live status a last time; lines go to the streams
@@ -96,6 +97,7 @@ func (p *printer) stopLive() {
 	l := p.live
 	p.live = nil
 	p.out, p.errOut = p.io.Out, p.io.ErrOut
+	p.io.SetDiag(nil)
 	p.mu.Unlock()
 	if l != nil {
 		l.stop()

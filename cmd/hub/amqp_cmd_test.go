@@ -17,6 +17,7 @@ import (
 
 	"github.com/iotctl/iotctl/cmd"
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/internal/clitest"
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/device"
 	"github.com/iotctl/iotctl/pkg/message"
@@ -856,13 +857,7 @@ func TestMonitorEventHubConnectionStringFromServe(t *testing.T) {
 // that has no hub of its own.
 func (e *regEnv) setenvBare(t *testing.T) {
 	t.Helper()
-	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	t.Setenv("HOME", t.TempDir())
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "IOTCTL_") {
-			t.Setenv(k, "")
-		}
-	}
+	clitest.Isolate(t)
 }
 
 // runEnv runs iotctl in process with env over a clean environment.

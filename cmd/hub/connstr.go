@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -30,21 +31,23 @@ type connstrParseOptions struct {
 // connstrInfo is what `hub connstr parse` prints; its json tags are the
 // -o json/yaml contract.
 type connstrInfo struct {
-	Kind            string   `json:"kind"`
-	HostName        string   `json:"hostName"`
-	Host            string   `json:"host"`
-	Port            int      `json:"port,omitempty"`
-	DeviceID        string   `json:"deviceId,omitempty"`
-	ModuleID        string   `json:"moduleId,omitempty"`
-	Policy          string   `json:"policy,omitempty"`
-	Auth            string   `json:"auth"`
-	GatewayHostName string   `json:"gatewayHostName,omitempty"`
-	Endpoint        string   `json:"endpoint,omitempty"`
-	EntityPath      string   `json:"entityPath,omitempty"`
-	Key             string   `json:"sharedAccessKey,omitempty"`
-	Signature       string   `json:"sharedAccessSignature,omitempty"`
-	TokenExpiry     string   `json:"tokenExpiry,omitempty"`
-	UsedFor         []string `json:"usedFor"`
+	Kind            string `json:"kind"`
+	HostName        string `json:"hostName"`
+	Host            string `json:"host"`
+	Port            int    `json:"port,omitempty"`
+	DeviceID        string `json:"deviceId,omitempty"`
+	ModuleID        string `json:"moduleId,omitempty"`
+	Policy          string `json:"policy,omitempty"`
+	Auth            string `json:"auth"`
+	GatewayHostName string `json:"gatewayHostName,omitempty"`
+	Endpoint        string `json:"endpoint,omitempty"`
+	EntityPath      string `json:"entityPath,omitempty"`
+	Key             string `json:"sharedAccessKey,omitempty"`
+	Signature       string `json:"sharedAccessSignature,omitempty"`
+	TokenExpiry     string `json:"tokenExpiry,omitempty"`
+	// TokenExpired says how long ago the token expired, when it has.
+	TokenExpired string   `json:"tokenExpired,omitempty"`
+	UsedFor      []string `json:"usedFor"`
 }
 
 func newCmdConnstrParse(f *cmdutil.Factory) *cobra.Command {
@@ -132,7 +135,11 @@ func (o *connstrParseOptions) run() error {
 			t.Row("token", info.Signature)
 		}
 		if info.TokenExpiry != "" {
-			t.Row("token expiry", info.TokenExpiry)
+			exp := info.TokenExpiry
+			if info.TokenExpired != "" {
+				exp += " (" + info.TokenExpired + ")"
+			}
+			t.Row("token expiry", exp)
 		}
 		t.Row("used for", strings.Join(info.UsedFor, ", "))
 	})
@@ -157,6 +164,9 @@ func describe(cs *connstr.ConnectionString, show bool) connstrInfo {
 				info.Signature = tok.Encode()
 			}
 			info.TokenExpiry = tok.Expiry().Format("2006-01-02T15:04:05Z07:00")
+			if now := time.Now(); !now.Before(tok.Expiry()) {
+				info.TokenExpired = "expired " + now.Sub(tok.Expiry()).Round(time.Second).String() + " ago"
+			}
 		}
 	}
 	switch cs.Kind {

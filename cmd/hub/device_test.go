@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/iotctl/iotctl/cmd"
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/internal/clitest"
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/device"
 	hubsrv "github.com/iotctl/iotctl/pkg/hub"
@@ -56,13 +56,7 @@ func (e *regEnv) run(t *testing.T, env map[string]string, args ...string) regRes
 // hub's service connection string and CA, then env.
 func (e *regEnv) setenv(t *testing.T, env map[string]string) {
 	t.Helper()
-	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	t.Setenv("HOME", t.TempDir())
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "IOTCTL_") {
-			t.Setenv(k, "")
-		}
-	}
+	clitest.Isolate(t)
 	t.Setenv("IOTCTL_CONNECTION_STRING", e.cs)
 	t.Setenv("IOTCTL_CA_FILE", e.hub.CAFile())
 	for k, v := range env {

@@ -95,6 +95,9 @@ func (o *sasOptions) run() error {
 		if err != nil {
 			return cmdutil.Usagef("--expiry %q is not an RFC 3339 time such as 2030-01-01T00:00:00Z", o.expiry)
 		}
+		if now := o.now(); !t.After(now) {
+			return cmdutil.Usagef("--expiry %s is in the past (%s ago): the hub refuses an expired token; give a later time, or --ttl", o.expiry, now.Sub(t).Round(time.Second))
+		}
 		opts.Expiry = t
 	} else if o.ttl <= 0 {
 		return cmdutil.Usagef("--ttl must be positive")

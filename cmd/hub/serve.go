@@ -27,6 +27,8 @@ type serveInfo struct {
 	EnvFile          string   `json:"envFile,omitempty"`
 	ConnectionString string   `json:"connectionString"`
 	EventHub         string   `json:"eventHubConnectionString"`
+	IDScope          string   `json:"idScope"`
+	DPS              string   `json:"dpsConnectionString"`
 	NextSteps        []string `json:"nextSteps"`
 }
 
@@ -46,7 +48,7 @@ connection ends when its SAS token expires (devices renew by reconnecting).
 On first start it makes a CA and a server certificate in the data directory and
 prints the CA file's path: give it to clients with --ca-file (iotctl) or
 NODE_EXTRA_CA_CERTS (Node.js). It prints the iothubowner connection string and
-the next commands to run, and writes the two exports other terminals need to
+the next commands to run, and writes the exports other terminals need to
 <data-dir>/env.sh; -o json prints the same as one JSON object. Devices,
 twins and queued cloud-to-device messages are kept in the data directory
 (bbolt) and survive a restart; --in-memory keeps nothing.
@@ -57,6 +59,12 @@ accepted when its registry authentication is selfSigned and the certificate's
 SHA-1 or SHA-256 thumbprint is its primary or secondary one, or when it is
 certificateAuthority, the certificate chains to a --device-ca and its subject CN
 is the device id (DEVICE/MODULE for a module). Expired certificates are refused.
+
+The hub is also a Device Provisioning Service (DPS) over HTTPS on the same
+port(s): it prints its ID scope and the connection string of its
+provisioningserviceowner policy (for the DPS service API and "iotctl dps"), and
+env.sh exports them as IOTCTL_DPS_ID_SCOPE and IOTCTL_DPS_CONNECTION_STRING.
+Devices registered through it are assigned to this hub.
 
 Telemetry is read from the Event Hub-compatible endpoint (AMQP) in consumer
 group $Default and in each --consumer-group, as a hub with consumer groups made
@@ -141,11 +149,17 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 	if err != nil {
 		return err
 	}
-	info := serveInfo{HostName: h.HostName(), Addresses: h.Addrs(), CAFile: h.CAFile(), ConnectionString: cs, EventHub: eh}
+	dpsCS, err := h.DPSConnectionString()
+	if err != nil {
+		return err
+	}
+	info := serveInfo{HostName: h.HostName(), Addresses: h.Addrs(), CAFile: h.CAFile(), ConnectionString: cs, EventHub: eh,
+		IDScope: h.DPS().IDScope(), DPS: dpsCS}
 	if !opts.InMemory {
 		info.DataDir = opts.DataDir
 	}
-	exports := "export IOTCTL_CONNECTION_STRING=" + output.ShellQuote(cs) + "\nexport IOTCTL_CA_FILE=" + output.ShellQuote(info.CAFile) + "\n"
+	exports := "export IOTCTL_CONNECTION_STRING=" + output.ShellQuote(cs) + "\nexport IOTCTL_CA_FILE=" + output.ShellQuote(info.CAFile) + "\n" +
+		"export IOTCTL_DPS_ID_SCOPE=" + output.ShellQuote(info.IDScope) + "\nexport IOTCTL_DPS_CONNECTION_STRING=" + output.ShellQuote(dpsCS) + "\n"
 	info.NextSteps = []string{
 		"export IOTCTL_CONNECTION_STRING=" + output.ShellQuote(cs),
 		"export IOTCTL_CA_FILE=" + output.ShellQuote(info.CAFile),
@@ -154,7 +168,7 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 		"iotctl method invoke --device-id MyGoDevice --name SetTelemetryInterval --payload 10",
 	}
 	if !opts.InMemory {
-		// The two exports, for `. <data-dir>/env.sh` in other terminals.
+		// The exports, for `. <data-dir>/env.sh` in other terminals.
 		info.EnvFile = filepath.Join(opts.DataDir, EnvFile)
 		if err := os.WriteFile(info.EnvFile, []byte(exports), 0o600); err != nil {
 			return fmt.Errorf("hub: writing %s: %w", info.EnvFile, err)
@@ -173,7 +187,9 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 			fmt.Fprintf(&b, "Data directory:     %s\n", info.DataDir)
 		}
 		fmt.Fprintf(&b, "Connection string:  %s\n", cs)
-		fmt.Fprintf(&b, "Event Hub-compatible endpoint: %s\n\nNext, in another terminal:\n", eh)
+		fmt.Fprintf(&b, "Event Hub-compatible endpoint: %s\n", eh)
+		fmt.Fprintf(&b, "DPS ID scope:       %s\n", info.IDScope)
+		fmt.Fprintf(&b, "DPS connection string: %s\n\nNext, in another terminal:\n", dpsCS)
 		for _, s := range info.NextSteps {
 			fmt.Fprintf(&b, "  %s\n", s)
 		}

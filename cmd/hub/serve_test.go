@@ -38,6 +38,8 @@ func TestServeJSON(t *testing.T) {
 		CAFile           string   `json:"caFile"`
 		EnvFile          string   `json:"envFile"`
 		ConnectionString string   `json:"connectionString"`
+		IDScope          string   `json:"idScope"`
+		DPS              string   `json:"dpsConnectionString"`
 	}
 	if err := json.NewDecoder(bufio.NewReader(pr)).Decode(&info); err != nil {
 		t.Fatalf("decoding hub serve's JSON: %v (stderr %s)", err, errOut.String())
@@ -52,6 +54,14 @@ func TestServeJSON(t *testing.T) {
 	env, err := os.ReadFile(info.EnvFile)
 	if err != nil || !bytes.Contains(env, []byte("export IOTCTL_CONNECTION_STRING='"+info.ConnectionString+"'")) {
 		t.Errorf("env.sh = %q, %v", env, err)
+	}
+	dps, err := connstr.Parse(info.DPS)
+	if err != nil || dps.SharedAccessKeyName != "provisioningserviceowner" || dps.HostName != info.HostName || len(info.IDScope) != 11 {
+		t.Errorf("idScope %q, dpsConnectionString %v: %v", info.IDScope, dps, err)
+	}
+	if !bytes.Contains(env, []byte("export IOTCTL_DPS_ID_SCOPE='"+info.IDScope+"'")) ||
+		!bytes.Contains(env, []byte("export IOTCTL_DPS_CONNECTION_STRING='"+info.DPS+"'")) {
+		t.Errorf("env.sh = %q; want the DPS exports", env)
 	}
 	cancel()
 	select {

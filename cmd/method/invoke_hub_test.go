@@ -15,6 +15,7 @@ import (
 
 	"github.com/iotctl/iotctl/cmd"
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/internal/clitest"
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/device"
 	"github.com/iotctl/iotctl/pkg/hub"
@@ -119,7 +120,7 @@ type result struct {
 // service connection string and CA in the environment.
 func (e *methodEnv) iotctl(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
-	isolate(t)
+	clitest.Isolate(t)
 	t.Setenv("IOTCTL_CONNECTION_STRING", e.cs)
 	t.Setenv("IOTCTL_CA_FILE", e.hub.CAFile())
 	var out, errOut bytes.Buffer
@@ -317,7 +318,7 @@ func TestInvokeFailuresAgainstHub(t *testing.T) {
 // iotctlEnv is iotctl with extra environment set after the env's own.
 func (e *methodEnv) iotctlEnv(t *testing.T, env map[string]string, args ...string) result {
 	t.Helper()
-	isolate(t)
+	clitest.Isolate(t)
 	t.Setenv("IOTCTL_CONNECTION_STRING", e.cs)
 	t.Setenv("IOTCTL_CA_FILE", e.hub.CAFile())
 	for k, v := range env {

@@ -14,25 +14,13 @@ import (
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/cmd/method"
+	"github.com/iotctl/iotctl/internal/clitest"
 )
 
 const (
 	serviceCS = "HostName=myhub.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey=c2VjcmV0"
 	deviceCS  = "HostName=myhub.azure-devices.net;DeviceId=fromDeviceString;SharedAccessKey=c2VjcmV0"
 )
-
-// isolate clears the IOTCTL_* settings of the environment and points
-// the default config file at an empty directory.
-func isolate(t *testing.T) {
-	t.Helper()
-	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	t.Setenv("HOME", t.TempDir())
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "IOTCTL_") {
-			t.Setenv(k, "")
-		}
-	}
-}
 
 // parse runs `invoke args` under a root like iotctl's with a capturing
 // runF, and returns the options runF got (nil when it was not called),
@@ -95,7 +83,7 @@ func TestInvokeDeviceIDPrecedence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			isolate(t)
+			clitest.Isolate(t)
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
@@ -113,7 +101,7 @@ func TestInvokeDeviceIDPrecedence(t *testing.T) {
 		})
 	}
 	t.Run("none at all", func(t *testing.T) {
-		isolate(t)
+		clitest.Isolate(t)
 		o, code, stderr := parse(t, "", "--name", "m")
 		if o != nil || code != cmdutil.ExitUsage || !strings.Contains(stderr, "--device-id") || !strings.Contains(stderr, "IOTCTL_DEVICE_ID") {
 			t.Errorf("code %d stderr %q; want 3 naming --device-id and IOTCTL_DEVICE_ID", code, stderr)
@@ -146,7 +134,7 @@ func TestInvokePayloadForms(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			isolate(t)
+			clitest.Isolate(t)
 			o, code, stderr := parse(t, tt.stdin, append([]string{"-d", "dev1", "--name", "m"}, tt.args...)...)
 			if code != 0 || o == nil {
 				t.Fatalf("code %d stderr %q", code, stderr)
@@ -159,7 +147,7 @@ func TestInvokePayloadForms(t *testing.T) {
 }
 
 func TestInvokeFlags(t *testing.T) {
-	isolate(t)
+	clitest.Isolate(t)
 	t.Setenv("IOTCTL_CA_FILE", "/env/ca.pem")
 	o, code, stderr := parse(t, "", "-d", "dev1", "-m", "mod1", "--method-name", "reboot", "--timeout", "1m", "--connect-timeout", "20s")
 	if code != 0 || o == nil {
@@ -213,7 +201,7 @@ func TestInvokeUsageErrorsExit3(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			isolate(t)
+			clitest.Isolate(t)
 			args := append([]string{"-d", "dev1", "--name", "m"}, tt.args...)
 			o, code, stderr := parse(t, "hello\n", args...)
 			if o != nil || code != cmdutil.ExitUsage {

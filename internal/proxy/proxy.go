@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"golang.org/x/net/http/httpproxy"
 
@@ -133,7 +134,8 @@ type Dialer struct {
 // Dial connects to addr (host:port) over network "tcp", directly or
 // through the tunnel Proxy gives for it. Cancelling ctx aborts the
 // dial and the CONNECT exchange. A proxy that cannot be reached or
-// refuses the tunnel is an *Error.
+// refuses the tunnel is an *Error; a direct connection that fails is a
+// *NetError (PhaseConnect), but for the cancellation of ctx.
 func (d *Dialer) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	var pu *url.URL
 	if d.Proxy != nil {
@@ -143,14 +145,21 @@ func (d *Dialer) Dial(ctx context.Context, network, addr string) (net.Conn, erro
 		}
 	}
 	if pu == nil {
-		return d.dial(ctx, network, addr)
+		start := time.Now()
+		conn, err := d.dial(ctx, network, addr)
+		if err != nil {
+			return nil, NewNetError(ctx, start, addr, PhaseConnect, err)
+		}
+		return conn, nil
 	}
 	return d.connect(ctx, pu, addr)
 }
 
 // DialTLS is Dial to addr (host:port) followed by a TLS handshake with
-// cfg. Cancelling ctx aborts both.
+// cfg. Cancelling ctx aborts both. A handshake that fails is a
+// *NetError (PhaseTLS).
 func (d *Dialer) DialTLS(ctx context.Context, addr string, cfg *tls.Config) (net.Conn, error) {
+	start := time.Now()
 	raw, err := d.Dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
@@ -158,7 +167,7 @@ func (d *Dialer) DialTLS(ctx context.Context, addr string, cfg *tls.Config) (net
 	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
-		return nil, err
+		return nil, NewNetError(ctx, start, addr, PhaseTLS, err)
 	}
 	return tc, nil
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/iotctl/iotctl/pkg/sas"
 )
 
 // FileError is a certificate, key or CA file the client cannot use:
@@ -94,9 +96,16 @@ func hasBlock(data []byte, ok func(string) bool) bool {
 	}
 }
 
-// certProblem says why the client certificate is not valid at now
-// ("expired at ..."), or "" when it is.
+// certProblem says why the client's credentials are not valid at now:
+// a fixed SAS token that has expired, or a client certificate that has
+// ("expired at ..."); "" when they are.
 func (c *config) certProblem(now time.Time) string {
+	if c.key == nil && c.token != "" {
+		if tok, err := sas.Parse(c.token); err == nil && !now.Before(tok.Expiry()) {
+			return "the SAS token of the connection string expired at " + tok.Expiry().Format(time.RFC3339) +
+				" (" + now.Sub(tok.Expiry()).Round(time.Second).String() + " ago)"
+		}
+	}
 	if c.cert == nil || c.cert.Leaf == nil {
 		return ""
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
+	"github.com/iotctl/iotctl/internal/proxy"
 	"github.com/iotctl/iotctl/pkg/message"
 )
 
@@ -212,6 +213,7 @@ func (c *Client) attempt(ctx context.Context) error {
 
 	// Cancelling ctx closes the socket, which fails the handshake.
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	start := time.Now()
 	cn, code, err := dialMQTT(nc, cp, c.cfg.connTimeout,
 		func(cn *conn, p *packets.PublishPacket) { c.onMessage(cn, p.TopicName, p.Payload) }, c.connLost)
 	if !stop() {
@@ -222,7 +224,7 @@ func (c *Client) attempt(ctx context.Context) error {
 	}
 	switch {
 	case err != nil:
-		return fmt.Errorf("device: connect to %s: %w", c.cfg.target(), err)
+		return fmt.Errorf("device: connect to %s: %w", c.cfg.target(), c.cfg.netError(ctx, start, proxy.PhaseAnswer, err))
 	case code != packets.Accepted:
 		return &ConnectError{Code: code, Host: c.cfg.address, Detail: c.cfg.certProblem(time.Now())}
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/iotctl/iotctl/internal/proxy"
 )
 
 // Errors for conditions. Use errors.Is: the typed errors below wrap them.
@@ -25,6 +27,12 @@ var (
 	// string given without a client certificate.
 	ErrNoCertificate = errors.New("device: the connection string says x509=true: an X.509 client certificate and its key are needed (CertFile and KeyFile)")
 )
+
+// NetError is a failure to reach the hub or to hear from it, with the
+// host, the phase (TCP connect, TLS handshake, WebSocket upgrade,
+// waiting for the CONNACK) and the time limit that ran out. It is the
+// same type as service.NetError.
+type NetError = proxy.NetError
 
 // ConnectError is a CONNECT the hub answered with a refusal (a CONNACK
 // return code other than 0). Codes 4 and 5 wrap ErrUnauthorized. A

@@ -2,9 +2,12 @@ package device
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
+	"time"
 
+	"github.com/iotctl/iotctl/internal/proxy"
 	"github.com/iotctl/iotctl/internal/wsconn"
 )
 
@@ -12,12 +15,12 @@ import (
 // WebSocket to c.wsURL; either through the proxy when there is one.
 // The whole dial is bounded by the connect timeout.
 func (c *config) dial(ctx context.Context) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.connTimeout)
-	defer cancel()
-	if c.wsURL != "" {
-		return c.dialWebSocket(ctx)
-	}
-	return c.dialTLS(ctx)
+	return proxy.DialWithin(ctx, c.connTimeout, func(ctx context.Context) (net.Conn, error) {
+		if c.wsURL != "" {
+			return c.dialWebSocket(ctx)
+		}
+		return c.dialTLS(ctx)
+	})
 }
 
 // dialTLS connects and makes the TLS handshake with the hub.
@@ -28,10 +31,26 @@ func (c *config) dialTLS(ctx context.Context) (net.Conn, error) {
 // dialWebSocket opens wss://{host}:{port}/$iothub/websocket with the
 // subprotocol "mqtt" over dialTLS.
 func (c *config) dialWebSocket(ctx context.Context) (net.Conn, error) {
-	return wsconn.Dial(ctx, c.wsURL, &wsconn.DialOptions{
+	start := time.Now()
+	nc, err := wsconn.Dial(ctx, c.wsURL, &wsconn.DialOptions{
 		Subprotocol:      "mqtt",
 		DialTLS:          c.dialTLS,
 		Header:           http.Header{"User-Agent": {"iotctl/" + version()}},
 		HandshakeTimeout: c.connTimeout,
 	})
+	if err != nil {
+		return nil, c.netError(ctx, start, proxy.PhaseWebSocket, err)
+	}
+	return nc, nil
+}
+
+// netError makes err, a failure of phase of a connection to the hub, a
+// *NetError whose Timeout is the connect timeout when it ran out.
+func (c *config) netError(ctx context.Context, start time.Time, phase proxy.Phase, err error) error {
+	err = proxy.NewNetError(ctx, start, c.address, phase, err)
+	var ne *NetError
+	if errors.As(err, &ne) && ne.Timeout == 0 && ne.TimedOut() {
+		ne.Timeout = c.connTimeout
+	}
+	return err
 }

@@ -27,9 +27,10 @@ func (h *Hub) startHTTP() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc(WebSocketPath, h.serveWebSocket)
 	mux.HandleFunc(EventHubWebSocketPath, h.serveWebSocket)
-	mux.Handle("/", api)
+	mux.Handle("/", h.routeDPS(api))
 	h.httpSrv = &http.Server{
 		Handler:           h.tracked(mux),
+		ConnContext:       withConn,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          nil,

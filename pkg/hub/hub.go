@@ -21,6 +21,7 @@ import (
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/hub/amqpfront"
 	"github.com/iotctl/iotctl/pkg/hub/auth"
+	"github.com/iotctl/iotctl/pkg/hub/dps"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/iothub"
@@ -111,6 +112,7 @@ type Hub struct {
 	closeDB   func() error
 	auth      *auth.Authorizer
 	front     *amqpfront.Front
+	dps       *dps.Service
 	mqtt      *mqtt.Server
 	sessions  *sessionTable
 	methods   *methodBus
@@ -230,6 +232,9 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 	h.hostSet = append(h.hostSet, h.opts.SANs...)
 	h.auth = auth.New(h.reg, &auth.Options{HostNames: h.hostSet, Now: h.now})
 	h.front = h.newAMQPFront()
+	if err := h.startDPS(); err != nil {
+		return err
+	}
 	if err := h.startHTTP(); err != nil {
 		return err
 	}
@@ -298,6 +303,9 @@ func (h *Hub) startMQTT() error {
 		Logger:       h.log.With("component", "mqtt"),
 	})
 	if err := h.mqtt.AddHook(&mqttHook{h: h}, nil); err != nil {
+		return fmt.Errorf("hub: mqtt: %w", err)
+	}
+	if err := h.mqtt.AddHook(&dpsMQTTHook{h: h}, nil); err != nil {
 		return fmt.Errorf("hub: mqtt: %w", err)
 	}
 	return h.mqtt.Serve()

@@ -4,7 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/iothub"
@@ -29,6 +34,33 @@ type hubStore interface {
 // regStore adapts *registry.Store to hubStore.
 type regStore struct{ *registry.Store }
 
+// PIDFile is the file in the data directory that holds the process id
+// of the hub that has it open, while it has.
+const PIDFile = "hub.pid"
+
+// DataDirInUseError is a data directory whose registry another process
+// holds open (bbolt locks the file): another hub.
+type DataDirInUseError struct {
+	// Dir is the data directory.
+	Dir string
+	// PID is the process that holds it, from its PIDFile; 0 when not
+	// known.
+	PID int
+	// Err is the registry's error.
+	Err error
+}
+
+func (e *DataDirInUseError) Error() string {
+	by := "another process"
+	if e.PID > 0 {
+		by = "process " + strconv.Itoa(e.PID)
+	}
+	return fmt.Sprintf("hub: data directory %s is in use by %s (another hub holds %s)", e.Dir, by, RegistryFile)
+}
+
+// Unwrap returns Err.
+func (e *DataDirInUseError) Unwrap() error { return e.Err }
+
 func (h *Hub) openStore(dataDir string) error {
 	ropts := &registry.Options{Now: h.now, Logger: h.log.With("component", "registry")}
 	var s *registry.Store
@@ -39,12 +71,43 @@ func (h *Hub) openStore(dataDir string) error {
 		s, err = registry.Open(filepath.Join(dataDir, RegistryFile), ropts)
 	}
 	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return &DataDirInUseError{Dir: dataDir, PID: readPID(filepath.Join(dataDir, PIDFile)), Err: err}
+		}
 		return fmt.Errorf("hub: registry: %w", err)
 	}
 	h.reg = s
 	h.store = regStore{s}
 	h.closeDB = s.Close
+	if !h.opts.InMemory {
+		// The registry is locked now: say who holds it, for the next
+		// hub that finds it locked.
+		pidFile := filepath.Join(dataDir, PIDFile)
+		pid := os.Getpid()
+		if err := os.WriteFile(pidFile, []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+			h.log.Warn("cannot write the pid file", "file", pidFile, "err", err)
+		}
+		h.closeDB = func() error {
+			if readPID(pidFile) == pid {
+				_ = os.Remove(pidFile)
+			}
+			return s.Close()
+		}
+	}
 	return nil
+}
+
+// readPID returns the process id in file, or 0.
+func readPID(file string) int {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
 }
 
 func (r regStore) twinProperties(deviceID, moduleID string) (json.RawMessage, json.RawMessage, error) {

@@ -1,11 +1,8 @@
 package hub
 
 import (
-	"crypto/sha1"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iotctl/iotctl/pkg/devicecert"
 	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
@@ -130,9 +128,7 @@ func thumbprintMatches(cert *x509.Certificate, t *iothub.X509Thumbprint) bool {
 // Thumbprints returns the SHA-1 and SHA-256 thumbprints of cert (of its
 // DER encoding) in upper-case hex, as IoT Hub's registry stores them.
 func Thumbprints(cert *x509.Certificate) (sha1Hex, sha256Hex string) {
-	s1 := sha1.Sum(cert.Raw)
-	s256 := sha256.Sum256(cert.Raw)
-	return strings.ToUpper(hex.EncodeToString(s1[:])), strings.ToUpper(hex.EncodeToString(s256[:]))
+	return devicecert.Thumbprints(cert)
 }
 
 // DeviceCAError is a device CA file (Options.DeviceCAFiles) the hub

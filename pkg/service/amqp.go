@@ -12,6 +12,7 @@ import (
 	"github.com/Azure/go-amqp"
 	"github.com/google/uuid"
 
+	"github.com/iotctl/iotctl/internal/proxy"
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/sas"
 )
@@ -110,6 +111,7 @@ type amqpSession struct {
 // $cbs; a goroutine puts a fresh one at 80% of each token's life until
 // close. hostName is the AMQP open's hostname.
 func (c *Client) dialAMQP(ctx context.Context, ep endpoint, hostName, audience string, sign func() (*sas.Token, error)) (*amqpSession, error) {
+	start := time.Now()
 	nc, err := c.dialEndpoint(ctx, ep)
 	if err != nil {
 		return nil, fmt.Errorf("service: amqp connect to %s: %w", ep, err)
@@ -122,7 +124,12 @@ func (c *Client) dialAMQP(ctx context.Context, ep endpoint, hostName, audience s
 		Properties: map[string]any{"com.microsoft:client-version": c.opts.UserAgent},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("service: amqp connect to %s: %w", ep, amqpError(err))
+		err = amqpError(err)
+		var ae *AMQPError
+		if !errors.As(err, &ae) {
+			err = proxy.NewNetError(ctx, start, ep.addr, proxy.PhaseAnswer, err)
+		}
+		return nil, fmt.Errorf("service: amqp connect to %s: %w", ep, err)
 	}
 	s := &amqpSession{conn: conn, audience: audience, sign: sign, stop: make(chan struct{})}
 	if err := s.open(ctx); err != nil {

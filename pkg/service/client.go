@@ -32,6 +32,16 @@ import (
 // APIVersion is the IoT Hub REST API version the client speaks.
 const APIVersion = "2021-04-12"
 
+// DefaultConnectTimeout is Options.ConnectTimeout's default: Go's
+// net/http default for the TLS handshake (http.DefaultTransport).
+const DefaultConnectTimeout = 10 * time.Second
+
+// NetError is a failure to reach the hub or to hear from it, with the
+// host, the phase (TCP connect, TLS handshake, waiting for the answer)
+// and the time limit that ran out. It is the same type as
+// device.NetError.
+type NetError = proxy.NetError
+
 // Options configure a Client. A nil *Options means the defaults.
 type Options struct {
 	// CAFile is a PEM file of extra CA certificates to trust besides
@@ -69,6 +79,11 @@ type Options struct {
 	Proxy string
 	// UserAgent is sent as User-Agent. Default: "iotctl".
 	UserAgent string
+	// ConnectTimeout bounds the TCP connection and, separately, the
+	// TLS handshake of each connection to the hub (REST and AMQP). One
+	// that runs out is a *NetError with this Timeout, and is not tried
+	// again. Default: DefaultConnectTimeout.
+	ConnectTimeout time.Duration
 	// TokenTTL is the lifetime of the SAS tokens the client signs.
 	// Default: 1 hour; a token is renewed 5 minutes before it expires.
 	TokenTTL time.Duration
@@ -129,6 +144,9 @@ func New(cs *connstr.ConnectionString, opts *Options) (*Client, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -162,8 +180,11 @@ func New(cs *connstr.ConnectionString, opts *Options) (*Client, error) {
 		// dialer as the AMQP side's when there is a proxy.
 		tr.Proxy = nil
 		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return c.dialer(true).Dial(ctx, network, addr)
+			return proxy.DialWithin(ctx, o.ConnectTimeout, func(ctx context.Context) (net.Conn, error) {
+				return c.dialer(true).Dial(ctx, network, addr)
+			})
 		}
+		tr.TLSHandshakeTimeout = o.ConnectTimeout
 		tr.TLSClientConfig = trusted.forHost(cs.Host())
 		tr.MaxIdleConnsPerHost = 64
 		c.http = &http.Client{Transport: tr}
@@ -223,13 +244,15 @@ func (c *Client) do(ctx context.Context, req request, out any) (http.Header, err
 	}
 	q.Set("api-version", APIVersion)
 	u := c.base + req.path + "?" + q.Encode()
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
-		resp, wrote, err := c.send(ctx, req, u, body)
+		resp, wrote, phase, err := c.send(ctx, req, u, body)
 		if err != nil {
-			if ctx.Err() != nil {
+			if errors.Is(ctx.Err(), context.Canceled) {
 				return nil, ctx.Err()
 			}
-			if !wrote && !permanent(err) && attempt < c.opts.Retries {
+			err = c.netError(ctx, start, phase, err)
+			if ctx.Err() == nil && !wrote && !permanent(err) && attempt < c.opts.Retries {
 				if werr := c.backoff(ctx, attempt, nil); werr != nil {
 					return nil, werr
 				}
@@ -262,20 +285,30 @@ func (c *Client) do(ctx context.Context, req request, out any) (http.Header, err
 	}
 }
 
-func (c *Client) send(ctx context.Context, req request, u string, body []byte) (*http.Response, bool, error) {
+// send makes one attempt at req. It returns whether the request was
+// written, and the phase the attempt reached: PhaseConnect until the TLS
+// handshake starts, PhaseTLS until a connection is ready, then
+// PhaseAnswer.
+func (c *Client) send(ctx context.Context, req request, u string, body []byte) (*http.Response, bool, proxy.Phase, error) {
 	var wrote atomic.Bool
-	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) }}
+	var phase atomic.Value
+	phase.Store(proxy.PhaseConnect)
+	trace := &httptrace.ClientTrace{
+		TLSHandshakeStart: func() { phase.Store(proxy.PhaseTLS) },
+		GotConn:           func(httptrace.GotConnInfo) { phase.Store(proxy.PhaseAnswer) },
+		WroteRequest:      func(httptrace.WroteRequestInfo) { wrote.Store(true) },
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	hr, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), req.method, u, rd)
 	if err != nil {
-		return nil, false, err
+		return nil, false, proxy.PhaseConnect, err
 	}
 	auth, err := c.authorization()
 	if err != nil {
-		return nil, false, err
+		return nil, false, proxy.PhaseConnect, err
 	}
 	hr.Header.Set("Authorization", auth)
 	hr.Header.Set("User-Agent", c.opts.UserAgent)
@@ -291,14 +324,51 @@ func (c *Client) send(ctx context.Context, req request, u string, body []byte) (
 		hr.Header[k] = v
 	}
 	resp, err := c.http.Do(hr)
-	return resp, wrote.Load(), err
+	return resp, wrote.Load(), phase.Load().(proxy.Phase), err
+}
+
+// hostPort is the hub's host:port for HTTPS.
+func (c *Client) hostPort() string {
+	port := c.cs.Port()
+	if port == 0 {
+		port = 443
+	}
+	return net.JoinHostPort(c.cs.Host(), strconv.Itoa(port))
+}
+
+// netError makes err, a failed request that reached phase, a *NetError
+// for the hub (unless it is one already, or a proxy's *ProxyError).
+// start is when the call began, for the time limit of ctx's deadline.
+func (c *Client) netError(ctx context.Context, start time.Time, phase proxy.Phase, err error) error {
+	var ne *NetError
+	var pe *ProxyError
+	switch {
+	case errors.As(err, &ne):
+		return ne
+	case errors.As(err, &pe):
+		return pe
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // the URL is in the message already
+	}
+	e := proxy.NewNetError(ctx, start, c.hostPort(), phase, err)
+	if errors.As(e, &ne) && ne.Timeout == 0 && ne.TimedOut() && phase == proxy.PhaseTLS && c.opts.HTTPClient == nil {
+		ne.Timeout = c.opts.ConnectTimeout // net/http's TLSHandshakeTimeout ran out
+	}
+	return e
 }
 
 // permanent reports whether a failure to reach the hub would fail the
-// same way at once if tried again: a server certificate the client
-// does not trust, a host name that does not exist, or a proxy's 4xx
-// refusal (but 408 and 429).
+// same way at once if tried again, or after as long: a server
+// certificate the client does not trust, a host name that does not
+// exist, a proxy's 4xx refusal (but 408 and 429), or a connection or
+// TLS handshake that ran out of time.
 func permanent(err error) bool {
+	var ne *NetError
+	if errors.As(err, &ne) && ne.TimedOut() && ne.Phase != proxy.PhaseAnswer {
+		return true
+	}
 	var cve *tls.CertificateVerificationError
 	var uae x509.UnknownAuthorityError
 	var hne x509.HostnameError

@@ -2,12 +2,14 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/iotctl/iotctl/internal/proxy"
 	"github.com/iotctl/iotctl/internal/wsconn"
@@ -113,21 +115,37 @@ func (c *Client) dialer(web bool) *proxy.Dialer {
 
 // dialEndpoint opens the connection AMQP runs on: TLS to ep.addr, or a
 // WebSocket with subprotocol AMQPWSB10 over that TLS connection.
+// The TCP connection and the TLS handshake together take at most
+// Options.ConnectTimeout, and so does the WebSocket upgrade; a failure
+// is a *NetError.
 func (c *Client) dialEndpoint(ctx context.Context, ep endpoint) (net.Conn, error) {
 	d := c.dialer(ep.wsURL != "")
 	dialTLS := func(ctx context.Context) (net.Conn, error) {
 		cfg := c.tls.Clone()
 		cfg.ServerName = ep.serverName
-		return d.DialTLS(ctx, ep.addr, cfg)
+		return proxy.DialWithin(ctx, c.opts.ConnectTimeout, func(ctx context.Context) (net.Conn, error) {
+			return d.DialTLS(ctx, ep.addr, cfg)
+		})
 	}
 	if ep.wsURL == "" {
 		return dialTLS(ctx)
 	}
-	return wsconn.Dial(ctx, ep.wsURL, &wsconn.DialOptions{
-		Subprotocol: WebSocketSubprotocol,
-		DialTLS:     dialTLS,
-		Header:      http.Header{"User-Agent": {c.opts.UserAgent}},
+	start := time.Now()
+	nc, err := wsconn.Dial(ctx, ep.wsURL, &wsconn.DialOptions{
+		Subprotocol:      WebSocketSubprotocol,
+		DialTLS:          dialTLS,
+		Header:           http.Header{"User-Agent": {c.opts.UserAgent}},
+		HandshakeTimeout: c.opts.ConnectTimeout,
 	})
+	if err != nil {
+		err = proxy.NewNetError(ctx, start, ep.addr, proxy.PhaseWebSocket, err)
+		var ne *NetError
+		if errors.As(err, &ne) && ne.Timeout == 0 && ne.TimedOut() {
+			ne.Timeout = c.opts.ConnectTimeout
+		}
+		return nil, err
+	}
+	return nc, nil
 }
 
 // setProxy reads Options.Proxy and the environment's proxy settings.

@@ -1,0 +1,22 @@
+// Package clitest holds what the tests of iotctl's commands share.
+package clitest
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// Isolate keeps the user's configuration out of a test of iotctl's
+// commands: it clears every IOTCTL_* variable and points the default
+// config file at empty directories, for the rest of t.
+func Isolate(t testing.TB) {
+	t.Helper()
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "IOTCTL_") {
+			t.Setenv(k, "")
+		}
+	}
+}

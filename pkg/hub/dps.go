@@ -1,0 +1,109 @@
+package hub
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/hub/dps"
+)
+
+// startDPS opens the Device Provisioning Service on the hub's store; it
+// assigns devices to this hub.
+func (h *Hub) startDPS() error {
+	s, err := dps.New(&dps.Options{
+		Registry:    h.reg,
+		HubHostName: h.hostName,
+		HostNames:   h.hostSet,
+		DesiredChanged: func(deviceID string, patch json.RawMessage, version int64) {
+			h.DesiredChanged(deviceID, "", patch, version)
+		},
+		Logger: h.log.With("component", "dps"),
+		Now:    h.now,
+	})
+	if err != nil {
+		return err
+	}
+	h.dps = s
+	return nil
+}
+
+// DPS is the hub's Device Provisioning Service.
+func (h *Hub) DPS() *dps.Service { return h.dps }
+
+// DPSConnectionString returns the connection string of the DPS service
+// policy provisioningserviceowner: the hub's host name, as the DPS
+// service host.
+func (h *Hub) DPSConnectionString() (string, error) {
+	p, err := h.dps.Policy(dps.OwnerPolicy)
+	if err != nil {
+		return "", err
+	}
+	cs := connstr.ConnectionString{Kind: connstr.KindService, HostName: h.hostName, SharedAccessKeyName: p.KeyName, SharedAccessKey: p.PrimaryKey}
+	return cs.Format(), nil
+}
+
+// connKey is the context key of a request's connection.
+type connKey struct{}
+
+// withConn keeps an HTTPS connection in its requests' context, so that
+// DPS can read the client certificate of the TLS connection under it
+// (http.Server sets Request.TLS only for a *tls.Conn it accepted itself).
+func withConn(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// peerCertificates returns the client certificates of r's connection.
+func peerCertificates(r *http.Request) []*x509.Certificate {
+	c, ok := r.Context().Value(connKey{}).(net.Conn)
+	if !ok {
+		return nil
+	}
+	st, ok := tlsState(c)
+	if !ok {
+		return nil
+	}
+	return st.PeerCertificates
+}
+
+// routeDPS sends DPS's paths to the DPS handler and the rest to api.
+func (h *Hub) routeDPS(api http.Handler) http.Handler {
+	d := h.dps.Handler(&dps.HandlerOptions{PeerCertificates: peerCertificates})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if dps.IsPath(r.URL.EscapedPath()) {
+			d.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+}
+
+// dpsMQTTHook explains, in the hub's log, the refusal of a provisioning
+// client that connects over MQTT (user name
+// "{idScope}/registrations/{registrationId}/api-version=...",
+// azure-iot-sdk-node provisioning/transport/mqtt/src/mqtt.ts): the local
+// DPS speaks HTTPS only for now. It authorizes nothing; the device gets
+// the CONNACK "not authorized" the IoT Hub hook answers.
+type dpsMQTTHook struct {
+	mqtt.HookBase
+	h *Hub
+}
+
+func (k *dpsMQTTHook) ID() string { return "dps" }
+
+func (k *dpsMQTTHook) Provides(b byte) bool { return b == mqtt.OnConnectAuthenticate }
+
+func (k *dpsMQTTHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	if scope, rest, ok := strings.Cut(string(pk.Connect.Username), "/"); ok && strings.HasPrefix(strings.ToLower(rest), "registrations/") {
+		k.h.log.Warn("dps over mqtt refused: the local DPS serves device registration over HTTPS only (the Http transport of the provisioning SDKs, or iotctl dps register)",
+			"idScope", scope, "client", cl.ID, "remote", cl.Net.Remote)
+	}
+	return false
+}

@@ -1,0 +1,191 @@
+package interop
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iotctl/iotctl/pkg/hub/dps"
+)
+
+// requireDPSPackages installs the pinned Node packages when the DPS
+// ones are missing from a node_modules made before they were pinned.
+func requireDPSPackages(t *testing.T) {
+	t.Helper()
+	requireNode(t)
+	if _, err := os.Stat(filepath.Join(dir(), "node_modules", "azure-iot-provisioning-device-http")); err == nil {
+		return
+	}
+	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+	cmd.Dir = dir()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("npm ci in %s failed: %v\n%s", dir(), err, out)
+	}
+}
+
+// dpsService runs one azure-iot-provisioning-service operation and
+// decodes its result into a map.
+func (e *env) dpsService(op string, arg any) (map[string]any, *jsError) {
+	e.t.Helper()
+	cs, err := e.hub.DPSConnectionString()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_, raw, jerr := e.nodeJSON("dps_service.js", cs, op, arg)
+	var res map[string]any
+	json.Unmarshal(raw, &res)
+	return res, jerr
+}
+
+// runDPSDevice runs js/dps_device.js and returns the JSON objects it
+// printed and whether it exited 0.
+func (e *env) runDPSDevice(args ...string) ([]map[string]any, bool) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	out, err := e.nodeCmd(ctx, "dps_device.js", args...).Output()
+	var evs []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil {
+			evs = append(evs, m)
+		}
+	}
+	if len(evs) == 0 {
+		e.t.Fatalf("node dps_device.js %v printed nothing: %v\nstdout: %s\nstderr: %s", args, err, out, stderrOf(err))
+	}
+	return evs, err == nil
+}
+
+// registerNode provisions a Node device through DPS with a symmetric
+// key, then sends n messages to the hub it was assigned.
+func (e *env) registerNode(regID, key string, n int, payload string) ([]map[string]any, bool) {
+	e.t.Helper()
+	args := []string{e.hub.HostName(), e.hub.DPS().IDScope(), regID, key, strconv.Itoa(n)}
+	if payload != "" {
+		args = append(args, payload)
+	}
+	return e.runDPSDevice(args...)
+}
+
+func (e *env) wantTelemetry(deviceID string, n int) {
+	e.t.Helper()
+	log := e.hub.Telemetry()
+	evs, _ := log.Read(log.PartitionOf(deviceID), 0, 100)
+	got := 0
+	for _, ev := range evs {
+		if ev.DeviceID == deviceID {
+			got++
+		}
+	}
+	if got != n {
+		e.t.Errorf("hub side: %d messages from %s in the telemetry log; want %d", got, deviceID, n)
+	}
+}
+
+// The official Node DPS service client creates, reads, queries and
+// deletes an individual enrollment and an enrollment group.
+func TestNodeDPSServiceEnrollments(t *testing.T) {
+	requireDPSPackages(t)
+	e := newEnv(t)
+	res, errObj := e.dpsService("createEnrollment", map[string]any{
+		"registrationId": "node-sym", "deviceId": "node-sym-device",
+		"attestation":        map[string]any{"type": "symmetricKey"},
+		"initialTwin":        map[string]any{"tags": map[string]any{"site": "lab"}},
+		"provisioningStatus": "enabled",
+	})
+	if errObj != nil || res["etag"] == nil {
+		t.Fatalf("createOrUpdateIndividualEnrollment = %v, %v", res, errObj)
+	}
+	res, errObj = e.dpsService("getEnrollment", map[string]string{"id": "node-sym"})
+	att, _ := res["attestation"].(map[string]any)
+	keys, _ := att["symmetricKey"].(map[string]any)
+	if errObj != nil || res["deviceId"] != "node-sym-device" || keys["primaryKey"] == "" || keys["primaryKey"] == nil {
+		t.Fatalf("getIndividualEnrollment = %v, %v; want the device id and generated keys", res, errObj)
+	}
+	groupKey := "G3vn0IZH9oK3d4wsxFpWBtd2KUrtjI+39dZVRf26To8w9OX0LaFV9yZ93ELXY7voqHEUsNhnb9bt717UP87KxA=="
+	res, errObj = e.dpsService("createGroup", map[string]any{
+		"enrollmentGroupId": "node-group",
+		"attestation":       map[string]any{"type": "symmetricKey", "symmetricKey": map[string]string{"primaryKey": groupKey, "secondaryKey": groupKey}},
+	})
+	if errObj != nil || res["enrollmentGroupId"] != "node-group" {
+		t.Fatalf("createOrUpdateEnrollmentGroup = %v, %v", res, errObj)
+	}
+	if res, errObj = e.dpsService("getGroup", map[string]string{"id": "node-group"}); errObj != nil || res["etag"] == nil {
+		t.Fatalf("getEnrollmentGroup = %v, %v", res, errObj)
+	}
+	cs, _ := e.hub.DPSConnectionString()
+	_, raw, jerr := e.nodeJSON("dps_service.js", cs, "queryEnrollments", map[string]any{})
+	var items []map[string]any
+	if json.Unmarshal(raw, &items); jerr != nil || len(items) != 1 || items[0]["registrationId"] != "node-sym" {
+		t.Errorf("createIndividualEnrollmentQuery('*').next() = %s, %v; want node-sym alone", raw, jerr)
+	}
+	for _, op := range [][2]string{{"deleteEnrollment", "node-sym"}, {"deleteGroup", "node-group"}} {
+		if _, errObj := e.dpsService(op[0], map[string]string{"id": op[1]}); errObj != nil {
+			t.Errorf("%s: %v", op[0], errObj)
+		}
+	}
+	_, errObj = e.dpsService("getEnrollment", map[string]string{"id": "node-sym"})
+	if errObj == nil || errObj.Code != "404" {
+		t.Errorf("getIndividualEnrollment after delete = %v; want a 404 error", errObj)
+	}
+	_, errObj = e.dpsService("getGroup", map[string]string{"id": "node-group"})
+	if errObj == nil || errObj.Code != "404" {
+		t.Errorf("getEnrollmentGroup after delete = %v; want a 404 error", errObj)
+	}
+}
+
+// The official Node provisioning client (HTTP transport, symmetric key)
+// registers through an individual enrollment and through an enrollment
+// group, then connects to the hub it was assigned with azure-iot-device
+// over MQTT and sends telemetry.
+func TestNodeDPSDeviceRegistersAndSends(t *testing.T) {
+	requireDPSPackages(t)
+	e := newEnv(t)
+	ind, err := e.hub.DPS().PutEnrollment(&dps.IndividualEnrollment{RegistrationID: "node-ind",
+		Attestation: &dps.Attestation{Type: dps.AttestationSymmetricKey}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, ok := e.registerNode("node-ind", ind.Attestation.SymmetricKey.PrimaryKey, 3, `{"model":"node"}`)
+	reg := evs[0]
+	result, _ := reg["result"].(map[string]any)
+	if !ok || reg["event"] != "registered" || result["assignedHub"] != e.hub.HostName() || result["deviceId"] != "node-ind" {
+		t.Fatalf("individual enrollment, Node side: %v", evs)
+	}
+	if p, _ := result["payload"].(map[string]any); p["model"] != "node" {
+		t.Errorf("the registration result's payload = %v; want the device's", result["payload"])
+	}
+	if evs[len(evs)-1]["event"] != "sent" {
+		t.Fatalf("the provisioned Node device did not send: %v", evs)
+	}
+	e.wantTelemetry("node-ind", 3)
+
+	g, err := e.hub.DPS().PutGroup(&dps.EnrollmentGroup{EnrollmentGroupID: "node-fleet",
+		Attestation: &dps.Attestation{Type: dps.AttestationSymmetricKey}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := dps.DeriveKey(g.Attestation.SymmetricKey.PrimaryKey, "node-grp-1")
+	evs, ok = e.registerNode("node-grp-1", key, 2, "")
+	if !ok || evs[0]["event"] != "registered" || evs[len(evs)-1]["event"] != "sent" {
+		t.Fatalf("group enrollment, Node side: %v", evs)
+	}
+	e.wantTelemetry("node-grp-1", 2)
+	if st, err := e.hub.DPS().RegistrationState("node-grp-1"); err != nil || st.Status != dps.RegAssigned {
+		t.Errorf("hub side: registration state %+v, %v", st, err)
+	}
+
+	// A key of no enrollment: the Node client gets DPS's 401.
+	wrong, _ := dps.DeriveKey(g.Attestation.SymmetricKey.PrimaryKey, "someone-else")
+	evs, ok = e.registerNode("node-grp-2", wrong, 0, "")
+	if ok || evs[0]["event"] != "error" || evs[0]["name"] != "UnauthorizedError" {
+		t.Errorf("registering with a wrong key, Node side: %v; want UnauthorizedError", evs)
+	}
+}
