@@ -81,9 +81,6 @@ missing enrollment, another ID scope), 1 when the registration failed, 7 on
   $ iotctl dps register --id-scope 0ne00111111 --registration-id cam-1 --cert cam-1.pem --key cam-1-key.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.IDScope == "" {
-				o.IDScope = f.V.GetString(keyDPSIDScope)
-			}
 			if err := o.check(); err != nil {
 				return err
 			}
@@ -95,7 +92,10 @@ missing enrollment, another ID scope), 1 when the registration failed, 7 on
 	}
 	fl := c.Flags()
 	fl.StringVar(&o.DPSHost, "dps-host", "", "DPS device endpoint host[:port] (default: the global endpoint, or the local hub's host)")
-	fl.StringVar(&o.IDScope, "id-scope", "", "the DPS ID scope (default: IOTCTL_DPS_ID_SCOPE)")
+	fl.StringVar(&o.IDScope, "id-scope", "", "the DPS ID scope (default: IOTCTL_DPS_ID_SCOPE, or dps-id-scope in the config file)")
+	// The key hub serve's env.sh exports, and the one a fleet through
+	// DPS will read.
+	cmdutil.SetConfigKey(fl, "id-scope", keyDPSIDScope)
 	fl.StringVar(&o.RegistrationID, "registration-id", "", "the device's registration id")
 	fl.StringVar(&o.Key, "key", "", "the device's symmetric key, or with --cert the private key file (PEM)")
 	fl.StringVar(&o.GroupKey, "group-key", "", "an enrollment group key to derive the device key from")

@@ -798,22 +798,7 @@ func TestMonitorCommand(t *testing.T) {
 func TestMonitorEventHubConnectionStringFromServe(t *testing.T) {
 	e := &regEnv{}
 	e.setenvBare(t)
-	serve := startIotctl(t, "hub", "serve", "--addr", "127.0.0.1:0", "--in-memory", "-o", "json")
-	var info struct {
-		CAFile           string `json:"caFile"`
-		ConnectionString string `json:"connectionString"`
-		EventHub         string `json:"eventHubConnectionString"`
-	}
-	deadline := time.After(30 * time.Second)
-	for json.Unmarshal([]byte(serve.out.String()), &info) != nil {
-		select {
-		case <-serve.out.lines:
-		case <-serve.done:
-			t.Fatalf("hub serve exited %d: %s", serve.code, serve.errOut.String())
-		case <-deadline:
-			t.Fatalf("hub serve printed %q within 30s; want its JSON", serve.out.String())
-		}
-	}
+	serve, info := startServe(t, "--in-memory")
 	if info.EventHub == "" || info.CAFile == "" {
 		t.Fatalf("hub serve -o json printed %q; want the Event Hub-compatible string and the CA", serve.out.String())
 	}

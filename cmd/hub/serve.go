@@ -12,6 +12,8 @@ import (
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/pkg/hub"
 	"github.com/iotctl/iotctl/pkg/hub/amqpfront"
+	"github.com/iotctl/iotctl/pkg/hub/seed"
+	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/output"
 )
 
@@ -53,6 +55,15 @@ the next commands to run, and writes the exports other terminals need to
 twins and queued cloud-to-device messages are kept in the data directory
 (bbolt) and survive a restart; --in-memory keeps nothing.
 
+Telemetry is kept in <data-dir>/telemetry: the hub acknowledges a message
+(PUBACK) only once it is synced to disk, and after a restart monitors read
+every acknowledged event, with sequence numbers that carry on. As IoT Hub's
+built-in endpoint, the hub keeps events one day by default (--retention; IoT
+Hub allows at most 7 days) and, on disk, up to 1,638,400,000 bytes (400,000
+messages of 4 KB, what one S1 unit of IoT Hub keeps; --max-bytes); the oldest
+are dropped beyond. With --in-memory telemetry is kept in memory, at most
+250,000 events (--max-events) and 512 MiB.
+
 X.509 devices: the TLS port asks clients for a certificate (without requiring
 one). A device that connects with a client certificate and no password is
 accepted when its registry authentication is selfSigned and the certificate's
@@ -66,16 +77,32 @@ provisioningserviceowner policy (for the DPS service API and "iotctl dps"), and
 env.sh exports them as IOTCTL_DPS_ID_SCOPE and IOTCTL_DPS_CONNECTION_STRING.
 Devices registered through it are assigned to this hub.
 
+--seed FILE (YAML or JSON) declares devices and modules (keys or certificate
+thumbprints, status, tags, desired properties), shared access policies with
+their keys, and consumer groups, with the field names of the IoT Hub REST API.
+The hub applies it at every start, before it accepts connections: what the file
+declares is made so (a device whose keys differ is updated to the file's), and
+nothing changes when it already is, so a test suite gets the same hub every
+time. Identities the file does not name are left alone. An invalid file exits 3
+naming the line and the problem. The README shows the schema with an example.
+
 Telemetry is read from the Event Hub-compatible endpoint (AMQP) in consumer
 group $Default and in each --consumer-group, as a hub with consumer groups made
 by "az iot hub consumer-group create"; each group reads every event.
+
+GET /health on the TLS port needs no authorization and answers 200 with
+{"status":"ok","hostName":...,"addresses":[...]} once every endpoint is ready
+(503 with "starting" or "stopping" otherwise), for container health checks and
+test harnesses that wait for the hub:
+  curl -fsS --cacert "$IOTCTL_CA_FILE" https://localhost:8443/health
 
 Ctrl-C stops the hub cleanly.`,
 		Example: `  $ iotctl hub serve
   $ iotctl hub serve --addr 127.0.0.1:0 --in-memory -o json
   $ iotctl hub serve --addr 127.0.0.5:8883 --standard-ports --san myhub.local
   $ iotctl hub serve --device-ca devices-root.pem --device-ca devices-intermediate.pem
-  $ iotctl hub serve --consumer-group dashboards --consumer-group archive`,
+  $ iotctl hub serve --consumer-group dashboards --consumer-group archive
+  $ iotctl hub serve --in-memory --seed test/hub-seed.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServe(cmd, f)
@@ -85,15 +112,18 @@ Ctrl-C stops the hub cleanly.`,
 	fl.String("addr", hub.DefaultAddr, "address of the TLS port that serves every protocol (port 0: any free port)")
 	fl.Bool("standard-ports", false, "also listen on 8883 (MQTT), 443 (HTTPS) and 5671 (AMQP) on the same host")
 	fl.String("host-name", "", "host name to put in connection strings (default: the address's host and port)")
-	fl.String("data-dir", hub.DefaultDataDir(), "directory for the registry and the TLS material")
-	fl.Bool("in-memory", false, "keep no state: a throwaway registry and certificates")
+	fl.String("data-dir", hub.DefaultDataDir(), "directory for the registry, the telemetry and the TLS material")
+	fl.Bool("in-memory", false, "keep no state: a throwaway registry and certificates, telemetry in memory")
 	fl.String("cert", "", "server certificate (PEM) instead of the generated one")
 	fl.String("key", "", "server key (PEM) for --cert")
 	fl.StringSlice("san", nil, "extra DNS name or IP address for the generated server certificate (repeatable)")
 	fl.StringSlice("device-ca", nil, "CA certificate file (PEM) that signs X.509 device certificates (repeatable)")
 	fl.StringSlice("consumer-group", nil, "consumer group of the Event Hub-compatible endpoint besides $Default (repeatable)")
+	fl.String("seed", "", "seed file (YAML or JSON) of devices, modules, policies and consumer groups, applied at every start")
 	fl.Int("partitions", 4, "telemetry partitions")
-	fl.Int("max-events", 250_000, "telemetry events kept in memory for monitors; the oldest are dropped beyond it")
+	fl.Int("max-events", 0, "telemetry events kept for monitors; the oldest are dropped beyond it (0: 250,000 with --in-memory, no limit on disk)")
+	fl.Int64("max-bytes", 0, "bytes of telemetry bodies and properties kept; the oldest are dropped beyond it (0: 512 MiB with --in-memory, 1,638,400,000 on disk)")
+	fl.Duration("retention", telemetry.DefaultRetention, "how long telemetry is kept (IoT Hub: 1 day by default, at most 7 days = 168h)")
 	return c
 }
 
@@ -116,6 +146,22 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 			return cmdutil.Usagef("--consumer-group: %v", err)
 		}
 	}
+	var sd *seed.Seed
+	if path := v.GetString("seed"); path != "" {
+		if sd, err = seed.Load(path); err != nil {
+			return &cmdutil.UsageError{Err: fmt.Errorf("--seed: %w", err)}
+		}
+	}
+	retention := v.GetDuration("retention")
+	if retention <= 0 || retention > telemetry.MaxRetention {
+		return cmdutil.Usagef("--retention %s: give a duration from 1s to 168h (IoT Hub keeps telemetry 1 day by default, at most 7 days)", retention)
+	}
+	if v.GetInt("max-events") < 0 {
+		return cmdutil.Usagef("--max-events %d: give a number of events, or 0 for the default", v.GetInt("max-events"))
+	}
+	if v.GetInt64("max-bytes") < 0 {
+		return cmdutil.Usagef("--max-bytes %d: give a number of bytes, or 0 for the default", v.GetInt64("max-bytes"))
+	}
 	opts := &hub.Options{
 		Addr:           v.GetString("addr"),
 		StandardPorts:  v.GetBool("standard-ports"),
@@ -127,8 +173,11 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 		SANs:           v.GetStringSlice("san"),
 		DeviceCAFiles:  v.GetStringSlice("device-ca"),
 		ConsumerGroups: groups,
+		Seed:           sd,
 		Partitions:     v.GetInt("partitions"),
 		MaxEvents:      v.GetInt("max-events"),
+		MaxBytes:       v.GetInt64("max-bytes"),
+		Retention:      retention,
 		Logger:         log.With("component", "hub"),
 	}
 	h := hub.New(opts)
@@ -137,6 +186,14 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 		var ce *hub.DeviceCAError
 		if errors.As(err, &ce) {
 			return &cmdutil.UsageError{Err: fmt.Errorf("--device-ca: %w", err)}
+		}
+		var se *seed.Error
+		if errors.As(err, &se) {
+			return &cmdutil.UsageError{Err: fmt.Errorf("--seed: %w", err)}
+		}
+		var pe *telemetry.PartitionsError
+		if errors.As(err, &pe) {
+			return &cmdutil.UsageError{Err: fmt.Errorf("--partitions %d: %w", pe.Want, err)}
 		}
 		return err
 	}

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
@@ -18,6 +19,21 @@ const WebSocketPath = "/$iothub/websocket"
 // Hubs clients, as on an Event Hubs namespace.
 const EventHubWebSocketPath = "/$servicebus/websocket"
 
+// HealthPath answers GET with 200 and a Health document once every
+// endpoint of the hub is ready, and 503 before and while it stops. It
+// needs no authorization; Azure IoT Hub has no such path.
+const HealthPath = "/health"
+
+// Health is the JSON document served at HealthPath.
+type Health struct {
+	// Status is "ok" when the hub serves MQTT, HTTPS and AMQP, else
+	// "starting" or "stopping".
+	Status string `json:"status"`
+	// HostName and Addresses are those of the hub, when ready.
+	HostName  string   `json:"hostName,omitempty"`
+	Addresses []string `json:"addresses,omitempty"`
+}
+
 func (h *Hub) startHTTP() error {
 	api, err := h.restHandler()
 	if err != nil {
@@ -27,6 +43,7 @@ func (h *Hub) startHTTP() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc(WebSocketPath, h.serveWebSocket)
 	mux.HandleFunc(EventHubWebSocketPath, h.serveWebSocket)
+	mux.HandleFunc(HealthPath, h.serveHealth)
 	mux.Handle("/", h.routeDPS(api))
 	h.httpSrv = &http.Server{
 		Handler:           h.tracked(mux),
@@ -37,6 +54,32 @@ func (h *Hub) startHTTP() error {
 	}
 	h.workers.goFunc(func() { _ = h.httpSrv.Serve(h.httpLn) })
 	return nil
+}
+
+// serveHealth answers HealthPath for container health checks and test
+// harnesses that wait for the hub.
+func (h *Hub) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "health: use GET", http.StatusMethodNotAllowed)
+		return
+	}
+	hl := Health{Status: "starting"}
+	code := http.StatusServiceUnavailable
+	switch {
+	case h.stopping.Load():
+		hl.Status = "stopping"
+	case h.ready.Load():
+		hl = Health{Status: "ok", HostName: h.hostName, Addresses: h.addrs}
+		code = http.StatusOK
+	}
+	b, _ := json.Marshal(hl)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(append(b, '\n'))
+	}
 }
 
 // tracked counts each request among the hub's workers, so that Close

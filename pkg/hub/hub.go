@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -23,6 +24,7 @@ import (
 	"github.com/iotctl/iotctl/pkg/hub/auth"
 	"github.com/iotctl/iotctl/pkg/hub/dps"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
+	"github.com/iotctl/iotctl/pkg/hub/seed"
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/message"
@@ -47,12 +49,13 @@ type Options struct {
 	// accepts. Default: Addr's host, with the bound port unless
 	// StandardPorts is set.
 	HostName string
-	// DataDir keeps the registry (bbolt) and the TLS material.
+	// DataDir keeps the registry (bbolt), the telemetry log (in
+	// "telemetry", see telemetry.Open) and the TLS material.
 	// Default: <user data dir>/iotctl/hub (see DefaultDataDir).
 	DataDir string
-	// InMemory keeps the registry in a temporary file removed on Close
-	// and the TLS material in a temporary directory, for tests and the
-	// demo. Default: false.
+	// InMemory keeps the registry in a temporary file removed on Close,
+	// the telemetry in memory and the TLS material in a temporary
+	// directory, for tests and the demo. Default: false.
 	InMemory bool
 	// CertFile and KeyFile are the server certificate and key (PEM).
 	// Default: a certificate made by the hub's own CA, kept in DataDir.
@@ -73,11 +76,30 @@ type Options struct {
 	// endpoint besides $Default (see amqpfront.ValidConsumerGroup for
 	// the names allowed). Default: none.
 	ConsumerGroups []string
-	// Partitions is the number of telemetry partitions. Default: 4.
+	// Seed is applied to the registry at every Start, before the hub
+	// accepts connections (see package seed); its consumer groups are
+	// added to ConsumerGroups. A value the registry refuses fails Start
+	// with a *seed.Error. Default: nil, nothing is seeded.
+	Seed *seed.Seed
+	// Partitions is the number of telemetry partitions. A telemetry log
+	// on disk keeps the number it was made with: Start refuses another.
+	// Default: 4.
 	Partitions int
 	// MaxEvents bounds the telemetry log; the oldest events are dropped
-	// beyond it. Default: 250,000.
+	// beyond it. 0 means the default: 250,000 with InMemory, no bound
+	// on disk; negative means no bound.
 	MaxEvents int
+	// MaxBytes bounds the bytes of bodies and properties the telemetry
+	// log holds; the oldest events are dropped beyond it. 0 means the
+	// default: 512 MiB with InMemory, 1,638,400,000 bytes on disk
+	// (400,000 messages of 4 KB, what one S1 unit of IoT Hub keeps);
+	// negative means no bound.
+	MaxBytes int64
+	// Retention is how long telemetry is kept, as IoT Hub's built-in
+	// endpoint keeps it for its retention time. 0 means one day, IoT
+	// Hub's default (telemetry.DefaultRetention); IoT Hub allows at
+	// most seven days (telemetry.MaxRetention), and so does Start.
+	Retention time.Duration
 	// Logger receives the hub's log. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default: time.Now.
@@ -139,6 +161,9 @@ type Hub struct {
 	// watchDone is closed when the goroutine that closes the hub at the
 	// end of Start's ctx has returned.
 	watchDone chan struct{}
+	// ready is set when Start has started every endpoint, stopping
+	// when Close begins (for HealthPath).
+	ready, stopping atomic.Bool
 }
 
 // New returns a Hub with opts; it opens nothing until Start.
@@ -156,8 +181,30 @@ func New(opts *Options) *Hub {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Hub{opts: o, log: o.Logger, now: o.Now, sessions: newSessionTable(), methods: newMethodBus(),
-		telemetry: telemetry.New(o.Partitions, o.MaxEvents, 0, o.Now)}
+	return &Hub{opts: o, log: o.Logger, now: o.Now, sessions: newSessionTable(), methods: newMethodBus()}
+}
+
+// TelemetryDir is the directory of the telemetry log in a data dir.
+func TelemetryDir(dataDir string) string { return filepath.Join(dataDir, "telemetry") }
+
+// openTelemetry opens the telemetry log: in memory with InMemory, else
+// in dataDir.
+func (h *Hub) openTelemetry(dataDir string) error {
+	if h.opts.Retention > telemetry.MaxRetention {
+		return fmt.Errorf("hub: telemetry retention %s: IoT Hub keeps events at most 7 days (%s)", h.opts.Retention, telemetry.MaxRetention)
+	}
+	opts := &telemetry.Options{Partitions: h.opts.Partitions, MaxEvents: h.opts.MaxEvents, MaxBytes: h.opts.MaxBytes,
+		Retention: h.opts.Retention, Now: h.now, Logger: h.log.With("component", "telemetry")}
+	if h.opts.InMemory {
+		h.telemetry = telemetry.NewMemory(opts)
+		return nil
+	}
+	l, err := telemetry.Open(TelemetryDir(dataDir), opts)
+	if err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	h.telemetry = l
+	return nil
 }
 
 // Start opens the registry, makes or loads the TLS material, binds the
@@ -173,6 +220,9 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 	host, port, err := net.SplitHostPort(h.opts.Addr)
 	if err != nil {
 		return fmt.Errorf("hub: address %q: %w", h.opts.Addr, err)
+	}
+	if h.opts.Seed != nil {
+		h.opts.ConsumerGroups = h.opts.Seed.ConsumerGroupsWith(h.opts.ConsumerGroups)
 	}
 	for _, g := range h.opts.ConsumerGroups {
 		if err := amqpfront.ValidConsumerGroup(g); err != nil {
@@ -193,6 +243,12 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("hub: data dir: %w", err)
 	}
 	if err := h.openStore(dataDir); err != nil {
+		return err
+	}
+	if err := h.applySeed(); err != nil {
+		return err
+	}
+	if err := h.openTelemetry(dataDir); err != nil {
 		return err
 	}
 	h.workers.goFunc(h.expireC2D)
@@ -238,6 +294,9 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 	if err := h.startHTTP(); err != nil {
 		return err
 	}
+	// Every endpoint is bound and has its handler: the first request
+	// HealthPath can get finds the hub ready.
+	h.ready.Store(true)
 	for _, m := range h.listeners {
 		h.workers.goFunc(func() { m.serve(h.ctx) })
 	}
@@ -332,8 +391,10 @@ func (h *Hub) serveMQTT(c net.Conn) {
 	}
 }
 
-// Close stops the hub: listeners, connections, then the registry. It
-// returns when every goroutine the hub started has ended.
+// Close stops the hub: it stops taking connections and publishes,
+// waits for every goroutine it started, MQTT connections included (a
+// publish being stored is stored first), then closes the telemetry log
+// and the registry. Nothing the hub acknowledged is lost.
 func (h *Hub) Close() error {
 	h.closeOnce.Do(h.shutdown)
 	if h.watchDone != nil {
@@ -343,6 +404,7 @@ func (h *Hub) Close() error {
 }
 
 func (h *Hub) shutdown() {
+	h.stopping.Store(true)
 	if h.cancel != nil {
 		h.cancel()
 	}
@@ -370,8 +432,14 @@ func (h *Hub) shutdown() {
 		_ = h.mqtt.Close()
 	}
 	h.workers.closeAndWait()
+	// No publish can come now. Close stores the ones still waiting for
+	// a sync; their PUBACKs go to connections already closed, so their
+	// devices send them again.
+	if h.telemetry != nil {
+		h.closeErr = h.telemetry.Close()
+	}
 	if h.closeDB != nil {
-		h.closeErr = h.closeDB()
+		h.closeErr = errors.Join(h.closeErr, h.closeDB())
 	}
 	if h.tmpDir != "" {
 		_ = os.RemoveAll(h.tmpDir)
@@ -388,7 +456,7 @@ func (h *Hub) HostName() string { return h.hostName }
 // certificate ("" when CertFile was given).
 func (h *Hub) CAFile() string { return h.caFile }
 
-// Telemetry is the hub's telemetry log.
+// Telemetry is the hub's telemetry log (nil before Start).
 func (h *Hub) Telemetry() *telemetry.Log { return h.telemetry }
 
 // Connected reports how many devices and modules are connected.

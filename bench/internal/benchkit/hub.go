@@ -14,9 +14,13 @@ import (
 	"github.com/iotctl/iotctl/pkg/service"
 )
 
-// HubOptions say how StartHub runs `iotctl hub serve --in-memory`. A nil
+// HubOptions say how StartHub runs `iotctl hub serve`. A nil
 // *HubOptions means the zero value, every field at its default.
 type HubOptions struct {
+	// DataDir is the hub's --data-dir, where it keeps its registry and
+	// its telemetry on disk. Default: empty, --in-memory.
+	DataDir string
+
 	// Addr is the MQTT listener's address (--addr).
 	// Default: "127.0.0.1:0", a free loopback port.
 	Addr string
@@ -67,7 +71,7 @@ type Hub struct {
 }
 
 // StartHub starts bin as `iotctl hub serve --in-memory -o json
-// --log-level error` with the listeners opts asks for, and returns once
+// --log-level error` (--data-dir instead of --in-memory with DataDir) with the listeners opts asks for, and returns once
 // the hub has printed its start-up JSON. Cancelling ctx kills the hub;
 // call Stop when done. When the hub does not start, StartHub stops it
 // and its error says so, with the hub's stderr unless opts.Stderr took
@@ -93,7 +97,12 @@ func StartHub(ctx context.Context, bin string, opts *HubOptions) (*Hub, error) {
 	for _, san := range o.SANs {
 		args = append(args, "--san", san)
 	}
-	args = append(args, "--in-memory", "-o", "json", "--log-level", "error")
+	if o.DataDir != "" {
+		args = append(args, "--data-dir", o.DataDir)
+	} else {
+		args = append(args, "--in-memory")
+	}
+	args = append(args, "-o", "json", "--log-level", "error")
 
 	h := &Hub{cmd: exec.CommandContext(ctx, bin, args...), stopWait: o.StopWait}
 	h.cmd.Env = o.Env

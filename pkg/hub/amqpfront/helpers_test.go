@@ -237,7 +237,7 @@ func (h *testHub) session(policy, audience string) *amqp.Session {
 func (h *testHub) appendEvents(deviceID string, n int) []telemetry.Event {
 	out := make([]telemetry.Event, 0, n)
 	for i := range n {
-		out = append(out, h.tel.Append(telemetry.Event{DeviceID: deviceID, AuthMethod: "sas", GenerationID: "638000000000000001",
+		ev, err := h.tel.Append(telemetry.Event{DeviceID: deviceID, AuthMethod: "sas", GenerationID: "638000000000000001",
 			Message: &message.Message{
 				Body:            []byte(`{"n":` + string(rune('0'+i%10)) + `}`),
 				MessageID:       "m-" + string(rune('a'+i%26)),
@@ -245,7 +245,11 @@ func (h *testHub) appendEvents(deviceID string, n int) []telemetry.Event {
 				ContentType:     "application/json",
 				ContentEncoding: "utf-8",
 				Properties:      map[string]string{"temperatureAlert": "true"},
-			}}))
+			}})
+		if err != nil {
+			h.t.Fatalf("Append: %v", err)
+		}
+		out = append(out, ev)
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -107,12 +108,25 @@ func New(opts *Options) (*Handler, error) {
 	return h, nil
 }
 
-// Body limits. Bodies over them get 413 MessageTooLarge.
+// Body limits. Bodies over them get 413 / 413001 MessageTooLarge, the
+// code IoT Hub uses for a request entity too large (the C# service
+// SDK's IotHubServiceErrorCode.MessageTooLarge, under "RequestEntityTooLarge
+// - 413").
 const (
 	maxIdentityBody = 64 * 1024
-	maxTwinBody     = 128 * 1024
-	maxMethodBody   = 256 * 1024 // the payload itself is limited to 128 KB
-	maxQueryBody    = 16 * 1024
+	// maxTwinBody leaves room for a whole twin sent back with PUT: IoT
+	// Hub keeps tags to 8 KB and desired and reported properties to
+	// 32 KB each, without $metadata and $version ("Device twin size" in
+	// iot-hub-devguide-device-twins.md); the registry enforces those.
+	maxTwinBody   = 128 * 1024
+	maxMethodBody = 256 * 1024 // the payload itself is limited to 128 KB
+	maxQueryBody  = 16 * 1024
+	// maxDrain is how much of a too-large body the handler reads and
+	// throws away before it answers 413, so that a client that sends
+	// its whole body before reading the answer (Python's http.client)
+	// reads the 413 instead of a connection reset. Beyond it the
+	// connection is closed after the answer.
+	maxDrain = 64 << 20
 	// MaxMethodPayload is the largest direct-method payload, as IoT Hub.
 	MaxMethodPayload = 128 * 1024
 	// maxTop is the most devices GET /devices returns, as IoT Hub.
@@ -298,18 +312,56 @@ func (h *Handler) readJSON(q *request, limit int64, v any) bool {
 }
 
 func (h *Handler) readBody(q *request, limit int64) ([]byte, bool) {
-	rd := http.MaxBytesReader(q.w, q.r.Body, limit)
-	body, err := io.ReadAll(rd)
+	r := q.r
+	if r.ContentLength > limit {
+		// Answer before reading. A client waiting for "100 Continue"
+		// gets the 413 instead and never sends the body.
+		h.tooLarge(q, limit, !expectsContinue(r))
+		return nil, false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			h.writeError(q.w, newError(registry.ErrMessageTooLarge, "the request body is larger than the limit of this API"))
-		} else {
-			h.writeError(q.w, newError(registry.ErrArgumentInvalid, "cannot read the request body"))
-		}
+		h.writeError(q.w, newError(registry.ErrArgumentInvalid, "cannot read the request body"))
+		return nil, false
+	}
+	if int64(len(body)) > limit {
+		h.tooLarge(q, limit, true)
 		return nil, false
 	}
 	return body, true
+}
+
+// tooLarge answers 413 MessageTooLarge for a body over limit. With
+// drain, it first reads and discards the rest of the body (up to
+// maxDrain), which the client is sending: closing the connection on
+// unread data would reset it, and a client still writing would lose
+// the answer.
+func (h *Handler) tooLarge(q *request, limit int64, drain bool) {
+	if drain {
+		n, _ := io.CopyN(io.Discard, q.r.Body, maxDrain)
+		if n == maxDrain {
+			q.w.Header().Set("Connection", "close")
+		}
+	}
+	h.writeError(q.w, newError(registry.ErrMessageTooLarge, fmt.Sprintf(
+		"the request body is over %d bytes, the most %s %s accepts: send a smaller one", limit, q.r.Method, routeName(q.r.URL.Path))))
+}
+
+// expectsContinue reports whether the client waits for "100 Continue"
+// before it sends the body.
+func expectsContinue(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Expect"), "100-continue")
+}
+
+// routeName is the path for messages: the first segment and "/..."
+// when there are more ("/twins/..."), so that no id is echoed.
+func routeName(p string) string {
+	p = strings.TrimPrefix(p, "/")
+	first, _, more := strings.Cut(p, "/")
+	if more {
+		return "/" + first + "/..."
+	}
+	return "/" + first
 }
 
 // writeJSON answers status with v as JSON and, when etag is set, an

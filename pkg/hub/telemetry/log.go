@@ -2,7 +2,9 @@ package telemetry
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -14,12 +16,14 @@ import (
 type Event struct {
 	// Partition is the partition the event is in.
 	Partition int
-	// SequenceNumber counts events within the partition from 0.
+	// SequenceNumber counts events within the partition from 0, and
+	// goes on across restarts of a log kept on disk.
 	SequenceNumber int64
 	// Offset is the event's offset in the partition (the sequence
 	// number in decimal: the hub keeps no byte offsets).
 	Offset string
-	// EnqueuedTime is when the hub accepted the message.
+	// EnqueuedTime is when the hub accepted the message. It never goes
+	// back within a partition.
 	EnqueuedTime time.Time
 	// DeviceID and ModuleID identify the sender.
 	DeviceID, ModuleID string
@@ -31,26 +35,91 @@ type Event struct {
 	Message *message.Message
 }
 
-// Log is the bounded, partitioned in-memory log of telemetry
-// that monitors read (the hub's Event Hub-compatible endpoint). Events
-// go to the partition of the hash of their device id, so one device's
-// events stay in order. When a partition holds more than its share of
-// MaxEvents or MaxBytes, the oldest events are dropped. Safe for
-// concurrent use.
+// ErrClosed is returned by Append once the log is closed.
+var ErrClosed = errors.New("telemetry: log closed")
+
+// Retention limits of IoT Hub's built-in endpoint: it keeps events one
+// day by default and at most seven days ("Read device-to-cloud messages
+// from the built-in endpoint", learn.microsoft.com/azure/iot-hub/
+// iot-hub-devguide-messages-read-builtin).
+const (
+	DefaultRetention = 24 * time.Hour
+	MaxRetention     = 7 * 24 * time.Hour
+)
+
+// Default size bounds. In memory the log keeps what today's hub kept;
+// on disk it keeps what one S1 unit of IoT Hub guarantees, "at least
+// 400,000 messages" of 4 KB (the same Azure page), and any number of
+// events within that.
+const (
+	DefaultMaxEventsInMemory = 250_000
+	DefaultMaxBytesInMemory  = 512 << 20
+	DefaultMaxBytesOnDisk    = 400_000 * 4096
+)
+
+// Options configure a Log. A nil *Options means the defaults.
+type Options struct {
+	// Partitions is the number of partitions. A log on disk keeps the
+	// number it was made with; Open refuses another. Default: 4.
+	Partitions int
+	// MaxEvents bounds the number of events held; beyond it the oldest
+	// are dropped. Each partition holds at most its share. 0 means the
+	// default: DefaultMaxEventsInMemory in memory, no bound on disk; a
+	// negative value means no bound.
+	MaxEvents int
+	// MaxBytes bounds the bytes of bodies and properties held
+	// (message.Message.Size); beyond it the oldest events are dropped,
+	// keeping at least the newest of each partition. 0 means the
+	// default: DefaultMaxBytesInMemory in memory, DefaultMaxBytesOnDisk
+	// on disk; a negative value means no bound.
+	MaxBytes int64
+	// Retention is how long events are kept: older ones are dropped
+	// when an event is appended to their partition and, on disk, every
+	// minute and when the log is opened. 0 means DefaultRetention; a
+	// negative value keeps events for ever.
+	Retention time.Duration
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// Logger receives the storage engine's messages (on disk).
+	// Default: discard.
+	Logger *slog.Logger
+}
+
+// Log is the partitioned log of telemetry that monitors read (the hub's
+// Event Hub-compatible endpoint), in memory (New, NewMemory) or on disk
+// (Open). Events go to the partition of the hash of their device id, so
+// one device's events stay in order. Events beyond the bounds of
+// Options are dropped, oldest first. Safe for concurrent use.
 type Log struct {
-	parts    []*partition
-	maxCount int
-	maxBytes int
-	now      func() time.Time
+	parts     []*partition
+	maxCount  int64 // per partition; 0: no bound
+	maxBytes  int64 // per partition; 0: no bound
+	retention time.Duration
+	now       func() time.Time
+	disk      *disk // nil: in memory
+
+	closeMu sync.RWMutex
+	closed  bool
 }
 
 type partition struct {
-	mu      sync.Mutex
-	events  []stored // events[i] has sequence number nextSeq-len(events)+i
-	bytes   int
-	nextSeq int64
+	mu sync.Mutex
+	// first and next are the sequence numbers of the oldest event held
+	// and of the next event; first == next when there is none.
+	first, next int64
+	// firstEnq and lastEnq are the enqueued times of the oldest and
+	// newest events held (lastEnq stays when the partition empties).
+	firstEnq, lastEnq time.Time
 	// changed is closed and replaced on every append.
 	changed chan struct{}
+
+	// In memory: events[i] has sequence number first+i.
+	events []stored
+	bytes  int64
+
+	// On disk: the bytes of all events ever appended before first and
+	// before next, so that next's minus first's is the bytes held.
+	firstCum, nextCum int64
 }
 
 // stored is an event as the log keeps it: the message's properties in
@@ -62,7 +131,7 @@ type stored struct {
 	deviceID, moduleID, authMethod, generationID string
 	body                                         []byte
 	bag                                          string
-	size                                         int // Message.Size, for maxBytes
+	size                                         int64 // Message.Size, for maxBytes
 }
 
 // event rebuilds the Event of s, which has sequence number seq in
@@ -78,24 +147,52 @@ func (s *stored) event(part int, seq int64) Event {
 		DeviceID: s.deviceID, ModuleID: s.moduleID, AuthMethod: s.authMethod, GenerationID: s.generationID, Message: m}
 }
 
-// New returns a log with n partitions (default 4) holding
-// at most maxEvents events (default 250,000) and maxBytes bytes of
-// bodies and properties (default 512 MiB) in all.
+// New returns a log in memory with n partitions (default 4) holding at
+// most maxEvents events (default 250,000) and maxBytes bytes of bodies
+// and properties (default 512 MiB) in all, for one day. It is
+// NewMemory with those options.
 func New(n, maxEvents, maxBytes int, now func() time.Time) *Log {
-	if n <= 0 {
-		n = 4
+	return NewMemory(&Options{Partitions: n, MaxEvents: maxEvents, MaxBytes: int64(maxBytes), Now: now})
+}
+
+// NewMemory returns a log in memory: nothing survives the process.
+func NewMemory(opts *Options) *Log {
+	return newLog(opts, DefaultMaxEventsInMemory, DefaultMaxBytesInMemory)
+}
+
+// newLog applies opts' defaults, with the given default bounds.
+func newLog(opts *Options, defEvents int, defBytes int64) *Log {
+	o := Options{}
+	if opts != nil {
+		o = *opts
 	}
-	if maxEvents <= 0 {
-		maxEvents = 250_000
+	if o.Partitions <= 0 {
+		o.Partitions = 4
 	}
-	if maxBytes <= 0 {
-		maxBytes = 512 << 20
+	if o.MaxEvents == 0 {
+		o.MaxEvents = defEvents
 	}
-	if now == nil {
-		now = time.Now
+	if o.MaxBytes == 0 {
+		o.MaxBytes = defBytes
 	}
-	l := &Log{maxCount: max(1, maxEvents/n), maxBytes: max(1, maxBytes/n), now: now}
-	for range n {
+	if o.Retention == 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	n := int64(o.Partitions)
+	l := &Log{now: o.Now}
+	if o.MaxEvents > 0 {
+		l.maxCount = max(1, int64(o.MaxEvents)/n)
+	}
+	if o.MaxBytes > 0 {
+		l.maxBytes = max(1, o.MaxBytes/n)
+	}
+	if o.Retention > 0 {
+		l.retention = o.Retention
+	}
+	for range o.Partitions {
 		l.parts = append(l.parts, &partition{changed: make(chan struct{})})
 	}
 	return l
@@ -111,48 +208,103 @@ func (l *Log) PartitionOf(deviceID string) int {
 	return int(h.Sum32() % uint32(len(l.parts)))
 }
 
+// cutoff returns the enqueued time before which events have expired
+// (zero without retention).
+func (l *Log) cutoff(now time.Time) time.Time {
+	if l.retention <= 0 {
+		return time.Time{}
+	}
+	return now.Add(-l.retention)
+}
+
 // Append stores ev, filling in its partition, sequence number, offset
-// and enqueued time, and returns the stored event. A nil Message is
-// stored as an empty one. Read returns a copy of the message, not
-// ev.Message itself.
-func (l *Log) Append(ev Event) Event {
+// and enqueued time, and returns the stored event. On disk it returns
+// once the event is durable (synced to disk), sharing the sync with
+// the appends made meanwhile; an error means it was not stored. A nil
+// Message is stored as an empty one. Read returns a copy of the
+// message, not ev.Message itself. After Close it returns ErrClosed.
+func (l *Log) Append(ev Event) (Event, error) {
 	if ev.Message == nil {
 		ev.Message = &message.Message{}
 	}
 	ev.Partition = l.PartitionOf(ev.DeviceID)
+	if l.disk != nil {
+		return l.disk.append(ev, nil)
+	}
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed {
+		return Event{}, ErrClosed
+	}
 	p := l.parts[ev.Partition]
 	st := stored{deviceID: ev.DeviceID, moduleID: ev.ModuleID, authMethod: ev.AuthMethod, generationID: ev.GenerationID,
-		body: ev.Message.Body, bag: message.EncodeBag(ev.Message), size: ev.Message.Size()}
+		body: ev.Message.Body, bag: message.EncodeBag(ev.Message), size: int64(ev.Message.Size())}
 	p.mu.Lock()
-	ev.SequenceNumber = p.nextSeq
+	ev.SequenceNumber = p.next
 	ev.Offset = strconv.FormatInt(ev.SequenceNumber, 10)
 	ev.EnqueuedTime = l.now().UTC()
+	if ev.EnqueuedTime.Before(p.lastEnq) {
+		ev.EnqueuedTime = p.lastEnq
+	}
 	st.enqueued = ev.EnqueuedTime
-	p.nextSeq++
+	p.next++
+	p.lastEnq = ev.EnqueuedTime
 	p.events = append(p.events, st)
 	p.bytes += st.size
+	cutoff := l.cutoff(ev.EnqueuedTime)
 	drop := 0
-	for len(p.events)-drop > l.maxCount || (p.bytes > l.maxBytes && len(p.events)-drop > 1) {
-		p.bytes -= p.events[drop].size
+	for left := len(p.events); left > 0; left = len(p.events) - drop {
+		e := &p.events[drop]
+		if !(l.maxCount > 0 && int64(left) > l.maxCount) && !(l.maxBytes > 0 && p.bytes > l.maxBytes && left > 1) &&
+			!e.enqueued.Before(cutoff) {
+			break
+		}
+		p.bytes -= e.size
 		drop++
 	}
 	if drop > 0 {
 		clear(p.events[:drop])
 		p.events = p.events[drop:]
 	}
+	p.first = p.next - int64(len(p.events))
+	if len(p.events) > 0 {
+		p.firstEnq = p.events[0].enqueued
+	}
 	ch := p.changed
 	p.changed = make(chan struct{})
 	p.mu.Unlock()
 	close(ch)
-	return ev
+	return ev, nil
 }
+
+// AppendAsync stores ev as Append does, without waiting: done is called
+// with the stored event (or the error) once it is stored, on disk once
+// it is synced. Calls of done follow the order of the AppendAsync
+// calls. done must not block: on disk it runs on the goroutine that
+// commits every append. In memory, and after Close, done is called
+// before AppendAsync returns.
+func (l *Log) AppendAsync(ev Event, done func(Event, error)) {
+	if ev.Message == nil {
+		ev.Message = &message.Message{}
+	}
+	if l.disk != nil {
+		ev.Partition = l.PartitionOf(ev.DeviceID)
+		_, _ = l.disk.append(ev, done) // done has the result
+		return
+	}
+	done(l.Append(ev))
+}
+
+// Durable reports whether the log is kept on disk (Open).
+func (l *Log) Durable() bool { return l.disk != nil }
 
 // PartitionInfo describes one partition.
 type PartitionInfo struct {
 	// First and Last are the sequence numbers of the oldest and newest
 	// events held; Last is First-1 when the partition is empty.
 	First, Last int64
-	// LastEnqueued is the newest event's enqueued time (zero if none).
+	// LastEnqueued is the newest event's enqueued time (zero if none
+	// was ever appended).
 	LastEnqueued time.Time
 	// Count is the number of events held.
 	Count int
@@ -163,34 +315,45 @@ func (l *Log) Info(i int) PartitionInfo {
 	p := l.parts[i]
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	info := PartitionInfo{Last: p.nextSeq - 1, Count: len(p.events), First: p.nextSeq - int64(len(p.events))}
-	if n := len(p.events); n > 0 {
-		info.LastEnqueued = p.events[n-1].enqueued
-	}
-	return info
+	return PartitionInfo{First: p.first, Last: p.next - 1, Count: int(p.next - p.first), LastEnqueued: p.lastEnq}
 }
 
 // Read returns up to max events of partition i with sequence numbers
 // from seq on (events already dropped are skipped), and a channel that
-// is closed when the partition changes after this read.
+// is closed when the partition changes after this read. On disk it
+// returns only durable events, and nothing once the log is closed.
 func (l *Log) Read(i int, seq int64, max int) ([]Event, <-chan struct{}) {
 	p := l.parts[i]
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	first := p.nextSeq - int64(len(p.events))
-	if seq < first {
-		seq = first
+	first, next, changed := p.first, p.next, p.changed
+	if l.disk != nil {
+		p.mu.Unlock()
+		seq = min(next, maxInt64(seq, first))
+		end := min(next, seq+int64(max))
+		if seq >= end {
+			return nil, changed
+		}
+		return l.disk.read(i, seq, end), changed
 	}
+	defer p.mu.Unlock()
+	seq = maxInt64(seq, first)
 	start := int(seq - first)
 	if start >= len(p.events) {
-		return nil, p.changed
+		return nil, changed
 	}
 	end := min(len(p.events), start+max)
 	out := make([]Event, 0, end-start)
 	for k := start; k < end; k++ {
 		out = append(out, p.events[k].event(i, first+int64(k)))
 	}
-	return out, p.changed
+	return out, changed
+}
+
+func maxInt64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
 }
 
 // SeqAt returns the sequence number of the first event of partition i
@@ -198,8 +361,12 @@ func (l *Log) Read(i int, seq int64, max int) ([]Event, <-chan struct{}) {
 func (l *Log) SeqAt(i int, t time.Time) int64 {
 	p := l.parts[i]
 	p.mu.Lock()
+	if l.disk != nil {
+		first, next := p.first, p.next
+		p.mu.Unlock()
+		return l.disk.seqAt(i, first, next, t)
+	}
 	defer p.mu.Unlock()
-	first := p.nextSeq - int64(len(p.events))
 	lo, hi := 0, len(p.events)
 	for lo < hi {
 		mid := (lo + hi) / 2
@@ -209,15 +376,18 @@ func (l *Log) SeqAt(i int, t time.Time) int64 {
 			hi = mid
 		}
 	}
-	return first + int64(lo)
+	return p.first + int64(lo)
 }
 
 // Wait blocks until partition i has an event with sequence number seq
 // or ctx ends.
 func (l *Log) Wait(ctx context.Context, i int, seq int64) error {
+	p := l.parts[i]
 	for {
-		evs, changed := l.Read(i, seq, 1)
-		if len(evs) > 0 {
+		p.mu.Lock()
+		has, changed := maxInt64(seq, p.first) < p.next, p.changed
+		p.mu.Unlock()
+		if has {
 			return nil
 		}
 		select {
@@ -226,4 +396,18 @@ func (l *Log) Wait(ctx context.Context, i int, seq int64) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// Close stops the log taking events: Append returns ErrClosed from now
+// on. On disk it first stores the events being appended, then closes
+// the files. Reads after Close find no events on disk. Close returns
+// the storage engine's error, if any; a second Close does nothing.
+func (l *Log) Close() error {
+	if l.disk != nil {
+		return l.disk.close()
+	}
+	l.closeMu.Lock()
+	l.closed = true
+	l.closeMu.Unlock()
+	return nil
 }

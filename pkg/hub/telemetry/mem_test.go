@@ -34,7 +34,7 @@ func BenchmarkLogMemory(b *testing.B) {
 				b.Fatal(err)
 			}
 			t.Message.Body = []byte(body)
-			l.Append(Event{DeviceID: id, AuthMethod: "sas", GenerationID: "638000000000000001", Message: t.Message})
+			_, _ = l.Append(Event{DeviceID: id, AuthMethod: "sas", GenerationID: "638000000000000001", Message: t.Message})
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)

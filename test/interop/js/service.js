@@ -2,7 +2,9 @@
 // interoperability tests. Usage:
 //   node service.js CONNECTION_STRING OPERATION JSON_ARGS
 // Operations: create {deviceId}, get {deviceId}, invoke {deviceId, methodName, payload,
-// responseTimeoutInSeconds}, getTwin {deviceId}, updateTwin {deviceId, patch}.
+// responseTimeoutInSeconds}, getTwin {deviceId}, updateTwin {deviceId, patch, padTagsTo}
+// (padTagsTo: a tag "padding" of that many bytes is added to the patch, for bodies too large
+// to pass on the command line).
 // Prints one JSON line: {"result": ...} or {"error": {"name", "message", "statusCode"}}.
 'use strict';
 const { Registry, Client } = require('azure-iothub');
@@ -22,7 +24,11 @@ async function main() {
       return (await registry.getTwin(args.deviceId)).responseBody.properties;
     case 'updateTwin': {
       const twin = (await registry.getTwin(args.deviceId)).responseBody;
-      return (await twin.update(args.patch)).properties;
+      const patch = args.patch || {};
+      if (args.padTagsTo) {
+        patch.tags = Object.assign({}, patch.tags, { padding: 'x'.repeat(args.padTagsTo) });
+      }
+      return (await twin.update(patch)).properties;
     }
     case 'invoke': {
       const client = Client.fromConnectionString(cs);

@@ -1,0 +1,50 @@
+package hub_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/iotctl/iotctl/cmd/cmdutil"
+	hubsrv "github.com/iotctl/iotctl/pkg/hub"
+)
+
+func TestServeTelemetryFlagErrorsExit3(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--retention", "200h"}, []string{"--retention 200h0m0s", "at most 7 days"}},
+		{[]string{"--retention", "0s"}, []string{"--retention 0s", "from 1s to 168h"}},
+		{[]string{"--max-events", "-1"}, []string{"--max-events -1"}},
+		{[]string{"--max-bytes", "-5"}, []string{"--max-bytes -5"}},
+	} {
+		args := append([]string{"hub", "serve", "--addr", "127.0.0.1:0", "--in-memory"}, tc.args...)
+		code, _, stderr := certRun(t, nil, args...)
+		if code != cmdutil.ExitUsage {
+			t.Errorf("hub serve %v: exit %d; want %d (stderr %q)", tc.args, code, cmdutil.ExitUsage, stderr)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("hub serve %v: stderr %q does not say %q", tc.args, stderr, w)
+			}
+		}
+	}
+}
+
+// A data dir's telemetry log keeps its partition count: serving it with
+// another is a usage error that names both and the way out.
+func TestServeOtherPartitionCountExit3(t *testing.T) {
+	dir := t.TempDir()
+	h := hubsrv.New(&hubsrv.Options{Addr: "127.0.0.1:0", DataDir: dir})
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := certRun(t, nil, "hub", "serve", "--addr", "127.0.0.1:0", "--data-dir", dir, "--partitions", "8")
+	if code != cmdutil.ExitUsage || !strings.Contains(stderr, "--partitions 8") || !strings.Contains(stderr, "4 partitions, not 8") {
+		t.Errorf("hub serve --partitions 8 on a dir made with 4: exit %d, stderr %q; want 3 naming both", code, stderr)
+	}
+}
