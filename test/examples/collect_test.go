@@ -23,9 +23,16 @@ type example struct {
 	// Exit is the exit code the example shows ("# exits N"); 0 when it
 	// shows none.
 	Exit int
+	// Block is set for a README block run as one script.
+	Block bool
 }
 
-func (e *example) name() string { return e.Where[0] + ": " + e.Script }
+func (e *example) name() string {
+	if e.Block {
+		return e.Where[0]
+	}
+	return e.Where[0] + ": " + e.Script
+}
 
 // exitComment is the marker of an example meant to fail: a trailing
 // shell comment "# exits N", optionally followed by a reason.
@@ -81,17 +88,18 @@ type examples struct {
 	byText map[string]*example
 }
 
-func (s *examples) add(script, where string) {
+func (s *examples) add(script, where string) *example {
 	if s.byText == nil {
 		s.byText = map[string]*example{}
 	}
 	if e, ok := s.byText[script]; ok {
 		e.Where = append(e.Where, where)
-		return
+		return e
 	}
 	e := &example{Script: script, Where: []string{where}, Exit: expectedExit(script)}
 	s.byText[script] = e
 	s.list = append(s.list, e)
+	return e
 }
 
 // helpExamples adds every example of every command of the tree, hidden
@@ -111,11 +119,13 @@ func helpExamples(s *examples) {
 }
 
 // The README's markers. Each fenced shell block carries one on the line
-// before it: runnableMarker runs its lines as examples;
+// before it: runnableMarker runs its lines as examples, scriptMarker
+// runs the block as one script (its lines go together);
 // notRunnablePrefix says why they cannot run here. The tour block
 // between tourStart and tourEnd is run as one script by test/tour.
 const (
 	runnableMarker    = "<!-- runnable -->"
+	scriptMarker      = "<!-- runnable: script -->"
 	notRunnablePrefix = "<!-- not-runnable:"
 	tourStart         = "<!-- tour:start -->"
 	tourEnd           = "<!-- tour:end -->"
@@ -170,6 +180,8 @@ func readmeExamples(readme string, s *examples) ([]readmeBlock, error) {
 			for _, c := range commandLines(strings.Join(body, "\n")) {
 				s.add(c, fmt.Sprintf("README.md:%d", start+1))
 			}
+		case marker == scriptMarker:
+			s.add(strings.Join(body, "\n"), fmt.Sprintf("README.md:%d (script)", start+1)).Block = true
 		case strings.HasPrefix(marker, notRunnablePrefix) && strings.HasSuffix(marker, "-->"):
 			reason := strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(marker, notRunnablePrefix), "-->"))
 			if reason == "" {
@@ -181,8 +193,8 @@ func readmeExamples(readme string, s *examples) ([]readmeBlock, error) {
 			}
 			skipped = append(skipped, readmeBlock{Line: start + 1, First: first, Reason: reason})
 		default:
-			return nil, fmt.Errorf("README.md:%d: a shell block with neither %s nor %s REASON --> on the line before it",
-				start+1, runnableMarker, notRunnablePrefix)
+			return nil, fmt.Errorf("README.md:%d: a shell block with none of %s, %s or %s REASON --> on the line before it",
+				start+1, runnableMarker, scriptMarker, notRunnablePrefix)
 		}
 	}
 	return skipped, nil

@@ -1,6 +1,7 @@
 package examples
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -43,6 +44,7 @@ func TestReadmeExamples(t *testing.T) {
 		"# x", "",
 		"<!-- not-runnable: needs Azure -->", "```sh", "iotctl device simulate", "```",
 		"<!-- runnable -->", "```sh", "iotctl version", "iotctl hub sas \\", "  --ttl 1h", "```",
+		"<!-- runnable: script -->", "```sh", "KEY=$(iotctl dps derive-key)", "# a comment", "echo \"$KEY\"", "```",
 		"<!-- tour:start -->", "```sh", "iotctl hub serve", "```", "<!-- tour:end -->",
 		"```go", "package main", "```",
 	}, "\n")
@@ -53,9 +55,10 @@ func TestReadmeExamples(t *testing.T) {
 	}
 	var got []string
 	for _, e := range s.list {
-		got = append(got, e.Script+" @ "+e.Where[0])
+		got = append(got, fmt.Sprintf("%s @ %s %v", e.Script, e.Where[0], e.Block))
 	}
-	if want := []string{"iotctl version @ README.md:8", "iotctl hub sas --ttl 1h @ README.md:8"}; !reflect.DeepEqual(got, want) {
+	if want := []string{"iotctl version @ README.md:8 false", "iotctl hub sas --ttl 1h @ README.md:8 false",
+		"KEY=$(iotctl dps derive-key)\n# a comment\necho \"$KEY\" @ README.md:14 (script) true"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("runnable lines = %q; want %q", got, want)
 	}
 	if want := []readmeBlock{{Line: 4, First: "iotctl device simulate", Reason: "needs Azure"}}; !reflect.DeepEqual(skipped, want) {
@@ -119,9 +122,22 @@ func TestRunsUntilStopped(t *testing.T) {
 }
 
 func TestStandIns(t *testing.T) {
-	w := &world{host: "localhost:4242"}
-	in := "iotctl device send --host myhub.azure-devices.net --proxy http://proxy.corp:3128; iotctl x --host localhost:8443"
-	if got, want := standIns(in, w), "iotctl device send --host localhost:4242 --proxy http://proxy.corp:3128; iotctl x --host localhost:4242"; got != want {
+	w := &world{host: "localhost:4242", idScope: "0ne0000ABCD"}
+	in := "iotctl device send --host myhub.azure-devices.net --proxy http://proxy.corp:3128; iotctl x --host localhost:8443 --id-scope 0ne00111111"
+	if got, want := standIns(in, w), "iotctl device send --host localhost:4242 --proxy http://proxy.corp:3128; iotctl x --host localhost:4242 --id-scope 0ne0000ABCD"; got != want {
 		t.Errorf("standIns without a proxy = %q; want %q", got, want)
+	}
+}
+
+func TestHasErrorLine(t *testing.T) {
+	for stderr, want := range map[string]bool{
+		"": false,
+		"iotctl: no ID scope: pass --id-scope\nRun 'iotctl --help'\n":                true,
+		"IoT Hub device simulator: 1 device(s)\ninterrupt received, shutting down\n": false,
+		"curl: (60) SSL certificate problem\n":                                       false,
+	} {
+		if got := hasErrorLine(stderr); got != want {
+			t.Errorf("hasErrorLine(%q) = %v; want %v", stderr, got, want)
+		}
 	}
 }

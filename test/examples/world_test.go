@@ -2,15 +2,19 @@ package examples
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha1"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,8 +25,10 @@ import (
 	"github.com/iotctl/iotctl/pkg/device"
 	"github.com/iotctl/iotctl/pkg/devicecert"
 	"github.com/iotctl/iotctl/pkg/hub"
+	"github.com/iotctl/iotctl/pkg/hub/dps"
 	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/message"
+	"github.com/iotctl/iotctl/pkg/output"
 	"github.com/iotctl/iotctl/pkg/service"
 	"github.com/iotctl/iotctl/pkg/simulate"
 )
@@ -45,6 +51,8 @@ type world struct {
 	caFile     string
 	serviceCS  string
 	deviceCS   string // MyGoDevice's, "" when it does not exist
+	idScope    string // the hub's DPS ID scope
+	dpsCert    string // cam-1's enrollment certificate (PEM)
 	proxy      *proxytest.Proxy
 	env        map[string]string
 
@@ -82,7 +90,7 @@ func newWorld(t *testing.T, ex *example) (w *world, err error) {
 			w.close()
 		}
 	}()
-	for _, d := range []string{w.dir, filepath.Join(w.dir, "certs"), w.home} {
+	for _, d := range []string{w.dir, filepath.Join(w.dir, "certs"), filepath.Join(w.dir, "test"), w.home} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
 		}
@@ -159,13 +167,29 @@ func newWorld(t *testing.T, ex *example) (w *world, err error) {
 		}
 	}
 
+	w.idScope = w.hub.DPS().IDScope()
+	dpsCS, err := w.hub.DPSConnectionString()
+	if err != nil {
+		return nil, err
+	}
+	exports := map[string]string{
+		"IOTCTL_CONNECTION_STRING":     w.serviceCS,
+		"IOTCTL_CA_FILE":               w.caFile,
+		"IOTCTL_DPS_ID_SCOPE":          w.idScope,
+		"IOTCTL_DPS_CONNECTION_STRING": dpsCS,
+	}
+	if err := writeEnvFile(filepath.Join(opts.DataDir, "env.sh"), exports); err != nil {
+		return nil, err
+	}
 	w.env = map[string]string{
-		"HOME":                     w.home,
-		"IOTCTL_CONNECTION_STRING": w.serviceCS,
-		"IOTCTL_CA_FILE":           w.caFile,
-		"CS":                       w.serviceCS,
-		"SERVICE_CS":               w.serviceCS,
-		"HUB":                      w.host,
+		"HOME":       w.home,
+		"CS":         w.serviceCS,
+		"SERVICE_CS": w.serviceCS,
+		"HUB":        w.host,
+	}
+	maps.Copy(w.env, exports)
+	if err := w.enrollDPS(); err != nil {
+		return nil, err
 	}
 	if w.deviceCS != "" {
 		w.env["IOTCTL_DEVICE_CONNECTION_STRING"] = w.deviceCS
@@ -198,15 +222,20 @@ func newWorld(t *testing.T, ex *example) (w *world, err error) {
 
 // writeFiles writes the files examples read: cam1.pem and cam1-key.pem
 // (cam1's self-signed certificate, whose thumbprint it returns),
-// cam2.pem and cam2-key.pem (but not those of an identity in
+// cam2.pem and cam2-key.pem, cam-1.pem and cam-1-key.pem (cam-1's DPS
+// enrollment certificate, kept in w.dpsCert) (but not those of an identity in
 // generated, whose certificate the example makes), cmd.json, fleet-ca.pem and fleet-ca-key.pem,
 // certs/device-ca.pem and certs/device-ca-key.pem (when withDeviceCA),
 // devices-root.pem and devices-intermediate.pem. It returns the device
-// CAs the hub trusts.
+// CAs the hub trusts. It also writes test/hub-seed.yaml, a seed for
+// "hub serve --seed".
 func (w *world) writeFiles(generated map[string]bool, withDeviceCA bool) (cam1Thumb string, deviceCAs []string, err error) {
 	now := time.Now()
-	files := map[string][]byte{"cmd.json": []byte(`{"led":"on"}` + "\n")}
-	for _, cam := range []string{"cam1", "cam2"} {
+	files := map[string][]byte{
+		"cmd.json":           []byte(`{"led":"on"}` + "\n"),
+		"test/hub-seed.yaml": []byte("consumerGroups: [dashboards]\ndevices:\n  - deviceId: thermostat-1\n"),
+	}
+	for _, cam := range []string{"cam1", "cam2", "cam-1"} {
 		cert, key, err := devicecert.New(cam, now.Add(-time.Minute), now.Add(24*time.Hour), nil)
 		if err != nil {
 			return "", nil, err
@@ -214,10 +243,13 @@ func (w *world) writeFiles(generated map[string]bool, withDeviceCA bool) (cam1Th
 		if !generated[cam] {
 			files[cam+".pem"], files[cam+"-key.pem"] = cert, key
 		}
-		if cam == "cam1" {
+		switch cam {
+		case "cam1":
 			b, _ := pem.Decode(cert)
 			sum := sha1.Sum(b.Bytes)
 			cam1Thumb = strings.ToUpper(hex.EncodeToString(sum[:]))
+		case "cam-1":
+			w.dpsCert = string(cert)
 		}
 	}
 	cas := []string{"fleet-ca", "devices-root", "devices-intermediate"}
@@ -241,6 +273,50 @@ func (w *world) writeFiles(generated map[string]bool, withDeviceCA bool) (cam1Th
 		}
 	}
 	return cam1Thumb, deviceCAs, nil
+}
+
+// writeEnvFile writes the exports "hub serve" writes to env.sh, for
+// examples that source it.
+func writeEnvFile(path string, exports map[string]string) error {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(exports)) {
+		fmt.Fprintf(&b, "export %s=%s\n", k, output.ShellQuote(exports[k]))
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+// enrollDPS makes the enrollments the DPS examples name: the symmetric
+// key group "examples" with key GROUP_KEY (KEY is dev-1's key derived
+// from it), and cam-1 with its certificate.
+func (w *world) enrollDPS() error {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	groupKey := base64.StdEncoding.EncodeToString(key)
+	devKey, err := dps.DeriveKey(groupKey, "dev-1")
+	if err != nil {
+		return err
+	}
+	w.env["GROUP_KEY"], w.env["KEY"] = groupKey, devKey
+	svc := w.hub.DPS()
+	if _, err := svc.PutGroup(&dps.EnrollmentGroup{
+		EnrollmentGroupID:  "examples",
+		ProvisioningStatus: dps.StatusEnabled,
+		Attestation: &dps.Attestation{Type: dps.AttestationSymmetricKey,
+			SymmetricKey: &dps.SymmetricKeyAttestation{PrimaryKey: groupKey, SecondaryKey: groupKey}},
+	}, ""); err != nil {
+		return fmt.Errorf("enrollment group: %w", err)
+	}
+	if _, err := svc.PutEnrollment(&dps.IndividualEnrollment{
+		RegistrationID:     "cam-1",
+		ProvisioningStatus: dps.StatusEnabled,
+		Attestation: &dps.Attestation{Type: dps.AttestationX509, X509: &dps.X509Attestation{
+			ClientCertificates: &dps.X509Certificates{Primary: &dps.X509CertificateWithInfo{Certificate: w.dpsCert}}}},
+	}, ""); err != nil {
+		return fmt.Errorf("enrollment cam-1: %w", err)
+	}
+	return nil
 }
 
 // localCS is a connection string of the world's hub for the test's own
