@@ -60,7 +60,7 @@ func sample(t *testing.T, fl *pflag.Flag) (env, yaml, want string) {
 			return "false", "false", "false"
 		}
 		return "true", "true", "true"
-	case "int":
+	case "int", "int64":
 		return "7", "7", "7"
 	case "float64":
 		return "7.5", "7.5", "7.5"
