@@ -196,7 +196,7 @@ identity whose certificate is signed by a CA the hub trusts ('hub serve
 connection string, for 'iotctl device' with --cert and --key.`,
 		Example: `  $ iotctl hub device create --device-id MyGoDevice
   $ iotctl hub device create dev1 --module-id mod1 -o json | jq -r .connectionString
-  $ iotctl hub device create cam1 --auth x509-thumbprint --primary-thumbprint 9F...
+  $ iotctl hub device create cam1 --auth x509-thumbprint --primary-thumbprint 9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B
   $ iotctl hub device create cam2 --auth x509-thumbprint --cert cam2.pem
   $ iotctl hub device create cam3 --generate-cert ./certs
   $ iotctl device send --connection-string "$(iotctl hub device create cam4 --generate-cert . -o json | jq -r .connectionString)" \

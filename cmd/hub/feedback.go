@@ -35,7 +35,8 @@ so iotctl prints every record of the last batch it read: possibly more than
 terminal, it says there what it waits for, and how many records it got when it
 stops.`,
 		Example: `  $ iotctl hub feedback --count 1
-  $ iotctl hub feedback --wait-on-msg 3f6c... --timeout 2m -o json`,
+  $ iotctl hub feedback --wait-on-msg "$(iotctl hub c2d send -d MyGoDevice --data reboot --ack full -o json | jq -r .messageId)" \
+      --timeout 2m -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			format, err := f.Output(output.FormatTable, output.FormatJSON)

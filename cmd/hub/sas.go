@@ -46,10 +46,13 @@ needs that key: a service string cannot make one offline (use the device's
 connection string, which 'iotctl hub device show' prints).
 
 The connection string comes from --connection-string, IOTCTL_CONNECTION_STRING or
-IOTCTL_DEVICE_CONNECTION_STRING. -o json adds sr, se, the expiry time and skn.`,
+IOTCTL_DEVICE_CONNECTION_STRING. -o json adds sr, se, the expiry time and skn.
+
+The curl example lists devices with a token: HUB is the hub's host name (and
+port), and --cacert trusts the local hub's CA (Azure needs no --cacert).`,
 		Example: `  $ iotctl hub sas --connection-string "$SERVICE_CS" --ttl 24h
   $ iotctl hub sas --connection-string "$DEVICE_CS" --expiry 2030-01-01T00:00:00Z -o json
-  $ curl -H "Authorization: $(iotctl hub sas)" "https://$HUB/devices?api-version=2021-04-12"`,
+  $ curl --cacert "$IOTCTL_CA_FILE" -H "Authorization: $(iotctl hub sas)" "https://$HUB/devices?api-version=2021-04-12"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run() },
 	}

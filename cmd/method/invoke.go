@@ -76,7 +76,8 @@ the credentials, 3 for usage errors.`,
 		Example: `  $ iotctl method invoke --name SetTelemetryInterval --payload 10
   $ iotctl method invoke -d MyGoDevice --name SetTelemetryInterval --payload '"10"' -o json | jq .status
   $ iotctl method invoke -d dev1 -m mod1 --name reboot --payload '{"delay":5}' --response-timeout 60s
-  $ iotctl method invoke -d dev1 --name echo --payload-string 'hello world'`,
+  $ iotctl method invoke -d dev1 --name echo --payload-string 'hello world'
+  $ iotctl method invoke -d MyGoDevice --name SetTelemetryInterval --payload '"oops"'   # exits 8: the device answers 400`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fl := cmd.Flags()
