@@ -476,3 +476,19 @@ func TestConfigExampleKeysAreKnown(t *testing.T) {
 		t.Errorf("the example's %d keys: code %d stderr %q; want 0 and no unknown key", n, r.code, r.stderr)
 	}
 }
+
+// --host/--device-id given on the command line win over a device
+// connection string from the environment (as the README has users
+// export one); given both on the command line they clash.
+func TestCommandLineHostWinsOverEnvironmentConnectionString(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	t.Setenv("IOTCTL_DEVICE_CONNECTION_STRING", deviceCS)
+	r := run(t, "", "device", "send", "--host", "h.example", "--device-id", "cam1", "--cert", missing, "--data", "x")
+	if r.code != cmdutil.ExitUsage || strings.Contains(r.stderr, "not both") || !strings.Contains(r.stderr, missing) {
+		t.Errorf("with the connection string in the environment: exit %d stderr %q; want 3 about the certificate file, not a clash", r.code, r.stderr)
+	}
+	r = run(t, "", "device", "send", "--connection-string", deviceCS, "--host", "h.example", "--device-id", "cam1", "--cert", missing, "--data", "x")
+	if r.code != cmdutil.ExitUsage || !strings.Contains(r.stderr, "not both") || !strings.Contains(r.stderr, "the command line") {
+		t.Errorf("both on the command line: exit %d stderr %q; want 3 and a clash", r.code, r.stderr)
+	}
+}

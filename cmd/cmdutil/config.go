@@ -37,6 +37,34 @@ import (
 // configKeyAnnotation is the flag annotation SetConfigKey sets.
 const configKeyAnnotation = "iotctl_config_key"
 
+// sourceAnnotation marks a flag that the environment or the config file
+// set, with where the value came from.
+const sourceAnnotation = "iotctl_value_source"
+
+// FromCommandLine reports whether the flag name of fset was given on the
+// command line, not set from the environment or the config file. Load
+// marks those as changed too, so that commands see their values as they
+// see a flag's; where a flag given on the command line must win over
+// another set from the environment (--host over IOTCTL_DEVICE_CONNECTION_STRING),
+// this tells the two apart.
+func FromCommandLine(fset *pflag.FlagSet, name string) bool {
+	fl := fset.Lookup(name)
+	return fl != nil && fl.Changed && len(fl.Annotations[sourceAnnotation]) == 0
+}
+
+// ValueSource says where the value of the flag name of fset came from:
+// "the command line", the environment variable, or the config file's key.
+func ValueSource(fset *pflag.FlagSet, name string) string {
+	fl := fset.Lookup(name)
+	if fl == nil || !fl.Changed {
+		return "the default"
+	}
+	if src := fl.Annotations[sourceAnnotation]; len(src) == 1 {
+		return src[0]
+	}
+	return "the command line"
+}
+
 // scopedKeys are keys that mean something else in these commands than in
 // the others: a top-level key or IOTCTL_<KEY> set for the other commands
 // does not reach them, only the command's section and
@@ -247,7 +275,7 @@ func apply(fset *pflag.FlagSet, fl *pflag.Flag, raw any, src source) error {
 			return fail(errors.Unwrap(err))
 		}
 	}
-	return nil
+	return fset.SetAnnotation(fl.Name, sourceAnnotation, []string{src.String()})
 }
 
 // bindFlags sets every flag of cmd that the command line did not set

@@ -26,6 +26,7 @@ const (
 type connectFlags struct {
 	certFile, keyFile string
 	host, deviceID    string
+	fs                *pflag.FlagSet
 
 	// Set by transport, for exitError's hints.
 	websocket bool
@@ -61,6 +62,7 @@ IoT Edge: a GatewayHostName in the connection string is dialled (trust its CA
 with --ca-file) while HostName stays in the MQTT user name and the token.`
 
 func (c *connectFlags) add(fl *pflag.FlagSet) {
+	c.fs = fl
 	fl.Bool(keyWebSocket, false, "MQTT over WebSocket (wss, port 443 or the port in HostName); uses HTTPS_PROXY")
 	fl.String(keyProxy, "", "HTTP proxy URL to tunnel MQTT or WebSocket through with CONNECT (default: HTTPS_PROXY, for --websocket only)")
 	fl.StringVar(&c.certFile, "cert", "", "X.509 client certificate (PEM) for an x509=true connection string or --host/--device-id")
@@ -75,6 +77,14 @@ func (c *connectFlags) add(fl *pflag.FlagSet) {
 // expiry is in whole seconds, so anything shorter is mostly rounding.
 const minSASTTL = 10 * time.Second
 
+// source says where the value of a connection flag came from.
+func (c *connectFlags) source(name string) string {
+	if c.fs == nil {
+		return "the command line"
+	}
+	return cmdutil.ValueSource(c.fs, name)
+}
+
 // options fills the transport and identity of d from the flags and the
 // device connection string (connStr, or the environment's). It loads
 // the certificate, so that a bad file is a usage error before any
@@ -87,9 +97,16 @@ func (c *connectFlags) options(f *cmdutil.Factory, connStr string, d *device.Opt
 		return cmdutil.Usagef("--key needs --cert")
 	}
 	if c.host != "" || c.deviceID != "" {
+		if connStr != "" && c.fs != nil && !cmdutil.FromCommandLine(c.fs, cmdutil.KeyConnectionString) &&
+			(cmdutil.FromCommandLine(c.fs, "host") || cmdutil.FromCommandLine(c.fs, cmdutil.KeyDeviceID)) {
+			// --host/--device-id on the command line win over a
+			// connection string from the environment or config file.
+			connStr = ""
+		}
 		switch {
 		case connStr != "":
-			return cmdutil.Usagef("give --connection-string or --host/--device-id, not both")
+			return cmdutil.Usagef("give --connection-string or --host/--device-id, not both (the connection string comes from %s)",
+				c.source(cmdutil.KeyConnectionString))
 		case c.host == "" || c.deviceID == "":
 			return cmdutil.Usagef("--host and --device-id go together")
 		case c.certFile == "":

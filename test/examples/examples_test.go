@@ -127,15 +127,7 @@ var onlyFlag = flag.String("example", "", "run only the examples that match this
 var exceptions = map[string]string{
 	"iotctl completion bash > /etc/bash_completion.d/iotctl": "writes a system directory; " +
 		"`source <(iotctl completion bash)` runs the same command",
-	// A bug: a value from the environment counts as given on the command
-	// line, so --host/--device-id clash with the exported string.
-	"iotctl device send --host myhub.azure-devices.net --device-id cam1 --cert cam1.pem --key cam1-key.pem --data hi": hostBug,
-	"iotctl device simulate --host localhost:8443 --device-id cam1 --cert cam1.pem --key cam1-key.pem":                hostBug,
-	"iotctl device send --host localhost:8443 --device-id cam1 --cert cam1.pem --key cam1-key.pem --data hi":          hostBug,
 }
-
-const hostBug = "BUG, to fix: with IOTCTL_DEVICE_CONNECTION_STRING exported (as the README has it), " +
-	"--host/--device-id exit 3 (give --connection-string or --host/--device-id, not both)"
 
 // untilStopped tells the commands that run until stopped, and
 // stopFlags the flags that make them stop by themselves.
