@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/sas"
 )
 
@@ -87,28 +86,18 @@ type handler struct {
 	peer func(r *http.Request) []*x509.Certificate
 }
 
-// errorBody is DPS's error body: errorCode, trackingId, message and
-// timestampUtc (azure-iot-sdk-csharp provisioning/device/src/ProvisioningErrorDetails.cs).
-type errorBody struct {
-	ErrorCode    int    `json:"errorCode"`
-	TrackingID   string `json:"trackingId"`
-	Message      string `json:"message"`
-	TimestampUTC string `json:"timestampUtc"`
+func (h *handler) fail(w http.ResponseWriter, err error) {
+	h.reply(w, h.s.ErrorReply(err))
 }
 
-func (h *handler) fail(w http.ResponseWriter, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		h.s.log.Error("dps request failed", "err", err)
-		e = errf(ErrInternal, "%v", err)
-	}
-	if e.HTTPStatus() >= 500 {
-		h.s.log.Error("dps", "err", e)
-	}
-	b, _ := json.Marshal(errorBody{ErrorCode: e.Code, TrackingID: registry.NewUUID(), Message: e.Message, TimestampUTC: h.s.timestamp()})
+// reply writes a device API reply, with Retry-After when it has one.
+func (h *handler) reply(w http.ResponseWriter, rep *Reply) {
 	w.Header().Set("Content-Type", contentType)
-	w.WriteHeader(e.HTTPStatus())
-	w.Write(b)
+	if rep.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(rep.RetryAfter))
+	}
+	w.WriteHeader(rep.Status)
+	w.Write(rep.Body)
 }
 
 func (h *handler) ok(w http.ResponseWriter, status int, v any, etag string) {
@@ -128,14 +117,8 @@ func (h *handler) ok(w http.ResponseWriter, status int, v any, etag string) {
 // read reads a JSON body into v; an empty body leaves v as it is when
 // optional.
 func (h *handler) read(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			h.fail(w, errf(ErrTooLarge, "the request body is larger than %d bytes", maxBody))
-		} else {
-			h.fail(w, errf(ErrBadRequest, "cannot read the request body"))
-		}
+	body, ok := h.body(w, r)
+	if !ok {
 		return false
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -182,13 +165,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// deviceRequest is the body of a device's register request.
-type deviceRequest struct {
-	RegistrationID string          `json:"registrationId"`
-	Payload        json.RawMessage `json:"payload"`
-	TPM            json.RawMessage `json:"tpm"`
-}
-
 func (h *handler) credentials(r *http.Request) Credentials {
 	if a := r.Header.Get("Authorization"); a != "" {
 		return Credentials{Token: a}
@@ -196,45 +172,36 @@ func (h *handler) credentials(r *http.Request) Credentials {
 	return Credentials{Certificates: h.peer(r)}
 }
 
-func (h *handler) register(w http.ResponseWriter, r *http.Request, scope, regID string) {
-	var body deviceRequest
-	if !h.read(w, r, &body, true) {
-		return
-	}
-	if body.RegistrationID != "" && !strings.EqualFold(body.RegistrationID, regID) {
-		h.fail(w, errIDMismatch("registrationId", body.RegistrationID, regID))
-		return
-	}
-	cred := h.credentials(r)
-	cred.TPM = len(body.TPM) > 0 && string(body.TPM) != "null"
-	payload := body.Payload
-	if string(bytes.TrimSpace(payload)) == "null" {
-		payload = nil
-	}
-	op, err := h.s.Register(&RegisterRequest{IDScope: scope, RegistrationID: regID, Payload: payload, Credentials: cred})
+// body reads a request body of at most maxBody bytes, or answers the
+// error and returns false.
+func (h *handler) body(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		h.s.log.Info("registration refused", "registrationId", regID, "err", err)
-		h.fail(w, err)
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			h.fail(w, errf(ErrTooLarge, "the request body is larger than %d bytes", maxBody))
+		} else {
+			h.fail(w, errf(ErrBadRequest, "cannot read the request body"))
+		}
+		return nil, false
+	}
+	return body, true
+}
+
+func (h *handler) register(w http.ResponseWriter, r *http.Request, scope, regID string) {
+	body, ok := h.body(w, r)
+	if !ok {
 		return
 	}
-	w.Header().Set("Retry-After", strconv.Itoa(h.s.RetryAfterSeconds()))
-	w.Header().Set("Location", "https://"+r.Host+"/"+url.PathEscape(scope)+"/registrations/"+url.PathEscape(regID)+"/register")
-	h.ok(w, http.StatusAccepted, op, "")
+	rep := h.s.RegisterReply(scope, regID, body, h.credentials(r))
+	if rep.Err == nil {
+		w.Header().Set("Location", "https://"+r.Host+"/"+url.PathEscape(scope)+"/registrations/"+url.PathEscape(regID)+"/register")
+	}
+	h.reply(w, rep)
 }
 
 func (h *handler) operation(w http.ResponseWriter, r *http.Request, scope, regID, opID string) {
-	cred := h.credentials(r)
-	op, err := h.s.Operation(scope, regID, opID, &cred)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	status := http.StatusOK
-	if op.Status == RegAssigning {
-		status = http.StatusAccepted
-		w.Header().Set("Retry-After", strconv.Itoa(h.s.RetryAfterSeconds()))
-	}
-	h.ok(w, status, op, "")
+	h.reply(w, h.s.OperationReply(scope, regID, opID, h.credentials(r)))
 }
 
 func (h *handler) deviceState(w http.ResponseWriter, r *http.Request, scope, regID string) {
