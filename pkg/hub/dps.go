@@ -6,10 +6,6 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"strings"
-
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/hub/dps"
@@ -83,27 +79,4 @@ func (h *Hub) routeDPS(api http.Handler) http.Handler {
 		}
 		api.ServeHTTP(w, r)
 	})
-}
-
-// dpsMQTTHook explains, in the hub's log, the refusal of a provisioning
-// client that connects over MQTT (user name
-// "{idScope}/registrations/{registrationId}/api-version=...",
-// azure-iot-sdk-node provisioning/transport/mqtt/src/mqtt.ts): the local
-// DPS speaks HTTPS only for now. It authorizes nothing; the device gets
-// the CONNACK "not authorized" the IoT Hub hook answers.
-type dpsMQTTHook struct {
-	mqtt.HookBase
-	h *Hub
-}
-
-func (k *dpsMQTTHook) ID() string { return "dps" }
-
-func (k *dpsMQTTHook) Provides(b byte) bool { return b == mqtt.OnConnectAuthenticate }
-
-func (k *dpsMQTTHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	if scope, rest, ok := strings.Cut(string(pk.Connect.Username), "/"); ok && strings.HasPrefix(strings.ToLower(rest), "registrations/") {
-		k.h.log.Warn("dps over mqtt refused: the local DPS serves device registration over HTTPS only (the Http transport of the provisioning SDKs, or iotctl dps register)",
-			"idScope", scope, "client", cl.ID, "remote", cl.Net.Remote)
-	}
-	return false
 }

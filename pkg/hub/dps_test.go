@@ -8,11 +8,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/hub/dps"
@@ -177,30 +174,4 @@ func TestDPSPathsLeaveIoTHubPathsAlone(t *testing.T) {
 // pemOf encodes a DER certificate as PEM.
 func pemOf(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
-// A provisioning client over MQTT is refused (CONNACK not authorized)
-// and the hub's log says that the local DPS speaks HTTPS only.
-func TestDPSOverMQTTIsRefusedClearly(t *testing.T) {
-	h, lb := startLoggedHub(t, nil)
-	c := paho.NewClient(paho.NewClientOptions().
-		AddBroker("tls://" + h.Addrs()[0]).
-		SetClientID("dev-1").
-		SetUsername(h.DPS().IDScope() + "/registrations/dev-1/api-version=2019-03-31&ClientVersion=x").
-		SetPassword("SharedAccessSignature sr=x&sig=y&se=1&skn=registration").
-		SetTLSConfig(tlsFor(t, h)).
-		SetAutoReconnect(false).
-		SetConnectRetry(false).
-		SetProtocolVersion(4))
-	tok := c.Connect()
-	if !tok.WaitTimeout(10 * time.Second) {
-		t.Fatal("connect timed out")
-	}
-	if tok.Error() == nil {
-		c.Disconnect(0)
-		t.Fatal("a DPS client over MQTT was let in")
-	}
-	if log, _ := lb.since(0); !strings.Contains(log, "dps over mqtt refused") || !strings.Contains(log, "HTTPS only") {
-		t.Errorf("the hub's log does not explain the refusal:\n%s", log)
-	}
 }

@@ -125,6 +125,9 @@ func (k *mqttHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 }
 
 func (k *mqttHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	if isDPSClient(cl) {
+		return false // dpsmqtt.go
+	}
 	log := k.h.log.With("client", cl.ID, "remote", cl.Net.Remote)
 	host, clientID, ok := parseUsername(string(pk.Connect.Username))
 	if !ok || clientID != cl.ID {
@@ -161,6 +164,9 @@ func (k *mqttHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 func (k *mqttHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool { return true }
 
 func (k *mqttHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	if isDPSClient(cl) {
+		return
+	}
 	deviceID, moduleID := splitClientID(cl.ID)
 	now := k.h.now()
 	method := "sas"
@@ -184,6 +190,9 @@ func (k *mqttHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 }
 
 func (k *mqttHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if isDPSClient(cl) {
+		return
+	}
 	s, current := k.h.sessions.remove(cl)
 	if s == nil {
 		return
@@ -236,6 +245,9 @@ func (h *Hub) endAtExpiry(s *session, tok *sas.Token) {
 var errDisconnect = packets.ErrRejectPacket
 
 func (k *mqttHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if isDPSClient(cl) {
+		return pk, nil
+	}
 	deviceID, moduleID := splitClientID(cl.ID)
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
@@ -278,6 +290,9 @@ func allowedFilter(filter, deviceID, moduleID string) bool {
 }
 
 func (k *mqttHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
+	if isDPSClient(cl) {
+		return
+	}
 	if s := k.h.sessions.get(cl.ID); s != nil && s.cl == cl {
 		k.h.kickC2D(s)
 		k.h.sessions.changed(clientKey(s.deviceID, s.moduleID))
@@ -285,6 +300,9 @@ func (k *mqttHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes 
 }
 
 func (k *mqttHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if isDPSClient(cl) {
+		return pk, nil
+	}
 	s := k.h.sessions.get(cl.ID)
 	if s == nil || s.cl != cl {
 		return pk, packets.ErrRejectPacket
