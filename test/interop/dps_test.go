@@ -19,7 +19,7 @@ import (
 func requireDPSPackages(t *testing.T) {
 	t.Helper()
 	requireNode(t)
-	if _, err := os.Stat(filepath.Join(dir(), "node_modules", "azure-iot-provisioning-device-http")); err == nil {
+	if _, err := os.Stat(filepath.Join(dir(), "node_modules", "azure-iot-provisioning-device-amqp")); err == nil {
 		return
 	}
 	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
@@ -43,13 +43,21 @@ func (e *env) dpsService(op string, arg any) (map[string]any, *jsError) {
 	return res, jerr
 }
 
-// runDPSDevice runs js/dps_device.js and returns the JSON objects it
-// printed and whether it exited 0.
-func (e *env) runDPSDevice(args ...string) ([]map[string]any, bool) {
+// dpsEnv is an env whose Node provisioning client uses one transport.
+type dpsEnv struct {
+	*env
+	transport string // http, mqtt or amqp
+}
+
+// runDPSDevice runs js/dps_device.js over e.transport and returns the
+// JSON objects it printed and whether it exited 0.
+func (e *dpsEnv) runDPSDevice(args ...string) ([]map[string]any, bool) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	out, err := e.nodeCmd(ctx, "dps_device.js", args...).Output()
+	cmd := e.nodeCmd(ctx, "dps_device.js", args...)
+	cmd.Env = append(cmd.Env, "DPS_TRANSPORT="+e.transport)
+	out, err := cmd.Output()
 	var evs []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		var m map[string]any
@@ -65,7 +73,7 @@ func (e *env) runDPSDevice(args ...string) ([]map[string]any, bool) {
 
 // registerNode provisions a Node device through DPS with a symmetric
 // key, then sends n messages to the hub it was assigned.
-func (e *env) registerNode(regID, key string, n int, payload string) ([]map[string]any, bool) {
+func (e *dpsEnv) registerNode(regID, key string, n int, payload string) ([]map[string]any, bool) {
 	e.t.Helper()
 	args := []string{e.hub.HostName(), e.hub.DPS().IDScope(), regID, key, strconv.Itoa(n)}
 	if payload != "" {
@@ -141,13 +149,20 @@ func TestNodeDPSServiceEnrollments(t *testing.T) {
 	}
 }
 
-// The official Node provisioning client (HTTP transport, symmetric key)
-// registers through an individual enrollment and through an enrollment
-// group, then connects to the hub it was assigned with azure-iot-device
-// over MQTT and sends telemetry.
+// The official Node provisioning client (symmetric key), over each of
+// its transports, registers through an individual enrollment and
+// through an enrollment group, then connects to the hub it was assigned
+// with azure-iot-device over MQTT and sends telemetry.
 func TestNodeDPSDeviceRegistersAndSends(t *testing.T) {
 	requireDPSPackages(t)
-	e := newEnv(t)
+	for _, tr := range []string{"http", "mqtt"} {
+		t.Run(tr, func(t *testing.T) {
+			nodeDPSDeviceRegistersAndSends(t, &dpsEnv{env: newEnv(t), transport: tr})
+		})
+	}
+}
+
+func nodeDPSDeviceRegistersAndSends(t *testing.T, e *dpsEnv) {
 	ind, err := e.hub.DPS().PutEnrollment(&dps.IndividualEnrollment{RegistrationID: "node-ind",
 		Attestation: &dps.Attestation{Type: dps.AttestationSymmetricKey}}, "")
 	if err != nil {
@@ -182,10 +197,17 @@ func TestNodeDPSDeviceRegistersAndSends(t *testing.T) {
 		t.Errorf("hub side: registration state %+v, %v", st, err)
 	}
 
-	// A key of no enrollment: the Node client gets DPS's 401.
+	// A key of no enrollment: the Node client gets DPS's 401 over HTTPS,
+	// and CONNACK 5 "not authorized" over MQTT, where the credentials
+	// are checked at CONNECT.
 	wrong, _ := dps.DeriveKey(g.Attestation.SymmetricKey.PrimaryKey, "someone-else")
 	evs, ok = e.registerNode("node-grp-2", wrong, 0, "")
-	if ok || evs[0]["event"] != "error" || evs[0]["name"] != "UnauthorizedError" {
-		t.Errorf("registering with a wrong key, Node side: %v; want UnauthorizedError", evs)
+	refused := evs[0]["name"] == "UnauthorizedError"
+	if e.transport == "mqtt" {
+		msg, _ := evs[0]["message"].(string)
+		refused = strings.Contains(msg, "Not authorized")
+	}
+	if ok || evs[0]["event"] != "error" || !refused {
+		t.Errorf("registering with a wrong key, Node side: %v; want a refusal", evs)
 	}
 }

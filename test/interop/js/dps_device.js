@@ -1,13 +1,18 @@
 // An official Azure IoT Node device that provisions itself through DPS
 // (azure-iot-provisioning-device + azure-iot-provisioning-device-http,
-// symmetric key), then connects to the hub DPS assigned with
+// -mqtt or -amqp as DPS_TRANSPORT says: http by default; symmetric
+// key), then connects to the hub DPS assigned with
 // azure-iot-device over MQTT and sends telemetry. Usage:
 //   node dps_device.js PROVISIONING_HOST ID_SCOPE REGISTRATION_ID DEVICE_KEY [MESSAGES] [PAYLOAD_JSON]
 // Prints one JSON object per line: {event:"registered", result}, {event:"sent", count}
 // or {event:"error", name, message, statusCode, body}.
 'use strict';
 const { ProvisioningDeviceClient } = require('azure-iot-provisioning-device');
-const { Http } = require('azure-iot-provisioning-device-http');
+const transports = {
+  http: () => new (require('azure-iot-provisioning-device-http').Http)(),
+  mqtt: () => new (require('azure-iot-provisioning-device-mqtt').Mqtt)(),
+  amqp: () => new (require('azure-iot-provisioning-device-amqp').Amqp)(),
+};
 const { SymmetricKeySecurityClient } = require('azure-iot-security-symmetric-key');
 const { Client, Message } = require('azure-iot-device');
 const { Mqtt } = require('azure-iot-device-mqtt');
@@ -17,7 +22,9 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 
 async function main() {
   const security = new SymmetricKeySecurityClient(regId, key);
-  const client = ProvisioningDeviceClient.create(host, idScope, new Http(), security);
+  const transport = transports[process.env.DPS_TRANSPORT || 'http'];
+  if (!transport) throw new Error('DPS_TRANSPORT must be http, mqtt or amqp');
+  const client = ProvisioningDeviceClient.create(host, idScope, transport(), security);
   if (payload) client.setProvisioningPayload(JSON.parse(payload));
   let result;
   try {
