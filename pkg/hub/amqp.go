@@ -22,6 +22,7 @@ func (h *Hub) newAMQPFront() *amqpfront.Front {
 		RedirectPort:   h.amqpPort(),
 		ConsumerGroups: h.opts.ConsumerGroups,
 		C2DEnqueued:    h.C2DEnqueued,
+		DPS:            dpsProvisioner{h},
 		Logger:         h.log.With("component", "amqp"),
 		Now:            h.now,
 	})

@@ -155,7 +155,7 @@ func TestNodeDPSServiceEnrollments(t *testing.T) {
 // with azure-iot-device over MQTT and sends telemetry.
 func TestNodeDPSDeviceRegistersAndSends(t *testing.T) {
 	requireDPSPackages(t)
-	for _, tr := range []string{"http", "mqtt"} {
+	for _, tr := range []string{"http", "mqtt", "amqp"} {
 		t.Run(tr, func(t *testing.T) {
 			nodeDPSDeviceRegistersAndSends(t, &dpsEnv{env: newEnv(t), transport: tr})
 		})
@@ -198,16 +198,23 @@ func nodeDPSDeviceRegistersAndSends(t *testing.T, e *dpsEnv) {
 	}
 
 	// A key of no enrollment: the Node client gets DPS's 401 over HTTPS,
-	// and CONNACK 5 "not authorized" over MQTT, where the credentials
-	// are checked at CONNECT.
+	// CONNACK 5 "not authorized" over MQTT and a SASL refusal over AMQP,
+	// where the credentials are checked as the client connects.
 	wrong, _ := dps.DeriveKey(g.Attestation.SymmetricKey.PrimaryKey, "someone-else")
 	evs, ok = e.registerNode("node-grp-2", wrong, 0, "")
 	refused := evs[0]["name"] == "UnauthorizedError"
-	if e.transport == "mqtt" {
-		msg, _ := evs[0]["message"].(string)
+	msg, _ := evs[0]["message"].(string)
+	switch e.transport {
+	case "mqtt":
 		refused = strings.Contains(msg, "Not authorized")
+	case "amqp":
+		// azure-iot-amqp-base reports a refused SASL outcome so.
+		refused = evs[0]["name"] == "NotConnectedError"
 	}
 	if ok || evs[0]["event"] != "error" || !refused {
 		t.Errorf("registering with a wrong key, Node side: %v; want a refusal", evs)
+	}
+	if st, err := e.hub.DPS().RegistrationState("node-grp-2"); err == nil {
+		t.Errorf("hub side: a refused device has a registration state %+v", st)
 	}
 }

@@ -3,6 +3,7 @@ package amqpfront
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -27,7 +28,10 @@ const closeTimeout = 5 * time.Second
 // conn is the state of one AMQP connection: the tokens the peer put and
 // the links they authorize, and the links replies go to.
 type conn struct {
-	f *Front
+	f  *Front
+	nc net.Conn
+	// dps is the provisioning client SASL PLAIN authenticated, or nil.
+	dps *dpsIdentity
 
 	mu     sync.Mutex
 	closed bool
@@ -58,9 +62,10 @@ type linkAuth struct {
 	need     registry.Rights
 }
 
-func (f *Front) newConn(c *amqp1.Conn) amqp1.Handler {
+func (f *Front) newConn(c *amqp1.Conn, nc net.Conn) amqp1.Handler {
 	cs := &conn{
 		f:              f,
+		nc:             nc,
 		grants:         map[string]*grant{},
 		authorized:     map[*amqp1.Link]linkAuth{},
 		replies:        map[string][]*amqp1.Link{},
@@ -70,7 +75,11 @@ func (f *Front) newConn(c *amqp1.Conn) amqp1.Handler {
 		// Serve's Authenticate has accepted these credentials; take
 		// what they authorize (a failure here means they changed in
 		// between, and the links will simply be refused).
-		if g, err := f.plainGrant(r); err == nil {
+		if id, ok, err := f.authenticateDPS(nc, r); ok {
+			if err == nil {
+				cs.dps = id
+			}
+		} else if g, err := f.plainGrant(r); err == nil {
 			cs.addGrant(g)
 		}
 	}
@@ -98,6 +107,9 @@ func (cs *conn) Attach(ctx context.Context, l *amqp1.Link) error {
 	addr := l.Address()
 	p := strings.ToLower(nodePath(addr))
 	log := cs.f.log.With("link", l.Name(), "address", addr, "role", l.Role().String())
+	if scope, regID, ok := dpsAddress(nodePath(addr)); ok && cs.f.opts.DPS != nil {
+		return cs.attachDPS(ctx, l, scope, regID)
+	}
 	if l.Role() == amqp1.RoleReceiver {
 		// The peer sends.
 		switch {

@@ -25,6 +25,10 @@
 //     endpoint, as IoT Hub does: an attach with neither source nor
 //     target, then a detach carrying the redirect (every refused link
 //     is answered that way).
+//   - The Device Provisioning Service's device API, when Options.DPS is
+//     set: SASL PLAIN "{idScope}/registrations/{registrationId}" with
+//     the device's token (or its TLS client certificate), and register
+//     and operation status requests on links at that address (dps.go).
 //
 // Link addresses match case-insensitively, with or without an
 // amqps://host[:port] prefix. A hub makes one Front and hands it every

@@ -58,6 +58,10 @@ type Options struct {
 	// CreatedAt is the Event Hub's created_at in management replies.
 	// Default: the time New was called.
 	CreatedAt time.Time
+	// DPS serves the Device Provisioning Service's device API (SASL
+	// PLAIN "{idScope}/registrations/{registrationId}", links on that
+	// address; see dps.go). Default: nil, no DPS.
+	DPS Provisioner
 	// Logger receives debug logs about connections and links. Default:
 	// nil, which discards them.
 	Logger *slog.Logger
@@ -161,19 +165,25 @@ func (f *Front) Serve(ctx context.Context, nc net.Conn) error {
 	return amqp1.Serve(ctx, nc, &amqp1.ConnOptions{
 		SASL: &amqp1.SASLOptions{
 			Mechanisms:   []string{amqp1.SASLAnonymous, amqp1.SASLPlain, amqp1.SASLMSSBCBS},
-			Authenticate: f.authenticateSASL,
+			Authenticate: func(ctx context.Context, r *amqp1.SASLRequest) error { return f.authenticateSASL(ctx, nc, r) },
 		},
 		AllowNoSASL: true,
-		NewHandler:  f.newConn,
+		NewHandler:  func(c *amqp1.Conn) amqp1.Handler { return f.newConn(c, nc) },
 		Logger:      f.log,
 	})
 }
 
 // authenticateSASL accepts ANONYMOUS and MSSBCBS (the peer then
 // authorizes its links with CBS) and checks PLAIN credentials.
-func (f *Front) authenticateSASL(_ context.Context, r *amqp1.SASLRequest) error {
+func (f *Front) authenticateSASL(_ context.Context, nc net.Conn, r *amqp1.SASLRequest) error {
 	if r.Mechanism != amqp1.SASLPlain {
 		return nil
+	}
+	if _, ok, err := f.authenticateDPS(nc, r); ok {
+		if err != nil {
+			f.log.Info("amqp dps sasl plain refused", "user", r.Identity, "err", err)
+		}
+		return err
 	}
 	_, err := f.plainGrant(r)
 	if err != nil {

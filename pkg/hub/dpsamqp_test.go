@@ -1,0 +1,168 @@
+package hub
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/go-amqp"
+
+	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/hub/dps"
+)
+
+// dpsAMQP is a provisioning client over AMQP, as
+// azure-iot-provisioning-device-amqp makes one: SASL PLAIN with the
+// registration address and its token (or a client certificate), a
+// sender and a receiver on that address.
+type dpsAMQP struct {
+	conn *amqp.Conn
+	snd  *amqp.Sender
+	rcv  *amqp.Receiver
+}
+
+func dialDPSAMQP(t *testing.T, h *Hub, scope, regID, token string, cert *tls.Certificate) (*dpsAMQP, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cfg := tlsFor(t, h)
+	opts := &amqp.ConnOptions{TLSConfig: cfg}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	addr := scope + "/registrations/" + regID
+	if token != "" {
+		opts.SASLType = amqp.SASLTypePlain(addr, token)
+	}
+	c, err := amqp.Dial(ctx, "amqps://"+h.Addrs()[0], opts)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { c.Close() })
+	s, err := c.NewSession(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	props := map[string]any{"com.microsoft:api-version": "2019-03-31"}
+	rcv, err := s.NewReceiver(ctx, addr, &amqp.ReceiverOptions{Properties: props})
+	if err != nil {
+		return nil, err
+	}
+	snd, err := s.NewSender(ctx, addr, &amqp.SenderOptions{Properties: props})
+	if err != nil {
+		return nil, err
+	}
+	return &dpsAMQP{conn: c, snd: snd, rcv: rcv}, nil
+}
+
+// request sends one DPS request and returns the reply's application
+// properties and decoded body.
+func (d *dpsAMQP) request(t *testing.T, op, operationID, body string) (map[string]any, map[string]any, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	corr := "corr-" + op + operationID
+	props := map[string]any{"iotdps-operation-type": op, "iotdps-forceRegistration": false}
+	if operationID != "" {
+		props["iotdps-operation-id"] = operationID
+	}
+	if err := d.snd.Send(ctx, &amqp.Message{Properties: &amqp.MessageProperties{CorrelationID: corr},
+		ApplicationProperties: props, Data: [][]byte{[]byte(body)}}, nil); err != nil {
+		return nil, nil, err
+	}
+	m, err := d.rcv.Receive(ctx, nil)
+	if err != nil {
+		t.Fatalf("no reply: %v", err)
+	}
+	d.rcv.AcceptMessage(ctx, m)
+	if m.Properties == nil || m.Properties.CorrelationID != corr {
+		t.Errorf("the reply's correlation-id is %v; want %s", m.Properties, corr)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(m.GetData(), &v); err != nil {
+		t.Fatalf("reply body %q is not JSON", m.GetData())
+	}
+	return m.ApplicationProperties, v, nil
+}
+
+func TestDPSOverAMQPRegistersAGroupMember(t *testing.T) {
+	h := startHub(t)
+	g, err := h.DPS().PutGroup(&dps.EnrollmentGroup{EnrollmentGroupID: "fleet",
+		Attestation: &dps.Attestation{Type: dps.AttestationSymmetricKey},
+		Capabilities: nil}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scope := h.DPS().IDScope()
+	key, _ := dps.DeriveKey(g.Attestation.SymmetricKey.PrimaryKey, "amqp-1")
+	d, err := dialDPSAMQP(t, h, scope, "amqp-1", dpsToken(t, scope, "amqp-1", key), nil)
+	if err != nil {
+		t.Fatalf("a provisioning client over AMQP was refused: %v", err)
+	}
+	props, op, err := d.request(t, "iotdps-register", "", `{"registrationId":"amqp-1","payload":{"via":"amqp"}}`)
+	if err != nil || op["status"] != "assigning" || props["retry-after"] == nil || props["Retry-After"] == nil {
+		t.Fatalf("register = %v %v, %v; want assigning with retry-after and Retry-After", props, op, err)
+	}
+	_, op, err = d.request(t, "iotdps-get-operationstatus", op["operationId"].(string), "")
+	st, _ := op["registrationState"].(map[string]any)
+	if err != nil || op["status"] != "assigned" || st["deviceId"] != "amqp-1" || st["assignedHub"] != h.HostName() {
+		t.Fatalf("operation status = %v, %v; want assigned", op, err)
+	}
+	cs := &connstr.ConnectionString{Kind: connstr.KindDevice, HostName: h.HostName(), DeviceID: "amqp-1", SharedAccessKey: key}
+	if _, err := dial(t, h, cs, ""); err != nil {
+		t.Errorf("the provisioned device cannot connect: %v", err)
+	}
+
+	// An unknown operation is rejected with amqp:not-found.
+	_, _, err = d.request(t, "iotdps-get-operationstatus", "nope", "")
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Condition != amqp.ErrCondNotFound || !strings.Contains(ae.Description, "nope") {
+		t.Errorf("status of an unknown operation = %v; want rejected with amqp:not-found naming it", err)
+	}
+}
+
+func TestDPSOverAMQPRefusesBadCredentials(t *testing.T) {
+	h := startHub(t)
+	g, err := h.DPS().PutGroup(&dps.EnrollmentGroup{EnrollmentGroupID: "fleet",
+		Attestation: &dps.Attestation{Type: dps.AttestationSymmetricKey}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scope := h.DPS().IDScope()
+	key, _ := dps.DeriveKey(g.Attestation.SymmetricKey.PrimaryKey, "amqp-1")
+	if _, err := dialDPSAMQP(t, h, scope, "amqp-2", dpsToken(t, scope, "amqp-2", key), nil); err == nil {
+		t.Error("a token signed with another device's key was let in")
+	}
+	if _, err := dialDPSAMQP(t, h, "0ne00000000", "amqp-1", dpsToken(t, "0ne00000000", "amqp-1", key), nil); err == nil {
+		t.Error("a token for another ID scope was let in")
+	}
+	// Without SASL PLAIN or a certificate, the links are refused.
+	_, err = dialDPSAMQP(t, h, scope, "amqp-1", "", nil)
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Condition != amqp.ErrCondUnauthorizedAccess {
+		t.Errorf("links without credentials = %v; want amqp:unauthorized-access", err)
+	}
+}
+
+func TestDPSOverAMQPWithAnX509Certificate(t *testing.T) {
+	h := startHub(t)
+	ca := newTestCA(t).pair
+	if _, err := h.DPS().PutGroup(&dps.EnrollmentGroup{EnrollmentGroupID: "cams", Attestation: &dps.Attestation{Type: dps.AttestationX509,
+		X509: &dps.X509Attestation{SigningCertificates: &dps.X509Certificates{Primary: &dps.X509CertificateWithInfo{Certificate: string(pemOf(ca.Leaf.Raw))}}}}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	cert := validCert(t, "cam-1", ca)
+	d, err := dialDPSAMQP(t, h, h.DPS().IDScope(), "cam-1", "", &cert)
+	if err != nil {
+		t.Fatalf("an X.509 provisioning client over AMQP was refused: %v", err)
+	}
+	_, op, _ := d.request(t, "iotdps-register", "", "")
+	_, op, err = d.request(t, "iotdps-get-operationstatus", op["operationId"].(string), "")
+	if err != nil || op["status"] != "assigned" {
+		t.Fatalf("operation = %v, %v; want assigned", op, err)
+	}
+}
