@@ -71,7 +71,7 @@ SHA-1 or SHA-256 thumbprint is its primary or secondary one, or when it is
 certificateAuthority, the certificate chains to a --device-ca and its subject CN
 is the device id (DEVICE/MODULE for a module). Expired certificates are refused.
 
-The hub is also a Device Provisioning Service (DPS) over HTTPS on the same
+The hub is also a Device Provisioning Service (DPS) over HTTPS, MQTT and AMQP on the same
 port(s): it prints its ID scope and the connection string of its
 provisioningserviceowner policy (for the DPS service API and "iotctl dps"), and
 env.sh exports them as IOTCTL_DPS_ID_SCOPE and IOTCTL_DPS_CONNECTION_STRING.
