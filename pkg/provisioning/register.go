@@ -106,6 +106,8 @@ type client struct {
 	http  *http.Client
 	base  string
 	token func() (string, error)
+	// apiVersion is the api-version sent. Default: APIVersion.
+	apiVersion string
 }
 
 // Register registers the device and polls until DPS assigns it (or the
@@ -207,39 +209,59 @@ func newClient(opts *Options) (*client, error) {
 // and 5xx after their retry-after. It returns the retry-after of the
 // answer.
 func (c *client) do(ctx context.Context, method, path string, body []byte, v any) (time.Duration, error) {
+	h, err := c.exchange(ctx, method, path, body, nil, v)
+	if err != nil {
+		return 0, err
+	}
+	return retryAfter(h.Get("Retry-After")), nil
+}
+
+// exchange sends one request with the extra headers hdr and decodes a
+// 2xx answer's body, if any, into v (nil: not decoded); it retries 429
+// and 5xx after their retry-after. It returns the answer's headers, or
+// an *Error with DPS's status, code and message.
+func (c *client) exchange(ctx context.Context, method, path string, body []byte, hdr map[string]string, v any) (http.Header, error) {
+	apiVersion := c.apiVersion
+	if apiVersion == "" {
+		apiVersion = APIVersion
+	}
 	for {
-		req, err := http.NewRequestWithContext(ctx, method, c.base+path+"?api-version="+APIVersion, bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, method, c.base+path+"?api-version="+apiVersion, bytes.NewReader(body))
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		req.Header.Set("Accept", "application/json")
 		req.Header.Set("Content-Type", "application/json; charset=utf-8")
+		for k, val := range hdr {
+			req.Header.Set(k, val)
+		}
 		if c.token != nil {
 			tok, err := c.token()
 			if err != nil {
-				return 0, err
+				return nil, err
 			}
 			req.Header.Set("Authorization", tok)
 		}
 		resp, err := c.http.Do(req)
 		if err != nil {
-			return 0, fmt.Errorf("provisioning: %s %s: %w", method, c.base, err)
+			return nil, fmt.Errorf("provisioning: %s %s: %w", method, c.base, err)
 		}
-		data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 		resp.Body.Close()
 		if err != nil {
-			return 0, fmt.Errorf("provisioning: reading the answer: %w", err)
+			return nil, fmt.Errorf("provisioning: reading the answer: %w", err)
 		}
-		wait := retryAfter(resp.Header.Get("Retry-After"))
 		switch {
 		case resp.StatusCode < 300:
-			if err := json.Unmarshal(data, v); err != nil {
-				return 0, fmt.Errorf("provisioning: the answer is not a registration status: %w", err)
+			if v != nil && len(bytes.TrimSpace(data)) > 0 {
+				if err := json.Unmarshal(data, v); err != nil {
+					return nil, fmt.Errorf("provisioning: the answer to %s %s is not what DPS sends: %w", method, path, err)
+				}
 			}
-			return wait, nil
+			return resp.Header, nil
 		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-			if err := c.sleep(ctx, wait); err != nil {
-				return 0, err
+			if err := c.sleep(ctx, retryAfter(resp.Header.Get("Retry-After"))); err != nil {
+				return nil, err
 			}
 		default:
 			var e struct {
@@ -250,7 +272,7 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, v any
 			if e.Message == "" {
 				e.Message = string(bytes.TrimSpace(data))
 			}
-			return 0, &Error{HTTPStatus: resp.StatusCode, Code: e.ErrorCode, Message: e.Message}
+			return nil, &Error{HTTPStatus: resp.StatusCode, Code: e.ErrorCode, Message: e.Message}
 		}
 	}
 }
