@@ -92,7 +92,7 @@ func (d *dpsAMQP) request(t *testing.T, op, operationID, body string) (map[strin
 func TestDPSOverAMQPRegistersAGroupMember(t *testing.T) {
 	h := startHub(t)
 	g, err := h.DPS().PutGroup(&dps.EnrollmentGroup{EnrollmentGroupID: "fleet",
-		Attestation: &dps.Attestation{Type: dps.AttestationSymmetricKey},
+		Attestation:  &dps.Attestation{Type: dps.AttestationSymmetricKey},
 		Capabilities: nil}, "")
 	if err != nil {
 		t.Fatal(err)
