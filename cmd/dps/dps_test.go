@@ -19,7 +19,7 @@ func run(t *testing.T, env map[string]string, args ...string) (int, string, stri
 	t.Helper()
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	t.Setenv("HOME", t.TempDir())
-	for _, k := range []string{"IOTCTL_CONNECTION_STRING", "IOTCTL_CA_FILE", "IOTCTL_DPS_ID_SCOPE", "IOTCTL_OUTPUT"} {
+	for _, k := range []string{"IOTCTL_CONNECTION_STRING", "IOTCTL_CA_FILE", "IOTCTL_DPS_ID_SCOPE", "IOTCTL_DPS_CONNECTION_STRING", "IOTCTL_OUTPUT"} {
 		t.Setenv(k, env[k])
 	}
 	var out, errOut bytes.Buffer
@@ -122,5 +122,106 @@ func TestRegisterUsage(t *testing.T) {
 	code, _, errOut := run(t, nil, "dps", "register", "--registration-id", "dev", "--key", "a2V5")
 	if code != cmdutil.ExitUsage || !strings.Contains(errOut, "IOTCTL_DPS_ID_SCOPE") {
 		t.Errorf("register without an ID scope exited %d (%q); want 3 naming IOTCTL_DPS_ID_SCOPE", code, errOut)
+	}
+}
+
+// The enrollment, enrollment-group and registration commands against
+// the local hub's DPS, with the DPS connection string from the
+// environment; a missing one exits 5, bad input 3.
+func TestEnrollmentCommandsAgainstTheLocalHub(t *testing.T) {
+	h := startHub(t)
+	dpsCS, err := h.DPSConnectionString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := h.ServiceConnectionString("iothubowner")
+	env := map[string]string{"IOTCTL_DPS_CONNECTION_STRING": dpsCS, "IOTCTL_CA_FILE": h.CAFile(),
+		"IOTCTL_CONNECTION_STRING": svc, "IOTCTL_DPS_ID_SCOPE": h.DPS().IDScope()}
+
+	code, out, errOut := run(t, env, "dps", "enrollment-group", "create", "--enrollment-id", "fleet",
+		"--initial-twin-tags", `{"site":"lab"}`, "--initial-twin-properties", `{"interval":5}`, "--edge-enabled",
+		"--reprovision-policy", "reprovisionandresetdata", "-o", "json")
+	var v struct {
+		ID, Attestation, PrimaryKey, ReprovisionPolicy string
+		IotEdge                                        bool
+	}
+	if json.Unmarshal([]byte(out), &v); code != 0 || v.ID != "fleet" || v.Attestation != "symmetricKey" || !v.IotEdge ||
+		v.ReprovisionPolicy != "reprovisionandresetdata" || v.PrimaryKey != "REDACTED" {
+		t.Fatalf("enrollment-group create = %d %s %s; want the group, its key redacted", code, out, errOut)
+	}
+	code, out, _ = run(t, env, "dps", "enrollment-group", "show", "fleet", "--show-secrets", "-o", "json")
+	json.Unmarshal([]byte(out), &v)
+	g, _ := h.DPS().Group("fleet")
+	if code != 0 || v.PrimaryKey != g.Attestation.SymmetricKey.PrimaryKey {
+		t.Fatalf("enrollment-group show --show-secrets = %d %s; want the generated key", code, out)
+	}
+	// A member registers with the derived key and gets the initial twin.
+	code, _, errOut = run(t, env, "dps", "register", "--registration-id", "edge-1", "--group-key", v.PrimaryKey)
+	if code != 0 {
+		t.Fatalf("register = %d %s", code, errOut)
+	}
+	if d, err := h.Registry().Device("edge-1"); err != nil || d.Capabilities == nil || !d.Capabilities.IotEdge {
+		t.Errorf("the provisioned device = %+v, %v; want an Edge device", d, err)
+	}
+	code, out, errOut = run(t, env, "dps", "registration", "show", "edge-1", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"assigned"`) {
+		t.Errorf("registration show = %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut = run(t, env, "dps", "registration", "delete", "edge-1"); code != 0 {
+		t.Errorf("registration delete = %d %s", code, errOut)
+	}
+	if code, _, _ = run(t, env, "dps", "registration", "show", "edge-1"); code != cmdutil.ExitNotFound {
+		t.Errorf("registration show after delete exited %d; want 5", code)
+	}
+
+	key := "c2VjcmV0LWtleS1vZi10aGUtZW5yb2xsbWVudC0wMTIzNDU2Nzg5"
+	code, _, errOut = run(t, env, "dps", "enrollment", "create", "--enrollment-id", "dev-9", "--device-id", "device-nine",
+		"--primary-key", key, "--secondary-key", key, "--provisioning-status", "disabled")
+	if code != 0 {
+		t.Fatalf("enrollment create = %d %s", code, errOut)
+	}
+	code, out, _ = run(t, env, "dps", "enrollment", "list")
+	if code != 0 || !strings.Contains(out, "dev-9") || !strings.Contains(out, "disabled") || strings.Contains(out, key) {
+		t.Errorf("enrollment list = %d %q; want dev-9 disabled, no key", code, out)
+	}
+	// A disabled enrollment refuses its device: exit 4.
+	if code, _, errOut = run(t, env, "dps", "register", "--registration-id", "dev-9", "--key", key); code != cmdutil.ExitAuth || !strings.Contains(errOut, "disabled") {
+		t.Errorf("register with a disabled enrollment = %d %s; want 4 saying disabled", code, errOut)
+	}
+	if code, _, errOut = run(t, env, "dps", "enrollment", "delete", "dev-9"); code != 0 {
+		t.Errorf("enrollment delete = %d %s", code, errOut)
+	}
+	for _, args := range [][]string{{"enrollment", "show", "dev-9"}, {"enrollment", "delete", "dev-9"}, {"enrollment-group", "show", "nope"}} {
+		if code, _, errOut := run(t, env, append([]string{"dps"}, args...)...); code != cmdutil.ExitNotFound || errOut == "" {
+			t.Errorf("dps %v exited %d (%q); want 5", args, code, errOut)
+		}
+	}
+	// An allocation policy DPS does not know: DPS's 400, exit 3.
+	code, _, errOut = run(t, env, "dps", "enrollment", "create", "--enrollment-id", "dev-10", "--allocation-policy", "roundRobin")
+	if code != cmdutil.ExitUsage || !strings.Contains(errOut, "roundRobin") {
+		t.Errorf("enrollment create --allocation-policy roundRobin = %d %s; want 3 naming it", code, errOut)
+	}
+}
+
+func TestEnrollmentUsage(t *testing.T) {
+	env := map[string]string{"IOTCTL_DPS_CONNECTION_STRING": "HostName=localhost;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=c2VjcmV0"}
+	for _, args := range [][]string{
+		{"enrollment", "create"},
+		{"enrollment", "create", "--enrollment-id", "a/b"},
+		{"enrollment", "create", "--enrollment-id", "d", "--attestation-type", "tpm"},
+		{"enrollment", "create", "--enrollment-id", "d", "--attestation-type", "x509"},
+		{"enrollment", "create", "--enrollment-id", "d", "--initial-twin-tags", "[1]"},
+		{"enrollment", "create", "--enrollment-id", "d", "--provisioning-status", "on"},
+		{"enrollment-group", "create", "--enrollment-id", "g", "--reprovision-policy", "always"},
+		{"enrollment-group", "create", "--enrollment-id", "g", "--attestation-type", "x509", "--certificate-path", "/nonexistent.pem"},
+	} {
+		code, _, errOut := run(t, env, append([]string{"dps"}, args...)...)
+		if code != cmdutil.ExitUsage || errOut == "" {
+			t.Errorf("dps %v exited %d (%q); want 3 and a message", args, code, errOut)
+		}
+	}
+	code, _, errOut := run(t, nil, "dps", "enrollment", "list")
+	if code != cmdutil.ExitUsage || !strings.Contains(errOut, "IOTCTL_DPS_CONNECTION_STRING") {
+		t.Errorf("enrollment list without a connection string = %d %q; want 3 naming IOTCTL_DPS_CONNECTION_STRING", code, errOut)
 	}
 }

@@ -2,11 +2,9 @@ package dps
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -171,18 +169,8 @@ func RegisterRun(ctx context.Context, o *RegisterOptions) error {
 		}
 		po.Certificate, po.SymmetricKey = cert, ""
 	}
-	if caFile := o.F.V.GetString(cmdutil.KeyCAFile); caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return cmdutil.Usagef("--ca-file: %v", err)
-		}
-		// Besides the system roots, as --ca-file is everywhere in iotctl.
-		if po.RootCAs, err = x509.SystemCertPool(); err != nil || po.RootCAs == nil {
-			po.RootCAs = x509.NewCertPool()
-		}
-		if !po.RootCAs.AppendCertsFromPEM(pem) {
-			return cmdutil.Usagef("--ca-file %s holds no PEM certificate", caFile)
-		}
+	if po.RootCAs, err = rootCAs(o.F); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()

@@ -36,8 +36,8 @@
 //     environment what it exports (IOTCTL_DPS_ID_SCOPE and
 //     IOTCTL_DPS_CONNECTION_STRING too).
 //   - DPS enrollments: the symmetric-key group "examples", whose key is
-//     in GROUP_KEY (and dev-1's key derived from it in KEY), and cam-1
-//     with the certificate cam-1.pem.
+//     in GROUP_KEY (and dev-1's key derived from it in KEY; dev-1 has
+//     registered), and cam-1 with the certificate cam-1.pem.
 //   - In the working directory, the files examples read: cam1.pem and
 //     cam1-key.pem, cam2.pem and cam2-key.pem, cam-1.pem and
 //     cam-1-key.pem, cmd.json, fleet-ca.pem and

@@ -29,6 +29,7 @@ import (
 	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/output"
+	"github.com/iotctl/iotctl/pkg/sas"
 	"github.com/iotctl/iotctl/pkg/service"
 	"github.com/iotctl/iotctl/pkg/simulate"
 )
@@ -287,7 +288,8 @@ func writeEnvFile(path string, exports map[string]string) error {
 
 // enrollDPS makes the enrollments the DPS examples name: the symmetric
 // key group "examples" with key GROUP_KEY (KEY is dev-1's key derived
-// from it), and cam-1 with its certificate.
+// from it, and dev-1 has registered with it), and cam-1 with its
+// certificate.
 func (w *world) enrollDPS() error {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -315,6 +317,18 @@ func (w *world) enrollDPS() error {
 			ClientCertificates: &dps.X509Certificates{Primary: &dps.X509CertificateWithInfo{Certificate: w.dpsCert}}}},
 	}, ""); err != nil {
 		return fmt.Errorf("enrollment cam-1: %w", err)
+	}
+	// dev-1 has registered, for the examples of "dps registration".
+	k, err := sas.DecodeKey(devKey)
+	if err != nil {
+		return err
+	}
+	tok, err := sas.Sign(dps.RegistrationResource(svc.IDScope(), "dev-1"), k, &sas.SignOptions{KeyName: dps.DeviceKeyName})
+	if err != nil {
+		return err
+	}
+	if _, err := svc.Register(&dps.RegisterRequest{IDScope: svc.IDScope(), RegistrationID: "dev-1", Credentials: dps.Credentials{Token: tok.Encode()}}); err != nil {
+		return fmt.Errorf("registering dev-1: %w", err)
 	}
 	return nil
 }
