@@ -79,7 +79,8 @@ Devices registered through it are assigned to this hub.
 
 --seed FILE (YAML or JSON) declares devices and modules (keys or certificate
 thumbprints, status, tags, desired properties), shared access policies with
-their keys, and consumer groups, with the field names of the IoT Hub REST API.
+their keys, consumer groups, and DPS enrollments and enrollment groups, with the
+field names of the IoT Hub and DPS service REST APIs.
 The hub applies it at every start, before it accepts connections: what the file
 declares is made so (a device whose keys differ is updated to the file's), and
 nothing changes when it already is, so a test suite gets the same hub every

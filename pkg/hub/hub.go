@@ -291,6 +291,9 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 	if err := h.startDPS(); err != nil {
 		return err
 	}
+	if err := h.applyDPSSeed(); err != nil {
+		return err
+	}
 	if err := h.startHTTP(); err != nil {
 		return err
 	}

@@ -1,6 +1,10 @@
 package hub
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/iotctl/iotctl/pkg/hub/seed"
+)
 
 // applySeed applies Options.Seed to the registry and logs what it did
 // (ids only, never keys).
@@ -17,5 +21,20 @@ func (h *Hub) applySeed() error {
 	if len(res.Created)+len(res.Updated) > 0 {
 		h.log.Debug("seed changes", "created", res.Created, "updated", res.Updated)
 	}
+	return nil
+}
+
+// applyDPSSeed applies the seed's enrollments and enrollment groups to
+// the hub's DPS, once it has started, and logs what it did (ids only).
+func (h *Hub) applyDPSSeed() error {
+	s := h.opts.Seed
+	if s == nil || len(s.Enrollments)+len(s.EnrollmentGroups) == 0 {
+		return nil
+	}
+	res := &seed.Result{}
+	if err := s.ApplyDPS(h.dps, res); err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	h.log.Info("seed enrollments applied", "file", s.File, "created", len(res.Created), "updated", len(res.Updated), "unchanged", len(res.Unchanged))
 	return nil
 }

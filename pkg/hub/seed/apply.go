@@ -50,8 +50,10 @@ func (s *Seed) Check() error {
 		return fmt.Errorf("seed: %w", err)
 	}
 	defer st.Close()
-	_, err = s.Apply(st)
-	return err
+	if _, err = s.Apply(st); err != nil {
+		return err
+	}
+	return s.checkDPS()
 }
 
 // ConsumerGroupsWith returns groups followed by the seed's consumer

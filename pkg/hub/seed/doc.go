@@ -1,7 +1,9 @@
 // Package seed declares what a local hub holds at start: devices and
 // modules (with their keys or certificate thumbprints, status, tags and
-// desired properties), shared access policies with their keys, and
-// consumer groups of the Event Hub-compatible endpoint. A seed file
+// desired properties), shared access policies with their keys,
+// consumer groups of the Event Hub-compatible endpoint, and the
+// Device Provisioning Service's enrollments and enrollment groups (with
+// the DPS service API's fields; ApplyDPS). A seed file
 // is YAML or JSON; the hub applies it at every start, so a test suite
 // gets the same hub every time.
 //

@@ -27,6 +27,10 @@ type Seed struct {
 	ConsumerGroups []string
 	// Devices are the devices, in file order.
 	Devices []Device
+	// Enrollments and EnrollmentGroups are the Device Provisioning
+	// Service's, in file order (see ApplyDPS).
+	Enrollments      []Enrollment
+	EnrollmentGroups []EnrollmentGroup
 }
 
 // Policy is a shared access policy. Empty keys are generated when the
@@ -167,6 +171,8 @@ func Parse(data []byte) (*Seed, error) {
 		"sharedAccessPolicies": func(n *yaml.Node) error { return each(n, "sharedAccessPolicies", s.addPolicy) },
 		"consumerGroups":       func(n *yaml.Node) error { return each(n, "consumerGroups", s.addConsumerGroup) },
 		"devices":              func(n *yaml.Node) error { return each(n, "devices", s.addDevice) },
+		"enrollments":          func(n *yaml.Node) error { return each(n, "enrollments", s.addEnrollment) },
+		"enrollmentGroups":     func(n *yaml.Node) error { return each(n, "enrollmentGroups", s.addEnrollmentGroup) },
 	})
 	if err != nil {
 		return nil, err

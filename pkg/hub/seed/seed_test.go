@@ -73,7 +73,7 @@ func TestParseErrors(t *testing.T) {
 		line     int
 		want     string
 	}{
-		{"unknown top-level field", "devices: []\nhubs: []\n", 2, `unknown field "hubs" in the seed file; the fields are consumerGroups, devices, sharedAccessPolicies`},
+		{"unknown top-level field", "devices: []\nhubs: []\n", 2, `unknown field "hubs" in the seed file; the fields are consumerGroups, devices, enrollmentGroups, enrollments, sharedAccessPolicies`},
 		{"wrong case", "Devices: []\n", 1, `did you mean "devices"?`},
 		{"unknown device field", "devices:\n  - deviceId: a\n    colour: red\n", 3, `unknown field "colour" in a device`},
 		{"unknown auth field", "devices:\n  - deviceId: a\n    authentication:\n      symetricKey: {}\n", 4, `unknown field "symetricKey" in authentication; the fields are symmetricKey, type, x509Thumbprint`},
