@@ -18,6 +18,7 @@ const (
 	EventError        = "error"        // something failed (Error); the simulation goes on
 	EventStats        = "stats"        // periodic counters (Stats)
 	EventSummary      = "summary"      // final counters (Stats), the last event
+	// EventProvisioned (provision.go): DPS assigned a fleet device.
 )
 
 // Event is one thing that happened in a simulation, as written to the
@@ -63,6 +64,9 @@ type Event struct {
 	// twin updates).
 	Error string `json:"error,omitempty"`
 
+	// AssignedHub is the hub DPS assigned the device (provisioned).
+	AssignedHub string `json:"assignedHub,omitempty"`
+
 	// Stats are the counters (stats, summary).
 	Stats *Stats `json:"stats,omitempty"`
 }
@@ -90,6 +94,9 @@ type Stats struct {
 	// Reconnects counts reconnections after a lost connection or for
 	// token renewal.
 	Reconnects int64 `json:"reconnects"`
+	// Provisioned counts the devices DPS assigned (a fleet that
+	// onboards through DPS, Options.Provision).
+	Provisioned int64 `json:"provisioned,omitempty"`
 	// ElapsedSeconds is the time since Run started.
 	ElapsedSeconds float64 `json:"elapsedSeconds"`
 	// MsgsPerSecond is the acknowledged messages per second: over the

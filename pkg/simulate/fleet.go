@@ -62,6 +62,11 @@ type Options struct {
 	// Keys implements CARegistry, missing devices are created so.
 	Issuer *tls.Certificate
 
+	// Provision, if set, makes the fleet register each device with DPS
+	// before it connects to the hub DPS assigned it (see Provisioning);
+	// Keys and Device.HostName are then not needed.
+	Provision *Provisioning
+
 	// Interval is the time between a device's messages.
 	// Default: DefaultInterval (1 s). SetTelemetryInterval changes it
 	// per device.
@@ -139,6 +144,9 @@ type Fleet struct {
 	c2d       atomic.Int64
 	reconns   atomic.Int64
 
+	provisioned atomic.Int64
+	registering chan struct{} // a slot per registration in progress
+
 	rmu      sync.Mutex
 	lastRate float64
 	running  bool
@@ -161,7 +169,12 @@ func New(opts *Options) (*Fleet, error) {
 	o.ContentEncoding = orDash(o.ContentEncoding, DefaultContentEncoding)
 	f := &Fleet{opts: o, ids: o.DeviceIDs, connLim: newLimiter(o.ConnectRate), sendLim: newLimiter(o.Rate),
 		replies: map[string]MethodReply{}}
-	if len(f.ids) > 0 {
+	if len(f.ids) > 0 && o.Provision != nil {
+		if err := o.Provision.check(o.Issuer != nil); err != nil {
+			return nil, err
+		}
+		f.registering = make(chan struct{}, MaxRegistering)
+	} else if len(f.ids) > 0 {
 		if o.Keys == nil && o.Issuer == nil {
 			return nil, errors.New("simulate: a fleet needs Keys (a registry or a keys file) or an Issuer")
 		}
@@ -223,7 +236,7 @@ func (f *Fleet) Stats() Stats {
 	s := Stats{
 		Devices: f.Devices(), Connected: f.connected.Load(), Sent: f.sent.Load(), Acked: f.acked.Load(),
 		Errors: f.errs.Load(), Methods: f.methods.Load(), Twin: f.twin.Load(), C2D: f.c2d.Load(),
-		Reconnects: f.reconns.Load(), MsgsPerSecond: rate,
+		Reconnects: f.reconns.Load(), MsgsPerSecond: rate, Provisioned: f.provisioned.Load(),
 	}
 	if !start.IsZero() {
 		s.ElapsedSeconds = time.Since(start).Seconds()
@@ -394,9 +407,14 @@ func (f *Fleet) runDevice(ctx context.Context, id string, single bool, done func
 	if !single {
 		o.ConnectionString = ""
 		o.DeviceID, o.ModuleID, o.SharedAccessSignature = id, "", ""
-		if err := f.credentials(ctx, id, &o); err != nil {
+		credentials := f.credentials
+		if f.opts.Provision != nil {
+			credentials = f.provision
+		}
+		if err := credentials(ctx, id, &o); err != nil {
 			return fail(fmt.Errorf("device %s: %w", id, err))
 		}
+		d.id = o.DeviceID
 	}
 	if o.Logger == nil {
 		o.Logger = f.opts.Logger
