@@ -18,7 +18,7 @@ import (
 // runProvisioned runs a fleet of ids that onboards through h's DPS with
 // p and returns its stats, error and the devices of its provisioned
 // events.
-func runProvisioned(t *testing.T, h *hub.Hub, ids []string, p *Provisioning, issuer *tls.Certificate) (Stats, error, map[string]string) {
+func runProvisioned(t *testing.T, h *hub.Hub, ids []string, p *Provisioning, issuer *tls.Certificate) (Stats, map[string]string, error) {
 	t.Helper()
 	p.Host, p.IDScope = h.Addrs()[0], h.DPS().IDScope()
 	var mu sync.Mutex
@@ -37,7 +37,7 @@ func runProvisioned(t *testing.T, h *hub.Hub, ids []string, p *Provisioning, iss
 	ctx, cancel := context.WithTimeout(context.Background(), 3*waitFor)
 	defer cancel()
 	st, err := f.Run(ctx)
-	return st, err, assigned
+	return st, assigned, err
 }
 
 func TestFleetProvisionedThroughASymmetricKeyGroup(t *testing.T) {
@@ -48,7 +48,7 @@ func TestFleetProvisionedThroughASymmetricKeyGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids := FleetIDs("dps-", 3)
-	st, err, assigned := runProvisioned(t, h, ids, &Provisioning{GroupKey: g.Attestation.SymmetricKey.PrimaryKey}, nil)
+	st, assigned, err := runProvisioned(t, h, ids, &Provisioning{GroupKey: g.Attestation.SymmetricKey.PrimaryKey}, nil)
 	if err != nil || st.Provisioned != 3 || st.Acked != 6 || st.Errors != 0 {
 		t.Fatalf("Run = %+v, %v; want 3 provisioned, 6 messages acknowledged, no errors", st, err)
 	}
@@ -65,7 +65,7 @@ func TestFleetProvisionedThroughASymmetricKeyGroup(t *testing.T) {
 	}
 
 	// A key of no group: every registration is refused, and Run says so.
-	st, err, _ = runProvisioned(t, h, FleetIDs("other-", 2), &Provisioning{GroupKey: "b3RoZXItZ3JvdXAta2V5LTAxMjM0NTY3ODlhYmNkZWY="}, nil)
+	st, _, err = runProvisioned(t, h, FleetIDs("other-", 2), &Provisioning{GroupKey: "b3RoZXItZ3JvdXAta2V5LTAxMjM0NTY3ODlhYmNkZWY="}, nil)
 	var pe *provisioning.Error
 	if !errors.As(err, &pe) || !pe.Refused() || st.Provisioned != 0 || st.Errors != 2 {
 		t.Errorf("Run with a wrong group key = %+v, %v; want the refusal, 2 errors", st, err)
@@ -89,7 +89,7 @@ func TestFleetProvisionedThroughAnX509Group(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids := FleetIDs("cam-", 2)
-	st, err, _ := runProvisioned(t, h, ids, &Provisioning{}, &issuer)
+	st, _, err := runProvisioned(t, h, ids, &Provisioning{}, &issuer)
 	if err != nil || st.Provisioned != 2 || st.Acked != 4 || st.Errors != 0 {
 		t.Fatalf("Run = %+v, %v; want 2 provisioned, 4 messages acknowledged", st, err)
 	}
