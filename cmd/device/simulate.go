@@ -3,7 +3,6 @@ package device
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"time"
 
@@ -45,6 +44,7 @@ type simulateOptions struct {
 	quiet           bool
 	statsInterval   time.Duration
 	conn            connectFlags
+	dps             dpsFlags
 
 	// Filled by validation.
 	sim *simulate.Options
@@ -102,7 +102,9 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
 
 ` + connectHelp + `
 --cert and --device-id are for one device; a fleet's certificates come from
---device-ca.`,
+--device-ca.
+
+` + simulateDPSHelp,
 		Example: `  $ iotctl device simulate --connection-string "$DEVICE_CS" --ca-file ~/.local/share/iotctl/hub/tls/ca.pem
   $ iotctl device simulate --count 10 --interval 500ms -o json
   $ iotctl device simulate --data '{"n":{{counter}},"t":{{randFloat 20 35 | printf "%.1f"}},"at":"{{now}}"}'
@@ -111,7 +113,8 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
   $ iotctl device simulate --devices 1000 --hub-connection-string "$SERVICE_CS" | jq -c 'select(.type=="stats") | .stats'
   $ iotctl device simulate --devices 1000 --hub-connection-string "$SERVICE_CS" --device-ca fleet-ca.pem --device-ca-key fleet-ca-key.pem
   $ HTTPS_PROXY=http://proxy.corp:3128 iotctl device simulate --websocket
-  $ iotctl device simulate --host localhost:8443 --device-id cam1 --cert cam1.pem --key cam1-key.pem`,
+  $ iotctl device simulate --host localhost:8443 --device-id cam1 --cert cam1.pem --key cam1-key.pem
+  $ iotctl device simulate --devices 10 --count 3 --dps-id-scope 0ne00111111 --dps-group-key "$GROUP_KEY"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.dataSet = cmd.Flags().Changed("data")
@@ -152,6 +155,7 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but the final summary: no messages, events or status line")
 	fl.DurationVar(&o.statsInterval, "stats-interval", defaultStatsInterval, "time between a fleet's stats events (JSON Lines) or stats lines")
 	o.conn.add(fl)
+	o.dps.add(fl)
 	return c
 }
 
@@ -213,6 +217,9 @@ func (o *simulateOptions) validate() error {
 	}
 	s.Device = device.Options{QoS: qos}
 
+	if o.dps.set() {
+		return o.validateDPS(s)
+	}
 	fleet := o.devicesSet || o.keysFile != ""
 	if o.deviceCA != "" && !o.devicesSet {
 		return cmdutil.Usagef("--device-ca is for a fleet: give --devices N too")
@@ -234,12 +241,9 @@ func (o *simulateOptions) validate() error {
 		if o.keysFile != "" {
 			return cmdutil.Usagef("--device-ca and --keys-file: a fleet authenticates with certificates or with keys, not both")
 		}
-		issuer, err := device.LoadKeyPair(o.deviceCA, o.deviceCAKey)
+		issuer, err := loadIssuer("--device-ca", o.deviceCA, o.deviceCAKey)
 		if err != nil {
-			return &cmdutil.UsageError{Err: fmt.Errorf("--device-ca: %w", err)}
-		}
-		if issuer.Leaf == nil || !issuer.Leaf.IsCA {
-			return cmdutil.Usagef("--device-ca %s is not a CA certificate: it cannot sign device certificates", o.deviceCA)
+			return err
 		}
 		s.Issuer = issuer
 	}
@@ -358,7 +362,7 @@ func (o *simulateOptions) run(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return &cmdutil.ExitError{Code: cmdutil.ExitInterrupted}
 	}
-	return o.conn.exitError(err)
+	return o.conn.exitError(dpsExitError(err))
 }
 
 // defaultStatsInterval is the time between a fleet's stats events.

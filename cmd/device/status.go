@@ -80,9 +80,14 @@ func (l *liveStatus) render(now time.Time) string {
 // statusLine is the one line of a fleet's counters, under 80 columns
 // up to 10,000 devices.
 func statusLine(s simulate.Stats) string {
-	return fmt.Sprintf("%d/%d connected, %.0f msg/s, %d acked, %d errors, %d reconnects, %s",
+	line := fmt.Sprintf("%d/%d connected, %.0f msg/s, %d acked, %d errors, %d reconnects, %s",
 		s.Connected, s.Devices, s.MsgsPerSecond, s.Acked, s.Errors, s.Reconnects,
 		(time.Duration(s.ElapsedSeconds) * time.Second).String())
+	if s.Provisioned > 0 {
+		// A fleet through DPS: how many DPS has assigned so far.
+		line = fmt.Sprintf("%d provisioned, ", s.Provisioned) + line
+	}
+	return line
 }
 
 // connectedChanged moves the progress bar to the number of devices

@@ -139,12 +139,7 @@ func (o *RegisterOptions) dpsHost() string {
 	if o.DPSHost != "" {
 		return o.DPSHost
 	}
-	if s := o.F.V.GetString(cmdutil.KeyConnectionString); s != "" {
-		if cs, err := connstr.Parse(s); err == nil && cs.HostName != "" && !connstr.IsAzureHost(cs.HostName) {
-			return cs.HostName
-		}
-	}
-	return provisioning.GlobalHost
+	return provisioning.DefaultHost(o.F.V.GetString(cmdutil.KeyConnectionString))
 }
 
 // RegisterRun registers the device and prints the outcome.
