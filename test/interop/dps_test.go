@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iotctl/iotctl/pkg/hub"
 	"github.com/iotctl/iotctl/pkg/hub/dps"
 )
 
@@ -215,6 +216,64 @@ func nodeDPSDeviceRegistersAndSends(t *testing.T, e *dpsEnv) {
 		t.Errorf("registering with a wrong key, Node side: %v; want a refusal", evs)
 	}
 	if st, err := e.hub.DPS().RegistrationState("node-grp-2"); err == nil {
+		t.Errorf("hub side: a refused device has a registration state %+v", st)
+	}
+}
+
+// The official Python provisioning client (azure-iot-device
+// ProvisioningDeviceClient over MQTT, symmetric key) registers through
+// an enrollment group with its derived key and custom payload, then
+// connects to the hub it was assigned and sends telemetry; a key of no
+// enrollment is refused.
+func TestPythonDPSDeviceRegistersAndSends(t *testing.T) {
+	e, py := newPythonEnv(t, hub.Options{})
+	g, err := e.hub.DPS().PutGroup(&dps.EnrollmentGroup{EnrollmentGroupID: "py-fleet",
+		Attestation: &dps.Attestation{Type: dps.AttestationSymmetricKey}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(regID, key string, n int, payload string) ([]map[string]any, bool) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		args := []string{e.hub.HostName(), e.hub.DPS().IDScope(), regID, key, e.hub.CAFile(), strconv.Itoa(n)}
+		if payload != "" {
+			args = append(args, payload)
+		}
+		out, err := pythonCmd(ctx, py, "dps_device.py", args...).Output()
+		var evs []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) == nil {
+				evs = append(evs, m)
+			}
+		}
+		if len(evs) == 0 {
+			t.Fatalf("python dps_device.py printed nothing: %v\nstdout: %s\nstderr: %s", err, out, stderrOf(err))
+		}
+		return evs, err == nil
+	}
+	key, _ := dps.DeriveKey(g.Attestation.SymmetricKey.PrimaryKey, "py-grp-1")
+	evs, ok := run("py-grp-1", key, 2, `{"model":"python"}`)
+	reg := evs[0]
+	if !ok || reg["status"] != "assigned" || reg["assignedHub"] != e.hub.HostName() || reg["deviceId"] != "py-grp-1" {
+		t.Fatalf("Python side: %v", evs)
+	}
+	// azure-iot-device hands the payload over as the JSON text.
+	var p map[string]any
+	if s, _ := reg["payload"].(string); json.Unmarshal([]byte(s), &p) != nil || p["model"] != "python" {
+		t.Errorf("the registration result's payload = %v; want the device's", reg["payload"])
+	}
+	if evs[len(evs)-1]["event"] != "sent" {
+		t.Fatalf("the provisioned Python device did not send: %v", evs)
+	}
+	(&dpsEnv{env: e}).wantTelemetry("py-grp-1", 2)
+
+	wrong, _ := dps.DeriveKey(g.Attestation.SymmetricKey.PrimaryKey, "someone-else")
+	evs, ok = run("py-grp-2", wrong, 0, "")
+	if ok || evs[0]["event"] != "error" {
+		t.Errorf("registering with a wrong key, Python side: %v; want an error", evs)
+	}
+	if st, err := e.hub.DPS().RegistrationState("py-grp-2"); err == nil {
 		t.Errorf("hub side: a refused device has a registration state %+v", st)
 	}
 }
