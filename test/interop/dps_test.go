@@ -2,6 +2,7 @@ package interop
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iotctl/iotctl/pkg/devicecert"
 	"github.com/iotctl/iotctl/pkg/hub"
 	"github.com/iotctl/iotctl/pkg/hub/dps"
 )
@@ -276,4 +278,72 @@ func TestPythonDPSDeviceRegistersAndSends(t *testing.T) {
 	if st, err := e.hub.DPS().RegistrationState("py-grp-2"); err == nil {
 		t.Errorf("hub side: a refused device has a registration state %+v", st)
 	}
+}
+
+// The official Node provisioning client with azure-iot-security-x509,
+// over each transport: a device with its own certificate registers
+// through an individual enrollment and one whose certificate a CA
+// signed through the CA's group; both then connect to the hub with
+// their certificate and send.
+func TestNodeDPSX509DeviceRegistersAndSends(t *testing.T) {
+	requireDPSPackages(t)
+	for _, tr := range []string{"http", "mqtt", "amqp"} {
+		t.Run(tr, func(t *testing.T) {
+			e := &dpsEnv{env: newEnv(t), transport: tr}
+			now := time.Now()
+			dir := t.TempDir()
+			write := func(name string, b []byte) string {
+				p := filepath.Join(dir, name)
+				if err := os.WriteFile(p, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return p
+			}
+			// An individual enrollment with the device's own certificate.
+			cert, key, err := devicecert.New("node-cam-1", now.Add(-time.Hour), now.Add(time.Hour), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.hub.DPS().PutEnrollment(&dps.IndividualEnrollment{RegistrationID: "node-cam-1", Attestation: &dps.Attestation{Type: dps.AttestationX509,
+				X509: &dps.X509Attestation{ClientCertificates: &dps.X509Certificates{Primary: &dps.X509CertificateWithInfo{Certificate: string(cert)}}}}}, ""); err != nil {
+				t.Fatal(err)
+			}
+			e.wantX509Registration("node-cam-1", write("cam-1.pem", cert), write("cam-1-key.pem", key))
+
+			// A group of a CA, and a device whose certificate it signed.
+			caPEM, caKey, err := devicecert.NewCA("node fleet CA", now.Add(-time.Hour), now.Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.hub.DPS().PutGroup(&dps.EnrollmentGroup{EnrollmentGroupID: "node-cams", Attestation: &dps.Attestation{Type: dps.AttestationX509,
+				X509: &dps.X509Attestation{SigningCertificates: &dps.X509Certificates{Primary: &dps.X509CertificateWithInfo{Certificate: string(caPEM)}}}}}, ""); err != nil {
+				t.Fatal(err)
+			}
+			issuer, err := tls.X509KeyPair(caPEM, caKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cert, key, err = devicecert.New("node-cam-2", now.Add(-time.Hour), now.Add(time.Hour), &issuer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.wantX509Registration("node-cam-2", write("cam-2.pem", cert), write("cam-2-key.pem", key))
+		})
+	}
+}
+
+// wantX509Registration runs js/dps_x509.js for regID and checks that it
+// registered, was assigned this hub and sent 2 messages.
+func (e *dpsEnv) wantX509Registration(regID, certFile, keyFile string) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := e.nodeCmd(ctx, "dps_x509.js", e.hub.HostName(), e.hub.DPS().IDScope(), regID, certFile, keyFile, "2")
+	cmd.Env = append(cmd.Env, "DPS_TRANSPORT="+e.transport)
+	out, err := cmd.Output()
+	if err != nil || !strings.Contains(string(out), `"event":"registered"`) || !strings.Contains(string(out), `"event":"sent"`) ||
+		!strings.Contains(string(out), `"assignedHub":"`+e.hub.HostName()+`"`) {
+		e.t.Fatalf("%s over %s, Node side: %v\nstdout: %s\nstderr: %s", regID, e.transport, err, out, stderrOf(err))
+	}
+	e.wantTelemetry(regID, 2)
 }
