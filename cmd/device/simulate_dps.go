@@ -27,9 +27,9 @@ device's key is derived from it) or --dps-ca/--dps-ca-key (the CA of an X.509
 enrollment group; each device gets a certificate it signs, CN = its id), each
 device registers with DPS (registration id = its id) and then connects to the hub
 and as the device DPS assigned it. The ID scope comes from --dps-id-scope or
-IOTCTL_DPS_ID_SCOPE; --dps-host defaults to the local hub's host when --host or
-a configured connection string names a local hub, else to Azure's global
-endpoint. The
+IOTCTL_DPS_ID_SCOPE; --dps-host defaults to the local hub's host when --host,
+--hub-connection-string or the device connection string names a local hub, else
+to Azure's global endpoint. The
 status line and the stats count the provisioned devices. A fleet whose every
 registration DPS refuses (a wrong key, a disabled or missing enrollment, another
 ID scope) exits 4.
@@ -62,8 +62,8 @@ func (o *simulateOptions) validateDPS(s *simulate.Options) error {
 		return cmdutil.Usagef("--dps-group-key and --dps-ca: a fleet registers with a group key or with a CA, not both")
 	case d.caKey != "" && d.ca == "":
 		return cmdutil.Usagef("--dps-ca-key needs --dps-ca")
-	case o.keysFile != "" || o.deviceCA != "" || o.f.V.GetString("hub-connection-string") != "":
-		return cmdutil.Usagef("a fleet through DPS gets its identities from DPS: --keys-file, --device-ca and --hub-connection-string are for a fleet without it")
+	case o.keysFile != "" || o.deviceCA != "":
+		return cmdutil.Usagef("a fleet through DPS gets its identities from DPS: --keys-file and --device-ca are for a fleet without it")
 	case o.conn.certFile != "" || o.conn.deviceID != "":
 		return cmdutil.Usagef("a fleet has its own identities: --cert and --device-id are for one device")
 	}
@@ -99,13 +99,13 @@ func (o *simulateOptions) validateDPS(s *simulate.Options) error {
 }
 
 // defaultDPSHost is the local hub's host when one is configured (--host,
-// the device or the service connection string), as the local hub serves
-// DPS on its own ports; else Azure's global endpoint.
+// --hub-connection-string or the device connection string), as the local
+// hub serves DPS on its own ports; else Azure's global endpoint.
 func (o *simulateOptions) defaultDPSHost() string {
 	if o.conn.host != "" && !connstr.IsAzureHost(o.conn.host) {
 		return o.conn.host
 	}
-	for _, key := range []string{cmdutil.KeyDeviceConnectionString, cmdutil.KeyConnectionString} {
+	for _, key := range []string{"hub-connection-string", cmdutil.KeyDeviceConnectionString} {
 		if h := provisioning.DefaultHost(o.f.V.GetString(key)); h != provisioning.GlobalHost {
 			return h
 		}

@@ -17,14 +17,14 @@ import (
 // and sends; the summary counts them provisioned. A key of no group
 // exits 4.
 func TestSimulateFleetThroughDPS(t *testing.T) {
-	h, _ := startHub(t)
+	h, svc := startHub(t)
 	g, err := h.DPS().PutGroup(&dps.EnrollmentGroup{EnrollmentGroupID: "fleet", Attestation: &dps.Attestation{Type: dps.AttestationSymmetricKey}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := func(f *cmdutil.Factory) *cobra.Command { return newCmdSimulate(f, nil) }
 	args := []string{"simulate", "--devices", "3", "--device-prefix", "fleet-", "--dps-id-scope", h.DPS().IDScope(),
-		"--dps-host", h.Addrs()[0], "--ca-file", h.CAFile(), "--count", "2", "--interval", "10ms", "-o", "json"}
+		"--hub-connection-string", svc, "--ca-file", h.CAFile(), "--count", "2", "--interval", "10ms", "-o", "json"}
 	code, stdout, stderr := execute(t, "", cmd, append(args, "--dps-group-key", g.Attestation.SymmetricKey.PrimaryKey)...)
 	if code != 0 {
 		t.Fatalf("device simulate through DPS exited %d; stderr:\n%s", code, stderr)
@@ -64,12 +64,13 @@ func TestSimulateFleetThroughDPS(t *testing.T) {
 func TestSimulateDPSUsage(t *testing.T) {
 	cmd := func(f *cmdutil.Factory) *cobra.Command { return newCmdSimulate(f, nil) }
 	for _, args := range [][]string{
-		{"--dps-group-key", "a2V5", "--dps-id-scope", "0ne00000001"},                                           // no --devices
-		{"--devices", "2", "--dps-group-key", "a2V5"},                                                          // no ID scope
-		{"--devices", "2", "--dps-id-scope", "0ne00000001", "--dps-group-key", "not*base64"},                   // bad key
-		{"--devices", "2", "--dps-id-scope", "0ne00000001", "--dps-group-key", "a2V5", "--dps-ca", "ca.pem"},   // both
-		{"--devices", "2", "--dps-id-scope", "0ne00000001", "--dps-group-key", "a2V5", "--keys-file", "k.txt"}, // conflicting source
-		{"--devices", "2", "--dps-id-scope", "0ne00000001", "--dps-ca", "/nonexistent.pem"},                    // unreadable CA
+		{"--dps-group-key", "a2V5", "--dps-id-scope", "0ne00000001"},                                            // no --devices
+		{"--devices", "2", "--dps-group-key", "a2V5"},                                                           // no ID scope
+		{"--devices", "2", "--dps-id-scope", "0ne00000001", "--dps-group-key", "not*base64"},                    // bad key
+		{"--devices", "2", "--dps-id-scope", "0ne00000001", "--dps-group-key", "a2V5", "--dps-ca", "ca.pem"},    // both
+		{"--devices", "2", "--dps-id-scope", "0ne00000001", "--dps-group-key", "a2V5", "--keys-file", "k.txt"},  // conflicting source
+		{"--devices", "2", "--dps-id-scope", "0ne00000001", "--dps-group-key", "a2V5", "--device-ca", "ca.pem"}, // conflicting source
+		{"--devices", "2", "--dps-id-scope", "0ne00000001", "--dps-ca", "/nonexistent.pem"},                     // unreadable CA
 	} {
 		code, _, stderr := execute(t, "", cmd, append([]string{"simulate"}, args...)...)
 		if code != cmdutil.ExitUsage || stderr == "" {
