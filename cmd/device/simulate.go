@@ -45,6 +45,7 @@ type simulateOptions struct {
 	quiet           bool
 	statsInterval   time.Duration
 	conn            connectFlags
+	shards          shardFlags
 
 	// Filled by validation.
 	sim *simulate.Options
@@ -117,6 +118,7 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
 			o.dataSet = cmd.Flags().Changed("data")
 			o.devicesSet = cmd.Flags().Changed("devices")
 			o.connectRateSet = cmd.Flags().Changed("connect-rate")
+			o.shards.indexSet = cmd.Flags().Changed("shard-index")
 			if err := o.validate(); err != nil {
 				return exitError(err)
 			}
@@ -152,6 +154,7 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but the final summary: no messages, events or status line")
 	fl.DurationVar(&o.statsInterval, "stats-interval", defaultStatsInterval, "time between a fleet's stats events (JSON Lines) or stats lines")
 	o.conn.add(fl)
+	o.shards.add(fl)
 	return c
 }
 
@@ -214,6 +217,9 @@ func (o *simulateOptions) validate() error {
 	s.Device = device.Options{QoS: qos}
 
 	fleet := o.devicesSet || o.keysFile != ""
+	if err := o.shards.resolve(fleet); err != nil {
+		return err
+	}
 	if o.deviceCA != "" && !o.devicesSet {
 		return cmdutil.Usagef("--device-ca is for a fleet: give --devices N too")
 	}
@@ -289,7 +295,7 @@ func (o *simulateOptions) validate() error {
 	}
 	switch {
 	case s.Issuer != nil:
-		s.DeviceIDs = simulate.FleetIDs(o.prefix, o.devices)
+		s.DeviceIDs, err = o.shards.fleetIDs(o.prefix, o.devices)
 		if reg != nil {
 			s.Keys = reg // creates the devices as certificateAuthority ones
 		}
@@ -305,15 +311,18 @@ func (o *simulateOptions) validate() error {
 		}
 		s.Keys = keys
 		if o.devicesSet {
-			s.DeviceIDs = simulate.FleetIDs(o.prefix, o.devices)
+			s.DeviceIDs, err = o.shards.fleetIDs(o.prefix, o.devices)
 		} else {
-			s.DeviceIDs = keys.IDs()
+			s.DeviceIDs, err = o.shards.of(keys.IDs())
 		}
 	case reg != nil:
 		s.Keys = reg
-		s.DeviceIDs = simulate.FleetIDs(o.prefix, o.devices)
+		s.DeviceIDs, err = o.shards.fleetIDs(o.prefix, o.devices)
 	default:
 		return cmdutil.Usagef("a fleet needs device credentials: pass --keys-file, --hub-connection-string to create SAS devices, or --device-ca to sign a certificate for each device")
+	}
+	if err != nil {
+		return err
 	}
 	o.sim = s
 	return nil
