@@ -146,9 +146,9 @@ func shardProcess(t *testing.T, args, env []string) []string {
 	return ids
 }
 
-// Bad shard flags exit 3 with a message that names the flag and the
-// way out, before anything connects.
-func TestShardUsageErrorsExit3(t *testing.T) {
+// Bad shard and metrics flags exit 3 with a message that names the
+// flag and the way out, before anything connects.
+func TestFleetScaleUsageErrorsExit3(t *testing.T) {
 	fleet := []string{"simulate", "--devices", "3", "--hub-connection-string", serviceCS}
 	tests := []struct {
 		name string
@@ -162,6 +162,7 @@ func TestShardUsageErrorsExit3(t *testing.T) {
 		{"bad env index", append(fleet, "--shards", "2"), "two", `JOB_COMPLETION_INDEX "two"`},
 		{"more shards than devices", append(fleet, "--shards", "4", "--shard-index", "0"), "", "use at most 3 shards"},
 		{"zero shards", append(fleet, "--shards", "0"), "", `--shards "0": must be at least 1`},
+		{"metrics address without a port", append(fleet, "--metrics-addr", "9090"), "", `--metrics-addr "9090": want HOST:PORT`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -46,6 +46,7 @@ type simulateOptions struct {
 	statsInterval   time.Duration
 	conn            connectFlags
 	shards          shardFlags
+	metrics         metricsFlags
 
 	// Filled by validation.
 	sim *simulate.Options
@@ -155,6 +156,7 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
 	fl.DurationVar(&o.statsInterval, "stats-interval", defaultStatsInterval, "time between a fleet's stats events (JSON Lines) or stats lines")
 	o.conn.add(fl)
 	o.shards.add(fl)
+	o.metrics.add(fl)
 	return c
 }
 
@@ -162,6 +164,9 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
 func (o *simulateOptions) validate() error {
 	if o.interval <= 0 {
 		return cmdutil.Usagef("--interval must be positive")
+	}
+	if err := o.metrics.validate(); err != nil {
+		return err
 	}
 	if o.statsInterval <= 0 {
 		return cmdutil.Usagef("--stats-interval must be positive, e.g. 5s")
@@ -352,8 +357,18 @@ func (o *simulateOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	msrv, err := o.metrics.serve(sim, fleet, o.prefix, o.shards.shard)
+	if err != nil {
+		return err
+	}
+	if msrv != nil {
+		defer msrv.Close()
+	}
 	if !d.json && !d.quiet {
 		p.status("IoT Hub device simulator: %d device(s), press Ctrl-C to exit", sim.Devices())
+	}
+	if msrv != nil && !d.quiet {
+		p.status("Prometheus metrics on %s", msrv.URL())
 	}
 	if d.live {
 		l, err := newLiveStatus(io.ErrOut, sim.Devices(), sim.Stats)
