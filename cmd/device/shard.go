@@ -16,6 +16,8 @@ type shardFlags struct {
 	index    int
 	indexSet bool
 	shard    simulate.Shard
+	// total is the size of the whole fleet, once known.
+	total int
 }
 
 func (s *shardFlags) add(fl *pflag.FlagSet) {
@@ -25,12 +27,14 @@ func (s *shardFlags) add(fl *pflag.FlagSet) {
 
 // resolve checks the flags (indexSet says whether --shard-index was
 // given); fleet says whether the command simulates a fleet, which
-// shards need.
-func (s *shardFlags) resolve(fleet bool) error {
+// shards need. With forJob (--k8s-job) this process runs no shard: it
+// takes the first, to check the flags as each pod will.
+func (s *shardFlags) resolve(fleet, forJob bool) error {
 	if (s.count != 1 || s.indexSet) && !fleet {
 		return cmdutil.Usagef("--shards and --shard-index cut a fleet: give --devices N (or --keys-file) too")
 	}
-	sh, err := simulate.ResolveShard(s.count, s.index, s.indexSet, os.Getenv)
+	indexSet := s.indexSet || forJob
+	sh, err := simulate.ResolveShard(s.count, s.index, indexSet, os.Getenv)
 	if err != nil {
 		return &cmdutil.UsageError{Err: err}
 	}
@@ -41,6 +45,7 @@ func (s *shardFlags) resolve(fleet bool) error {
 // fleetIDs returns this shard's ids of the fleet {prefix}00001 to
 // {prefix}{n}, making no others.
 func (s *shardFlags) fleetIDs(prefix string, n int) ([]string, error) {
+	s.total = n
 	if err := s.shard.Check(n); err != nil {
 		return nil, &cmdutil.UsageError{Err: err}
 	}
@@ -50,6 +55,7 @@ func (s *shardFlags) fleetIDs(prefix string, n int) ([]string, error) {
 
 // of returns this shard's ids of ids.
 func (s *shardFlags) of(ids []string) ([]string, error) {
+	s.total = len(ids)
 	if err := s.shard.Check(len(ids)); err != nil {
 		return nil, &cmdutil.UsageError{Err: err}
 	}
