@@ -3,13 +3,16 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/internal/metricsrv"
 	"github.com/iotctl/iotctl/pkg/hub"
 	"github.com/iotctl/iotctl/pkg/hub/amqpfront"
 	"github.com/iotctl/iotctl/pkg/hub/seed"
@@ -32,6 +35,7 @@ type serveInfo struct {
 	IDScope          string   `json:"idScope"`
 	DPS              string   `json:"dpsConnectionString"`
 	NextSteps        []string `json:"nextSteps"`
+	MetricsURL       string   `json:"metricsUrl,omitempty"`
 }
 
 func newCmdServe(f *cmdutil.Factory) *cobra.Command {
@@ -96,13 +100,19 @@ GET /health on the TLS port needs no authorization and answers 200 with
 test harnesses that wait for the hub:
   curl -fsS --cacert "$IOTCTL_CA_FILE" https://localhost:8443/health
 
+--metrics-addr serves Prometheus metrics on /metrics (iotctl_hub_*): connections
+by protocol, devices connected, messages in, direct-method calls by result,
+cloud-to-device messages enqueued, delivered and completed, and the queue
+depths (C2D messages queued, telemetry events per partition).
+
 Ctrl-C stops the hub cleanly.`,
 		Example: `  $ iotctl hub serve
   $ iotctl hub serve --addr 127.0.0.1:0 --in-memory -o json
   $ iotctl hub serve --addr 127.0.0.5:8883 --standard-ports --san myhub.local
   $ iotctl hub serve --device-ca devices-root.pem --device-ca devices-intermediate.pem
   $ iotctl hub serve --consumer-group dashboards --consumer-group archive
-  $ iotctl hub serve --in-memory --seed test/hub-seed.yaml`,
+  $ iotctl hub serve --in-memory --seed test/hub-seed.yaml
+  $ iotctl hub serve --in-memory --metrics-addr 127.0.0.1:9464`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServe(cmd, f)
@@ -124,6 +134,7 @@ Ctrl-C stops the hub cleanly.`,
 	fl.Int("max-events", 0, "telemetry events kept for monitors; the oldest are dropped beyond it (0: 250,000 with --in-memory, no limit on disk)")
 	fl.Int64("max-bytes", 0, "bytes of telemetry bodies and properties kept; the oldest are dropped beyond it (0: 512 MiB with --in-memory, 1,638,400,000 on disk)")
 	fl.Duration("retention", telemetry.DefaultRetention, "how long telemetry is kept (IoT Hub: 1 day by default, at most 7 days = 168h)")
+	fl.String("metrics-addr", "", "serve Prometheus metrics on http://HOST:PORT/metrics (e.g. :9090; default: none)")
 	return c
 }
 
@@ -180,6 +191,18 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 		Retention:      retention,
 		Logger:         log.With("component", "hub"),
 	}
+	var metrics *metricsrv.Server
+	if addr := v.GetString("metrics-addr"); addr != "" {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return cmdutil.Usagef("--metrics-addr %q: want HOST:PORT, e.g. :9090 or 127.0.0.1:9090", addr)
+		}
+		reg := prometheus.NewRegistry()
+		if metrics, err = metricsrv.Listen(addr, reg); err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer metrics.Close()
+		opts.Metrics = reg
+	}
 	h := hub.New(opts)
 	ctx := cmd.Context()
 	if err := h.Start(ctx); err != nil {
@@ -215,6 +238,9 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 	if !opts.InMemory {
 		info.DataDir = opts.DataDir
 	}
+	if metrics != nil {
+		info.MetricsURL = metrics.URL()
+	}
 	exports := "export IOTCTL_CONNECTION_STRING=" + output.ShellQuote(cs) + "\nexport IOTCTL_CA_FILE=" + output.ShellQuote(info.CAFile) + "\n" +
 		"export IOTCTL_DPS_ID_SCOPE=" + output.ShellQuote(info.IDScope) + "\nexport IOTCTL_DPS_CONNECTION_STRING=" + output.ShellQuote(dpsCS) + "\n"
 	info.NextSteps = []string{
@@ -246,6 +272,9 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 		fmt.Fprintf(&b, "Connection string:  %s\n", cs)
 		fmt.Fprintf(&b, "Event Hub-compatible endpoint: %s\n", eh)
 		fmt.Fprintf(&b, "DPS ID scope:       %s\n", info.IDScope)
+		if info.MetricsURL != "" {
+			fmt.Fprintf(&b, "Prometheus metrics: %s\n", info.MetricsURL)
+		}
 		fmt.Fprintf(&b, "DPS connection string: %s\n\nNext, in another terminal:\n", dpsCS)
 		for _, s := range info.NextSteps {
 			fmt.Fprintf(&b, "  %s\n", s)
