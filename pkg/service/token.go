@@ -2,8 +2,6 @@ package service
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -90,11 +88,6 @@ func (s *SASSource) Token(context.Context) (Token, error) {
 	return Token{Value: t.Encode(), Expiry: t.Expiry()}, nil
 }
 
-// ErrSignIn is wrapped by a failure to get a Microsoft Entra ID token:
-// no credential could sign in (no `az login`, no environment or
-// managed identity) or the sign-in was refused.
-var ErrSignIn = errors.New("service: microsoft entra id sign-in failed")
-
 // EntraSource gives Microsoft Entra ID tokens for IoT Hub's data plane
 // (scope EntraScope) from an azcore credential, such as azidentity's
 // DefaultAzureCredential, which caches and refreshes them.
@@ -105,11 +98,15 @@ type EntraSource struct {
 // NewEntraSource returns a source of tokens from cred.
 func NewEntraSource(cred azcore.TokenCredential) *EntraSource { return &EntraSource{cred: cred} }
 
-// Token implements TokenSource. A failure wraps ErrSignIn.
+// Token implements TokenSource. A failure is a *SignInError, unless
+// ctx ended.
 func (s *EntraSource) Token(ctx context.Context) (Token, error) {
 	at, err := s.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{EntraScope}})
 	if err != nil {
-		return Token{}, fmt.Errorf("%w: %w", ErrSignIn, err)
+		if ctx.Err() != nil {
+			return Token{}, ctx.Err()
+		}
+		return Token{}, &SignInError{Scope: EntraScope, Err: err}
 	}
 	return Token{Value: "Bearer " + at.Token, Expiry: at.ExpiresOn}, nil
 }
