@@ -25,8 +25,10 @@ func (h *Hub) newAMQPFront() *amqpfront.Front {
 			h.meter.c2d(c2dEnqueued)
 			h.C2DEnqueued(deviceID, moduleID)
 		},
-		Logger: h.log.With("component", "amqp"),
-		Now:    h.now,
+		Logger:           h.log.With("component", "amqp"),
+		Now:              h.now,
+		Entra:            h.opts.Entra,
+		DisableLocalAuth: h.opts.DisableLocalAuth,
 	})
 }
 
