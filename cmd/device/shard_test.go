@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -149,6 +150,10 @@ func shardProcess(t *testing.T, args, env []string) []string {
 // Bad shard and metrics flags exit 3 with a message that names the
 // flag and the way out, before anything connects.
 func TestFleetScaleUsageErrorsExit3(t *testing.T) {
+	keys := filepath.Join(t.TempDir(), "keys.txt")
+	if err := os.WriteFile(keys, []byte("a c2VjcmV0\nb c2VjcmV0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	fleet := []string{"simulate", "--devices", "3", "--hub-connection-string", serviceCS}
 	tests := []struct {
 		name string
@@ -161,6 +166,7 @@ func TestFleetScaleUsageErrorsExit3(t *testing.T) {
 		{"index out of range", append(fleet, "--shards", "2", "--shard-index", "2"), "", `--shard-index "2": want a number from 0 to 1`},
 		{"bad env index", append(fleet, "--shards", "2"), "two", `JOB_COMPLETION_INDEX "two"`},
 		{"more shards than devices", append(fleet, "--shards", "4", "--shard-index", "0"), "", "use at most 3 shards"},
+		{"more shards than keys", []string{"simulate", "--keys-file", keys, "--host", "h.example", "--shards", "3", "--shard-index", "0"}, "", "use at most 2 shards"},
 		{"zero shards", append(fleet, "--shards", "0"), "", `--shards "0": must be at least 1`},
 		{"metrics address without a port", append(fleet, "--metrics-addr", "9090"), "", `--metrics-addr "9090": want HOST:PORT`},
 	}

@@ -346,6 +346,9 @@ func (o *simulateOptions) validate() error {
 		} else {
 			s.DeviceIDs, err = o.shards.of(keys.IDs())
 		}
+		if err != nil {
+			return err
+		}
 	case reg != nil:
 		s.Keys = reg
 		s.DeviceIDs, err = o.shards.fleetIDs(o.prefix, o.devices)

@@ -22,17 +22,7 @@ func TestMetricsAgreeWithTheSummary(t *testing.T) {
 	t.Parallel()
 	h := newHub(t)
 	ids := FleetIDs("prom-", 5)
-	keys := KeyMap{}
-	for _, id := range ids[:4] { // prom-00005 has no key
-		if err := h.CreateDevice(id); err != nil {
-			t.Fatal(err)
-		}
-		d, err := h.Registry().Device(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys[id] = d.Authentication.SymmetricKey.PrimaryKey
-	}
+	keys := createFleet(t, h, ids[:4]) // prom-00005 has no key
 	s := newSink()
 	f, err := New(&Options{Device: device.Options{HostName: h.HostName(), CAFile: h.CAFile()}, DeviceIDs: ids, Keys: keys,
 		Interval: 20 * time.Millisecond, Sink: s.put})
