@@ -118,7 +118,7 @@ func (o *simulateOptions) printJob(local, inherited *pflag.FlagSet, out, errOut 
 	}
 	sort.Strings(files)
 	for _, f := range files {
-		fmt.Fprintf(errOut, "iotctl: the pods read %s at that path: put the file in the image or mount it there\n", f)
+		fmt.Fprintf(errOut, "note: the pods read %s at that path: put the file in the image or mount it there\n", f)
 	}
 	_, err = out.Write(b)
 	return err
