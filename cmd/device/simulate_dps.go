@@ -89,11 +89,16 @@ func (o *simulateOptions) validateDPS(s *simulate.Options) error {
 		p.Host = o.defaultDPSHost()
 	}
 	if !o.connectRateSet && provisioning.IsAzureHost(p.Host) {
-		// The hubs Azure DPS assigns are Azure's, with their throttle.
-		s.ConnectRate = simulate.AzureConnectRate
+		// The hubs Azure DPS assigns are Azure's, with their throttle,
+		// shared by the fleet's shards.
+		s.ConnectRate = simulate.AzureConnectRate / float64(o.shards.count)
 	}
 	s.Provision = p
-	s.DeviceIDs = simulate.FleetIDs(o.prefix, o.devices)
+	ids, err := o.shards.fleetIDs(o.prefix, o.devices)
+	if err != nil {
+		return err
+	}
+	s.DeviceIDs = ids
 	o.sim = s
 	return nil
 }

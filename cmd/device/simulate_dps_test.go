@@ -89,3 +89,21 @@ func TestStatusLineCountsProvisionedDevices(t *testing.T) {
 		t.Errorf("statusLine of a fleet without DPS = %q; want no provisioned count", got)
 	}
 }
+
+// A fleet through DPS as a Kubernetes Job: the group key is a
+// credential, so the manifest never holds it and the pods read it from
+// the Secret.
+func TestSimulateDPSK8sJobKeepsTheGroupKeyOutOfTheManifest(t *testing.T) {
+	cmd := func(f *cmdutil.Factory) *cobra.Command { return newCmdSimulate(f, nil) }
+	key := "c2VjcmV0LWdyb3VwLWtleS0wMTIzNDU2Nzg5YWJjZGVm"
+	args := []string{"simulate", "--devices", "100", "--shards", "2", "--dps-id-scope", "0ne00000001", "--dps-group-key", key,
+		"--dps-host", "global.azure-devices-provisioning.net", "--k8s-job", "--image", "registry.example/iotctl:1"}
+	code, _, stderr := execute(t, "", cmd, args...)
+	if code != cmdutil.ExitUsage || !strings.Contains(stderr, "IOTCTL_DPS_GROUP_KEY") {
+		t.Errorf("--k8s-job without --k8s-secret exited %d (%s); want 3 naming IOTCTL_DPS_GROUP_KEY", code, stderr)
+	}
+	code, out, stderr := execute(t, "", cmd, append(args, "--k8s-secret", "fleet")...)
+	if code != 0 || strings.Contains(out, key) || !strings.Contains(out, "--dps-id-scope") {
+		t.Errorf("--k8s-job = %d %s\n%s; want a manifest with the DPS flags and without the key", code, stderr, out)
+	}
+}

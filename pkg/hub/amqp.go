@@ -21,10 +21,15 @@ func (h *Hub) newAMQPFront() *amqpfront.Front {
 		RedirectHost:   host,
 		RedirectPort:   h.amqpPort(),
 		ConsumerGroups: h.opts.ConsumerGroups,
-		C2DEnqueued:    h.C2DEnqueued,
-		DPS:            dpsProvisioner{h},
-		Logger:         h.log.With("component", "amqp"),
-		Now:            h.now,
+		C2DEnqueued: func(deviceID, moduleID string) {
+			h.meter.c2d(c2dEnqueued)
+			h.C2DEnqueued(deviceID, moduleID)
+		},
+		DPS:              dpsProvisioner{h},
+		Logger:           h.log.With("component", "amqp"),
+		Now:              h.now,
+		Entra:            h.opts.Entra,
+		DisableLocalAuth: h.opts.DisableLocalAuth,
 	})
 }
 
@@ -44,6 +49,7 @@ func (h *Hub) amqpPort() int {
 
 // serveAMQP serves an AMQP connection until it ends or the hub stops.
 func (h *Hub) serveAMQP(c net.Conn) {
+	defer h.meter.conn("amqp")()
 	err := h.front.Serve(h.ctx, c)
 	if err != nil && !errors.Is(err, io.EOF) {
 		msg := "amqp connection ended"

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/hub/amqpfront"
@@ -100,6 +101,21 @@ type Options struct {
 	// Hub's default (telemetry.DefaultRetention); IoT Hub allows at
 	// most seven days (telemetry.MaxRetention), and so does Start.
 	Retention time.Duration
+	// Entra makes the service side accept Microsoft Entra ID bearer
+	// tokens (HTTPS Authorization and AMQP put-token) and authorize
+	// their principals by role (see auth.NewEntra). Default: nil,
+	// only SAS tokens.
+	Entra *auth.Entra
+	// DisableLocalAuth refuses shared access policy tokens on the
+	// service side, as a hub with disableLocalAuth does; devices keep
+	// SAS and X.509, the Event Hub-compatible endpoint its keys.
+	// Default: false.
+	DisableLocalAuth bool
+	// Metrics, if set, gets the hub's Prometheus metrics (iotctl_hub_*:
+	// connections by protocol, devices connected, messages in, method
+	// calls, C2D messages, queue depths), registered by Start; serve it
+	// with promhttp. Default: nil, none.
+	Metrics prometheus.Registerer
 	// Logger receives the hub's log. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default: time.Now.
@@ -139,6 +155,9 @@ type Hub struct {
 	sessions  *sessionTable
 	methods   *methodBus
 	telemetry *telemetry.Log
+	// meter counts what the endpoints do; prom is it, for Options.Metrics.
+	meter meter
+	prom  *hubMetrics
 
 	tlsConf  *tls.Config
 	caFile   string
@@ -181,7 +200,8 @@ func New(opts *Options) *Hub {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Hub{opts: o, log: o.Logger, now: o.Now, sessions: newSessionTable(), methods: newMethodBus()}
+	m := newHubMetrics()
+	return &Hub{opts: o, log: o.Logger, now: o.Now, sessions: newSessionTable(), methods: newMethodBus(), meter: m, prom: m}
 }
 
 // TelemetryDir is the directory of the telemetry log in a data dir.
@@ -251,6 +271,11 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 	if err := h.openTelemetry(dataDir); err != nil {
 		return err
 	}
+	if h.opts.Metrics != nil {
+		if err := h.registerMetrics(h.opts.Metrics); err != nil {
+			return fmt.Errorf("hub: metrics: %w", err)
+		}
+	}
 	h.workers.goFunc(h.expireC2D)
 	if err := h.setupTLS(dataDir, host); err != nil {
 		return err
@@ -286,7 +311,7 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 	}
 	h.hostSet = append([]string{h.hostName, host}, h.addrs...)
 	h.hostSet = append(h.hostSet, h.opts.SANs...)
-	h.auth = auth.New(h.reg, &auth.Options{HostNames: h.hostSet, Now: h.now})
+	h.auth = auth.New(h.reg, &auth.Options{HostNames: h.hostSet, Now: h.now, Entra: h.opts.Entra, DisableLocalAuth: h.opts.DisableLocalAuth})
 	h.front = h.newAMQPFront()
 	if err := h.startDPS(); err != nil {
 		return err
@@ -386,6 +411,7 @@ func (h *Hub) handleConn(p protocol, c net.Conn) {
 }
 
 func (h *Hub) serveMQTT(c net.Conn) {
+	defer h.meter.conn("mqtt")()
 	h.conns.add(c)
 	defer h.conns.remove(c)
 	err := h.mqtt.EstablishConnection("mqtt", c)
