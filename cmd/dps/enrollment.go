@@ -14,6 +14,7 @@ import (
 	hubdps "github.com/iotctl/iotctl/pkg/hub/dps"
 	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/output"
+	"github.com/iotctl/iotctl/pkg/provisioning"
 )
 
 // EnrollmentOptions are the inputs of `dps enrollment` and
@@ -261,33 +262,27 @@ func EnrollmentCreateRun(ctx context.Context, o *EnrollmentOptions) error {
 	if err != nil {
 		return err
 	}
-	s, ctx, done, err := serviceClient(ctx, o.F)
-	if err != nil {
-		return err
-	}
-	defer done()
 	rp := reprovisionPolicies[strings.ToLower(o.ReprovisionPolicy)]
 	var caps *iothub.Capabilities
 	if o.Edge {
 		caps = &iothub.Capabilities{IotEdge: true}
 	}
-	var out enrollmentView
-	if o.Group {
-		g, err := s.PutGroup(ctx, &hubdps.EnrollmentGroup{EnrollmentGroupID: o.ID, Attestation: att, InitialTwin: o.initialTwin(),
-			ProvisioningStatus: o.ProvisioningStatus, ReprovisionPolicy: &rp, AllocationPolicy: o.AllocationPolicy, Capabilities: caps})
-		if err != nil {
-			return serviceError(err, s.HostName())
+	return withService(ctx, o.F, func(ctx context.Context, s *provisioning.Service) error {
+		if o.Group {
+			g, err := s.PutGroup(ctx, &hubdps.EnrollmentGroup{EnrollmentGroupID: o.ID, Attestation: att, InitialTwin: o.initialTwin(),
+				ProvisioningStatus: o.ProvisioningStatus, ReprovisionPolicy: &rp, AllocationPolicy: o.AllocationPolicy, Capabilities: caps})
+			if err != nil {
+				return err
+			}
+			return printEnrollment(p, groupView(g, o.ShowSecrets))
 		}
-		out = groupView(g, o.ShowSecrets)
-	} else {
 		e, err := s.PutEnrollment(ctx, &hubdps.IndividualEnrollment{RegistrationID: o.ID, DeviceID: o.DeviceID, Attestation: att, InitialTwin: o.initialTwin(),
 			ProvisioningStatus: o.ProvisioningStatus, ReprovisionPolicy: &rp, AllocationPolicy: o.AllocationPolicy, Capabilities: caps})
 		if err != nil {
-			return serviceError(err, s.HostName())
+			return err
 		}
-		out = individualView(e, o.ShowSecrets)
-	}
-	return printEnrollment(p, out)
+		return printEnrollment(p, individualView(e, o.ShowSecrets))
+	})
 }
 
 // EnrollmentShowRun prints one enrollment or group.
@@ -296,23 +291,20 @@ func EnrollmentShowRun(ctx context.Context, o *EnrollmentOptions) error {
 	if err != nil {
 		return err
 	}
-	s, ctx, done, err := serviceClient(ctx, o.F)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if o.Group {
-		g, err := s.Group(ctx, o.ID)
-		if err != nil {
-			return serviceError(err, s.HostName())
+	return withService(ctx, o.F, func(ctx context.Context, s *provisioning.Service) error {
+		if o.Group {
+			g, err := s.Group(ctx, o.ID)
+			if err != nil {
+				return err
+			}
+			return printEnrollment(p, groupView(g, o.ShowSecrets))
 		}
-		return printEnrollment(p, groupView(g, o.ShowSecrets))
-	}
-	e, err := s.Enrollment(ctx, o.ID)
-	if err != nil {
-		return serviceError(err, s.HostName())
-	}
-	return printEnrollment(p, individualView(e, o.ShowSecrets))
+		e, err := s.Enrollment(ctx, o.ID)
+		if err != nil {
+			return err
+		}
+		return printEnrollment(p, individualView(e, o.ShowSecrets))
+	})
 }
 
 // EnrollmentListRun prints every enrollment or group, keys redacted.
@@ -321,53 +313,47 @@ func EnrollmentListRun(ctx context.Context, o *EnrollmentOptions) error {
 	if err != nil {
 		return err
 	}
-	s, ctx, done, err := serviceClient(ctx, o.F)
-	if err != nil {
-		return err
-	}
-	defer done()
-	views := []enrollmentView{}
-	if o.Group {
-		gs, err := s.Groups(ctx)
-		if err != nil {
-			return serviceError(err, s.HostName())
+	return withService(ctx, o.F, func(ctx context.Context, s *provisioning.Service) error {
+		views := []enrollmentView{}
+		if o.Group {
+			gs, err := s.Groups(ctx)
+			if err != nil {
+				return err
+			}
+			for i := range gs {
+				views = append(views, groupView(&gs[i], false))
+			}
+		} else {
+			es, err := s.Enrollments(ctx)
+			if err != nil {
+				return err
+			}
+			for i := range es {
+				views = append(views, individualView(&es[i], false))
+			}
 		}
-		for i := range gs {
-			views = append(views, groupView(&gs[i], false))
-		}
-	} else {
-		es, err := s.Enrollments(ctx)
-		if err != nil {
-			return serviceError(err, s.HostName())
-		}
-		for i := range es {
-			views = append(views, individualView(&es[i], false))
-		}
-	}
-	return p.Print(views, func(t *output.Table) {
-		t.Header("ID", "ATTESTATION", "STATUS", "DEVICE ID", "EDGE")
-		for _, v := range views {
-			t.Row(v.ID, v.Attestation, v.ProvisioningStatus, v.DeviceID, v.IotEdge)
-		}
+		return p.Print(views, func(t *output.Table) {
+			t.Header("ID", "ATTESTATION", "STATUS", "DEVICE ID", "EDGE")
+			for _, v := range views {
+				t.Row(v.ID, v.Attestation, v.ProvisioningStatus, v.DeviceID, v.IotEdge)
+			}
+		})
 	})
 }
 
 // EnrollmentDeleteRun deletes an enrollment or group.
 func EnrollmentDeleteRun(ctx context.Context, o *EnrollmentOptions) error {
-	s, ctx, done, err := serviceClient(ctx, o.F)
-	if err != nil {
-		return err
-	}
-	defer done()
-	del := s.DeleteEnrollment
-	if o.Group {
-		del = s.DeleteGroup
-	}
-	if err := del(ctx, o.ID); err != nil {
-		return serviceError(err, s.HostName())
-	}
-	fmt.Fprintf(o.F.IO.Diag(), "deleted %s %s\n", o.what(), o.ID)
-	return nil
+	return withService(ctx, o.F, func(ctx context.Context, s *provisioning.Service) error {
+		del := s.DeleteEnrollment
+		if o.Group {
+			del = s.DeleteGroup
+		}
+		if err := del(ctx, o.ID); err != nil {
+			return err
+		}
+		fmt.Fprintf(o.F.IO.Diag(), "deleted %s %s\n", o.what(), o.ID)
+		return nil
+	})
 }
 
 // enrollmentView is what the enrollment commands print: the service

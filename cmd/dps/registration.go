@@ -8,6 +8,7 @@ import (
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/pkg/output"
+	"github.com/iotctl/iotctl/pkg/provisioning"
 )
 
 // RegistrationOptions are the inputs of `dps registration show|delete`.
@@ -60,43 +61,37 @@ func RegistrationShowRun(ctx context.Context, o *RegistrationOptions) error {
 	if err != nil {
 		return err
 	}
-	s, ctx, done, err := serviceClient(ctx, o.F)
-	if err != nil {
-		return err
-	}
-	defer done()
-	st, err := s.RegistrationState(ctx, o.RegistrationID)
-	if err != nil {
-		return serviceError(err, s.HostName())
-	}
-	return p.Print(st, func(t *output.Table) {
-		t.Header("FIELD", "VALUE")
-		t.Row("registration id", st.RegistrationID)
-		t.Row("status", st.Status)
-		if st.Substatus != "" {
-			t.Row("substatus", st.Substatus)
+	return withService(ctx, o.F, func(ctx context.Context, s *provisioning.Service) error {
+		st, err := s.RegistrationState(ctx, o.RegistrationID)
+		if err != nil {
+			return err
 		}
-		t.Row("assigned hub", st.AssignedHub)
-		t.Row("device id", st.DeviceID)
-		if st.ErrorMessage != "" {
-			t.Row("error", fmt.Sprintf("%d %s", st.ErrorCode, st.ErrorMessage))
-		}
-		t.Row("created", st.CreatedDateTimeUTC)
-		t.Row("updated", st.LastUpdatedDateTimeUTC)
-		t.Row("etag", st.Etag)
+		return p.Print(st, func(t *output.Table) {
+			t.Header("FIELD", "VALUE")
+			t.Row("registration id", st.RegistrationID)
+			t.Row("status", st.Status)
+			if st.Substatus != "" {
+				t.Row("substatus", st.Substatus)
+			}
+			t.Row("assigned hub", st.AssignedHub)
+			t.Row("device id", st.DeviceID)
+			if st.ErrorMessage != "" {
+				t.Row("error", fmt.Sprintf("%d %s", st.ErrorCode, st.ErrorMessage))
+			}
+			t.Row("created", st.CreatedDateTimeUTC)
+			t.Row("updated", st.LastUpdatedDateTimeUTC)
+			t.Row("etag", st.Etag)
+		})
 	})
 }
 
 // RegistrationDeleteRun deletes a registration state.
 func RegistrationDeleteRun(ctx context.Context, o *RegistrationOptions) error {
-	s, ctx, done, err := serviceClient(ctx, o.F)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if err := s.DeleteRegistrationState(ctx, o.RegistrationID); err != nil {
-		return serviceError(err, s.HostName())
-	}
-	fmt.Fprintf(o.F.IO.Diag(), "deleted the registration state of %s\n", o.RegistrationID)
-	return nil
+	return withService(ctx, o.F, func(ctx context.Context, s *provisioning.Service) error {
+		if err := s.DeleteRegistrationState(ctx, o.RegistrationID); err != nil {
+			return err
+		}
+		fmt.Fprintf(o.F.IO.Diag(), "deleted the registration state of %s\n", o.RegistrationID)
+		return nil
+	})
 }

@@ -51,23 +51,29 @@ func rootCAs(f *cmdutil.Factory) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// serviceClient is the DPS service client of the configured connection
-// string, with a context bounded by serviceTimeout.
-func serviceClient(ctx context.Context, f *cmdutil.Factory) (*provisioning.Service, context.Context, context.CancelFunc, error) {
+// withService runs fn with the DPS service client of the configured
+// connection string and a context bounded by serviceTimeout, and maps
+// the DPS errors fn returns to exit codes (serviceError).
+func withService(ctx context.Context, f *cmdutil.Factory, fn func(context.Context, *provisioning.Service) error) error {
 	cs := f.V.GetString(keyDPSConnectionString)
 	if cs == "" {
-		return nil, nil, nil, cmdutil.Usagef("no DPS connection string: pass --dps-connection-string or set IOTCTL_DPS_CONNECTION_STRING (`iotctl hub serve` prints the local one; for Azure, the DPS instance's provisioningserviceowner policy)")
+		return cmdutil.Usagef("no DPS connection string: pass --dps-connection-string or set IOTCTL_DPS_CONNECTION_STRING (`iotctl hub serve` prints the local one; for Azure, the DPS instance's provisioningserviceowner policy)")
 	}
 	roots, err := rootCAs(f)
 	if err != nil {
-		return nil, nil, nil, err
+		return err
 	}
 	s, err := provisioning.NewService(cs, &provisioning.ServiceOptions{RootCAs: roots})
 	if err != nil {
-		return nil, nil, nil, &cmdutil.UsageError{Err: err}
+		return &cmdutil.UsageError{Err: err}
 	}
+	defer s.Close()
 	ctx, cancel := context.WithTimeout(ctx, serviceTimeout)
-	return s, ctx, func() { cancel(); s.Close() }, nil
+	defer cancel()
+	if err := fn(ctx, s); err != nil {
+		return serviceError(err, s.HostName())
+	}
+	return nil
 }
 
 // serviceError maps a DPS service error to iotctl's exit codes: a

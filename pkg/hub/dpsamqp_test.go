@@ -12,7 +12,6 @@ import (
 	"github.com/Azure/go-amqp"
 
 	"github.com/iotctl/iotctl/pkg/connstr"
-	"github.com/iotctl/iotctl/pkg/hub/dps"
 )
 
 // dpsAMQP is a provisioning client over AMQP, as
@@ -91,14 +90,8 @@ func (d *dpsAMQP) request(t *testing.T, op, operationID, body string) (map[strin
 
 func TestDPSOverAMQPRegistersAGroupMember(t *testing.T) {
 	h := startHub(t)
-	g, err := h.DPS().PutGroup(&dps.EnrollmentGroup{EnrollmentGroupID: "fleet",
-		Attestation:  &dps.Attestation{Type: dps.AttestationSymmetricKey},
-		Capabilities: nil}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	scope := h.DPS().IDScope()
-	key, _ := dps.DeriveKey(g.Attestation.SymmetricKey.PrimaryKey, "amqp-1")
+	key := putKeyGroup(t, h, "fleet", "amqp-1")
 	d, err := dialDPSAMQP(t, h, scope, "amqp-1", dpsToken(t, scope, "amqp-1", key), nil)
 	if err != nil {
 		t.Fatalf("a provisioning client over AMQP was refused: %v", err)
@@ -127,13 +120,8 @@ func TestDPSOverAMQPRegistersAGroupMember(t *testing.T) {
 
 func TestDPSOverAMQPRefusesBadCredentials(t *testing.T) {
 	h := startHub(t)
-	g, err := h.DPS().PutGroup(&dps.EnrollmentGroup{EnrollmentGroupID: "fleet",
-		Attestation: &dps.Attestation{Type: dps.AttestationSymmetricKey}}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	scope := h.DPS().IDScope()
-	key, _ := dps.DeriveKey(g.Attestation.SymmetricKey.PrimaryKey, "amqp-1")
+	key := putKeyGroup(t, h, "fleet", "amqp-1")
 	if _, err := dialDPSAMQP(t, h, scope, "amqp-2", dpsToken(t, scope, "amqp-2", key), nil); err == nil {
 		t.Error("a token signed with another device's key was let in")
 	}
@@ -141,7 +129,7 @@ func TestDPSOverAMQPRefusesBadCredentials(t *testing.T) {
 		t.Error("a token for another ID scope was let in")
 	}
 	// Without SASL PLAIN or a certificate, the links are refused.
-	_, err = dialDPSAMQP(t, h, scope, "amqp-1", "", nil)
+	_, err := dialDPSAMQP(t, h, scope, "amqp-1", "", nil)
 	var ae *amqp.Error
 	if !errors.As(err, &ae) || ae.Condition != amqp.ErrCondUnauthorizedAccess {
 		t.Errorf("links without credentials = %v; want amqp:unauthorized-access", err)
@@ -150,11 +138,7 @@ func TestDPSOverAMQPRefusesBadCredentials(t *testing.T) {
 
 func TestDPSOverAMQPWithAnX509Certificate(t *testing.T) {
 	h := startHub(t)
-	ca := newTestCA(t).pair
-	if _, err := h.DPS().PutGroup(&dps.EnrollmentGroup{EnrollmentGroupID: "cams", Attestation: &dps.Attestation{Type: dps.AttestationX509,
-		X509: &dps.X509Attestation{SigningCertificates: &dps.X509Certificates{Primary: &dps.X509CertificateWithInfo{Certificate: string(pemOf(ca.Leaf.Raw))}}}}}, ""); err != nil {
-		t.Fatal(err)
-	}
+	ca := putX509Group(t, h, "cams")
 	cert := validCert(t, "cam-1", ca)
 	d, err := dialDPSAMQP(t, h, h.DPS().IDScope(), "cam-1", "", &cert)
 	if err != nil {

@@ -52,6 +52,29 @@ func dialDPS(t *testing.T, h *Hub, scope, clientID, regID, password string, cert
 	return d, nil
 }
 
+// putX509Group enrolls a group of a new CA and returns the CA.
+func putX509Group(t *testing.T, h *Hub, id string) *tls.Certificate {
+	t.Helper()
+	ca := newTestCA(t).pair
+	if _, err := h.DPS().PutGroup(&dps.EnrollmentGroup{EnrollmentGroupID: id, Attestation: &dps.Attestation{Type: dps.AttestationX509,
+		X509: &dps.X509Attestation{SigningCertificates: &dps.X509Certificates{Primary: &dps.X509CertificateWithInfo{Certificate: string(pemOf(ca.Leaf.Raw))}}}}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+// putKeyGroup enrolls a symmetric-key group and returns the key
+// derived from it for regID.
+func putKeyGroup(t *testing.T, h *Hub, id, regID string) string {
+	t.Helper()
+	g, err := h.DPS().PutGroup(&dps.EnrollmentGroup{EnrollmentGroupID: id, Attestation: &dps.Attestation{Type: dps.AttestationSymmetricKey}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := dps.DeriveKey(g.Attestation.SymmetricKey.PrimaryKey, regID)
+	return key
+}
+
 // dpsToken signs a registration's SAS token as the device SDKs do.
 func dpsToken(t *testing.T, scope, regID, key string) string {
 	t.Helper()
@@ -81,13 +104,8 @@ func dpsRoundTrip(t *testing.T, d *device, topic, body string) (string, map[stri
 
 func TestDPSOverMQTTRegistersAGroupMemberThatThenConnects(t *testing.T) {
 	h := startHub(t)
-	g, err := h.DPS().PutGroup(&dps.EnrollmentGroup{EnrollmentGroupID: "fleet",
-		Attestation: &dps.Attestation{Type: dps.AttestationSymmetricKey}}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	scope := h.DPS().IDScope()
-	key, _ := dps.DeriveKey(g.Attestation.SymmetricKey.PrimaryKey, "dev-1")
+	key := putKeyGroup(t, h, "fleet", "dev-1")
 	d, err := dialDPS(t, h, scope, "dev-1", "dev-1", dpsToken(t, scope, "dev-1", key), nil)
 	if err != nil {
 		t.Fatalf("a provisioning client over MQTT was refused: %v", err)
@@ -130,11 +148,7 @@ func TestDPSOverMQTTRegistersAGroupMemberThatThenConnects(t *testing.T) {
 
 func TestDPSOverMQTTWithAnX509GroupCertificate(t *testing.T) {
 	h := startHub(t)
-	ca := newTestCA(t).pair
-	if _, err := h.DPS().PutGroup(&dps.EnrollmentGroup{EnrollmentGroupID: "cams", Attestation: &dps.Attestation{Type: dps.AttestationX509,
-		X509: &dps.X509Attestation{SigningCertificates: &dps.X509Certificates{Primary: &dps.X509CertificateWithInfo{Certificate: string(pemOf(ca.Leaf.Raw))}}}}}, ""); err != nil {
-		t.Fatal(err)
-	}
+	ca := putX509Group(t, h, "cams")
 	cert := validCert(t, "cam-1", ca)
 	scope := h.DPS().IDScope()
 	d, err := dialDPS(t, h, scope, "cam-1", "cam-1", "", &cert)
@@ -159,13 +173,8 @@ func TestDPSOverMQTTWithAnX509GroupCertificate(t *testing.T) {
 
 func TestDPSOverMQTTRefusesAndSaysWhy(t *testing.T) {
 	h, lb := startLoggedHub(t, nil)
-	g, err := h.DPS().PutGroup(&dps.EnrollmentGroup{EnrollmentGroupID: "fleet",
-		Attestation: &dps.Attestation{Type: dps.AttestationSymmetricKey}}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	scope := h.DPS().IDScope()
-	key, _ := dps.DeriveKey(g.Attestation.SymmetricKey.PrimaryKey, "dev-1")
+	key := putKeyGroup(t, h, "fleet", "dev-1")
 	for _, c := range []struct {
 		name, scope, clientID, regID, password, log string
 	}{

@@ -477,6 +477,18 @@ func (f *Fleet) credentials(ctx context.Context, id string, o *device.Options) e
 			return err
 		}
 	}
+	cert, err := f.issueCert(id)
+	if err != nil {
+		return err
+	}
+	o.Certificate, o.SharedAccessKey = cert, ""
+	return nil
+}
+
+// issueCert is the certificate of fleet device id, signed by Issuer
+// (CN = id), valid from a minute ago for CertValidity or until Issuer
+// expires.
+func (f *Fleet) issueCert(id string) (*tls.Certificate, error) {
 	now := time.Now()
 	until := now.Add(CertValidity)
 	if leaf := f.opts.Issuer.Leaf; leaf != nil && leaf.NotAfter.Before(until) {
@@ -484,10 +496,9 @@ func (f *Fleet) credentials(ctx context.Context, id string, o *device.Options) e
 	}
 	cert, err := devicecert.Issue(id, now.Add(-time.Minute), until, f.opts.Issuer)
 	if err != nil {
-		return fmt.Errorf("issuing its certificate: %w", err)
+		return nil, fmt.Errorf("issuing its certificate: %w", err)
 	}
-	o.Certificate, o.SharedAccessKey = cert, ""
-	return nil
+	return cert, nil
 }
 
 // start schedules the first message at once and makes cancelling

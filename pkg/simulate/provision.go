@@ -5,10 +5,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/iotctl/iotctl/pkg/device"
-	"github.com/iotctl/iotctl/pkg/devicecert"
 	"github.com/iotctl/iotctl/pkg/hub/dps"
 	"github.com/iotctl/iotctl/pkg/provisioning"
 )
@@ -75,14 +73,9 @@ func (f *Fleet) provision(ctx context.Context, id string, o *device.Options) err
 		}
 		po.SymmetricKey = key
 	} else {
-		now := time.Now()
-		until := now.Add(CertValidity)
-		if leaf := f.opts.Issuer.Leaf; leaf != nil && leaf.NotAfter.Before(until) {
-			until = leaf.NotAfter
-		}
-		cert, err := devicecert.Issue(id, now.Add(-time.Minute), until, f.opts.Issuer)
+		cert, err := f.issueCert(id)
 		if err != nil {
-			return fmt.Errorf("issuing its certificate: %w", err)
+			return err
 		}
 		po.Certificate = cert
 	}

@@ -61,6 +61,13 @@ func (e *dpsEnv) runDPSDevice(args ...string) ([]map[string]any, bool) {
 	cmd := e.nodeCmd(ctx, "dps_device.js", args...)
 	cmd.Env = append(cmd.Env, "DPS_TRANSPORT="+e.transport)
 	out, err := cmd.Output()
+	return jsonEvents(e.t, "node dps_device.js", out, err), err == nil
+}
+
+// jsonEvents decodes the JSON objects a script printed one per line,
+// failing the test when it printed none.
+func jsonEvents(t *testing.T, what string, out []byte, err error) []map[string]any {
+	t.Helper()
 	var evs []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		var m map[string]any
@@ -69,9 +76,9 @@ func (e *dpsEnv) runDPSDevice(args ...string) ([]map[string]any, bool) {
 		}
 	}
 	if len(evs) == 0 {
-		e.t.Fatalf("node dps_device.js %v printed nothing: %v\nstdout: %s\nstderr: %s", args, err, out, stderrOf(err))
+		t.Fatalf("%s printed nothing: %v\nstdout: %s\nstderr: %s", what, err, out, stderrOf(err))
 	}
-	return evs, err == nil
+	return evs
 }
 
 // registerNode provisions a Node device through DPS with a symmetric
@@ -242,17 +249,7 @@ func TestPythonDPSDeviceRegistersAndSends(t *testing.T) {
 			args = append(args, payload)
 		}
 		out, err := pythonCmd(ctx, py, "dps_device.py", args...).Output()
-		var evs []map[string]any
-		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			var m map[string]any
-			if json.Unmarshal([]byte(l), &m) == nil {
-				evs = append(evs, m)
-			}
-		}
-		if len(evs) == 0 {
-			t.Fatalf("python dps_device.py printed nothing: %v\nstdout: %s\nstderr: %s", err, out, stderrOf(err))
-		}
-		return evs, err == nil
+		return jsonEvents(t, "python dps_device.py", out, err), err == nil
 	}
 	key, _ := dps.DeriveKey(g.Attestation.SymmetricKey.PrimaryKey, "py-grp-1")
 	evs, ok := run("py-grp-1", key, 2, `{"model":"python"}`)

@@ -155,17 +155,7 @@ func (cs *conn) serveDPS(ctx context.Context, l *amqp1.Link, node string, id *dp
 			msg.ApplicationProperties["retry-after"] = strconv.Itoa(rep.RetryAfter)
 			msg.ApplicationProperties["Retry-After"] = strconv.Itoa(rep.RetryAfter)
 		}
-		rl := cs.replyLink(ctx, node, "")
-		if rl == nil {
-			cs.f.log.Debug("amqp dps reply dropped: the client has no receiver on its registration", "node", node)
-			continue
-		}
-		sctx, cancel := context.WithTimeout(ctx, replyTimeout)
-		err = rl.Send(sctx, msg)
-		cancel()
-		if err != nil {
-			cs.f.log.Debug("amqp dps reply not delivered", "node", node, "err", err)
-		}
+		cs.sendReply(ctx, node, "", msg)
 	}
 }
 

@@ -57,17 +57,24 @@ func (cs *conn) serveRequests(ctx context.Context, l *amqp1.Link, node string, h
 		if rt != "" {
 			msg.Properties.To = &rt
 		}
-		rl := cs.replyLink(ctx, node, rt)
-		if rl == nil {
-			cs.f.log.Debug("amqp reply dropped: the peer has no receiver on "+node, "replyTo", rt)
-			continue
-		}
-		sctx, cancel := context.WithTimeout(ctx, replyTimeout)
-		err = rl.Send(sctx, msg)
-		cancel()
-		if err != nil {
-			cs.f.log.Debug("amqp reply not delivered", "node", node, "err", err)
-		}
+		cs.sendReply(ctx, node, rt, msg)
+	}
+}
+
+// sendReply sends msg to the peer's receiver on node for replyTo (see
+// replyLink), waiting at most replyTimeout; a reply that cannot go out
+// is logged and dropped.
+func (cs *conn) sendReply(ctx context.Context, node, replyTo string, msg *amqp.Message) {
+	rl := cs.replyLink(ctx, node, replyTo)
+	if rl == nil {
+		cs.f.log.Debug("amqp reply dropped: the peer has no receiver on "+node, "replyTo", replyTo)
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, replyTimeout)
+	err := rl.Send(sctx, msg)
+	cancel()
+	if err != nil {
+		cs.f.log.Debug("amqp reply not delivered", "node", node, "err", err)
 	}
 }
 
