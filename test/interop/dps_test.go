@@ -160,12 +160,12 @@ func TestNodeDPSServiceEnrollments(t *testing.T) {
 }
 
 // The official Node provisioning client (symmetric key), over each of
-// its transports, registers through an individual enrollment and
+// its transports (MQTT and AMQP also over WebSocket on 443), registers through an individual enrollment and
 // through an enrollment group, then connects to the hub it was assigned
 // with azure-iot-device over MQTT and sends telemetry.
 func TestNodeDPSDeviceRegistersAndSends(t *testing.T) {
 	requireDPSPackages(t)
-	for _, tr := range []string{"http", "mqtt", "amqp"} {
+	for _, tr := range []string{"http", "mqtt", "amqp", "mqttws", "amqpws"} {
 		t.Run(tr, func(t *testing.T) {
 			nodeDPSDeviceRegistersAndSends(t, &dpsEnv{env: newEnv(t), transport: tr})
 		})
@@ -215,9 +215,9 @@ func nodeDPSDeviceRegistersAndSends(t *testing.T, e *dpsEnv) {
 	refused := evs[0]["name"] == "UnauthorizedError"
 	msg, _ := evs[0]["message"].(string)
 	switch e.transport {
-	case "mqtt":
+	case "mqtt", "mqttws":
 		refused = strings.Contains(msg, "Not authorized")
-	case "amqp":
+	case "amqp", "amqpws":
 		// azure-iot-amqp-base reports a refused SASL outcome so.
 		refused = evs[0]["name"] == "NotConnectedError"
 	}

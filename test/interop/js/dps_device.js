@@ -1,6 +1,7 @@
 // An official Azure IoT Node device that provisions itself through DPS
 // (azure-iot-provisioning-device + azure-iot-provisioning-device-http,
-// -mqtt or -amqp as DPS_TRANSPORT says: http by default; symmetric
+// -mqtt or -amqp as DPS_TRANSPORT says: http, mqtt, amqp, or mqttws and
+// amqpws over WebSocket on 443; http by default; symmetric
 // key), then connects to the hub DPS assigned with
 // azure-iot-device over MQTT and sends telemetry. Usage:
 //   node dps_device.js PROVISIONING_HOST ID_SCOPE REGISTRATION_ID DEVICE_KEY [MESSAGES] [PAYLOAD_JSON]
@@ -12,6 +13,8 @@ const transports = {
   http: () => new (require('azure-iot-provisioning-device-http').Http)(),
   mqtt: () => new (require('azure-iot-provisioning-device-mqtt').Mqtt)(),
   amqp: () => new (require('azure-iot-provisioning-device-amqp').Amqp)(),
+  mqttws: () => new (require('azure-iot-provisioning-device-mqtt').MqttWs)(),
+  amqpws: () => new (require('azure-iot-provisioning-device-amqp').AmqpWs)(),
 };
 const { SymmetricKeySecurityClient } = require('azure-iot-security-symmetric-key');
 const { Client, Message } = require('azure-iot-device');
@@ -23,7 +26,7 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 async function main() {
   const security = new SymmetricKeySecurityClient(regId, key);
   const transport = transports[process.env.DPS_TRANSPORT || 'http'];
-  if (!transport) throw new Error('DPS_TRANSPORT must be http, mqtt or amqp');
+  if (!transport) throw new Error('DPS_TRANSPORT must be http, mqtt, amqp, mqttws or amqpws');
   const client = ProvisioningDeviceClient.create(host, idScope, transport(), security);
   if (payload) client.setProvisioningPayload(JSON.parse(payload));
   let result;

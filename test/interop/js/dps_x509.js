@@ -1,7 +1,7 @@
 // An official Azure IoT Node device that provisions itself through DPS
 // with an X.509 certificate (azure-iot-provisioning-device +
 // azure-iot-security-x509, over the transport DPS_TRANSPORT names:
-// http, mqtt or amqp), then connects to the hub DPS assigned with
+// http, mqtt, amqp, mqttws or amqpws), then connects to the hub DPS assigned with
 // azure-iot-device over MQTT with the same certificate and sends
 // telemetry. Usage:
 //   node dps_x509.js PROVISIONING_HOST ID_SCOPE REGISTRATION_ID CERT_FILE KEY_FILE [MESSAGES]
@@ -18,6 +18,8 @@ const transports = {
   http: () => new (require('azure-iot-provisioning-device-http').Http)(),
   mqtt: () => new (require('azure-iot-provisioning-device-mqtt').Mqtt)(),
   amqp: () => new (require('azure-iot-provisioning-device-amqp').Amqp)(),
+  mqttws: () => new (require('azure-iot-provisioning-device-mqtt').MqttWs)(),
+  amqpws: () => new (require('azure-iot-provisioning-device-amqp').AmqpWs)(),
 };
 const [host, idScope, regId, certFile, keyFile, count] = process.argv.slice(2);
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
@@ -25,7 +27,7 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 async function main() {
   const auth = { cert: fs.readFileSync(certFile, 'utf8'), key: fs.readFileSync(keyFile, 'utf8') };
   const transport = transports[process.env.DPS_TRANSPORT || 'http'];
-  if (!transport) throw new Error('DPS_TRANSPORT must be http, mqtt or amqp');
+  if (!transport) throw new Error('DPS_TRANSPORT must be http, mqtt, amqp, mqttws or amqpws');
   const client = ProvisioningDeviceClient.create(host, idScope, transport(), new X509Security(regId, auth));
   let result;
   try {
