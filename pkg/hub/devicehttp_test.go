@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
+	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/sas"
 )
@@ -198,5 +200,73 @@ func TestDeviceHTTPSLockTimeout(t *testing.T) {
 	ahead.Store(int64(6 * time.Second))
 	if st, _, _ := d.do("DELETE", "/devices/dev1/messages/deviceBound/"+lock, nil, ""); st != 412 {
 		t.Errorf("completing after the 5 s lock expired: %d; want 412", st)
+	}
+}
+
+// A module sends over HTTPS with its own token, on its own path only;
+// an X.509 device sends with its client certificate and no token.
+func TestDeviceHTTPSModuleAndX509(t *testing.T) {
+	h := startHub(t)
+	createDevice(t, h, "dev1")
+	if _, err := h.reg.CreateModule(&iothub.Module{DeviceID: "dev1", ModuleID: "mod1"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := h.DeviceConnectionString("dev1", "mod1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := connstr.MustParse(s)
+	tok, err := sas.Sign(sas.ModuleResource(cs.HostName, "dev1", "mod1"), mustKey(t, cs), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newHTTPDevice(t, h, createDevice(t, h, "unused"))
+	d.tok = tok.Encode()
+	if st, _, b := d.do("POST", "/devices/dev1/modules/mod1/messages/events", nil, "from the module"); st != 204 {
+		t.Fatalf("module send: %d %s", st, b)
+	}
+	if st, _, _ := d.do("POST", "/devices/dev1/messages/events", nil, "as the device"); st != 401 {
+		t.Errorf("a module token on the device's path: %d; want 401", st)
+	}
+	evs, _ := h.Telemetry().Read(h.Telemetry().PartitionOf("dev1"), 0, 10)
+	if len(evs) != 1 || evs[0].ModuleID != "mod1" || string(evs[0].Message.Body) != "from the module" {
+		t.Fatalf("the log holds %+v; want the module's message only", evs)
+	}
+
+	cert := validCert(t, "cam1", nil)
+	sha1Hex, _ := Thumbprints(cert.Leaf)
+	createX509Device(t, h, "cam1", selfSignedAuth(sha1Hex, ""))
+	tc := tlsFor(t, h)
+	tc.Certificates = []tls.Certificate{cert}
+	// No Authorization header: the client certificate speaks.
+	xc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+	t.Cleanup(xc.CloseIdleConnections)
+	req, _ := http.NewRequest("POST", "https://"+h.Addrs()[0]+"/devices/cam1/messages/events?api-version=2021-04-12", strings.NewReader("by cert"))
+	res, err := xc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 204 {
+		t.Fatalf("X.509 send: %d; want 204", res.StatusCode)
+	}
+	evs, _ = h.Telemetry().Read(h.Telemetry().PartitionOf("cam1"), 0, 10)
+	var got []string
+	for _, ev := range evs {
+		if ev.DeviceID == "cam1" {
+			got = append(got, string(ev.Message.Body)+"/"+ev.AuthMethod)
+		}
+	}
+	if len(got) != 1 || got[0] != "by cert/x509" {
+		t.Errorf("the log holds %q for cam1; want by cert/x509", got)
+	}
+	req, _ = http.NewRequest("POST", "https://"+h.Addrs()[0]+"/devices/dev1/messages/events?api-version=2021-04-12", strings.NewReader("not mine"))
+	res, err = xc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 401 {
+		t.Errorf("cam1's certificate on dev1's path: %d; want 401", res.StatusCode)
 	}
 }
