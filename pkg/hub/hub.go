@@ -524,15 +524,24 @@ var (
 // when it is not connected and listening within connectTimeout,
 // ErrMethodTimeout when it does not answer within responseTimeout.
 func (h *Hub) InvokeMethod(ctx context.Context, deviceID, moduleID, name string, payload json.RawMessage, connectTimeout, responseTimeout time.Duration) (int, json.RawMessage, error) {
+	if h.core == nil {
+		return 0, nil, ErrDeviceNotOnline // not started
+	}
 	return h.core.InvokeMethod(ctx, deviceID, moduleID, name, payload, connectTimeout, responseTimeout)
 }
 
 // DesiredChanged sends a desired-properties patch to the device or
 // module when it is connected and listens for desired updates.
 func (h *Hub) DesiredChanged(deviceID, moduleID string, patch json.RawMessage, version int64) {
-	h.core.DesiredChanged(deviceID, moduleID, patch, version)
+	if h.core != nil {
+		h.core.DesiredChanged(deviceID, moduleID, patch, version)
+	}
 }
 
 // C2DEnqueued wakes the delivery of a connected device after a message
 // was queued for it.
-func (h *Hub) C2DEnqueued(deviceID, moduleID string) { h.core.C2DEnqueued(deviceID, moduleID) }
+func (h *Hub) C2DEnqueued(deviceID, moduleID string) {
+	if h.core != nil {
+		h.core.C2DEnqueued(deviceID, moduleID)
+	}
+}
