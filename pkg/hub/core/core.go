@@ -201,8 +201,19 @@ func (s *Session) Changed() {
 // in the registry.
 func (s *Session) Detach(err error) {
 	c := s.c
-	current, ok := c.sessions.remove(s)
+	current, ok := c.sessions.lookup(s)
 	if !ok {
+		return
+	}
+	if current {
+		// The connection times go to the registry before the session
+		// leaves the table, so that State never sees neither.
+		p := registry.Presence{StateUpdated: c.now(), LastActivity: time.Unix(0, s.lastActivity.Load())}
+		if perr := c.reg.SetPresence(s.DeviceID, s.ModuleID, p); perr != nil && !errors.Is(perr, registry.ErrDeviceNotFound) && !errors.Is(perr, registry.ErrModuleNotFound) {
+			c.log.Warn("recording the disconnection failed", "device", s.DeviceID, "module", s.ModuleID, "err", perr)
+		}
+	}
+	if current, ok = c.sessions.remove(s); !ok {
 		return
 	}
 	close(s.done)
@@ -216,10 +227,6 @@ func (s *Session) Detach(err error) {
 	if !current {
 		c.log.Info("device connection replaced", "device", s.DeviceID, "module", s.ModuleID)
 		return
-	}
-	p := registry.Presence{StateUpdated: c.now(), LastActivity: time.Unix(0, s.lastActivity.Load())}
-	if perr := c.reg.SetPresence(s.DeviceID, s.ModuleID, p); perr != nil && !errors.Is(perr, registry.ErrDeviceNotFound) && !errors.Is(perr, registry.ErrModuleNotFound) {
-		c.log.Warn("recording the disconnection failed", "device", s.DeviceID, "module", s.ModuleID, "err", perr)
 	}
 	c.log.Info("device disconnected", "device", s.DeviceID, "module", s.ModuleID, "err", err)
 	c.sessions.changed(s.Key())
@@ -329,6 +336,17 @@ func (t *sessionTable) put(s *Session) *Session {
 	t.mu.Unlock()
 	t.changed(k)
 	return old
+}
+
+// lookup reports whether s is attached and whether it is its
+// identity's current session.
+func (t *sessionTable) lookup(s *Session) (current, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.attached[s]; !ok {
+		return false, false
+	}
+	return t.byID[s.Key()] == s, true
 }
 
 // remove forgets s and reports whether it was attached and whether it

@@ -296,3 +296,24 @@ func TestDesiredChanged(t *testing.T) {
 		t.Errorf("got %s", b)
 	}
 }
+
+// Once a session has left the table, State reports the connection
+// times the registry keeps: a reader woken by the disconnection never
+// sees an identity that is neither connected nor has its times.
+func TestStateAfterDetachHasTheTimes(t *testing.T) {
+	c, _ := newCore(t, time.Now)
+	s := c.Attach(dev1, newFakeConn(), AttachOptions{})
+	done := make(chan struct{})
+	go func() { s.Detach(nil); close(done) }()
+	for {
+		changed := c.Wait(dev1)
+		if c.Session(dev1) == nil {
+			break
+		}
+		<-changed
+	}
+	if ok, since, last := c.State("dev1", ""); ok || since.IsZero() || last.IsZero() {
+		t.Errorf("State right after the session left = %v, %v, %v; want disconnected with both times", ok, since, last)
+	}
+	<-done
+}
