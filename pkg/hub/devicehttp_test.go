@@ -12,7 +12,6 @@ import (
 
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
-	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/sas"
 )
@@ -208,14 +207,7 @@ func TestDeviceHTTPSLockTimeout(t *testing.T) {
 func TestDeviceHTTPSModuleAndX509(t *testing.T) {
 	h := startHub(t)
 	createDevice(t, h, "dev1")
-	if _, err := h.reg.CreateModule(&iothub.Module{DeviceID: "dev1", ModuleID: "mod1"}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := h.DeviceConnectionString("dev1", "mod1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := connstr.MustParse(s)
+	cs := createModule(t, h, "dev1", "mod1")
 	tok, err := sas.Sign(sas.ModuleResource(cs.HostName, "dev1", "mod1"), mustKey(t, cs), nil)
 	if err != nil {
 		t.Fatal(err)
