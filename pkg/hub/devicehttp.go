@@ -114,7 +114,7 @@ func (h *Hub) serveDeviceHTTP(w http.ResponseWriter, r *http.Request, rt deviceR
 	}
 	switch rt.op {
 	case opSend:
-		h.deviceSend(w, r, core.Sender{Identity: rt.id, AuthMethod: authMethod})
+		h.deviceSend(w, r, core.Sender{Identity: rt.id, AuthMethod: authMethod, Transport: "https"})
 	case opReceive:
 		h.deviceReceive(w, r, rt.id)
 	case opSettle:

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/hub/amqpfront"
@@ -112,6 +113,11 @@ type Options struct {
 	// SAS and X.509, the Event Hub-compatible endpoint its keys.
 	// Default: false.
 	DisableLocalAuth bool
+	// Metrics, if set, gets the hub's Prometheus metrics (iotctl_hub_*:
+	// connections by protocol, devices connected, messages in, method
+	// calls, C2D messages, queue depths), registered by Start; serve it
+	// with promhttp. Default: nil, none.
+	Metrics prometheus.Registerer
 	// Logger receives the hub's log. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default: time.Now.
@@ -150,6 +156,9 @@ type Hub struct {
 	mqtt      *mqtt.Server
 	core      *core.Core
 	telemetry *telemetry.Log
+	// meter counts what the endpoints do; prom is it, for Options.Metrics.
+	meter meter
+	prom  *hubMetrics
 
 	tlsConf  *tls.Config
 	caFile   string
@@ -192,7 +201,8 @@ func New(opts *Options) *Hub {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Hub{opts: o, log: o.Logger, now: o.Now}
+	m := newHubMetrics()
+	return &Hub{opts: o, log: o.Logger, now: o.Now, meter: m, prom: m}
 }
 
 // TelemetryDir is the directory of the telemetry log in a data dir.
@@ -262,8 +272,13 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 	if err := h.openTelemetry(dataDir); err != nil {
 		return err
 	}
+	if h.opts.Metrics != nil {
+		if err := h.registerMetrics(h.opts.Metrics); err != nil {
+			return fmt.Errorf("hub: metrics: %w", err)
+		}
+	}
 	h.core = core.New(h.ctx, &core.Options{Registry: h.reg, Telemetry: h.telemetry, Go: h.workers.goFunc,
-		Logger: h.log.With("component", "devices"), Now: h.now})
+		Events: coreEvents{h.meter}, Logger: h.log.With("component", "devices"), Now: h.now})
 	h.workers.goFunc(func() { h.core.Sweep(h.ctx) })
 	if err := h.setupTLS(dataDir, host); err != nil {
 		return err
@@ -396,6 +411,7 @@ func (h *Hub) handleConn(p protocol, c net.Conn) {
 }
 
 func (h *Hub) serveMQTT(c net.Conn) {
+	defer h.meter.conn("mqtt")()
 	h.conns.add(c)
 	defer h.conns.remove(c)
 	err := h.mqtt.EstablishConnection("mqtt", c)

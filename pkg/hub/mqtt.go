@@ -218,7 +218,7 @@ func (k *mqttHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool { 
 
 func (k *mqttHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	deviceID, moduleID := splitClientID(cl.ID)
-	o := core.AttachOptions{AuthMethod: "sas"}
+	o := core.AttachOptions{AuthMethod: "sas", Transport: "mqtt"}
 	if len(pk.Connect.Password) == 0 {
 		o.AuthMethod = "x509"
 	} else if tok, err := sas.Parse(string(pk.Connect.Password)); err == nil {

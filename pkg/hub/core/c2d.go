@@ -137,6 +137,7 @@ func (s *Session) deliverPending() {
 			}
 			return
 		}
+		c.events.C2D(C2DDelivered)
 		c.log.Debug("c2d delivered", "device", s.DeviceID, "module", s.ModuleID, "messageId", m.MessageID)
 	}
 }
@@ -220,7 +221,11 @@ func (s *Session) abandonInflight() {
 // lock lasts lock (0: the registry's C2DLockDuration). Errors match
 // registry.ErrDeviceNotFound or registry.ErrModuleNotFound.
 func (c *Core) ReceiveC2D(id Identity, lock time.Duration) (*registry.C2DMessage, error) {
-	return c.reg.ReceiveFor(id.DeviceID, id.ModuleID, lock)
+	m, err := c.reg.ReceiveFor(id.DeviceID, id.ModuleID, lock)
+	if m != nil {
+		c.events.C2D(C2DDelivered)
+	}
+	return m, err
 }
 
 // SettleC2D settles a received message by its lock token. An unknown
@@ -230,7 +235,11 @@ func (c *Core) ReceiveC2D(id Identity, lock time.Duration) (*registry.C2DMessage
 func (c *Core) SettleC2D(deviceID, moduleID, lockToken string, o Outcome) error {
 	switch o {
 	case Complete:
-		return c.reg.Complete(deviceID, moduleID, lockToken)
+		err := c.reg.Complete(deviceID, moduleID, lockToken)
+		if err == nil {
+			c.events.C2D(C2DCompleted)
+		}
+		return err
 	case Reject:
 		return c.reg.Reject(deviceID, moduleID, lockToken)
 	}

@@ -89,11 +89,41 @@ type Options struct {
 	// (and does not run f) once the owner is closing. Default: a plain
 	// go statement that always runs f.
 	Go func(f func()) bool
+	// Events is told what the core does, for metrics. Default: nil,
+	// nothing is told.
+	Events Events
 	// Logger receives the core's log. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
 }
+
+// Events is told what the core does, for metrics. Its methods are
+// called from any goroutine and must not block.
+type Events interface {
+	// MessageStored: a device-to-cloud message that came over transport
+	// ("mqtt", "https") is in the telemetry log.
+	MessageStored(transport string)
+	// MethodCalled: a direct-method call ended with err (nil: the device
+	// answered).
+	MethodCalled(err error)
+	// C2D: a cloud-to-device message was handed to its device
+	// (C2DDelivered) or completed by it (C2DCompleted).
+	C2D(event string)
+}
+
+// The events of Events.C2D.
+const (
+	C2DDelivered = "delivered"
+	C2DCompleted = "completed"
+)
+
+// noEvents is the Events of a Core without Options.Events.
+type noEvents struct{}
+
+func (noEvents) MessageStored(string) {}
+func (noEvents) MethodCalled(error)   {}
+func (noEvents) C2D(string)           {}
 
 // Core is the hub's device core. Make one with New; it is safe for
 // concurrent use.
@@ -101,6 +131,7 @@ type Core struct {
 	reg       *registry.Store
 	telemetry *telemetry.Log
 	spawn     func(func()) bool
+	events    Events
 	log       *slog.Logger
 	now       func() time.Time
 	closing   <-chan struct{}
@@ -119,10 +150,13 @@ func New(ctx context.Context, opts *Options) *Core {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Events == nil {
+		o.Events = noEvents{}
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Core{reg: o.Registry, telemetry: o.Telemetry, spawn: o.Go, log: o.Logger, now: o.Now, closing: ctx.Done(),
+	return &Core{reg: o.Registry, telemetry: o.Telemetry, spawn: o.Go, events: o.Events, log: o.Logger, now: o.Now, closing: ctx.Done(),
 		sessions: sessionTable{byID: map[string]*Session{}, waiters: map[string]chan struct{}{}},
 		methods:  methodBus{pending: map[string]pendingCall{}}}
 }
@@ -132,6 +166,8 @@ type AttachOptions struct {
 	// AuthMethod is how the device authenticated: "sas" or "x509"
 	// (iothub-connection-auth-method of its telemetry).
 	AuthMethod string
+	// Transport names the device's transport for Events ("mqtt", "amqp").
+	Transport string
 	// Expiry is when its SAS token expires; the core closes the
 	// connection then (Conn.Close(ErrTokenExpired)). Zero: never (X.509).
 	Expiry time.Time
@@ -144,6 +180,7 @@ type Session struct {
 	conn        Conn
 	connectedAt time.Time
 	authMethod  string
+	transport   string
 	generation  string
 
 	lastActivity atomic.Int64 // unix nanoseconds
@@ -165,7 +202,7 @@ type Session struct {
 // them (Session.Changed).
 func (c *Core) Attach(id Identity, conn Conn, o AttachOptions) *Session {
 	now := c.now()
-	s := &Session{Identity: id, c: c, conn: conn, connectedAt: now, authMethod: o.AuthMethod,
+	s := &Session{Identity: id, c: c, conn: conn, connectedAt: now, authMethod: o.AuthMethod, transport: o.Transport,
 		inflight: map[string]struct{}{}, done: make(chan struct{}), slots: make(chan struct{}, maxPendingAppends)}
 	s.Touch()
 	s.generation, _ = c.generationID(id)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -316,4 +317,47 @@ func TestStateAfterDetachHasTheTimes(t *testing.T) {
 		t.Errorf("State right after the session left = %v, %v, %v; want disconnected with both times", ok, since, last)
 	}
 	<-done
+}
+
+type recordedEvents struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (r *recordedEvents) add(s string)            { r.mu.Lock(); r.seen = append(r.seen, s); r.mu.Unlock() }
+func (r *recordedEvents) MessageStored(tr string) { r.add("stored " + tr) }
+func (r *recordedEvents) MethodCalled(err error) {
+	r.add(map[bool]string{true: "method not online", false: "method other"}[errors.Is(err, ErrDeviceNotOnline)])
+}
+func (r *recordedEvents) C2D(e string) { r.add("c2d " + e) }
+
+// Events hears of stored messages by transport, method calls and C2D
+// deliveries and completions, whatever the transport.
+func TestEvents(t *testing.T) {
+	c, reg := newCore(t, time.Now)
+	ev := &recordedEvents{}
+	c.events = ev
+	s := c.Attach(dev1, newFakeConn(), AttachOptions{Transport: "mqtt"})
+	if _, err := s.Ingest(&message.Message{Body: []byte("a")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Detach(nil)
+	if err := c.Ingest(Sender{Identity: dev1, Transport: "https"}, &message.Message{Body: []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _ = c.InvokeMethod(context.Background(), "dev1", "", "m", nil, 0, time.Second)
+	if _, err := reg.Enqueue("dev1", "", &registry.C2DMessage{MessageID: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.ReceiveC2D(dev1, 0)
+	if err != nil || m == nil {
+		t.Fatalf("ReceiveC2D = %v, %v", m, err)
+	}
+	if err := c.SettleC2D("dev1", "", m.LockToken, Complete); err != nil {
+		t.Fatal(err)
+	}
+	want := "[stored mqtt stored https method not online c2d delivered c2d completed]"
+	if got := fmt.Sprint(ev.seen); got != want {
+		t.Errorf("events %s; want %s", got, want)
+	}
 }

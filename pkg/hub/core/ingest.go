@@ -23,6 +23,8 @@ type Sender struct {
 	Identity
 	// AuthMethod is "sas" or "x509".
 	AuthMethod string
+	// Transport names how the message came, for Events ("https").
+	Transport string
 }
 
 // Ingest stores a message a connected device sent. With a durable log
@@ -49,6 +51,8 @@ func (s *Session) Ingest(m *message.Message, done func(error)) (pending bool, er
 			if err != nil {
 				c.log.Info("device disconnected: telemetry not stored", "device", s.DeviceID, "module", s.ModuleID, "err", err)
 				s.conn.Close(err)
+			} else {
+				c.events.MessageStored(s.transport)
 			}
 			done(err)
 		})
@@ -59,6 +63,7 @@ func (s *Session) Ingest(m *message.Message, done func(error)) (pending bool, er
 		s.conn.Close(err)
 		return false, err
 	}
+	c.events.MessageStored(s.transport)
 	return false, nil
 }
 
@@ -90,7 +95,11 @@ func (c *Core) IngestBatch(from Sender, ms []*message.Message) error {
 	}
 	var errs []error
 	for range ms {
-		errs = append(errs, <-stored)
+		err := <-stored
+		if err == nil {
+			c.events.MessageStored(from.Transport)
+		}
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("hub: telemetry not stored: %w", err)

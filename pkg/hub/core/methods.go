@@ -83,7 +83,8 @@ func (s *Session) MethodResponse(rid string, status int, payload []byte) {
 // nil is sent as JSON null. The result is the device's status and its
 // payload as JSON: an empty body is null, and a body that is not JSON
 // is returned as a JSON string.
-func (c *Core) InvokeMethod(ctx context.Context, deviceID, moduleID, name string, payload json.RawMessage, connectTimeout, responseTimeout time.Duration) (int, json.RawMessage, error) {
+func (c *Core) InvokeMethod(ctx context.Context, deviceID, moduleID, name string, payload json.RawMessage, connectTimeout, responseTimeout time.Duration) (_ int, _ json.RawMessage, err error) {
+	defer func() { c.events.MethodCalled(err) }()
 	s, err := c.waitForMethods(ctx, Identity{deviceID, moduleID}, connectTimeout)
 	if err != nil {
 		return 0, nil, err
