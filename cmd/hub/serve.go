@@ -44,8 +44,9 @@ func newCmdServe(f *cmdutil.Factory) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the local IoT Hub emulator",
-		Long: `Run a local IoT hub that speaks the protocols of Azure IoT Hub: MQTT 3.1.1 for
-devices, HTTPS for the service REST API, AMQP 1.0 for cloud-to-device messages,
+		Long: `Run a local IoT hub that speaks the protocols of Azure IoT Hub: MQTT 3.1.1 and
+HTTPS for devices (telemetry, and cloud-to-device polling with complete, reject
+and abandon over HTTPS), HTTPS for the service REST API, AMQP 1.0 for cloud-to-device messages,
 feedback and the Event Hub-compatible telemetry endpoint, and MQTT and AMQP over
 WebSocket at /$iothub/websocket (subprotocol mqtt or AMQPWSB10; AMQP also at
 /$servicebus/websocket), all on one TLS port (default localhost:8443). With
