@@ -5,6 +5,7 @@
 //
 //	go run ./bench/hubbench -mode connections -devices 10000
 //	go run ./bench/hubbench -mode ingest -devices 100 -messages 200000 -store both
+//	go run ./bench/hubbench -mode ingest -devices 100 -messages 400000 -cpuprofile hub.pprof
 //	go run ./bench/hubbench -mode stored -devices 100 -messages 1000000
 //	go run ./bench/hubbench -mode methods -devices 100 -callers 100 -calls 20000
 //
@@ -33,7 +34,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -58,6 +61,8 @@ func main() {
 	flag.IntVar(&c.callers, "callers", 100, "methods: concurrent HTTPS callers")
 	flag.IntVar(&c.calls, "calls", 20000, "methods: calls in all")
 	flag.IntVar(&c.parallel, "parallel", 200, "concurrent connection attempts")
+	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "ingest, stored: write the hub's CPU profile during the ingest to this file (FILE-disk and FILE-memory with -store both; the hub serves it with --pprof-addr)")
+	flag.DurationVar(&c.profileFor, "profile-for", 5*time.Second, "with -cpuprofile: how long to profile, from the start of the ingest")
 	flag.Parse()
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "hubbench:", err)
@@ -68,6 +73,8 @@ func main() {
 type config struct {
 	mode, store                                         string
 	devices, messages, window, callers, calls, parallel int
+	cpuProfile                                          string
+	profileFor                                          time.Duration
 }
 
 type dev struct {
@@ -123,7 +130,15 @@ func run(c config) error {
 // ""), connects the devices and measures c.mode; it returns the ingest
 // rate for ingest.
 func runStore(ctx context.Context, bin, dataDir, store string, c config) (float64, error) {
-	h, err := benchkit.StartHub(ctx, bin, &benchkit.HubOptions{Stderr: os.Stderr, DataDir: dataDir})
+	ho := &benchkit.HubOptions{Stderr: os.Stderr, DataDir: dataDir}
+	profile := c.cpuProfile
+	if profile != "" {
+		ho.PprofAddr = "127.0.0.1:0"
+		if c.store == "both" {
+			profile += "-" + store
+		}
+	}
+	h, err := benchkit.StartHub(ctx, bin, ho)
 	if err != nil {
 		return 0, err
 	}
@@ -186,9 +201,9 @@ func runStore(ctx context.Context, bin, dataDir, store string, c config) (float6
 	case "connections":
 		return 0, nil
 	case "ingest":
-		return ingest(ctx, store, devs, c.messages, c.window, h)
+		return ingest(ctx, store, devs, c, h, profile)
 	case "stored":
-		if _, err := ingest(ctx, store, devs, c.messages, c.window, h); err != nil {
+		if _, err := ingest(ctx, store, devs, c, h, profile); err != nil {
 			return 0, err
 		}
 		return 0, stored(ctx, bin, dataDir, h)
@@ -240,10 +255,21 @@ func connect(ctx context.Context, d *dev, host, addr string, tc *tls.Config, han
 	return nil
 }
 
-func ingest(ctx context.Context, store string, devs []*dev, total, window int, h *benchkit.Hub) (float64, error) {
-	per := total / len(devs)
+// ingest sends c.messages at QoS 1 from devs, c.window unacknowledged
+// per connection, and prints the rate and the CPU time the hub and this
+// process (the devices' side) spent per message: with both on one
+// machine, the CPU per message says where the cost went even when other
+// work shares the cores. With profile set, it writes the hub's CPU
+// profile of the first c.profileFor of the ingest there.
+func ingest(ctx context.Context, store string, devs []*dev, c config, h *benchkit.Hub, profile string) (float64, error) {
+	per, window := c.messages/len(devs), c.window
 	body := []byte(`{"temperature": 27.5,"humidity": 71.2}`)
 	var acked atomic.Int64
+	profiled := make(chan error, 1)
+	if profile != "" {
+		go func() { profiled <- fetchProfile(ctx, h.Info.PprofAddress, c.profileFor, profile) }()
+	}
+	hubCPU, ownCPU := benchkit.CPUTime(h.PID()), benchkit.CPUTime(os.Getpid())
 	start := time.Now()
 	err := benchkit.Parallel(len(devs), len(devs), func(i int) error {
 		d := devs[i]
@@ -260,13 +286,49 @@ func ingest(ctx context.Context, store string, devs []*dev, total, window int, h
 		return w.Drain()
 	})
 	d := time.Since(start)
+	hubCPU, ownCPU = benchkit.CPUTime(h.PID())-hubCPU, benchkit.CPUTime(os.Getpid())-ownCPU
 	if err != nil {
 		return 0, err
 	}
-	rate := float64(acked.Load()) / d.Seconds()
-	fmt.Printf("store=%s ingest: %d messages acked at QoS 1 from %d connections in %s = %.0f msg/s, hub_rss=%dKB\n",
-		store, acked.Load(), len(devs), d.Round(time.Millisecond), rate, benchkit.RSSKB(h.PID()))
+	n := acked.Load()
+	rate := float64(n) / d.Seconds()
+	fmt.Printf("store=%s ingest: %d messages acked at QoS 1 from %d connections in %s = %.0f msg/s, hub_rss=%dKB, cpu per message: hub %.1fus devices %.1fus\n",
+		store, n, len(devs), d.Round(time.Millisecond), rate, benchkit.RSSKB(h.PID()),
+		perMessageMicros(hubCPU, n), perMessageMicros(ownCPU, n))
+	if profile != "" {
+		if err := <-profiled; err != nil {
+			return 0, fmt.Errorf("profiling the hub: %w", err)
+		}
+		fmt.Printf("store=%s hub cpu profile: %s (go tool pprof -top %s)\n", store, profile, profile)
+	}
 	return rate, nil
+}
+
+func perMessageMicros(cpu time.Duration, n int64) float64 {
+	return float64(cpu.Microseconds()) / float64(max(1, n))
+}
+
+// fetchProfile writes the CPU profile the hub serves at addr, taken
+// over d, to file.
+func fetchProfile(ctx context.Context, addr string, d time.Duration, file string) error {
+	secs := max(1, int(d.Round(time.Second)/time.Second))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs), nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /debug/pprof/profile: %s", res.Status)
+	}
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, b, 0o644)
 }
 
 func methods(ctx context.Context, svc *service.Client, devs []*dev, callers, calls int) error {
