@@ -63,6 +63,7 @@ func main() {
 	flag.IntVar(&c.parallel, "parallel", 200, "concurrent connection attempts")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "ingest, stored: write the hub's CPU profile during the ingest to this file (FILE-disk and FILE-memory with -store both; the hub serves it with --pprof-addr)")
 	flag.DurationVar(&c.profileFor, "profile-for", 5*time.Second, "with -cpuprofile: how long to profile, from the start of the ingest")
+	flag.StringVar(&c.bin, "bin", "", "iotctl binary to run as the hub, such as one built from another commit (default: build this tree's)")
 	flag.Parse()
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "hubbench:", err)
@@ -73,7 +74,7 @@ func main() {
 type config struct {
 	mode, store                                         string
 	devices, messages, window, callers, calls, parallel int
-	cpuProfile                                          string
+	cpuProfile, bin                                     string
 	profileFor                                          time.Duration
 }
 
@@ -102,9 +103,11 @@ func run(c config) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin, err := benchkit.Build(ctx, dir)
-	if err != nil {
-		return err
+	bin := c.bin
+	if bin == "" {
+		if bin, err = benchkit.Build(ctx, dir); err != nil {
+			return err
+		}
 	}
 	rates := map[string]float64{}
 	for _, st := range stores {
