@@ -63,6 +63,7 @@ func main() {
 	flag.IntVar(&c.parallel, "parallel", 200, "concurrent connection attempts")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "ingest, stored: write the hub's CPU profile during the ingest to this file (FILE-disk and FILE-memory with -store both; the hub serves it with --pprof-addr)")
 	flag.DurationVar(&c.profileFor, "profile-for", 5*time.Second, "with -cpuprofile: how long to profile, from the start of the ingest")
+	flag.StringVar(&c.client, "client", "lean", "ingest, stored: the devices' MQTT client: lean (one write per PUBLISH and little else, so that the cores go to the hub) or paho (github.com/eclipse/paho.mqtt.golang)")
 	flag.StringVar(&c.bin, "bin", "", "iotctl binary to run as the hub, such as one built from another commit (default: build this tree's)")
 	flag.Parse()
 	if err := run(c); err != nil {
@@ -74,14 +75,15 @@ func main() {
 type config struct {
 	mode, store                                         string
 	devices, messages, window, callers, calls, parallel int
-	cpuProfile, bin                                     string
+	cpuProfile, bin, client                             string
 	profileFor                                          time.Duration
 }
 
 type dev struct {
 	id  string
 	key []byte
-	c   paho.Client
+	c   paho.Client // -client paho, and modes other than ingest and stored
+	l   *leanDevice // -client lean, for ingest and stored
 }
 
 func run(c config) error {
@@ -92,6 +94,9 @@ func run(c config) error {
 	case "disk", "memory":
 	default:
 		return fmt.Errorf("-store %q: give disk, memory or both", c.store)
+	}
+	if c.client != "lean" && c.client != "paho" {
+		return fmt.Errorf("-client %q: give lean or paho", c.client)
 	}
 	if c.mode == "stored" && c.store != "disk" {
 		return errors.New("-mode stored measures the log on disk: use -store disk")
@@ -187,13 +192,21 @@ func runStore(ctx context.Context, bin, dataDir, store string, c config) (float6
 		}
 	}
 	if err := benchkit.Parallel(n, c.parallel, func(i int) error {
+		if c.client == "lean" && (c.mode == "ingest" || c.mode == "stored") {
+			devs[i].l, err = dialLean(ctx, h.Info.Addresses[0], cs.HostName, devs[i].id, devs[i].key, tc)
+			return err
+		}
 		return connect(ctx, devs[i], cs.HostName, h.Info.Addresses[0], tc, handler)
 	}); err != nil {
 		return 0, fmt.Errorf("connecting: %w", err)
 	}
 	defer func() {
 		for _, d := range devs {
-			d.c.Disconnect(0)
+			if d.l != nil {
+				d.l.close()
+			} else if d.c != nil {
+				d.c.Disconnect(0)
+			}
 		}
 	}()
 	connected := time.Since(start)
@@ -278,6 +291,11 @@ func ingest(ctx context.Context, store string, devs []*dev, c config, h *benchki
 		d := devs[i]
 		topic := message.TelemetryTopic(d.id, "", &message.Message{ContentType: "application/json", ContentEncoding: "utf-8",
 			Properties: map[string]string{"temperatureAlert": "false"}})
+		if d.l != nil {
+			n, err := d.l.publishAll(ctx, topic, body, per, window)
+			acked.Add(n)
+			return err
+		}
 		w := benchkit.NewWindow(ctx, window)
 		defer func() { acked.Add(w.Acked()) }()
 		publish := func() paho.Token { return d.c.Publish(topic, 1, false, body) }
@@ -295,8 +313,8 @@ func ingest(ctx context.Context, store string, devs []*dev, c config, h *benchki
 	}
 	n := acked.Load()
 	rate := float64(n) / d.Seconds()
-	fmt.Printf("store=%s ingest: %d messages acked at QoS 1 from %d connections in %s = %.0f msg/s, hub_rss=%dKB, cpu per message: hub %.1fus devices %.1fus\n",
-		store, n, len(devs), d.Round(time.Millisecond), rate, benchkit.RSSKB(h.PID()),
+	fmt.Printf("store=%s ingest: %d messages acked at QoS 1 from %d connections (%s client) in %s = %.0f msg/s, hub_rss=%dKB, cpu per message: hub %.1fus devices %.1fus\n",
+		store, n, len(devs), c.client, d.Round(time.Millisecond), rate, benchkit.RSSKB(h.PID()),
 		perMessageMicros(hubCPU, n), perMessageMicros(ownCPU, n))
 	if profile != "" {
 		if err := <-profiled; err != nil {
