@@ -3,12 +3,14 @@
 package cmdutil
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -59,6 +61,19 @@ type Factory struct {
 	V *viper.Viper
 
 	logger *slog.Logger
+	// cred is the Microsoft Entra ID credential, made on first use.
+	cred azcore.TokenCredential
+	// ctx is the context of the command Load configured.
+	ctx context.Context
+}
+
+// Context is the context of the command being run (see Load), or
+// context.Background before Load.
+func (f *Factory) Context() context.Context {
+	if f.ctx == nil {
+		return context.Background()
+	}
+	return f.ctx
 }
 
 // NewFactory returns a Factory with a fresh viper instance.
@@ -88,6 +103,7 @@ func DefaultConfigFile() string {
 // flag to f.V under its key. A value a flag cannot take is a
 // *UsageError naming where it came from.
 func (f *Factory) Load(cmd *cobra.Command) error {
+	f.ctx = cmd.Context()
 	named := os.Getenv(EnvName("", KeyConfig))
 	if fl := cmd.Flags().Lookup(KeyConfig); fl != nil && fl.Changed {
 		named = fl.Value.String()

@@ -27,11 +27,13 @@ func newCmdC2D(f *cmdutil.Factory) *cobra.Command {
 	}
 	purge := newCmdC2DPurge(f, nil)
 	purge.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
+	cmdutil.AddServiceAuthFlags(purge.Flags())
 	purge.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 	addProxyFlag(purge.Flags())
 	c.AddCommand(purge)
 	send := newCmdC2DSend(f)
 	send.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
+	cmdutil.AddServiceAuthFlags(send.Flags())
 	send.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 	addTransportFlags(send.Flags())
 	send.Long += "\n\n" + transportHelp

@@ -30,23 +30,8 @@ func addTransportFlags(fl *pflag.FlagSet) {
 	addProxyFlag(fl)
 }
 
-// serviceOptions are the client options of the configuration.
-func serviceOptions(f *cmdutil.Factory) (*service.Options, error) { return f.ServiceOptions() }
-
-// serviceClient makes a service client from the configured service
-// connection string and serviceOptions.
+// serviceClient makes a service client as the configuration says (see
+// cmdutil.Factory.ServiceClient).
 func serviceClient(f *cmdutil.Factory) (*service.Client, error) {
-	cs, err := f.ServiceConnectionString()
-	if err != nil {
-		return nil, err
-	}
-	o, err := f.ServiceOptions()
-	if err != nil {
-		return nil, err
-	}
-	c, err := service.New(cs, o)
-	if err != nil {
-		return nil, cmdutil.Usagef("%v", err)
-	}
-	return c, nil
+	return f.ServiceClient(f.Context(), nil)
 }

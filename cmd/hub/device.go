@@ -32,6 +32,7 @@ config file) and, for the local hub, its CA (--ca-file or IOTCTL_CA_FILE).`,
 	for _, sub := range []*cobra.Command{newCmdDeviceCreate(f), newCmdDeviceShow(f), newCmdDeviceList(f),
 		newCmdDeviceUpdate(f, nil), newCmdDeviceRenewKey(f, nil), newCmdDeviceDelete(f)} {
 		sub.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
+		cmdutil.AddServiceAuthFlags(sub.Flags())
 		sub.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 		addProxyFlag(sub.Flags())
 		c.AddCommand(sub)

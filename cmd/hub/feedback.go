@@ -107,6 +107,7 @@ stops.`,
 		},
 	}
 	c.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
+	cmdutil.AddServiceAuthFlags(c.Flags())
 	c.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 	addTransportFlags(c.Flags())
 	c.Long += "\n\n" + transportHelp

@@ -178,6 +178,7 @@ events it got when it stops.`,
 	}
 	fl := c.Flags()
 	fl.String(cmdutil.KeyConnectionString, "", "service connection string")
+	cmdutil.AddServiceAuthFlags(fl)
 	fl.String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 	addTransportFlags(fl)
 	c.Long += "\n\n" + transportHelp + `

@@ -53,6 +53,7 @@ The local hub understands SELECT * FROM devices[.modules] [WHERE path op literal
 	}
 	c.Flags().IntVar(&opts.Top, "top", 0, "print at most this many results (0: every result, page after page)")
 	c.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
+	cmdutil.AddServiceAuthFlags(c.Flags())
 	c.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 	addProxyFlag(c.Flags())
 	return c

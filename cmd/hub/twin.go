@@ -19,6 +19,7 @@ func newCmdTwin(f *cmdutil.Factory) *cobra.Command {
 	}
 	for _, sub := range []*cobra.Command{newCmdTwinShow(f), newCmdTwinUpdate(f)} {
 		sub.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
+		cmdutil.AddServiceAuthFlags(sub.Flags())
 		sub.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 		addProxyFlag(sub.Flags())
 		c.AddCommand(sub)
