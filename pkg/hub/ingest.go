@@ -15,7 +15,7 @@ import (
 // stops reading from the device.
 const maxPendingPublishes = 256
 
-// ackQueue holds a session's PUBACKs for telemetry stored on disk, sent
+// ackQueue holds a session's PUBACKs for telemetry stored, sent
 // in the order the device published (MQTT 3.1.1, 4.6: PUBACKs in the
 // order the PUBLISH packets were received).
 type ackQueue struct {
@@ -25,12 +25,14 @@ type ackQueue struct {
 	slots    chan struct{} // publishes waiting for the log; nil until the first
 }
 
-// storeTelemetry appends ev to the log on disk without waiting: the
+// storeTelemetry appends ev to the log without waiting: on disk, the
 // device's next packets are read meanwhile, and its publishes share
 // synced commits with each other's and other devices'. The PUBACK
-// (QoS 1) goes only once the event is durable; an event that could not
-// be stored is not acknowledged and its device is disconnected, so that
-// it sends it again.
+// (QoS 1) goes only once the event is stored, in one write with the
+// other PUBACKs of the connection queued by then (in memory too, where
+// the event is stored before AppendAsync returns); an event that could
+// not be stored is not acknowledged and its device is disconnected, so
+// that it sends it again.
 func (h *Hub) storeTelemetry(s *session, ev telemetry.Event, qos byte, pid uint16) {
 	q := &s.acks
 	q.mu.Lock()

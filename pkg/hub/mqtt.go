@@ -314,20 +314,10 @@ func (k *mqttHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		}
 		ev := telemetry.Event{DeviceID: s.deviceID, ModuleID: s.moduleID, AuthMethod: s.authMethod,
 			GenerationID: s.generationID, Message: m}
-		if k.h.telemetry.Durable() {
-			// The hub sends the PUBACK itself once the event is synced.
-			k.h.storeTelemetry(s, ev, pk.FixedHeader.Qos, pk.PacketID)
-			return pk, packets.ErrRejectPacket
-		}
-		// In memory: stored now; mochi sends the PUBACK when OnPublish
-		// returns.
-		if _, err := k.h.telemetry.Append(ev); err != nil {
-			// Not stored, so not acknowledged: the device sends it again
-			// when it reconnects.
-			k.h.log.Info("device disconnected: telemetry not stored", "client", cl.ID, "err", err)
-			cl.Stop(err)
-			return pk, packets.ErrRejectPacket
-		}
+		// The hub sends the PUBACK itself once the event is stored (on
+		// disk: synced), with the other PUBACKs queued meanwhile.
+		k.h.storeTelemetry(s, ev, pk.FixedHeader.Qos, pk.PacketID)
+		return pk, packets.ErrRejectPacket
 	case message.KindMethodResponse:
 		k.h.methods.respond(cl.ID, t.RequestID, t.Status, pk.Payload)
 	case message.KindTwinGet:
