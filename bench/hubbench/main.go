@@ -18,13 +18,24 @@
 // again on the same data dir and prints its memory holding them.
 // Everything stays on 127.0.0.1 and ends by itself.
 //
-// Figures on a 2-core machine shared with other work (load average 9 to
-// 12, so they move by a factor of two from run to run), 100 devices,
-// window 64: ingest on disk 19,784, 17,256 and 20,997 msg/s against
-// 18,500, 26,951 and 13,001 msg/s in memory (three -store both runs).
-// -mode stored with 1,000,000 messages: hub RSS 55.6 MB right after the
-// ingest, 33.3 MB once restarted holding them; 41 MB of telemetry on
-// disk. In memory, 200,000 events take the hub to about 147 MB.
+// It prints the CPU time the hub and this process (the devices) spent
+// per message, which moves much less than the rate when other work
+// shares the cores. -client lean (the default) keeps the devices' side
+// small (one write per PUBLISH, as the device SDKs write them); -client
+// paho uses paho's client, which spends more CPU per message than the
+// hub, on the same cores.
+//
+// Figures on a 2-core machine shared with other work (load average 11
+// to 17, so rates move by half from run to run), 100 devices, window
+// 64, 400,000 messages, three -store both runs with the lean client:
+// on disk 51,635, 36,518 and 50,887 msg/s (hub 8.3 to 8.8 us of CPU
+// per message) against 53,842, 62,027 and 66,872 msg/s in memory (7.2
+// to 7.4 us); the devices 4.5 to 5.2 us. With -client paho: disk 22,867
+// and 26,385 msg/s, memory 30,050 and 27,754 (hub 11.1 to 11.4 us on
+// disk, 9.6 to 9.7 in memory; paho 13.7 to 14.3 us). -mode stored with
+// 1,000,000 messages: 68,935 msg/s, hub RSS 118.5 MB right after the
+// ingest (pebble's memtables of up to 32 MB included), 48.6 MB once
+// restarted holding them; 30.8 MB of telemetry on disk.
 package main
 
 import (
