@@ -3,14 +3,17 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/internal/metricsrv"
 	"github.com/iotctl/iotctl/pkg/hub"
 	"github.com/iotctl/iotctl/pkg/hub/amqpfront"
 	"github.com/iotctl/iotctl/pkg/hub/auth"
@@ -35,6 +38,7 @@ type serveInfo struct {
 	DPS              string   `json:"dpsConnectionString"`
 	PprofAddress     string   `json:"pprofAddress,omitempty"`
 	NextSteps        []string `json:"nextSteps"`
+	MetricsURL       string   `json:"metricsUrl,omitempty"`
 }
 
 func newCmdServe(f *cmdutil.Factory) *cobra.Command {
@@ -114,6 +118,11 @@ authorization) on its own address, off by default, to see where the hub spends
 its CPU and memory under load:
   go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=10
 
+--metrics-addr serves Prometheus metrics on /metrics (iotctl_hub_*): connections
+by protocol, devices connected, messages in, direct-method calls by result,
+cloud-to-device messages enqueued, delivered and completed, and the queue
+depths (C2D messages queued, telemetry events per partition).
+
 Ctrl-C stops the hub cleanly.`,
 		Example: `  $ iotctl hub serve
   $ iotctl hub serve --addr 127.0.0.1:0 --in-memory -o json
@@ -122,7 +131,8 @@ Ctrl-C stops the hub cleanly.`,
   $ iotctl hub serve --consumer-group dashboards --consumer-group archive
   $ iotctl hub serve --in-memory --seed test/hub-seed.yaml
   $ iotctl hub serve --disable-local-auth --entra-jwks keys.json --entra-issuer https://sts.windows.net/TENANT/ \
-      --entra-role 11111111-2222-3333-4444-555555555555="IoT Hub Data Contributor"`,
+      --entra-role 11111111-2222-3333-4444-555555555555="IoT Hub Data Contributor"
+  $ iotctl hub serve --in-memory --metrics-addr 127.0.0.1:9464`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServe(cmd, f)
@@ -149,6 +159,7 @@ Ctrl-C stops the hub cleanly.`,
 	fl.String("entra-jwks", "", "JSON Web Key Set file or URL whose keys sign the Microsoft Entra ID tokens to accept")
 	fl.String("entra-issuer", "", "the iss of the Microsoft Entra ID tokens to accept (with --entra-jwks)")
 	fl.StringSlice("entra-role", nil, "PRINCIPAL=ROLE: a data-plane role for a principal's tokens (repeatable)")
+	fl.String("metrics-addr", "", "serve Prometheus metrics on http://HOST:PORT/metrics (e.g. :9090; default: none)")
 	return c
 }
 
@@ -242,6 +253,18 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 		}
 		defer prof.close()
 	}
+	var metrics *metricsrv.Server
+	if addr := v.GetString("metrics-addr"); addr != "" {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return cmdutil.Usagef("--metrics-addr %q: want HOST:PORT, e.g. :9090 or 127.0.0.1:9090", addr)
+		}
+		reg := prometheus.NewRegistry()
+		if metrics, err = metricsrv.Listen(addr, reg); err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer metrics.Close()
+		opts.Metrics = reg
+	}
 	h := hub.New(opts)
 	ctx := cmd.Context()
 	if err := h.Start(ctx); err != nil {
@@ -280,6 +303,9 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 	if !opts.InMemory {
 		info.DataDir = opts.DataDir
 	}
+	if metrics != nil {
+		info.MetricsURL = metrics.URL()
+	}
 	exports := "export IOTCTL_CONNECTION_STRING=" + output.ShellQuote(cs) + "\nexport IOTCTL_CA_FILE=" + output.ShellQuote(info.CAFile) + "\n" +
 		"export IOTCTL_DPS_ID_SCOPE=" + output.ShellQuote(info.IDScope) + "\nexport IOTCTL_DPS_CONNECTION_STRING=" + output.ShellQuote(dpsCS) + "\n"
 	info.NextSteps = []string{
@@ -311,11 +337,13 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 		fmt.Fprintf(&b, "Connection string:  %s\n", cs)
 		fmt.Fprintf(&b, "Event Hub-compatible endpoint: %s\n", eh)
 		fmt.Fprintf(&b, "DPS ID scope:       %s\n", info.IDScope)
-		fmt.Fprintf(&b, "DPS connection string: %s\n", dpsCS)
+		if info.MetricsURL != "" {
+			fmt.Fprintf(&b, "Prometheus metrics: %s\n", info.MetricsURL)
+		}
 		if info.PprofAddress != "" {
 			fmt.Fprintf(&b, "Profiles:           http://%s/debug/pprof/\n", info.PprofAddress)
 		}
-		fmt.Fprintf(&b, "\nNext, in another terminal:\n")
+		fmt.Fprintf(&b, "DPS connection string: %s\n\nNext, in another terminal:\n", dpsCS)
 		for _, s := range info.NextSteps {
 			fmt.Fprintf(&b, "  %s\n", s)
 		}
