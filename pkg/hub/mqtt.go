@@ -50,7 +50,7 @@ type mqttConn struct {
 	nextPID  uint16
 	inflight map[uint16]string // packet id → C2D lock token
 
-	acks ackQueue // PUBACKs of telemetry stored on disk
+	acks ackQueue // PUBACKs of telemetry stored
 }
 
 func (c *mqttConn) subscribed(filter string) bool {
@@ -335,8 +335,12 @@ func (k *mqttHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		case pending:
 			return pk, packets.ErrRejectPacket
 		}
-		// In memory: stored now; mochi sends the PUBACK when OnPublish
-		// returns.
+		// In memory: stored now. The PUBACK goes through the same queue
+		// as on disk, in one write with the others queued meanwhile.
+		if qos > 0 {
+			k.h.queueAck(c, pid)
+		}
+		return pk, packets.ErrRejectPacket
 	case message.KindMethodResponse:
 		s.MethodResponse(t.RequestID, t.Status, pk.Payload)
 	case message.KindTwinGet:
