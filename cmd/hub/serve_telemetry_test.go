@@ -18,6 +18,7 @@ func TestServeTelemetryFlagErrorsExit3(t *testing.T) {
 		{[]string{"--retention", "0s"}, []string{"--retention 0s", "from 1s to 168h"}},
 		{[]string{"--max-events", "-1"}, []string{"--max-events -1"}},
 		{[]string{"--max-bytes", "-5"}, []string{"--max-bytes -5"}},
+		{[]string{"--pprof-addr", "127.0.0.1:notaport"}, []string{"--pprof-addr 127.0.0.1:notaport", "give a free host:port"}},
 	} {
 		args := append([]string{"hub", "serve", "--addr", "127.0.0.1:0", "--in-memory"}, tc.args...)
 		code, _, stderr := certRun(t, nil, args...)
