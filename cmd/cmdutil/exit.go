@@ -13,7 +13,7 @@ import (
 	"github.com/iotctl/iotctl/pkg/service"
 )
 
-// Exit codes, one table for the whole program (DESIGN.md).
+// Exit codes, one table for the whole program (README "Scripting", iotctl help exit-codes).
 const (
 	ExitOK          = 0
 	ExitFailure     = 1

@@ -7,14 +7,19 @@ import (
 	"time"
 )
 
-// parseTests are the topics from PROTOCOL.md §3.4–3.7 and §10.1, plus the
-// tolerant forms ParseTopic accepts.
+// parseTests are the topics of IoT Hub's MQTT docs
+// (https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub), of
+// the SDKs' sources, tests and logs, and those the Node SDK sends
+// (test/interop), plus the tolerant forms ParseTopic accepts.
 var parseTests = []struct {
 	name  string
 	topic string
 	want  *Topic
 }{
-	// §3.4 telemetry.
+	// Telemetry: the docs; the topic azure-iot-sdk-python's
+	// azure-iot-device/azure/iot/device/iothub/pipeline/mqtt_topic_iothub.py
+	// encodes for the quickstart's message; a C SDK log line
+	// (Azure/azure-iot-sdk-c issue #902).
 	{
 		name:  "telemetry, python computed example",
 		topic: "devices/d/messages/events/%24.ct=application%2Fjson&%24.ce=utf-8&temperatureAlert=false",
@@ -77,7 +82,10 @@ var parseTests = []struct {
 			CreationTime: time.Date(2021, 4, 21, 11, 0, 0, 250000000, time.UTC),
 		}},
 	},
-	// §3.5 C2D.
+	// Cloud-to-device: azure-iot-sdk-c
+	// iothub_client/tests/iothubtransport_mqtt_common_ut/iothubtransport_mqtt_common_ut.c,
+	// azure-iot-sdk-python tests/unit/iothub/pipeline/test_mqtt_topic_iothub.py,
+	// amenzhinsky/iothub iotdevice/transport/mqtt/mqtt.go, and the docs.
 	{
 		name: "c2d, csdk example with null system properties",
 		topic: "devices/myDeviceId/messages/devicebound/iothub-ack=Full&propName=PropValue&DeviceInfo=smokeTest" +
@@ -121,7 +129,7 @@ var parseTests = []struct {
 		topic: "devices/dev1/modules/mod1/inputs/input1",
 		want:  &Topic{Kind: KindModuleInput, DeviceID: "dev1", ModuleID: "mod1", Message: &Message{InputName: "input1"}},
 	},
-	// §3.6 direct methods.
+	// Direct methods, as the docs give them.
 	{
 		name:  "method request",
 		topic: "$iothub/methods/POST/SetTelemetryInterval/?$rid=42",
@@ -152,7 +160,7 @@ var parseTests = []struct {
 		topic: "$iothub/methods/res/-1/?%24rid=x",
 		want:  &Topic{Kind: KindMethodResponse, Status: -1, RequestID: "x"},
 	},
-	// §3.7 and §10.1 twin.
+	// Device twin, as the docs give it and the Node SDK sends it.
 	{
 		name:  "twin get",
 		topic: "$iothub/twin/GET/?$rid=0f8a2c1e-7b7c-4c2e-9d1a-1f2e3d4c5b6a",
@@ -183,7 +191,8 @@ var parseTests = []struct {
 		topic: "$iothub/twin/PATCH/properties/desired/?$version=5",
 		want:  &Topic{Kind: KindTwinDesired, Version: 5},
 	},
-	// §10.1 node device client.
+	// What the Node SDK's device client (azure-iot-device-mqtt 1.16.4) sends
+	// and parses in test/interop.
 	{
 		name:  "node telemetry",
 		topic: "devices/dev1/messages/events/%24.mid=msg-abc&%24.cid=corr-1&%24.ct=application%2Fjson&%24.ce=utf-8&alert=high&sp%20ace=a%2Fb%26c",

@@ -31,7 +31,8 @@ func lenientKey(t *testing.T, s string) []byte {
 func at(sec int64) func() time.Time { return func() time.Time { return time.Unix(sec, 0) } }
 
 func TestKnownAnswerVectors(t *testing.T) {
-	// PROTOCOL.md §1.6 vector 1 (Node common/core): sr "uri" used verbatim.
+	// azure-iot-sdk-node common/core/test/_shared_access_signature_test.js:
+	// sr "uri" used verbatim.
 	t.Run("node common token with key name", func(t *testing.T) {
 		key := mustKey(t, "cGFzc3dvcmQ=")
 		if got, want := Signature(key, "uri", "12345"), "kcWxXAK2OAaAoq2oCkaGzX2NMqDB8nCyNuq2fPYCDhk="; got != want {

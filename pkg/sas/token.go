@@ -33,7 +33,12 @@ var (
 // Token is a parsed or freshly signed SAS token. It keeps the literal
 // text of sr, sig and se as they appear on the wire, because the
 // signature is computed over that text and IoT Hub clients disagree on
-// how to percent-encode it (PROTOCOL.md §1.3).
+// how to percent-encode it: azure-iot-sdk-python
+// azure-iot-device/azure/iot/device/common/auth/sastoken.py writes "/" as
+// %2F, azure-iot-sdk-node device/core/src/shared_access_signature.ts also
+// escapes !'()* in lowercase hex (common/core/src/authorization.ts), and
+// the C SDK's azure-c-shared-utility src/sastoken.c writes sr as given,
+// with a raw "/".
 //
 // String and LogValue redact the signature; Encode returns the whole
 // token. The zero Token is not valid.

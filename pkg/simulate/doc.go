@@ -6,7 +6,8 @@
 // Event to a sink.
 //
 // By default a device behaves as the Azure IoT Hub quickstart's
-// simulated device (PROTOCOL.md §7.1): every second it sends
+// simulated device (Azure-Samples/azure-iot-samples-python
+// iot-hub/Quickstarts/simulated-device-2/SimulatedDevice.py): every second it sends
 // {"temperature": t,"humidity": h} (t in [20, 35), h in [60, 80)) with
 // content type application/json, encoding utf-8 and the property
 // temperatureAlert ("true" when t > 30); SetTelemetryInterval with a

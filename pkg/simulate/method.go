@@ -96,7 +96,8 @@ func ParseInterval(payload []byte) (time.Duration, bool) {
 	return time.Duration(f * float64(time.Second)), true
 }
 
-// Replies of the quickstart device (PROTOCOL.md §7.1).
+// Replies of the quickstart device (Azure-Samples/azure-iot-samples-python
+// iot-hub/Quickstarts/simulated-device-2/SimulatedDevice.py).
 var (
 	setIntervalOK  = device.MethodResponse{Status: 200, Payload: []byte(`{"Response": "Executed direct method SetTelemetryInterval"}`)}
 	setIntervalBad = device.MethodResponse{Status: 400, Payload: []byte(`{"Response": "Invalid parameter"}`)}

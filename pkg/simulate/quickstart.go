@@ -5,8 +5,10 @@ import (
 	"strconv"
 )
 
-// QuickstartBody returns the quickstart device's telemetry (PROTOCOL.md
-// §7.1): {"temperature": t,"humidity": h} with t in [20, 35) and h in
+// QuickstartBody returns the quickstart device's telemetry
+// (Azure-Samples/azure-iot-samples-python
+// iot-hub/Quickstarts/simulated-device-2/SimulatedDevice.py):
+// {"temperature": t,"humidity": h} with t in [20, 35) and h in
 // [60, 80), and the value of its temperatureAlert property, "true" when
 // t > 30.
 func QuickstartBody() (body []byte, alert string) {

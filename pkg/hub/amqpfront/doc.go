@@ -1,7 +1,11 @@
 // Package amqpfront is the AMQP 1.0 endpoint of iotctl's local IoT Hub:
 // what the official service SDKs and Event Hubs clients talk to on
-// port 5671 (PROTOCOL.md §6 and §10.2–10.3). It serves, on top of
-// pkg/amqp1:
+// port 5671 (https://learn.microsoft.com/azure/iot-hub/iot-hub-amqp-support;
+// the Node service SDK azure-iothub, azure-iot-sdk-node service/src/amqp.ts
+// and common/transport/amqp/src/amqp_cbs.ts; the Event Hubs clients,
+// azure-sdk-for-js sdk/eventhub/event-hubs and azure-sdk-for-python
+// sdk/eventhub/azure-eventhub; test/interop runs azure-iothub and
+// @azure/event-hubs against it). It serves, on top of pkg/amqp1:
 //
 //   - $cbs: put-token requests as every official SDK sends them (type
 //     servicebus.windows.net:sastoken or azure-devices.net:sastoken, the

@@ -9,7 +9,10 @@ import (
 )
 
 // Message annotations IoT Hub puts on telemetry read from its Event
-// Hub-compatible endpoint (PROTOCOL.md §6.4), and those Event Hubs adds.
+// Hub-compatible endpoint
+// (https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-messages-construct),
+// and those Event Hubs adds (azure-sdk-for-python
+// sdk/eventhub/azure-eventhub/azure/eventhub/_constants.py).
 const (
 	AnnDeviceID          = "iothub-connection-device-id"
 	AnnModuleID          = "iothub-connection-module-id" // modules only

@@ -204,7 +204,9 @@ func TestDevice(t *testing.T) {
 }
 
 // TestNodeServiceVector checks that the Node SDK's published service
-// token verifies through the same sas calls Service uses (PROTOCOL §1.6).
+// token verifies through the same sas calls Service uses
+// (azure-iot-sdk-node service/test/_shared_access_signature_test.js, in
+// the releases that still had the service package).
 func TestNodeServiceVector(t *testing.T) {
 	// Node service create('host','policy','key',12345); the key "key"
 	// is lenient base64 for the bytes 0x91 0xEC.

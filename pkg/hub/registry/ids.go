@@ -4,7 +4,9 @@ package registry
 const MaxIDLength = 128
 
 // idSpecial is the union of the special characters the IoT Hub docs
-// have allowed in device and module ids over time (PROTOCOL.md §8):
+// have allowed in device and module ids over time (the versions of
+// https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-identity-registry
+// list "- . + % _ # * ? ! ( ) , = @ $ '" or "- . % _ * ? ! ( ) , : = @ $ '"):
 // - . + % _ # * ? ! ( ) , : = @ $ '
 const idSpecial = "-.+%_#*?!(),:=@$'"
 

@@ -13,7 +13,8 @@ import (
 	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
-// Twin limits, as IoT Hub documents them (PROTOCOL.md §8).
+// Twin limits, as IoT Hub documents them
+// (https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-device-twins).
 const (
 	MaxTwinDepth       = 10
 	MaxTwinKeyBytes    = 1024

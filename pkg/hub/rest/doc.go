@@ -1,14 +1,17 @@
 // Package rest is the HTTPS service API of iotctl's local IoT Hub as an
 // http.Handler: the identity registry (devices, modules), twins, direct
 // methods, queries, statistics and the C2D purge, on the paths and with
-// the JSON shapes of Azure IoT Hub (PROTOCOL.md §4–5).
+// the JSON shapes of Azure IoT Hub's service REST API
+// (https://learn.microsoft.com/rest/api/iothub/service).
 //
 //	h, err := rest.New(&rest.Options{Store: st, Auth: authz, Methods: hub, Presence: hub, Twins: hub})
 //	if err != nil { ... }
 //	srv := &http.Server{Handler: h}
 //
 // Every request needs "Authorization: SharedAccessSignature ..." signed
-// with a shared access policy (PROTOCOL.md §1). Rights per route:
+// with a shared access policy
+// (https://learn.microsoft.com/azure/iot-hub/authenticate-authorize-sas).
+// Rights per route:
 //
 //	GET /devices, /devices/{id}, /devices/{id}/modules[/{mid}], /statistics/devices   RegistryRead
 //	PUT, DELETE /devices/{id}[/modules/{mid}]                                          RegistryWrite

@@ -11,7 +11,11 @@ import (
 	"github.com/iotctl/iotctl/pkg/hub/registry"
 )
 
-// Direct-method timeouts (PROTOCOL.md §4).
+// Direct-method timeouts
+// (https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-direct-methods;
+// the bounds as the C# SDK documents them in
+// https://learn.microsoft.com/dotnet/api/microsoft.azure.devices.client.methodrequest.responsetimeout
+// and .../methodrequest.connectiontimeout).
 const (
 	DefaultResponseTimeout = 30 * time.Second
 	MinResponseTimeout     = 5 * time.Second

@@ -76,7 +76,8 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Handler is the hub's HTTPS service API (PROTOCOL.md §4–5) as an
+// Handler is the hub's HTTPS service API (the IoT Hub service REST API,
+// https://learn.microsoft.com/rest/api/iothub/service) as an
 // http.Handler. It is safe for concurrent use.
 type Handler struct {
 	store    *registry.Store
