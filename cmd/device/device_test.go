@@ -308,3 +308,32 @@ func TestSASTTLFlag(t *testing.T) {
 		}
 	}
 }
+
+// Connection events are printed from their typed reason: a planned
+// token renewal in its own words, a lost connection with the reason and
+// the error; in JSON the reason stays the same words.
+func TestPrinterConnectionReasons(t *testing.T) {
+	var out, errOut bytes.Buffer
+	io := &cmdutil.IOStreams{Out: &out, ErrOut: &errOut}
+	at := time.Date(2026, 3, 1, 9, 30, 5, 0, time.UTC)
+	p := newPrinter(io, chooseDisplay(output.FormatTable, io, false, false, false), false)
+	p.loc = time.UTC
+	p.print(simulate.Event{Type: simulate.EventReconnecting, Time: at, Reason: device.ReasonTokenRenewal})
+	p.print(simulate.Event{Type: simulate.EventDisconnected, Time: at, Reason: device.ReasonConnectionLost, Error: "EOF"})
+	p.print(simulate.Event{Type: simulate.EventReconnecting, Time: at, Reason: device.ReasonConnectionLost, Attempt: 2, DelaySeconds: 1.5})
+	want := "09:30:05.000 Reconnecting to renew the SAS token\n" +
+		"09:30:05.000 Disconnected (connection lost: EOF)\n" +
+		"09:30:05.000 Reconnecting in 1.5s (attempt 2)\n"
+	if got := out.String() + errOut.String(); got != want {
+		t.Errorf("printed:\n%s\nwant:\n%s", got, want)
+	}
+
+	out.Reset()
+	p = newPrinter(io, chooseDisplay(output.FormatJSON, io, false, false, false), false)
+	p.print(simulate.Event{Type: simulate.EventReconnecting, Reason: device.ReasonTokenRenewal})
+	p.print(simulate.Event{Type: simulate.EventConnected})
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"reason":"token renewal"`) || strings.Contains(lines[1], `"reason"`) {
+		t.Errorf("json lines %q; want the renewal's reason in words and none on connected", lines)
+	}
+}
