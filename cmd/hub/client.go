@@ -30,9 +30,6 @@ func addTransportFlags(fl *pflag.FlagSet) {
 	addProxyFlag(fl)
 }
 
-// serviceOptions are the client options of the configuration.
-func serviceOptions(f *cmdutil.Factory) (*service.Options, error) { return f.ServiceOptions() }
-
 // serviceClient makes a service client from the configured service
 // connection string and serviceOptions.
 func serviceClient(f *cmdutil.Factory) (*service.Client, error) {

@@ -83,6 +83,9 @@ func TestPatchTwin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if delta == nil || string(delta.Patch) != `{"$version":3,"cfg":{"a":null,"c":"x"}}` {
+		t.Errorf("delta = %+v; want the patch as sent with $version 3", delta)
+	}
 	if string(tw.Tags) != `{"loc":{"region":"eu"}}` {
 		t.Errorf("tags = %s", tw.Tags)
 	}
