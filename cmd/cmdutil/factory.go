@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/iotctl/iotctl/internal/proxy"
 	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/device"
 	"github.com/iotctl/iotctl/pkg/output"
 	"github.com/iotctl/iotctl/pkg/service"
 )
@@ -52,22 +54,31 @@ const (
 	KeyProxy = "proxy"
 )
 
-// Factory gives commands their dependencies.
+// Factory lends commands their dependencies: the streams, the
+// configuration, and through its methods the printer (Printer), the
+// service client (ServiceClient), the device client (DeviceClient), the
+// logger and the clock (Now). A command's options hold the Factory; its
+// run function asks it for what it needs, so tests of flag parsing
+// (through a command's runF) need none of them.
 type Factory struct {
 	IO *IOStreams
-	// V is the one viper instance; see Bind.
+	// V is the one viper instance; see Load.
 	V *viper.Viper
+	// Now is the clock of the commands (certificate validity, expiry
+	// checks, message times). Default: time.Now.
+	Now func() time.Time
 
 	logger *slog.Logger
 }
 
-// NewFactory returns a Factory with a fresh viper instance.
+// NewFactory returns a Factory with a fresh viper instance and the
+// wall clock.
 func NewFactory(io *IOStreams) *Factory {
 	v := viper.New()
 	v.SetDefault(KeyOutput, "table")
 	v.SetDefault(KeyLogLevel, "warn")
 	v.SetDefault(KeyLogFormat, "text")
-	return &Factory{IO: io, V: v}
+	return &Factory{IO: io, V: v, Now: time.Now}
 }
 
 // DefaultConfigFile is <user config dir>/iotctl/config.yaml.
@@ -203,6 +214,37 @@ func (f *Factory) DeviceConnectionString(flagValue string) (*connstr.ConnectionS
 		return nil, err
 	}
 	return cs, nil
+}
+
+// ServiceClient returns a service client for the configured service
+// connection string (see ServiceConnectionString) with ServiceOptions.
+// A missing or unusable connection string is a *UsageError.
+func (f *Factory) ServiceClient() (*service.Client, error) {
+	cs, err := f.ServiceConnectionString()
+	if err != nil {
+		return nil, err
+	}
+	o, err := f.ServiceOptions()
+	if err != nil {
+		return nil, err
+	}
+	c, err := service.New(cs, o)
+	if err != nil {
+		return nil, Usagef("%v", err)
+	}
+	return c, nil
+}
+
+// DeviceClient returns a device client for o (the connection and
+// transport options a command resolved from its flags), logging through
+// Logger. It does not connect.
+func (f *Factory) DeviceClient(o *device.Options) (*device.Client, error) {
+	logger, err := f.Logger()
+	if err != nil {
+		return nil, err
+	}
+	o.Logger = logger
+	return device.New(o)
 }
 
 // UserAgent is what iotctl's clients send as User-Agent.

@@ -135,7 +135,7 @@ some, or they have to expire, before the hub takes more).`,
 			if err != nil {
 				return err
 			}
-			client, err := serviceClient(f)
+			client, err := f.ServiceClient()
 			if err != nil {
 				return err
 			}

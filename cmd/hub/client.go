@@ -4,7 +4,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
-	"github.com/iotctl/iotctl/pkg/service"
 )
 
 // transportHelp is the part of the AMQP commands' help that explains
@@ -28,22 +27,4 @@ func addProxyFlag(fl *pflag.FlagSet) {
 func addTransportFlags(fl *pflag.FlagSet) {
 	fl.Bool(cmdutil.KeyWebSocket, false, "AMQP over WebSocket (wss, port 443 or the port in HostName); uses HTTPS_PROXY")
 	addProxyFlag(fl)
-}
-
-// serviceClient makes a service client from the configured service
-// connection string and serviceOptions.
-func serviceClient(f *cmdutil.Factory) (*service.Client, error) {
-	cs, err := f.ServiceConnectionString()
-	if err != nil {
-		return nil, err
-	}
-	o, err := f.ServiceOptions()
-	if err != nil {
-		return nil, err
-	}
-	c, err := service.New(cs, o)
-	if err != nil {
-		return nil, cmdutil.Usagef("%v", err)
-	}
-	return c, nil
 }

@@ -245,7 +245,7 @@ connection string, for 'iotctl device' with --cert and --key.`,
 			if status != "enabled" && status != "disabled" {
 				return cmdutil.Usagef("--status %q: use enabled or disabled", status)
 			}
-			client, err := serviceClient(f)
+			client, err := f.ServiceClient()
 			if err != nil {
 				return err
 			}
@@ -326,7 +326,7 @@ func newCmdDeviceShow(f *cmdutil.Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			client, err := serviceClient(f)
+			client, err := f.ServiceClient()
 			if err != nil {
 				return err
 			}
@@ -374,7 +374,7 @@ func newCmdDeviceList(f *cmdutil.Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			client, err := serviceClient(f)
+			client, err := f.ServiceClient()
 			if err != nil {
 				return err
 			}
@@ -432,7 +432,7 @@ func newCmdDeviceDelete(f *cmdutil.Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			client, err := serviceClient(f)
+			client, err := f.ServiceClient()
 			if err != nil {
 				return err
 			}

@@ -143,7 +143,7 @@ func deviceUpdateRun(ctx context.Context, opts *deviceUpdateOptions) error {
 	if err != nil {
 		return err
 	}
-	client, err := serviceClient(opts.f)
+	client, err := opts.f.ServiceClient()
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func c2dPurgeRun(ctx context.Context, opts *c2dPurgeOptions) error {
 	if err != nil {
 		return err
 	}
-	client, err := serviceClient(opts.f)
+	client, err := opts.f.ServiceClient()
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,7 @@ stops.`,
 			if timeout < 0 {
 				return cmdutil.Usagef("--timeout %s: give a positive duration, or 0 for no limit", timeout)
 			}
-			client, err := serviceClient(f)
+			client, err := f.ServiceClient()
 			if err != nil {
 				return err
 			}

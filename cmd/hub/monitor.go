@@ -160,7 +160,7 @@ events it got when it stops.`,
 				}
 				err = service.MonitorEventHub(ctx, cs, so, opts, fn)
 			} else {
-				client, cerr := serviceClient(f)
+				client, cerr := f.ServiceClient()
 				if cerr != nil {
 					return cerr
 				}

@@ -73,7 +73,7 @@ func runQuery(cmd *cobra.Command, opts *queryOptions) error {
 	if err != nil {
 		return err
 	}
-	client, err := serviceClient(f)
+	client, err := f.ServiceClient()
 	if err != nil {
 		return err
 	}
