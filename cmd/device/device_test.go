@@ -337,3 +337,38 @@ func TestPrinterConnectionReasons(t *testing.T) {
 		t.Errorf("json lines %q; want the renewal's reason in words and none on connected", lines)
 	}
 }
+
+// failReader fails the test if anything reads it.
+type failReader struct{ t *testing.T }
+
+func (r failReader) Read([]byte) (int, error) {
+	r.t.Error("check read standard input; it must read nothing")
+	return 0, errors.New("read")
+}
+
+// simulateOptions.check refuses wrong flags alone: it opens no file,
+// reads no standard input and looks at no configuration, so those
+// refusals need nothing but the flags.
+func TestSimulateCheckReadsNothing(t *testing.T) {
+	f := cmdutil.NewFactory(&cmdutil.IOStreams{In: failReader{t}, Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}})
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	for _, tc := range []struct {
+		o    simulateOptions
+		want string
+	}{
+		{simulateOptions{interval: time.Second, statsInterval: time.Second, qos: "1", dataFile: "-", methods: []string{"reboot"}}, "--method"},
+		{simulateOptions{interval: time.Second, statsInterval: time.Second, qos: "1", devices: 2, devicesSet: true, deviceCA: missing, keysFile: missing}, "not both"},
+		{simulateOptions{interval: time.Second, statsInterval: time.Second, qos: "1", keysFile: missing, conn: connectFlags{deviceID: "d1"}}, "has its own identities"},
+		{simulateOptions{interval: time.Second, statsInterval: time.Second, qos: "2", dataFile: "-"}, "--qos"},
+	} {
+		tc.o.f = f
+		err := tc.o.check()
+		if err == nil || !strings.Contains(err.Error(), tc.want) || cmdutil.ExitCode(exitError(err)) != cmdutil.ExitUsage {
+			t.Errorf("check() = %v; want a usage error with %q", err, tc.want)
+		}
+	}
+	ok := simulateOptions{f: f, interval: time.Second, statsInterval: time.Second, qos: "0", dataFile: "-", keysFile: missing, reported: `{"a":1}`}
+	if err := ok.check(); err != nil {
+		t.Errorf("check() of good flags = %v; want nil (files are resolve's to read)", err)
+	}
+}
