@@ -70,3 +70,48 @@ func TestTwinFlags(t *testing.T) {
 		{[]string{"--tags", `{"a":1}`}, "no device id"},
 	})
 }
+
+func TestDeviceCreateFlags(t *testing.T) {
+	thumb := strings.Repeat("a", 40)
+	got, err := runFlags(t, newCmdDeviceCreate, "cam1", "--auth", "x509-thumbprint", "--primary-thumbprint", thumb, "--status", "disabled", "--edge")
+	if err != nil || got == nil || got.DeviceID != "cam1" || got.Auth != "x509-thumbprint" || got.PrimaryThumbprint != thumb || got.Status != "disabled" || !got.Edge {
+		t.Errorf("create cam1 --auth x509-thumbprint ... = %+v, %v", got, err)
+	}
+	// --generate-cert implies --auth x509-thumbprint.
+	if got, err := runFlags(t, newCmdDeviceCreate, "cam2", "--generate-cert", t.TempDir()); err != nil || got == nil || got.Auth != "x509-thumbprint" {
+		t.Errorf("create cam2 --generate-cert DIR = %+v, %v; want --auth x509-thumbprint", got, err)
+	}
+	key := "cHJpbWFyeS1rZXktcHJpbWFyeS1rZXktMTIzNDU2Nzg="
+	checkUsage(t, newCmdDeviceCreate, []usageCase{
+		{[]string{"cam2", "--auth", "x509-thumbprint"}, "--primary-thumbprint"},
+		{[]string{"x", "--auth", "password"}, "--auth"},
+		{[]string{"x", "--status", "maybe"}, "--status"},
+		{[]string{"x", "--device-id", "y"}, "twice"},
+		{nil, "no device id"},
+		{[]string{"x", "--primary-key", "not base64!"}, "base64"},
+		{[]string{"x", "--secondary-key", "c2hvcnQ="}, "--secondary-key is not a key"},
+		{[]string{"x", "--auth", "x509-thumbprint", "--primary-thumbprint", "xyz"}, "SHA-1"},
+		{[]string{"x", "--auth", "x509-thumbprint", "--primary-thumbprint", thumb, "--secondary-thumbprint", strings.Repeat("a", 41)}, "--secondary-thumbprint"},
+		{[]string{"x", "--primary-thumbprint", thumb}, "need --auth x509-thumbprint"},
+		{[]string{"x", "--auth", "x509-thumbprint", "--primary-thumbprint", thumb, "--primary-key", key}, "need --auth sas"},
+		{[]string{"x", "--auth", "x509-ca", "--primary-thumbprint", thumb}, "no thumbprints"},
+	})
+}
+
+func TestDeviceShowListDeleteFlags(t *testing.T) {
+	show, err := runFlags(t, newCmdDeviceShow, "-d", "dev1", "-m", "mod1", "--show-connection-string")
+	if err != nil || show == nil || show.DeviceID != "dev1" || show.ModuleID != "mod1" || !show.ShowConnectionString || show.ShowSecrets {
+		t.Errorf("show = %+v, %v", show, err)
+	}
+	list, err := runFlags(t, newCmdDeviceList, "--top", "5000", "--modules-of", "dev1")
+	if err != nil || list == nil || list.Top != 5000 || list.ModulesOf != "dev1" {
+		t.Errorf("list = %+v, %v", list, err)
+	}
+	del, err := runFlags(t, newCmdDeviceDelete, "dev1", "--module-id", "mod1", "--etag", "E")
+	if err != nil || del == nil || del.DeviceID != "dev1" || del.ModuleID != "mod1" || del.Etag != "E" {
+		t.Errorf("delete = %+v, %v", del, err)
+	}
+	checkUsage(t, newCmdDeviceShow, []usageCase{{nil, "no device id"}, {[]string{"a", "-d", "b"}, "twice"}})
+	checkUsage(t, newCmdDeviceList, []usageCase{{[]string{"--top", "x"}, "invalid argument"}})
+	checkUsage(t, newCmdDeviceDelete, []usageCase{{nil, "no device id"}})
+}
