@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/connstr"
 )
 
 // runFlags executes the command newCmd makes with args and a runF that
@@ -114,4 +116,40 @@ func TestDeviceShowListDeleteFlags(t *testing.T) {
 	checkUsage(t, newCmdDeviceShow, []usageCase{{nil, "no device id"}, {[]string{"a", "-d", "b"}, "twice"}})
 	checkUsage(t, newCmdDeviceList, []usageCase{{[]string{"--top", "x"}, "invalid argument"}})
 	checkUsage(t, newCmdDeviceDelete, []usageCase{{nil, "no device id"}})
+}
+
+// hub sas checks its flags before runF, the past by the Factory's clock.
+func TestSASFlags(t *testing.T) {
+	at := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
+	newCmd := func(f *cmdutil.Factory, runF func(*sasOptions) error) *cobra.Command {
+		f.Now = func() time.Time { return at }
+		return newCmdSAS(f, runF)
+	}
+	got, err := runFlags(t, newCmd, "--expiry", "2031-01-02T00:00:00Z", "-d", "dev1")
+	if err != nil || got == nil || !got.expiryTime.Equal(at.Add(24*time.Hour)) || got.deviceID != "dev1" {
+		t.Errorf("sas --expiry a day ahead = %+v, %v", got, err)
+	}
+	checkUsage(t, newCmd, []usageCase{
+		{[]string{"--expiry", "2030-01-01T00:00:00Z"}, "in the past (8760h0m0s ago)"},
+		{[]string{"--expiry", "tomorrow"}, "not an RFC 3339 time"},
+		{[]string{"--ttl", "0s"}, "--ttl must be positive"},
+		{[]string{"--key-type", "secondary"}, "carries one key"},
+		{[]string{"--key-type", "x"}, "use primary"},
+	})
+}
+
+// hub connstr parse takes the string from its argument; an expired
+// token is told by the Factory's clock.
+func TestConnstrParseFlags(t *testing.T) {
+	got, err := runFlags(t, newCmdConnstrParse, "-", "--show-secrets")
+	if err != nil || got == nil || got.input != "-" || !got.showSecrets {
+		t.Errorf("connstr parse - --show-secrets = %+v, %v", got, err)
+	}
+	cs, err := connstr.Parse("HostName=h.azure-devices.net;DeviceId=d;SharedAccessSignature=SharedAccessSignature sr=h.azure-devices.net%2Fdevices%2Fd&sig=c2ln&se=1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := describe(cs, false, time.Unix(1000+90, 0)); info.TokenExpired != "expired 1m30s ago" {
+		t.Errorf("describe at se+90s: TokenExpired %q; want expired 1m30s ago", info.TokenExpired)
+	}
 }

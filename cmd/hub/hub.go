@@ -29,7 +29,7 @@ and offline helpers for connection strings and SAS tokens.`,
 		newCmdFeedback(f),
 		newCmdMonitor(f),
 		newCmdConnstr(f),
-		newCmdSAS(f),
+		newCmdSAS(f, nil),
 	)
 	return c
 }
