@@ -296,18 +296,6 @@ func TestC2DSendWait(t *testing.T) {
 			t.Errorf("took %s; want about 1.5s", d)
 		}
 	})
-
-	t.Run("bad flags exit 3", func(t *testing.T) {
-		e.fails(t, cmdutil.ExitUsage, "--wait needs feedback", "hub", "c2d", "send", "-d", "dev1", "--data", "x", "--ack", "none", "--wait")
-		e.fails(t, cmdutil.ExitUsage, "--ack", "hub", "c2d", "send", "-d", "dev1", "--data", "x", "--ack", "sometimes")
-		e.fails(t, cmdutil.ExitUsage, "--expiry", "hub", "c2d", "send", "-d", "dev1", "--data", "x", "--expiry", "-1s")
-		e.fails(t, cmdutil.ExitUsage, "--timeout", "hub", "c2d", "send", "-d", "dev1", "--data", "x", "--wait", "--timeout", "-1s")
-		e.fails(t, cmdutil.ExitUsage, "exactly one of --data and --data-file", "hub", "c2d", "send", "-d", "dev1")
-		e.fails(t, cmdutil.ExitUsage, "exactly one of --data and --data-file", "hub", "c2d", "send", "-d", "dev1", "--data", "x", "--data-file", "f")
-		e.fails(t, cmdutil.ExitUsage, "want key=value", "hub", "c2d", "send", "-d", "dev1", "--data", "x", "--property", "color")
-		e.fails(t, cmdutil.ExitUsage, "no device id", "hub", "c2d", "send", "--data", "x")
-		e.fails(t, cmdutil.ExitUsage, "--data-file", "hub", "c2d", "send", "-d", "dev1", "--data-file", filepath.Join(t.TempDir(), "missing"))
-	})
 }
 
 // bodyFile writes n bytes to a file for --data-file.

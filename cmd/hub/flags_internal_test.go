@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -152,4 +153,35 @@ func TestConnstrParseFlags(t *testing.T) {
 	if info := describe(cs, false, time.Unix(1000+90, 0)); info.TokenExpired != "expired 1m30s ago" {
 		t.Errorf("describe at se+90s: TokenExpired %q; want expired 1m30s ago", info.TokenExpired)
 	}
+}
+
+func TestC2DSendFlags(t *testing.T) {
+	at := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
+	newCmd := func(f *cmdutil.Factory, runF func(*c2dSendOptions) error) *cobra.Command {
+		f.Now = func() time.Time { return at }
+		return newCmdC2DSend(f, runF)
+	}
+	got, err := runFlags(t, newCmd, "-d", "dev1", "-m", "mod1", "--data", "hi", "--wait", "--expiry", "10s", "--property", "color=red", "--message-id", "m1")
+	if err != nil || got == nil {
+		t.Fatalf("c2d send = %+v, %v", got, err)
+	}
+	m := got.Message
+	if got.Ack != "full" || string(m.Body) != "hi" || m.Ack != "full" || m.MessageID != "m1" || m.Properties["color"] != "red" || !m.ExpiryTime.Equal(at.Add(10*time.Second)) {
+		t.Errorf("message %+v ack %q; want ack full (implied by --wait), expiry 10s after the clock", m, got.Ack)
+	}
+	if got, err := runFlags(t, newCmd, "-d", "dev1", "--data", ""); err != nil || got == nil || got.Message.MessageID == "" {
+		t.Errorf("c2d send --data '' = %+v, %v; want an empty body and a new message id", got, err)
+	}
+	checkUsage(t, newCmd, []usageCase{
+		{[]string{"-d", "dev1", "--data", "x", "--ack", "none", "--wait"}, "--wait needs feedback"},
+		{[]string{"-d", "dev1", "--data", "x", "--ack", "sometimes"}, "--ack"},
+		{[]string{"-d", "dev1", "--data", "x", "--expiry", "-1s"}, "--expiry"},
+		{[]string{"-d", "dev1", "--data", "x", "--wait", "--timeout", "-1s"}, "--timeout"},
+		{[]string{"-d", "dev1"}, "exactly one of --data and --data-file"},
+		{[]string{"-d", "dev1", "--data", "x", "--data-file", "f"}, "exactly one of --data and --data-file"},
+		{[]string{"-d", "dev1", "--data", "x", "--property", "color"}, "want key=value"},
+		{[]string{"--data", "x"}, "no device id"},
+		{[]string{"-d", "dev1", "--data-file", filepath.Join(t.TempDir(), "missing")}, "--data-file"},
+		{[]string{"-d", "dev1", "--data", strings.Repeat("x", 65537)}, "up to 65536 bytes"},
+	})
 }
