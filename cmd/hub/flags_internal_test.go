@@ -185,3 +185,14 @@ func TestC2DSendFlags(t *testing.T) {
 		{[]string{"-d", "dev1", "--data", strings.Repeat("x", 65537)}, "up to 65536 bytes"},
 	})
 }
+
+func TestFeedbackFlags(t *testing.T) {
+	got, err := runFlags(t, newCmdFeedback, "--wait-on-msg", "m1", "--count", "3", "--timeout", "2m")
+	if err != nil || got == nil || got.WaitOnMsg != "m1" || got.Count != 3 || got.Timeout != 2*time.Minute {
+		t.Errorf("feedback = %+v, %v", got, err)
+	}
+	checkUsage(t, newCmdFeedback, []usageCase{
+		{[]string{"--count", "-1"}, "--count"},
+		{[]string{"--timeout", "-1s"}, "--timeout"},
+	})
+}
