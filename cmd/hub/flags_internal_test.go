@@ -196,3 +196,24 @@ func TestFeedbackFlags(t *testing.T) {
 		{[]string{"--timeout", "-1s"}, "--timeout"},
 	})
 }
+
+func TestMonitorFlags(t *testing.T) {
+	got, err := runFlags(t, newCmdMonitor, "-d", "sim-*", "--from", "2026-11-26T08:00:00Z", "--consumer-group", "cg", "--count", "100", "--properties", "app, sys")
+	if err != nil || got == nil {
+		t.Fatalf("monitor = %+v, %v", got, err)
+	}
+	if want := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC); !got.monitor.FromTime.Equal(want) || got.monitor.From != "" || got.monitor.ConsumerGroup != "cg" ||
+		got.DeviceGlob != "sim-*" || got.Count != 100 || !got.show["app"] || !got.show["sys"] || got.show["anno"] {
+		t.Errorf("monitor options %+v; want from %s, group cg, app and sys properties", got, want)
+	}
+	if got, err := runFlags(t, newCmdMonitor); err != nil || got == nil || got.monitor.From != "now" || got.monitor.ConsumerGroup != "$Default" {
+		t.Errorf("monitor defaults = %+v, %v; want from now, group $Default", got, err)
+	}
+	checkUsage(t, newCmdMonitor, []usageCase{
+		{[]string{"--from", "yesterday"}, "--from"},
+		{[]string{"--properties", "app,everything"}, "--properties"},
+		{[]string{"--device-id", "sim-["}, "not a valid glob"},
+		{[]string{"--count", "-5"}, "--count"},
+		{[]string{"--timeout", "-1s"}, "--timeout"},
+	})
+}

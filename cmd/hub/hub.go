@@ -27,7 +27,7 @@ and offline helpers for connection strings and SAS tokens.`,
 		newCmdQuery(f, nil),
 		newCmdC2D(f),
 		newCmdFeedback(f, nil),
-		newCmdMonitor(f),
+		newCmdMonitor(f, nil),
 		newCmdConnstr(f),
 		newCmdSAS(f, nil),
 	)
