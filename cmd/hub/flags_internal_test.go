@@ -217,3 +217,17 @@ func TestMonitorFlags(t *testing.T) {
 		{[]string{"--timeout", "-1s"}, "--timeout"},
 	})
 }
+
+func TestDeviceUpdateRenewKeyPurgeFlags(t *testing.T) {
+	checkUsage(t, newCmdDeviceUpdate, []usageCase{
+		{[]string{"u1"}, "nothing to update"},
+		{[]string{"u1", "--status", "off"}, `--status "off"`},
+		{[]string{"u1", "--primary-key", "short"}, "--primary-key is not a key"},
+		{[]string{"u1", "-m", "m1", "--status", "disabled"}, "--module-id goes with"},
+	})
+	checkUsage(t, newCmdDeviceRenewKey, []usageCase{{[]string{"r1", "--key-type", "tertiary"}, `--key-type "tertiary"`}})
+	checkUsage(t, newCmdC2DPurge, []usageCase{{nil, "no device id"}})
+	if got, err := runFlags(t, newCmdDeviceUpdate, "u1", "--status", "disabled", "--edge"); err != nil || got == nil || got.Status != "disabled" || got.Edge == nil || !*got.Edge {
+		t.Errorf("update u1 --status disabled --edge = %+v, %v", got, err)
+	}
+}
