@@ -231,3 +231,28 @@ func TestDeviceUpdateRenewKeyPurgeFlags(t *testing.T) {
 		t.Errorf("update u1 --status disabled --edge = %+v, %v", got, err)
 	}
 }
+
+func TestDeviceCACreateFlags(t *testing.T) {
+	if got, err := runFlags(t, newCmdDeviceCACreate); err != nil || got == nil || got.Dir != "." || got.Days != 365 || got.Name != "iotctl device CA" {
+		t.Errorf("device-ca create = %+v, %v; want the current directory, 365 days", got, err)
+	}
+	if got, err := runFlags(t, newCmdDeviceCACreate, "certs", "--days", "30", "--name", "lab"); err != nil || got == nil || got.Dir != "certs" || got.Days != 30 || got.Name != "lab" {
+		t.Errorf("device-ca create certs --days 30 --name lab = %+v, %v", got, err)
+	}
+	checkUsage(t, newCmdDeviceCACreate, []usageCase{{[]string{"--days", "0"}, "--days must be at least 1"}})
+}
+
+// The CA's validity comes from the Factory's clock.
+func TestDeviceCACreateClock(t *testing.T) {
+	at := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
+	var out bytes.Buffer
+	f := cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &bytes.Buffer{}})
+	f.Now = func() time.Time { return at }
+	f.V.Set(cmdutil.KeyOutput, "json")
+	if err := deviceCACreateRun(&deviceCACreateOptions{f: f, Dir: t.TempDir(), Name: "n", Days: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"notAfter": "2031-01-03T00:00:00Z"`) {
+		t.Errorf("printed %s; want notAfter two days after the clock", out.String())
+	}
+}
