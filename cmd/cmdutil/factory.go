@@ -3,6 +3,7 @@
 package cmdutil
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -56,8 +58,8 @@ const (
 
 // Factory lends commands their dependencies: the streams, the
 // configuration, and through its methods the printer (Printer), the
-// service client (ServiceClient), the device client (DeviceClient), the
-// logger and the clock (Now). A command's options hold the Factory; its
+// service client (ServiceClient, in serviceauth.go), the device client
+// (DeviceClient), the logger and the clock (Now). A command's options hold the Factory; its
 // run function asks it for what it needs, so tests of flag parsing
 // (through a command's runF) need none of them.
 type Factory struct {
@@ -69,6 +71,19 @@ type Factory struct {
 	Now func() time.Time
 
 	logger *slog.Logger
+	// cred is the Microsoft Entra ID credential, made on first use.
+	cred azcore.TokenCredential
+	// ctx is the context of the command Load configured.
+	ctx context.Context
+}
+
+// Context is the context of the command being run (see Load), or
+// context.Background before Load.
+func (f *Factory) Context() context.Context {
+	if f.ctx == nil {
+		return context.Background()
+	}
+	return f.ctx
 }
 
 // NewFactory returns a Factory with a fresh viper instance and the
@@ -99,6 +114,7 @@ func DefaultConfigFile() string {
 // flag to f.V under its key. A value a flag cannot take is a
 // *UsageError naming where it came from.
 func (f *Factory) Load(cmd *cobra.Command) error {
+	f.ctx = cmd.Context()
 	named := os.Getenv(EnvName("", KeyConfig))
 	if fl := cmd.Flags().Lookup(KeyConfig); fl != nil && fl.Changed {
 		named = fl.Value.String()
@@ -214,25 +230,6 @@ func (f *Factory) DeviceConnectionString(flagValue string) (*connstr.ConnectionS
 		return nil, err
 	}
 	return cs, nil
-}
-
-// ServiceClient returns a service client for the configured service
-// connection string (see ServiceConnectionString) with ServiceOptions.
-// A missing or unusable connection string is a *UsageError.
-func (f *Factory) ServiceClient() (*service.Client, error) {
-	cs, err := f.ServiceConnectionString()
-	if err != nil {
-		return nil, err
-	}
-	o, err := f.ServiceOptions()
-	if err != nil {
-		return nil, err
-	}
-	c, err := service.New(cs, o)
-	if err != nil {
-		return nil, Usagef("%v", err)
-	}
-	return c, nil
 }
 
 // DeviceClient returns a device client for o (the connection and

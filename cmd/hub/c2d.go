@@ -30,6 +30,7 @@ func newCmdC2D(f *cmdutil.Factory) *cobra.Command {
 	c.AddCommand(purge)
 	send := newCmdC2DSend(f, nil)
 	send.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
+	cmdutil.AddServiceAuthFlags(send.Flags())
 	send.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 	addTransportFlags(send.Flags())
 	send.Long += "\n\n" + transportHelp
@@ -199,7 +200,7 @@ func c2dSendRun(ctx context.Context, opts *c2dSendOptions) error {
 	if err != nil {
 		return err
 	}
-	client, err := f.ServiceClient()
+	client, err := f.ServiceClient(ctx, nil)
 	if err != nil {
 		return err
 	}

@@ -310,7 +310,7 @@ func deviceCreateRun(ctx context.Context, opts *deviceCreateOptions) (err error)
 	if err != nil {
 		return err
 	}
-	client, err := opts.f.ServiceClient()
+	client, err := opts.f.ServiceClient(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -402,7 +402,7 @@ func deviceShowRun(ctx context.Context, opts *deviceShowOptions) error {
 	if err != nil {
 		return err
 	}
-	client, err := opts.f.ServiceClient()
+	client, err := opts.f.ServiceClient(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -464,7 +464,7 @@ func deviceListRun(ctx context.Context, opts *deviceListOptions) error {
 	if err != nil {
 		return err
 	}
-	client, err := opts.f.ServiceClient()
+	client, err := opts.f.ServiceClient(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -541,7 +541,7 @@ func newCmdDeviceDelete(f *cmdutil.Factory, runF func(*deviceDeleteOptions) erro
 }
 
 func deviceDeleteRun(ctx context.Context, opts *deviceDeleteOptions) error {
-	client, err := opts.f.ServiceClient()
+	client, err := opts.f.ServiceClient(ctx, nil)
 	if err != nil {
 		return err
 	}

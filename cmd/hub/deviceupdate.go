@@ -143,7 +143,7 @@ func deviceUpdateRun(ctx context.Context, opts *deviceUpdateOptions) error {
 	if err != nil {
 		return err
 	}
-	client, err := opts.f.ServiceClient()
+	client, err := opts.f.ServiceClient(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func c2dPurgeRun(ctx context.Context, opts *c2dPurgeOptions) error {
 	if err != nil {
 		return err
 	}
-	client, err := opts.f.ServiceClient()
+	client, err := opts.f.ServiceClient(ctx, nil)
 	if err != nil {
 		return err
 	}

@@ -60,6 +60,7 @@ stops.`,
 		},
 	}
 	c.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
+	cmdutil.AddServiceAuthFlags(c.Flags())
 	c.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 	addTransportFlags(c.Flags())
 	c.Long += "\n\n" + transportHelp
@@ -78,7 +79,7 @@ func feedbackRun(parent context.Context, opts *feedbackOptions) error {
 	if err != nil {
 		return err
 	}
-	client, err := f.ServiceClient()
+	client, err := f.ServiceClient(parent, nil)
 	if err != nil {
 		return err
 	}

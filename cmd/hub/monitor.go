@@ -90,6 +90,7 @@ events it got when it stops.`,
 	}
 	fl := c.Flags()
 	fl.String(cmdutil.KeyConnectionString, "", "service connection string")
+	cmdutil.AddServiceAuthFlags(fl)
 	fl.String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 	addTransportFlags(fl)
 	c.Long += "\n\n" + transportHelp + `
@@ -216,7 +217,7 @@ func monitorRun(parent context.Context, opts *monitorOptions) error {
 		err = service.MonitorEventHub(ctx, cs, so, opts.monitor, fn)
 		return monitorEnd(parent, err, errDone)
 	}
-	client, err := f.ServiceClient()
+	client, err := f.ServiceClient(parent, nil)
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,7 @@ The local hub understands SELECT * FROM devices[.modules] [WHERE path op literal
 	}
 	c.Flags().IntVar(&opts.Top, "top", 0, "print at most this many results (0: every result, page after page)")
 	c.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
+	cmdutil.AddServiceAuthFlags(c.Flags())
 	c.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 	addProxyFlag(c.Flags())
 	return c
@@ -76,7 +77,7 @@ func runQuery(ctx context.Context, opts *queryOptions) error {
 	if err != nil {
 		return err
 	}
-	client, err := f.ServiceClient()
+	client, err := f.ServiceClient(ctx, nil)
 	if err != nil {
 		return err
 	}

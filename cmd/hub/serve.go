@@ -8,10 +8,12 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/pkg/hub"
 	"github.com/iotctl/iotctl/pkg/hub/amqpfront"
+	"github.com/iotctl/iotctl/pkg/hub/auth"
 	"github.com/iotctl/iotctl/pkg/hub/seed"
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/output"
@@ -90,6 +92,16 @@ Telemetry is read from the Event Hub-compatible endpoint (AMQP) in consumer
 group $Default and in each --consumer-group, as a hub with consumer groups made
 by "az iot hub consumer-group create"; each group reads every event.
 
+Microsoft Entra ID on the service side: --entra-jwks FILE|URL (a JSON Web Key
+Set) and --entra-issuer make the hub accept bearer tokens (HTTPS) and JWT
+put-tokens (AMQP) signed by those keys for the audience https://iothubs.azure.net,
+and --entra-role PRINCIPAL=ROLE (repeatable; the token's oid, appid or sub) assigns
+"IoT Hub Data Contributor", "IoT Hub Data Reader", "IoT Hub Registry
+Contributor" or "IoT Hub Twin Contributor", with their documented data actions.
+--disable-local-auth refuses shared access policy tokens on the service side, as
+a hub with local authentication disabled does; devices keep SAS and X.509, and
+the Event Hub-compatible endpoint its shared keys.
+
 GET /health on the TLS port needs no authorization and answers 200 with
 {"status":"ok","hostName":...,"addresses":[...]} once every endpoint is ready
 (503 with "starting" or "stopping" otherwise), for container health checks and
@@ -102,7 +114,9 @@ Ctrl-C stops the hub cleanly.`,
   $ iotctl hub serve --addr 127.0.0.5:8883 --standard-ports --san myhub.local
   $ iotctl hub serve --device-ca devices-root.pem --device-ca devices-intermediate.pem
   $ iotctl hub serve --consumer-group dashboards --consumer-group archive
-  $ iotctl hub serve --in-memory --seed test/hub-seed.yaml`,
+  $ iotctl hub serve --in-memory --seed test/hub-seed.yaml
+  $ iotctl hub serve --disable-local-auth --entra-jwks keys.json --entra-issuer https://sts.windows.net/TENANT/ \
+      --entra-role 11111111-2222-3333-4444-555555555555="IoT Hub Data Contributor"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServe(cmd, f)
@@ -124,7 +138,35 @@ Ctrl-C stops the hub cleanly.`,
 	fl.Int("max-events", 0, "telemetry events kept for monitors; the oldest are dropped beyond it (0: 250,000 with --in-memory, no limit on disk)")
 	fl.Int64("max-bytes", 0, "bytes of telemetry bodies and properties kept; the oldest are dropped beyond it (0: 512 MiB with --in-memory, 1,638,400,000 on disk)")
 	fl.Duration("retention", telemetry.DefaultRetention, "how long telemetry is kept (IoT Hub: 1 day by default, at most 7 days = 168h)")
+	fl.Bool("disable-local-auth", false, "refuse shared access policy tokens on the service side (devices keep SAS and X.509)")
+	fl.String("entra-jwks", "", "JSON Web Key Set file or URL whose keys sign the Microsoft Entra ID tokens to accept")
+	fl.String("entra-issuer", "", "the iss of the Microsoft Entra ID tokens to accept (with --entra-jwks)")
+	fl.StringSlice("entra-role", nil, "PRINCIPAL=ROLE: a data-plane role for a principal's tokens (repeatable)")
 	return c
+}
+
+// serveEntra makes the Entra ID verifier of --entra-jwks,
+// --entra-issuer and --entra-role; nil without --entra-jwks.
+func serveEntra(v *viper.Viper) (*auth.Entra, error) {
+	jwks, issuer, roles := v.GetString("entra-jwks"), v.GetString("entra-issuer"), v.GetStringSlice("entra-role")
+	if jwks == "" {
+		if issuer != "" || len(roles) > 0 {
+			return nil, cmdutil.Usagef("--entra-issuer and --entra-role need --entra-jwks, the keys that sign the tokens")
+		}
+		return nil, nil
+	}
+	if issuer == "" {
+		return nil, cmdutil.Usagef("--entra-jwks needs --entra-issuer, the iss of the tokens to accept (https://sts.windows.net/TENANT/ for Microsoft Entra ID)")
+	}
+	assigned, err := auth.ParseRoleAssignments(roles)
+	if err != nil {
+		return nil, &cmdutil.UsageError{Err: fmt.Errorf("--entra-role: %w", err)}
+	}
+	e, err := auth.NewEntra(auth.EntraOptions{JWKS: jwks, Issuer: issuer, Roles: assigned})
+	if err != nil {
+		return nil, &cmdutil.UsageError{Err: fmt.Errorf("--entra-jwks: %w", err)}
+	}
+	return e, nil
 }
 
 func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
@@ -162,23 +204,29 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 	if v.GetInt64("max-bytes") < 0 {
 		return cmdutil.Usagef("--max-bytes %d: give a number of bytes, or 0 for the default", v.GetInt64("max-bytes"))
 	}
+	entra, err := serveEntra(v)
+	if err != nil {
+		return err
+	}
 	opts := &hub.Options{
-		Addr:           v.GetString("addr"),
-		StandardPorts:  v.GetBool("standard-ports"),
-		HostName:       v.GetString("host-name"),
-		DataDir:        v.GetString("data-dir"),
-		InMemory:       v.GetBool("in-memory"),
-		CertFile:       v.GetString("cert"),
-		KeyFile:        v.GetString("key"),
-		SANs:           v.GetStringSlice("san"),
-		DeviceCAFiles:  v.GetStringSlice("device-ca"),
-		ConsumerGroups: groups,
-		Seed:           sd,
-		Partitions:     v.GetInt("partitions"),
-		MaxEvents:      v.GetInt("max-events"),
-		MaxBytes:       v.GetInt64("max-bytes"),
-		Retention:      retention,
-		Logger:         log.With("component", "hub"),
+		Entra:            entra,
+		DisableLocalAuth: v.GetBool("disable-local-auth"),
+		Addr:             v.GetString("addr"),
+		StandardPorts:    v.GetBool("standard-ports"),
+		HostName:         v.GetString("host-name"),
+		DataDir:          v.GetString("data-dir"),
+		InMemory:         v.GetBool("in-memory"),
+		CertFile:         v.GetString("cert"),
+		KeyFile:          v.GetString("key"),
+		SANs:             v.GetStringSlice("san"),
+		DeviceCAFiles:    v.GetStringSlice("device-ca"),
+		ConsumerGroups:   groups,
+		Seed:             sd,
+		Partitions:       v.GetInt("partitions"),
+		MaxEvents:        v.GetInt("max-events"),
+		MaxBytes:         v.GetInt64("max-bytes"),
+		Retention:        retention,
+		Logger:           log.With("component", "hub"),
 	}
 	h := hub.New(opts)
 	ctx := cmd.Context()

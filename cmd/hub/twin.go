@@ -26,9 +26,11 @@ func newCmdTwin(f *cmdutil.Factory) *cobra.Command {
 }
 
 // addServiceFlags adds the flags of a command that uses the service
-// client over HTTPS: --connection-string, --ca-file and --proxy.
+// client over HTTPS: --connection-string, the sign-in flags, --ca-file
+// and --proxy.
 func addServiceFlags(c *cobra.Command) {
 	c.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
+	cmdutil.AddServiceAuthFlags(c.Flags())
 	c.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 	addProxyFlag(c.Flags())
 }
@@ -79,7 +81,7 @@ func twinShowRun(ctx context.Context, opts *twinShowOptions) error {
 	if err != nil {
 		return err
 	}
-	client, err := opts.f.ServiceClient()
+	client, err := opts.f.ServiceClient(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -164,7 +166,7 @@ func twinUpdateRun(ctx context.Context, opts *twinUpdateOptions) error {
 	if err != nil {
 		return err
 	}
-	client, err := opts.f.ServiceClient()
+	client, err := opts.f.ServiceClient(ctx, nil)
 	if err != nil {
 		return err
 	}

@@ -107,6 +107,7 @@ the credentials, 3 for usage errors.`,
 	}
 	fl := c.Flags()
 	fl.String(cmdutil.KeyConnectionString, "", "service connection string (default: IOTCTL_CONNECTION_STRING or the config file)")
+	cmdutil.AddServiceAuthFlags(fl)
 	fl.StringVarP(&o.DeviceID, "device-id", "d", "", "device to call (default: IOTCTL_DEVICE_ID, config, or the device connection string's DeviceId)")
 	fl.StringVarP(&o.ModuleID, "module-id", "m", "", "module of the device to call")
 	fl.StringVar(&o.Name, "name", "", "method name (alias --method-name)")
@@ -228,17 +229,13 @@ func (o *InvokeOptions) Run(cmd *cobra.Command) error {
 		return err
 	}
 	payload := o.PayloadJSON
-	cs, err := o.F.ServiceConnectionString()
-	if err != nil {
-		return err
-	}
 	log, err := o.F.Logger()
 	if err != nil {
 		return err
 	}
-	client, err := service.New(cs, &service.Options{CAFile: o.CAFile, Proxy: o.Proxy, Logger: log, UserAgent: cmdutil.UserAgent()})
+	client, err := o.F.ServiceClient(cmd.Context(), &service.Options{CAFile: o.CAFile, Proxy: o.Proxy, Logger: log, UserAgent: cmdutil.UserAgent()})
 	if err != nil {
-		return cmdutil.Usagef("%v", err)
+		return err
 	}
 	res, err := client.InvokeMethod(cmd.Context(), service.Target{DeviceID: o.DeviceID, ModuleID: o.ModuleID},
 		service.MethodCall{Name: o.Name, Payload: payload, ResponseTimeout: o.ResponseTimeout, ConnectTimeout: o.ConnectTimeout})

@@ -17,13 +17,15 @@ func (h *Hub) newAMQPFront() *amqpfront.Front {
 		host = h.hostName
 	}
 	return amqpfront.New(h.reg, h.telemetry, &amqpfront.Options{
-		HostNames:      h.hostSet,
-		RedirectHost:   host,
-		RedirectPort:   h.amqpPort(),
-		ConsumerGroups: h.opts.ConsumerGroups,
-		C2DEnqueued:    h.C2DEnqueued,
-		Logger:         h.log.With("component", "amqp"),
-		Now:            h.now,
+		HostNames:        h.hostSet,
+		RedirectHost:     host,
+		RedirectPort:     h.amqpPort(),
+		ConsumerGroups:   h.opts.ConsumerGroups,
+		C2DEnqueued:      h.C2DEnqueued,
+		Logger:           h.log.With("component", "amqp"),
+		Now:              h.now,
+		Entra:            h.opts.Entra,
+		DisableLocalAuth: h.opts.DisableLocalAuth,
 	})
 }
 

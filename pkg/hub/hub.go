@@ -100,6 +100,16 @@ type Options struct {
 	// Hub's default (telemetry.DefaultRetention); IoT Hub allows at
 	// most seven days (telemetry.MaxRetention), and so does Start.
 	Retention time.Duration
+	// Entra makes the service side accept Microsoft Entra ID bearer
+	// tokens (HTTPS Authorization and AMQP put-token) and authorize
+	// their principals by role (see auth.NewEntra). Default: nil,
+	// only SAS tokens.
+	Entra *auth.Entra
+	// DisableLocalAuth refuses shared access policy tokens on the
+	// service side, as a hub with disableLocalAuth does; devices keep
+	// SAS and X.509, the Event Hub-compatible endpoint its keys.
+	// Default: false.
+	DisableLocalAuth bool
 	// Logger receives the hub's log. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default: time.Now.
@@ -286,7 +296,7 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 	}
 	h.hostSet = append([]string{h.hostName, host}, h.addrs...)
 	h.hostSet = append(h.hostSet, h.opts.SANs...)
-	h.auth = auth.New(h.reg, &auth.Options{HostNames: h.hostSet, Now: h.now})
+	h.auth = auth.New(h.reg, &auth.Options{HostNames: h.hostSet, Now: h.now, Entra: h.opts.Entra, DisableLocalAuth: h.opts.DisableLocalAuth})
 	h.front = h.newAMQPFront()
 	if err := h.startDPS(); err != nil {
 		return err

@@ -14,7 +14,6 @@ import (
 
 	"github.com/iotctl/iotctl/internal/proxy"
 	"github.com/iotctl/iotctl/pkg/connstr"
-	"github.com/iotctl/iotctl/pkg/sas"
 )
 
 // DefaultAMQPPort is IoT Hub's AMQPS port, used when HostName has none.
@@ -100,7 +99,7 @@ type amqpSession struct {
 	cbsSend  *amqp.Sender
 	cbsRecv  *amqp.Receiver
 	audience string
-	sign     func() (*sas.Token, error)
+	src      TokenSource
 	cbsMu    sync.Mutex
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -110,7 +109,7 @@ type amqpSession struct {
 // when there is one), opens a session and puts a token for audience on
 // $cbs; a goroutine puts a fresh one at 80% of each token's life until
 // close. hostName is the AMQP open's hostname.
-func (c *Client) dialAMQP(ctx context.Context, ep endpoint, hostName, audience string, sign func() (*sas.Token, error)) (*amqpSession, error) {
+func (c *Client) dialAMQP(ctx context.Context, ep endpoint, hostName, audience string, src TokenSource) (*amqpSession, error) {
 	start := time.Now()
 	nc, err := c.dialEndpoint(ctx, ep)
 	if err != nil {
@@ -131,7 +130,7 @@ func (c *Client) dialAMQP(ctx context.Context, ep endpoint, hostName, audience s
 		}
 		return nil, fmt.Errorf("service: amqp connect to %s: %w", ep, err)
 	}
-	s := &amqpSession{conn: conn, audience: audience, sign: sign, stop: make(chan struct{})}
+	s := &amqpSession{conn: conn, audience: audience, src: src, stop: make(chan struct{})}
 	if err := s.open(ctx); err != nil {
 		_ = conn.Close()
 		return nil, err
@@ -155,11 +154,19 @@ func (s *amqpSession) open(ctx context.Context) error {
 	return err
 }
 
-// putToken signs a token and puts it on $cbs; it returns the token.
-func (s *amqpSession) putToken(ctx context.Context) (*sas.Token, error) {
-	tok, err := s.sign()
+// putToken gets a token from the source and puts it on $cbs; it
+// returns the token. A SAS token goes as every SDK sends it (type
+// servicebus.windows.net:sastoken, name the audience); an Entra ID
+// token as the C# service SDK sends it (IotHubTokenCredentialProperties.cs:
+// type "Bearer", the body "Bearer {jwt}"), for the same audience.
+func (s *amqpSession) putToken(ctx context.Context) (Token, error) {
+	tok, err := s.src.Token(ctx)
 	if err != nil {
-		return nil, err
+		return Token{}, err
+	}
+	typ := "servicebus.windows.net:sastoken"
+	if tok.Bearer() {
+		typ = "Bearer"
 	}
 	s.cbsMu.Lock()
 	defer s.cbsMu.Unlock()
@@ -169,18 +176,21 @@ func (s *amqpSession) putToken(ctx context.Context) (*sas.Token, error) {
 		Properties: &amqp.MessageProperties{MessageID: id, To: &to, ReplyTo: &replyTo},
 		ApplicationProperties: map[string]any{
 			"operation": "put-token",
-			"type":      "servicebus.windows.net:sastoken",
+			"type":      typ,
 			"name":      s.audience,
 		},
-		Value: tok.Encode(),
+		Value: tok.Value,
+	}
+	if !tok.Expiry.IsZero() {
+		req.ApplicationProperties["expiration"] = tok.Expiry.UTC()
 	}
 	if err := s.cbsSend.Send(ctx, req, nil); err != nil {
-		return nil, fmt.Errorf("service: amqp put-token: %w", amqpError(err))
+		return Token{}, fmt.Errorf("service: amqp put-token: %w", amqpError(err))
 	}
 	for {
 		res, err := s.cbsRecv.Receive(ctx, nil)
 		if err != nil {
-			return nil, fmt.Errorf("service: amqp put-token reply: %w", amqpError(err))
+			return Token{}, fmt.Errorf("service: amqp put-token reply: %w", amqpError(err))
 		}
 		_ = s.cbsRecv.AcceptMessage(ctx, res)
 		if res.Properties == nil || fmt.Sprint(res.Properties.CorrelationID) != id {
@@ -189,17 +199,20 @@ func (s *amqpSession) putToken(ctx context.Context) (*sas.Token, error) {
 		code, _ := res.ApplicationProperties["status-code"].(int32)
 		desc, _ := res.ApplicationProperties["status-description"].(string)
 		if code != 200 {
-			return nil, &AMQPError{Condition: "amqp:unauthorized-access", Description: fmt.Sprintf("put-token answered %d %s", code, desc)}
+			return Token{}, &AMQPError{Condition: "amqp:unauthorized-access", Description: fmt.Sprintf("put-token answered %d %s", code, desc)}
 		}
 		return tok, nil
 	}
 }
 
-// renew puts a fresh token at 80% of the current one's life.
+// renew puts a fresh token at 80% of the current one's life, until the
+// session closes or the source fails.
 func (s *amqpSession) renew() {
-	tok, err := s.sign()
-	for err == nil {
-		life := time.Until(tok.Expiry())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	tok, err := s.src.Token(ctx)
+	cancel()
+	for err == nil && !tok.Expiry.IsZero() {
+		life := time.Until(tok.Expiry)
 		t := time.NewTimer(life * 8 / 10)
 		select {
 		case <-s.stop:
@@ -230,16 +243,6 @@ func amqpAddr(cs *connstr.ConnectionString) string {
 	return net.JoinHostPort(cs.Host(), fmt.Sprint(DefaultAMQPPort))
 }
 
-// signHub returns a signer of hub-level tokens (sr = the host name).
-func (c *Client) signHub() func() (*sas.Token, error) {
-	return func() (*sas.Token, error) {
-		if c.key == nil {
-			return c.token, nil
-		}
-		return sas.Sign(c.cs.HostName, c.key, &sas.SignOptions{KeyName: c.cs.SharedAccessKeyName, TTL: c.opts.TokenTTL, Now: c.opts.Now})
-	}
-}
-
 // hubAMQP returns the client's shared AMQP session to the hub, opening
 // it on first use or after it was lost.
 func (c *Client) hubAMQP(ctx context.Context) (*amqpSession, error) {
@@ -254,7 +257,7 @@ func (c *Client) hubAMQP(ctx context.Context) (*amqpSession, error) {
 			return c.amqp, nil
 		}
 	}
-	s, err := c.dialAMQP(ctx, c.hubEndpoint(), c.cs.Host(), c.cs.HostName, c.signHub())
+	s, err := c.dialAMQP(ctx, c.hubEndpoint(), c.cs.Host(), c.cs.HostName, c.src)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,11 +98,17 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Client talks to one IoT hub with one shared access policy.
+// Client talks to one IoT hub with one credential: a shared access
+// policy's key or token, or a TokenSource.
 type Client struct {
-	cs      *connstr.ConnectionString
-	key     []byte
-	token   *sas.Token
+	cs *connstr.ConnectionString
+	// key and token are the policy's, for the Event Hub-compatible
+	// endpoint; nil with a TokenSource.
+	key   []byte
+	token *sas.Token
+	// src gives the tokens presented to the hub; cached is HTTPS's.
+	src     TokenSource
+	cached  Token
 	base    string
 	http    *http.Client
 	opts    Options
@@ -128,6 +135,25 @@ func New(cs *connstr.ConnectionString, opts *Options) (*Client, error) {
 	if err := cs.Require(connstr.KindService); err != nil {
 		return nil, err
 	}
+	return newClient(cs, nil, opts)
+}
+
+// NewWithTokenSource returns a Client for the hub hostName ("myhub.azure-devices.net",
+// with a port when it is not 443) that presents the tokens of src, such
+// as an EntraSource's, on HTTPS and AMQP. Monitor needs the Event
+// Hub-compatible endpoint's own connection string with such a client
+// (see MonitorEventHub): that endpoint takes only shared keys.
+func NewWithTokenSource(hostName string, src TokenSource, opts *Options) (*Client, error) {
+	if hostName == "" || strings.ContainsAny(hostName, "/;") {
+		return nil, fmt.Errorf("service: host name %q: want the hub's host name, e.g. myhub.azure-devices.net", hostName)
+	}
+	if src == nil {
+		return nil, errors.New("service: no token source")
+	}
+	return newClient(&connstr.ConnectionString{Kind: connstr.KindService, HostName: hostName}, src, opts)
+}
+
+func newClient(cs *connstr.ConnectionString, src TokenSource, opts *Options) (*Client, error) {
 	o := Options{}
 	if opts != nil {
 		o = *opts
@@ -150,20 +176,26 @@ func New(cs *connstr.ConnectionString, opts *Options) (*Client, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cs: cs, base: "https://" + cs.HostName, opts: o, log: o.Logger}
-	switch cs.Auth() {
-	case connstr.AuthKey:
-		k, err := cs.Key()
-		if err != nil {
-			return nil, err
+	c := &Client{cs: cs, base: "https://" + cs.HostName, opts: o, log: o.Logger, src: src}
+	if src == nil {
+		switch cs.Auth() {
+		case connstr.AuthKey:
+			k, err := cs.Key()
+			if err != nil {
+				return nil, err
+			}
+			c.key = k
+			c.src = NewSASSource(cs.HostName, cs.SharedAccessKeyName, k, o.TokenTTL, o.Now)
+		case connstr.AuthToken:
+			t, err := cs.Token()
+			if err != nil {
+				return nil, err
+			}
+			c.token = t
+			c.src = FixedSASSource(t)
+		default:
+			return nil, errors.New("service: the connection string has no SharedAccessKey or SharedAccessSignature")
 		}
-		c.key = k
-	case connstr.AuthToken:
-		t, err := cs.Token()
-		if err != nil {
-			return nil, err
-		}
-		c.token = t
 	}
 	trusted, err := newTrust(o.CAFile, o.RootCAs)
 	if err != nil {
@@ -195,21 +227,23 @@ func New(cs *connstr.ConnectionString, opts *Options) (*Client, error) {
 // HostName is the hub the client talks to.
 func (c *Client) HostName() string { return c.cs.HostName }
 
-// authorization returns a valid SAS token, signing a new one when the
-// cached one expires within five minutes.
-func (c *Client) authorization() (string, error) {
+// authorization returns the Authorization header's value: the cached
+// token, or a new one from the token source when the cached one
+// expires within five minutes (a token given in the connection string
+// is used until the end).
+func (c *Client) authorization(ctx context.Context) (string, error) {
 	c.tokenMu.Lock()
 	defer c.tokenMu.Unlock()
 	now := c.opts.Now()
-	if c.token != nil && (c.key == nil || c.token.Expiry().After(now.Add(5*time.Minute))) {
-		return c.token.Encode(), nil
+	if c.cached.Value != "" && (c.token != nil || c.cached.Expiry.After(now.Add(5*time.Minute))) {
+		return c.cached.Value, nil
 	}
-	t, err := sas.Sign(c.cs.HostName, c.key, &sas.SignOptions{KeyName: c.cs.SharedAccessKeyName, TTL: c.opts.TokenTTL, Now: c.opts.Now})
+	t, err := c.src.Token(ctx)
 	if err != nil {
 		return "", err
 	}
-	c.token = t
-	return t.Encode(), nil
+	c.cached = t
+	return t.Value, nil
 }
 
 // request is one REST call.
@@ -250,6 +284,10 @@ func (c *Client) do(ctx context.Context, req request, out any) (http.Header, err
 		if err != nil {
 			if errors.Is(ctx.Err(), context.Canceled) {
 				return nil, ctx.Err()
+			}
+			var te *tokenError
+			if errors.As(err, &te) {
+				return nil, te.err
 			}
 			err = c.netError(ctx, start, phase, err)
 			if ctx.Err() == nil && !wrote && !permanent(err) && attempt < c.opts.Retries {
@@ -306,9 +344,9 @@ func (c *Client) send(ctx context.Context, req request, u string, body []byte) (
 	if err != nil {
 		return nil, false, proxy.PhaseConnect, err
 	}
-	auth, err := c.authorization()
+	auth, err := c.authorization(ctx)
 	if err != nil {
-		return nil, false, proxy.PhaseConnect, err
+		return nil, false, proxy.PhaseConnect, &tokenError{err}
 	}
 	hr.Header.Set("Authorization", auth)
 	hr.Header.Set("User-Agent", c.opts.UserAgent)
@@ -407,6 +445,12 @@ func (c *Client) backoff(ctx context.Context, attempt int, h http.Header) error 
 		return ctx.Err()
 	}
 }
+
+// tokenError is a failure of the token source, which is no failure to
+// reach the hub.
+type tokenError struct{ err error }
+
+func (e *tokenError) Error() string { return e.err.Error() }
 
 func requestID() string {
 	var b [16]byte

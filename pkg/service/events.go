@@ -54,6 +54,13 @@ type MonitorOptions struct {
 // Event Hub-compatible endpoint.
 var ErrRedirect = errors.New("service: the hub did not redirect to an Event Hub-compatible endpoint")
 
+// ErrEventHubKey means Monitor was asked of a client without a shared
+// access key: the Event Hub-compatible endpoint takes only its shared
+// keys, not Microsoft Entra ID tokens (articles/iot-hub/
+// authenticate-authorize-azure-ad.md); read it with MonitorEventHub and
+// its connection string instead.
+var ErrEventHubKey = errors.New("service: the Event Hub-compatible endpoint takes only shared access keys, not Microsoft Entra ID tokens: read it with its own connection string")
+
 // eventHub is where and how to read telemetry.
 type eventHub struct {
 	ep       endpoint
@@ -108,6 +115,9 @@ func MonitorEventHub(ctx context.Context, cs *connstr.ConnectionString, clientOp
 
 // discoverEventHub asks the hub where its events are.
 func (c *Client) discoverEventHub(ctx context.Context) (*eventHub, error) {
+	if c.key == nil && c.token == nil {
+		return nil, ErrEventHubKey
+	}
 	s, err := c.hubAMQP(ctx)
 	if err != nil {
 		return nil, err
@@ -165,14 +175,15 @@ func (c *Client) discoverEventHub(ctx context.Context) (*eventHub, error) {
 	return eh, nil
 }
 
-func (eh *eventHub) sign(c *Client) func() (*sas.Token, error) {
+// source returns the source of the Event Hub's tokens: the policy's
+// key signs them for sb://{host}/{name}, or the policy's fixed token
+// is used.
+func (eh *eventHub) source(c *Client) TokenSource {
 	eh.audience = "sb://" + eh.host + "/" + eh.name
-	return func() (*sas.Token, error) {
-		if eh.key == nil {
-			return eh.token, nil
-		}
-		return sas.Sign(eh.audience, eh.key, &sas.SignOptions{KeyName: eh.keyName, TTL: c.opts.TokenTTL, Now: c.opts.Now})
+	if eh.key == nil {
+		return FixedSASSource(eh.token)
 	}
+	return NewSASSource(eh.audience, eh.keyName, eh.key, c.opts.TokenTTL, c.opts.Now)
 }
 
 // position is a selector filter for a partition.
@@ -237,7 +248,7 @@ type fnError struct{ err error }
 func (e fnError) Error() string { return e.err.Error() }
 
 func (c *Client) monitorOnce(ctx context.Context, eh *eventHub, opts MonitorOptions, lastSeq map[string]int64, fn func(Event) error) error {
-	signer := eh.sign(c)
+	signer := eh.source(c)
 	s, err := c.dialAMQP(ctx, eh.ep, eh.host, eh.audience, signer)
 	if err != nil {
 		return err
@@ -305,7 +316,7 @@ func (c *Client) monitorOnce(ctx context.Context, eh *eventHub, opts MonitorOpti
 
 // partitionIDs asks the $management node for the event hub's
 // partitions.
-func partitionIDs(ctx context.Context, s *amqpSession, eh *eventHub, sign func() (*sas.Token, error)) ([]string, error) {
+func partitionIDs(ctx context.Context, s *amqpSession, eh *eventHub, src TokenSource) ([]string, error) {
 	snd, err := s.sess.NewSender(ctx, "$management", nil)
 	if err != nil {
 		return nil, fmt.Errorf("service: $management: %w", amqpError(err))
@@ -317,7 +328,7 @@ func partitionIDs(ctx context.Context, s *amqpSession, eh *eventHub, sign func()
 		return nil, fmt.Errorf("service: $management: %w", amqpError(err))
 	}
 	defer rcv.Close(ctx)
-	tok, err := sign()
+	tok, err := src.Token(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -331,9 +342,7 @@ func partitionIDs(ctx context.Context, s *amqpSession, eh *eventHub, sign func()
 		},
 		Value: map[string]any{},
 	}
-	if tok != nil {
-		req.ApplicationProperties["security_token"] = tok.Encode()
-	}
+	req.ApplicationProperties["security_token"] = tok.Value
 	if err := snd.Send(ctx, req, nil); err != nil {
 		return nil, fmt.Errorf("service: $management READ: %w", amqpError(err))
 	}

@@ -57,11 +57,11 @@ func (cs *conn) putToken(req *amqp.Message) response {
 	if op := str(props["operation"]); op != "put-token" {
 		return response{status: statusBadRequest, description: "unsupported $cbs operation " + quote(op) + "; only put-token is"}
 	}
-	if typ := str(props["type"]); typ == "jwt" || strings.HasSuffix(typ, "bearer") {
-		return response{status: statusUnauthorized, description: "token type " + typ + " is not supported by this hub; put a SAS token"}
-	}
 	audience := decodeAudience(str(props["name"]))
 	token := bodyString(req)
+	if typ := strings.ToLower(str(props["type"])); auth.IsBearer(token) || typ == "jwt" || strings.HasSuffix(typ, "bearer") {
+		return cs.putBearer(token)
+	}
 	g, err := cs.f.tokenGrant(token, audience)
 	if err != nil {
 		cs.f.log.Debug("amqp put-token refused", "audience", audience, "err", err)
@@ -70,6 +70,60 @@ func (cs *conn) putToken(req *amqp.Message) response {
 	cs.addGrant(g)
 	cs.f.log.Debug("amqp put-token accepted", "audience", audience, "policy", g.policy, "resource", g.key, "expiry", g.expiry)
 	return response{status: statusOK, description: "OK"}
+}
+
+// bearerNodes are the service nodes an Entra ID principal may attach
+// to, with the data action each needs (articles/iot-hub/
+// authenticate-authorize-azure-ad.md).
+var bearerNodes = []struct {
+	path   string
+	action auth.Action
+}{
+	{nodeC2D, auth.ActionC2DSend},
+	{nodeFeedback, auth.ActionC2DFeedback},
+	{nodeFileNotifications, auth.ActionFileNotifications},
+}
+
+// putBearer verifies a Microsoft Entra ID token put on $cbs, whatever
+// its type and name say: the C# service SDK puts type "Bearer" for the
+// audience amqps://{host}:5671/ (IotHubTokenCredentialProperties.cs),
+// the Node one type "servicebus.windows.net:sastoken" for the name
+// https://iothubs.azure.net/.default (service/src/amqp.ts); both send
+// the body "Bearer {jwt}". The principal gets a grant for each node its
+// roles allow, until the token expires; attaching to another node is
+// refused with a message naming the roles that would allow it.
+func (cs *conn) putBearer(token string) response {
+	p, err := cs.f.auth.BearerPrincipal(token)
+	if err != nil {
+		cs.f.log.Debug("amqp put-token refused", "kind", "bearer", "err", err)
+		return response{status: statusUnauthorized, description: err.Error()}
+	}
+	cs.mu.Lock()
+	cs.principal = p
+	cs.mu.Unlock()
+	for _, n := range bearerNodes {
+		if p.Allows(n.action) {
+			segs := segments(n.path)
+			cs.addGrant(&grant{key: strings.Join(segs, "/"), path: segs, policy: "entra:" + p.ID, rights: registry.ServiceConnect, expiry: p.Expiry})
+		}
+	}
+	cs.f.log.Debug("amqp put-token accepted", "kind", "bearer", "principal", p.ID, "expiry", p.Expiry)
+	return response{status: statusOK, description: "OK"}
+}
+
+// bearerRefusal explains why the connection's Entra ID principal, if
+// it has one, may not attach to resource; "" when that is not why.
+// Call with cs.mu held.
+func (cs *conn) bearerRefusal(resource string) string {
+	if cs.principal == nil {
+		return ""
+	}
+	for _, n := range bearerNodes {
+		if n.path == resource && !cs.principal.Allows(n.action) {
+			return cs.principal.Refusal(n.action).Error()
+		}
+	}
+	return ""
 }
 
 // tokenGrant verifies a token put for audience and returns what it

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/iotctl/iotctl/pkg/amqp1"
+	"github.com/iotctl/iotctl/pkg/hub/auth"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
 )
 
@@ -17,7 +18,10 @@ const (
 	nodeManagement = "$management"
 	nodeC2D        = "messages/devicebound"
 	nodeFeedback   = "messages/servicebound/feedback"
-	nodeEvents     = "messages/events"
+	// nodeFileNotifications is where file upload notifications are
+	// received.
+	nodeFileNotifications = "messages/servicebound/filenotifications"
+	nodeEvents            = "messages/events"
 )
 
 // closeTimeout bounds the wait for the peer's detach when the front
@@ -32,6 +36,9 @@ type conn struct {
 	mu     sync.Mutex
 	closed bool
 	grants map[string]*grant // by grant.key
+	// principal is the Entra ID principal of the last bearer token put
+	// on $cbs, nil for none.
+	principal *auth.Principal
 	// authorized holds each link accepted on a grant.
 	authorized map[*amqp1.Link]linkAuth
 	// replies holds the peer's receivers on $cbs and $management, newest
@@ -274,10 +281,14 @@ func (cs *conn) authorize(l *amqp1.Link, resource string, need registry.Rights) 
 	if best != nil {
 		cs.authorized[l] = linkAuth{key: best.key, resource: segs, need: need}
 	}
+	role := cs.bearerRefusal(resource)
 	cs.mu.Unlock()
 	if best == nil {
 		desc := "no unexpired token put on $cbs (or given with SASL PLAIN) covers " + resource
-		if lacking {
+		switch {
+		case role != "":
+			desc = role
+		case lacking:
 			desc = "the shared access policy of the token for " + resource + " lacks " + need.String()
 		}
 		return &amqp1.Error{Condition: amqp1.ErrCondUnauthorizedAccess, Description: desc}

@@ -64,6 +64,13 @@ type Options struct {
 	// Now is the clock for token expiry and management replies.
 	// Default: time.Now.
 	Now func() time.Time
+	// Entra checks Microsoft Entra ID tokens put on $cbs (see
+	// auth.Options.Entra). Default: nil, they are refused.
+	Entra *auth.Entra
+	// DisableLocalAuth refuses shared access policy tokens for the
+	// hub's service nodes (see auth.Options.DisableLocalAuth); the
+	// Event Hub-compatible endpoint keeps them. Default: false.
+	DisableLocalAuth bool
 	// AfterFunc calls f in its own goroutine after d has passed on the
 	// clock Now reads, and returns a Timer that cancels the call: it
 	// ends the links of a token when it expires. Tests give a fake
@@ -137,7 +144,7 @@ func New(reg *registry.Store, tel *telemetry.Log, opts *Options) *Front {
 	return &Front{
 		reg:    reg,
 		tel:    tel,
-		auth:   auth.New(reg, &auth.Options{HostNames: o.HostNames, Now: o.Now}),
+		auth:   auth.New(reg, &auth.Options{HostNames: o.HostNames, Now: o.Now, Entra: o.Entra, DisableLocalAuth: o.DisableLocalAuth}),
 		opts:   o,
 		ehName: o.EventHubName,
 		log:    o.Logger,

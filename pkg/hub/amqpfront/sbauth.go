@@ -13,12 +13,17 @@ import (
 // (its UTF-8 bytes), so for an Event Hub audience that form is accepted
 // too, as the built-in endpoint (a Service Bus namespace) does.
 func (f *Front) verifyToken(token, audience string) (string, error) {
-	policy, err := f.auth.Service(token, 0)
+	if !f.isEventHubAudience(audience) {
+		return f.auth.Service(token, 0)
+	}
+	// The Event Hub-compatible endpoint keeps its shared keys when
+	// local authentication is disabled.
+	policy, err := f.auth.EventHub(token, 0, false)
 	var ae *auth.Error
-	if err == nil || !errors.As(err, &ae) || ae.Reason != auth.ReasonSignature || !f.isEventHubAudience(audience) {
+	if err == nil || !errors.As(err, &ae) || ae.Reason != auth.ReasonSignature {
 		return policy, err
 	}
-	if p, sbErr := f.auth.ServiceKeyText(token, 0); sbErr == nil {
+	if p, sbErr := f.auth.EventHub(token, 0, true); sbErr == nil {
 		return p, nil
 	} else if errors.As(sbErr, &ae) && ae.Reason != auth.ReasonSignature {
 		return "", sbErr

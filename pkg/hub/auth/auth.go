@@ -69,15 +69,26 @@ type Options struct {
 	HostNames []string
 	// Now is the clock for expiry. Default: time.Now.
 	Now func() time.Time
+	// Entra checks Microsoft Entra ID bearer tokens on the service
+	// side. Default: nil, bearer tokens are refused (ReasonEntraOff).
+	Entra *Entra
+	// DisableLocalAuth refuses shared access policy tokens on the
+	// service side, as an IoT hub with disableLocalAuth does; devices
+	// and modules keep their SAS tokens and certificates, and the Event
+	// Hub-compatible endpoint its shared keys (see EventHub). Default:
+	// false.
+	DisableLocalAuth bool
 }
 
 // Authorizer checks SAS tokens. It is safe for concurrent use and
 // reads the store on every call, so key and status changes apply at
 // once.
 type Authorizer struct {
-	store Store
-	hosts []string
-	now   func() time.Time
+	store    Store
+	hosts    []string
+	now      func() time.Time
+	entra    *Entra
+	localOff bool
 }
 
 // New returns an Authorizer over store.
@@ -88,8 +99,37 @@ func New(store Store, opts *Options) *Authorizer {
 		if opts.Now != nil {
 			a.now = opts.Now
 		}
+		a.entra = opts.Entra
+		a.localOff = opts.DisableLocalAuth
 	}
 	return a
+}
+
+// Bearer checks a Microsoft Entra ID token (an Authorization value
+// "Bearer eyJ...", or an AMQP put-token body) and that its principal
+// has a role allowing action (see Entra.Authorize). Errors are *Error
+// values wrapping ErrUnauthorized.
+func (a *Authorizer) Bearer(token string, action Action) (*Principal, error) {
+	if a.entra == nil {
+		return nil, refuse(ReasonEntraOff, "it takes a shared access policy's SAS token; start the local hub with --entra-jwks and --entra-issuer to accept them")
+	}
+	return a.entra.Authorize(token, action)
+}
+
+// BearerPrincipal verifies a Microsoft Entra ID token and returns its
+// principal without checking any role (AMQP checks the role of each
+// link as it attaches).
+func (a *Authorizer) BearerPrincipal(token string) (*Principal, error) {
+	if a.entra == nil {
+		return nil, refuse(ReasonEntraOff, "it takes a shared access policy's SAS token; start the local hub with --entra-jwks and --entra-issuer to accept them")
+	}
+	return a.entra.Verify(token)
+}
+
+// errLocalAuthOff is the refusal of a policy token when local
+// authentication is disabled.
+func errLocalAuthOff() error {
+	return refuse(ReasonLocalAuthOff, "sign in with Microsoft Entra ID instead: iotctl --auth-type login")
 }
 
 // Service checks a service token (an Authorization header value):
@@ -98,7 +138,26 @@ func New(store Store, opts *Options) *Authorizer {
 // is one of the hub's host names or a resource under one, and the
 // policy must have every right in need. It returns the policy name,
 // or an *Error wrapping ErrUnauthorized.
+//
+// With DisableLocalAuth every such token is refused with
+// ReasonLocalAuthOff.
 func (a *Authorizer) Service(token string, need Rights) (string, error) {
+	if a.localOff {
+		return "", errLocalAuthOff()
+	}
+	return a.service(token, need, sas.DecodeKey)
+}
+
+// EventHub is Service for the Event Hub-compatible endpoint, which
+// keeps its shared access keys when local authentication is disabled
+// (as Azure's built-in endpoint does: articles/iot-hub/
+// authenticate-authorize-azure-ad.md). keyText selects tokens signed
+// with the key's text rather than the decoded key (see
+// ServiceKeyText).
+func (a *Authorizer) EventHub(token string, need Rights, keyText bool) (string, error) {
+	if keyText {
+		return a.service(token, need, func(k string) ([]byte, error) { return []byte(k), nil })
+	}
 	return a.service(token, need, sas.DecodeKey)
 }
 
@@ -106,7 +165,10 @@ func (a *Authorizer) Service(token string, need Rights) (string, error) {
 // policy's key as it is (its UTF-8 bytes) rather than the decoded key:
 // Event Hubs and Service Bus clients sign that way.
 func (a *Authorizer) ServiceKeyText(token string, need Rights) (string, error) {
-	return a.service(token, need, func(k string) ([]byte, error) { return []byte(k), nil })
+	if a.localOff {
+		return "", errLocalAuthOff()
+	}
+	return a.EventHub(token, need, true)
 }
 
 // keyBytes turns a key as stored into the bytes a token is signed with.

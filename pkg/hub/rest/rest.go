@@ -50,6 +50,9 @@ type Twins interface {
 // Authorizer checks service tokens; *auth.Authorizer implements it.
 type Authorizer interface {
 	Service(token string, need registry.Rights) (policy string, err error)
+	// Bearer checks a Microsoft Entra ID token ("Bearer eyJ...") and
+	// its principal's role for action.
+	Bearer(token string, action auth.Action) (*auth.Principal, error)
 }
 
 // Options configure a Handler. Store and Auth are required.
@@ -147,7 +150,10 @@ type request struct {
 
 type endpoint struct {
 	// need lists alternatives: any one of them is enough.
-	need    []registry.Rights
+	need []registry.Rights
+	// action is the Entra ID data action a bearer token's principal
+	// needs.
+	action  auth.Action
 	handler func(h *Handler, q *request)
 }
 
@@ -168,26 +174,26 @@ func route(segs []string) (map[string]endpoint, string, string) {
 	service := []registry.Rights{registry.ServiceConnect}
 	switch {
 	case n == 1 && is(0, "devices"):
-		return map[string]endpoint{"GET": {read, (*Handler).listDevices}}, "", ""
+		return map[string]endpoint{"GET": {read, auth.ActionDevicesRead, (*Handler).listDevices}}, "", ""
 	case n == 2 && is(0, "devices"):
 		m := map[string]endpoint{
-			"GET":    {read, (*Handler).getDevice},
-			"PUT":    {write, (*Handler).putDevice},
-			"DELETE": {write, (*Handler).deleteDevice},
+			"GET":    {read, auth.ActionDevicesRead, (*Handler).getDevice},
+			"PUT":    {write, auth.ActionDevicesWrite, (*Handler).putDevice},
+			"DELETE": {write, auth.ActionDevicesDelete, (*Handler).deleteDevice},
 		}
 		if is(1, "query") {
-			m["POST"] = endpoint{twinRead, (*Handler).query}
+			m["POST"] = endpoint{twinRead, auth.ActionTwinsRead, (*Handler).query}
 		}
 		return m, segs[1], ""
 	case n == 3 && is(0, "devices") && is(2, "modules"):
-		return map[string]endpoint{"GET": {read, (*Handler).listModules}}, segs[1], ""
+		return map[string]endpoint{"GET": {read, auth.ActionDevicesRead, (*Handler).listModules}}, segs[1], ""
 	case n == 3 && is(0, "devices") && is(2, "commands"):
-		return map[string]endpoint{"DELETE": {service, (*Handler).purgeCommands}}, segs[1], ""
+		return map[string]endpoint{"DELETE": {service, auth.ActionC2DPurge, (*Handler).purgeCommands}}, segs[1], ""
 	case n == 4 && is(0, "devices") && is(2, "modules"):
 		return map[string]endpoint{
-			"GET":    {read, (*Handler).getModule},
-			"PUT":    {write, (*Handler).putModule},
-			"DELETE": {write, (*Handler).deleteModule},
+			"GET":    {read, auth.ActionDevicesRead, (*Handler).getModule},
+			"PUT":    {write, auth.ActionDevicesWrite, (*Handler).putModule},
+			"DELETE": {write, auth.ActionDevicesDelete, (*Handler).deleteModule},
 		}, segs[1], segs[3]
 	case n == 2 && is(0, "twins"), n == 4 && is(0, "twins") && is(2, "modules"):
 		mid := ""
@@ -195,18 +201,18 @@ func route(segs []string) (map[string]endpoint, string, string) {
 			mid = segs[3]
 		}
 		return map[string]endpoint{
-			"GET":   {twinRead, (*Handler).getTwin},
-			"PATCH": {twinWrite, (*Handler).patchTwin},
-			"PUT":   {twinWrite, (*Handler).replaceTwin},
+			"GET":   {twinRead, auth.ActionTwinsRead, (*Handler).getTwin},
+			"PATCH": {twinWrite, auth.ActionTwinsWrite, (*Handler).patchTwin},
+			"PUT":   {twinWrite, auth.ActionTwinsWrite, (*Handler).replaceTwin},
 		}, segs[1], mid
 	case n == 3 && is(0, "twins") && is(2, "methods"):
-		return map[string]endpoint{"POST": {service, (*Handler).invoke}}, segs[1], ""
+		return map[string]endpoint{"POST": {service, auth.ActionMethodsInvoke, (*Handler).invoke}}, segs[1], ""
 	case n == 5 && is(0, "twins") && is(2, "modules") && is(4, "methods"):
-		return map[string]endpoint{"POST": {service, (*Handler).invoke}}, segs[1], segs[3]
+		return map[string]endpoint{"POST": {service, auth.ActionMethodsInvoke, (*Handler).invoke}}, segs[1], segs[3]
 	case n == 2 && is(0, "statistics") && is(1, "devices"):
-		return map[string]endpoint{"GET": {read, (*Handler).deviceStats}}, "", ""
+		return map[string]endpoint{"GET": {read, auth.ActionStatisticsRead, (*Handler).deviceStats}}, "", ""
 	case n == 2 && is(0, "statistics") && is(1, "service"):
-		return map[string]endpoint{"GET": {service, (*Handler).serviceStats}}, "", ""
+		return map[string]endpoint{"GET": {service, auth.ActionStatisticsRead, (*Handler).serviceStats}}, "", ""
 	}
 	return nil, "", ""
 }
@@ -262,19 +268,24 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, newError(errMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path))
 		return
 	}
-	if err := h.authorize(r, ep.need); err != nil {
+	if err := h.authorize(r, ep.need, ep.action); err != nil {
 		h.writeError(w, newError(registry.ErrUnauthorized, err.Error()))
 		return
 	}
 	ep.handler(h, &request{w: w, r: r, deviceID: deviceID, moduleID: moduleID})
 }
 
-// authorize accepts the request when its token grants any one of the
-// alternatives in need.
-func (h *Handler) authorize(r *http.Request, need []registry.Rights) error {
+// authorize accepts the request when its SAS token grants any one of
+// the alternatives in need, or its bearer token's principal has a role
+// that allows action.
+func (h *Handler) authorize(r *http.Request, need []registry.Rights, action auth.Action) error {
 	tok := r.Header.Get("Authorization")
 	if tok == "" {
 		return errors.New("no Authorization header")
+	}
+	if auth.IsBearer(tok) {
+		_, err := h.auth.Bearer(tok, action)
+		return err
 	}
 	var first error
 	for _, n := range need {

@@ -1,0 +1,199 @@
+package hub_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/internal/entratest"
+	"github.com/iotctl/iotctl/pkg/connstr"
+	hubsrv "github.com/iotctl/iotctl/pkg/hub"
+	"github.com/iotctl/iotctl/pkg/hub/auth"
+)
+
+// entraEnv is a hub with local authentication disabled that trusts the
+// tokens of an Entra ID stand-in, a plain hub, and that stand-in, which
+// also answers as Azure Resource Manager for both hubs.
+type entraEnv struct {
+	cloud        *entratest.Cloud
+	entraHub     *hubsrv.Hub
+	keyHub       *regEnv
+	caFile       string
+	subscription string
+}
+
+const (
+	writerID, writerSecret = "11111111-0000-0000-0000-00000000000a", "writer-secret-Zq8"
+	readerID, readerSecret = "22222222-0000-0000-0000-00000000000b", "reader-secret-Yp7"
+	deniedID, deniedSecret = "33333333-0000-0000-0000-00000000000c", "denied-secret-Xo6"
+)
+
+func startEntraEnv(t *testing.T) *entraEnv {
+	t.Helper()
+	cloud := entratest.NewCloud(t)
+	cloud.Clients[writerID] = writerSecret
+	cloud.Clients[readerID] = readerSecret
+	cloud.Clients[deniedID] = deniedSecret
+	cloud.Forbidden[deniedID] = true
+	dir := t.TempDir()
+	e, err := auth.NewEntra(auth.EntraOptions{
+		JWKS: cloud.Issuer.WriteJWKS(t, dir), Issuer: cloud.Issuer.Name,
+		Roles: map[string][]string{writerID: {"IoT Hub Data Contributor"}, readerID: {"IoT Hub Data Reader"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hubsrv.New(&hubsrv.Options{Addr: "127.0.0.1:0", InMemory: true, Entra: e, DisableLocalAuth: true})
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatalf("hub Start: %v", err)
+	}
+	t.Cleanup(func() { h.Close() })
+	keyHub := startRegEnv(t)
+	// One CA file trusts both hubs and the stand-in.
+	var bundle []byte
+	for _, f := range []string{h.CAFile(), keyHub.hub.CAFile(), cloud.CAFile(t, dir)} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bundle = append(bundle, b...)
+	}
+	caFile := filepath.Join(dir, "bundle.pem")
+	if err := os.WriteFile(caFile, bundle, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kcs := connstr.MustParse(keyHub.cs)
+	env := &entraEnv{cloud: cloud, entraHub: h, keyHub: keyHub, caFile: caFile, subscription: "sub-1"}
+	cloud.Hubs = []entratest.Hub{
+		{Subscription: env.subscription, ResourceGroup: "rg-entra", Name: "entrahub", HostName: h.HostName()},
+		{Subscription: env.subscription, ResourceGroup: "rg-key", Name: "keyhub", HostName: kcs.HostName, Keys: map[string]string{"iothubowner": kcs.SharedAccessKey}},
+	}
+	return env
+}
+
+// run runs iotctl signed in as the client id, against the Entra hub by
+// its host unless args name a hub otherwise.
+func (e *entraEnv) run(t *testing.T, clientID, secret string, args ...string) regResult {
+	t.Helper()
+	return runEnv(t, map[string]string{
+		"AZURE_TENANT_ID":               e.cloud.Tenant,
+		"AZURE_CLIENT_ID":               clientID,
+		"AZURE_CLIENT_SECRET":           secret,
+		"AZURE_AUTHORITY_HOST":          e.cloud.URL,
+		"AZURE_SUBSCRIPTION_ID":         "",
+		"AZURE_FEDERATED_TOKEN_FILE":    "",
+		"AZURE_CLIENT_CERTIFICATE_PATH": "",
+		"IOTCTL_CA_FILE":                e.caFile,
+		"IOTCTL_HOST":                   e.entraHub.HostName(),
+		"IOTCTL_AUTH_TYPE":              "login",
+		"IOTCTL_ARM_ENDPOINT":           e.cloud.URL,
+	}, args...)
+}
+
+func TestEntraLoginWithRoles(t *testing.T) {
+	e := startEntraEnv(t)
+	secretsIn := func(t *testing.T, r regResult) {
+		t.Helper()
+		for _, s := range []string{writerSecret, readerSecret, "eyJ"} {
+			if strings.Contains(r.stdout+r.stderr, s) {
+				t.Errorf("output holds a secret or token (%.3s...): stdout %q stderr %q", s, r.stdout, r.stderr)
+			}
+		}
+	}
+	ok := func(t *testing.T, id, secret string, args ...string) string {
+		t.Helper()
+		r := e.run(t, id, secret, append(args, "--log-level", "debug")...)
+		secretsIn(t, r)
+		if r.code != 0 {
+			t.Fatalf("iotctl %s as %s: exit %d stderr %q", strings.Join(args, " "), id, r.code, r.stderr)
+		}
+		return r.stdout
+	}
+	refused := func(t *testing.T, code int, want []string, id, secret string, args ...string) {
+		t.Helper()
+		r := e.run(t, id, secret, append(args, "--log-level", "debug")...)
+		secretsIn(t, r)
+		for _, w := range want {
+			if r.code != code || !strings.Contains(r.stderr, w) {
+				t.Errorf("iotctl %s as %s: exit %d stderr %q; want %d and %q", strings.Join(args, " "), id, r.code, r.stderr, code, w)
+			}
+		}
+	}
+
+	// The Data Contributor does everything, on HTTPS and on AMQP.
+	ok(t, writerID, writerSecret, "hub", "device", "create", "--device-id", "d1")
+	if out := ok(t, writerID, writerSecret, "hub", "device", "show", "d1", "-o", "json"); !strings.Contains(out, `"d1"`) {
+		t.Errorf("device show: %q", out)
+	}
+	ok(t, writerID, writerSecret, "hub", "twin", "update", "d1", "--desired", `{"interval": 5}`)
+	ok(t, writerID, writerSecret, "hub", "query", "SELECT * FROM devices")
+	ok(t, writerID, writerSecret, "hub", "c2d", "send", "-d", "d1", "--data", "hello")
+	ok(t, writerID, writerSecret, "hub", "c2d", "purge", "-d", "d1")
+	// Authorized: the hub answers that the device is offline.
+	refused(t, cmdutil.ExitOffline, []string{"404103"}, writerID, writerSecret, "method", "invoke", "-d", "d1", "--name", "m", "--payload", "1")
+
+	// The Data Reader reads, and is told which role it lacks.
+	ok(t, readerID, readerSecret, "hub", "device", "show", "d1")
+	ok(t, readerID, readerSecret, "hub", "twin", "show", "d1")
+	refused(t, cmdutil.ExitAuth, []string{"devices/write", `"IoT Hub Registry Contributor"`}, readerID, readerSecret, "hub", "device", "create", "--device-id", "d2")
+	refused(t, cmdutil.ExitAuth, []string{"twins/write", `"IoT Hub Twin Contributor"`}, readerID, readerSecret, "hub", "twin", "update", "d1", "--desired", `{"a": 1}`)
+	refused(t, cmdutil.ExitAuth, []string{"directMethods/invoke/action", `"IoT Hub Data Contributor"`}, readerID, readerSecret, "method", "invoke", "-d", "d1", "--name", "m", "--payload", "1")
+	refused(t, cmdutil.ExitAuth, []string{"cloudToDeviceMessages/send/action", `"IoT Hub Data Contributor"`}, readerID, readerSecret, "hub", "c2d", "send", "-d", "d1", "--data", "x")
+
+	// A wrong secret is a refused sign-in.
+	refused(t, cmdutil.ExitAuth, []string{"sign-in"}, writerID, "not-the-secret", "hub", "device", "show", "d1")
+}
+
+func TestEntraHubRefusesSAS(t *testing.T) {
+	e := startEntraEnv(t)
+	cs, err := e.entraHub.ServiceConnectionString("iothubowner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runEnv(t, map[string]string{"IOTCTL_CONNECTION_STRING": cs, "IOTCTL_CA_FILE": e.caFile}, "hub", "device", "list")
+	if r.code != cmdutil.ExitAuth || !strings.Contains(r.stderr, "local (shared access key) authentication is disabled") {
+		t.Errorf("device list with a policy key: exit %d stderr %q; want 4 and local authentication disabled", r.code, r.stderr)
+	}
+}
+
+func TestHubNameThroughResourceManager(t *testing.T) {
+	e := startEntraEnv(t)
+	sub := "--subscription=" + e.subscription
+	// Login: the host comes from Resource Manager, searched across the
+	// subscription.
+	r := e.run(t, writerID, writerSecret, "hub", "device", "list", "--host", "", "--hub-name", "entrahub", sub)
+	if r.code != 0 {
+		t.Fatalf("device list --hub-name entrahub: exit %d stderr %q", r.code, r.stderr)
+	}
+	// Key: the policy's key comes from Resource Manager too.
+	r = e.run(t, writerID, writerSecret, "hub", "device", "create", "--device-id", "k1", "--auth-type", "key", "--hub-name", "keyhub", "--resource-group", "rg-key", sub)
+	if r.code != 0 {
+		t.Fatalf("device create --auth-type key --hub-name keyhub: exit %d stderr %q", r.code, r.stderr)
+	}
+	if strings.Contains(r.stdout+r.stderr, connstr.MustParse(e.keyHub.cs).SharedAccessKey) {
+		t.Error("the policy key read from Resource Manager was printed")
+	}
+	if _, err := e.keyHub.hub.Registry().Device("k1"); err != nil {
+		t.Errorf("k1 was not made on keyhub: %v", err)
+	}
+	// 404 and 403 are clear errors.
+	r = e.run(t, writerID, writerSecret, "hub", "device", "list", "--host", "", "--hub-name", "nohub", sub)
+	if r.code != cmdutil.ExitNotFound || !strings.Contains(r.stderr, "find IoT hub nohub") || !strings.Contains(r.stderr, "az iot hub list") {
+		t.Errorf("--hub-name nohub: exit %d stderr %q; want 5 naming the hub", r.code, r.stderr)
+	}
+	r = e.run(t, writerID, writerSecret, "hub", "device", "list", "--host", "", "--hub-name", "keyhub", "--resource-group", "rg-nope", sub)
+	if r.code != cmdutil.ExitNotFound {
+		t.Errorf("--hub-name keyhub in another group: exit %d stderr %q; want 5", r.code, r.stderr)
+	}
+	r = e.run(t, deniedID, deniedSecret, "hub", "device", "list", "--host", "", "--hub-name", "entrahub", sub)
+	if r.code != cmdutil.ExitAuth || !strings.Contains(r.stderr, "AuthorizationFailed") || !strings.Contains(r.stderr, "Reader role") {
+		t.Errorf("--hub-name refused by Resource Manager: exit %d stderr %q; want 4 naming the role", r.code, r.stderr)
+	}
+	r = e.run(t, writerID, writerSecret, "hub", "device", "list", "--host", "", "--hub-name", "entrahub")
+	if r.code != cmdutil.ExitUsage || !strings.Contains(r.stderr, "--subscription") {
+		t.Errorf("--hub-name without a subscription: exit %d stderr %q; want 3", r.code, r.stderr)
+	}
+}
