@@ -10,18 +10,23 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/internal/clitest"
 	"github.com/iotctl/iotctl/pkg/connstr"
 )
 
 // runFlags executes the command newCmd makes with args and a runF that
-// captures its options: no hub, no network. It returns the options
-// runF got (nil when the command failed before calling it) and the
+// captures its options: no hub, no network. The configuration is
+// loaded as the root command loads it, from an isolated environment
+// (no IOTCTL_* variables, no config file). It returns the options runF
+// got (nil when the command failed before calling it) and the
 // command's error.
 func runFlags[T any](t *testing.T, newCmd func(*cmdutil.Factory, func(*T) error) *cobra.Command, args ...string) (*T, error) {
 	t.Helper()
+	clitest.Isolate(t)
 	var got *T
 	f := cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}})
 	c := newCmd(f, func(o *T) error { got = o; return nil })
+	c.PreRunE = func(cmd *cobra.Command, _ []string) error { return f.Load(cmd) }
 	c.SetArgs(args)
 	c.SetOut(&bytes.Buffer{})
 	c.SetErr(&bytes.Buffer{})
@@ -255,4 +260,27 @@ func TestDeviceCACreateClock(t *testing.T) {
 	if !strings.Contains(out.String(), `"notAfter": "2031-01-03T00:00:00Z"`) {
 		t.Errorf("printed %s; want notAfter two days after the clock", out.String())
 	}
+}
+
+// hub serve resolves its flags into the hub's options before runF and
+// refuses wrong ones without starting a hub.
+func TestServeFlags(t *testing.T) {
+	got, err := runFlags(t, newCmdServe, "--addr", "127.0.0.1:0", "--in-memory", "--consumer-group", "cg1", "--retention", "2h", "--partitions", "2", "--max-events", "10")
+	if err != nil || got == nil {
+		t.Fatalf("serve = %+v, %v", got, err)
+	}
+	if h := got.Hub; h.Addr != "127.0.0.1:0" || !h.InMemory || len(h.ConsumerGroups) != 1 || h.ConsumerGroups[0] != "cg1" || h.Retention != 2*time.Hour ||
+		h.Partitions != 2 || h.MaxEvents != 10 || h.Entra != nil {
+		t.Errorf("hub options %+v", h)
+	}
+	checkUsage(t, newCmdServe, []usageCase{
+		{[]string{"--retention", "200h"}, "--retention 200h0m0s: give a duration from 1s to 168h (IoT Hub keeps telemetry 1 day by default, at most 7 days)"},
+		{[]string{"--retention", "0s"}, "--retention 0s"},
+		{[]string{"--max-events", "-1"}, "--max-events -1"},
+		{[]string{"--max-bytes", "-5"}, "--max-bytes -5"},
+		{[]string{"--cert", "c.pem"}, "--cert and --key go together"},
+		{[]string{"--consumer-group", "bad group!"}, "--consumer-group"},
+		{[]string{"--entra-issuer", "https://sts.windows.net/t/"}, "need --entra-jwks"},
+		{[]string{"--seed", filepath.Join(t.TempDir(), "missing.yaml")}, "missing.yaml"},
+	})
 }

@@ -20,7 +20,7 @@ and offline helpers for connection strings and SAS tokens.`,
   $ iotctl hub sas --connection-string "$CS" --ttl 1h`,
 	}
 	c.AddCommand(
-		newCmdServe(f),
+		newCmdServe(f, nil),
 		newCmdDevice(f),
 		newCmdDeviceCA(f),
 		newCmdTwin(f),

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -36,7 +37,17 @@ type serveInfo struct {
 	NextSteps        []string `json:"nextSteps"`
 }
 
-func newCmdServe(f *cmdutil.Factory) *cobra.Command {
+// serveOptions are the inputs of `hub serve`: the hub's options,
+// resolved from the flags and the configuration.
+type serveOptions struct {
+	f   *cmdutil.Factory
+	Hub *hub.Options
+}
+
+// newCmdServe returns `hub serve`; runF replaces serveRun in tests of
+// flag parsing (nil: serveRun).
+func newCmdServe(f *cmdutil.Factory, runF func(*serveOptions) error) *cobra.Command {
+	opts := &serveOptions{f: f}
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the local IoT Hub emulator",
@@ -119,7 +130,13 @@ Ctrl-C stops the hub cleanly.`,
       --entra-role 11111111-2222-3333-4444-555555555555="IoT Hub Data Contributor"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runServe(cmd, f)
+			if err := opts.resolve(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return serveRun(cmd.Context(), opts)
 		},
 	}
 	fl := c.Flags()
@@ -169,16 +186,11 @@ func serveEntra(v *viper.Viper) (*auth.Entra, error) {
 	return e, nil
 }
 
-func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
-	p, err := f.Printer()
-	if err != nil {
-		return err
-	}
-	log, err := f.Logger()
-	if err != nil {
-		return err
-	}
-	v := f.V
+// resolve checks the flags (as the configuration sets them) and builds
+// o.Hub; it reads the seed file and the Entra ID keys, and starts
+// nothing.
+func (o *serveOptions) resolve() error {
+	v := o.f.V
 	if (v.GetString("cert") == "") != (v.GetString("key") == "") {
 		return cmdutil.Usagef("--cert and --key go together")
 	}
@@ -190,6 +202,7 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 	}
 	var sd *seed.Seed
 	if path := v.GetString("seed"); path != "" {
+		var err error
 		if sd, err = seed.Load(path); err != nil {
 			return &cmdutil.UsageError{Err: fmt.Errorf("--seed: %w", err)}
 		}
@@ -208,7 +221,7 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 	if err != nil {
 		return err
 	}
-	opts := &hub.Options{
+	o.Hub = &hub.Options{
 		Entra:            entra,
 		DisableLocalAuth: v.GetBool("disable-local-auth"),
 		Addr:             v.GetString("addr"),
@@ -226,10 +239,24 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 		MaxEvents:        v.GetInt("max-events"),
 		MaxBytes:         v.GetInt64("max-bytes"),
 		Retention:        retention,
-		Logger:           log.With("component", "hub"),
 	}
+	return nil
+}
+
+// serveRun starts the hub, prints how to reach it and serves until ctx
+// is done (exit 130).
+func serveRun(ctx context.Context, o *serveOptions) error {
+	f, opts := o.f, o.Hub
+	p, err := f.Printer()
+	if err != nil {
+		return err
+	}
+	log, err := f.Logger()
+	if err != nil {
+		return err
+	}
+	opts.Logger = log.With("component", "hub")
 	h := hub.New(opts)
-	ctx := cmd.Context()
 	if err := h.Start(ctx); err != nil {
 		var ce *hub.DeviceCAError
 		if errors.As(err, &ce) {

@@ -9,29 +9,6 @@ import (
 	hubsrv "github.com/iotctl/iotctl/pkg/hub"
 )
 
-func TestServeTelemetryFlagErrorsExit3(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want []string
-	}{
-		{[]string{"--retention", "200h"}, []string{"--retention 200h0m0s", "at most 7 days"}},
-		{[]string{"--retention", "0s"}, []string{"--retention 0s", "from 1s to 168h"}},
-		{[]string{"--max-events", "-1"}, []string{"--max-events -1"}},
-		{[]string{"--max-bytes", "-5"}, []string{"--max-bytes -5"}},
-	} {
-		args := append([]string{"hub", "serve", "--addr", "127.0.0.1:0", "--in-memory"}, tc.args...)
-		code, _, stderr := certRun(t, nil, args...)
-		if code != cmdutil.ExitUsage {
-			t.Errorf("hub serve %v: exit %d; want %d (stderr %q)", tc.args, code, cmdutil.ExitUsage, stderr)
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(stderr, w) {
-				t.Errorf("hub serve %v: stderr %q does not say %q", tc.args, stderr, w)
-			}
-		}
-	}
-}
-
 // A data dir's telemetry log keeps its partition count: serving it with
 // another is a usage error that names both and the way out.
 func TestServeOtherPartitionCountExit3(t *testing.T) {
