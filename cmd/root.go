@@ -71,7 +71,7 @@ Exit codes: see 'iotctl help exit-codes'.`,
 		hub.NewCmdHub(f),
 		device.NewCmdDevice(f),
 		method.NewCmdMethod(f),
-		demo.NewCmdDemo(f),
+		demo.NewCmdDemo(f, nil),
 		dps.NewCmdDPS(f),
 	)
 	root.SetHelpCommand(newCmdHelp(f, root))

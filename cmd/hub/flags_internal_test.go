@@ -14,47 +14,27 @@ import (
 	"github.com/iotctl/iotctl/pkg/connstr"
 )
 
-// runFlags executes the command newCmd makes with args and a runF that
-// captures its options: no hub, no network. The configuration is
-// loaded as the root command loads it, from an isolated environment
-// (no IOTCTL_* variables, no config file). It returns the options runF
-// got (nil when the command failed before calling it) and the
-// command's error.
+// runFlags is clitest.RunF with the Factory as NewFactory makes it.
 func runFlags[T any](t *testing.T, newCmd func(*cmdutil.Factory, func(*T) error) *cobra.Command, args ...string) (*T, error) {
 	t.Helper()
-	clitest.Isolate(t)
-	var got *T
-	f := cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}})
-	c := newCmd(f, func(o *T) error { got = o; return nil })
-	c.PreRunE = func(cmd *cobra.Command, _ []string) error { return f.Load(cmd) }
-	c.SetArgs(args)
-	c.SetOut(&bytes.Buffer{})
-	c.SetErr(&bytes.Buffer{})
-	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cmdutil.UsageError{Err: err} })
-	err := c.Execute()
-	return got, err
+	return clitest.RunF(t, nil, newCmd, args...)
 }
 
-// usageCase is a command line that must fail before runF with a usage
-// error (exit 3) whose message contains want.
+// usageCase is a clitest.UsageCase written short.
 type usageCase struct {
 	args []string
 	want string
 }
 
-// checkUsage runs each case through runFlags and checks it is refused
-// with exit 3 and the words wanted, before runF.
+// checkUsage is clitest.CheckUsage with the Factory as NewFactory makes
+// it.
 func checkUsage[T any](t *testing.T, newCmd func(*cmdutil.Factory, func(*T) error) *cobra.Command, cases []usageCase) {
 	t.Helper()
-	for _, tc := range cases {
-		got, err := runFlags(t, newCmd, tc.args...)
-		if err == nil || !strings.Contains(err.Error(), tc.want) || cmdutil.ExitCode(err) != cmdutil.ExitUsage {
-			t.Errorf("%q: err %v (exit %d); want exit %d with %q", tc.args, err, cmdutil.ExitCode(err), cmdutil.ExitUsage, tc.want)
-		}
-		if got != nil {
-			t.Errorf("%q: runF was called with %+v; want a refusal before it", tc.args, got)
-		}
+	cs := make([]clitest.UsageCase, len(cases))
+	for i, c := range cases {
+		cs[i] = clitest.UsageCase{Args: c.args, Want: c.want}
 	}
+	clitest.CheckUsage(t, nil, newCmd, cs)
 }
 
 func TestTwinFlags(t *testing.T) {
