@@ -158,7 +158,7 @@ type background struct {
 func (e *regEnv) start(t *testing.T, env map[string]string, args ...string) *background {
 	t.Helper()
 	e.setenv(t, env)
-	return startIotctl(t, args...)
+	return startIotctl(t, e.argv(env, args)...)
 }
 
 func startIotctl(t *testing.T, args ...string) *background {
@@ -200,6 +200,7 @@ func (b *background) wait(t *testing.T, d time.Duration) int {
 }
 
 func TestC2DSendReachesDevice(t *testing.T) {
+	t.Parallel() // no t.Setenv: see regEnv.argv
 	e := startRegEnv(t)
 	got := make(chan *message.Message, 10)
 	amqpDevice(t, e, "dev1", got)
@@ -242,6 +243,7 @@ func TestC2DSendReachesDevice(t *testing.T) {
 }
 
 func TestC2DSendWait(t *testing.T) {
+	t.Parallel() // no t.Setenv: see regEnv.argv
 	e := startRegEnv(t)
 	got := make(chan *message.Message, 10)
 	amqpDevice(t, e, "dev1", got)
@@ -423,6 +425,7 @@ func TestAMQPCommandsWrongConnectionString(t *testing.T) {
 // What each AMQP refusal means for the exit code, and the conditions
 // that must not be mistaken for a full queue.
 func TestAMQPErrorExitCodes(t *testing.T) {
+	t.Parallel() // no t.Setenv: see regEnv.argv
 	for _, tc := range []struct {
 		err  *service.AMQPError
 		code int
@@ -453,6 +456,7 @@ func TestAMQPErrorExitCodes(t *testing.T) {
 }
 
 func TestFeedbackCommand(t *testing.T) {
+	t.Parallel() // no t.Setenv: see regEnv.argv
 	e := startRegEnv(t)
 	got := make(chan *message.Message, 10)
 	amqpDevice(t, e, "dev1", got)
@@ -604,6 +608,7 @@ func waitFeedbackRecords(t *testing.T, e *regEnv, n int) {
 }
 
 func TestMonitorCommand(t *testing.T) {
+	t.Parallel() // no t.Setenv: see regEnv.argv
 	e := startRegEnv(t)
 	sim := amqpDevice(t, e, "sim-1", nil)
 	other := amqpDevice(t, e, "other", nil)

@@ -10,6 +10,7 @@ import (
 )
 
 func TestDeviceUpdate(t *testing.T) {
+	t.Parallel() // no t.Setenv: see regEnv.argv
 	e := startRegEnv(t)
 	e.ok(t, "hub", "device", "create", "u1")
 	before := decodeJSON[identityJSON](t, e.ok(t, "hub", "device", "show", "u1", "--show-secrets", "-o", "json"))
@@ -38,6 +39,7 @@ func TestDeviceUpdate(t *testing.T) {
 }
 
 func TestDeviceRenewKey(t *testing.T) {
+	t.Parallel() // no t.Setenv: see regEnv.argv
 	e := startRegEnv(t)
 	e.ok(t, "hub", "device", "create", "r1")
 	e.ok(t, "hub", "device", "create", "r1", "-m", "m1")
@@ -70,6 +72,7 @@ func TestDeviceRenewKey(t *testing.T) {
 }
 
 func TestC2DPurge(t *testing.T) {
+	t.Parallel() // no t.Setenv: see regEnv.argv
 	e := startRegEnv(t)
 	e.ok(t, "hub", "device", "create", "p1")
 	for range 3 {

@@ -25,6 +25,7 @@ type twinJSON struct {
 }
 
 func TestTwinShowAndUpdate(t *testing.T) {
+	t.Parallel() // no t.Setenv: see regEnv.argv
 	e := startRegEnv(t)
 	if err := e.hub.CreateDevice("dev1"); err != nil {
 		t.Fatal(err)
