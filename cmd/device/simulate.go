@@ -45,6 +45,9 @@ type simulateOptions struct {
 	quiet           bool
 	statsInterval   time.Duration
 	conn            connectFlags
+	shards          shardFlags
+	metrics         metricsFlags
+	k8s             k8sFlags
 
 	// Filled by validation.
 	sim *simulate.Options
@@ -83,8 +86,20 @@ with certificateAuthority authentication. The hub must trust the CA (iotctl hub
 serve --device-ca; on Azure IoT Hub, an uploaded and verified CA certificate). The
 hub's host comes from --host, else --hub-connection-string, else the device
 connection string. Against Azure IoT Hub the fleet connects 100 devices a second
-by default (its connection throttle); against other hubs as fast as it can
-(--connect-rate).
+by default (its connection throttle), shared by its shards; against other hubs
+as fast as it can (--connect-rate).
+
+Beyond one machine: --shards N --shard-index I makes this process simulate only
+slice I (0 to N-1) of the fleet; N processes with the same flags and every index
+simulate the whole fleet, each device once. The index defaults to
+$JOB_COMPLETION_INDEX, which Kubernetes sets in the pods of an Indexed Job.
+--k8s-job prints such a Job instead of running (kubectl apply -f -): N pods
+running this command, the connection string from the Secret --k8s-secret
+(its keys become the pods' environment), the image --image, memory sized for a
+shard, and metrics on port 9090 (or --metrics-addr's). --metrics-addr serves
+Prometheus metrics on /metrics: devices connected, messages sent and
+acknowledged, errors by kind, reconnects, method calls, acknowledgement latency,
+labelled with the fleet (the device prefix) and the shard.
 
 What it prints. One device: each message, method call, twin change and C2D
 message as one line that starts with its time. A fleet on a terminal: one status
@@ -110,6 +125,8 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
   $ iotctl device simulate --devices 100 --hub-connection-string "$SERVICE_CS" --connect-rate 50 --duration 1m
   $ iotctl device simulate --devices 1000 --hub-connection-string "$SERVICE_CS" | jq -c 'select(.type=="stats") | .stats'
   $ iotctl device simulate --devices 1000 --hub-connection-string "$SERVICE_CS" --device-ca fleet-ca.pem --device-ca-key fleet-ca-key.pem
+  $ iotctl device simulate --devices 100 --hub-connection-string "$SERVICE_CS" --shards 4 --shard-index 0 --metrics-addr 127.0.0.1:9090
+  $ iotctl device simulate --devices 100000 --shards 20 --interval 1m --hub-connection-string "$SERVICE_CS" --k8s-job --image registry.example/iotctl:1 --k8s-secret iotctl-fleet > fleet-job.yaml
   $ HTTPS_PROXY=http://proxy.corp:3128 iotctl device simulate --websocket
   $ iotctl device simulate --host localhost:8443 --device-id cam1 --cert cam1.pem --key cam1-key.pem`,
 		Args: cobra.NoArgs,
@@ -117,11 +134,15 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
 			o.dataSet = cmd.Flags().Changed("data")
 			o.devicesSet = cmd.Flags().Changed("devices")
 			o.connectRateSet = cmd.Flags().Changed("connect-rate")
+			o.shards.indexSet = cmd.Flags().Changed("shard-index")
 			if err := o.validate(); err != nil {
 				return exitError(err)
 			}
 			if runF != nil {
 				return runF(o)
+			}
+			if o.k8s.job {
+				return o.printJob(cmd.Flags(), cmd.InheritedFlags(), o.f.IO.Out, o.f.IO.ErrOut)
 			}
 			return o.run(cmd.Context())
 		},
@@ -152,6 +173,9 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but the final summary: no messages, events or status line")
 	fl.DurationVar(&o.statsInterval, "stats-interval", defaultStatsInterval, "time between a fleet's stats events (JSON Lines) or stats lines")
 	o.conn.add(fl)
+	o.shards.add(fl)
+	o.metrics.add(fl)
+	o.k8s.add(fl)
 	return c
 }
 
@@ -168,10 +192,16 @@ func (o *simulateOptions) validate() error {
 func (o *simulateOptions) fleet() bool { return o.devicesSet || o.keysFile != "" }
 
 // check refuses flag values and combinations that are wrong whatever
-// the configuration and the files say; it reads nothing.
+// the configuration and the files say; it reads no file and no input.
 func (o *simulateOptions) check() error {
 	if o.interval <= 0 {
 		return cmdutil.Usagef("--interval must be positive")
+	}
+	if err := o.metrics.validate(); err != nil {
+		return err
+	}
+	if err := o.k8s.validate(o.shards.indexSet); err != nil {
+		return err
 	}
 	if o.statsInterval <= 0 {
 		return cmdutil.Usagef("--stats-interval must be positive, e.g. 5s")
@@ -199,6 +229,9 @@ func (o *simulateOptions) check() error {
 			return cmdutil.Usagef("--reported: not a JSON object: %v", err)
 		}
 	}
+	if o.k8s.job && !o.fleet() {
+		return cmdutil.Usagef("--k8s-job runs a fleet in pods: give --devices N (or --keys-file) too")
+	}
 	if o.deviceCA != "" && !o.devicesSet {
 		return cmdutil.Usagef("--device-ca is for a fleet: give --devices N too")
 	}
@@ -220,6 +253,9 @@ func (o *simulateOptions) check() error {
 // resolve builds o.sim from checked flags, the configuration and the
 // files they name (body template, CA, keys file).
 func (o *simulateOptions) resolve() error {
+	if err := o.shards.resolve(o.fleet(), o.k8s.job); err != nil {
+		return err
+	}
 	s, err := o.messageOptions()
 	if err != nil {
 		return err
@@ -296,7 +332,8 @@ func (o *simulateOptions) resolveFleet(s *simulate.Options) error {
 		return err
 	}
 	if !o.connectRateSet && connstr.IsAzureHost(s.Device.HostName) {
-		s.ConnectRate = simulate.AzureConnectRate
+		// The hub's throttle is the fleet's, shared by its shards.
+		s.ConnectRate = simulate.AzureConnectRate / float64(o.shards.count)
 	}
 	return o.fleetIdentities(s, svc)
 }
@@ -339,6 +376,7 @@ func (o *simulateOptions) fleetHost(s *simulate.Options) (*connstr.ConnectionStr
 // file, or the hub's registry through svc.
 func (o *simulateOptions) fleetIdentities(s *simulate.Options, svc *connstr.ConnectionString) error {
 	var reg *serviceRegistry
+	var err error
 	if svc != nil && o.keysFile == "" {
 		sopts, err := o.f.ServiceOptions()
 		if err != nil {
@@ -350,7 +388,7 @@ func (o *simulateOptions) fleetIdentities(s *simulate.Options, svc *connstr.Conn
 	}
 	switch {
 	case s.Issuer != nil:
-		s.DeviceIDs = simulate.FleetIDs(o.prefix, o.devices)
+		s.DeviceIDs, err = o.shards.fleetIDs(o.prefix, o.devices)
 		if reg != nil {
 			s.Keys = reg // creates the devices as certificateAuthority ones
 		}
@@ -366,17 +404,20 @@ func (o *simulateOptions) fleetIdentities(s *simulate.Options, svc *connstr.Conn
 		}
 		s.Keys = keys
 		if o.devicesSet {
-			s.DeviceIDs = simulate.FleetIDs(o.prefix, o.devices)
+			s.DeviceIDs, err = o.shards.fleetIDs(o.prefix, o.devices)
 		} else {
-			s.DeviceIDs = keys.IDs()
+			s.DeviceIDs, err = o.shards.of(keys.IDs())
+		}
+		if err != nil {
+			return err
 		}
 	case reg != nil:
 		s.Keys = reg
-		s.DeviceIDs = simulate.FleetIDs(o.prefix, o.devices)
+		s.DeviceIDs, err = o.shards.fleetIDs(o.prefix, o.devices)
 	default:
 		return cmdutil.Usagef("a fleet needs device credentials: pass --keys-file, --hub-connection-string to create SAS devices, or --device-ca to sign a certificate for each device")
 	}
-	return nil
+	return err
 }
 
 func (o *simulateOptions) run(ctx context.Context) error {
@@ -403,8 +444,18 @@ func (o *simulateOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	msrv, err := o.metrics.serve(sim, fleet, o.prefix, o.shards.shard)
+	if err != nil {
+		return err
+	}
+	if msrv != nil {
+		defer msrv.Close()
+	}
 	if !d.json && !d.quiet {
 		p.status("IoT Hub device simulator: %d device(s), press Ctrl-C to exit", sim.Devices())
+	}
+	if msrv != nil && !d.quiet {
+		p.status("Prometheus metrics on %s", msrv.URL())
 	}
 	if d.live {
 		l, err := newLiveStatus(io.ErrOut, sim.Devices(), sim.Stats)

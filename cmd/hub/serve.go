@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/internal/metricsrv"
 	"github.com/iotctl/iotctl/pkg/hub"
 	"github.com/iotctl/iotctl/pkg/hub/amqpfront"
 	"github.com/iotctl/iotctl/pkg/hub/auth"
@@ -35,6 +38,7 @@ type serveInfo struct {
 	IDScope          string   `json:"idScope"`
 	DPS              string   `json:"dpsConnectionString"`
 	NextSteps        []string `json:"nextSteps"`
+	MetricsURL       string   `json:"metricsUrl,omitempty"`
 }
 
 // serveOptions are the inputs of `hub serve`: the hub's options,
@@ -42,6 +46,8 @@ type serveInfo struct {
 type serveOptions struct {
 	f   *cmdutil.Factory
 	Hub *hub.Options
+	// MetricsAddr is where to serve Prometheus metrics ("" for none).
+	MetricsAddr string
 }
 
 // newCmdServe returns `hub serve`; runF replaces serveRun in tests of
@@ -119,6 +125,11 @@ GET /health on the TLS port needs no authorization and answers 200 with
 test harnesses that wait for the hub:
   curl -fsS --cacert "$IOTCTL_CA_FILE" https://localhost:8443/health
 
+--metrics-addr serves Prometheus metrics on /metrics (iotctl_hub_*): connections
+by protocol, devices connected, messages in, direct-method calls by result,
+cloud-to-device messages enqueued, delivered and completed, and the queue
+depths (C2D messages queued, telemetry events per partition).
+
 Ctrl-C stops the hub cleanly.`,
 		Example: `  $ iotctl hub serve
   $ iotctl hub serve --addr 127.0.0.1:0 --in-memory -o json
@@ -127,7 +138,8 @@ Ctrl-C stops the hub cleanly.`,
   $ iotctl hub serve --consumer-group dashboards --consumer-group archive
   $ iotctl hub serve --in-memory --seed test/hub-seed.yaml
   $ iotctl hub serve --disable-local-auth --entra-jwks keys.json --entra-issuer https://sts.windows.net/TENANT/ \
-      --entra-role 11111111-2222-3333-4444-555555555555="IoT Hub Data Contributor"`,
+      --entra-role 11111111-2222-3333-4444-555555555555="IoT Hub Data Contributor"
+  $ iotctl hub serve --in-memory --metrics-addr 127.0.0.1:9464`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := opts.resolve(); err != nil {
@@ -159,6 +171,7 @@ Ctrl-C stops the hub cleanly.`,
 	fl.String("entra-jwks", "", "JSON Web Key Set file or URL whose keys sign the Microsoft Entra ID tokens to accept")
 	fl.String("entra-issuer", "", "the iss of the Microsoft Entra ID tokens to accept (with --entra-jwks)")
 	fl.StringSlice("entra-role", nil, "PRINCIPAL=ROLE: a data-plane role for a principal's tokens (repeatable)")
+	fl.String("metrics-addr", "", "serve Prometheus metrics on http://HOST:PORT/metrics (e.g. :9090; default: none)")
 	return c
 }
 
@@ -240,6 +253,12 @@ func (o *serveOptions) resolve() error {
 		MaxBytes:         v.GetInt64("max-bytes"),
 		Retention:        retention,
 	}
+	if addr := v.GetString("metrics-addr"); addr != "" {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return cmdutil.Usagef("--metrics-addr %q: want HOST:PORT, e.g. :9090 or 127.0.0.1:9090", addr)
+		}
+		o.MetricsAddr = addr
+	}
 	return nil
 }
 
@@ -256,6 +275,15 @@ func serveRun(ctx context.Context, o *serveOptions) error {
 		return err
 	}
 	opts.Logger = log.With("component", "hub")
+	var metrics *metricsrv.Server
+	if o.MetricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		if metrics, err = metricsrv.Listen(o.MetricsAddr, reg); err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer metrics.Close()
+		opts.Metrics = reg
+	}
 	h := hub.New(opts)
 	if err := h.Start(ctx); err != nil {
 		var ce *hub.DeviceCAError
@@ -290,6 +318,9 @@ func serveRun(ctx context.Context, o *serveOptions) error {
 	if !opts.InMemory {
 		info.DataDir = opts.DataDir
 	}
+	if metrics != nil {
+		info.MetricsURL = metrics.URL()
+	}
 	exports := "export IOTCTL_CONNECTION_STRING=" + output.ShellQuote(cs) + "\nexport IOTCTL_CA_FILE=" + output.ShellQuote(info.CAFile) + "\n" +
 		"export IOTCTL_DPS_ID_SCOPE=" + output.ShellQuote(info.IDScope) + "\nexport IOTCTL_DPS_CONNECTION_STRING=" + output.ShellQuote(dpsCS) + "\n"
 	info.NextSteps = []string{
@@ -321,6 +352,9 @@ func serveRun(ctx context.Context, o *serveOptions) error {
 		fmt.Fprintf(&b, "Connection string:  %s\n", cs)
 		fmt.Fprintf(&b, "Event Hub-compatible endpoint: %s\n", eh)
 		fmt.Fprintf(&b, "DPS ID scope:       %s\n", info.IDScope)
+		if info.MetricsURL != "" {
+			fmt.Fprintf(&b, "Prometheus metrics: %s\n", info.MetricsURL)
+		}
 		fmt.Fprintf(&b, "DPS connection string: %s\n\nNext, in another terminal:\n", dpsCS)
 		for _, s := range info.NextSteps {
 			fmt.Fprintf(&b, "  %s\n", s)

@@ -17,11 +17,14 @@ func (h *Hub) newAMQPFront() *amqpfront.Front {
 		host = h.hostName
 	}
 	return amqpfront.New(h.reg, h.telemetry, &amqpfront.Options{
-		HostNames:        h.hostSet,
-		RedirectHost:     host,
-		RedirectPort:     h.amqpPort(),
-		ConsumerGroups:   h.opts.ConsumerGroups,
-		C2DEnqueued:      h.C2DEnqueued,
+		HostNames:      h.hostSet,
+		RedirectHost:   host,
+		RedirectPort:   h.amqpPort(),
+		ConsumerGroups: h.opts.ConsumerGroups,
+		C2DEnqueued: func(deviceID, moduleID string) {
+			h.meter.c2d(c2dEnqueued)
+			h.C2DEnqueued(deviceID, moduleID)
+		},
 		Logger:           h.log.With("component", "amqp"),
 		Now:              h.now,
 		Entra:            h.opts.Entra,
@@ -45,6 +48,7 @@ func (h *Hub) amqpPort() int {
 
 // serveAMQP serves an AMQP connection until it ends or the hub stops.
 func (h *Hub) serveAMQP(c net.Conn) {
+	defer h.meter.conn("amqp")()
 	err := h.front.Serve(h.ctx, c)
 	if err != nil && !errors.Is(err, io.EOF) {
 		msg := "amqp connection ended"

@@ -135,6 +135,7 @@ func (h *Hub) deliverPending(s *session) {
 			logClosed(h.log, "c2d delivery", err)
 			return
 		}
+		h.meter.c2d(c2dDelivered)
 		h.log.Debug("c2d delivered", "device", s.deviceID, "module", s.moduleID, "messageId", m.MessageID)
 	}
 }
@@ -150,6 +151,8 @@ func (h *Hub) completeC2D(s *session, pid uint16) {
 	}
 	if err := h.store.completeC2D(s.deviceID, s.moduleID, lock); err != nil {
 		h.log.Info("c2d complete failed", "device", s.deviceID, "err", err)
+	} else {
+		h.meter.c2d(c2dCompleted)
 	}
 	h.kickC2D(s)
 }

@@ -48,6 +48,7 @@ func (h *Hub) startHTTP() error {
 	h.httpSrv = &http.Server{
 		Handler:           h.tracked(mux),
 		ConnContext:       withConn,
+		ConnState:         h.prom.httpConnState(),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          nil,

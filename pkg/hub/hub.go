@@ -18,6 +18,7 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/hub/amqpfront"
@@ -110,6 +111,11 @@ type Options struct {
 	// SAS and X.509, the Event Hub-compatible endpoint its keys.
 	// Default: false.
 	DisableLocalAuth bool
+	// Metrics, if set, gets the hub's Prometheus metrics (iotctl_hub_*:
+	// connections by protocol, devices connected, messages in, method
+	// calls, C2D messages, queue depths), registered by Start; serve it
+	// with promhttp. Default: nil, none.
+	Metrics prometheus.Registerer
 	// Logger receives the hub's log. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default: time.Now.
@@ -149,6 +155,9 @@ type Hub struct {
 	sessions  *sessionTable
 	methods   *methodBus
 	telemetry *telemetry.Log
+	// meter counts what the endpoints do; prom is it, for Options.Metrics.
+	meter meter
+	prom  *hubMetrics
 
 	tlsConf  *tls.Config
 	caFile   string
@@ -191,7 +200,8 @@ func New(opts *Options) *Hub {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Hub{opts: o, log: o.Logger, now: o.Now, sessions: newSessionTable(), methods: newMethodBus()}
+	m := newHubMetrics()
+	return &Hub{opts: o, log: o.Logger, now: o.Now, sessions: newSessionTable(), methods: newMethodBus(), meter: m, prom: m}
 }
 
 // TelemetryDir is the directory of the telemetry log in a data dir.
@@ -260,6 +270,11 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 	}
 	if err := h.openTelemetry(dataDir); err != nil {
 		return err
+	}
+	if h.opts.Metrics != nil {
+		if err := h.registerMetrics(h.opts.Metrics); err != nil {
+			return fmt.Errorf("hub: metrics: %w", err)
+		}
 	}
 	h.workers.goFunc(h.expireC2D)
 	if err := h.setupTLS(dataDir, host); err != nil {
@@ -393,6 +408,7 @@ func (h *Hub) handleConn(p protocol, c net.Conn) {
 }
 
 func (h *Hub) serveMQTT(c net.Conn) {
+	defer h.meter.conn("mqtt")()
 	h.conns.add(c)
 	defer h.conns.remove(c)
 	err := h.mqtt.EstablishConnection("mqtt", c)

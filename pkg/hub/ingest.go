@@ -45,6 +45,7 @@ func (h *Hub) storeTelemetry(s *session, ev telemetry.Event, qos byte, pid uint1
 			s.cl.Stop(err)
 			return
 		}
+		h.meter.messageIn("mqtt")
 		if qos > 0 {
 			h.queueAck(s, pid)
 		}

@@ -84,7 +84,8 @@ func (b *methodBus) respond(clientID, rid string, status int, payload []byte) {
 // nil is sent as JSON null. The result is the device's status and its
 // payload as JSON: an empty body is null, and a body that is not JSON
 // is returned as a JSON string.
-func (h *Hub) InvokeMethod(ctx context.Context, deviceID, moduleID, name string, payload json.RawMessage, connectTimeout, responseTimeout time.Duration) (int, json.RawMessage, error) {
+func (h *Hub) InvokeMethod(ctx context.Context, deviceID, moduleID, name string, payload json.RawMessage, connectTimeout, responseTimeout time.Duration) (_ int, _ json.RawMessage, err error) {
+	defer func() { h.meter.methodCall(err) }()
 	id := clientKey(deviceID, moduleID)
 	s, err := h.waitForMethods(ctx, id, connectTimeout)
 	if err != nil {

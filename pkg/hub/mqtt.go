@@ -328,6 +328,7 @@ func (k *mqttHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 			cl.Stop(err)
 			return pk, packets.ErrRejectPacket
 		}
+		k.h.meter.messageIn("mqtt")
 	case message.KindMethodResponse:
 		k.h.methods.respond(cl.ID, t.RequestID, t.Status, pk.Payload)
 	case message.KindTwinGet:

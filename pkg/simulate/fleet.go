@@ -134,6 +134,8 @@ type Fleet struct {
 	sent      atomic.Int64
 	acked     atomic.Int64
 	errs      atomic.Int64
+	errKinds  [numErrorKinds]atomic.Int64
+	ackTime   ackLatency
 	methods   atomic.Int64
 	twin      atomic.Int64
 	c2d       atomic.Int64
@@ -160,7 +162,7 @@ func New(opts *Options) (*Fleet, error) {
 	o.ContentType = orDash(o.ContentType, DefaultContentType)
 	o.ContentEncoding = orDash(o.ContentEncoding, DefaultContentEncoding)
 	f := &Fleet{opts: o, ids: o.DeviceIDs, connLim: newLimiter(o.ConnectRate), sendLim: newLimiter(o.Rate),
-		replies: map[string]MethodReply{}}
+		replies: map[string]MethodReply{}, ackTime: newAckLatency()}
 	if len(f.ids) > 0 {
 		if o.Keys == nil && o.Issuer == nil {
 			return nil, errors.New("simulate: a fleet needs Keys (a registry or a keys file) or an Issuer")
@@ -377,11 +379,11 @@ type simDevice struct {
 func (f *Fleet) runDevice(ctx context.Context, id string, single bool, done func()) (ok bool, err error) {
 	d := &simDevice{f: f, id: id, ctx: ctx, seq: 1}
 	d.interval.Store(int64(f.opts.Interval))
-	fail := func(err error) (bool, error) {
+	fail := func(kind ErrorKind, err error) (bool, error) {
 		if ctx.Err() != nil {
 			return false, nil
 		}
-		f.errs.Add(1)
+		f.countError(kind)
 		if !single {
 			// A single device's failure is Run's error; a fleet's are
 			// events, and Run returns the first only if all failed.
@@ -395,7 +397,7 @@ func (f *Fleet) runDevice(ctx context.Context, id string, single bool, done func
 		o.ConnectionString = ""
 		o.DeviceID, o.ModuleID, o.SharedAccessSignature = id, "", ""
 		if err := f.credentials(ctx, id, &o); err != nil {
-			return fail(fmt.Errorf("device %s: %w", id, err))
+			return fail(ErrorCredentials, fmt.Errorf("device %s: %w", id, err))
 		}
 	}
 	if o.Logger == nil {
@@ -404,7 +406,7 @@ func (f *Fleet) runDevice(ctx context.Context, id string, single bool, done func
 	o.OnState = d.onState
 	conn, err := f.dial(&o)
 	if err != nil {
-		return fail(err)
+		return fail(ErrorConnect, err)
 	}
 	d.conn = conn
 	if single {
@@ -423,14 +425,14 @@ func (f *Fleet) runDevice(ctx context.Context, id string, single bool, done func
 		if ctx.Err() != nil {
 			return false, nil
 		}
-		return fail(err)
+		return fail(ErrorConnect, err)
 	}
 	d.done = done
 
 	if len(f.opts.Reported) > 0 {
 		v, err := conn.UpdateReported(ctx, f.opts.Reported)
 		if err != nil && ctx.Err() == nil {
-			f.errs.Add(1)
+			f.countError(ErrorTwin)
 			f.emit(Event{Type: EventTwin, DeviceID: d.id, Reported: f.opts.Reported, Error: err.Error()})
 		} else if err == nil {
 			f.emit(Event{Type: EventTwin, DeviceID: d.id, Reported: f.opts.Reported, ReportedVersion: v})
@@ -523,22 +525,24 @@ func (d *simDevice) sendOne(seq int64) (last time.Time, more bool) {
 	}
 	m, err := d.message(seq)
 	if err != nil {
-		f.errs.Add(1)
+		f.countError(ErrorMessage)
 		f.emit(Event{Type: EventError, DeviceID: d.id, Error: err.Error()})
 		return time.Time{}, false
 	}
 	f.sent.Add(1)
+	sentAt := time.Now()
 	err = d.conn.SendEvent(ctx, m)
 	last = time.Now()
 	switch {
 	case err == nil:
 		// Acknowledged, even if ctx ended meanwhile: the hub has it.
 		f.acked.Add(1)
+		f.ackTime.observe(last.Sub(sentAt))
 		f.emit(Event{Type: EventSent, DeviceID: d.id, Seq: seq, Body: BodyJSON(m.Body), Properties: m.Properties})
 	case ctx.Err() != nil:
 		return last, false
 	default:
-		f.errs.Add(1)
+		f.countError(ErrorSend)
 		f.emit(Event{Type: EventError, DeviceID: d.id, Seq: seq, Error: err.Error()})
 		if errors.Is(err, device.ErrUnauthorized) || errors.Is(err, device.ErrClosed) {
 			return last, false
@@ -666,7 +670,7 @@ func (d *simDevice) onDesired(patch json.RawMessage, version int64) {
 				if d.ctx.Err() != nil {
 					return
 				}
-				f.errs.Add(1)
+				f.countError(ErrorTwin)
 				e.Error = err.Error()
 			}
 			e.ReportedVersion = v

@@ -56,6 +56,23 @@ func deviceCS(t *testing.T, h *hub.Hub, id string) string {
 	return cs
 }
 
+// createFleet registers ids on h and returns their keys.
+func createFleet(t *testing.T, h *hub.Hub, ids []string) KeyMap {
+	t.Helper()
+	keys := KeyMap{}
+	for _, id := range ids {
+		if err := h.CreateDevice(id); err != nil {
+			t.Fatal(err)
+		}
+		d, err := h.Registry().Device(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[id] = d.Authentication.SymmetricKey.PrimaryKey
+	}
+	return keys
+}
+
 // logOf returns every event of id in h's telemetry log, in order.
 func logOf(h *hub.Hub, id string) []telemetry.Event {
 	l := h.Telemetry()
@@ -465,17 +482,7 @@ func TestFleetReadsCAFileOnce(t *testing.T) {
 	t.Parallel()
 	h := newHub(t)
 	ids := FleetIDs("ca-", 3)
-	keys := KeyMap{}
-	for _, id := range ids {
-		if err := h.CreateDevice(id); err != nil {
-			t.Fatal(err)
-		}
-		d, err := h.Registry().Device(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys[id] = d.Authentication.SymmetricKey.PrimaryKey
-	}
+	keys := createFleet(t, h, ids)
 	pem, err := os.ReadFile(h.CAFile())
 	if err != nil {
 		t.Fatal(err)

@@ -122,10 +122,5 @@ func checkKey(id, key, what string) error {
 // FleetIDs returns n device ids: prefix followed by 1..n zero-padded to
 // at least five digits ("sim-00001", "sim-00002", ...).
 func FleetIDs(prefix string, n int) []string {
-	width := max(5, len(strconv.Itoa(n)))
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("%s%0*d", prefix, width, i+1)
-	}
-	return ids
+	return FleetIDRange(prefix, n, 0, n)
 }

@@ -70,7 +70,8 @@
 //     print a line "null": the field it reads is missing.
 //   - An example that runs until stopped (its command is "hub serve",
 //     "device simulate", "hub monitor" or "hub feedback", with neither
-//     --count nor --wait-on-msg) must still be running when it first
+//     --count nor --wait-on-msg, nor --k8s-job, which prints a
+//     manifest instead of running) must still be running when it first
 //     prints on stdout (within outputLimit), and must then stop on
 //     Ctrl-C (SIGINT) with exit code 130 (within stopLimit).
 //
@@ -133,7 +134,7 @@ var exceptions = map[string]string{
 // stopFlags the flags that make them stop by themselves.
 var (
 	untilStopped = regexp.MustCompile(`iotctl (hub serve|device simulate|hub monitor|hub feedback)\b`)
-	stopFlags    = regexp.MustCompile(`\s--(count|wait-on-msg)[\s=]`)
+	stopFlags    = regexp.MustCompile(`\s--(count|wait-on-msg)[\s=]|\s--k8s-job\b`)
 )
 
 func runsUntilStopped(script string) bool {

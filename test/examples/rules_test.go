@@ -106,14 +106,15 @@ func TestCreatedBy(t *testing.T) {
 func TestRunsUntilStopped(t *testing.T) {
 	for script, want := range map[string]bool{
 		"iotctl hub serve": true,
-		"HTTPS_PROXY=http://p:1 iotctl device simulate": true,
-		"iotctl device simulate --count 10":             false,
-		"iotctl hub monitor --timeout 30s":              true,
-		"iotctl hub monitor --count=3 -o json | jq .":   false,
-		"iotctl hub feedback --wait-on-msg m":           false,
-		"iotctl hub feedback":                           true,
-		"iotctl device send --count 5":                  false,
-		"iotctl hub device list":                        false,
+		"HTTPS_PROXY=http://p:1 iotctl device simulate":          true,
+		"iotctl device simulate --count 10":                      false,
+		"iotctl hub monitor --timeout 30s":                       true,
+		"iotctl hub monitor --count=3 -o json | jq .":            false,
+		"iotctl hub feedback --wait-on-msg m":                    false,
+		"iotctl device simulate --devices 4 --k8s-job --image i": false,
+		"iotctl hub feedback":                                    true,
+		"iotctl device send --count 5":                           false,
+		"iotctl hub device list":                                 false,
 	} {
 		if got := runsUntilStopped(script); got != want {
 			t.Errorf("runsUntilStopped(%q) = %v; want %v", script, got, want)

@@ -2,10 +2,13 @@ package examples
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -228,13 +231,19 @@ func newWorld(t *testing.T, ex *example) (w *world, err error) {
 // certs/device-ca.pem and certs/device-ca-key.pem (when withDeviceCA),
 // devices-root.pem and devices-intermediate.pem. It returns the device
 // CAs the hub trusts. It also writes test/hub-seed.yaml, a seed for
-// "hub serve --seed".
+// "hub serve --seed", and keys.json, a JSON Web Key Set for "hub serve
+// --entra-jwks".
 func (w *world) writeFiles(generated map[string]bool, withDeviceCA bool) (cam1Thumb string, deviceCAs []string, err error) {
 	now := time.Now()
 	files := map[string][]byte{
 		"cmd.json":           []byte(`{"led":"on"}` + "\n"),
 		"test/hub-seed.yaml": []byte("consumerGroups: [dashboards]\ndevices:\n  - deviceId: thermostat-1\n"),
 	}
+	jwks, err := signingKeySet()
+	if err != nil {
+		return "", nil, err
+	}
+	files["keys.json"] = jwks
 	for _, cam := range []string{"cam1", "cam2", "cam-1"} {
 		cert, key, err := devicecert.New(cam, now.Add(-time.Minute), now.Add(24*time.Hour), nil)
 		if err != nil {
@@ -487,4 +496,23 @@ func freePort() (string, error) {
 	defer ln.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return port, nil
+}
+
+// signingKeySet returns a JSON Web Key Set holding one new ECDSA P-256
+// public key, as an identity provider publishes its token signing keys.
+func signingKeySet() ([]byte, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := k.PublicKey.ECDH()
+	if err != nil {
+		return nil, err
+	}
+	point := pub.Bytes() // 0x04 || X || Y
+	enc := base64.RawURLEncoding.EncodeToString
+	return json.Marshal(map[string]any{"keys": []map[string]string{{
+		"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": "example",
+		"x": enc(point[1:33]), "y": enc(point[33:]),
+	}}})
 }

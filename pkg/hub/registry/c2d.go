@@ -431,3 +431,18 @@ func seqKey(seq uint64) []byte {
 	binary.BigEndian.PutUint64(b[:], seq)
 	return b[:]
 }
+
+// C2DQueued counts the messages held in every device's and module's
+// queue, locked and not yet swept expired ones included. It reads each
+// queue's key count, in one read transaction.
+func (s *Store) C2DQueued() (int, error) {
+	n := 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketC2D)
+		return root.ForEachBucket(func(k []byte) error {
+			n += root.Bucket(k).Stats().KeyN
+			return nil
+		})
+	})
+	return n, err
+}
