@@ -196,11 +196,7 @@ func (o *c2dSendOptions) resolve() error {
 
 func c2dSendRun(ctx context.Context, opts *c2dSendOptions) error {
 	f, m, deviceID, moduleID := opts.f, opts.Message, opts.DeviceID, opts.ModuleID
-	p, err := f.Printer()
-	if err != nil {
-		return err
-	}
-	client, err := f.ServiceClient(ctx, nil)
+	p, client, err := printerClient(ctx, f)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,13 @@
 package hub
 
 import (
+	"context"
+
 	"github.com/spf13/pflag"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/output"
+	"github.com/iotctl/iotctl/pkg/service"
 )
 
 // transportHelp is the part of the AMQP commands' help that explains
@@ -27,4 +31,19 @@ func addProxyFlag(fl *pflag.FlagSet) {
 func addTransportFlags(fl *pflag.FlagSet) {
 	fl.Bool(cmdutil.KeyWebSocket, false, "AMQP over WebSocket (wss, port 443 or the port in HostName); uses HTTPS_PROXY")
 	addProxyFlag(fl)
+}
+
+// printerClient returns the printer in the chosen format (one of
+// allowed; none: table, json or yaml) and the service client of the
+// configuration: how a service command's run begins.
+func printerClient(ctx context.Context, f *cmdutil.Factory, allowed ...output.Format) (*output.Printer, *service.Client, error) {
+	p, err := f.Printer(allowed...)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := f.ServiceClient(ctx, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, c, nil
 }

@@ -398,11 +398,7 @@ func newCmdDeviceShow(f *cmdutil.Factory, runF func(*deviceShowOptions) error) *
 }
 
 func deviceShowRun(ctx context.Context, opts *deviceShowOptions) error {
-	p, err := opts.f.Printer()
-	if err != nil {
-		return err
-	}
-	client, err := opts.f.ServiceClient(ctx, nil)
+	p, client, err := printerClient(ctx, opts.f)
 	if err != nil {
 		return err
 	}
@@ -460,11 +456,7 @@ func newCmdDeviceList(f *cmdutil.Factory, runF func(*deviceListOptions) error) *
 }
 
 func deviceListRun(ctx context.Context, opts *deviceListOptions) error {
-	p, err := opts.f.Printer()
-	if err != nil {
-		return err
-	}
-	client, err := opts.f.ServiceClient(ctx, nil)
+	p, client, err := printerClient(ctx, opts.f)
 	if err != nil {
 		return err
 	}

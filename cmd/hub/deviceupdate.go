@@ -139,11 +139,7 @@ they next authenticate. The new keys are printed only with --show-secrets;
 // deviceUpdateRun reads the identity, changes it as opts say and writes
 // it back on the etag it read (or opts.Etag).
 func deviceUpdateRun(ctx context.Context, opts *deviceUpdateOptions) error {
-	p, err := opts.f.Printer()
-	if err != nil {
-		return err
-	}
-	client, err := opts.f.ServiceClient(ctx, nil)
+	p, client, err := printerClient(ctx, opts.f)
 	if err != nil {
 		return err
 	}
@@ -264,11 +260,7 @@ delivered and not yet completed, and print how many there were.`,
 }
 
 func c2dPurgeRun(ctx context.Context, opts *c2dPurgeOptions) error {
-	p, err := opts.f.Printer()
-	if err != nil {
-		return err
-	}
-	client, err := opts.f.ServiceClient(ctx, nil)
+	p, client, err := printerClient(ctx, opts.f)
 	if err != nil {
 		return err
 	}

@@ -262,5 +262,9 @@ func TestServeFlags(t *testing.T) {
 		{[]string{"--consumer-group", "bad group!"}, "--consumer-group"},
 		{[]string{"--entra-issuer", "https://sts.windows.net/t/"}, "need --entra-jwks"},
 		{[]string{"--seed", filepath.Join(t.TempDir(), "missing.yaml")}, "missing.yaml"},
+		{[]string{"--metrics-addr", "9090"}, "--metrics-addr \"9090\": want HOST:PORT"},
 	})
+	if got, err := runFlags(t, newCmdServe, "--metrics-addr", "127.0.0.1:0"); err != nil || got == nil || got.MetricsAddr != "127.0.0.1:0" {
+		t.Errorf("serve --metrics-addr 127.0.0.1:0 = %+v, %v; want it kept for serveRun, nothing listening yet", got, err)
+	}
 }

@@ -73,11 +73,7 @@ func queryRun(ctx context.Context, opts *queryOptions) error {
 
 func runQuery(ctx context.Context, opts *queryOptions) error {
 	f := opts.f
-	p, err := f.Printer(output.FormatTable, output.FormatJSON, output.FormatYAML, output.FormatNDJSON)
-	if err != nil {
-		return err
-	}
-	client, err := f.ServiceClient(ctx, nil)
+	p, client, err := printerClient(ctx, f, output.FormatTable, output.FormatJSON, output.FormatYAML, output.FormatNDJSON)
 	if err != nil {
 		return err
 	}

@@ -77,11 +77,7 @@ func newCmdTwinShow(f *cmdutil.Factory, runF func(*twinShowOptions) error) *cobr
 }
 
 func twinShowRun(ctx context.Context, opts *twinShowOptions) error {
-	p, err := opts.f.Printer()
-	if err != nil {
-		return err
-	}
-	client, err := opts.f.ServiceClient(ctx, nil)
+	p, client, err := printerClient(ctx, opts.f)
 	if err != nil {
 		return err
 	}
@@ -162,11 +158,7 @@ func twinUpdateRun(ctx context.Context, opts *twinUpdateOptions) error {
 	if opts.Tags != "" {
 		tags = json.RawMessage(opts.Tags)
 	}
-	p, err := opts.f.Printer()
-	if err != nil {
-		return err
-	}
-	client, err := opts.f.ServiceClient(ctx, nil)
+	p, client, err := printerClient(ctx, opts.f)
 	if err != nil {
 		return err
 	}
