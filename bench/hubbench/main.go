@@ -5,6 +5,7 @@
 //
 //	go run ./bench/hubbench -mode connections -devices 10000
 //	go run ./bench/hubbench -mode ingest -devices 100 -messages 200000 -store both
+//	go run ./bench/hubbench -mode ingest -devices 100 -messages 400000 -cpuprofile hub.pprof
 //	go run ./bench/hubbench -mode stored -devices 100 -messages 1000000
 //	go run ./bench/hubbench -mode methods -devices 100 -callers 100 -calls 20000
 //
@@ -17,13 +18,24 @@
 // again on the same data dir and prints its memory holding them.
 // Everything stays on 127.0.0.1 and ends by itself.
 //
-// Figures on a 2-core machine shared with other work (load average 9 to
-// 12, so they move by a factor of two from run to run), 100 devices,
-// window 64: ingest on disk 19,784, 17,256 and 20,997 msg/s against
-// 18,500, 26,951 and 13,001 msg/s in memory (three -store both runs).
-// -mode stored with 1,000,000 messages: hub RSS 55.6 MB right after the
-// ingest, 33.3 MB once restarted holding them; 41 MB of telemetry on
-// disk. In memory, 200,000 events take the hub to about 147 MB.
+// It prints the CPU time the hub and this process (the devices) spent
+// per message, which moves much less than the rate when other work
+// shares the cores. -client lean (the default) keeps the devices' side
+// small (one write per PUBLISH, as the device SDKs write them); -client
+// paho uses paho's client, which spends more CPU per message than the
+// hub, on the same cores.
+//
+// Figures on a 2-core machine shared with other work (load average 11
+// to 17, so rates move by half from run to run), 100 devices, window
+// 64, 400,000 messages, three -store both runs with the lean client:
+// on disk 51,635, 36,518 and 50,887 msg/s (hub 8.3 to 8.8 us of CPU
+// per message) against 53,842, 62,027 and 66,872 msg/s in memory (7.2
+// to 7.4 us); the devices 4.5 to 5.2 us. With -client paho: disk 22,867
+// and 26,385 msg/s, memory 30,050 and 27,754 (hub 11.1 to 11.4 us on
+// disk, 9.6 to 9.7 in memory; paho 13.7 to 14.3 us). -mode stored with
+// 1,000,000 messages: 68,935 msg/s, hub RSS 118.5 MB right after the
+// ingest (pebble's memtables of up to 32 MB included), 48.6 MB once
+// restarted holding them; 30.8 MB of telemetry on disk.
 package main
 
 import (
@@ -33,7 +45,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -58,6 +72,10 @@ func main() {
 	flag.IntVar(&c.callers, "callers", 100, "methods: concurrent HTTPS callers")
 	flag.IntVar(&c.calls, "calls", 20000, "methods: calls in all")
 	flag.IntVar(&c.parallel, "parallel", 200, "concurrent connection attempts")
+	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "ingest, stored: write the hub's CPU profile during the ingest to this file (FILE-disk and FILE-memory with -store both; the hub serves it with --pprof-addr)")
+	flag.DurationVar(&c.profileFor, "profile-for", 5*time.Second, "with -cpuprofile: how long to profile, from the start of the ingest")
+	flag.StringVar(&c.client, "client", "lean", "ingest, stored: the devices' MQTT client: lean (one write per PUBLISH and little else, so that the cores go to the hub) or paho (github.com/eclipse/paho.mqtt.golang)")
+	flag.StringVar(&c.bin, "bin", "", "iotctl binary to run as the hub, such as one built from another commit (default: build this tree's)")
 	flag.Parse()
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "hubbench:", err)
@@ -68,12 +86,15 @@ func main() {
 type config struct {
 	mode, store                                         string
 	devices, messages, window, callers, calls, parallel int
+	cpuProfile, bin, client                             string
+	profileFor                                          time.Duration
 }
 
 type dev struct {
 	id  string
 	key []byte
-	c   paho.Client
+	c   paho.Client // -client paho, and modes other than ingest and stored
+	l   *leanDevice // -client lean, for ingest and stored
 }
 
 func run(c config) error {
@@ -85,6 +106,9 @@ func run(c config) error {
 	default:
 		return fmt.Errorf("-store %q: give disk, memory or both", c.store)
 	}
+	if c.client != "lean" && c.client != "paho" {
+		return fmt.Errorf("-client %q: give lean or paho", c.client)
+	}
 	if c.mode == "stored" && c.store != "disk" {
 		return errors.New("-mode stored measures the log on disk: use -store disk")
 	}
@@ -95,9 +119,11 @@ func run(c config) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin, err := benchkit.Build(ctx, dir)
-	if err != nil {
-		return err
+	bin := c.bin
+	if bin == "" {
+		if bin, err = benchkit.Build(ctx, dir); err != nil {
+			return err
+		}
 	}
 	rates := map[string]float64{}
 	for _, st := range stores {
@@ -123,7 +149,15 @@ func run(c config) error {
 // ""), connects the devices and measures c.mode; it returns the ingest
 // rate for ingest.
 func runStore(ctx context.Context, bin, dataDir, store string, c config) (float64, error) {
-	h, err := benchkit.StartHub(ctx, bin, &benchkit.HubOptions{Stderr: os.Stderr, DataDir: dataDir})
+	ho := &benchkit.HubOptions{Stderr: os.Stderr, DataDir: dataDir}
+	profile := c.cpuProfile
+	if profile != "" {
+		ho.PprofAddr = "127.0.0.1:0"
+		if c.store == "both" {
+			profile += "-" + store
+		}
+	}
+	h, err := benchkit.StartHub(ctx, bin, ho)
 	if err != nil {
 		return 0, err
 	}
@@ -169,13 +203,21 @@ func runStore(ctx context.Context, bin, dataDir, store string, c config) (float6
 		}
 	}
 	if err := benchkit.Parallel(n, c.parallel, func(i int) error {
+		if c.client == "lean" && (c.mode == "ingest" || c.mode == "stored") {
+			devs[i].l, err = dialLean(ctx, h.Info.Addresses[0], cs.HostName, devs[i].id, devs[i].key, tc)
+			return err
+		}
 		return connect(ctx, devs[i], cs.HostName, h.Info.Addresses[0], tc, handler)
 	}); err != nil {
 		return 0, fmt.Errorf("connecting: %w", err)
 	}
 	defer func() {
 		for _, d := range devs {
-			d.c.Disconnect(0)
+			if d.l != nil {
+				d.l.close()
+			} else if d.c != nil {
+				d.c.Disconnect(0)
+			}
 		}
 	}()
 	connected := time.Since(start)
@@ -186,9 +228,9 @@ func runStore(ctx context.Context, bin, dataDir, store string, c config) (float6
 	case "connections":
 		return 0, nil
 	case "ingest":
-		return ingest(ctx, store, devs, c.messages, c.window, h)
+		return ingest(ctx, store, devs, c, h, profile)
 	case "stored":
-		if _, err := ingest(ctx, store, devs, c.messages, c.window, h); err != nil {
+		if _, err := ingest(ctx, store, devs, c, h, profile); err != nil {
 			return 0, err
 		}
 		return 0, stored(ctx, bin, dataDir, h)
@@ -240,15 +282,31 @@ func connect(ctx context.Context, d *dev, host, addr string, tc *tls.Config, han
 	return nil
 }
 
-func ingest(ctx context.Context, store string, devs []*dev, total, window int, h *benchkit.Hub) (float64, error) {
-	per := total / len(devs)
+// ingest sends c.messages at QoS 1 from devs, c.window unacknowledged
+// per connection, and prints the rate and the CPU time the hub and this
+// process (the devices' side) spent per message: with both on one
+// machine, the CPU per message says where the cost went even when other
+// work shares the cores. With profile set, it writes the hub's CPU
+// profile of the first c.profileFor of the ingest there.
+func ingest(ctx context.Context, store string, devs []*dev, c config, h *benchkit.Hub, profile string) (float64, error) {
+	per, window := c.messages/len(devs), c.window
 	body := []byte(`{"temperature": 27.5,"humidity": 71.2}`)
 	var acked atomic.Int64
+	profiled := make(chan error, 1)
+	if profile != "" {
+		go func() { profiled <- fetchProfile(ctx, h.Info.PprofAddress, c.profileFor, profile) }()
+	}
+	hubCPU, ownCPU := benchkit.CPUTime(h.PID()), benchkit.CPUTime(os.Getpid())
 	start := time.Now()
 	err := benchkit.Parallel(len(devs), len(devs), func(i int) error {
 		d := devs[i]
 		topic := message.TelemetryTopic(d.id, "", &message.Message{ContentType: "application/json", ContentEncoding: "utf-8",
 			Properties: map[string]string{"temperatureAlert": "false"}})
+		if d.l != nil {
+			n, err := d.l.publishAll(ctx, topic, body, per, window)
+			acked.Add(n)
+			return err
+		}
 		w := benchkit.NewWindow(ctx, window)
 		defer func() { acked.Add(w.Acked()) }()
 		publish := func() paho.Token { return d.c.Publish(topic, 1, false, body) }
@@ -260,13 +318,49 @@ func ingest(ctx context.Context, store string, devs []*dev, total, window int, h
 		return w.Drain()
 	})
 	d := time.Since(start)
+	hubCPU, ownCPU = benchkit.CPUTime(h.PID())-hubCPU, benchkit.CPUTime(os.Getpid())-ownCPU
 	if err != nil {
 		return 0, err
 	}
-	rate := float64(acked.Load()) / d.Seconds()
-	fmt.Printf("store=%s ingest: %d messages acked at QoS 1 from %d connections in %s = %.0f msg/s, hub_rss=%dKB\n",
-		store, acked.Load(), len(devs), d.Round(time.Millisecond), rate, benchkit.RSSKB(h.PID()))
+	n := acked.Load()
+	rate := float64(n) / d.Seconds()
+	fmt.Printf("store=%s ingest: %d messages acked at QoS 1 from %d connections (%s client) in %s = %.0f msg/s, hub_rss=%dKB, cpu per message: hub %.1fus devices %.1fus\n",
+		store, n, len(devs), c.client, d.Round(time.Millisecond), rate, benchkit.RSSKB(h.PID()),
+		perMessageMicros(hubCPU, n), perMessageMicros(ownCPU, n))
+	if profile != "" {
+		if err := <-profiled; err != nil {
+			return 0, fmt.Errorf("profiling the hub: %w", err)
+		}
+		fmt.Printf("store=%s hub cpu profile: %s (go tool pprof -top %s)\n", store, profile, profile)
+	}
 	return rate, nil
+}
+
+func perMessageMicros(cpu time.Duration, n int64) float64 {
+	return float64(cpu.Microseconds()) / float64(max(1, n))
+}
+
+// fetchProfile writes the CPU profile the hub serves at addr, taken
+// over d, to file.
+func fetchProfile(ctx context.Context, addr string, d time.Duration, file string) error {
+	secs := max(1, int(d.Round(time.Second)/time.Second))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs), nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /debug/pprof/profile: %s", res.Status)
+	}
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, b, 0o644)
 }
 
 func methods(ctx context.Context, svc *service.Client, devs []*dev, callers, calls int) error {

@@ -37,6 +37,7 @@ type serveInfo struct {
 	EventHub         string   `json:"eventHubConnectionString"`
 	IDScope          string   `json:"idScope"`
 	DPS              string   `json:"dpsConnectionString"`
+	PprofAddress     string   `json:"pprofAddress,omitempty"`
 	NextSteps        []string `json:"nextSteps"`
 	MetricsURL       string   `json:"metricsUrl,omitempty"`
 }
@@ -48,6 +49,8 @@ type serveOptions struct {
 	Hub *hub.Options
 	// MetricsAddr is where to serve Prometheus metrics ("" for none).
 	MetricsAddr string
+	// PprofAddr is where to serve Go's profiles ("" for none).
+	PprofAddr string
 }
 
 // newCmdServe returns `hub serve`; runF replaces serveRun in tests of
@@ -57,8 +60,9 @@ func newCmdServe(f *cmdutil.Factory, runF func(*serveOptions) error) *cobra.Comm
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the local IoT Hub emulator",
-		Long: `Run a local IoT hub that speaks the protocols of Azure IoT Hub: MQTT 3.1.1 for
-devices, HTTPS for the service REST API, AMQP 1.0 for cloud-to-device messages,
+		Long: `Run a local IoT hub that speaks the protocols of Azure IoT Hub: MQTT 3.1.1 and
+HTTPS for devices (telemetry, and cloud-to-device polling with complete, reject
+and abandon over HTTPS), HTTPS for the service REST API, AMQP 1.0 for cloud-to-device messages,
 feedback and the Event Hub-compatible telemetry endpoint, and MQTT and AMQP over
 WebSocket at /$iothub/websocket (subprotocol mqtt or AMQPWSB10; AMQP also at
 /$servicebus/websocket), all on one TLS port (default localhost:8443). With
@@ -125,6 +129,11 @@ GET /health on the TLS port needs no authorization and answers 200 with
 test harnesses that wait for the hub:
   curl -fsS --cacert "$IOTCTL_CA_FILE" https://localhost:8443/health
 
+--pprof-addr serves Go's runtime profiles (net/http/pprof, plain HTTP, no
+authorization) on its own address, off by default, to see where the hub spends
+its CPU and memory under load:
+  go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=10
+
 --metrics-addr serves Prometheus metrics on /metrics (iotctl_hub_*): connections
 by protocol, devices connected, messages in, direct-method calls by result,
 cloud-to-device messages enqueued, delivered and completed, and the queue
@@ -166,6 +175,7 @@ Ctrl-C stops the hub cleanly.`,
 	fl.Int("partitions", 4, "telemetry partitions")
 	fl.Int("max-events", 0, "telemetry events kept for monitors; the oldest are dropped beyond it (0: 250,000 with --in-memory, no limit on disk)")
 	fl.Int64("max-bytes", 0, "bytes of telemetry bodies and properties kept; the oldest are dropped beyond it (0: 512 MiB with --in-memory, 1,638,400,000 on disk)")
+	fl.String("pprof-addr", "", "serve Go's profiles at http://ADDR/debug/pprof/ (plain HTTP, no authorization; keep it on loopback)")
 	fl.Duration("retention", telemetry.DefaultRetention, "how long telemetry is kept (IoT Hub: 1 day by default, at most 7 days = 168h)")
 	fl.Bool("disable-local-auth", false, "refuse shared access policy tokens on the service side (devices keep SAS and X.509)")
 	fl.String("entra-jwks", "", "JSON Web Key Set file or URL whose keys sign the Microsoft Entra ID tokens to accept")
@@ -253,6 +263,7 @@ func (o *serveOptions) resolve() error {
 		MaxBytes:         v.GetInt64("max-bytes"),
 		Retention:        retention,
 	}
+	o.PprofAddr = v.GetString("pprof-addr")
 	if addr := v.GetString("metrics-addr"); addr != "" {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return cmdutil.Usagef("--metrics-addr %q: want HOST:PORT, e.g. :9090 or 127.0.0.1:9090", addr)
@@ -275,6 +286,13 @@ func serveRun(ctx context.Context, o *serveOptions) error {
 		return err
 	}
 	opts.Logger = log.With("component", "hub")
+	var prof *profileServer
+	if o.PprofAddr != "" {
+		if prof, err = startProfileServer(o.PprofAddr); err != nil {
+			return &cmdutil.UsageError{Err: fmt.Errorf("--pprof-addr %s: %w (give a free host:port, such as 127.0.0.1:6060)", o.PprofAddr, err)}
+		}
+		defer prof.close()
+	}
 	var metrics *metricsrv.Server
 	if o.MetricsAddr != "" {
 		reg := prometheus.NewRegistry()
@@ -315,6 +333,9 @@ func serveRun(ctx context.Context, o *serveOptions) error {
 	}
 	info := serveInfo{HostName: h.HostName(), Addresses: h.Addrs(), CAFile: h.CAFile(), ConnectionString: cs, EventHub: eh,
 		IDScope: h.DPS().IDScope(), DPS: dpsCS}
+	if prof != nil {
+		info.PprofAddress = prof.addr
+	}
 	if !opts.InMemory {
 		info.DataDir = opts.DataDir
 	}
@@ -354,6 +375,9 @@ func serveRun(ctx context.Context, o *serveOptions) error {
 		fmt.Fprintf(&b, "DPS ID scope:       %s\n", info.IDScope)
 		if info.MetricsURL != "" {
 			fmt.Fprintf(&b, "Prometheus metrics: %s\n", info.MetricsURL)
+		}
+		if info.PprofAddress != "" {
+			fmt.Fprintf(&b, "Profiles:           http://%s/debug/pprof/\n", info.PprofAddress)
 		}
 		fmt.Fprintf(&b, "DPS connection string: %s\n\nNext, in another terminal:\n", dpsCS)
 		for _, s := range info.NextSteps {

@@ -9,6 +9,28 @@ import (
 	hubsrv "github.com/iotctl/iotctl/pkg/hub"
 )
 
+// --pprof-addr that cannot be bound is a usage error, found when serve
+// runs (the flag refusals found before are tested through runF).
+func TestServeTelemetryFlagErrorsExit3(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--pprof-addr", "127.0.0.1:notaport"}, []string{"--pprof-addr 127.0.0.1:notaport", "give a free host:port"}},
+	} {
+		args := append([]string{"hub", "serve", "--addr", "127.0.0.1:0", "--in-memory"}, tc.args...)
+		code, _, stderr := certRun(t, nil, args...)
+		if code != cmdutil.ExitUsage {
+			t.Errorf("hub serve %v: exit %d; want %d (stderr %q)", tc.args, code, cmdutil.ExitUsage, stderr)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("hub serve %v: stderr %q does not say %q", tc.args, stderr, w)
+			}
+		}
+	}
+}
+
 // A data dir's telemetry log keeps its partition count: serving it with
 // another is a usage error that names both and the way out.
 func TestServeOtherPartitionCountExit3(t *testing.T) {

@@ -1,7 +1,9 @@
 package hub
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -69,5 +71,18 @@ func TestHealthNotReady(t *testing.T) {
 				t.Errorf("GET /health = %d %+v; want 503 %s", w.Code, got, tc.want)
 			}
 		})
+	}
+}
+
+// A hub not started has no device online and ignores notifications.
+func TestHubNotStartedHasNoDevices(t *testing.T) {
+	h := New(nil)
+	if _, _, err := h.InvokeMethod(context.Background(), "dev1", "", "m", nil, 0, time.Second); !errors.Is(err, ErrDeviceNotOnline) {
+		t.Errorf("InvokeMethod before Start: %v; want ErrDeviceNotOnline", err)
+	}
+	h.DesiredChanged("dev1", "", json.RawMessage(`{}`), 2)
+	h.C2DEnqueued("dev1", "")
+	if n := h.Connected(); n != 0 {
+		t.Errorf("Connected() = %d before Start", n)
 	}
 }

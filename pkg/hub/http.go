@@ -44,7 +44,7 @@ func (h *Hub) startHTTP() error {
 	mux.HandleFunc(WebSocketPath, h.serveWebSocket)
 	mux.HandleFunc(EventHubWebSocketPath, h.serveWebSocket)
 	mux.HandleFunc(HealthPath, h.serveHealth)
-	mux.Handle("/", h.routeDPS(api))
+	mux.Handle("/", h.routeDPS(h.routeDevices(api)))
 	h.httpSrv = &http.Server{
 		Handler:           h.tracked(mux),
 		ConnContext:       withConn,

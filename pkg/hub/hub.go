@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/hub/amqpfront"
 	"github.com/iotctl/iotctl/pkg/hub/auth"
+	"github.com/iotctl/iotctl/pkg/hub/core"
 	"github.com/iotctl/iotctl/pkg/hub/dps"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/hub/seed"
@@ -152,8 +154,7 @@ type Hub struct {
 	front     *amqpfront.Front
 	dps       *dps.Service
 	mqtt      *mqtt.Server
-	sessions  *sessionTable
-	methods   *methodBus
+	core      *core.Core
 	telemetry *telemetry.Log
 	// meter counts what the endpoints do; prom is it, for Options.Metrics.
 	meter meter
@@ -201,7 +202,7 @@ func New(opts *Options) *Hub {
 		o.Now = time.Now
 	}
 	m := newHubMetrics()
-	return &Hub{opts: o, log: o.Logger, now: o.Now, sessions: newSessionTable(), methods: newMethodBus(), meter: m, prom: m}
+	return &Hub{opts: o, log: o.Logger, now: o.Now, meter: m, prom: m}
 }
 
 // TelemetryDir is the directory of the telemetry log in a data dir.
@@ -276,7 +277,9 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("hub: metrics: %w", err)
 		}
 	}
-	h.workers.goFunc(h.expireC2D)
+	h.core = core.New(h.ctx, &core.Options{Registry: h.reg, Telemetry: h.telemetry, Go: h.workers.goFunc,
+		Events: coreEvents{h.meter}, Logger: h.log.With("component", "devices"), Now: h.now})
+	h.workers.goFunc(func() { h.core.Sweep(h.ctx) })
 	if err := h.setupTLS(dataDir, host); err != nil {
 		return err
 	}
@@ -449,9 +452,7 @@ func (h *Hub) shutdown() {
 		_ = h.httpLn.Close()
 	}
 	if h.mqtt != nil {
-		for _, s := range h.sessions.all() {
-			s.cl.Stop(errors.New("hub shutting down"))
-		}
+		h.core.CloseAll(core.ErrShutdown)
 		// Connections in no session (a client stalled in its CONNECT)
 		// are closed too: mochi's Close waits for every connection.
 		h.conns.closeAll()
@@ -486,7 +487,12 @@ func (h *Hub) CAFile() string { return h.caFile }
 func (h *Hub) Telemetry() *telemetry.Log { return h.telemetry }
 
 // Connected reports how many devices and modules are connected.
-func (h *Hub) Connected() int { return h.sessions.count() }
+func (h *Hub) Connected() int {
+	if h.core == nil {
+		return 0
+	}
+	return h.core.Connected()
+}
 
 // knownHost reports whether a host name in a username or token is one
 // the hub answers to (case-insensitive; a missing port matches any).
@@ -521,25 +527,6 @@ func (h *Hub) DeviceConnectionString(deviceID, moduleID string) (string, error) 
 	return cs.Format(), nil
 }
 
-// presence answers the REST API's questions about connections: is the
-// identity connected, since when is its state what it is, and when was
-// it last active. A disconnected identity's times are those the
-// registry kept of its last connection (zero if it never connected).
-func (h *Hub) presence(deviceID, moduleID string) (bool, time.Time, time.Time) {
-	if s := h.sessions.get(clientKey(deviceID, moduleID)); s != nil {
-		return true, s.connectedAt, time.Unix(0, s.lastActivity.Load())
-	}
-	p, err := h.reg.Presence(deviceID, moduleID)
-	if err != nil {
-		h.log.Warn("reading the last connection failed", "device", deviceID, "module", moduleID, "err", err)
-	}
-	return false, p.StateUpdated, p.LastActivity
-}
-
-func (h *Hub) generationID(deviceID, moduleID string) (string, error) {
-	return h.store.generationID(deviceID, moduleID)
-}
-
 // Registry is the hub's identity registry.
 func (h *Hub) Registry() *registry.Store { return h.reg }
 
@@ -547,4 +534,40 @@ func (h *Hub) Registry() *registry.Store { return h.reg }
 func (h *Hub) CreateDevice(id string) error {
 	_, err := h.reg.CreateDevice(&iothub.Device{DeviceID: id})
 	return err
+}
+
+// Errors of a direct-method call, as IoT Hub reports them.
+var (
+	// ErrDeviceNotOnline: the device is not connected or has not
+	// subscribed to methods (404103).
+	ErrDeviceNotOnline = core.ErrDeviceNotOnline
+	// ErrMethodTimeout: the device did not answer in time (504101).
+	ErrMethodTimeout = core.ErrMethodTimeout
+)
+
+// InvokeMethod calls a direct method on a connected device or module
+// and waits for its answer (see core.Core.InvokeMethod): ErrDeviceNotOnline
+// when it is not connected and listening within connectTimeout,
+// ErrMethodTimeout when it does not answer within responseTimeout.
+func (h *Hub) InvokeMethod(ctx context.Context, deviceID, moduleID, name string, payload json.RawMessage, connectTimeout, responseTimeout time.Duration) (int, json.RawMessage, error) {
+	if h.core == nil {
+		return 0, nil, ErrDeviceNotOnline // not started
+	}
+	return h.core.InvokeMethod(ctx, deviceID, moduleID, name, payload, connectTimeout, responseTimeout)
+}
+
+// DesiredChanged sends a desired-properties patch to the device or
+// module when it is connected and listens for desired updates.
+func (h *Hub) DesiredChanged(deviceID, moduleID string, patch json.RawMessage, version int64) {
+	if h.core != nil {
+		h.core.DesiredChanged(deviceID, moduleID, patch, version)
+	}
+}
+
+// C2DEnqueued wakes the delivery of a connected device after a message
+// was queued for it.
+func (h *Hub) C2DEnqueued(deviceID, moduleID string) {
+	if h.core != nil {
+		h.core.C2DEnqueued(deviceID, moduleID)
+	}
 }

@@ -386,8 +386,8 @@ func TestC2DUnackedGoesToTheReplacingConnection(t *testing.T) {
 			t.Fatal("the message is still queued after the replacing connection acknowledged it")
 		}
 	}
-	if h.sessions.count() != 1 {
-		t.Errorf("%d sessions; want the replacing one only", h.sessions.count())
+	if h.core.Connected() != 1 {
+		t.Errorf("%d sessions; want the replacing one only", h.core.Connected())
 	}
 }
 
@@ -409,7 +409,7 @@ func TestC2DRedeliveredAfterItsLockExpired(t *testing.T) {
 		t.Fatalf("first delivery %q", m.Payload())
 	}
 	ahead.Store(int64(registry.DefaultC2DLockDuration + time.Second))
-	m := d.next(t) // the sweep runs every c2dExpirySweep (5 s)
+	m := d.next(t) // the sweep runs every core.ExpirySweep (5 s)
 	tp, err := message.ParseTopic(m.Topic())
 	if err != nil || string(m.Payload()) != "hello" || tp.Message.MessageID != "m1" {
 		t.Fatalf("redelivery %q %q: %v", m.Topic(), m.Payload(), err)

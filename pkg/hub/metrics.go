@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/iotctl/iotctl/pkg/hub/core"
 )
 
 // meter is what the hub's endpoints count; the hub's Prometheus
@@ -73,7 +75,7 @@ func (m *hubMetrics) methodCall(err error) {
 	result := "answered"
 	switch {
 	case err == nil:
-	case errors.Is(err, ErrDeviceNotOnline), errors.Is(err, errClosingNotOnline):
+	case errors.Is(err, ErrDeviceNotOnline):
 		result = "not_online"
 	case errors.Is(err, ErrMethodTimeout):
 		result = "timeout"
@@ -113,7 +115,7 @@ func (h *Hub) registerMetrics(reg prometheus.Registerer) error {
 	m := h.prom
 	cs := []prometheus.Collector{m.conns, m.connsTotal, m.messagesIn, m.methods, m.c2dTotal,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: metricsNamespace, Name: "devices_connected",
-			Help: "Devices and modules connected now."}, func() float64 { return float64(h.sessions.count()) }),
+			Help: "Devices and modules connected now."}, func() float64 { return float64(h.Connected()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: metricsNamespace, Name: "c2d_queued",
 			Help: "Cloud-to-device messages in every device's queue (locked ones included)."}, func() float64 {
 			n, err := h.reg.C2DQueued()
@@ -134,4 +136,18 @@ func (h *Hub) registerMetrics(reg prometheus.Registerer) error {
 		}
 	}
 	return nil
+}
+
+// coreEvents tells the hub's meter what the device core does.
+type coreEvents struct{ m meter }
+
+func (e coreEvents) MessageStored(transport string) { e.m.messageIn(transport) }
+func (e coreEvents) MethodCalled(err error)         { e.m.methodCall(err) }
+func (e coreEvents) C2D(event string) {
+	switch event {
+	case core.C2DDelivered:
+		e.m.c2d(c2dDelivered)
+	case core.C2DCompleted:
+		e.m.c2d(c2dCompleted)
+	}
 }

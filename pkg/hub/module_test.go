@@ -13,19 +13,26 @@ import (
 	"github.com/iotctl/iotctl/pkg/sas"
 )
 
+// createModule registers a module with generated keys and returns its
+// connection string.
+func createModule(t *testing.T, h *Hub, deviceID, moduleID string) *connstr.ConnectionString {
+	t.Helper()
+	if _, err := h.reg.CreateModule(&iothub.Module{DeviceID: deviceID, ModuleID: moduleID}); err != nil {
+		t.Fatalf("CreateModule(%s/%s): %v", deviceID, moduleID, err)
+	}
+	s, err := h.DeviceConnectionString(deviceID, moduleID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return connstr.MustParse(s)
+}
+
 // A module connects as {device}/{module}, sends telemetry with its
 // module id and answers direct methods addressed to it.
 func TestModuleIdentity(t *testing.T) {
 	h := startHub(t)
 	createDevice(t, h, "dev1")
-	if _, err := h.reg.CreateModule(&iothub.Module{DeviceID: "dev1", ModuleID: "mod1"}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := h.DeviceConnectionString("dev1", "mod1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := connstr.MustParse(s)
+	cs := createModule(t, h, "dev1", "mod1")
 	if cs.Kind != connstr.KindModule {
 		t.Fatalf("module connection string kind %v", cs.Kind)
 	}

@@ -6,14 +6,12 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/iotctl/iotctl/pkg/hub/core"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
-	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/sas"
 )
@@ -26,6 +24,8 @@ import (
 type mqttHook struct {
 	mqtt.HookBase
 	h *Hub
+	// conns holds the *mqttConn of each *mqtt.Client with a session.
+	conns sync.Map
 }
 
 func (k *mqttHook) ID() string { return "iothub" }
@@ -39,42 +39,98 @@ func (k *mqttHook) Provides(b byte) bool {
 	return false
 }
 
-// session is one connected device or module.
-type session struct {
-	cl                 *mqtt.Client
-	deviceID, moduleID string
-	connectedAt        time.Time
-	lastActivity       atomic.Int64 // unix nanoseconds
-	authMethod         string
-	generationID       string
-	// expiry ends the connection when its SAS token expires (nil for
-	// X.509 devices).
-	expiry *time.Timer
+// mqttConn is one device's or module's MQTT connection: the core's
+// core.Conn over a mochi client.
+type mqttConn struct {
+	h  *Hub
+	cl *mqtt.Client
+	s  *core.Session
 
-	// c2d delivery state
-	mu         sync.Mutex
-	nextPID    uint16
-	inflight   map[uint16]string // packet id → C2D lock token
-	delivering bool              // a deliverC2D runs
-	again      bool              // it was kicked while running
-	done       chan struct{}     // closed when the connection ended
+	mu       sync.Mutex
+	nextPID  uint16
+	inflight map[uint16]string // packet id → C2D lock token
 
-	acks ackQueue // PUBACKs of telemetry stored on disk
+	acks ackQueue // PUBACKs of telemetry stored
 }
 
-func (s *session) touch(now time.Time) { s.lastActivity.Store(now.UnixNano()) }
-
-func (s *session) subscribed(filter string) bool {
-	_, ok := s.cl.State.Subscriptions.Get(filter)
+func (c *mqttConn) subscribed(filter string) bool {
+	_, ok := c.cl.State.Subscriptions.Get(filter)
 	return ok
 }
 
-// clientKey is the key of a device or module in the session table.
-func clientKey(deviceID, moduleID string) string {
-	if moduleID == "" {
-		return deviceID
+// Listening reports the device's subscriptions.
+func (c *mqttConn) Listening(f core.Feature) bool {
+	switch f {
+	case core.Methods:
+		return c.subscribed(message.MethodRequestFilter)
+	case core.Desired:
+		return c.subscribed(message.TwinDesiredFilter)
 	}
-	return deviceID + "/" + moduleID
+	deviceID, moduleID := splitClientID(c.cl.ID)
+	if moduleID != "" {
+		return c.subscribed(message.ModuleInputFilter(deviceID, moduleID))
+	}
+	return c.subscribed(message.C2DFilter(deviceID))
+}
+
+// SendMethod publishes a method request at QoS 0.
+func (c *mqttConn) SendMethod(name, rid string, payload []byte) error {
+	return c.write(message.MethodRequestTopic(name, rid), payload, 0, 0)
+}
+
+// SendDesired publishes a desired-properties patch at QoS 0.
+func (c *mqttConn) SendDesired(version int64, body []byte) error {
+	return c.write(message.TwinDesiredTopic(version), body, 0, 0)
+}
+
+// SendC2D publishes a C2D message at QoS 1; its PUBACK completes it.
+// MQTT has no reject or abandon: IoT Hub completes a message on PUBACK.
+func (c *mqttConn) SendC2D(m *registry.C2DMessage) error {
+	deviceID, moduleID := splitClientID(c.cl.ID)
+	msg := core.ToMessage(m)
+	topic := message.C2DTopic(deviceID, msg)
+	if moduleID != "" {
+		topic = message.ModuleInputTopic(deviceID, moduleID, msg.InputName, msg)
+	}
+	c.mu.Lock()
+	c.nextPID++
+	if c.nextPID == 0 {
+		c.nextPID = 1
+	}
+	pid := c.nextPID
+	c.inflight[pid] = m.LockToken
+	c.mu.Unlock()
+	if err := c.write(topic, m.Body, 1, pid); err != nil {
+		c.mu.Lock()
+		delete(c.inflight, pid)
+		c.mu.Unlock()
+		logClosed(c.h.log, "c2d delivery", err)
+		return err
+	}
+	return nil
+}
+
+// Close ends the connection.
+func (c *mqttConn) Close(reason error) { c.cl.Stop(reason) }
+
+// puback completes the C2D message delivered with packet id pid.
+func (c *mqttConn) puback(pid uint16) {
+	c.mu.Lock()
+	lock, ok := c.inflight[pid]
+	delete(c.inflight, pid)
+	c.mu.Unlock()
+	if ok {
+		_ = c.s.CompleteC2D(lock) // the core logs a failure
+	}
+}
+
+// conn returns cl's connection, or nil before its session is
+// established and after it ended.
+func (k *mqttHook) conn(cl *mqtt.Client) *mqttConn {
+	if v, ok := k.conns.Load(cl); ok {
+		return v.(*mqttConn)
+	}
+	return nil
 }
 
 // parseUsername reads "{host}/{clientId}/?api-version=..." or the older
@@ -162,73 +218,26 @@ func (k *mqttHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool { 
 
 func (k *mqttHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	deviceID, moduleID := splitClientID(cl.ID)
-	now := k.h.now()
-	method := "sas"
+	o := core.AttachOptions{AuthMethod: "sas", Transport: "mqtt"}
 	if len(pk.Connect.Password) == 0 {
-		method = "x509"
+		o.AuthMethod = "x509"
+	} else if tok, err := sas.Parse(string(pk.Connect.Password)); err == nil {
+		// A device renews its token by connecting again with a new one,
+		// as the SDKs do over MQTT.
+		o.Expiry = tok.Expiry()
 	}
-	s := &session{cl: cl, deviceID: deviceID, moduleID: moduleID, connectedAt: now, authMethod: method,
-		inflight: map[uint16]string{}, done: make(chan struct{})}
-	s.touch(now)
-	if gen, err := k.h.generationID(deviceID, moduleID); err == nil {
-		s.generationID = gen
-	}
-	k.h.sessions.put(s)
-	if method == "sas" {
-		if tok, err := sas.Parse(string(pk.Connect.Password)); err == nil {
-			k.h.endAtExpiry(s, tok)
-		}
-	}
-	k.h.log.Info("device connected", "device", deviceID, "module", moduleID, "remote", cl.Net.Remote)
-	k.h.kickC2D(s)
+	c := &mqttConn{h: k.h, cl: cl, inflight: map[uint16]string{}}
+	k.h.log.Debug("mqtt session established", "client", cl.ID, "remote", cl.Net.Remote)
+	c.s = k.h.core.Attach(core.Identity{DeviceID: deviceID, ModuleID: moduleID}, c, o)
+	k.conns.Store(cl, c)
 }
 
 func (k *mqttHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	s, current := k.h.sessions.remove(cl)
-	if s == nil {
+	v, ok := k.conns.LoadAndDelete(cl)
+	if !ok {
 		return
 	}
-	close(s.done)
-	if s.expiry != nil {
-		s.expiry.Stop()
-	}
-	// Its unacknowledged C2D messages go back to the queue, and to the
-	// connection that replaced it, if any.
-	k.h.abandonInflight(s)
-	k.h.C2DEnqueued(s.deviceID, s.moduleID)
-	if !current {
-		k.h.log.Info("device connection replaced", "device", s.deviceID, "module", s.moduleID)
-		return
-	}
-	// Its connection times outlive the connection, in the registry.
-	p := registry.Presence{StateUpdated: k.h.now(), LastActivity: time.Unix(0, s.lastActivity.Load())}
-	if perr := k.h.reg.SetPresence(s.deviceID, s.moduleID, p); perr != nil && !errors.Is(perr, registry.ErrDeviceNotFound) && !errors.Is(perr, registry.ErrModuleNotFound) {
-		k.h.log.Warn("recording the disconnection failed", "device", s.deviceID, "module", s.moduleID, "err", perr)
-	}
-	k.h.log.Info("device disconnected", "device", s.deviceID, "module", s.moduleID, "err", err)
-	k.h.sessions.changed(cl.ID)
-}
-
-// errTokenExpired ends a connection whose SAS token has expired.
-var errTokenExpired = errors.New("hub: the device's SAS token expired")
-
-// endAtExpiry ends s's connection when its token expires, as IoT Hub
-// does ("When the token expires, the IoT hub severs the device/module
-// connection", https://learn.microsoft.com/azure/iot-hub/authenticate-authorize-sas):
-// at the first second the token is refused (sas.Token.Expired, the
-// check made at CONNECT), by the hub's clock. A device renews by
-// connecting again with a new token, as the SDKs do over MQTT.
-func (h *Hub) endAtExpiry(s *session, tok *sas.Token) {
-	at := time.Unix(tok.ExpiryUnix()+1, 0)
-	s.expiry = time.AfterFunc(at.Sub(h.now()), func() {
-		if !h.workers.add() {
-			return // the hub is closing: it ends every connection
-		}
-		defer h.workers.done()
-		h.log.Info("device disconnected: its SAS token expired", "device", s.deviceID, "module", s.moduleID,
-			"expiry", tok.Expiry().Format(time.RFC3339))
-		s.cl.Stop(errTokenExpired)
-	})
+	v.(*mqttConn).s.Detach(err)
 }
 
 // errDisconnect makes mochi close the connection: IoT Hub drops a
@@ -255,8 +264,8 @@ func (k *mqttHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 			}
 		}
 	case packets.Puback:
-		if s := k.h.sessions.get(cl.ID); s != nil && s.cl == cl {
-			k.h.completeC2D(s, pk.PacketID)
+		if c := k.conn(cl); c != nil {
+			c.puback(pk.PacketID)
 		}
 	}
 	return pk, nil
@@ -278,19 +287,18 @@ func allowedFilter(filter, deviceID, moduleID string) bool {
 }
 
 func (k *mqttHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
-	if s := k.h.sessions.get(cl.ID); s != nil && s.cl == cl {
-		k.h.kickC2D(s)
-		k.h.sessions.changed(clientKey(s.deviceID, s.moduleID))
+	if c := k.conn(cl); c != nil {
+		c.s.Changed()
 	}
 }
 
 func (k *mqttHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	s := k.h.sessions.get(cl.ID)
-	if s == nil || s.cl != cl {
+	c := k.conn(cl)
+	if c == nil {
 		return pk, packets.ErrRejectPacket
 	}
-	now := k.h.now()
-	s.touch(now)
+	s := c.s
+	s.Touch()
 	t, err := message.ParseDeviceTopic(pk.TopicName)
 	if err != nil {
 		k.h.log.Info("device disconnected: unknown topic", "client", cl.ID, "err", err)
@@ -307,137 +315,57 @@ func (k *mqttHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 			}
 			m.Properties["mqtt-retain"] = "true"
 		}
-		if m.Size() > message.MaxTelemetrySize {
+		qos, pid := pk.FixedHeader.Qos, pk.PacketID
+		pending, err := s.Ingest(m, func(err error) {
+			// On disk: the hub sends the PUBACK itself once the event
+			// is synced.
+			if err == nil && qos > 0 {
+				k.h.queueAck(c, pid)
+			}
+		})
+		switch {
+		case errors.Is(err, core.ErrTooLarge):
 			k.h.log.Info("device disconnected: message over 256 KB", "client", cl.ID, "size", m.Size())
-			cl.Stop(errors.New("message too large"))
-			return pk, packets.ErrRejectPacket
-		}
-		ev := telemetry.Event{DeviceID: s.deviceID, ModuleID: s.moduleID, AuthMethod: s.authMethod,
-			GenerationID: s.generationID, Message: m}
-		if k.h.telemetry.Durable() {
-			// The hub sends the PUBACK itself once the event is synced.
-			k.h.storeTelemetry(s, ev, pk.FixedHeader.Qos, pk.PacketID)
-			return pk, packets.ErrRejectPacket
-		}
-		// In memory: stored now; mochi sends the PUBACK when OnPublish
-		// returns.
-		if _, err := k.h.telemetry.Append(ev); err != nil {
-			// Not stored, so not acknowledged: the device sends it again
-			// when it reconnects.
-			k.h.log.Info("device disconnected: telemetry not stored", "client", cl.ID, "err", err)
 			cl.Stop(err)
 			return pk, packets.ErrRejectPacket
+		case err != nil:
+			// Not stored, so not acknowledged (the core closed the
+			// connection): the device sends it again when it reconnects.
+			return pk, packets.ErrRejectPacket
+		case pending:
+			return pk, packets.ErrRejectPacket
 		}
-		k.h.meter.messageIn("mqtt")
+		// In memory: stored now. The PUBACK goes through the same queue
+		// as on disk, in one write with the others queued meanwhile.
+		if qos > 0 {
+			k.h.queueAck(c, pid)
+		}
+		return pk, packets.ErrRejectPacket
 	case message.KindMethodResponse:
-		k.h.methods.respond(cl.ID, t.RequestID, t.Status, pk.Payload)
+		s.MethodResponse(t.RequestID, t.Status, pk.Payload)
 	case message.KindTwinGet:
 		// Twin requests run here, on the connection's own goroutine,
 		// where mochi calls OnPublish for each PUBLISH in the order
 		// the device sent them: a device's patches are applied in its
 		// order and a GET sees every patch sent before it.
-		k.h.twinGet(s, t.RequestID)
+		status, body := s.TwinGet()
+		logClosed(k.h.log, "twin response", c.write(message.TwinResponseTopic(status, t.RequestID, 0), body, 0, 0))
 	case message.KindTwinPatchReported:
-		k.h.twinPatchReported(s, t.RequestID, pk.Payload)
+		status, version := s.PatchReported(pk.Payload)
+		logClosed(k.h.log, "twin response", c.write(message.TwinResponseTopic(status, t.RequestID, version), nil, 0, 0))
 	}
 	// PUBACK (for QoS 1) without fanning the message out.
 	return pk, packets.CodeSuccessIgnore
 }
 
-// write sends one packet to the session's client.
-func (s *session) write(topic string, payload []byte, qos byte, pid uint16) error {
-	return s.cl.WritePacket(packets.Packet{
+// write sends one packet to the device.
+func (c *mqttConn) write(topic string, payload []byte, qos byte, pid uint16) error {
+	return c.cl.WritePacket(packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos},
 		TopicName:   topic,
 		Payload:     payload,
 		PacketID:    pid,
 	})
-}
-
-// sessionTable holds the connected devices and lets callers wait for a
-// device to connect and subscribe.
-type sessionTable struct {
-	mu       sync.Mutex
-	byID     map[string]*session // the current connection of each client id
-	byClient map[*mqtt.Client]*session
-	waiters  map[string]chan struct{}
-}
-
-func newSessionTable() *sessionTable {
-	return &sessionTable{byID: map[string]*session{}, byClient: map[*mqtt.Client]*session{}, waiters: map[string]chan struct{}{}}
-}
-
-// put makes s its client id's current session.
-func (t *sessionTable) put(s *session) {
-	t.mu.Lock()
-	t.byID[s.cl.ID] = s
-	t.byClient[s.cl] = s
-	t.mu.Unlock()
-	t.changed(s.cl.ID)
-}
-
-// remove forgets the session of cl and returns it, with current
-// false when a newer connection of the same client id had replaced
-// it (that one stays), or nil when cl has none.
-func (t *sessionTable) remove(cl *mqtt.Client) (s *session, current bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s = t.byClient[cl]
-	if s == nil {
-		return nil, false
-	}
-	delete(t.byClient, cl)
-	if t.byID[cl.ID] != s {
-		return s, false
-	}
-	delete(t.byID, cl.ID)
-	return s, true
-}
-
-func (t *sessionTable) get(id string) *session {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.byID[id]
-}
-
-func (t *sessionTable) count() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.byID)
-}
-
-func (t *sessionTable) all() []*session {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]*session, 0, len(t.byID))
-	for _, s := range t.byID {
-		out = append(out, s)
-	}
-	return out
-}
-
-// changed wakes everyone waiting on id.
-func (t *sessionTable) changed(id string) {
-	t.mu.Lock()
-	ch := t.waiters[id]
-	delete(t.waiters, id)
-	t.mu.Unlock()
-	if ch != nil {
-		close(ch)
-	}
-}
-
-// wait returns a channel closed at the next change of id; all waiters
-// of one id share it.
-func (t *sessionTable) wait(id string) <-chan struct{} {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	ch := t.waiters[id]
-	if ch == nil {
-		ch = make(chan struct{})
-		t.waiters[id] = ch
-	}
-	return ch
 }
 
 func logClosed(log *slog.Logger, what string, err error) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iotctl/iotctl/pkg/hub/core"
 	"github.com/iotctl/iotctl/pkg/iothub"
 	"github.com/iotctl/iotctl/pkg/message"
 )
@@ -30,13 +31,19 @@ func getDevice(t *testing.T, h *Hub, id string) iothub.Device {
 	return d
 }
 
+// ident is the identity of an MQTT client id.
+func ident(clientID string) core.Identity {
+	d, m := splitClientID(clientID)
+	return core.Identity{DeviceID: d, ModuleID: m}
+}
+
 // waitDisconnected waits until the hub has seen id's connection end.
 func waitDisconnected(t *testing.T, h *Hub, id string) {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
-		changed := h.sessions.wait(id)
-		if h.sessions.get(id) == nil {
+		changed := h.core.Wait(ident(id))
+		if h.core.Session(ident(id)) == nil {
 			return
 		}
 		select {

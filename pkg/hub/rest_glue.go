@@ -3,9 +3,12 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/iotctl/iotctl/pkg/hub/core"
 	"github.com/iotctl/iotctl/pkg/hub/rest"
 )
 
@@ -25,13 +28,20 @@ func (h *Hub) restHandler() (http.Handler, error) {
 type hubMethods struct{ h *Hub }
 
 func (m hubMethods) Invoke(ctx context.Context, deviceID, moduleID, name string, payload json.RawMessage, connectTimeout, responseTimeout time.Duration) (int, json.RawMessage, error) {
-	return m.h.InvokeMethod(ctx, deviceID, moduleID, name, payload, connectTimeout, responseTimeout)
+	status, res, err := m.h.InvokeMethod(ctx, deviceID, moduleID, name, payload, connectTimeout, responseTimeout)
+	switch {
+	case errors.Is(err, core.ErrDeviceNotOnline):
+		err = fmt.Errorf("%w: %w", rest.ErrDeviceNotOnline, err)
+	case errors.Is(err, core.ErrMethodTimeout):
+		err = fmt.Errorf("%w: %w", rest.ErrTimeout, err)
+	}
+	return status, res, err
 }
 
 type hubPresence struct{ h *Hub }
 
 func (p hubPresence) State(deviceID, moduleID string) (bool, time.Time, time.Time) {
-	return p.h.presence(deviceID, moduleID)
+	return p.h.core.State(deviceID, moduleID)
 }
 
 func (p hubPresence) Connected() int { return p.h.Connected() }

@@ -54,8 +54,8 @@ func TestSecondConnectionDropsTheFirst(t *testing.T) {
 	// for that change rather than racing it.
 	deadline := time.After(10 * time.Second)
 	for {
-		changed := h.sessions.wait("dev1")
-		if s := h.sessions.get("dev1"); s != nil && h.Connected() == 1 {
+		changed := h.core.Wait(ident("dev1"))
+		if s := h.core.Session(ident("dev1")); s != nil && h.Connected() == 1 {
 			break
 		}
 		select {
@@ -171,7 +171,7 @@ func TestExpiredTokenEndsTheConnection(t *testing.T) {
 	if now := time.Now(); !tok.Expired(now) {
 		t.Errorf("the connection ended at %v, before its token expired at %v", now, tok.Expiry())
 	}
-	if h.sessions.get("long") == nil {
+	if h.core.Session(ident("long")) == nil {
 		t.Error("the device with a valid token was disconnected too")
 	}
 }

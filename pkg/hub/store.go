@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,22 +10,17 @@ import (
 
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/iotctl/iotctl/pkg/hub/core"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/iothub"
-	"github.com/iotctl/iotctl/pkg/message"
 )
 
 // RegistryFile is the bbolt file the hub keeps in its data directory.
 const RegistryFile = "registry.db"
 
-// hubStore is what the MQTT front needs from the registry.
+// hubStore is what the hub itself reads from the registry: the keys of
+// the connection strings it prints.
 type hubStore interface {
-	twinProperties(deviceID, moduleID string) (desired, reported json.RawMessage, err error)
-	patchReported(deviceID, moduleID string, patch json.RawMessage) (int64, error)
-	generationID(deviceID, moduleID string) (string, error)
-	nextC2D(deviceID, moduleID string) (m *message.Message, lockToken string, ok bool, err error)
-	completeC2D(deviceID, moduleID, lockToken string) error
-	abandonC2D(deviceID, moduleID, lockToken string) error
 	policyKey(policy string) (string, error)
 	identityKey(deviceID, moduleID string) (string, error)
 }
@@ -110,38 +104,6 @@ func readPID(file string) int {
 	return pid
 }
 
-func (r regStore) twinProperties(deviceID, moduleID string) (json.RawMessage, json.RawMessage, error) {
-	t, err := r.Twin(deviceID, moduleID)
-	if err != nil {
-		return nil, nil, err
-	}
-	return t.Properties.Desired, t.Properties.Reported, nil
-}
-
-func (r regStore) patchReported(deviceID, moduleID string, patch json.RawMessage) (int64, error) {
-	v, err := r.PatchReported(deviceID, moduleID, patch)
-	var re *registry.Error
-	if err != nil && errors.As(err, &re) && re.Code/1000 == 400 {
-		return 0, fmt.Errorf("%w: %v", errBadTwin, err)
-	}
-	return v, err
-}
-
-func (r regStore) generationID(deviceID, moduleID string) (string, error) {
-	if moduleID != "" {
-		m, err := r.Module(deviceID, moduleID)
-		if err != nil {
-			return "", err
-		}
-		return m.GenerationID, nil
-	}
-	d, err := r.Device(deviceID)
-	if err != nil {
-		return "", err
-	}
-	return d.GenerationID, nil
-}
-
 func (r regStore) policyKey(policy string) (string, error) {
 	p, err := r.Policy(policy)
 	if err != nil {
@@ -167,31 +129,7 @@ func (r regStore) identityKey(deviceID, moduleID string) (string, error) {
 	}
 	k := a.Keys()
 	if k == nil {
-		return "", fmt.Errorf("hub: %s has no symmetric key (authentication %q)", clientKey(deviceID, moduleID), a.Type)
+		return "", fmt.Errorf("hub: %s has no symmetric key (authentication %q)", core.Identity{DeviceID: deviceID, ModuleID: moduleID}.Key(), a.Type)
 	}
 	return k.PrimaryKey, nil
-}
-
-func (r regStore) nextC2D(deviceID, moduleID string) (*message.Message, string, bool, error) {
-	c, err := r.Receive(deviceID, moduleID)
-	if err != nil || c == nil {
-		return nil, "", false, err
-	}
-	m := &message.Message{
-		Body: c.Body, MessageID: c.MessageID, CorrelationID: c.CorrelationID, UserID: c.UserID,
-		ContentType: c.ContentType, ContentEncoding: c.ContentEncoding, To: c.To, ExpiryTime: c.ExpiryTime,
-		Properties: c.Properties,
-	}
-	if c.Ack != "" && c.Ack != message.AckNone {
-		m.Ack = c.Ack
-	}
-	return m, c.LockToken, true, nil
-}
-
-func (r regStore) completeC2D(deviceID, moduleID, lockToken string) error {
-	return r.Complete(deviceID, moduleID, lockToken)
-}
-
-func (r regStore) abandonC2D(deviceID, moduleID, lockToken string) error {
-	return r.Abandon(deviceID, moduleID, lockToken)
 }

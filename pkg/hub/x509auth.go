@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/iotctl/iotctl/pkg/devicecert"
+	"github.com/iotctl/iotctl/pkg/hub/core"
 	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
@@ -95,7 +96,7 @@ func (h *Hub) authX509(c net.Conn, deviceID, moduleID string) error {
 			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 			return refuseX509("client certificate does not chain to a device CA: %v", err)
 		}
-		if want := clientKey(deviceID, moduleID); leaf.Subject.CommonName != want {
+		if want := (core.Identity{DeviceID: deviceID, ModuleID: moduleID}).Key(); leaf.Subject.CommonName != want {
 			return refuseX509("client certificate CN %q is not %q", leaf.Subject.CommonName, want)
 		}
 	default:

@@ -46,6 +46,11 @@ type HubOptions struct {
 	// the hub does not start.
 	Stderr io.Writer
 
+	// PprofAddr is --pprof-addr: where the hub serves Go's runtime
+	// profiles (HubInfo.PprofAddress has the address it took).
+	// Default: empty, no profiles.
+	PprofAddr string
+
 	// StopWait is how long Stop waits after interrupting the hub
 	// before it kills it. Default: 5s.
 	StopWait time.Duration
@@ -58,6 +63,7 @@ type HubInfo struct {
 	CAFile           string   `json:"caFile"`
 	ConnectionString string   `json:"connectionString"` // iothubowner
 	EventHub         string   `json:"eventHubConnectionString"`
+	PprofAddress     string   `json:"pprofAddress"` // with HubOptions.PprofAddr
 }
 
 // Hub is a running `iotctl hub serve`. Its methods are safe to call
@@ -101,6 +107,9 @@ func StartHub(ctx context.Context, bin string, opts *HubOptions) (*Hub, error) {
 		args = append(args, "--data-dir", o.DataDir)
 	} else {
 		args = append(args, "--in-memory")
+	}
+	if o.PprofAddr != "" {
+		args = append(args, "--pprof-addr", o.PprofAddr)
 	}
 	args = append(args, "-o", "json", "--log-level", "error")
 

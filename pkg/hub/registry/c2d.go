@@ -144,6 +144,16 @@ func (s *Store) Enqueue(deviceID, moduleID string, m *C2DMessage) (*C2DMessage, 
 // (with feedback when asked for). It returns nil, nil when there is
 // nothing to deliver.
 func (s *Store) Receive(deviceID, moduleID string) (*C2DMessage, error) {
+	return s.ReceiveFor(deviceID, moduleID, 0)
+}
+
+// ReceiveFor is Receive with a lock of the given duration (0 or less:
+// Options.C2DLockDuration), for a device that asks for its own lock
+// timeout (the HTTPS query parameter iothub-messagelocktimeout).
+func (s *Store) ReceiveFor(deviceID, moduleID string, lock time.Duration) (*C2DMessage, error) {
+	if lock <= 0 {
+		lock = s.opts.C2DLockDuration
+	}
 	now := s.now()
 	var out *C2DMessage
 	err := s.db.Batch(func(tx *bolt.Tx) error {
@@ -174,7 +184,7 @@ func (s *Store) Receive(deviceID, moduleID string) (*C2DMessage, error) {
 			}
 			m.DeliveryCount++
 			m.LockToken = NewUUID()
-			m.LockedUntil = now.Add(s.opts.C2DLockDuration)
+			m.LockedUntil = now.Add(lock)
 			out = &m
 			if err := putJSON(q, k, &m); err != nil {
 				return err

@@ -96,8 +96,18 @@ func sanitize(s string) string {
 // writeError answers with an IoT Hub error: the status, the header
 // iothub-errorcode: Name and the body described at errorBody.
 func (h *Handler) writeError(w http.ResponseWriter, e *registry.Error) {
+	WriteError(w, e, h.now())
+}
+
+// WriteError answers an HTTPS request with an IoT Hub error as the
+// service API does (status, iothub-errorcode and the body described at
+// errorBody), for the hub's other HTTPS endpoints; now stamps it. An
+// error that is not a *registry.Error is a 500 ServerError that does
+// not show its text.
+func WriteError(w http.ResponseWriter, err error, now time.Time) {
+	e := asError(err)
 	tracking := registry.NewUUID()
-	now := h.now().UTC()
+	now = now.UTC()
 	body := errorBody{
 		Message:          errorMessage(e.Code, e.Name, e.Message, tracking, now),
 		ExceptionMessage: "Tracking ID:" + strings.ReplaceAll(tracking, "-", "") + "-G:0-TimeStamp:" + now.Format("01/02/2006 15:04:05"),

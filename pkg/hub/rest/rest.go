@@ -217,10 +217,10 @@ func route(segs []string) (map[string]endpoint, string, string) {
 	return nil, "", ""
 }
 
-// splitPath splits the escaped path into decoded segments, so that an
+// SplitPath splits an escaped URL path into decoded segments, so that an
 // id containing an encoded "/" or "?" stays one segment. A trailing
 // slash is ignored.
-func splitPath(escaped string) ([]string, bool) {
+func SplitPath(escaped string) ([]string, bool) {
 	escaped = strings.TrimPrefix(escaped, "/")
 	escaped = strings.TrimSuffix(escaped, "/")
 	if escaped == "" {
@@ -246,7 +246,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
-	segs, ok := splitPath(r.URL.EscapedPath())
+	segs, ok := SplitPath(r.URL.EscapedPath())
 	if !ok {
 		h.writeError(w, newError(registry.ErrArgumentInvalid, "the path is not valid percent-encoding"))
 		return

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/iotctl/iotctl/pkg/message"
@@ -68,18 +69,29 @@ const (
 
 var errRecord = errors.New("telemetry: damaged record")
 
-// encodeRecord encodes ev with room for its header.
+// bagScratch holds buffers that encodeRecord encodes property bags in
+// before copying them into the record, whose length prefix comes first.
+var bagScratch = sync.Pool{New: func() any { return new([]byte) }}
+
+// encodeRecord encodes ev with room for its header, in one allocation
+// of the record (and the property bag's own for more than one
+// application property).
 func encodeRecord(ev *Event) []byte {
 	m := ev.Message
-	bag := message.AppendBag(nil, m)
+	sp := bagScratch.Get().(*[]byte)
+	bag := message.AppendBag((*sp)[:0], m)
 	n := headerLen + 5*binary.MaxVarintLen32 + len(ev.DeviceID) + len(ev.ModuleID) + len(ev.AuthMethod) +
 		len(ev.GenerationID) + len(bag) + len(m.Body)
 	b := make([]byte, headerLen, n)
 	b[0] = recordVersion
-	for _, s := range [][]byte{[]byte(ev.DeviceID), []byte(ev.ModuleID), []byte(ev.AuthMethod), []byte(ev.GenerationID), bag} {
+	for _, s := range [...]string{ev.DeviceID, ev.ModuleID, ev.AuthMethod, ev.GenerationID} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
+	b = binary.AppendUvarint(b, uint64(len(bag)))
+	b = append(b, bag...)
+	*sp = bag
+	bagScratch.Put(sp)
 	return append(b, m.Body...)
 }
 

@@ -1,26 +1,24 @@
-package hub
+package core
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/iotctl/iotctl/pkg/hub/rest"
-	"github.com/iotctl/iotctl/pkg/message"
 )
 
 // Errors of a direct-method call, as IoT Hub reports them.
 var (
-	// ErrDeviceNotOnline: the device is not connected or has not
-	// subscribed to methods (404103).
-	ErrDeviceNotOnline = rest.ErrDeviceNotOnline
+	// ErrDeviceNotOnline: the device is not connected or does not
+	// listen for methods (404103).
+	ErrDeviceNotOnline = errors.New("hub: device not online")
 	// ErrMethodTimeout: the device did not answer in time (504101).
-	ErrMethodTimeout = rest.ErrTimeout
+	ErrMethodTimeout = errors.New("hub: timed out waiting for the device")
 )
 
 // errClosingNotOnline ends the calls in progress when the hub closes:
@@ -33,8 +31,8 @@ type methodResult struct {
 }
 
 type pendingCall struct {
-	clientID string
-	ch       chan methodResult
+	session *Session
+	ch      chan methodResult
 }
 
 // methodBus matches method responses to the calls waiting for them by
@@ -45,13 +43,11 @@ type methodBus struct {
 	next    atomic.Uint64
 }
 
-func newMethodBus() *methodBus { return &methodBus{pending: map[string]pendingCall{}} }
-
-func (b *methodBus) register(clientID string) (string, chan methodResult) {
+func (b *methodBus) register(s *Session) (string, chan methodResult) {
 	rid := strconv.FormatUint(b.next.Add(1), 10)
 	ch := make(chan methodResult, 1)
 	b.mu.Lock()
-	b.pending[rid] = pendingCall{clientID: clientID, ch: ch}
+	b.pending[rid] = pendingCall{session: s, ch: ch}
 	b.mu.Unlock()
 	return rid, ch
 }
@@ -62,42 +58,44 @@ func (b *methodBus) cancel(rid string) {
 	b.mu.Unlock()
 }
 
-// respond delivers a device's response; a response for an unknown
-// request, or from another client than the one asked, is dropped.
-func (b *methodBus) respond(clientID, rid string, status int, payload []byte) {
+// MethodResponse delivers the device's answer to the request rid; an
+// answer to an unknown request, or to a request sent to another
+// identity, is dropped.
+func (s *Session) MethodResponse(rid string, status int, payload []byte) {
+	b := &s.c.methods
 	b.mu.Lock()
 	p, ok := b.pending[rid]
-	if ok && p.clientID == clientID {
+	ok = ok && p.session.Identity == s.Identity
+	if ok {
 		delete(b.pending, rid)
 	}
 	b.mu.Unlock()
-	if ok && p.clientID == clientID {
-		p.ch <- methodResult{status: status, payload: append([]byte(nil), payload...)}
+	if ok {
+		p.ch <- methodResult{status: status, payload: bytes.Clone(payload)}
 	}
 }
 
 // InvokeMethod calls a direct method on a connected device or module
 // and waits for its answer. When the device is not connected and
-// subscribed to methods it waits up to connectTimeout for it (0: not at
+// listening for methods it waits up to connectTimeout for it (0: not at
 // all) and then returns ErrDeviceNotOnline; when the device does not
 // answer within responseTimeout it returns ErrMethodTimeout. payload
 // nil is sent as JSON null. The result is the device's status and its
 // payload as JSON: an empty body is null, and a body that is not JSON
 // is returned as a JSON string.
-func (h *Hub) InvokeMethod(ctx context.Context, deviceID, moduleID, name string, payload json.RawMessage, connectTimeout, responseTimeout time.Duration) (_ int, _ json.RawMessage, err error) {
-	defer func() { h.meter.methodCall(err) }()
-	id := clientKey(deviceID, moduleID)
-	s, err := h.waitForMethods(ctx, id, connectTimeout)
+func (c *Core) InvokeMethod(ctx context.Context, deviceID, moduleID, name string, payload json.RawMessage, connectTimeout, responseTimeout time.Duration) (_ int, _ json.RawMessage, err error) {
+	defer func() { c.events.MethodCalled(err) }()
+	s, err := c.waitForMethods(ctx, Identity{deviceID, moduleID}, connectTimeout)
 	if err != nil {
 		return 0, nil, err
 	}
 	if len(payload) == 0 {
 		payload = json.RawMessage("null")
 	}
-	rid, ch := h.methods.register(id)
-	defer h.methods.cancel(rid)
-	h.log.Info("method invoked", "device", deviceID, "module", moduleID, "method", name, "rid", rid)
-	if err := s.write(message.MethodRequestTopic(name, rid), payload, 0, 0); err != nil {
+	rid, ch := c.methods.register(s)
+	defer c.methods.cancel(rid)
+	c.log.Info("method invoked", "device", deviceID, "module", moduleID, "method", name, "rid", rid)
+	if err := s.conn.SendMethod(name, rid, payload); err != nil {
 		return 0, nil, ErrDeviceNotOnline
 	}
 	timer := time.NewTimer(responseTimeout)
@@ -106,18 +104,19 @@ func (h *Hub) InvokeMethod(ctx context.Context, deviceID, moduleID, name string,
 	case r := <-ch:
 		return r.status, jsonOrString(r.payload), nil
 	case <-timer.C:
-		h.log.Info("method timed out", "device", deviceID, "module", moduleID, "method", name, "rid", rid)
+		c.log.Info("method timed out", "device", deviceID, "module", moduleID, "method", name, "rid", rid)
 		return 0, nil, ErrMethodTimeout
 	case <-ctx.Done():
 		return 0, nil, ctx.Err()
-	case <-h.closing():
+	case <-c.closing:
 		return 0, nil, errClosingNotOnline
 	}
 }
 
-func (h *Hub) waitForMethods(ctx context.Context, id string, connectTimeout time.Duration) (*session, error) {
-	ready := func() *session {
-		if s := h.sessions.get(id); s != nil && s.subscribed(message.MethodRequestFilter) {
+func (c *Core) waitForMethods(ctx context.Context, id Identity, connectTimeout time.Duration) (*Session, error) {
+	key := id.Key()
+	ready := func() *Session {
+		if s := c.sessions.get(key); s != nil && s.conn.Listening(Methods) {
 			return s
 		}
 		return nil
@@ -130,7 +129,7 @@ func (h *Hub) waitForMethods(ctx context.Context, id string, connectTimeout time
 	}
 	deadline := time.Now().Add(connectTimeout)
 	for {
-		changed := h.sessions.wait(id)
+		changed := c.sessions.wait(key)
 		if s := ready(); s != nil {
 			return s, nil
 		}
@@ -145,20 +144,12 @@ func (h *Hub) waitForMethods(ctx context.Context, id string, connectTimeout time
 		case <-ctx.Done():
 			t.Stop()
 			return nil, ctx.Err()
-		case <-h.closing():
+		case <-c.closing:
 			t.Stop()
 			return nil, errClosingNotOnline
 		}
 		t.Stop()
 	}
-}
-
-// closing is closed when the hub begins to close (nil before Start).
-func (h *Hub) closing() <-chan struct{} {
-	if h.ctx == nil {
-		return nil
-	}
-	return h.ctx.Done()
 }
 
 func jsonOrString(b []byte) json.RawMessage {
