@@ -76,7 +76,7 @@ func TestPatchTwin(t *testing.T) {
 
 	// null deletes; objects merge; untouched leaves keep their metadata.
 	clk.Add(time.Second)
-	tw, _, err = s.PatchTwin("d1", "", &iothub.TwinUpdate{
+	tw, delta, err = s.PatchTwin("d1", "", &iothub.TwinUpdate{
 		Tags:       json.RawMessage(`{"loc":{"site":null}}`),
 		Properties: &iothub.TwinUpdateProperties{Desired: json.RawMessage(`{"cfg":{"a":null,"c":"x"}}`)},
 	}, "*")
