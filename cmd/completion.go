@@ -6,7 +6,18 @@ import (
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 )
 
-func newCmdCompletion(f *cmdutil.Factory) *cobra.Command {
+// completionOptions are the inputs of `iotctl completion`.
+type completionOptions struct {
+	f     *cmdutil.Factory
+	Shell string
+	// Root is the command tree to complete.
+	Root *cobra.Command
+}
+
+// newCmdCompletion returns `iotctl completion`; runF replaces
+// completionRun in tests (nil: completionRun).
+func newCmdCompletion(f *cmdutil.Factory, runF func(*completionOptions) error) *cobra.Command {
+	opts := &completionOptions{f: f}
 	return &cobra.Command{
 		Use:   "completion bash|zsh|fish|powershell",
 		Short: "Print a shell completion script",
@@ -20,19 +31,26 @@ powershell:  iotctl completion powershell | Out-String | Invoke-Expression`,
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: []string{"bash", "zsh", "fish", "powershell"},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			root := cmd.Root()
-			out := f.IO.Out
-			switch args[0] {
-			case "bash":
-				return root.GenBashCompletionV2(out, true)
-			case "zsh":
-				return root.GenZshCompletion(out)
-			case "fish":
-				return root.GenFishCompletion(out, true)
-			case "powershell":
-				return root.GenPowerShellCompletionWithDesc(out)
+			opts.Shell, opts.Root = args[0], cmd.Root()
+			if runF != nil {
+				return runF(opts)
 			}
-			return cmdutil.Usagef("unknown shell %q: use bash, zsh, fish or powershell", args[0])
+			return completionRun(opts)
 		},
 	}
+}
+
+func completionRun(opts *completionOptions) error {
+	root, out := opts.Root, opts.f.IO.Out
+	switch opts.Shell {
+	case "bash":
+		return root.GenBashCompletionV2(out, true)
+	case "zsh":
+		return root.GenZshCompletion(out)
+	case "fish":
+		return root.GenFishCompletion(out, true)
+	case "powershell":
+		return root.GenPowerShellCompletionWithDesc(out)
+	}
+	return cmdutil.Usagef("unknown shell %q: use bash, zsh, fish or powershell", opts.Shell)
 }

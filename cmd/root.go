@@ -66,12 +66,12 @@ Exit codes: see 'iotctl help exit-codes'.`,
 	pf.String(cmdutil.KeyLogFormat, "text", "log format on stderr: text or json")
 
 	root.AddCommand(
-		newCmdVersion(f),
-		newCmdCompletion(f),
+		newCmdVersion(f, nil),
+		newCmdCompletion(f, nil),
 		hub.NewCmdHub(f),
 		device.NewCmdDevice(f),
 		method.NewCmdMethod(f),
-		demo.NewCmdDemo(f),
+		demo.NewCmdDemo(f, nil),
 		dps.NewCmdDPS(f),
 	)
 	root.SetHelpCommand(newCmdHelp(f, root))

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/spf13/cobra"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/iotctl/iotctl/internal/proxy"
 	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/device"
 	"github.com/iotctl/iotctl/pkg/output"
 	"github.com/iotctl/iotctl/pkg/service"
 )
@@ -54,11 +56,19 @@ const (
 	KeyProxy = "proxy"
 )
 
-// Factory gives commands their dependencies.
+// Factory lends commands their dependencies: the streams, the
+// configuration, and through its methods the printer (Printer), the
+// service client (ServiceClient, in serviceauth.go), the device client
+// (DeviceClient), the logger and the clock (Now). A command's options hold the Factory; its
+// run function asks it for what it needs, so tests of flag parsing
+// (through a command's runF) need none of them.
 type Factory struct {
 	IO *IOStreams
-	// V is the one viper instance; see Bind.
+	// V is the one viper instance; see Load.
 	V *viper.Viper
+	// Now is the clock of the commands (certificate validity, expiry
+	// checks, message times). Default: time.Now.
+	Now func() time.Time
 
 	logger *slog.Logger
 	// cred is the Microsoft Entra ID credential, made on first use.
@@ -76,13 +86,14 @@ func (f *Factory) Context() context.Context {
 	return f.ctx
 }
 
-// NewFactory returns a Factory with a fresh viper instance.
+// NewFactory returns a Factory with a fresh viper instance and the
+// wall clock.
 func NewFactory(io *IOStreams) *Factory {
 	v := viper.New()
 	v.SetDefault(KeyOutput, "table")
 	v.SetDefault(KeyLogLevel, "warn")
 	v.SetDefault(KeyLogFormat, "text")
-	return &Factory{IO: io, V: v}
+	return &Factory{IO: io, V: v, Now: time.Now}
 }
 
 // DefaultConfigFile is <user config dir>/iotctl/config.yaml.
@@ -219,6 +230,18 @@ func (f *Factory) DeviceConnectionString(flagValue string) (*connstr.ConnectionS
 		return nil, err
 	}
 	return cs, nil
+}
+
+// DeviceClient returns a device client for o (the connection and
+// transport options a command resolved from its flags), logging through
+// Logger. It does not connect.
+func (f *Factory) DeviceClient(o *device.Options) (*device.Client, error) {
+	logger, err := f.Logger()
+	if err != nil {
+		return nil, err
+	}
+	o.Logger = logger
+	return device.New(o)
 }
 
 // UserAgent is what iotctl's clients send as User-Agent.

@@ -27,6 +27,7 @@ import (
 // DeviceID is the quickstart's device.
 const DeviceID = "MyGoDevice"
 
+// options are the inputs of `iotctl demo`.
 type options struct {
 	f           *cmdutil.Factory
 	invokeAfter time.Duration
@@ -35,8 +36,9 @@ type options struct {
 	interval    time.Duration
 }
 
-// NewCmdDemo returns `iotctl demo`.
-func NewCmdDemo(f *cmdutil.Factory) *cobra.Command {
+// NewCmdDemo returns `iotctl demo`; runF replaces the run function in
+// tests of flag parsing (nil: run).
+func NewCmdDemo(f *cmdutil.Factory, runF func(*options) error) *cobra.Command {
 	o := &options{f: f}
 	c := &cobra.Command{
 		Use:   "demo",
@@ -53,7 +55,15 @@ It exits 0 when the device answered 200 and the interval changed.`,
   $ iotctl demo --invoke-after 3s --payload 2 --after 2
   $ iotctl demo -o json | jq -c 'select(.type=="method")'`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context()) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.check(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			return o.run(cmd.Context())
+		},
 	}
 	fl := c.Flags()
 	fl.DurationVar(&o.invokeAfter, "invoke-after", 5*time.Second, "how long the device sends before the back end invokes the method")
@@ -78,21 +88,26 @@ type event struct {
 	Gap     float64         `json:"gapSeconds,omitempty"`
 }
 
-func (o *options) run(ctx context.Context) error {
-	format, err := o.f.Output(output.FormatTable, output.FormatJSON)
-	if err != nil {
-		return err
-	}
+// check refuses flag values the demo cannot run with.
+func (o *options) check() error {
 	if o.after < 1 {
 		return cmdutil.Usagef("--after must be at least 1")
 	}
 	if o.invokeAfter <= 0 || o.interval <= 0 {
 		return cmdutil.Usagef("--invoke-after and --interval must be positive")
 	}
-	payload := json.RawMessage(strings.TrimSpace(o.payload))
-	if !json.Valid(payload) {
+	if !json.Valid([]byte(strings.TrimSpace(o.payload))) {
 		return cmdutil.Usagef("--payload %q is not JSON; the quickstart sends 10", o.payload)
 	}
+	return nil
+}
+
+func (o *options) run(ctx context.Context) error {
+	format, err := o.f.Output(output.FormatTable, output.FormatJSON)
+	if err != nil {
+		return err
+	}
+	payload := json.RawMessage(strings.TrimSpace(o.payload))
 	log, err := o.f.Logger()
 	if err != nil {
 		return err

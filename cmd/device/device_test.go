@@ -308,3 +308,67 @@ func TestSASTTLFlag(t *testing.T) {
 		}
 	}
 }
+
+// Connection events are printed from their typed reason: a planned
+// token renewal in its own words, a lost connection with the reason and
+// the error; in JSON the reason stays the same words.
+func TestPrinterConnectionReasons(t *testing.T) {
+	var out, errOut bytes.Buffer
+	io := &cmdutil.IOStreams{Out: &out, ErrOut: &errOut}
+	at := time.Date(2026, 3, 1, 9, 30, 5, 0, time.UTC)
+	p := newPrinter(io, chooseDisplay(output.FormatTable, io, false, false, false), false)
+	p.loc = time.UTC
+	p.print(simulate.Event{Type: simulate.EventReconnecting, Time: at, Reason: device.ReasonTokenRenewal})
+	p.print(simulate.Event{Type: simulate.EventDisconnected, Time: at, Reason: device.ReasonConnectionLost, Error: "EOF"})
+	p.print(simulate.Event{Type: simulate.EventReconnecting, Time: at, Reason: device.ReasonConnectionLost, Attempt: 2, DelaySeconds: 1.5})
+	want := "09:30:05.000 Reconnecting to renew the SAS token\n" +
+		"09:30:05.000 Disconnected (connection lost: EOF)\n" +
+		"09:30:05.000 Reconnecting in 1.5s (attempt 2)\n"
+	if got := out.String() + errOut.String(); got != want {
+		t.Errorf("printed:\n%s\nwant:\n%s", got, want)
+	}
+
+	out.Reset()
+	p = newPrinter(io, chooseDisplay(output.FormatJSON, io, false, false, false), false)
+	p.print(simulate.Event{Type: simulate.EventReconnecting, Reason: device.ReasonTokenRenewal})
+	p.print(simulate.Event{Type: simulate.EventConnected})
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"reason":"token renewal"`) || strings.Contains(lines[1], `"reason"`) {
+		t.Errorf("json lines %q; want the renewal's reason in words and none on connected", lines)
+	}
+}
+
+// failReader fails the test if anything reads it.
+type failReader struct{ t *testing.T }
+
+func (r failReader) Read([]byte) (int, error) {
+	r.t.Error("check read standard input; it must read nothing")
+	return 0, errors.New("read")
+}
+
+// simulateOptions.check refuses wrong flags alone: it opens no file,
+// reads no standard input and looks at no configuration, so those
+// refusals need nothing but the flags.
+func TestSimulateCheckReadsNothing(t *testing.T) {
+	f := cmdutil.NewFactory(&cmdutil.IOStreams{In: failReader{t}, Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}})
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	for _, tc := range []struct {
+		o    simulateOptions
+		want string
+	}{
+		{simulateOptions{interval: time.Second, statsInterval: time.Second, qos: "1", dataFile: "-", methods: []string{"reboot"}}, "--method"},
+		{simulateOptions{interval: time.Second, statsInterval: time.Second, qos: "1", devices: 2, devicesSet: true, deviceCA: missing, keysFile: missing}, "not both"},
+		{simulateOptions{interval: time.Second, statsInterval: time.Second, qos: "1", keysFile: missing, conn: connectFlags{deviceID: "d1"}}, "has its own identities"},
+		{simulateOptions{interval: time.Second, statsInterval: time.Second, qos: "2", dataFile: "-"}, "--qos"},
+	} {
+		tc.o.f = f
+		err := tc.o.check()
+		if err == nil || !strings.Contains(err.Error(), tc.want) || cmdutil.ExitCode(exitError(err)) != cmdutil.ExitUsage {
+			t.Errorf("check() = %v; want a usage error with %q", err, tc.want)
+		}
+	}
+	ok := simulateOptions{f: f, interval: time.Second, statsInterval: time.Second, qos: "0", dataFile: "-", keysFile: missing, reported: `{"a":1}`}
+	if err := ok.check(); err != nil {
+		t.Errorf("check() of good flags = %v; want nil (files are resolve's to read)", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/device"
 	"github.com/iotctl/iotctl/pkg/output"
 	"github.com/iotctl/iotctl/pkg/simulate"
 )
@@ -176,8 +177,8 @@ func (p *printer) line(e simulate.Event) (toErr bool, line string) {
 			return
 		}
 		line = who + "Disconnected"
-		if e.Reason != "" {
-			line += " (" + e.Reason
+		if e.Reason != device.ReasonNone {
+			line += " (" + e.Reason.String()
 			if e.Error != "" {
 				line += ": " + e.Error
 			}
@@ -188,7 +189,7 @@ func (p *printer) line(e simulate.Event) (toErr bool, line string) {
 		if !news {
 			return
 		}
-		if e.Reason == "token renewal" && e.Attempt == 0 {
+		if e.Reason == device.ReasonTokenRenewal && e.Attempt == 0 {
 			return true, who + "Reconnecting to renew the SAS token"
 		}
 		return true, fmt.Sprintf("%sReconnecting in %.1fs (attempt %d)", who, e.DelaySeconds, e.Attempt)

@@ -118,12 +118,7 @@ func (o *sendOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	logger, err := o.f.Logger()
-	if err != nil {
-		return err
-	}
-	o.dev.Logger = logger
-	c, err := device.New(o.dev)
+	c, err := o.f.DeviceClient(o.dev)
 	if err != nil {
 		return err
 	}
@@ -145,7 +140,7 @@ func (o *sendOptions) run(ctx context.Context) error {
 			return err
 		}
 		if p.json != nil {
-			p.print(simulate.Event{Type: simulate.EventSent, Time: time.Now().UTC(), DeviceID: c.DeviceID(), Seq: int64(i), Body: simulate.BodyJSON(o.body), Properties: o.props})
+			p.print(simulate.Event{Type: simulate.EventSent, Time: o.f.Now().UTC(), DeviceID: c.DeviceID(), Seq: int64(i), Body: simulate.BodyJSON(o.body), Properties: o.props})
 		} else {
 			p.print(simulate.Event{Type: simulate.EventSent, Body: o.body, Properties: o.props})
 		}

@@ -183,8 +183,21 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
 	return c
 }
 
-// validate checks the flags and builds o.sim; it does no network I/O.
+// validate checks the flags (check), then resolves them into o.sim
+// (resolve); it does no network I/O.
 func (o *simulateOptions) validate() error {
+	if err := o.check(); err != nil {
+		return err
+	}
+	return o.resolve()
+}
+
+// fleet is true when the flags ask for a fleet rather than one device.
+func (o *simulateOptions) fleet() bool { return o.devicesSet || o.keysFile != "" }
+
+// check refuses flag values and combinations that are wrong whatever
+// the configuration and the files say; it reads no file and no input.
+func (o *simulateOptions) check() error {
 	if o.interval <= 0 {
 		return cmdutil.Usagef("--interval must be positive")
 	}
@@ -203,18 +216,82 @@ func (o *simulateOptions) validate() error {
 	if o.devicesSet && o.devices < 1 {
 		return cmdutil.Usagef("--devices must be at least 1")
 	}
-	qos, err := device.ParseQoS(o.qos)
-	if err != nil {
+	if _, err := device.ParseQoS(o.qos); err != nil {
 		return cmdutil.Usagef("--qos %q: use 0 or 1", o.qos)
 	}
-	props, err := parseProperties(o.properties)
+	if _, err := parseProperties(o.properties); err != nil {
+		return err
+	}
+	for _, m := range o.methods {
+		if _, err := simulate.ParseMethodReply(m); err != nil {
+			return err
+		}
+	}
+	if o.reported != "" {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(o.reported), &obj); err != nil {
+			return cmdutil.Usagef("--reported: not a JSON object: %v", err)
+		}
+	}
+	if o.k8s.job && !o.fleet() {
+		return cmdutil.Usagef("--k8s-job runs a fleet in pods: give --devices N (or --keys-file) too")
+	}
+	if o.deviceCA != "" && !o.devicesSet {
+		return cmdutil.Usagef("--device-ca is for a fleet: give --devices N too")
+	}
+	if o.deviceCAKey != "" && o.deviceCA == "" {
+		return cmdutil.Usagef("--device-ca-key needs --device-ca")
+	}
+	if !o.fleet() {
+		return nil
+	}
+	if o.conn.certFile != "" || o.conn.deviceID != "" {
+		return cmdutil.Usagef("a fleet (--devices, --keys-file) has its own identities: --cert and --device-id are for one device (--device-ca signs a certificate for each fleet device)")
+	}
+	if o.deviceCA != "" && o.keysFile != "" {
+		return cmdutil.Usagef("--device-ca and --keys-file: a fleet authenticates with certificates or with keys, not both")
+	}
+	return nil
+}
+
+// resolve builds o.sim from checked flags, the configuration and the
+// files they name (body template, CA, keys file).
+func (o *simulateOptions) resolve() error {
+	if err := o.shards.resolve(o.fleet(), o.k8s.job); err != nil {
+		return err
+	}
+	s, err := o.messageOptions()
 	if err != nil {
 		return err
 	}
+	if o.dps.set() {
+		// A fleet through DPS: its identities and hubs come from DPS.
+		return o.validateDPS(s)
+	}
+	if !o.fleet() {
+		if err := o.conn.options(o.f, o.connStr, &s.Device); err != nil {
+			return err
+		}
+		o.sim = s
+		return nil
+	}
+	if err := o.resolveFleet(s); err != nil {
+		return err
+	}
+	o.sim = s
+	return nil
+}
+
+// messageOptions are what every simulated device sends and answers:
+// the simulate.Options of the message and behaviour flags.
+func (o *simulateOptions) messageOptions() (*simulate.Options, error) {
+	qos, _ := device.ParseQoS(o.qos)          // checked
+	props, _ := parseProperties(o.properties) // checked
 	s := &simulate.Options{
 		Interval: o.interval, Count: o.count, Duration: o.duration, Properties: props,
 		ContentType: o.contentType, ContentEncoding: o.contentEncoding,
 		ConnectRate: o.connectRate, Rate: o.rate,
+		Device: device.Options{QoS: qos},
 	}
 	if s.ContentType == "" {
 		s.ContentType = "-"
@@ -224,59 +301,27 @@ func (o *simulateOptions) validate() error {
 	}
 	text, hasTemplate, err := readData(o.f.IO.In, o.data, o.dataFile, o.dataSet)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if hasTemplate {
 		if s.Template, err = simulate.ParseTemplate(text); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, m := range o.methods {
-		r, err := simulate.ParseMethodReply(m)
-		if err != nil {
-			return err
-		}
+		r, _ := simulate.ParseMethodReply(m) // checked
 		s.Methods = append(s.Methods, r)
 	}
 	if o.reported != "" {
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal([]byte(o.reported), &obj); err != nil {
-			return cmdutil.Usagef("--reported: not a JSON object: %v", err)
-		}
 		s.Reported = json.RawMessage(o.reported)
 	}
-	s.Device = device.Options{QoS: qos}
+	return s, nil
+}
 
-	fleet := o.devicesSet || o.keysFile != ""
-	if o.k8s.job && !fleet {
-		return cmdutil.Usagef("--k8s-job runs a fleet in pods: give --devices N (or --keys-file) too")
-	}
-	if err := o.shards.resolve(fleet, o.k8s.job); err != nil {
-		return err
-	}
-	if o.dps.set() {
-		return o.validateDPS(s)
-	}
-	if o.deviceCA != "" && !o.devicesSet {
-		return cmdutil.Usagef("--device-ca is for a fleet: give --devices N too")
-	}
-	if o.deviceCAKey != "" && o.deviceCA == "" {
-		return cmdutil.Usagef("--device-ca-key needs --device-ca")
-	}
-	if !fleet {
-		if err := o.conn.options(o.f, o.connStr, &s.Device); err != nil {
-			return err
-		}
-		o.sim = s
-		return nil
-	}
-	if o.conn.certFile != "" || o.conn.deviceID != "" {
-		return cmdutil.Usagef("a fleet (--devices, --keys-file) has its own identities: --cert and --device-id are for one device (--device-ca signs a certificate for each fleet device)")
-	}
+// resolveFleet fills in a fleet's certificate issuer, transport, hub
+// host, connection rate, device ids and source of credentials.
+func (o *simulateOptions) resolveFleet(s *simulate.Options) error {
 	if o.deviceCA != "" {
-		if o.keysFile != "" {
-			return cmdutil.Usagef("--device-ca and --keys-file: a fleet authenticates with certificates or with keys, not both")
-		}
 		issuer, err := loadIssuer("--device-ca", o.deviceCA, o.deviceCAKey)
 		if err != nil {
 			return err
@@ -287,38 +332,56 @@ func (o *simulateOptions) validate() error {
 	if err := o.conn.transport(o.f, &s.Device); err != nil {
 		return err
 	}
-	hubCS := o.f.V.GetString("hub-connection-string")
-	var devCS *connstr.ConnectionString
-	if o.connStr != "" || o.f.V.GetString(cmdutil.KeyDeviceConnectionString) != "" {
-		devCS, err = o.f.DeviceConnectionString(o.connStr)
-		if err != nil && o.connStr != "" {
-			return err
-		}
-	}
-
-	// A fleet: the hub's host and a source of keys.
-	var svc *connstr.ConnectionString
-	if hubCS != "" {
-		if svc, err = connstr.Parse(hubCS); err != nil {
-			return err
-		}
-		if err := svc.Require(connstr.KindService); err != nil {
-			return cmdutil.Usagef("--hub-connection-string: %v", err)
-		}
-		s.Device.HostName = svc.HostName
-	} else if devCS != nil {
-		s.Device.HostName, s.Device.GatewayHostName = devCS.HostName, devCS.GatewayHostName
-	} else if o.conn.host == "" {
-		return cmdutil.Usagef("a fleet needs the hub's host name: pass --hub-connection-string (a service policy string), --connection-string (any device string of the hub) or --host")
-	}
-	if o.conn.host != "" {
-		s.Device.HostName = o.conn.host
+	svc, err := o.fleetHost(s)
+	if err != nil {
+		return err
 	}
 	if !o.connectRateSet && connstr.IsAzureHost(s.Device.HostName) {
 		// The hub's throttle is the fleet's, shared by its shards.
 		s.ConnectRate = simulate.AzureConnectRate / float64(o.shards.count)
 	}
+	return o.fleetIdentities(s, svc)
+}
+
+// fleetHost sets the fleet's hub host from --host, else
+// --hub-connection-string, else a device connection string, and
+// returns the parsed --hub-connection-string (nil without one).
+func (o *simulateOptions) fleetHost(s *simulate.Options) (*connstr.ConnectionString, error) {
+	var devCS *connstr.ConnectionString
+	if o.connStr != "" || o.f.V.GetString(cmdutil.KeyDeviceConnectionString) != "" {
+		var err error
+		devCS, err = o.f.DeviceConnectionString(o.connStr)
+		if err != nil && o.connStr != "" {
+			return nil, err
+		}
+	}
+	var svc *connstr.ConnectionString
+	if hubCS := o.f.V.GetString("hub-connection-string"); hubCS != "" {
+		var err error
+		if svc, err = connstr.Parse(hubCS); err != nil {
+			return nil, err
+		}
+		if err := svc.Require(connstr.KindService); err != nil {
+			return nil, cmdutil.Usagef("--hub-connection-string: %v", err)
+		}
+		s.Device.HostName = svc.HostName
+	} else if devCS != nil {
+		s.Device.HostName, s.Device.GatewayHostName = devCS.HostName, devCS.GatewayHostName
+	} else if o.conn.host == "" {
+		return nil, cmdutil.Usagef("a fleet needs the hub's host name: pass --hub-connection-string (a service policy string), --connection-string (any device string of the hub) or --host")
+	}
+	if o.conn.host != "" {
+		s.Device.HostName = o.conn.host
+	}
+	return svc, nil
+}
+
+// fleetIdentities sets the fleet's device ids and where their
+// credentials come from: certificates signed by --device-ca, the keys
+// file, or the hub's registry through svc.
+func (o *simulateOptions) fleetIdentities(s *simulate.Options, svc *connstr.ConnectionString) error {
 	var reg *serviceRegistry
+	var err error
 	if svc != nil && o.keysFile == "" {
 		sopts, err := o.f.ServiceOptions()
 		if err != nil {
@@ -359,11 +422,7 @@ func (o *simulateOptions) validate() error {
 	default:
 		return cmdutil.Usagef("a fleet needs device credentials: pass --keys-file, --hub-connection-string to create SAS devices, or --device-ca to sign a certificate for each device")
 	}
-	if err != nil {
-		return err
-	}
-	o.sim = s
-	return nil
+	return err
 }
 
 func (o *simulateOptions) run(ctx context.Context) error {

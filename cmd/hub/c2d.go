@@ -26,12 +26,9 @@ func newCmdC2D(f *cmdutil.Factory) *cobra.Command {
   $ iotctl hub c2d purge MyGoDevice`,
 	}
 	purge := newCmdC2DPurge(f, nil)
-	purge.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
-	cmdutil.AddServiceAuthFlags(purge.Flags())
-	purge.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
-	addProxyFlag(purge.Flags())
+	addServiceFlags(purge)
 	c.AddCommand(purge)
-	send := newCmdC2DSend(f)
+	send := newCmdC2DSend(f, nil)
 	send.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
 	cmdutil.AddServiceAuthFlags(send.Flags())
 	send.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
@@ -50,11 +47,32 @@ type c2dResult struct {
 	Feedback  *service.Feedback `json:"feedback,omitempty"`
 }
 
-func newCmdC2DSend(f *cmdutil.Factory) *cobra.Command {
-	var deviceID, moduleID, data, dataFile, ack, messageID, correlationID, contentType, contentEncoding string
-	var props []string
-	var expiry, timeout time.Duration
-	var wait bool
+// c2dSendOptions are the inputs of `hub c2d send`.
+type c2dSendOptions struct {
+	f               *cmdutil.Factory
+	DeviceID        string
+	ModuleID        string
+	Data            string
+	DataFile        string
+	Properties      []string
+	Ack             string
+	MessageID       string
+	CorrelationID   string
+	ContentType     string
+	ContentEncoding string
+	Expiry          time.Duration
+	Wait            bool
+	Timeout         time.Duration
+
+	dataSet bool
+	// Message is the message to send, built by resolve from the flags.
+	Message *message.Message
+}
+
+// newCmdC2DSend returns `hub c2d send`; runF replaces c2dSendRun in
+// tests of flag parsing (nil: c2dSendRun).
+func newCmdC2DSend(f *cmdutil.Factory, runF func(*c2dSendOptions) error) *cobra.Command {
+	opts := &c2dSendOptions{f: f}
 	c := &cobra.Command{
 		Use:   "send",
 		Short: "Send a cloud-to-device message and, with --wait, wait for its delivery feedback",
@@ -81,125 +99,148 @@ some, or they have to expire, before the hub takes more).`,
   $ iotctl hub c2d send -d MyGoDevice --data-file cmd.json --ack full --wait --timeout 2m -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if deviceID == "" {
-				return cmdutil.Usagef("no device id: pass --device-id")
-			}
-			if cmd.Flags().Changed("data") == (dataFile != "") {
-				return cmdutil.Usagef("give the body with exactly one of --data and --data-file")
-			}
-			body := []byte(data)
-			if dataFile != "" {
-				b, err := os.ReadFile(dataFile)
-				if err != nil {
-					return cmdutil.Usagef("--data-file: %v", err)
-				}
-				body = b
-			}
-			if expiry < 0 {
-				return cmdutil.Usagef("--expiry %s: give a positive duration", expiry)
-			}
-			if timeout < 0 {
-				return cmdutil.Usagef("--timeout %s: give a positive duration, or 0 to wait until interrupted", timeout)
-			}
-			switch ack {
-			case "":
-				if wait {
-					ack = message.AckFull
-				}
-			case message.AckNone, message.AckPositive, message.AckNegative, message.AckFull:
-			default:
-				return cmdutil.Usagef("--ack %q: use none, positive, negative or full", ack)
-			}
-			if wait && ack == message.AckNone {
-				return cmdutil.Usagef("--wait needs feedback: use --ack positive, negative or full")
-			}
-			m := &message.Message{Body: body, MessageID: messageID, CorrelationID: correlationID, ContentType: contentType,
-				ContentEncoding: contentEncoding, Ack: ack}
-			var err error
-			if m.Properties, err = parseProperties(props); err != nil {
+			opts.dataSet = cmd.Flags().Changed("data")
+			if err := opts.check(); err != nil {
 				return err
 			}
-			if expiry > 0 {
-				m.ExpiryTime = time.Now().Add(expiry)
-			}
-			if m.MessageID == "" {
-				m.MessageID = uuid.NewString()
-			}
-			// IoT Hub counts the body, the system properties (the "to"
-			// the service client adds included) and the application
-			// properties against the limit.
-			sized := *m
-			sized.To = c2dTo(deviceID, moduleID)
-			if n := sized.Size(); n > message.MaxC2DSize {
-				return cmdutil.Usagef("the message is %d bytes (body %d, properties %d); IoT Hub takes cloud-to-device messages up to %d bytes", n, len(body), n-len(body), message.MaxC2DSize)
-			}
-			p, err := f.Printer()
-			if err != nil {
+			if err := opts.resolve(); err != nil {
 				return err
 			}
-			client, err := serviceClient(f)
-			if err != nil {
-				return err
+			if runF != nil {
+				return runF(opts)
 			}
-			defer client.Close()
-			ctx := cmd.Context()
-			var fb *service.FeedbackReceiver
-			if wait {
-				if fb, err = client.FeedbackReceiver(ctx); err != nil {
-					return err
-				}
-			}
-			if err := client.SendC2D(ctx, deviceID, moduleID, m); err != nil {
-				return c2dSendError(err, deviceID, moduleID)
-			}
-			res := c2dResult{MessageID: m.MessageID, DeviceID: deviceID, ModuleID: moduleID, Ack: ack}
-			if wait {
-				note := newWaitNote(f)
-				note.waiting(fmt.Sprintf("the delivery feedback of message %s to %s", m.MessageID, c2dTarget(deviceID, moduleID)),
-					ifSet(timeout > 0, "at most %s", timeout))
-				rec, others, err := waitFeedback(ctx, fb, m.MessageID, timeout)
-				if rec != nil {
-					note.stopped("feedback %s received, and %d record(s) of other messages", rec.StatusCode, others)
-				} else {
-					note.stopped("no feedback for message %s; %d record(s) of other messages received", m.MessageID, others)
-				}
-				if err != nil {
-					return err
-				}
-				res.Feedback = rec
-			}
-			if err := p.Print(res, func(t *output.Table) {
-				t.Header("FIELD", "VALUE")
-				t.Row("message id", res.MessageID)
-				t.Row("device", deviceID)
-				if res.Feedback != nil {
-					t.Row("feedback", res.Feedback.StatusCode)
-					t.Row("feedback time", res.Feedback.EnqueuedTime.Format(time.RFC3339))
-				}
-			}); err != nil {
-				return err
-			}
-			if res.Feedback != nil && !strings.EqualFold(res.Feedback.StatusCode, "Success") {
-				return &cmdutil.ExitError{Code: cmdutil.ExitDeviceError, Err: fmt.Errorf("message %s: %s", res.MessageID, res.Feedback.Description)}
-			}
-			return nil
+			return c2dSendRun(cmd.Context(), opts)
 		},
 	}
 	fl := c.Flags()
-	fl.StringVarP(&deviceID, "device-id", "d", "", "device to send to")
-	fl.StringVarP(&moduleID, "module-id", "m", "", "module of the device to send to")
-	fl.StringVar(&data, "data", "", "message body")
-	fl.StringVar(&dataFile, "data-file", "", "read the message body from a file")
-	fl.StringArrayVar(&props, "property", nil, "application property k=v (repeatable)")
-	fl.StringVar(&ack, "ack", "", "feedback to ask for: none, positive, negative or full")
-	fl.StringVar(&messageID, "message-id", "", "message id (default: a new UUID)")
-	fl.StringVar(&correlationID, "correlation-id", "", "correlation id")
-	fl.StringVar(&contentType, "content-type", "", "content type, e.g. application/json")
-	fl.StringVar(&contentEncoding, "content-encoding", "", "content encoding, e.g. utf-8")
-	fl.DurationVar(&expiry, "expiry", 0, "expire the message after this long (default: the hub's, 1h)")
-	fl.BoolVar(&wait, "wait", false, "wait for the message's delivery feedback")
-	fl.DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait: how long to wait for feedback (0: until interrupted)")
+	fl.StringVarP(&opts.DeviceID, "device-id", "d", "", "device to send to")
+	fl.StringVarP(&opts.ModuleID, "module-id", "m", "", "module of the device to send to")
+	fl.StringVar(&opts.Data, "data", "", "message body")
+	fl.StringVar(&opts.DataFile, "data-file", "", "read the message body from a file")
+	fl.StringArrayVar(&opts.Properties, "property", nil, "application property k=v (repeatable)")
+	fl.StringVar(&opts.Ack, "ack", "", "feedback to ask for: none, positive, negative or full")
+	fl.StringVar(&opts.MessageID, "message-id", "", "message id (default: a new UUID)")
+	fl.StringVar(&opts.CorrelationID, "correlation-id", "", "correlation id")
+	fl.StringVar(&opts.ContentType, "content-type", "", "content type, e.g. application/json")
+	fl.StringVar(&opts.ContentEncoding, "content-encoding", "", "content encoding, e.g. utf-8")
+	fl.DurationVar(&opts.Expiry, "expiry", 0, "expire the message after this long (default: the hub's, 1h)")
+	fl.BoolVar(&opts.Wait, "wait", false, "wait for the message's delivery feedback")
+	fl.DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "with --wait: how long to wait for feedback (0: until interrupted)")
 	return c
+}
+
+// check refuses wrong flags and combinations; with --wait and no --ack
+// it asks for full feedback.
+func (o *c2dSendOptions) check() error {
+	if o.DeviceID == "" {
+		return cmdutil.Usagef("no device id: pass --device-id")
+	}
+	if o.dataSet == (o.DataFile != "") {
+		return cmdutil.Usagef("give the body with exactly one of --data and --data-file")
+	}
+	if o.Expiry < 0 {
+		return cmdutil.Usagef("--expiry %s: give a positive duration", o.Expiry)
+	}
+	if o.Timeout < 0 {
+		return cmdutil.Usagef("--timeout %s: give a positive duration, or 0 to wait until interrupted", o.Timeout)
+	}
+	switch o.Ack {
+	case "":
+		if o.Wait {
+			o.Ack = message.AckFull
+		}
+	case message.AckNone, message.AckPositive, message.AckNegative, message.AckFull:
+	default:
+		return cmdutil.Usagef("--ack %q: use none, positive, negative or full", o.Ack)
+	}
+	if o.Wait && o.Ack == message.AckNone {
+		return cmdutil.Usagef("--wait needs feedback: use --ack positive, negative or full")
+	}
+	return nil
+}
+
+// resolve reads the body and builds o.Message, refusing a message over
+// IoT Hub's size limit.
+func (o *c2dSendOptions) resolve() error {
+	body := []byte(o.Data)
+	if o.DataFile != "" {
+		b, err := os.ReadFile(o.DataFile)
+		if err != nil {
+			return cmdutil.Usagef("--data-file: %v", err)
+		}
+		body = b
+	}
+	m := &message.Message{Body: body, MessageID: o.MessageID, CorrelationID: o.CorrelationID, ContentType: o.ContentType,
+		ContentEncoding: o.ContentEncoding, Ack: o.Ack}
+	var err error
+	if m.Properties, err = parseProperties(o.Properties); err != nil {
+		return err
+	}
+	if o.Expiry > 0 {
+		m.ExpiryTime = o.f.Now().Add(o.Expiry)
+	}
+	if m.MessageID == "" {
+		m.MessageID = uuid.NewString()
+	}
+	// IoT Hub counts the body, the system properties (the "to" the
+	// service client adds included) and the application properties
+	// against the limit.
+	sized := *m
+	sized.To = c2dTo(o.DeviceID, o.ModuleID)
+	if n := sized.Size(); n > message.MaxC2DSize {
+		return cmdutil.Usagef("the message is %d bytes (body %d, properties %d); IoT Hub takes cloud-to-device messages up to %d bytes", n, len(body), n-len(body), message.MaxC2DSize)
+	}
+	o.Message = m
+	return nil
+}
+
+func c2dSendRun(ctx context.Context, opts *c2dSendOptions) error {
+	f, m, deviceID, moduleID := opts.f, opts.Message, opts.DeviceID, opts.ModuleID
+	p, client, err := printerClient(ctx, f)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	var fb *service.FeedbackReceiver
+	if opts.Wait {
+		if fb, err = client.FeedbackReceiver(ctx); err != nil {
+			return err
+		}
+	}
+	if err := client.SendC2D(ctx, deviceID, moduleID, m); err != nil {
+		return c2dSendError(err, deviceID, moduleID)
+	}
+	res := c2dResult{MessageID: m.MessageID, DeviceID: deviceID, ModuleID: moduleID, Ack: opts.Ack}
+	if opts.Wait {
+		note := newWaitNote(f)
+		note.waiting(fmt.Sprintf("the delivery feedback of message %s to %s", m.MessageID, c2dTarget(deviceID, moduleID)),
+			ifSet(opts.Timeout > 0, "at most %s", opts.Timeout))
+		rec, others, err := waitFeedback(ctx, fb, m.MessageID, opts.Timeout)
+		if rec != nil {
+			note.stopped("feedback %s received, and %d record(s) of other messages", rec.StatusCode, others)
+		} else {
+			note.stopped("no feedback for message %s; %d record(s) of other messages received", m.MessageID, others)
+		}
+		if err != nil {
+			return err
+		}
+		res.Feedback = rec
+	}
+	if err := p.Print(res, func(t *output.Table) {
+		t.Header("FIELD", "VALUE")
+		t.Row("message id", res.MessageID)
+		t.Row("device", deviceID)
+		if res.Feedback != nil {
+			t.Row("feedback", res.Feedback.StatusCode)
+			t.Row("feedback time", res.Feedback.EnqueuedTime.Format(time.RFC3339))
+		}
+	}); err != nil {
+		return err
+	}
+	if res.Feedback != nil && !strings.EqualFold(res.Feedback.StatusCode, "Success") {
+		return &cmdutil.ExitError{Code: cmdutil.ExitDeviceError, Err: fmt.Errorf("message %s: %s", res.MessageID, res.Feedback.Description)}
+	}
+	return nil
 }
 
 // c2dTo is the "to" of a C2D message, as the service client writes it.

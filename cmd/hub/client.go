@@ -1,9 +1,12 @@
 package hub
 
 import (
+	"context"
+
 	"github.com/spf13/pflag"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/output"
 	"github.com/iotctl/iotctl/pkg/service"
 )
 
@@ -30,8 +33,17 @@ func addTransportFlags(fl *pflag.FlagSet) {
 	addProxyFlag(fl)
 }
 
-// serviceClient makes a service client as the configuration says (see
-// cmdutil.Factory.ServiceClient).
-func serviceClient(f *cmdutil.Factory) (*service.Client, error) {
-	return f.ServiceClient(f.Context(), nil)
+// printerClient returns the printer in the chosen format (one of
+// allowed; none: table, json or yaml) and the service client of the
+// configuration: how a service command's run begins.
+func printerClient(ctx context.Context, f *cmdutil.Factory, allowed ...output.Format) (*output.Printer, *service.Client, error) {
+	p, err := f.Printer(allowed...)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := f.ServiceClient(ctx, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, c, nil
 }

@@ -18,10 +18,11 @@ func newCmdConnstr(f *cmdutil.Factory) *cobra.Command {
 		Use:   "connstr",
 		Short: "Inspect connection strings offline",
 	}
-	c.AddCommand(newCmdConnstrParse(f))
+	c.AddCommand(newCmdConnstrParse(f, nil))
 	return c
 }
 
+// connstrParseOptions are the inputs of `hub connstr parse`.
 type connstrParseOptions struct {
 	f           *cmdutil.Factory
 	input       string
@@ -50,7 +51,9 @@ type connstrInfo struct {
 	UsedFor      []string `json:"usedFor"`
 }
 
-func newCmdConnstrParse(f *cmdutil.Factory) *cobra.Command {
+// newCmdConnstrParse returns `hub connstr parse`; runF replaces
+// connstrParseRun in tests of flag parsing (nil: connstrParseRun).
+func newCmdConnstrParse(f *cmdutil.Factory, runF func(*connstrParseOptions) error) *cobra.Command {
 	o := &connstrParseOptions{f: f}
 	c := &cobra.Command{
 		Use:   "parse [STRING | -]",
@@ -73,7 +76,10 @@ An invalid string exits 3 with a message that names the key and the problem.`,
 			if len(args) == 1 {
 				o.input = args[0]
 			}
-			return o.run()
+			if runF != nil {
+				return runF(o)
+			}
+			return connstrParseRun(o)
 		},
 	}
 	c.Flags().String(cmdutil.KeyConnectionString, "", "connection string to parse when no argument is given")
@@ -81,7 +87,7 @@ An invalid string exits 3 with a message that names the key and the problem.`,
 	return c
 }
 
-func (o *connstrParseOptions) run() error {
+func connstrParseRun(o *connstrParseOptions) error {
 	format, err := o.f.Output(output.FormatTable, output.FormatJSON, output.FormatYAML, "env")
 	if err != nil {
 		return err
@@ -107,7 +113,7 @@ func (o *connstrParseOptions) run() error {
 	if err != nil {
 		return err
 	}
-	info := describe(cs, o.showSecrets)
+	info := describe(cs, o.showSecrets, o.f.Now())
 	if format == "env" {
 		return writeEnv(o.f.IO.Out, info)
 	}
@@ -145,7 +151,7 @@ func (o *connstrParseOptions) run() error {
 	})
 }
 
-func describe(cs *connstr.ConnectionString, show bool) connstrInfo {
+func describe(cs *connstr.ConnectionString, show bool, now time.Time) connstrInfo {
 	info := connstrInfo{
 		Kind: cs.Kind.String(), HostName: cs.HostName, Host: cs.Host(), Port: cs.Port(),
 		DeviceID: cs.DeviceID, ModuleID: cs.ModuleID, Policy: cs.SharedAccessKeyName, Auth: cs.Auth().String(),
@@ -164,7 +170,7 @@ func describe(cs *connstr.ConnectionString, show bool) connstrInfo {
 				info.Signature = tok.Encode()
 			}
 			info.TokenExpiry = tok.Expiry().Format("2006-01-02T15:04:05Z07:00")
-			if now := time.Now(); !now.Before(tok.Expiry()) {
+			if !now.Before(tok.Expiry()) {
 				info.TokenExpired = "expired " + now.Sub(tok.Expiry()).Round(time.Second).String() + " ago"
 			}
 		}

@@ -1,11 +1,11 @@
 package hub
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -29,12 +29,9 @@ config file) and, for the local hub, its CA (--ca-file or IOTCTL_CA_FILE).`,
   $ iotctl hub device list -o json | jq -r '.[].deviceId'
   $ iotctl hub device delete MyGoDevice`,
 	}
-	for _, sub := range []*cobra.Command{newCmdDeviceCreate(f), newCmdDeviceShow(f), newCmdDeviceList(f),
-		newCmdDeviceUpdate(f, nil), newCmdDeviceRenewKey(f, nil), newCmdDeviceDelete(f)} {
-		sub.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
-		cmdutil.AddServiceAuthFlags(sub.Flags())
-		sub.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
-		addProxyFlag(sub.Flags())
+	for _, sub := range []*cobra.Command{newCmdDeviceCreate(f, nil), newCmdDeviceShow(f, nil), newCmdDeviceList(f, nil),
+		newCmdDeviceUpdate(f, nil), newCmdDeviceRenewKey(f, nil), newCmdDeviceDelete(f, nil)} {
+		addServiceFlags(sub)
 		c.AddCommand(sub)
 	}
 	return c
@@ -175,9 +172,26 @@ func idArg(args []string, flag string) (string, error) {
 	return "", cmdutil.Usagef("no device id: give it as the argument or with --device-id")
 }
 
-func newCmdDeviceCreate(f *cmdutil.Factory) *cobra.Command {
-	var deviceID, moduleID, authType, pk, sk, pt, st, status, certFile, genDir string
-	var edge bool
+// deviceCreateOptions are the inputs of `hub device create`.
+type deviceCreateOptions struct {
+	f                   *cmdutil.Factory
+	DeviceID            string
+	ModuleID            string
+	Auth                string
+	PrimaryKey          string
+	SecondaryKey        string
+	PrimaryThumbprint   string
+	SecondaryThumbprint string
+	CertFile            string
+	GenerateCertDir     string
+	Status              string
+	Edge                bool
+}
+
+// newCmdDeviceCreate returns `hub device create`; runF replaces
+// deviceCreateRun in tests of flag parsing (nil: deviceCreateRun).
+func newCmdDeviceCreate(f *cmdutil.Factory, runF func(*deviceCreateOptions) error) *cobra.Command {
+	opts := &deviceCreateOptions{f: f}
 	c := &cobra.Command{
 		Use:   "create [DEVICE_ID]",
 		Short: "Create a device (or, with --module-id, a module) and print its connection string",
@@ -203,113 +217,159 @@ connection string, for 'iotctl device' with --cert and --key.`,
   $ iotctl device send --connection-string "$(iotctl hub device create cam4 --generate-cert . -o json | jq -r .connectionString)" \
       --cert cam4.pem --key cam4-key.pem --data hello`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			id, err := idArg(args, deviceID)
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := idArg(args, opts.DeviceID)
 			if err != nil {
 				return err
 			}
-			p, err := f.Printer()
-			if err != nil {
+			opts.DeviceID = id
+			if opts.GenerateCertDir != "" && !cmd.Flags().Changed("auth") {
+				opts.Auth = "x509-thumbprint"
+			}
+			if err := opts.check(); err != nil {
 				return err
 			}
-			if genDir != "" && !cmd.Flags().Changed("auth") {
-				authType = "x509-thumbprint"
+			if runF != nil {
+				return runF(opts)
 			}
-			if err := checkCreateFlags(authType, pk, sk, pt, st, certFile, genDir); err != nil {
-				return err
-			}
-			var gen *generatedCert
-			a := &service.Authentication{}
-			switch authType {
-			case "sas":
-				a.Type = "sas"
-				a.SymmetricKey = &service.SymmetricKey{PrimaryKey: pk, SecondaryKey: sk}
-			case "x509-thumbprint":
-				switch {
-				case certFile != "":
-					if pt, err = certThumbprint(certFile); err != nil {
-						return err
-					}
-				case genDir != "":
-					if gen, err = newGeneratedCert(genDir, id, moduleID, time.Now()); err != nil {
-						return err
-					}
-					pt = gen.thumbprint
-				}
-				a.Type = "selfSigned"
-				a.X509Thumbprint = thumbprints(pt, st)
-			case "x509-ca":
-				a.Type = "certificateAuthority"
-			default:
-				return cmdutil.Usagef("--auth %q: use sas, x509-thumbprint or x509-ca", authType)
-			}
-			if status != "enabled" && status != "disabled" {
-				return cmdutil.Usagef("--status %q: use enabled or disabled", status)
-			}
-			client, err := serviceClient(f)
-			if err != nil {
-				return err
-			}
-			if gen != nil {
-				// Write the files first; take them back if the hub
-				// refuses the identity.
-				if err := gen.write(); err != nil {
-					return err
-				}
-				defer func() {
-					if err != nil {
-						gen.remove()
-					}
-				}()
-			}
-			var out identity
-			if moduleID != "" {
-				m, err := client.CreateModule(cmd.Context(), &service.Module{DeviceID: id, ModuleID: moduleID, Authentication: a})
-				if err != nil {
-					return err
-				}
-				out = moduleIdentity(m, false, client.HostName())
-				if k := m.Authentication.Keys(); k != nil {
-					out.ConnectionString = identityConnectionString(client.HostName(), id, moduleID, k.PrimaryKey)
-				}
-			} else {
-				d := &service.Device{DeviceID: id, Status: status, Authentication: a}
-				if edge {
-					d.Capabilities = &service.Capabilities{IotEdge: true}
-				}
-				created, err := client.CreateDevice(cmd.Context(), d)
-				if err != nil {
-					return err
-				}
-				out = deviceIdentity(created, false, client.HostName())
-				if k := created.Authentication.Keys(); k != nil {
-					out.ConnectionString = identityConnectionString(client.HostName(), id, "", k.PrimaryKey)
-				}
-			}
-			if gen != nil {
-				out.CertFile, out.KeyFile = gen.certFile, gen.keyFile
-			}
-			return printIdentity(p, out)
+			return deviceCreateRun(cmd.Context(), opts)
 		},
 	}
 	fl := c.Flags()
-	fl.StringVarP(&deviceID, "device-id", "d", "", "device id")
-	fl.StringVarP(&moduleID, "module-id", "m", "", "create a module of the device instead")
-	fl.StringVar(&authType, "auth", "sas", "authentication: sas, x509-thumbprint or x509-ca")
-	fl.StringVar(&pk, "primary-key", "", "primary key (base64; default: made by the hub)")
-	fl.StringVar(&sk, "secondary-key", "", "secondary key (base64; default: made by the hub)")
-	fl.StringVar(&pt, "primary-thumbprint", "", "primary certificate thumbprint (x509-thumbprint)")
-	fl.StringVar(&st, "secondary-thumbprint", "", "secondary certificate thumbprint (x509-thumbprint)")
-	fl.StringVar(&certFile, "cert", "", "register the SHA-256 thumbprint of this certificate (PEM) as primary (x509-thumbprint)")
-	fl.StringVar(&genDir, "generate-cert", "", "make a self-signed test certificate and key in this directory and register it (x509-thumbprint)")
-	fl.StringVar(&status, "status", "enabled", "enabled or disabled")
-	fl.BoolVar(&edge, "edge", false, "mark the device as an IoT Edge device")
+	fl.StringVarP(&opts.DeviceID, "device-id", "d", "", "device id")
+	fl.StringVarP(&opts.ModuleID, "module-id", "m", "", "create a module of the device instead")
+	fl.StringVar(&opts.Auth, "auth", "sas", "authentication: sas, x509-thumbprint or x509-ca")
+	fl.StringVar(&opts.PrimaryKey, "primary-key", "", "primary key (base64; default: made by the hub)")
+	fl.StringVar(&opts.SecondaryKey, "secondary-key", "", "secondary key (base64; default: made by the hub)")
+	fl.StringVar(&opts.PrimaryThumbprint, "primary-thumbprint", "", "primary certificate thumbprint (x509-thumbprint)")
+	fl.StringVar(&opts.SecondaryThumbprint, "secondary-thumbprint", "", "secondary certificate thumbprint (x509-thumbprint)")
+	fl.StringVar(&opts.CertFile, "cert", "", "register the SHA-256 thumbprint of this certificate (PEM) as primary (x509-thumbprint)")
+	fl.StringVar(&opts.GenerateCertDir, "generate-cert", "", "make a self-signed test certificate and key in this directory and register it (x509-thumbprint)")
+	fl.StringVar(&opts.Status, "status", "enabled", "enabled or disabled")
+	fl.BoolVar(&opts.Edge, "edge", false, "mark the device as an IoT Edge device")
 	return c
 }
 
-func newCmdDeviceShow(f *cmdutil.Factory) *cobra.Command {
-	var deviceID, moduleID string
-	var show, onlyCS bool
+// check refuses credential flags that do not fit --auth, an unknown
+// --auth and an unknown --status, without echoing keys.
+func (o *deviceCreateOptions) check() error {
+	if err := checkCreateFlags(o.Auth, o.PrimaryKey, o.SecondaryKey, o.PrimaryThumbprint, o.SecondaryThumbprint, o.CertFile, o.GenerateCertDir); err != nil {
+		return err
+	}
+	switch o.Auth {
+	case "sas", "x509-thumbprint", "x509-ca":
+	default:
+		return cmdutil.Usagef("--auth %q: use sas, x509-thumbprint or x509-ca", o.Auth)
+	}
+	if o.Status != "enabled" && o.Status != "disabled" {
+		return cmdutil.Usagef("--status %q: use enabled or disabled", o.Status)
+	}
+	return nil
+}
+
+// authentication is the identity's authentication from checked flags;
+// with --generate-cert it makes the certificate (written later, by the
+// caller).
+func (o *deviceCreateOptions) authentication() (*service.Authentication, *generatedCert, error) {
+	a := &service.Authentication{}
+	switch o.Auth {
+	case "sas":
+		a.Type = "sas"
+		a.SymmetricKey = &service.SymmetricKey{PrimaryKey: o.PrimaryKey, SecondaryKey: o.SecondaryKey}
+		return a, nil, nil
+	case "x509-ca":
+		a.Type = "certificateAuthority"
+		return a, nil, nil
+	}
+	var gen *generatedCert
+	pt := o.PrimaryThumbprint
+	switch {
+	case o.CertFile != "":
+		var err error
+		if pt, err = certThumbprint(o.CertFile); err != nil {
+			return nil, nil, err
+		}
+	case o.GenerateCertDir != "":
+		var err error
+		if gen, err = newGeneratedCert(o.GenerateCertDir, o.DeviceID, o.ModuleID, o.f.Now()); err != nil {
+			return nil, nil, err
+		}
+		pt = gen.thumbprint
+	}
+	a.Type = "selfSigned"
+	a.X509Thumbprint = thumbprints(pt, o.SecondaryThumbprint)
+	return a, gen, nil
+}
+
+func deviceCreateRun(ctx context.Context, opts *deviceCreateOptions) (err error) {
+	p, err := opts.f.Printer()
+	if err != nil {
+		return err
+	}
+	a, gen, err := opts.authentication()
+	if err != nil {
+		return err
+	}
+	client, err := opts.f.ServiceClient(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if gen != nil {
+		// Write the files first; take them back if the hub refuses the
+		// identity.
+		if err := gen.write(); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				gen.remove()
+			}
+		}()
+	}
+	id := opts.DeviceID
+	var out identity
+	if opts.ModuleID != "" {
+		m, err := client.CreateModule(ctx, &service.Module{DeviceID: id, ModuleID: opts.ModuleID, Authentication: a})
+		if err != nil {
+			return err
+		}
+		out = moduleIdentity(m, false, client.HostName())
+		if k := m.Authentication.Keys(); k != nil {
+			out.ConnectionString = identityConnectionString(client.HostName(), id, opts.ModuleID, k.PrimaryKey)
+		}
+	} else {
+		d := &service.Device{DeviceID: id, Status: opts.Status, Authentication: a}
+		if opts.Edge {
+			d.Capabilities = &service.Capabilities{IotEdge: true}
+		}
+		created, err := client.CreateDevice(ctx, d)
+		if err != nil {
+			return err
+		}
+		out = deviceIdentity(created, false, client.HostName())
+		if k := created.Authentication.Keys(); k != nil {
+			out.ConnectionString = identityConnectionString(client.HostName(), id, "", k.PrimaryKey)
+		}
+	}
+	if gen != nil {
+		out.CertFile, out.KeyFile = gen.certFile, gen.keyFile
+	}
+	return printIdentity(p, out)
+}
+
+// deviceShowOptions are the inputs of `hub device show`.
+type deviceShowOptions struct {
+	f                    *cmdutil.Factory
+	DeviceID             string
+	ModuleID             string
+	ShowSecrets          bool
+	ShowConnectionString bool
+}
+
+// newCmdDeviceShow returns `hub device show`; runF replaces
+// deviceShowRun in tests of flag parsing (nil: deviceShowRun).
+func newCmdDeviceShow(f *cmdutil.Factory, runF func(*deviceShowOptions) error) *cobra.Command {
+	opts := &deviceShowOptions{f: f}
 	c := &cobra.Command{
 		Use:   "show [DEVICE_ID]",
 		Short: "Show a device or module identity",
@@ -319,134 +379,168 @@ func newCmdDeviceShow(f *cmdutil.Factory) *cobra.Command {
   $ export IOTCTL_DEVICE_CONNECTION_STRING="$(iotctl hub device show MyGoDevice --show-connection-string)"`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := idArg(args, deviceID)
+			id, err := idArg(args, opts.DeviceID)
 			if err != nil {
 				return err
 			}
-			p, err := f.Printer()
-			if err != nil {
-				return err
+			opts.DeviceID = id
+			if runF != nil {
+				return runF(opts)
 			}
-			client, err := serviceClient(f)
-			if err != nil {
-				return err
-			}
-			var out identity
-			if moduleID != "" {
-				m, err := client.GetModule(cmd.Context(), id, moduleID)
-				if err != nil {
-					return err
-				}
-				out = moduleIdentity(m, show || onlyCS, client.HostName())
-			} else {
-				d, err := client.GetDevice(cmd.Context(), id)
-				if err != nil {
-					return err
-				}
-				out = deviceIdentity(d, show || onlyCS, client.HostName())
-			}
-			if onlyCS {
-				if out.ConnectionString == "" {
-					return fmt.Errorf("%s authenticates with %s, not a key: it has no key connection string", id, out.Auth)
-				}
-				_, err := fmt.Fprintln(f.IO.Out, out.ConnectionString)
-				return err
-			}
-			return printIdentity(p, out)
+			return deviceShowRun(cmd.Context(), opts)
 		},
 	}
-	c.Flags().StringVarP(&deviceID, "device-id", "d", "", "device id")
-	c.Flags().StringVarP(&moduleID, "module-id", "m", "", "show a module of the device")
-	c.Flags().BoolVar(&show, "show-secrets", false, "print keys and the connection string")
-	c.Flags().BoolVar(&onlyCS, "show-connection-string", false, "print only the identity's connection string (with its key)")
+	c.Flags().StringVarP(&opts.DeviceID, "device-id", "d", "", "device id")
+	c.Flags().StringVarP(&opts.ModuleID, "module-id", "m", "", "show a module of the device")
+	c.Flags().BoolVar(&opts.ShowSecrets, "show-secrets", false, "print keys and the connection string")
+	c.Flags().BoolVar(&opts.ShowConnectionString, "show-connection-string", false, "print only the identity's connection string (with its key)")
 	return c
 }
 
-func newCmdDeviceList(f *cmdutil.Factory) *cobra.Command {
-	var top int
-	var modulesOf string
+func deviceShowRun(ctx context.Context, opts *deviceShowOptions) error {
+	p, client, err := printerClient(ctx, opts.f)
+	if err != nil {
+		return err
+	}
+	id, secrets := opts.DeviceID, opts.ShowSecrets || opts.ShowConnectionString
+	var out identity
+	if opts.ModuleID != "" {
+		m, err := client.GetModule(ctx, id, opts.ModuleID)
+		if err != nil {
+			return err
+		}
+		out = moduleIdentity(m, secrets, client.HostName())
+	} else {
+		d, err := client.GetDevice(ctx, id)
+		if err != nil {
+			return err
+		}
+		out = deviceIdentity(d, secrets, client.HostName())
+	}
+	if opts.ShowConnectionString {
+		if out.ConnectionString == "" {
+			return fmt.Errorf("%s authenticates with %s, not a key: it has no key connection string", id, out.Auth)
+		}
+		_, err := fmt.Fprintln(opts.f.IO.Out, out.ConnectionString)
+		return err
+	}
+	return printIdentity(p, out)
+}
+
+// deviceListOptions are the inputs of `hub device list`.
+type deviceListOptions struct {
+	f         *cmdutil.Factory
+	Top       int
+	ModulesOf string
+}
+
+// newCmdDeviceList returns `hub device list`; runF replaces
+// deviceListRun in tests of flag parsing (nil: deviceListRun).
+func newCmdDeviceList(f *cmdutil.Factory, runF func(*deviceListOptions) error) *cobra.Command {
+	opts := &deviceListOptions{f: f}
 	c := &cobra.Command{
 		Use:     "list",
 		Short:   "List devices (or a device's modules)",
 		Example: "  $ iotctl hub device list\n  $ iotctl hub device list --modules-of dev1 -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := f.Printer()
-			if err != nil {
-				return err
+			if runF != nil {
+				return runF(opts)
 			}
-			client, err := serviceClient(f)
-			if err != nil {
-				return err
-			}
-			var ids []identity
-			if modulesOf != "" {
-				ms, err := client.ListModules(cmd.Context(), modulesOf)
-				if err != nil {
-					return err
-				}
-				for i := range ms {
-					ids = append(ids, moduleIdentity(&ms[i], false, ""))
-				}
-			} else {
-				// The query API pages through every device; GET /devices
-				// stops at 1,000 without saying so.
-				err := client.QueryPages(cmd.Context(), "SELECT * FROM devices", top, func(page []json.RawMessage) error {
-					for _, raw := range page {
-						var tw service.Twin
-						if err := json.Unmarshal(raw, &tw); err != nil {
-							return fmt.Errorf("decoding a device twin from the query answer: %w", err)
-						}
-						ids = append(ids, twinIdentity(&tw))
-					}
-					return nil
-				})
-				if err != nil {
-					return err
-				}
-			}
-			if ids == nil {
-				ids = []identity{}
-			}
-			return p.Print(ids, func(t *output.Table) {
-				t.Header("DEVICE", "MODULE", "STATUS", "CONNECTION", "AUTH", "C2D", "LAST ACTIVITY")
-				for _, id := range ids {
-					t.Row(id.DeviceID, dash(id.ModuleID), dash(id.Status), id.ConnectionState, id.Auth, id.C2DCount, id.LastActivity)
-				}
-			})
+			return deviceListRun(cmd.Context(), opts)
 		},
 	}
-	c.Flags().IntVar(&top, "top", 0, "list at most this many devices (0: all of them, page after page)")
-	c.Flags().StringVar(&modulesOf, "modules-of", "", "list the modules of this device instead")
+	c.Flags().IntVar(&opts.Top, "top", 0, "list at most this many devices (0: all of them, page after page)")
+	c.Flags().StringVar(&opts.ModulesOf, "modules-of", "", "list the modules of this device instead")
 	return c
 }
 
-func newCmdDeviceDelete(f *cmdutil.Factory) *cobra.Command {
-	var deviceID, moduleID, etag string
+func deviceListRun(ctx context.Context, opts *deviceListOptions) error {
+	p, client, err := printerClient(ctx, opts.f)
+	if err != nil {
+		return err
+	}
+	var ids []identity
+	if opts.ModulesOf != "" {
+		ms, err := client.ListModules(ctx, opts.ModulesOf)
+		if err != nil {
+			return err
+		}
+		for i := range ms {
+			ids = append(ids, moduleIdentity(&ms[i], false, ""))
+		}
+	} else {
+		// The query API pages through every device; GET /devices stops
+		// at 1,000 without saying so.
+		err := client.QueryPages(ctx, "SELECT * FROM devices", opts.Top, func(page []json.RawMessage) error {
+			for _, raw := range page {
+				var tw service.Twin
+				if err := json.Unmarshal(raw, &tw); err != nil {
+					return fmt.Errorf("decoding a device twin from the query answer: %w", err)
+				}
+				ids = append(ids, twinIdentity(&tw))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if ids == nil {
+		ids = []identity{}
+	}
+	return p.Print(ids, func(t *output.Table) {
+		t.Header("DEVICE", "MODULE", "STATUS", "CONNECTION", "AUTH", "C2D", "LAST ACTIVITY")
+		for _, id := range ids {
+			t.Row(id.DeviceID, dash(id.ModuleID), dash(id.Status), id.ConnectionState, id.Auth, id.C2DCount, id.LastActivity)
+		}
+	})
+}
+
+// deviceDeleteOptions are the inputs of `hub device delete`.
+type deviceDeleteOptions struct {
+	f        *cmdutil.Factory
+	DeviceID string
+	ModuleID string
+	Etag     string
+}
+
+// newCmdDeviceDelete returns `hub device delete`; runF replaces
+// deviceDeleteRun in tests of flag parsing (nil: deviceDeleteRun).
+func newCmdDeviceDelete(f *cmdutil.Factory, runF func(*deviceDeleteOptions) error) *cobra.Command {
+	opts := &deviceDeleteOptions{f: f}
 	c := &cobra.Command{
 		Use:     "delete [DEVICE_ID]",
 		Short:   "Delete a device (with its modules) or a module",
 		Example: "  $ iotctl hub device delete MyGoDevice\n  $ iotctl hub device delete dev1 --module-id mod1",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := idArg(args, deviceID)
+			id, err := idArg(args, opts.DeviceID)
 			if err != nil {
 				return err
 			}
-			client, err := serviceClient(f)
-			if err != nil {
-				return err
+			opts.DeviceID = id
+			if runF != nil {
+				return runF(opts)
 			}
-			if moduleID != "" {
-				return client.DeleteModule(cmd.Context(), id, moduleID, etag)
-			}
-			return client.DeleteDevice(cmd.Context(), id, etag)
+			return deviceDeleteRun(cmd.Context(), opts)
 		},
 	}
-	c.Flags().StringVarP(&deviceID, "device-id", "d", "", "device id")
-	c.Flags().StringVarP(&moduleID, "module-id", "m", "", "delete a module of the device")
-	c.Flags().StringVar(&etag, "etag", "", "delete only if the etag matches (default: unconditionally)")
+	c.Flags().StringVarP(&opts.DeviceID, "device-id", "d", "", "device id")
+	c.Flags().StringVarP(&opts.ModuleID, "module-id", "m", "", "delete a module of the device")
+	c.Flags().StringVar(&opts.Etag, "etag", "", "delete only if the etag matches (default: unconditionally)")
 	return c
+}
+
+func deviceDeleteRun(ctx context.Context, opts *deviceDeleteOptions) error {
+	client, err := opts.f.ServiceClient(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if opts.ModuleID != "" {
+		return client.DeleteModule(ctx, opts.DeviceID, opts.ModuleID, opts.Etag)
+	}
+	return client.DeleteDevice(ctx, opts.DeviceID, opts.Etag)
 }
 
 func thumbprints(primary, secondary string) *service.X509Thumbprint {

@@ -27,7 +27,7 @@ authentication (iotctl hub device create --auth x509-ca), and of the devices of 
 certificate fleet (iotctl device simulate --devices N --device-ca).`,
 		Example: `  $ iotctl hub device-ca create ./certs`,
 	}
-	c.AddCommand(newCmdDeviceCACreate(f))
+	c.AddCommand(newCmdDeviceCACreate(f, nil))
 	return c
 }
 
@@ -39,9 +39,18 @@ type deviceCA struct {
 	NotAfter time.Time `json:"notAfter"`
 }
 
-func newCmdDeviceCACreate(f *cmdutil.Factory) *cobra.Command {
-	var name string
-	var days int
+// deviceCACreateOptions are the inputs of `hub device-ca create`.
+type deviceCACreateOptions struct {
+	f    *cmdutil.Factory
+	Dir  string
+	Name string
+	Days int
+}
+
+// newCmdDeviceCACreate returns `hub device-ca create`; runF replaces
+// deviceCACreateRun in tests of flag parsing (nil: deviceCACreateRun).
+func newCmdDeviceCACreate(f *cmdutil.Factory, runF func(*deviceCACreateOptions) error) *cobra.Command {
+	opts := &deviceCACreateOptions{f: f, Dir: "."}
 	c := &cobra.Command{
 		Use:   "create [DIR]",
 		Short: "Make a device CA certificate and key in DIR",
@@ -62,40 +71,49 @@ production keys elsewhere.`,
       --device-ca ./certs/device-ca.pem --device-ca-key ./certs/device-ca-key.pem`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir := "."
 			if len(args) == 1 {
-				dir = args[0]
+				opts.Dir = args[0]
 			}
-			if days < 1 {
+			if opts.Days < 1 {
 				return cmdutil.Usagef("--days must be at least 1")
 			}
-			p, err := f.Printer(output.FormatTable, output.FormatJSON, output.FormatYAML)
-			if err != nil {
-				return err
+			if runF != nil {
+				return runF(opts)
 			}
-			out := deviceCA{CertFile: filepath.Join(dir, deviceCAFile), KeyFile: filepath.Join(dir, deviceCAKeyFile), Subject: "CN=" + name}
-			if err := checkNewPair(dir, out.CertFile, out.KeyFile); err != nil {
-				return &cmdutil.UsageError{Err: err}
-			}
-			now := time.Now()
-			out.NotAfter = now.Add(time.Duration(days) * 24 * time.Hour).UTC().Truncate(time.Second)
-			certPEM, keyPEM, err := devicecert.NewCA(name, now.Add(-time.Hour), out.NotAfter)
-			if err != nil {
-				return fmt.Errorf("making the CA: %w", err)
-			}
-			if err := writePair(out.CertFile, certPEM, out.KeyFile, keyPEM); err != nil {
-				return err
-			}
-			return p.Print(out, func(t *output.Table) {
-				t.Header("FIELD", "VALUE")
-				t.Row("certificate", out.CertFile)
-				t.Row("key", out.KeyFile)
-				t.Row("subject", out.Subject)
-				t.Row("valid until", out.NotAfter.Format(time.RFC3339))
-			})
+			return deviceCACreateRun(opts)
 		},
 	}
-	c.Flags().StringVar(&name, "name", "iotctl device CA", "the CA's subject common name")
-	c.Flags().IntVar(&days, "days", 365, "days the CA is valid")
+	c.Flags().StringVar(&opts.Name, "name", "iotctl device CA", "the CA's subject common name")
+	c.Flags().IntVar(&opts.Days, "days", 365, "days the CA is valid")
 	return c
+}
+
+// deviceCACreateRun makes the CA, valid from an hour before the
+// Factory's clock for --days, and writes its files.
+func deviceCACreateRun(opts *deviceCACreateOptions) error {
+	p, err := opts.f.Printer(output.FormatTable, output.FormatJSON, output.FormatYAML)
+	if err != nil {
+		return err
+	}
+	dir := opts.Dir
+	out := deviceCA{CertFile: filepath.Join(dir, deviceCAFile), KeyFile: filepath.Join(dir, deviceCAKeyFile), Subject: "CN=" + opts.Name}
+	if err := checkNewPair(dir, out.CertFile, out.KeyFile); err != nil {
+		return &cmdutil.UsageError{Err: err}
+	}
+	now := opts.f.Now()
+	out.NotAfter = now.Add(time.Duration(opts.Days) * 24 * time.Hour).UTC().Truncate(time.Second)
+	certPEM, keyPEM, err := devicecert.NewCA(opts.Name, now.Add(-time.Hour), out.NotAfter)
+	if err != nil {
+		return fmt.Errorf("making the CA: %w", err)
+	}
+	if err := writePair(out.CertFile, certPEM, out.KeyFile, keyPEM); err != nil {
+		return err
+	}
+	return p.Print(out, func(t *output.Table) {
+		t.Header("FIELD", "VALUE")
+		t.Row("certificate", out.CertFile)
+		t.Row("key", out.KeyFile)
+		t.Row("subject", out.Subject)
+		t.Row("valid until", out.NotAfter.Format(time.RFC3339))
+	})
 }

@@ -28,7 +28,7 @@ type deviceUpdateOptions struct {
 	ShowSecrets  bool
 }
 
-func newCmdDeviceUpdate(f *cmdutil.Factory, runF func(*cobra.Command, *deviceUpdateOptions) error) *cobra.Command {
+func newCmdDeviceUpdate(f *cmdutil.Factory, runF func(*deviceUpdateOptions) error) *cobra.Command {
 	opts := &deviceUpdateOptions{f: f}
 	var deviceID, reason string
 	var edge bool
@@ -64,7 +64,7 @@ between (its etag), or only if its etag is --etag. Keys are printed only with
 				return err
 			}
 			if runF != nil {
-				return runF(cmd, opts)
+				return runF(opts)
 			}
 			return deviceUpdateRun(cmd.Context(), opts)
 		},
@@ -95,7 +95,7 @@ func (o *deviceUpdateOptions) checkUpdate() error {
 	return checkCreateFlags("sas", o.PrimaryKey, o.SecondaryKey, "", "", "", "")
 }
 
-func newCmdDeviceRenewKey(f *cmdutil.Factory, runF func(*cobra.Command, *deviceUpdateOptions) error) *cobra.Command {
+func newCmdDeviceRenewKey(f *cmdutil.Factory, runF func(*deviceUpdateOptions) error) *cobra.Command {
 	opts := &deviceUpdateOptions{f: f}
 	var deviceID string
 	c := &cobra.Command{
@@ -122,7 +122,7 @@ they next authenticate. The new keys are printed only with --show-secrets;
 				return cmdutil.Usagef("--key-type %q: use primary, secondary, both or swap", opts.KeyType)
 			}
 			if runF != nil {
-				return runF(cmd, opts)
+				return runF(opts)
 			}
 			return deviceUpdateRun(cmd.Context(), opts)
 		},
@@ -139,11 +139,7 @@ they next authenticate. The new keys are printed only with --show-secrets;
 // deviceUpdateRun reads the identity, changes it as opts say and writes
 // it back on the etag it read (or opts.Etag).
 func deviceUpdateRun(ctx context.Context, opts *deviceUpdateOptions) error {
-	p, err := opts.f.Printer()
-	if err != nil {
-		return err
-	}
-	client, err := serviceClient(opts.f)
+	p, client, err := printerClient(ctx, opts.f)
 	if err != nil {
 		return err
 	}
@@ -236,7 +232,7 @@ type c2dPurgeOptions struct {
 	DeviceID string
 }
 
-func newCmdC2DPurge(f *cmdutil.Factory, runF func(*cobra.Command, *c2dPurgeOptions) error) *cobra.Command {
+func newCmdC2DPurge(f *cmdutil.Factory, runF func(*c2dPurgeOptions) error) *cobra.Command {
 	opts := &c2dPurgeOptions{f: f}
 	var deviceID string
 	c := &cobra.Command{
@@ -254,7 +250,7 @@ delivered and not yet completed, and print how many there were.`,
 			}
 			opts.DeviceID = id
 			if runF != nil {
-				return runF(cmd, opts)
+				return runF(opts)
 			}
 			return c2dPurgeRun(cmd.Context(), opts)
 		},
@@ -264,11 +260,7 @@ delivered and not yet completed, and print how many there were.`,
 }
 
 func c2dPurgeRun(ctx context.Context, opts *c2dPurgeOptions) error {
-	p, err := opts.f.Printer()
-	if err != nil {
-		return err
-	}
-	client, err := serviceClient(opts.f)
+	p, client, err := printerClient(ctx, opts.f)
 	if err != nil {
 		return err
 	}

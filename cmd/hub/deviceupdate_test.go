@@ -10,6 +10,7 @@ import (
 )
 
 func TestDeviceUpdate(t *testing.T) {
+	t.Parallel() // no t.Setenv: see regEnv.argv
 	e := startRegEnv(t)
 	e.ok(t, "hub", "device", "create", "u1")
 	before := decodeJSON[identityJSON](t, e.ok(t, "hub", "device", "show", "u1", "--show-secrets", "-o", "json"))
@@ -29,10 +30,6 @@ func TestDeviceUpdate(t *testing.T) {
 		t.Errorf("after update --primary-key: %+v", shown)
 	}
 
-	e.fails(t, cmdutil.ExitUsage, "nothing to update", "hub", "device", "update", "u1")
-	e.fails(t, cmdutil.ExitUsage, "--status \"off\"", "hub", "device", "update", "u1", "--status", "off")
-	e.fails(t, cmdutil.ExitUsage, "--primary-key is not a key", "hub", "device", "update", "u1", "--primary-key", "short")
-	e.fails(t, cmdutil.ExitUsage, "--module-id goes with", "hub", "device", "update", "u1", "-m", "m1", "--status", "disabled")
 	e.fails(t, cmdutil.ExitNotFound, "", "hub", "device", "update", "ghost", "--status", "disabled")
 	if r := e.run(t, nil, "hub", "device", "update", "u1", "--status", "disabled", "--etag", "bm9wZQ=="); r.code == 0 {
 		t.Errorf("update with a stale --etag succeeded: %q", r.stdout)
@@ -42,6 +39,7 @@ func TestDeviceUpdate(t *testing.T) {
 }
 
 func TestDeviceRenewKey(t *testing.T) {
+	t.Parallel() // no t.Setenv: see regEnv.argv
 	e := startRegEnv(t)
 	e.ok(t, "hub", "device", "create", "r1")
 	e.ok(t, "hub", "device", "create", "r1", "-m", "m1")
@@ -70,11 +68,11 @@ func TestDeviceRenewKey(t *testing.T) {
 	if m1 := keys("-m", "m1"); m1.SecondaryKey == m0.SecondaryKey || m1.PrimaryKey != m0.PrimaryKey {
 		t.Errorf("module renew secondary: %+v after %+v", m1, m0)
 	}
-	e.fails(t, cmdutil.ExitUsage, "--key-type \"tertiary\"", "hub", "device", "renew-key", "r1", "--key-type", "tertiary")
 	e.fails(t, cmdutil.ExitNotFound, "", "hub", "device", "renew-key", "ghost")
 }
 
 func TestC2DPurge(t *testing.T) {
+	t.Parallel() // no t.Setenv: see regEnv.argv
 	e := startRegEnv(t)
 	e.ok(t, "hub", "device", "create", "p1")
 	for range 3 {
@@ -89,5 +87,4 @@ func TestC2DPurge(t *testing.T) {
 		t.Errorf("second purge printed %q; want p1<TAB>0", out)
 	}
 	e.fails(t, cmdutil.ExitNotFound, "", "hub", "c2d", "purge", "ghost")
-	e.fails(t, cmdutil.ExitUsage, "no device id", "hub", "c2d", "purge")
 }

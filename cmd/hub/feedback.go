@@ -14,10 +14,18 @@ import (
 	"github.com/iotctl/iotctl/pkg/service"
 )
 
-func newCmdFeedback(f *cmdutil.Factory) *cobra.Command {
-	var waitOn string
-	var count int
-	var timeout time.Duration
+// feedbackOptions are the inputs of `hub feedback`.
+type feedbackOptions struct {
+	f         *cmdutil.Factory
+	WaitOnMsg string
+	Count     int
+	Timeout   time.Duration
+}
+
+// newCmdFeedback returns `hub feedback`; runF replaces feedbackRun in
+// tests of flag parsing (nil: feedbackRun).
+func newCmdFeedback(f *cmdutil.Factory, runF func(*feedbackOptions) error) *cobra.Command {
+	opts := &feedbackOptions{f: f}
 	c := &cobra.Command{
 		Use:   "feedback",
 		Short: "Read cloud-to-device delivery feedback (AMQP)",
@@ -39,71 +47,16 @@ stops.`,
       --timeout 2m -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			format, err := f.Output(output.FormatTable, output.FormatJSON)
-			if err != nil {
-				return err
+			if opts.Count < 0 {
+				return cmdutil.Usagef("--count %d: give a positive number, or 0 for no limit", opts.Count)
 			}
-			if count < 0 {
-				return cmdutil.Usagef("--count %d: give a positive number, or 0 for no limit", count)
+			if opts.Timeout < 0 {
+				return cmdutil.Usagef("--timeout %s: give a positive duration, or 0 for no limit", opts.Timeout)
 			}
-			if timeout < 0 {
-				return cmdutil.Usagef("--timeout %s: give a positive duration, or 0 for no limit", timeout)
+			if runF != nil {
+				return runF(opts)
 			}
-			client, err := serviceClient(f)
-			if err != nil {
-				return err
-			}
-			defer client.Close()
-			ctx := cmd.Context()
-			if timeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, timeout)
-				defer cancel()
-			}
-			fb, err := client.FeedbackReceiver(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeFeedback(fb)
-			stream := output.NewStream(f.IO.Out)
-			n := 0
-			note := newWaitNote(f)
-			note.waiting("delivery feedback records", ifSet(waitOn != "", "until the one of message %s", waitOn),
-				ifSet(count > 0, "up to %d records", count), ifSet(timeout > 0, "at most %s", timeout))
-			defer func() { note.stopped("%d feedback record(s) received", n) }()
-			for {
-				recs, err := fb.Receive(ctx)
-				if err != nil {
-					if errors.Is(err, context.DeadlineExceeded) && cmd.Context().Err() == nil {
-						if waitOn != "" {
-							return &cmdutil.ExitError{Code: cmdutil.ExitTimeout, Err: fmt.Errorf("no feedback for message %s within %s", waitOn, timeout)}
-						}
-						return nil
-					}
-					return err
-				}
-				// The batch is already taken from the hub's queue: print
-				// all of it before stopping.
-				var found *service.Feedback
-				for i, r := range recs {
-					if err := printFeedback(f, stream, format, r); err != nil {
-						return err
-					}
-					n++
-					if waitOn != "" && found == nil && r.OriginalMessageID == waitOn {
-						found = &recs[i]
-					}
-				}
-				if found != nil {
-					if !strings.EqualFold(found.StatusCode, "Success") {
-						return &cmdutil.ExitError{Code: cmdutil.ExitDeviceError, Err: fmt.Errorf("message %s: %s", waitOn, found.Description)}
-					}
-					return nil
-				}
-				if count > 0 && n >= count {
-					return nil
-				}
-			}
+			return feedbackRun(cmd.Context(), opts)
 		},
 	}
 	c.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
@@ -112,10 +65,75 @@ stops.`,
 	addTransportFlags(c.Flags())
 	c.Long += "\n\n" + transportHelp
 	c.Example += "\n  $ iotctl hub feedback --count 1 --websocket --proxy http://proxy.corp:3128"
-	c.Flags().StringVar(&waitOn, "wait-on-msg", "", "stop at the feedback record of this message id")
-	c.Flags().IntVar(&count, "count", 0, "stop after this many records (0: no limit)")
-	c.Flags().DurationVar(&timeout, "timeout", 0, "stop after this long (0: no limit)")
+	c.Flags().StringVar(&opts.WaitOnMsg, "wait-on-msg", "", "stop at the feedback record of this message id")
+	c.Flags().IntVar(&opts.Count, "count", 0, "stop after this many records (0: no limit)")
+	c.Flags().DurationVar(&opts.Timeout, "timeout", 0, "stop after this long (0: no limit)")
 	return c
+}
+
+// feedbackRun reads feedback records until --count, the record of
+// --wait-on-msg, --timeout or the end of parent.
+func feedbackRun(parent context.Context, opts *feedbackOptions) error {
+	f, waitOn, count, timeout := opts.f, opts.WaitOnMsg, opts.Count, opts.Timeout
+	format, err := f.Output(output.FormatTable, output.FormatJSON)
+	if err != nil {
+		return err
+	}
+	client, err := f.ServiceClient(parent, nil)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	ctx := parent
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	fb, err := client.FeedbackReceiver(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeFeedback(fb)
+	stream := output.NewStream(f.IO.Out)
+	n := 0
+	note := newWaitNote(f)
+	note.waiting("delivery feedback records", ifSet(waitOn != "", "until the one of message %s", waitOn),
+		ifSet(count > 0, "up to %d records", count), ifSet(timeout > 0, "at most %s", timeout))
+	defer func() { note.stopped("%d feedback record(s) received", n) }()
+	for {
+		recs, err := fb.Receive(ctx)
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
+				if waitOn != "" {
+					return &cmdutil.ExitError{Code: cmdutil.ExitTimeout, Err: fmt.Errorf("no feedback for message %s within %s", waitOn, timeout)}
+				}
+				return nil
+			}
+			return err
+		}
+		// The batch is already taken from the hub's queue: print all of
+		// it before stopping.
+		var found *service.Feedback
+		for i, r := range recs {
+			if err := printFeedback(f, stream, format, r); err != nil {
+				return err
+			}
+			n++
+			if waitOn != "" && found == nil && r.OriginalMessageID == waitOn {
+				found = &recs[i]
+			}
+		}
+		if found != nil {
+			if !strings.EqualFold(found.StatusCode, "Success") {
+				return &cmdutil.ExitError{Code: cmdutil.ExitDeviceError, Err: fmt.Errorf("message %s: %s", waitOn, found.Description)}
+			}
+			return nil
+		}
+		if count > 0 && n >= count {
+			return nil
+		}
+	}
 }
 
 type feedbackLine struct {

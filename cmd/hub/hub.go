@@ -20,16 +20,16 @@ and offline helpers for connection strings and SAS tokens.`,
   $ iotctl hub sas --connection-string "$CS" --ttl 1h`,
 	}
 	c.AddCommand(
-		newCmdServe(f),
+		newCmdServe(f, nil),
 		newCmdDevice(f),
 		newCmdDeviceCA(f),
 		newCmdTwin(f),
 		newCmdQuery(f, nil),
 		newCmdC2D(f),
-		newCmdFeedback(f),
-		newCmdMonitor(f),
+		newCmdFeedback(f, nil),
+		newCmdMonitor(f, nil),
 		newCmdConnstr(f),
-		newCmdSAS(f),
+		newCmdSAS(f, nil),
 	)
 	return c
 }

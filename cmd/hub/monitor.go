@@ -36,10 +36,26 @@ type monitorLine struct {
 	Annotations    map[string]any  `json:"annotations,omitempty"`
 }
 
-func newCmdMonitor(f *cmdutil.Factory) *cobra.Command {
-	var deviceGlob, group, from, props, ehCS string
-	var count int
-	var timeout time.Duration
+// monitorOptions are the inputs of `hub monitor`.
+type monitorOptions struct {
+	f                        *cmdutil.Factory
+	EventHubConnectionString string
+	DeviceGlob               string
+	ConsumerGroup            string
+	From                     string
+	Count                    int
+	Timeout                  time.Duration
+	Properties               string
+
+	// Resolved by check: where to start and which properties to show.
+	monitor service.MonitorOptions
+	show    map[string]bool
+}
+
+// newCmdMonitor returns `hub monitor`; runF replaces monitorRun in
+// tests of flag parsing (nil: monitorRun).
+func newCmdMonitor(f *cmdutil.Factory, runF func(*monitorOptions) error) *cobra.Command {
+	opts := &monitorOptions{f: f}
 	c := &cobra.Command{
 		Use:   "monitor",
 		Short: "Stream the telemetry devices send (AMQP, Event Hub-compatible endpoint)",
@@ -63,117 +79,13 @@ events it got when it stops.`,
   $ iotctl hub monitor --from 2026-11-26T08:00:00Z --timeout 30s --properties app,sys`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			format, err := f.Output(output.FormatTable, output.FormatJSON)
-			if err != nil {
+			if err := opts.check(); err != nil {
 				return err
 			}
-			if count < 0 {
-				return cmdutil.Usagef("--count %d: give a positive number, or 0 for no limit", count)
+			if runF != nil {
+				return runF(opts)
 			}
-			if timeout < 0 {
-				return cmdutil.Usagef("--timeout %s: give a positive duration, or 0 for no limit", timeout)
-			}
-			opts := service.MonitorOptions{ConsumerGroup: group}
-			switch from {
-			case "start", "now":
-				opts.From = from
-			default:
-				t, err := time.Parse(time.RFC3339, from)
-				if err != nil {
-					return cmdutil.Usagef("--from %q: use start, now or an RFC 3339 time", from)
-				}
-				opts.FromTime = t
-			}
-			if _, err := path.Match(deviceGlob, ""); err != nil {
-				return cmdutil.Usagef("--device-id %q is not a valid glob: %v", deviceGlob, err)
-			}
-			show := map[string]bool{}
-			for _, p := range strings.Split(props, ",") {
-				switch p = strings.TrimSpace(p); p {
-				case "":
-				case "app", "sys", "anno", "all":
-					show[p] = true
-				default:
-					return cmdutil.Usagef("--properties %q: use app, sys, anno or all, comma-separated", p)
-				}
-			}
-			ctx := cmd.Context()
-			if timeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, timeout)
-				defer cancel()
-			}
-			stream := output.NewStream(f.IO.Out)
-			n := 0
-			note := newWaitNote(f)
-			note.waiting("device telemetry", "consumer group "+cmp.Or(group, "$Default"), "from "+from,
-				ifSet(deviceGlob != "", "devices matching %q", deviceGlob), ifSet(count > 0, "up to %d events", count),
-				ifSet(timeout > 0, "at most %s", timeout))
-			defer func() { note.stopped("%d event(s) received", n) }()
-			errDone := errors.New("done")
-			fn := func(ev service.Event) error {
-				if deviceGlob != "" {
-					if ok, _ := path.Match(deviceGlob, ev.DeviceID); !ok {
-						return nil
-					}
-				}
-				line := monitorLine{Type: "event", DeviceID: ev.DeviceID, ModuleID: ev.ModuleID, Partition: ev.Partition,
-					SequenceNumber: ev.SequenceNumber, EnqueuedTime: ev.EnqueuedTime}
-				line.Body, line.BodyBase64 = renderBody(ev.Body)
-				if show["app"] || show["all"] {
-					line.Properties = ev.Properties
-				}
-				if show["sys"] || show["all"] {
-					line.System = ev.System
-				}
-				if show["anno"] || show["all"] {
-					line.Annotations = stringKeys(ev.Annotations)
-				}
-				var err error
-				if format == output.FormatJSON {
-					err = stream.Write(line)
-				} else {
-					err = printEventLine(f, line)
-				}
-				if err != nil {
-					return err
-				}
-				n++
-				if count > 0 && n >= count {
-					return errDone
-				}
-				return nil
-			}
-			if ehCS != "" {
-				// Not "cs, err :=": that err would shadow the one
-				// MonitorEventHub's result goes to.
-				cs, perr := connstr.Parse(ehCS)
-				if perr != nil {
-					return perr
-				}
-				if err := cs.Require(connstr.KindEventHub); err != nil {
-					return fmt.Errorf("--event-hub-connection-string: %w (the Endpoint=sb://...;EntityPath=... string `iotctl hub serve` prints, or the hub's built-in endpoint in the portal)", err)
-				}
-				so, oerr := f.ServiceOptions()
-				if oerr != nil {
-					return oerr
-				}
-				err = service.MonitorEventHub(ctx, cs, so, opts, fn)
-			} else {
-				client, cerr := serviceClient(f)
-				if cerr != nil {
-					return cerr
-				}
-				defer client.Close()
-				err = client.Monitor(ctx, opts, fn)
-			}
-			if errors.Is(err, errDone) {
-				return nil
-			}
-			if err == nil && cmd.Context().Err() != nil {
-				return &cmdutil.ExitError{Code: cmdutil.ExitInterrupted}
-			}
-			return err
+			return monitorRun(cmd.Context(), opts)
 		},
 	}
 	fl := c.Flags()
@@ -189,14 +101,140 @@ local hub), else to wss://NAMESPACE:443/$servicebus/websocket, where Event Hubs
 namespaces serve AMQP over WebSocket. --event-hub-connection-string with
 --websocket uses that endpoint of its host.`
 	c.Example += "\n  $ HTTPS_PROXY=http://proxy.corp:3128 iotctl hub monitor --websocket"
-	fl.StringVar(&ehCS, "event-hub-connection-string", "", "read this Event Hub-compatible endpoint instead of asking the hub")
-	fl.StringVarP(&deviceGlob, "device-id", "d", "", "only events of devices whose id matches this glob")
-	fl.StringVar(&group, "consumer-group", "$Default", "consumer group")
-	fl.StringVar(&from, "from", "now", "where to start: start, now or an RFC 3339 time")
-	fl.IntVar(&count, "count", 0, "stop after this many events (0: no limit)")
-	fl.DurationVar(&timeout, "timeout", 0, "stop after this long (0: no limit)")
-	fl.StringVar(&props, "properties", "", "also print: app (application properties), sys (system properties), anno (annotations), all")
+	fl.StringVar(&opts.EventHubConnectionString, "event-hub-connection-string", "", "read this Event Hub-compatible endpoint instead of asking the hub")
+	fl.StringVarP(&opts.DeviceGlob, "device-id", "d", "", "only events of devices whose id matches this glob")
+	fl.StringVar(&opts.ConsumerGroup, "consumer-group", "$Default", "consumer group")
+	fl.StringVar(&opts.From, "from", "now", "where to start: start, now or an RFC 3339 time")
+	fl.IntVar(&opts.Count, "count", 0, "stop after this many events (0: no limit)")
+	fl.DurationVar(&opts.Timeout, "timeout", 0, "stop after this long (0: no limit)")
+	fl.StringVar(&opts.Properties, "properties", "", "also print: app (application properties), sys (system properties), anno (annotations), all")
 	return c
+}
+
+// check refuses wrong flags and resolves --from, --consumer-group and
+// --properties.
+func (o *monitorOptions) check() error {
+	if o.Count < 0 {
+		return cmdutil.Usagef("--count %d: give a positive number, or 0 for no limit", o.Count)
+	}
+	if o.Timeout < 0 {
+		return cmdutil.Usagef("--timeout %s: give a positive duration, or 0 for no limit", o.Timeout)
+	}
+	o.monitor = service.MonitorOptions{ConsumerGroup: o.ConsumerGroup}
+	switch o.From {
+	case "start", "now":
+		o.monitor.From = o.From
+	default:
+		t, err := time.Parse(time.RFC3339, o.From)
+		if err != nil {
+			return cmdutil.Usagef("--from %q: use start, now or an RFC 3339 time", o.From)
+		}
+		o.monitor.FromTime = t
+	}
+	if _, err := path.Match(o.DeviceGlob, ""); err != nil {
+		return cmdutil.Usagef("--device-id %q is not a valid glob: %v", o.DeviceGlob, err)
+	}
+	o.show = map[string]bool{}
+	for _, p := range strings.Split(o.Properties, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case "":
+		case "app", "sys", "anno", "all":
+			o.show[p] = true
+		default:
+			return cmdutil.Usagef("--properties %q: use app, sys, anno or all, comma-separated", p)
+		}
+	}
+	return nil
+}
+
+// monitorRun streams events until --count, --timeout or the end of
+// parent (exit 130).
+func monitorRun(parent context.Context, opts *monitorOptions) error {
+	f, deviceGlob, count, timeout, show := opts.f, opts.DeviceGlob, opts.Count, opts.Timeout, opts.show
+	format, err := f.Output(output.FormatTable, output.FormatJSON)
+	if err != nil {
+		return err
+	}
+	ctx := parent
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	stream := output.NewStream(f.IO.Out)
+	n := 0
+	note := newWaitNote(f)
+	note.waiting("device telemetry", "consumer group "+cmp.Or(opts.ConsumerGroup, "$Default"), "from "+opts.From,
+		ifSet(deviceGlob != "", "devices matching %q", deviceGlob), ifSet(count > 0, "up to %d events", count),
+		ifSet(timeout > 0, "at most %s", timeout))
+	defer func() { note.stopped("%d event(s) received", n) }()
+	errDone := errors.New("done")
+	fn := func(ev service.Event) error {
+		if deviceGlob != "" {
+			if ok, _ := path.Match(deviceGlob, ev.DeviceID); !ok {
+				return nil
+			}
+		}
+		line := monitorLine{Type: "event", DeviceID: ev.DeviceID, ModuleID: ev.ModuleID, Partition: ev.Partition,
+			SequenceNumber: ev.SequenceNumber, EnqueuedTime: ev.EnqueuedTime}
+		line.Body, line.BodyBase64 = renderBody(ev.Body)
+		if show["app"] || show["all"] {
+			line.Properties = ev.Properties
+		}
+		if show["sys"] || show["all"] {
+			line.System = ev.System
+		}
+		if show["anno"] || show["all"] {
+			line.Annotations = stringKeys(ev.Annotations)
+		}
+		var err error
+		if format == output.FormatJSON {
+			err = stream.Write(line)
+		} else {
+			err = printEventLine(f, line)
+		}
+		if err != nil {
+			return err
+		}
+		n++
+		if count > 0 && n >= count {
+			return errDone
+		}
+		return nil
+	}
+	if ehCS := opts.EventHubConnectionString; ehCS != "" {
+		cs, err := connstr.Parse(ehCS)
+		if err != nil {
+			return err
+		}
+		if err := cs.Require(connstr.KindEventHub); err != nil {
+			return fmt.Errorf("--event-hub-connection-string: %w (the Endpoint=sb://...;EntityPath=... string `iotctl hub serve` prints, or the hub's built-in endpoint in the portal)", err)
+		}
+		so, err := f.ServiceOptions()
+		if err != nil {
+			return err
+		}
+		err = service.MonitorEventHub(ctx, cs, so, opts.monitor, fn)
+		return monitorEnd(parent, err, errDone)
+	}
+	client, err := f.ServiceClient(parent, nil)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	return monitorEnd(parent, client.Monitor(ctx, opts.monitor, fn), errDone)
+}
+
+// monitorEnd maps the end of a monitor: errDone (--count reached) is
+// success, an end without error after parent was cancelled is exit 130.
+func monitorEnd(parent context.Context, err, errDone error) error {
+	if errors.Is(err, errDone) {
+		return nil
+	}
+	if err == nil && parent.Err() != nil {
+		return &cmdutil.ExitError{Code: cmdutil.ExitInterrupted}
+	}
+	return err
 }
 
 // renderBody returns the body as JSON when it parses, as a JSON string

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,7 +21,9 @@ type queryOptions struct {
 	Top   int
 }
 
-func newCmdQuery(f *cmdutil.Factory, runF func(*cobra.Command, *queryOptions) error) *cobra.Command {
+// newCmdQuery returns `hub query`; runF replaces queryRun in tests of
+// flag parsing (nil: queryRun).
+func newCmdQuery(f *cmdutil.Factory, runF func(*queryOptions) error) *cobra.Command {
 	opts := &queryOptions{f: f}
 	c := &cobra.Command{
 		Use:   "query QUERY",
@@ -46,9 +49,9 @@ The local hub understands SELECT * FROM devices[.modules] [WHERE path op literal
 				return cmdutil.Usagef("--top %d: give a positive number, or 0 for every result", opts.Top)
 			}
 			if runF != nil {
-				return runF(cmd, opts)
+				return runF(opts)
 			}
-			return queryRun(cmd, opts)
+			return queryRun(cmd.Context(), opts)
 		},
 	}
 	c.Flags().IntVar(&opts.Top, "top", 0, "print at most this many results (0: every result, page after page)")
@@ -59,8 +62,8 @@ The local hub understands SELECT * FROM devices[.modules] [WHERE path op literal
 	return c
 }
 
-func queryRun(cmd *cobra.Command, opts *queryOptions) error {
-	err := runQuery(cmd, opts)
+func queryRun(ctx context.Context, opts *queryOptions) error {
+	err := runQuery(ctx, opts)
 	if errors.Is(err, service.ErrBadRequest) {
 		// The hub refused the query itself: the user's to fix.
 		return &cmdutil.UsageError{Err: err}
@@ -68,19 +71,15 @@ func queryRun(cmd *cobra.Command, opts *queryOptions) error {
 	return err
 }
 
-func runQuery(cmd *cobra.Command, opts *queryOptions) error {
+func runQuery(ctx context.Context, opts *queryOptions) error {
 	f := opts.f
-	p, err := f.Printer(output.FormatTable, output.FormatJSON, output.FormatYAML, output.FormatNDJSON)
-	if err != nil {
-		return err
-	}
-	client, err := serviceClient(f)
+	p, client, err := printerClient(ctx, f, output.FormatTable, output.FormatJSON, output.FormatYAML, output.FormatNDJSON)
 	if err != nil {
 		return err
 	}
 	if p.Format == output.FormatNDJSON {
 		s := output.NewStream(p.Out)
-		return client.QueryPages(cmd.Context(), opts.Query, opts.Top, func(page []json.RawMessage) error {
+		return client.QueryPages(ctx, opts.Query, opts.Top, func(page []json.RawMessage) error {
 			for _, item := range page {
 				if err := s.Write(item); err != nil {
 					return err
@@ -89,7 +88,7 @@ func runQuery(cmd *cobra.Command, opts *queryOptions) error {
 			return nil
 		})
 	}
-	items, err := client.Query(cmd.Context(), opts.Query, opts.Top)
+	items, err := client.Query(ctx, opts.Query, opts.Top)
 	if err != nil {
 		return err
 	}

@@ -1,13 +1,8 @@
 package hub
 
 import (
-	"bytes"
 	"strings"
 	"testing"
-
-	"github.com/spf13/cobra"
-
-	"github.com/iotctl/iotctl/cmd/cmdutil"
 )
 
 // The flags and argument of `hub query`, checked through runF without
@@ -24,13 +19,7 @@ func TestQueryFlags(t *testing.T) {
 		{[]string{"  "}, queryOptions{}, "the query is empty"},
 		{[]string{"SELECT * FROM devices", "--top", "-1"}, queryOptions{}, "--top -1"},
 	} {
-		var got *queryOptions
-		f := cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}})
-		c := newCmdQuery(f, func(_ *cobra.Command, o *queryOptions) error { got = o; return nil })
-		c.SetArgs(tc.args)
-		c.SetOut(&bytes.Buffer{})
-		c.SetErr(&bytes.Buffer{})
-		err := c.Execute()
+		got, err := runFlags(t, newCmdQuery, tc.args...)
 		if tc.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("query %q: err %v; want %q", tc.args, err, tc.wantErr)

@@ -10,6 +10,7 @@ import (
 )
 
 func TestQueryCommand(t *testing.T) {
+	t.Parallel() // no t.Setenv: see regEnv.argv
 	e := startRegEnv(t)
 	const n = 1203
 	for i := range n {

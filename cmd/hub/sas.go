@@ -12,6 +12,7 @@ import (
 	"github.com/iotctl/iotctl/pkg/sas"
 )
 
+// sasOptions are the inputs of `hub sas`.
 type sasOptions struct {
 	f        *cmdutil.Factory
 	ttl      time.Duration
@@ -20,7 +21,9 @@ type sasOptions struct {
 	moduleID string
 	resource string
 	keyType  string
-	now      func() time.Time
+
+	// expiryTime is --expiry parsed by check.
+	expiryTime time.Time
 }
 
 type sasResult struct {
@@ -31,8 +34,10 @@ type sasResult struct {
 	KeyName  string `json:"skn,omitempty"`
 }
 
-func newCmdSAS(f *cmdutil.Factory) *cobra.Command {
-	o := &sasOptions{f: f, now: time.Now}
+// newCmdSAS returns `hub sas`; runF replaces sasRun in tests of flag
+// parsing (nil: sasRun).
+func newCmdSAS(f *cmdutil.Factory, runF func(*sasOptions) error) *cobra.Command {
+	o := &sasOptions{f: f}
 	c := &cobra.Command{
 		Use:   "sas",
 		Short: "Generate a SAS token from a connection string (offline)",
@@ -54,7 +59,15 @@ port), and --cacert trusts the local hub's CA (Azure needs no --cacert).`,
   $ iotctl hub sas --connection-string "$DEVICE_CS" --expiry 2030-01-01T00:00:00Z -o json
   $ curl --cacert "$IOTCTL_CA_FILE" -H "Authorization: $(iotctl hub sas)" "https://$HUB/devices?api-version=2021-04-12"`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return o.run() },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.check(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			return sasRun(o)
+		},
 	}
 	fl := c.Flags()
 	fl.String(cmdutil.KeyConnectionString, "", "service, device or module connection string")
@@ -67,7 +80,32 @@ port), and --cacert trusts the local hub's CA (Azure needs no --cacert).`,
 	return c
 }
 
-func (o *sasOptions) run() error {
+// check refuses a --key-type other than primary, an --expiry that is
+// not RFC 3339 or is not in the future (by the Factory's clock), and a
+// --ttl that is not positive.
+func (o *sasOptions) check() error {
+	if o.keyType != "primary" {
+		if o.keyType == "secondary" {
+			return cmdutil.Usagef("--key-type secondary: a connection string carries one key; pass the connection string made with the secondary key instead")
+		}
+		return cmdutil.Usagef("--key-type %q: use primary", o.keyType)
+	}
+	if o.expiry != "" {
+		t, err := time.Parse(time.RFC3339, o.expiry)
+		if err != nil {
+			return cmdutil.Usagef("--expiry %q is not an RFC 3339 time such as 2030-01-01T00:00:00Z", o.expiry)
+		}
+		if now := o.f.Now(); !t.After(now) {
+			return cmdutil.Usagef("--expiry %s is in the past (%s ago): the hub refuses an expired token; give a later time, or --ttl", o.expiry, now.Sub(t).Round(time.Second))
+		}
+		o.expiryTime = t
+	} else if o.ttl <= 0 {
+		return cmdutil.Usagef("--ttl must be positive")
+	}
+	return nil
+}
+
+func sasRun(o *sasOptions) error {
 	p, err := o.f.Printer()
 	if err != nil {
 		return err
@@ -83,25 +121,7 @@ func (o *sasOptions) run() error {
 	if err != nil {
 		return err
 	}
-	if o.keyType != "primary" {
-		if o.keyType == "secondary" {
-			return cmdutil.Usagef("--key-type secondary: a connection string carries one key; pass the connection string made with the secondary key instead")
-		}
-		return cmdutil.Usagef("--key-type %q: use primary", o.keyType)
-	}
-	opts := &sas.SignOptions{TTL: o.ttl, Now: o.now}
-	if o.expiry != "" {
-		t, err := time.Parse(time.RFC3339, o.expiry)
-		if err != nil {
-			return cmdutil.Usagef("--expiry %q is not an RFC 3339 time such as 2030-01-01T00:00:00Z", o.expiry)
-		}
-		if now := o.now(); !t.After(now) {
-			return cmdutil.Usagef("--expiry %s is in the past (%s ago): the hub refuses an expired token; give a later time, or --ttl", o.expiry, now.Sub(t).Round(time.Second))
-		}
-		opts.Expiry = t
-	} else if o.ttl <= 0 {
-		return cmdutil.Usagef("--ttl must be positive")
-	}
+	opts := &sas.SignOptions{TTL: o.ttl, Now: o.f.Now, Expiry: o.expiryTime}
 	resource, err := o.resource0(cs)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -41,7 +42,21 @@ type serveInfo struct {
 	MetricsURL       string   `json:"metricsUrl,omitempty"`
 }
 
-func newCmdServe(f *cmdutil.Factory) *cobra.Command {
+// serveOptions are the inputs of `hub serve`: the hub's options,
+// resolved from the flags and the configuration.
+type serveOptions struct {
+	f   *cmdutil.Factory
+	Hub *hub.Options
+	// MetricsAddr is where to serve Prometheus metrics ("" for none).
+	MetricsAddr string
+	// PprofAddr is where to serve Go's profiles ("" for none).
+	PprofAddr string
+}
+
+// newCmdServe returns `hub serve`; runF replaces serveRun in tests of
+// flag parsing (nil: serveRun).
+func newCmdServe(f *cmdutil.Factory, runF func(*serveOptions) error) *cobra.Command {
+	opts := &serveOptions{f: f}
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the local IoT Hub emulator",
@@ -137,7 +152,13 @@ Ctrl-C stops the hub cleanly.`,
   $ iotctl hub serve --in-memory --metrics-addr 127.0.0.1:9464`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runServe(cmd, f)
+			if err := opts.resolve(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return serveRun(cmd.Context(), opts)
 		},
 	}
 	fl := c.Flags()
@@ -189,16 +210,11 @@ func serveEntra(v *viper.Viper) (*auth.Entra, error) {
 	return e, nil
 }
 
-func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
-	p, err := f.Printer()
-	if err != nil {
-		return err
-	}
-	log, err := f.Logger()
-	if err != nil {
-		return err
-	}
-	v := f.V
+// resolve checks the flags (as the configuration sets them) and builds
+// o.Hub; it reads the seed file and the Entra ID keys, and starts
+// nothing.
+func (o *serveOptions) resolve() error {
+	v := o.f.V
 	if (v.GetString("cert") == "") != (v.GetString("key") == "") {
 		return cmdutil.Usagef("--cert and --key go together")
 	}
@@ -210,6 +226,7 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 	}
 	var sd *seed.Seed
 	if path := v.GetString("seed"); path != "" {
+		var err error
 		if sd, err = seed.Load(path); err != nil {
 			return &cmdutil.UsageError{Err: fmt.Errorf("--seed: %w", err)}
 		}
@@ -228,7 +245,7 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 	if err != nil {
 		return err
 	}
-	opts := &hub.Options{
+	o.Hub = &hub.Options{
 		Entra:            entra,
 		DisableLocalAuth: v.GetBool("disable-local-auth"),
 		Addr:             v.GetString("addr"),
@@ -246,29 +263,47 @@ func runServe(cmd *cobra.Command, f *cmdutil.Factory) error {
 		MaxEvents:        v.GetInt("max-events"),
 		MaxBytes:         v.GetInt64("max-bytes"),
 		Retention:        retention,
-		Logger:           log.With("component", "hub"),
 	}
-	var prof *profileServer
-	if addr := v.GetString("pprof-addr"); addr != "" {
-		if prof, err = startProfileServer(addr); err != nil {
-			return &cmdutil.UsageError{Err: fmt.Errorf("--pprof-addr %s: %w (give a free host:port, such as 127.0.0.1:6060)", addr, err)}
-		}
-		defer prof.close()
-	}
-	var metrics *metricsrv.Server
+	o.PprofAddr = v.GetString("pprof-addr")
 	if addr := v.GetString("metrics-addr"); addr != "" {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return cmdutil.Usagef("--metrics-addr %q: want HOST:PORT, e.g. :9090 or 127.0.0.1:9090", addr)
 		}
+		o.MetricsAddr = addr
+	}
+	return nil
+}
+
+// serveRun starts the hub, prints how to reach it and serves until ctx
+// is done (exit 130).
+func serveRun(ctx context.Context, o *serveOptions) error {
+	f, opts := o.f, o.Hub
+	p, err := f.Printer()
+	if err != nil {
+		return err
+	}
+	log, err := f.Logger()
+	if err != nil {
+		return err
+	}
+	opts.Logger = log.With("component", "hub")
+	var prof *profileServer
+	if o.PprofAddr != "" {
+		if prof, err = startProfileServer(o.PprofAddr); err != nil {
+			return &cmdutil.UsageError{Err: fmt.Errorf("--pprof-addr %s: %w (give a free host:port, such as 127.0.0.1:6060)", o.PprofAddr, err)}
+		}
+		defer prof.close()
+	}
+	var metrics *metricsrv.Server
+	if o.MetricsAddr != "" {
 		reg := prometheus.NewRegistry()
-		if metrics, err = metricsrv.Listen(addr, reg); err != nil {
+		if metrics, err = metricsrv.Listen(o.MetricsAddr, reg); err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
 		defer metrics.Close()
 		opts.Metrics = reg
 	}
 	h := hub.New(opts)
-	ctx := cmd.Context()
 	if err := h.Start(ctx); err != nil {
 		var ce *hub.DeviceCAError
 		if errors.As(err, &ce) {

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"encoding/json"
 
 	"github.com/spf13/cobra"
@@ -17,14 +18,21 @@ func newCmdTwin(f *cmdutil.Factory) *cobra.Command {
 		Example: `  $ iotctl hub twin show MyGoDevice
   $ iotctl hub twin update MyGoDevice --desired '{"interval":5}' --tags '{"site":"lab"}'`,
 	}
-	for _, sub := range []*cobra.Command{newCmdTwinShow(f), newCmdTwinUpdate(f)} {
-		sub.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
-		cmdutil.AddServiceAuthFlags(sub.Flags())
-		sub.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
-		addProxyFlag(sub.Flags())
+	for _, sub := range []*cobra.Command{newCmdTwinShow(f, nil), newCmdTwinUpdate(f, nil)} {
+		addServiceFlags(sub)
 		c.AddCommand(sub)
 	}
 	return c
+}
+
+// addServiceFlags adds the flags of a command that uses the service
+// client over HTTPS: --connection-string, the sign-in flags, --ca-file
+// and --proxy.
+func addServiceFlags(c *cobra.Command) {
+	c.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
+	cmdutil.AddServiceAuthFlags(c.Flags())
+	c.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
+	addProxyFlag(c.Flags())
 }
 
 func printTwin(p *output.Printer, t *service.Twin) error {
@@ -35,40 +43,65 @@ func printTwin(p *output.Printer, t *service.Twin) error {
 	return p.Print(t, nil)
 }
 
-func newCmdTwinShow(f *cmdutil.Factory) *cobra.Command {
-	var deviceID, moduleID string
+// twinShowOptions are the inputs of `hub twin show`.
+type twinShowOptions struct {
+	f        *cmdutil.Factory
+	DeviceID string
+	ModuleID string
+}
+
+// newCmdTwinShow returns `hub twin show`; runF replaces twinShowRun in
+// tests of flag parsing (nil: twinShowRun).
+func newCmdTwinShow(f *cmdutil.Factory, runF func(*twinShowOptions) error) *cobra.Command {
+	opts := &twinShowOptions{f: f}
 	c := &cobra.Command{
 		Use:     "show [DEVICE_ID]",
 		Short:   "Show a device's or module's twin (JSON)",
 		Example: "  $ iotctl hub twin show MyGoDevice\n  $ iotctl hub twin show MyGoDevice -o json | jq .properties.reported",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := idArg(args, deviceID)
+			id, err := idArg(args, opts.DeviceID)
 			if err != nil {
 				return err
 			}
-			p, err := f.Printer()
-			if err != nil {
-				return err
+			opts.DeviceID = id
+			if runF != nil {
+				return runF(opts)
 			}
-			client, err := serviceClient(f)
-			if err != nil {
-				return err
-			}
-			t, err := client.GetTwin(cmd.Context(), service.Target{DeviceID: id, ModuleID: moduleID})
-			if err != nil {
-				return err
-			}
-			return printTwin(p, t)
+			return twinShowRun(cmd.Context(), opts)
 		},
 	}
-	c.Flags().StringVarP(&deviceID, "device-id", "d", "", "device id")
-	c.Flags().StringVarP(&moduleID, "module-id", "m", "", "a module of the device")
+	c.Flags().StringVarP(&opts.DeviceID, "device-id", "d", "", "device id")
+	c.Flags().StringVarP(&opts.ModuleID, "module-id", "m", "", "a module of the device")
 	return c
 }
 
-func newCmdTwinUpdate(f *cmdutil.Factory) *cobra.Command {
-	var deviceID, moduleID, desired, tags, etag string
+func twinShowRun(ctx context.Context, opts *twinShowOptions) error {
+	p, client, err := printerClient(ctx, opts.f)
+	if err != nil {
+		return err
+	}
+	t, err := client.GetTwin(ctx, service.Target{DeviceID: opts.DeviceID, ModuleID: opts.ModuleID})
+	if err != nil {
+		return err
+	}
+	return printTwin(p, t)
+}
+
+// twinUpdateOptions are the inputs of `hub twin update`.
+type twinUpdateOptions struct {
+	f        *cmdutil.Factory
+	DeviceID string
+	ModuleID string
+	Desired  string
+	Tags     string
+	Etag     string
+}
+
+// newCmdTwinUpdate returns `hub twin update`; runF replaces
+// twinUpdateRun in tests of flag parsing (nil: twinUpdateRun).
+func newCmdTwinUpdate(f *cmdutil.Factory, runF func(*twinUpdateOptions) error) *cobra.Command {
+	opts := &twinUpdateOptions{f: f}
 	c := &cobra.Command{
 		Use:   "update [DEVICE_ID]",
 		Short: "Update a twin's desired properties and tags",
@@ -78,47 +111,60 @@ member deletes it. --etag makes the update conditional. The updated twin is prin
   $ iotctl hub twin update MyGoDevice --tags '{"site":null}' --etag AAAAAAAAAAE=`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := idArg(args, deviceID)
+			id, err := idArg(args, opts.DeviceID)
 			if err != nil {
 				return err
 			}
-			if desired == "" && tags == "" {
-				return cmdutil.Usagef("nothing to update: give --desired and/or --tags")
-			}
-			var d, tg json.RawMessage
-			for _, x := range []struct {
-				name string
-				in   string
-				out  *json.RawMessage
-			}{{"--desired", desired, &d}, {"--tags", tags, &tg}} {
-				if x.in == "" {
-					continue
-				}
-				var obj map[string]any
-				if err := json.Unmarshal([]byte(x.in), &obj); err != nil || obj == nil {
-					return cmdutil.Usagef("%s must be a JSON object such as '{\"key\":1}'", x.name)
-				}
-				*x.out = json.RawMessage(x.in)
-			}
-			p, err := f.Printer()
-			if err != nil {
+			opts.DeviceID = id
+			if err := opts.check(); err != nil {
 				return err
 			}
-			client, err := serviceClient(f)
-			if err != nil {
-				return err
+			if runF != nil {
+				return runF(opts)
 			}
-			t, err := client.UpdateTwin(cmd.Context(), service.Target{DeviceID: id, ModuleID: moduleID}, service.NewTwinPatch(tg, d), etag)
-			if err != nil {
-				return err
-			}
-			return printTwin(p, t)
+			return twinUpdateRun(cmd.Context(), opts)
 		},
 	}
-	c.Flags().StringVarP(&deviceID, "device-id", "d", "", "device id")
-	c.Flags().StringVarP(&moduleID, "module-id", "m", "", "a module of the device")
-	c.Flags().StringVar(&desired, "desired", "", "desired properties to merge (JSON object)")
-	c.Flags().StringVar(&tags, "tags", "", "tags to merge (JSON object)")
-	c.Flags().StringVar(&etag, "etag", "", "update only if the twin's etag matches")
+	c.Flags().StringVarP(&opts.DeviceID, "device-id", "d", "", "device id")
+	c.Flags().StringVarP(&opts.ModuleID, "module-id", "m", "", "a module of the device")
+	c.Flags().StringVar(&opts.Desired, "desired", "", "desired properties to merge (JSON object)")
+	c.Flags().StringVar(&opts.Tags, "tags", "", "tags to merge (JSON object)")
+	c.Flags().StringVar(&opts.Etag, "etag", "", "update only if the twin's etag matches")
 	return c
+}
+
+// check requires something to update, and JSON objects.
+func (o *twinUpdateOptions) check() error {
+	if o.Desired == "" && o.Tags == "" {
+		return cmdutil.Usagef("nothing to update: give --desired and/or --tags")
+	}
+	for _, x := range []struct{ name, in string }{{"--desired", o.Desired}, {"--tags", o.Tags}} {
+		if x.in == "" {
+			continue
+		}
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(x.in), &obj); err != nil || obj == nil {
+			return cmdutil.Usagef("%s must be a JSON object such as '{\"key\":1}'", x.name)
+		}
+	}
+	return nil
+}
+
+func twinUpdateRun(ctx context.Context, opts *twinUpdateOptions) error {
+	var desired, tags json.RawMessage
+	if opts.Desired != "" {
+		desired = json.RawMessage(opts.Desired)
+	}
+	if opts.Tags != "" {
+		tags = json.RawMessage(opts.Tags)
+	}
+	p, client, err := printerClient(ctx, opts.f)
+	if err != nil {
+		return err
+	}
+	t, err := client.UpdateTwin(ctx, service.Target{DeviceID: opts.DeviceID, ModuleID: opts.ModuleID}, service.NewTwinPatch(tags, desired), opts.Etag)
+	if err != nil {
+		return err
+	}
+	return printTwin(p, t)
 }

@@ -34,13 +34,13 @@ func waitForLine(t *testing.T, w *lineWriter, want string, d time.Duration) stri
 // first record, and how many they got when stopped; on a stderr that is
 // not a terminal, nothing.
 func TestWaitingCommandsSayWhatTheyWaitFor(t *testing.T) {
+	t.Parallel() // no t.Setenv: see regEnv.argv
 	e := startRegEnv(t)
 	got := make(chan *message.Message, 10)
 	dev := amqpDevice(t, e, "dev1", got)
 
 	t.Run("hub monitor: before the first event, and the count when interrupted", func(t *testing.T) {
-		e.setenv(t, nil)
-		b := startIotctlTTY(t, true, "hub", "monitor", "--device-id", "dev*", "-o", "json")
+		b := startIotctlTTY(t, true, e.argv(nil, []string{"hub", "monitor", "--device-id", "dev*", "-o", "json"})...)
 		waiting := waitForLine(t, b.errOut, "Waiting for", 20*time.Second)
 		if want := `Waiting for device telemetry (consumer group $Default, from now, devices matching "dev*"); press Ctrl-C to stop`; waiting != want {
 			t.Errorf("stderr line %q; want %q", waiting, want)
@@ -111,7 +111,7 @@ func TestWaitingCommandsSayWhatTheyWaitFor(t *testing.T) {
 func (e *regEnv) runErrTTY(t *testing.T, args ...string) regResult {
 	t.Helper()
 	e.setenv(t, nil)
-	b := startIotctlTTY(t, true, args...)
+	b := startIotctlTTY(t, true, e.argv(nil, args)...)
 	code := b.wait(t, 60*time.Second)
 	return regResult{code, b.out.String(), b.errOut.String()}
 }

@@ -20,3 +20,22 @@ func Isolate(t testing.TB) {
 		}
 	}
 }
+
+// IsolateProcess is Isolate for a whole test binary, from TestMain: it
+// clears every IOTCTL_* variable and points HOME and XDG_CONFIG_HOME at
+// a new empty directory, so that tests may run in parallel without
+// t.Setenv. It returns a function that removes the directory.
+func IsolateProcess() (cleanup func(), err error) {
+	home, err := os.MkdirTemp("", "iotctl-test-home-")
+	if err != nil {
+		return nil, err
+	}
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "IOTCTL_") {
+			os.Unsetenv(k)
+		}
+	}
+	os.Setenv("HOME", home)
+	os.Setenv("XDG_CONFIG_HOME", home+"/.config")
+	return func() { os.RemoveAll(home) }, nil
+}

@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -299,7 +298,6 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 
 // eventLog collects a client's state events.
 type eventLog struct {
-	mu sync.Mutex
 	ch chan Event
 }
 

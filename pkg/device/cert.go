@@ -1,7 +1,9 @@
 package device
 
 import (
+	"crypto"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"io/fs"
@@ -74,12 +76,65 @@ func LoadKeyPair(certFile, keyFile string) (*tls.Certificate, error) {
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		reason := "cannot be used with the certificate in " + certFile + ": " + err.Error()
-		if strings.Contains(err.Error(), "does not match") {
+		if keyMismatch(certPEM, keyPEM) {
 			reason = "does not match the certificate in " + certFile
 		}
 		return nil, &FileError{What: "private key", Path: keyFile, Reason: reason, Err: err}
 	}
 	return &cert, nil
+}
+
+// keyMismatch reports whether the first certificate of certPEM and the
+// first private key of keyPEM both parse and the key is not the
+// certificate's: a fact found by comparing the keys, not by reading
+// crypto/tls's error message.
+func keyMismatch(certPEM, keyPEM []byte) bool {
+	var cert *x509.Certificate
+	var priv crypto.PrivateKey
+	for rest := certPEM; cert == nil; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return false
+		}
+		if b.Type == "CERTIFICATE" {
+			c, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				return false
+			}
+			cert = c
+		}
+	}
+	for rest := keyPEM; priv == nil; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return false
+		}
+		if strings.HasSuffix(b.Type, "PRIVATE KEY") {
+			k, err := parsePrivateKey(b.Bytes)
+			if err != nil {
+				return false
+			}
+			priv = k
+		}
+	}
+	signer, ok := priv.(crypto.Signer)
+	if !ok {
+		return false
+	}
+	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
+	return ok && !pub.Equal(cert.PublicKey)
+}
+
+// parsePrivateKey parses a DER private key in PKCS #8, PKCS #1 (RSA) or
+// SEC 1 (EC) form, as crypto/tls accepts them.
+func parsePrivateKey(der []byte) (crypto.PrivateKey, error) {
+	if k, err := x509.ParsePKCS8PrivateKey(der); err == nil {
+		return k, nil
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(der); err == nil {
+		return k, nil
+	}
+	return x509.ParseECPrivateKey(der)
 }
 
 // hasBlock reports whether data holds a PEM block whose type passes ok.

@@ -135,7 +135,7 @@ func (c *Client) Connect(ctx context.Context) error {
 	// Tie the attempt to both ctx and Close.
 	actx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(c.ctx, cancel)
-	err := c.dialLoop(actx, c.cfg.retry, "", false)
+	err := c.dialLoop(actx, c.cfg.retry, ReasonNone, false)
 	stop()
 	cancel()
 
@@ -150,7 +150,7 @@ func (c *Client) Connect(ctx context.Context) error {
 		if closed {
 			return ErrClosed
 		}
-		c.emit(Event{State: StateDisconnected, Reason: "connect failed", Err: err, Final: true})
+		c.emit(Event{State: StateDisconnected, Reason: ReasonConnectFailed, Err: err, Final: true})
 	}
 	return err
 }
@@ -158,7 +158,7 @@ func (c *Client) Connect(ctx context.Context) error {
 // dialLoop makes attempts until one succeeds, ctx is done, an attempt
 // is refused, or (without retry) after the first failure. With
 // delayFirst the first attempt waits a back-off too.
-func (c *Client) dialLoop(ctx context.Context, retry bool, reason string, delayFirst bool) error {
+func (c *Client) dialLoop(ctx context.Context, retry bool, reason Reason, delayFirst bool) error {
 	for n := 1; ; n++ {
 		if n > 1 || delayFirst {
 			d := backoff(n, c.cfg.minDelay, c.cfg.maxDelay)
@@ -356,8 +356,8 @@ func (c *Client) connLost(cn *conn, err error) {
 		return
 	}
 	c.cfg.log.Debug("connection lost", "device", c.cfg.clientID, "err", err)
-	c.emit(Event{State: StateDisconnected, Reason: "connection lost", Err: err})
-	c.reconnect("connection lost", true)
+	c.emit(Event{State: StateDisconnected, Reason: ReasonConnectionLost, Err: err})
+	c.reconnect(ReasonConnectionLost, true)
 }
 
 // renewToken runs on a timer 80% into the token's lifetime: it lets
@@ -372,7 +372,7 @@ func (c *Client) renewToken(cn *conn) {
 	c.dropLocked()
 	drained := c.drainLocked()
 	c.mu.Unlock()
-	c.emit(Event{State: StateReconnecting, Reason: "token renewal"})
+	c.emit(Event{State: StateReconnecting, Reason: ReasonTokenRenewal})
 	t := time.NewTimer(c.cfg.connTimeout)
 	select {
 	case <-drained:
@@ -381,12 +381,12 @@ func (c *Client) renewToken(cn *conn) {
 	}
 	t.Stop()
 	cn.close(250 * time.Millisecond)
-	c.reconnect("token renewal", false)
+	c.reconnect(ReasonTokenRenewal, false)
 }
 
 // reconnect runs dialLoop with retries until it connects, Close is
 // called, or the hub refuses (which is final).
-func (c *Client) reconnect(reason string, delayFirst bool) {
+func (c *Client) reconnect(reason Reason, delayFirst bool) {
 	c.mu.Lock()
 	if c.busy || c.closed {
 		c.mu.Unlock()
@@ -407,7 +407,7 @@ func (c *Client) reconnect(reason string, delayFirst bool) {
 	close(c.stopped)
 	c.mu.Unlock()
 	c.cfg.log.Warn("reconnect refused; giving up", "device", c.cfg.clientID, "err", err)
-	c.emit(Event{State: StateDisconnected, Reason: "reconnect refused", Err: err, Final: true})
+	c.emit(Event{State: StateDisconnected, Reason: ReasonReconnectRefused, Err: err, Final: true})
 }
 
 // waitConnected returns the live connection, waiting for a reconnect
@@ -483,7 +483,7 @@ func (c *Client) Close(ctx context.Context) error {
 		}
 		cn.close(250 * time.Millisecond)
 	}
-	c.emit(Event{State: StateClosed, Reason: "closed"})
+	c.emit(Event{State: StateClosed, Reason: ReasonClosed})
 	return nil
 }
 

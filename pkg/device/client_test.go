@@ -377,7 +377,7 @@ func TestPlannedTokenRenewal(t *testing.T) {
 	o.TokenTTL = 2 * time.Second
 	c := connect(t, o, nil)
 	first := recv(t, b.connects, "CONNECT")
-	if e := events.waitState(t, StateReconnecting); e.Reason != "token renewal" {
+	if e := events.waitState(t, StateReconnecting); e.Reason != ReasonTokenRenewal {
 		t.Fatalf("reconnecting event %+v; want a token renewal", e)
 	}
 	events.waitState(t, StateConnected) // the first connect's event

@@ -44,7 +44,7 @@ func (h *pipeHub) write(p packets.ControlPacket) {
 
 // dialPipe runs dialMQTT against a hub that reads the CONNECT and
 // answers with CONNACK code. keepAlive is in seconds.
-func dialPipe(t *testing.T, code byte, keepAlive uint16, onPublish func(*conn, *packets.PublishPacket), onLost func(*conn, error)) (*conn, byte, error, *pipeHub) {
+func dialPipe(t *testing.T, code byte, keepAlive uint16, onPublish func(*conn, *packets.PublishPacket), onLost func(*conn, error)) (*conn, byte, *pipeHub, error) {
 	t.Helper()
 	client, server := net.Pipe()
 	h := &pipeHub{t: t, nc: server}
@@ -70,11 +70,11 @@ func dialPipe(t *testing.T, code byte, keepAlive uint16, onPublish func(*conn, *
 	if c := recv(t, got, "CONNECT"); c == nil || c.ClientIdentifier != "dev1" || c.Keepalive != keepAlive {
 		t.Fatalf("hub got CONNECT %+v", c)
 	}
-	return cn, rc, err, h
+	return cn, rc, h, err
 }
 
 func TestConnReturnsTheRefusalCode(t *testing.T) {
-	cn, rc, err, _ := dialPipe(t, packets.ErrRefusedNotAuthorised, 0, nil, nil)
+	cn, rc, _, err := dialPipe(t, packets.ErrRefusedNotAuthorised, 0, nil, nil)
 	if cn != nil || err != nil || rc != packets.ErrRefusedNotAuthorised {
 		t.Fatalf("dialMQTT = %v, %d, %v; want nil, 5, nil", cn, rc, err)
 	}
@@ -99,7 +99,7 @@ func TestConnHubClosingBeforeConnackIsAnError(t *testing.T) {
 // after the keep-alive without traffic.
 func TestConnKeepAlivePings(t *testing.T) {
 	lost := make(chan error, 1)
-	cn, _, err, h := dialPipe(t, 0, 1, nil, func(_ *conn, err error) { lost <- err })
+	cn, _, h, err := dialPipe(t, 0, 1, nil, func(_ *conn, err error) { lost <- err })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestConnKeepAlivePings(t *testing.T) {
 // A hub that stops answering pings is a lost connection.
 func TestConnKeepAliveTimeoutEndsTheConnection(t *testing.T) {
 	lost := make(chan error, 1)
-	cn, _, err, h := dialPipe(t, 0, 1, nil, func(_ *conn, err error) { lost <- err })
+	cn, _, h, err := dialPipe(t, 0, 1, nil, func(_ *conn, err error) { lost <- err })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestConnKeepAliveTimeoutEndsTheConnection(t *testing.T) {
 func TestConnAcksAnIncomingPublishAfterItsHandler(t *testing.T) {
 	var returned atomic.Bool
 	got := make(chan *packets.PublishPacket, 1)
-	cn, _, err, h := dialPipe(t, 0, 0, func(_ *conn, p *packets.PublishPacket) {
+	cn, _, h, err := dialPipe(t, 0, 0, func(_ *conn, p *packets.PublishPacket) {
 		got <- p
 		returned.Store(true)
 	}, nil)
@@ -170,7 +170,7 @@ func TestConnAcksAnIncomingPublishAfterItsHandler(t *testing.T) {
 // publish at QoS 1 returns on its own PUBACK; one for another id is
 // ignored.
 func TestConnPublishWaitsForItsPuback(t *testing.T) {
-	cn, _, err, h := dialPipe(t, 0, 0, nil, nil)
+	cn, _, h, err := dialPipe(t, 0, 0, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestConnPublishWaitsForItsPuback(t *testing.T) {
 // loss once.
 func TestConnDropFailsWaitingPublishes(t *testing.T) {
 	lost := make(chan error, 2)
-	cn, _, err, h := dialPipe(t, 0, 0, nil, func(_ *conn, err error) { lost <- err })
+	cn, _, h, err := dialPipe(t, 0, 0, nil, func(_ *conn, err error) { lost <- err })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestConnDropFailsWaitingPublishes(t *testing.T) {
 // close sends DISCONNECT and does not report a loss.
 func TestConnCloseSendsDisconnect(t *testing.T) {
 	lost := make(chan error, 1)
-	cn, _, err, h := dialPipe(t, 0, 0, nil, func(_ *conn, err error) { lost <- err })
+	cn, _, h, err := dialPipe(t, 0, 0, nil, func(_ *conn, err error) { lost <- err })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestConnCloseSendsDisconnect(t *testing.T) {
 // on a hub that reads nothing, and the stuck write fails with errLost.
 func TestConnCloseDoesNotWaitForAStuckWrite(t *testing.T) {
 	lost := make(chan error, 1)
-	cn, _, err, h := dialPipe(t, 0, 0, nil, func(_ *conn, err error) { lost <- err })
+	cn, _, h, err := dialPipe(t, 0, 0, nil, func(_ *conn, err error) { lost <- err })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestConnCloseDoesNotWaitForAStuckWrite(t *testing.T) {
 // A packet the hub has no business sending ends the connection.
 func TestConnUnexpectedPacketEndsTheConnection(t *testing.T) {
 	lost := make(chan error, 1)
-	_, _, err, h := dialPipe(t, 0, 0, nil, func(_ *conn, err error) { lost <- err })
+	_, _, h, err := dialPipe(t, 0, 0, nil, func(_ *conn, err error) { lost <- err })
 	if err != nil {
 		t.Fatal(err)
 	}

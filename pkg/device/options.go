@@ -175,13 +175,6 @@ func ParseQoS(s string) (QoS, error) {
 	return 0, fmt.Errorf("device: QoS %q: use 0 or 1 (IoT Hub does not support QoS 2)", s)
 }
 
-func (q QoS) byte() byte {
-	if q == QoS0 {
-		return 0
-	}
-	return 1
-}
-
 // config is Options resolved and checked.
 type config struct {
 	hostName    string // for user name and token

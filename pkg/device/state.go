@@ -20,7 +20,7 @@ const (
 	StateConnected
 	// StateReconnecting: a reconnect attempt is about to start after
 	// Event.Delay (attempt Event.Attempt), or a planned reconnect to
-	// renew the token has begun (Event.Reason "token renewal").
+	// renew the token has begun (Event.Reason ReasonTokenRenewal).
 	StateReconnecting
 	// StateClosed: Close was called; the client is done.
 	StateClosed
@@ -41,9 +41,9 @@ func (s State) String() string {
 type Event struct {
 	// State is the new state.
 	State State
-	// Reason says in a few words why ("connection lost", "token
-	// renewal", "reconnect refused", "closed").
-	Reason string
+	// Reason says why; compare it with the Reason constants, print it
+	// with its String method.
+	Reason Reason
 	// Err is the error behind a StateDisconnected (nil otherwise). When
 	// the hub refused a reconnect it is a *ConnectError.
 	Err error
@@ -56,6 +56,45 @@ type Event struct {
 	// Delay is the back-off before that attempt.
 	Delay time.Duration
 }
+
+// Reason is why a connection state changed. The zero value,
+// ReasonNone, says nothing. It marshals to text as its String (so a
+// JSON field of this type with omitempty is left out for ReasonNone).
+type Reason uint8
+
+// The reasons of Event.Reason.
+const (
+	// ReasonNone: no reason given (StateConnecting, StateConnected).
+	ReasonNone Reason = iota
+	// ReasonConnectFailed: Connect's first connection failed; the
+	// client gives up (Event.Final).
+	ReasonConnectFailed
+	// ReasonConnectionLost: a live connection broke; the client
+	// reconnects with back-off.
+	ReasonConnectionLost
+	// ReasonTokenRenewal: the client reconnects with a fresh SAS token
+	// before the old one expires (Event.Attempt 0 when it begins).
+	ReasonTokenRenewal
+	// ReasonReconnectRefused: the hub refused a reconnect; the client
+	// gives up (Event.Final).
+	ReasonReconnectRefused
+	// ReasonClosed: Close was called.
+	ReasonClosed
+)
+
+var reasonNames = [...]string{"", "connect failed", "connection lost", "token renewal", "reconnect refused", "closed"}
+
+// String returns the reason in a few words ("connection lost", "token
+// renewal", ...), "" for ReasonNone.
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return "reason(" + strconv.Itoa(int(r)) + ")"
+}
+
+// MarshalText returns String, so events keep their words in JSON.
+func (r Reason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
 // backoff returns the delay before reconnect attempt n (1-based):
 // min·2^(n-1) capped at max, then jittered into [d/2, d].

@@ -3,6 +3,8 @@ package simulate
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/iotctl/iotctl/pkg/device"
 )
 
 // The event types, Event.Type. New types and fields may be added;
@@ -56,10 +58,11 @@ type Event struct {
 	Reported        json.RawMessage `json:"reported,omitempty"`
 	ReportedVersion int64           `json:"reportedVersion,omitempty"`
 
-	// Reason, Attempt and DelaySeconds describe connection changes.
-	Reason       string  `json:"reason,omitempty"`
-	Attempt      int     `json:"attempt,omitempty"`
-	DelaySeconds float64 `json:"delaySeconds,omitempty"`
+	// Reason, Attempt and DelaySeconds describe connection changes;
+	// Reason is written in words ("connection lost", "token renewal").
+	Reason       device.Reason `json:"reason,omitempty"`
+	Attempt      int           `json:"attempt,omitempty"`
+	DelaySeconds float64       `json:"delaySeconds,omitempty"`
 	// Error is the error message (error, disconnected, and failed
 	// twin updates).
 	Error string `json:"error,omitempty"`

@@ -38,7 +38,7 @@ func newFake(o *device.Options) *fakeConn {
 
 func (c *fakeConn) Connect(context.Context) error {
 	if c.connectErr != nil {
-		c.opts.OnState(device.Event{State: device.StateDisconnected, Reason: "connect failed", Err: c.connectErr, Final: true})
+		c.opts.OnState(device.Event{State: device.StateDisconnected, Reason: device.ReasonConnectFailed, Err: c.connectErr, Final: true})
 		return c.connectErr
 	}
 	c.opts.OnState(device.Event{State: device.StateConnected})
@@ -86,7 +86,7 @@ func (c *fakeConn) SetC2DHandler(fn device.C2DHandler) {
 func (c *fakeConn) Close(context.Context) error {
 	c.once.Do(func() {
 		close(c.closed)
-		c.opts.OnState(device.Event{State: device.StateClosed, Reason: "closed"})
+		c.opts.OnState(device.Event{State: device.StateClosed, Reason: device.ReasonClosed})
 	})
 	return nil
 }

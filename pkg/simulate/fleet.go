@@ -726,7 +726,7 @@ func (d *simDevice) onState(e device.Event) {
 	case device.StateDisconnected, device.StateClosed:
 		if d.connected.CompareAndSwap(true, false) {
 			f.connected.Add(-1)
-		} else if e.State == device.StateDisconnected && e.Reason == "connect failed" {
+		} else if e.State == device.StateDisconnected && e.Reason == device.ReasonConnectFailed {
 			return // Run reports it as an error event
 		}
 		ev.Type = EventDisconnected

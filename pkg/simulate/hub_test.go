@@ -453,7 +453,7 @@ func TestShortTokenTTLKeepsSending(t *testing.T) {
 	for len(s.ch) > 0 {
 		e := <-s.ch
 		switch {
-		case e.Type == EventReconnecting && e.Reason == "token renewal" && e.Attempt == 0:
+		case e.Type == EventReconnecting && e.Reason == device.ReasonTokenRenewal && e.Attempt == 0:
 			renewals++
 		case e.Type == EventConnected:
 			connects++

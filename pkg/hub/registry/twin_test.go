@@ -76,12 +76,15 @@ func TestPatchTwin(t *testing.T) {
 
 	// null deletes; objects merge; untouched leaves keep their metadata.
 	clk.Add(time.Second)
-	tw, _, err = s.PatchTwin("d1", "", &iothub.TwinUpdate{
+	tw, delta, err = s.PatchTwin("d1", "", &iothub.TwinUpdate{
 		Tags:       json.RawMessage(`{"loc":{"site":null}}`),
 		Properties: &iothub.TwinUpdateProperties{Desired: json.RawMessage(`{"cfg":{"a":null,"c":"x"}}`)},
 	}, "*")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if delta == nil || string(delta.Patch) != `{"$version":3,"cfg":{"a":null,"c":"x"}}` {
+		t.Errorf("delta = %+v; want the patch as sent with $version 3", delta)
 	}
 	if string(tw.Tags) != `{"loc":{"region":"eu"}}` {
 		t.Errorf("tags = %s", tw.Tags)
