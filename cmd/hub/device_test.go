@@ -44,7 +44,9 @@ func TestMain(m *testing.M) {
 
 func startRegEnv(t *testing.T) *regEnv {
 	t.Helper()
-	h := hubsrv.New(&hubsrv.Options{Addr: "127.0.0.1:0", InMemory: true})
+	// Expired C2D messages are swept every 200 ms instead of 5 s, so
+	// the tests that wait for an Expired feedback wait that much less.
+	h := hubsrv.New(&hubsrv.Options{Addr: "127.0.0.1:0", InMemory: true, C2DSweepInterval: 200 * time.Millisecond})
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatalf("hub Start: %v", err)
 	}

@@ -118,6 +118,11 @@ type Options struct {
 	// calls, C2D messages, queue depths), registered by Start; serve it
 	// with promhttp. Default: nil, none.
 	Metrics prometheus.Registerer
+	// C2DSweepInterval is how often the hub drops expired cloud-to-device
+	// messages (with their Expired feedback) and hands messages whose lock
+	// expired to their devices again. Default: core.ExpirySweep (5 s);
+	// tests that wait for an expiry set less.
+	C2DSweepInterval time.Duration
 	// Logger receives the hub's log. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default: time.Now.
@@ -279,7 +284,7 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 	}
 	h.core = core.New(h.ctx, &core.Options{Registry: h.reg, Telemetry: h.telemetry, Go: h.workers.goFunc,
 		Events: coreEvents{h.meter}, Logger: h.log.With("component", "devices"), Now: h.now})
-	h.workers.goFunc(func() { h.core.Sweep(h.ctx) })
+	h.workers.goFunc(func() { h.core.Sweep(h.ctx, h.opts.C2DSweepInterval) })
 	if err := h.setupTLS(dataDir, host); err != nil {
 		return err
 	}

@@ -18,9 +18,13 @@ const maxInflight = 50
 // messages whose lock expired to their connected devices.
 const ExpirySweep = 5 * time.Second
 
-// Sweep sweeps the C2D queues every ExpirySweep until ctx is done.
-func (c *Core) Sweep(ctx context.Context) {
-	tick := time.NewTicker(ExpirySweep)
+// Sweep sweeps the C2D queues every interval (ExpirySweep when not
+// positive) until ctx is done.
+func (c *Core) Sweep(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = ExpirySweep
+	}
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
