@@ -41,13 +41,20 @@ func dir() string {
 	return filepath.Dir(file)
 }
 
-// requireNode skips only with IOTCTL_SKIP_INTEROP=1 and fails, saying
-// why, when the Node SDKs cannot be made ready.
-func requireNode(t *testing.T) {
+// skipIfAsked skips the test with IOTCTL_SKIP_INTEROP=1, the only way
+// to skip the interoperability tests.
+func skipIfAsked(t *testing.T) {
 	t.Helper()
 	if os.Getenv("IOTCTL_SKIP_INTEROP") == "1" {
 		t.Skip("IOTCTL_SKIP_INTEROP=1")
 	}
+}
+
+// requireNode skips only with IOTCTL_SKIP_INTEROP=1 and fails, saying
+// why, when the Node SDKs cannot be made ready.
+func requireNode(t *testing.T) {
+	t.Helper()
+	skipIfAsked(t)
 	npmOnce.Do(func() {
 		if _, err := exec.LookPath("node"); err != nil {
 			npmErr = fmt.Errorf("node is not on PATH: install Node.js (20 or newer) to run the interoperability tests, or set IOTCTL_SKIP_INTEROP=1")

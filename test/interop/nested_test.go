@@ -2,7 +2,6 @@ package interop
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,9 +15,7 @@ import (
 // does not enter nested modules, covers them too. The nested module
 // keeps azeventhubs' go-amqp out of the main go.mod.
 func TestGoEventHubsSDK(t *testing.T) {
-	if os.Getenv("IOTCTL_SKIP_INTEROP") == "1" {
-		t.Skip("IOTCTL_SKIP_INTEROP=1")
-	}
+	skipIfAsked(t)
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("go is not on PATH, so the nested module test/interop/goeventhubs cannot run: %v", err)

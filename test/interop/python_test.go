@@ -42,9 +42,7 @@ var (
 // saying what to install or what pip answered.
 func requirePython(t *testing.T) string {
 	t.Helper()
-	if os.Getenv("IOTCTL_SKIP_INTEROP") == "1" {
-		t.Skip("IOTCTL_SKIP_INTEROP=1")
-	}
+	skipIfAsked(t)
 	pyOnce.Do(func() { pyPath, pyErr = pythonVenv() })
 	if pyErr != nil {
 		t.Fatal(pyErr)
@@ -238,9 +236,7 @@ func TestFindPythonSaysWhatToInstall(t *testing.T) {
 // When pip cannot reach the package index the helper fails, says so
 // and shows what pip answered.
 func TestPythonVenvWithoutIndex(t *testing.T) {
-	if os.Getenv("IOTCTL_SKIP_INTEROP") == "1" {
-		t.Skip("IOTCTL_SKIP_INTEROP=1")
-	}
+	skipIfAsked(t)
 	if _, err := findPython(); err != nil {
 		t.Fatal(err)
 	}
