@@ -3,7 +3,8 @@ package dps
 import (
 	"encoding/json"
 	"log/slog"
-	"strings"
+
+	"github.com/iotctl/iotctl/internal/bitnames"
 )
 
 // Rights are DPS shared access policy permissions (Azure docs,
@@ -22,30 +23,19 @@ const (
 // AllRights is every permission (provisioningserviceowner's).
 const AllRights = ServiceConfig | EnrollmentRead | EnrollmentWrite | RegistrationStatusRead | RegistrationStatusWrite
 
-var rightNames = []struct {
-	r    Rights
-	name string
-}{
-	{ServiceConfig, "ServiceConfig"},
-	{EnrollmentRead, "EnrollmentRead"},
-	{EnrollmentWrite, "EnrollmentWrite"},
-	{RegistrationStatusRead, "RegistrationStatusRead"},
-	{RegistrationStatusWrite, "RegistrationStatusWrite"},
+var rightNames = bitnames.Names[Rights]{
+	{Bit: ServiceConfig, Name: "ServiceConfig"},
+	{Bit: EnrollmentRead, Name: "EnrollmentRead"},
+	{Bit: EnrollmentWrite, Name: "EnrollmentWrite"},
+	{Bit: RegistrationStatusRead, Name: "RegistrationStatusRead"},
+	{Bit: RegistrationStatusWrite, Name: "RegistrationStatusWrite"},
 }
 
 // Has reports whether r includes every right in need.
 func (r Rights) Has(need Rights) bool { return r&need == need }
 
 // String writes the rights as a comma-separated list.
-func (r Rights) String() string {
-	var parts []string
-	for _, n := range rightNames {
-		if r&n.r != 0 {
-			parts = append(parts, n.name)
-		}
-	}
-	return strings.Join(parts, ", ")
-}
+func (r Rights) String() string { return rightNames.Format(r) }
 
 // MarshalJSON writes the rights as a string.
 func (r Rights) MarshalJSON() ([]byte, error) { return json.Marshal(r.String()) }
@@ -56,14 +46,7 @@ func (r *Rights) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return err
 	}
-	*r = 0
-	for _, p := range strings.Split(s, ",") {
-		for _, n := range rightNames {
-			if strings.EqualFold(strings.TrimSpace(p), n.name) {
-				*r |= n.r
-			}
-		}
-	}
+	*r, _ = rightNames.Parse(s)
 	return nil
 }
 

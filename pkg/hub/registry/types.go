@@ -3,7 +3,8 @@ package registry
 import (
 	"encoding/json"
 	"log/slog"
-	"strings"
+
+	"github.com/iotctl/iotctl/internal/bitnames"
 )
 
 // Rights is a set of shared access policy permissions.
@@ -17,50 +18,22 @@ const (
 	DeviceConnect
 )
 
-var rightNames = []struct {
-	r    Rights
-	name string
-}{
-	{RegistryRead, "RegistryRead"},
-	{RegistryWrite, "RegistryWrite"},
-	{ServiceConnect, "ServiceConnect"},
-	{DeviceConnect, "DeviceConnect"},
+var rightNames = bitnames.Names[Rights]{
+	{Bit: RegistryRead, Name: "RegistryRead"},
+	{Bit: RegistryWrite, Name: "RegistryWrite"},
+	{Bit: ServiceConnect, Name: "ServiceConnect"},
+	{Bit: DeviceConnect, Name: "DeviceConnect"},
 }
 
 // Has reports whether r includes every right in need.
 func (r Rights) Has(need Rights) bool { return r&need == need }
 
 // String writes the rights as IoT Hub does: "RegistryRead, RegistryWrite".
-func (r Rights) String() string {
-	var parts []string
-	for _, n := range rightNames {
-		if r&n.r != 0 {
-			parts = append(parts, n.name)
-		}
-	}
-	return strings.Join(parts, ", ")
-}
+func (r Rights) String() string { return rightNames.Format(r) }
 
 // ParseRights reads a comma-separated list of right names, ignoring
 // case and blanks; unknown names make ok false.
-func ParseRights(s string) (r Rights, ok bool) {
-	ok = true
-	for _, p := range strings.Split(s, ",") {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			continue
-		}
-		found := false
-		for _, n := range rightNames {
-			if strings.EqualFold(p, n.name) {
-				r |= n.r
-				found = true
-			}
-		}
-		ok = ok && found
-	}
-	return r, ok
-}
+func ParseRights(s string) (r Rights, ok bool) { return rightNames.Parse(s) }
 
 // MarshalJSON writes the rights as a string.
 func (r Rights) MarshalJSON() ([]byte, error) { return json.Marshal(r.String()) }
