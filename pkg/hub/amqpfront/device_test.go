@@ -266,6 +266,7 @@ func TestDeviceC2DOutcomes(t *testing.T) {
 	want := map[string]string{"complete": "Success", "reject": "Message rejected", "abandon": "Success"}
 	seen := map[string]string{}
 	for len(seen) < 3 {
+		added := h.reg.FeedbackAdded()
 		b, err := h.reg.TakeFeedback(10)
 		if err != nil {
 			t.Fatal(err)
@@ -277,9 +278,9 @@ func TestDeviceC2DOutcomes(t *testing.T) {
 			continue
 		}
 		select {
+		case <-added:
 		case <-ctx.Done():
 			t.Fatalf("feedback %v; want %v", seen, want)
-		case <-time.After(10 * time.Millisecond):
 		}
 	}
 	if !reflect.DeepEqual(seen, want) {
