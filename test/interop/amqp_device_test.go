@@ -156,3 +156,76 @@ func TestNodeAMQPDeviceMethodsTwinC2D(t *testing.T) {
 		})
 	}
 }
+
+// A Node device over AMQP with tokens that last 6 s renews them on the
+// live connection (put-token on $cbs); past the first token's expiry
+// its links still work and the hub never disconnected it.
+func TestNodeAMQPDeviceTokenRenewal(t *testing.T) {
+	e := newEnv(t)
+	cs := e.createDevice("amqp-dev")
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &nodeDevice{p: startScript(t, e.nodeCmd(ctx, "amqp_device.js", cs, "Amqp", "serve", "6"), cancel, "the Node AMQP device")}
+	d.waitFor(t, "ready")
+	// Renewed every 3 s: after the fourth renewal the first token
+	// (6 s) has expired.
+	for range 4 {
+		d.waitFor(t, "renewed")
+	}
+	status, body, err := e.hub.InvokeMethod(context.Background(), "amqp-dev", "", "echo", json.RawMessage(`"still here"`), 0, 30*time.Second)
+	if err != nil || status != 200 || string(body) != `"still here"` {
+		t.Errorf("invoke after the first token expired: %d %s %v", status, body, err)
+	}
+	d.p.send(map[string]any{"cmd": "send"})
+	d.waitFor(t, "sent")
+	log := e.hub.Telemetry()
+	if got, _ := log.Read(log.PartitionOf("amqp-dev"), 0, 10); len(got) != 1 {
+		t.Errorf("hub side: %d messages after the renewal; want 1", len(got))
+	}
+	// The hub records a disconnection's time; there was none.
+	if p, err := e.hub.Registry().Presence("amqp-dev", ""); err != nil || !p.StateUpdated.IsZero() {
+		t.Errorf("hub side: the device was disconnected at %v (%v); want never", p.StateUpdated, err)
+	}
+}
+
+// A Node ModuleClient over AMQP: output messages reach the log as the
+// module's with their output name, a method reaches it, its reported
+// properties are stored, and a message queued for it arrives as an
+// input message.
+func TestNodeAMQPModule(t *testing.T) {
+	for _, tr := range amqpTransports {
+		t.Run(tr, func(t *testing.T) {
+			e := newEnv(t)
+			e.createDevice("edge-dev")
+			if _, err := e.hub.Registry().CreateModule(&iothub.Module{DeviceID: "edge-dev", ModuleID: "filter"}); err != nil {
+				t.Fatal(err)
+			}
+			cs, err := e.hub.DeviceConnectionString("edge-dev", "filter")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			d := &nodeDevice{p: startScript(t, e.nodeCmd(ctx, "amqp_device.js", cs, tr, "module"), cancel, "the Node AMQP module")}
+			d.waitFor(t, "ready")
+			log := e.hub.Telemetry()
+			got, _ := log.Read(log.PartitionOf("edge-dev"), 0, 10)
+			if len(got) != 1 || got[0].ModuleID != "filter" || got[0].Message.OutputName != "out1" || got[0].Message.MessageID != "mod-1" {
+				t.Fatalf("hub side: events %+v; want mod-1 from module filter on output out1", got)
+			}
+			status, body, err := e.hub.InvokeMethod(context.Background(), "edge-dev", "filter", "ping", json.RawMessage(`1`), 0, 30*time.Second)
+			if err != nil || status != 200 || string(body) != `{"pong":1}` {
+				t.Errorf("invoke ping on the module: %d %s %v", status, body, err)
+			}
+			twin, err := e.hub.Registry().Twin("edge-dev", "filter")
+			if err != nil || !strings.Contains(string(twin.Properties.Reported), `"fromModule":true`) {
+				t.Errorf("hub side: the module's reported properties %s (%v)", twin.Properties.Reported, err)
+			}
+			if _, err := e.hub.Registry().Enqueue("edge-dev", "filter", &registry.C2DMessage{MessageID: "in-1", Body: []byte("to module")}); err != nil {
+				t.Fatal(err)
+			}
+			e.hub.C2DEnqueued("edge-dev", "filter")
+			if ev := d.waitFor(t, "input"); ev["messageId"] != "in-1" || ev["body"] != "to module" {
+				t.Errorf("the Node module got %v", ev)
+			}
+		})
+	}
+}
