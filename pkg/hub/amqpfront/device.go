@@ -193,14 +193,16 @@ type devConn struct {
 	attached chan struct{} // closed once s is set
 	rids     *requestIDs
 
-	mu      sync.Mutex
-	links   map[*amqp1.Link]struct{}
-	c2d     *amqp1.Link // the device's C2D (a module's input) receiver
-	methods *amqp1.Link // its method request receiver
-	twin    *amqp1.Link // its twin response receiver
-	desired bool        // it subscribed to desired-property notifications
-	changed chan struct{}
-	closed  bool
+	mu    sync.Mutex
+	links map[*amqp1.Link]struct{}
+	c2d   *amqp1.Link // the device's C2D (a module's input) receiver
+	// seenCredit is the c2d link's credit as the hub last saw it.
+	seenCredit uint32
+	methods    *amqp1.Link // its method request receiver
+	twin       *amqp1.Link // its twin response receiver
+	desired    bool        // it subscribed to desired-property notifications
+	changed    chan struct{}
+	closed     bool
 }
 
 func (dc *devConn) isClosed() bool {
@@ -213,6 +215,9 @@ func (dc *devConn) isClosed() bool {
 func (dc *devConn) setLink(p **amqp1.Link, l *amqp1.Link) {
 	dc.mu.Lock()
 	*p = l
+	if p == &dc.c2d {
+		dc.seenCredit = 0
+	}
 	close(dc.changed)
 	dc.changed = make(chan struct{})
 	dc.mu.Unlock()

@@ -569,3 +569,129 @@ func TestRequestIDs(t *testing.T) {
 		t.Error(`encode("x") = nil error`)
 	}
 }
+
+// No SDK sends the modified outcome; IoT Hub's meaning of it is taken
+// as abandon, and modified with undeliverable-here as reject.
+func TestDeviceC2DModified(t *testing.T) {
+	h := newDeviceHub(t, nil)
+	h.createDevice("d1")
+	ctx := testCtx(t)
+	s, _ := h.deviceSession("d1", "")
+	rcv, err := s.NewReceiver(ctx, "/devices/d1/messages/devicebound", &amqp.ReceiverOptions{Credit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(id string) *amqp.Message {
+		t.Helper()
+		if err := rcv.IssueCredit(1); err != nil {
+			t.Fatal(err)
+		}
+		m, err := rcv.Receive(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Properties.MessageID != id {
+			t.Fatalf("received %v; want %s", m.Properties.MessageID, id)
+		}
+		return m
+	}
+	enqueue := func(id string) {
+		t.Helper()
+		if _, err := h.reg.Enqueue("d1", "", &registry.C2DMessage{MessageID: id, Ack: "full"}); err != nil {
+			t.Fatal(err)
+		}
+		h.core.C2DEnqueued("d1", "")
+	}
+	// Modified with undeliverable-here: rejected, with its feedback.
+	enqueue("undeliverable")
+	if err := rcv.ModifyMessage(ctx, next("undeliverable"), &amqp.ModifyMessageOptions{DeliveryFailed: true, UndeliverableHere: true}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		added := h.reg.FeedbackAdded()
+		b, err := h.reg.TakeFeedback(10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b != nil {
+			if len(b.Records) != 1 || b.Records[0].OriginalMessageID != "undeliverable" || b.Records[0].StatusCode != registry.FeedbackRejected {
+				t.Fatalf("feedback %+v; want undeliverable rejected", b.Records)
+			}
+			break
+		}
+		select {
+		case <-added:
+		case <-ctx.Done():
+			t.Fatal("no feedback for the message modified with undeliverable-here")
+		}
+	}
+	// Modified: abandoned, delivered again with its delivery count up.
+	enqueue("modified")
+	if err := rcv.ModifyMessage(ctx, next("modified"), &amqp.ModifyMessageOptions{DeliveryFailed: true}); err != nil {
+		t.Fatal(err)
+	}
+	if m := next("modified"); m.Annotations[annDeliveryCount] != int32(2) {
+		t.Errorf("delivered again with delivery count %v; want 2", m.Annotations[annDeliveryCount])
+	}
+}
+
+// A device that attaches its telemetry link with sender settle mode
+// "settled" (fire and forget) has its messages stored all the same.
+func TestDeviceTelemetrySettled(t *testing.T) {
+	h := newDeviceHub(t, nil)
+	h.createDevice("d1")
+	ctx := testCtx(t)
+	s, _ := h.deviceSession("d1", "")
+	snd, err := s.NewSender(ctx, "/devices/d1/messages/events", &amqp.SenderOptions{SettlementMode: amqp.SenderSettleModeSettled.Ptr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := snd.Send(ctx, &amqp.Message{Data: [][]byte{{byte('0' + i)}}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := h.readEvents(ctx, "d1", 3)
+	for i, m := range got {
+		if string(m.Body) != string(rune('0'+i)) {
+			t.Errorf("event %d body %q", i, m.Body)
+		}
+	}
+}
+
+// Identities share a connection and even a session (the C SDK's shared
+// transport puts every device's links on one session): each is its own
+// core session, with its own token, and one leaving does not end the
+// other.
+func TestDevicesShareASession(t *testing.T) {
+	h := newDeviceHub(t, nil)
+	h.createDevice("d1", "d2")
+	ctx := testCtx(t)
+	s, cb := h.deviceSession("d1", "")
+	aud, tok := h.identityToken("d2", "", time.Now().Add(time.Hour))
+	if code, desc := cb.put(t, aud, tok); code != 200 {
+		t.Fatalf("put-token d2: %d %s", code, desc)
+	}
+	senders := map[string]*amqp.Sender{}
+	for _, id := range []string{"d1", "d2"} {
+		snd, err := s.NewSender(ctx, "/devices/"+id+"/messages/events", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		senders[id] = snd
+	}
+	if n := h.core.Connected(); n != 2 {
+		t.Fatalf("%d identities connected; want 2", n)
+	}
+	if err := senders["d1"].Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := core.Identity{DeviceID: "d1"}
+	h.waitFor(ctx, id, "d1 to disconnect with its last link", func() bool { return h.core.Session(id) == nil })
+	if err := senders["d2"].Send(ctx, &amqp.Message{Data: [][]byte{[]byte("d2")}}, nil); err != nil {
+		t.Fatalf("d2 after d1 left: %v", err)
+	}
+	if evs := h.readEvents(ctx, "d2", 1); string(evs[0].Body) != "d2" {
+		t.Errorf("d2's event %q", evs[0].Body)
+	}
+}

@@ -72,16 +72,18 @@ func (dc *devConn) serveTelemetry(ctx context.Context, l *amqp1.Link) {
 var errNotStored = &amqp1.Error{Condition: amqp1.ErrCondInternalError, Description: "the hub could not store the message; send it again"}
 
 // watchCredit tells the core when the device's C2D receiver grants
-// credit, so that queued messages go out.
+// more credit than the hub last saw (it sees it after each of its own
+// sends too: see SendC2D), so that queued messages go out.
 func (dc *devConn) watchCredit(l *amqp1.Link) {
-	var last uint32
 	for {
 		ch := l.Changed()
-		if c := l.Credit(); c > last {
+		dc.mu.Lock()
+		c := l.Credit()
+		more := c > dc.seenCredit
+		dc.seenCredit = c
+		dc.mu.Unlock()
+		if more {
 			dc.s.KickC2D()
-			last = c
-		} else {
-			last = c
 		}
 		select {
 		case <-ch:
@@ -107,6 +109,9 @@ func (dc *devConn) SendC2D(m *registry.C2DMessage) error {
 	ctx, cancel := context.WithTimeout(context.Background(), deviceSendTimeout)
 	o, err := l.Start(ctx, c2dAMQP(m, dc.id.ModuleID))
 	cancel()
+	dc.mu.Lock()
+	dc.seenCredit = l.Credit()
+	dc.mu.Unlock()
 	if err != nil {
 		return err
 	}
