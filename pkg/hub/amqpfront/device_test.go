@@ -129,6 +129,32 @@ func (h *deviceHub) readEvents(ctx context.Context, deviceID string, n int) []*m
 	}
 }
 
+// feedback waits until the registry has n feedback records and
+// returns them by original message id.
+func (h *deviceHub) feedback(ctx context.Context, n int) map[string]registry.Feedback {
+	h.t.Helper()
+	seen := map[string]registry.Feedback{}
+	for len(seen) < n {
+		added := h.reg.FeedbackAdded()
+		b, err := h.reg.TakeFeedback(10)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if b != nil {
+			for _, r := range b.Records {
+				seen[r.OriginalMessageID] = r
+			}
+			continue
+		}
+		select {
+		case <-added:
+		case <-ctx.Done():
+			h.t.Fatalf("%d feedback records %v; want %d", len(seen), seen, n)
+		}
+	}
+	return seen
+}
+
 // A device's telemetry over AMQP reaches the log with the same
 // message model MQTT's property bag gives: every system property and
 // application property, settled accepted once stored.
@@ -265,23 +291,8 @@ func TestDeviceC2DOutcomes(t *testing.T) {
 	// The feedback says what the device did with each.
 	want := map[string]string{"complete": "Success", "reject": "Message rejected", "abandon": "Success"}
 	seen := map[string]string{}
-	for len(seen) < 3 {
-		added := h.reg.FeedbackAdded()
-		b, err := h.reg.TakeFeedback(10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b != nil {
-			for _, r := range b.Records {
-				seen[r.OriginalMessageID] = r.Description
-			}
-			continue
-		}
-		select {
-		case <-added:
-		case <-ctx.Done():
-			t.Fatalf("feedback %v; want %v", seen, want)
-		}
+	for id, r := range h.feedback(ctx, 3) {
+		seen[id] = r.Description
 	}
 	if !reflect.DeepEqual(seen, want) {
 		t.Errorf("feedback %v; want %v", seen, want)
@@ -607,23 +618,8 @@ func TestDeviceC2DModified(t *testing.T) {
 	if err := rcv.ModifyMessage(ctx, next("undeliverable"), &amqp.ModifyMessageOptions{DeliveryFailed: true, UndeliverableHere: true}); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		added := h.reg.FeedbackAdded()
-		b, err := h.reg.TakeFeedback(10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b != nil {
-			if len(b.Records) != 1 || b.Records[0].OriginalMessageID != "undeliverable" || b.Records[0].StatusCode != registry.FeedbackRejected {
-				t.Fatalf("feedback %+v; want undeliverable rejected", b.Records)
-			}
-			break
-		}
-		select {
-		case <-added:
-		case <-ctx.Done():
-			t.Fatal("no feedback for the message modified with undeliverable-here")
-		}
+	if fb := h.feedback(ctx, 1); fb["undeliverable"].StatusCode != registry.FeedbackRejected {
+		t.Fatalf("feedback %+v; want undeliverable rejected", fb)
 	}
 	// Modified: abandoned, delivered again with its delivery count up.
 	enqueue("modified")

@@ -297,33 +297,15 @@ func annotation(m *amqp.Message, name string) string {
 	return ""
 }
 
-// intValue reads an integer sent as any AMQP integer type, or as a
-// decimal string.
+// intValue reads an integer sent as an AMQP int or long (either
+// signedness, as epochOf reads them), or as a decimal string.
 func intValue(v any) (int, bool) {
-	switch x := v.(type) {
-	case int32:
-		return int(x), true
-	case int64:
-		return int(x), true
-	case int:
-		return x, true
-	case int16:
-		return int(x), true
-	case int8:
-		return int(x), true
-	case uint32:
-		return int(x), true
-	case uint64:
-		return int(x), true
-	case uint16:
-		return int(x), true
-	case uint8:
-		return int(x), true
-	case string:
+	if x, ok := v.(string); ok {
 		n, err := strconv.Atoi(x)
 		return n, err == nil
 	}
-	return 0, false
+	n, ok := epochOf(v)
+	return int(n), ok
 }
 
 // requestIDs turns the core's method request ids (decimal numbers)
