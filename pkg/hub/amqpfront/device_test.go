@@ -27,6 +27,12 @@ type deviceHub struct {
 
 func newDeviceHub(t *testing.T, opts *Options) *deviceHub {
 	t.Helper()
+	return newDeviceHubWith(t, nil, opts)
+}
+
+// newDeviceHubWith is newDeviceHub with registry options.
+func newDeviceHubWith(t *testing.T, ropts *registry.Options, opts *Options) *deviceHub {
+	t.Helper()
 	var o Options
 	if opts != nil {
 		o = *opts
@@ -35,7 +41,7 @@ func newDeviceHub(t *testing.T, opts *Options) *deviceHub {
 	t.Cleanup(cancel)
 	// The core needs the registry the test hub opens; make the hub
 	// first, then give its Front the core.
-	h := newTestHub(t, nil, &o)
+	h := newTestHub(t, ropts, &o)
 	c := core.New(ctx, &core.Options{Registry: h.reg, Telemetry: h.tel})
 	o.Core = c
 	h.f = New(h.reg, h.tel, &o)
@@ -689,5 +695,53 @@ func TestDevicesShareASession(t *testing.T) {
 	}
 	if evs := h.readEvents(ctx, "d2", 1); string(evs[0].Body) != "d2" {
 		t.Errorf("d2's event %q", evs[0].Body)
+	}
+}
+
+// A device that accepts a C2D message after its lock expired changes
+// nothing: the message stays queued and is delivered again, and only
+// the settlement of that delivery completes it.
+func TestDeviceC2DSettledAfterTheLockExpired(t *testing.T) {
+	clock := &fakeClock{now: time.Now()}
+	h := newDeviceHubWith(t, &registry.Options{Now: clock.Now, C2DLockDuration: time.Minute}, nil)
+	h.createDevice("d1")
+	ctx := testCtx(t)
+	if _, err := h.reg.Enqueue("d1", "", &registry.C2DMessage{MessageID: "m", Ack: "full"}); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := h.deviceSession("d1", "")
+	rcv, err := s.NewReceiver(ctx, "/devices/d1/messages/devicebound", &amqp.ReceiverOptions{Credit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rcv.IssueCredit(1); err != nil {
+		t.Fatal(err)
+	}
+	first, err := rcv.Receive(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(clock.Now().Add(2 * time.Minute))
+	if err := rcv.AcceptMessage(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := rcv.IssueCredit(1); err != nil {
+		t.Fatal(err)
+	}
+	again, err := rcv.Receive(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Properties.MessageID != "m" || again.Annotations[annDeliveryCount] != int32(2) {
+		t.Fatalf("after the stale accept: %v at delivery %v; want m delivered again (2)", again.Properties.MessageID, again.Annotations[annDeliveryCount])
+	}
+	if err := rcv.AcceptMessage(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if fb := h.feedback(ctx, 1); fb["m"].StatusCode != registry.FeedbackSuccess {
+		t.Errorf("feedback %+v; want m Success", fb)
+	}
+	if n, err := h.reg.PendingC2D("d1", ""); err != nil || n != 0 {
+		t.Errorf("%d messages queued (%v); want 0", n, err)
 	}
 }
