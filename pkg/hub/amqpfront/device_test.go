@@ -745,3 +745,16 @@ func TestDeviceC2DSettledAfterTheLockExpired(t *testing.T) {
 		t.Errorf("%d messages queued (%v); want 0", n, err)
 	}
 }
+
+// A connection takes a session per device for as many devices as the
+// C# SDK pools on one (995), and more than amqp1's default of 256.
+func TestConnectionTakesAThousandSessions(t *testing.T) {
+	h := newDeviceHub(t, nil)
+	c := h.dial(nil)
+	ctx := testCtx(t)
+	for i := range 1000 {
+		if _, err := c.NewSession(ctx, nil); err != nil {
+			t.Fatalf("session %d: %v", i+1, err)
+		}
+	}
+}

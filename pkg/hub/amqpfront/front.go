@@ -18,6 +18,9 @@ import (
 	"github.com/iotctl/iotctl/pkg/sas"
 )
 
+// maxSessions is how many sessions one AMQP connection may have open.
+const maxSessions = 1024
+
 // DefaultRedirectPort is the port amqp:link:redirect names when
 // Options.RedirectPort is 0: IoT Hub's AMQPS port.
 const DefaultRedirectPort = 5671
@@ -182,8 +185,12 @@ func (f *Front) Serve(ctx context.Context, nc net.Conn) error {
 			Authenticate: func(ctx context.Context, r *amqp1.SASLRequest) error { return f.authenticateSASL(ctx, nc, r) },
 		},
 		AllowNoSASL: true,
-		NewHandler:  func(c *amqp1.Conn) amqp1.Handler { return f.newConn(c, nc) },
-		Logger:      f.log,
+		// One session per device on a pooled connection: the C# device
+		// SDK puts up to 995 devices on one (MaxDevicesPerConnection in
+		// AmqpConnectionPoolSettings.cs), besides its $cbs session.
+		ChannelMax: maxSessions - 1,
+		NewHandler: func(c *amqp1.Conn) amqp1.Handler { return f.newConn(c, nc) },
+		Logger:     f.log,
 	})
 }
 
