@@ -302,6 +302,26 @@ func laterGrant(a, b *grant) bool {
 // that grant so that its expiry closes l. Otherwise it returns the
 // amqp:unauthorized-access error that refuses the link.
 func (cs *conn) authorize(l *amqp1.Link, resource string, need registry.Rights) *amqp1.Error {
+	if e := cs.authorizeLink(l, resource, need); e != nil {
+		return e
+	}
+	go func() {
+		<-l.Done()
+		cs.forget(l)
+	}()
+	return nil
+}
+
+// forget drops an ended link from the authorized ones.
+func (cs *conn) forget(l *amqp1.Link) {
+	cs.mu.Lock()
+	delete(cs.authorized, l)
+	cs.mu.Unlock()
+}
+
+// authorizeLink is authorize for a caller that calls forget itself
+// once l has ended (and so needs no goroutine of its own to wait).
+func (cs *conn) authorizeLink(l *amqp1.Link, resource string, need registry.Rights) *amqp1.Error {
 	segs := segments(resource)
 	cs.mu.Lock()
 	best, lacking := cs.bestGrant(segs, need, cs.f.now())
@@ -320,12 +340,6 @@ func (cs *conn) authorize(l *amqp1.Link, resource string, need registry.Rights) 
 		}
 		return &amqp1.Error{Condition: amqp1.ErrCondUnauthorizedAccess, Description: desc}
 	}
-	go func() {
-		<-l.Done()
-		cs.mu.Lock()
-		delete(cs.authorized, l)
-		cs.mu.Unlock()
-	}()
 	return nil
 }
 

@@ -89,43 +89,60 @@ func (cs *conn) attachDevice(ctx context.Context, l *amqp1.Link, id core.Identit
 		return errNoDeviceEndpoint
 	}
 	addr := l.Address()
-	if e := cs.authorize(l, nodePath(addr), registry.DeviceConnect); e != nil {
+	if e := cs.authorizeLink(l, nodePath(addr), registry.DeviceConnect); e != nil {
 		e.Description += "; put a SAS token for " + identityPath(id) + " (the device's or module's own, or a policy's with DeviceConnect) on $cbs before attaching"
 		return e
 	}
 	dc := cs.deviceConn(id, l)
 	if dc == nil {
+		cs.forget(l)
 		return &amqp1.Error{Condition: amqp1.ErrCondDetachForced, Description: "the connection is closing"}
 	}
-	log := cs.f.log.With("device", id.DeviceID, "module", id.ModuleID, "link", l.Name())
+	// Each link has one goroutine: the one that serves it, or one that
+	// waits for it to end; either lets go of the link when it ends.
+	serve := func(f func()) {
+		go func() {
+			if f != nil {
+				f()
+			}
+			<-l.Done()
+			dc.release(l, l.Err())
+			cs.forget(l)
+		}()
+	}
 	sending := l.Role() == amqp1.RoleReceiver // the device sends
 	switch {
 	case ch == chanEvents && sending:
-		go dc.serveTelemetry(ctx, l)
+		serve(func() { dc.serveTelemetry(ctx, l) })
 	case ch == chanC2D && !sending, ch == chanEvents && !sending && id.ModuleID != "":
 		// A module receives its input messages on its events address
 		// (the Node SDK's endpoint.moduleMessagePath).
 		dc.setLink(&dc.c2d, l)
-		go dc.watchCredit(l)
+		serve(func() { dc.watchCredit(l) })
 	case ch == chanMethods && sending:
-		go dc.serveMethodResponses(ctx, l)
+		serve(func() { dc.serveMethodResponses(ctx, l) })
 	case ch == chanMethods:
 		dc.setLink(&dc.methods, l)
+		serve(nil)
 	case ch == chanTwin && sending:
-		go dc.serveTwin(ctx, l)
+		serve(func() { dc.serveTwin(ctx, l) })
 	case ch == chanTwin:
 		dc.setLink(&dc.twin, l)
+		serve(nil)
 	default:
 		dc.release(l, nil)
+		cs.forget(l)
 		return notFound(addr)
 	}
-	log.Debug("amqp device link attached", "channel", ch, "role", l.Role().String())
+	cs.f.log.Debug("amqp device link attached", "device", id.DeviceID, "module", id.ModuleID, "link", l.Name(),
+		"channel", ch, "role", l.Role().String())
 	return nil
 }
 
 // deviceConn returns the connection's devConn of id, attaching the
 // identity to the core with its first link, and counts l as one of its
-// links until l ends. nil when the AMQP connection is closing.
+// links until the caller releases it. nil when the AMQP connection is
+// closing.
 func (cs *conn) deviceConn(id core.Identity, l *amqp1.Link) *devConn {
 	cs.mu.Lock()
 	if cs.closed {
@@ -157,10 +174,6 @@ func (cs *conn) deviceConn(id core.Identity, l *amqp1.Link) *devConn {
 		close(dc.attached)
 	}
 	<-dc.attached
-	go func() {
-		<-l.Done()
-		dc.release(l, l.Err())
-	}()
 	return dc
 }
 
