@@ -38,8 +38,9 @@ func main() {
 	window := flag.Int("window", 32, "unacknowledged messages per sending device")
 	dur := flag.Duration("duration", 10*time.Second, "how long the senders send")
 	bin := flag.String("iotctl", "", "iotctl binary for the hub (default: build one from this repository)")
+	pprofAddr := flag.String("pprof-addr", "", "serve the hub's pprof here (127.0.0.1:0 for any port), printed at start")
 	flag.Parse()
-	if err := run(*n, *conns, *senders, *window, *dur, *bin); err != nil {
+	if err := run(*n, *conns, *senders, *window, *dur, *bin, *pprofAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "amqpdev:", err)
 		os.Exit(1)
 	}
@@ -51,7 +52,7 @@ type device struct {
 	snd *amqp.Sender
 }
 
-func run(n, conns, senders, window int, dur time.Duration, bin string) error {
+func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	if bin == "" {
@@ -64,11 +65,14 @@ func run(n, conns, senders, window int, dur time.Duration, bin string) error {
 			return err
 		}
 	}
-	h, err := benchkit.StartHub(ctx, bin, nil)
+	h, err := benchkit.StartHub(ctx, bin, &benchkit.HubOptions{PprofAddr: pprofAddr})
 	if err != nil {
 		return err
 	}
 	defer h.Stop()
+	if h.Info.PprofAddress != "" {
+		fmt.Printf("hub pprof: http://%s/debug/pprof/\n", h.Info.PprofAddress)
+	}
 	ids := simulate.FleetIDs("amqp-", n)
 	start := time.Now()
 	keys, err := h.CreateDevices(ctx, ids)
