@@ -758,3 +758,31 @@ func TestConnectionTakesAThousandSessions(t *testing.T) {
 		}
 	}
 }
+
+// One token of a policy with DeviceConnect put for the whole hub (the
+// C# SDK's pooled clients with a policy's connection string put one
+// for the host) lets every device attach; a policy without it does
+// not.
+func TestPolicyTokenForDevices(t *testing.T) {
+	h := newDeviceHub(t, nil)
+	h.createDevice("d1", "d2")
+	ctx := testCtx(t)
+	s := h.session("device", testHost)
+	for _, id := range []string{"d1", "d2"} {
+		snd, err := s.NewSender(ctx, "/devices/"+id+"/messages/events", nil)
+		if err != nil {
+			t.Fatalf("%s with the device policy's token: %v", id, err)
+		}
+		if err := snd.Send(ctx, &amqp.Message{Data: [][]byte{[]byte(id)}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := h.core.Connected(); n != 2 {
+		t.Errorf("%d identities connected; want 2", n)
+	}
+	svc := h.session("service", testHost)
+	if _, err := svc.NewSender(ctx, "/devices/d1/messages/events", nil); condition(err) != string(amqp.ErrCondUnauthorizedAccess) ||
+		!strings.Contains(err.Error(), "DeviceConnect") {
+		t.Errorf("a device link with the service policy's token: %v; want amqp:unauthorized-access naming DeviceConnect", err)
+	}
+}
