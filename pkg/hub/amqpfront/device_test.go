@@ -786,3 +786,31 @@ func TestPolicyTokenForDevices(t *testing.T) {
 		t.Errorf("a device link with the service policy's token: %v; want amqp:unauthorized-access naming DeviceConnect", err)
 	}
 }
+
+// SASL PLAIN with "{deviceId}@sas.{hub}" and the device's token, as
+// the older device SDKs authenticate, authorizes that device's links
+// and no other's; a token of another device is refused at SASL.
+func TestDeviceSASLPlain(t *testing.T) {
+	h := newDeviceHub(t, nil)
+	h.createDevice("d1", "d2")
+	ctx := testCtx(t)
+	_, tok := h.identityToken("d1", "", time.Now().Add(time.Hour))
+	c := h.dial(&amqp.ConnOptions{SASLType: amqp.SASLTypePlain("d1@sas.myhub", tok)})
+	s, err := c.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snd, err := s.NewSender(ctx, "/devices/d1/messages/events", nil)
+	if err != nil {
+		t.Fatalf("d1's link after SASL PLAIN as d1: %v", err)
+	}
+	if err := snd.Send(ctx, &amqp.Message{Data: [][]byte{[]byte("x")}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.NewSender(ctx, "/devices/d2/messages/events", nil); condition(err) != string(amqp.ErrCondUnauthorizedAccess) {
+		t.Errorf("d2's link after SASL PLAIN as d1: %v; want amqp:unauthorized-access", err)
+	}
+	if _, err := h.tryDial(&amqp.ConnOptions{SASLType: amqp.SASLTypePlain("d2@sas.myhub", tok)}); err == nil {
+		t.Error("SASL PLAIN as d2 with d1's token succeeded")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -215,7 +216,7 @@ func (f *Front) authenticateSASL(_ context.Context, nc net.Conn, r *amqp1.SASLRe
 
 // errPlainIdentity refuses SASL PLAIN user names this hub does not
 // serve (devices authenticate over MQTT).
-var errPlainIdentity = errors.New("amqpfront: SASL PLAIN user name must be {policy}@sas.root.{hub} or a policy name")
+var errPlainIdentity = errors.New("amqpfront: SASL PLAIN user name must be {policy}@sas.root.{hub}, {deviceId}@sas.{hub} or a policy name")
 
 // plainGrant checks SASL PLAIN credentials and returns what they
 // authorize. Two forms are accepted:
@@ -243,6 +244,9 @@ func (f *Front) plainGrant(r *amqp1.SASLRequest) (*grant, error) {
 		}
 		return f.newGrant(name, audiencePath(tok.Scope()), tok.Expiry())
 	}
+	if id, _, ok := strings.Cut(user, "@sas."); ok {
+		return f.plainDeviceGrant(id, r.Password)
+	}
 	if user == "" || strings.Contains(user, "@") {
 		return nil, errPlainIdentity
 	}
@@ -256,6 +260,27 @@ func (f *Front) plainGrant(r *amqp1.SASLRequest) (*grant, error) {
 		}
 	}
 	return nil, &auth.Error{Reason: auth.ReasonSignature, Detail: user}
+}
+
+// plainDeviceGrant checks SASL PLAIN credentials of a device, the
+// form the older device SDKs used before CBS: the user name
+// "{deviceId}@sas.{hubName}" and the device's SAS token as the
+// password (azure-iot-sdk-java's AmqpsDeviceAuthenticationSAS.java,
+// USERNAME_AT_PREFIX "@sas."). The token must be the device's own,
+// for that device.
+func (f *Front) plainDeviceGrant(deviceID, token string) (*grant, error) {
+	tok, err := sas.Parse(token)
+	if err != nil {
+		return nil, &auth.Error{Reason: auth.ReasonMalformed}
+	}
+	g, err := f.identityGrant(token, tok, "")
+	if err != nil {
+		return nil, err
+	}
+	if want := segments("devices/" + deviceID); !slices.Equal(g.path, want) {
+		return nil, fmt.Errorf("amqpfront: the SASL PLAIN user names device %q but the token is for %s", deviceID, strings.Join(g.path, "/"))
+	}
+	return g, nil
 }
 
 // newGrant makes the grant of a verified credential of policy for the
