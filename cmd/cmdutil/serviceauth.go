@@ -1,6 +1,7 @@
 package cmdutil
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -125,6 +126,34 @@ func (f *Factory) ServiceClient(ctx context.Context, opts *service.Options) (*se
 		return c, nil
 	}
 	return nil, Usagef("--auth-type %q: use key (a shared access policy) or login (Microsoft Entra ID)", authType)
+}
+
+// LoginAuth reports whether the configuration says --auth-type login.
+func (f *Factory) LoginAuth() bool {
+	return strings.EqualFold(f.V.GetString(KeyAuthType), AuthTypeLogin)
+}
+
+// LoginEventHub returns, with --auth-type login, the connection string
+// of the built-in Event Hub-compatible endpoint of the hub --hub-name
+// names, with the key of --policy-name read from Resource Manager. That
+// endpoint takes only shared access keys, not Microsoft Entra ID
+// tokens (articles/iot-hub/authenticate-authorize-azure-ad.md), so
+// Entra ID signs in to Resource Manager only, as `az iot hub
+// monitor-events` does after `az login`. Without --hub-name it is a
+// usage error that says so and names the ways out.
+func (f *Factory) LoginEventHub(ctx context.Context, opts *service.Options) (*connstr.ConnectionString, error) {
+	name := f.V.GetString(KeyHubName)
+	if name == "" {
+		return nil, Usagef("the Event Hub-compatible endpoint takes only shared access keys, not Microsoft Entra ID tokens, so --auth-type login " +
+			"cannot read it with --host alone: pass --hub-name myhub (iotctl reads the key of --policy-name from Azure Resource Manager, " +
+			"which needs Microsoft.Devices/IotHubs/listkeys/action, as az iot hub monitor-events does), " +
+			"or --event-hub-connection-string (IoT hub → Built-in endpoints in the portal)")
+	}
+	cred, hub, err := f.findHub(ctx, opts, name)
+	if err != nil {
+		return nil, err
+	}
+	return hub.EventHubConnectionString(ctx, cred, cmp.Or(f.V.GetString(KeyPolicyName), "iothubowner"), f.armOptions(opts))
 }
 
 func newServiceClient(cs *connstr.ConnectionString, opts *service.Options) (*service.Client, error) {

@@ -12,6 +12,8 @@ import (
 	"github.com/iotctl/iotctl/pkg/connstr"
 	hubsrv "github.com/iotctl/iotctl/pkg/hub"
 	"github.com/iotctl/iotctl/pkg/hub/auth"
+	"github.com/iotctl/iotctl/pkg/hub/telemetry"
+	"github.com/iotctl/iotctl/pkg/message"
 )
 
 // entraEnv is a hub with local authentication disabled that trusts the
@@ -28,6 +30,8 @@ type entraEnv struct {
 const (
 	writerID, writerSecret = "11111111-0000-0000-0000-00000000000a", "writer-secret-Zq8"
 	readerID, readerSecret = "22222222-0000-0000-0000-00000000000b", "reader-secret-Yp7"
+	// The ARM reader may find hubs but not list their keys.
+	armReaderID, armReaderSecret = "44444444-0000-0000-0000-00000000000d", "armreader-secret-Wn5"
 	deniedID, deniedSecret = "33333333-0000-0000-0000-00000000000c", "denied-secret-Xo6"
 )
 
@@ -37,11 +41,13 @@ func startEntraEnv(t *testing.T) *entraEnv {
 	cloud.Clients[writerID] = writerSecret
 	cloud.Clients[readerID] = readerSecret
 	cloud.Clients[deniedID] = deniedSecret
+	cloud.Clients[armReaderID] = armReaderSecret
 	cloud.Forbidden[deniedID] = true
+	cloud.Readers[armReaderID] = true
 	dir := t.TempDir()
 	e, err := auth.NewEntra(auth.EntraOptions{
 		JWKS: cloud.Issuer.WriteJWKS(t, dir), Issuer: cloud.Issuer.Name,
-		Roles: map[string][]string{writerID: {"IoT Hub Data Contributor"}, readerID: {"IoT Hub Data Reader"}},
+		Roles: map[string][]string{writerID: {"IoT Hub Data Contributor"}, readerID: {"IoT Hub Data Reader"}, armReaderID: {"IoT Hub Data Contributor"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -66,9 +72,15 @@ func startEntraEnv(t *testing.T) *entraEnv {
 		t.Fatal(err)
 	}
 	kcs := connstr.MustParse(keyHub.cs)
+	ehcs, err := h.EventHubConnectionString("iothubowner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eh := connstr.MustParse(ehcs)
 	env := &entraEnv{cloud: cloud, entraHub: h, keyHub: keyHub, caFile: caFile, subscription: "sub-1"}
 	cloud.Hubs = []entratest.Hub{
-		{Subscription: env.subscription, ResourceGroup: "rg-entra", Name: "entrahub", HostName: h.HostName()},
+		{Subscription: env.subscription, ResourceGroup: "rg-entra", Name: "entrahub", HostName: h.HostName(),
+			Keys: map[string]string{"iothubowner": eh.SharedAccessKey}, EventHubEndpoint: eh.Endpoint, EventHubPath: eh.EntityPath},
 		{Subscription: env.subscription, ResourceGroup: "rg-key", Name: "keyhub", HostName: kcs.HostName, Keys: map[string]string{"iothubowner": kcs.SharedAccessKey}},
 	}
 	return env
@@ -196,4 +208,47 @@ func TestHubNameThroughResourceManager(t *testing.T) {
 	if r.code != cmdutil.ExitUsage || !strings.Contains(r.stderr, "--subscription") {
 		t.Errorf("--hub-name without a subscription: exit %d stderr %q; want 3", r.code, r.stderr)
 	}
+}
+
+// TestEntraMonitor reads telemetry with --auth-type login as Azure
+// allows it: the Event Hub-compatible endpoint takes only shared keys
+// (articles/iot-hub/authenticate-authorize-azure-ad.md), so the signed-in
+// identity reads the policy's key from Resource Manager, as az iot hub
+// monitor-events does; without the listkeys permission it exits 4 naming
+// it, and with --host alone it says what to pass instead.
+func TestEntraMonitor(t *testing.T) {
+	e := startEntraEnv(t)
+	if _, err := e.entraHub.Telemetry().Append(telemetry.Event{DeviceID: "d1", Message: &message.Message{Body: []byte(`{"t": 21}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	sub := "--subscription=" + e.subscription
+	r := e.run(t, writerID, writerSecret, "hub", "monitor", "--host", "", "--hub-name", "entrahub", sub,
+		"--from", "start", "--count", "1", "--timeout", "30s", "-o", "json", "--log-level", "debug")
+	if r.code != 0 || !strings.Contains(r.stdout, `"deviceId":"d1"`) || !strings.Contains(r.stdout, `"body":{"t":21}`) {
+		t.Fatalf("monitor --auth-type login --hub-name entrahub: exit %d stdout %q stderr %q; want the event of d1", r.code, r.stdout, r.stderr)
+	}
+	for _, s := range []string{writerSecret, "eyJ", connstr.MustParse(mustEventHubCS(t, e)).SharedAccessKey} {
+		if strings.Contains(r.stdout+r.stderr, s) {
+			t.Errorf("monitor output holds a secret, token or key (%.3s...): stdout %q stderr %q", s, r.stdout, r.stderr)
+		}
+	}
+	// An identity that may not list keys is told which action it lacks.
+	r = e.run(t, armReaderID, armReaderSecret, "hub", "monitor", "--host", "", "--hub-name", "entrahub", sub, "--timeout", "30s")
+	if r.code != cmdutil.ExitAuth || !strings.Contains(r.stderr, "listkeys/action") || !strings.Contains(r.stderr, "Contributor") {
+		t.Errorf("monitor without listkeys: exit %d stderr %q; want 4 naming listkeys/action and the role", r.code, r.stderr)
+	}
+	// --host alone: the endpoint takes no Entra ID token.
+	r = e.run(t, writerID, writerSecret, "hub", "monitor", "--timeout", "30s")
+	if r.code != cmdutil.ExitUsage || !strings.Contains(r.stderr, "only shared access keys") || !strings.Contains(r.stderr, "--hub-name") {
+		t.Errorf("monitor --auth-type login --host: exit %d stderr %q; want 3 saying to pass --hub-name", r.code, r.stderr)
+	}
+}
+
+func mustEventHubCS(t *testing.T, e *entraEnv) string {
+	t.Helper()
+	cs, err := e.entraHub.EventHubConnectionString("iothubowner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
 }

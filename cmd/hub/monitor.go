@@ -202,16 +202,20 @@ func monitorRun(parent context.Context, opts *monitorOptions) error {
 		}
 		return nil
 	}
-	if ehCS := opts.EventHubConnectionString; ehCS != "" {
-		cs, err := connstr.Parse(ehCS)
+	if ehCS := opts.EventHubConnectionString; ehCS != "" || f.LoginAuth() {
+		so, err := f.ServiceOptions()
 		if err != nil {
 			return err
 		}
-		if err := cs.Require(connstr.KindEventHub); err != nil {
-			return fmt.Errorf("--event-hub-connection-string: %w (the Endpoint=sb://...;EntityPath=... string `iotctl hub serve` prints, or the hub's built-in endpoint in the portal)", err)
-		}
-		so, err := f.ServiceOptions()
-		if err != nil {
+		var cs *connstr.ConnectionString
+		if ehCS != "" {
+			if cs, err = connstr.Parse(ehCS); err != nil {
+				return err
+			}
+			if err := cs.Require(connstr.KindEventHub); err != nil {
+				return fmt.Errorf("--event-hub-connection-string: %w (the Endpoint=sb://...;EntityPath=... string `iotctl hub serve` prints, or the hub's built-in endpoint in the portal)", err)
+			}
+		} else if cs, err = f.LoginEventHub(parent, so); err != nil {
 			return err
 		}
 		err = service.MonitorEventHub(ctx, cs, so, opts.monitor, fn)

@@ -86,6 +86,10 @@ type Hub struct {
 	Subscription, ResourceGroup, Name, HostName string
 	// Keys are the shared access policies: name → primary key.
 	Keys map[string]string
+	// EventHubEndpoint and EventHubPath are the built-in Event
+	// Hub-compatible endpoint ("sb://host/") and name, described as
+	// properties.eventHubEndpoints.events when set.
+	EventHubEndpoint, EventHubPath string
 }
 
 // Cloud is an HTTPS server that is an Entra ID authority for the tenant
@@ -101,6 +105,10 @@ type Cloud struct {
 	Hubs    []Hub
 	// Forbidden are client ids ARM answers 403 AuthorizationFailed.
 	Forbidden map[string]bool
+	// Readers are client ids that may read hubs but not list their
+	// keys (403 AuthorizationFailed on listkeys), as with the Reader
+	// role.
+	Readers map[string]bool
 	// TokenTTL is the life of the tokens it issues. Default: 1 hour.
 	TokenTTL time.Duration
 
@@ -111,7 +119,7 @@ type Cloud struct {
 // NewCloud starts a Cloud; it stops at the end of the test.
 func NewCloud(t testing.TB) *Cloud {
 	t.Helper()
-	c := &Cloud{Tenant: "00000000-0000-0000-0000-00000000beef", Clients: map[string]string{}, Forbidden: map[string]bool{}}
+	c := &Cloud{Tenant: "00000000-0000-0000-0000-00000000beef", Clients: map[string]string{}, Forbidden: map[string]bool{}, Readers: map[string]bool{}}
 	c.Server = httptest.NewTLSServer(http.HandlerFunc(c.serve))
 	c.Issuer = NewIssuer(t, c.URL+"/"+c.Tenant+"/v2.0")
 	t.Cleanup(c.Close)
@@ -227,6 +235,10 @@ func (c *Cloud) arm(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, armError("ResourceNotFound", fmt.Sprintf("The Resource 'Microsoft.Devices/IotHubs/%s' under resource group '%s' was not found.", name, rg)))
 		return
 	}
+	if r.Method == http.MethodPost && c.Readers[oid] {
+		writeJSON(w, http.StatusForbidden, armError("AuthorizationFailed", fmt.Sprintf("The client '%s' does not have authorization to perform action 'Microsoft.Devices/IotHubs/listkeys/action'.", oid)))
+		return
+	}
 	switch {
 	case len(rest) == 0 && r.Method == http.MethodGet:
 		var items []any
@@ -277,15 +289,18 @@ func (c *Cloud) caller(r *http.Request) (string, bool) {
 }
 
 func description(h Hub) map[string]any {
+	props := map[string]any{"hostName": h.HostName}
+	if h.EventHubEndpoint != "" {
+		props["eventHubEndpoints"] = map[string]any{"events": map[string]any{
+			"endpoint": h.EventHubEndpoint, "path": h.EventHubPath, "partitionCount": 4, "retentionTimeInDays": 1}}
+	}
 	return map[string]any{
 		"id":       "/subscriptions/" + h.Subscription + "/resourceGroups/" + h.ResourceGroup + "/providers/Microsoft.Devices/IotHubs/" + h.Name,
 		"name":     h.Name,
 		"type":     "Microsoft.Devices/IotHubs",
 		"location": "westeurope",
 		"sku":      map[string]any{"name": "S1", "capacity": 1},
-		"properties": map[string]any{
-			"hostName": h.HostName,
-		},
+		"properties": props,
 	}
 }
 
