@@ -32,7 +32,7 @@ const (
 	readerID, readerSecret = "22222222-0000-0000-0000-00000000000b", "reader-secret-Yp7"
 	// The ARM reader may find hubs but not list their keys.
 	armReaderID, armReaderSecret = "44444444-0000-0000-0000-00000000000d", "armreader-secret-Wn5"
-	deniedID, deniedSecret = "33333333-0000-0000-0000-00000000000c", "denied-secret-Xo6"
+	deniedID, deniedSecret       = "33333333-0000-0000-0000-00000000000c", "denied-secret-Xo6"
 )
 
 func startEntraEnv(t *testing.T) *entraEnv {

@@ -295,11 +295,11 @@ func description(h Hub) map[string]any {
 			"endpoint": h.EventHubEndpoint, "path": h.EventHubPath, "partitionCount": 4, "retentionTimeInDays": 1}}
 	}
 	return map[string]any{
-		"id":       "/subscriptions/" + h.Subscription + "/resourceGroups/" + h.ResourceGroup + "/providers/Microsoft.Devices/IotHubs/" + h.Name,
-		"name":     h.Name,
-		"type":     "Microsoft.Devices/IotHubs",
-		"location": "westeurope",
-		"sku":      map[string]any{"name": "S1", "capacity": 1},
+		"id":         "/subscriptions/" + h.Subscription + "/resourceGroups/" + h.ResourceGroup + "/providers/Microsoft.Devices/IotHubs/" + h.Name,
+		"name":       h.Name,
+		"type":       "Microsoft.Devices/IotHubs",
+		"location":   "westeurope",
+		"sku":        map[string]any{"name": "S1", "capacity": 1},
 		"properties": props,
 	}
 }
