@@ -90,7 +90,11 @@ events it got when it stops.`,
 	}
 	fl := c.Flags()
 	fl.String(cmdutil.KeyConnectionString, "", "service connection string")
-	cmdutil.AddServiceAuthFlags(fl)
+	cmdutil.AddServiceAuth(c, `Role: the Event Hub-compatible endpoint takes only shared access keys, not
+Microsoft Entra ID tokens, so no IoT Hub data role opens it. With --auth-type login,
+--hub-name reads the key of --policy-name from Azure Resource Manager (as az iot hub
+monitor-events does), which needs Microsoft.Devices/IotHubs/listkeys/action
+(Contributor or Owner); or pass --event-hub-connection-string.`)
 	fl.String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 	addTransportFlags(fl)
 	c.Long += "\n\n" + transportHelp + `
