@@ -74,11 +74,16 @@ func (is *Issuer) Mint(t testing.TB, oid, audience string, ttl time.Duration) st
 
 func (is *Issuer) mint(oid, audience string, ttl time.Duration) (string, error) {
 	now := time.Now()
-	tok, err := jwt.Signed(is.signer).Claims(jwt.Claims{
+	return is.mintUntil(oid, audience, now, now.Add(ttl))
+}
+
+// mintUntil signs a token issued at now that expires at exp (whole
+// seconds: a JWT's exp has no fraction).
+func (is *Issuer) mintUntil(oid, audience string, now, exp time.Time) (string, error) {
+	return jwt.Signed(is.signer).Claims(jwt.Claims{
 		Issuer: is.Name, Subject: oid, Audience: jwt.Audience{audience},
-		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(-time.Minute)), Expiry: jwt.NewNumericDate(now.Add(ttl)),
+		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(-time.Minute)), Expiry: jwt.NewNumericDate(exp),
 	}).Claims(map[string]any{"oid": oid}).Serialize()
-	return tok, err
 }
 
 // Hub is an IoT hub the Resource Manager stand-in knows.
@@ -109,7 +114,8 @@ type Cloud struct {
 	// keys (403 AuthorizationFailed on listkeys), as with the Reader
 	// role.
 	Readers map[string]bool
-	// TokenTTL is the life of the tokens it issues. Default: 1 hour.
+	// TokenTTL is the life of the tokens it issues (a few seconds make
+	// clients renew them within a test). Default: 1 hour.
 	TokenTTL time.Duration
 
 	mu       sync.Mutex
@@ -186,12 +192,18 @@ func (c *Cloud) token(w http.ResponseWriter, r *http.Request) {
 	if ttl == 0 {
 		ttl = time.Hour
 	}
-	tok, err := c.Issuer.mint(id, aud, ttl)
+	// The token's exp is in whole seconds and expires_in counts whole
+	// seconds down from now, so that a client never thinks a token
+	// lives longer than it does, even a token of a few seconds.
+	now := time.Now()
+	exp := now.Add(ttl).Truncate(time.Second)
+	tok, err := c.Issuer.mintUntil(id, aud, now, exp)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]any{"error": "server_error"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": int(ttl.Seconds()), "ext_expires_in": int(ttl.Seconds()), "access_token": tok})
+	in := int(exp.Sub(now) / time.Second)
+	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": in, "ext_expires_in": in, "access_token": tok})
 }
 
 // arm serves, for tokens whose audience is the server's URL (the
