@@ -107,3 +107,26 @@ func TestSimulateDPSK8sJobKeepsTheGroupKeyOutOfTheManifest(t *testing.T) {
 		t.Errorf("--k8s-job = %d %s\n%s; want a manifest with the DPS flags and without the key", code, stderr, out)
 	}
 }
+
+// A fleet through DPS finds the local hub's DPS from the service
+// connection string that `hub serve`'s env.sh exports (as `dps register`
+// does), not only from --hub-connection-string; an Azure hub's string
+// leaves the global endpoint.
+func TestSimulateDPSHostFromServiceConnectionString(t *testing.T) {
+	for _, tc := range []struct{ connectionString, want string }{
+		{"HostName=127.0.0.40:8443;SharedAccessKeyName=iothubowner;SharedAccessKey=a2V5", "127.0.0.40:8443"},
+		{"HostName=myhub.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey=a2V5", "global.azure-devices-provisioning.net"},
+		{"", "global.azure-devices-provisioning.net"},
+	} {
+		t.Setenv("IOTCTL_CONNECTION_STRING", tc.connectionString)
+		f := cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(""), Out: &strings.Builder{}, ErrOut: &strings.Builder{}})
+		cmd := newCmdSimulate(f, func(*simulateOptions) error { return nil })
+		if err := f.Load(cmd); err != nil {
+			t.Fatal(err)
+		}
+		o := &simulateOptions{f: f}
+		if got := o.defaultDPSHost(); got != tc.want {
+			t.Errorf("IOTCTL_CONNECTION_STRING=%q: DPS host %q; want %q", tc.connectionString, got, tc.want)
+		}
+	}
+}
