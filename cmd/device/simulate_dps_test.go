@@ -119,13 +119,18 @@ func TestSimulateDPSHostFromServiceConnectionString(t *testing.T) {
 		{"", "global.azure-devices-provisioning.net"},
 	} {
 		t.Setenv("IOTCTL_CONNECTION_STRING", tc.connectionString)
-		f := cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(""), Out: &strings.Builder{}, ErrOut: &strings.Builder{}})
-		cmd := newCmdSimulate(f, func(*simulateOptions) error { return nil })
-		if err := f.Load(cmd); err != nil {
-			t.Fatal(err)
+		var got string
+		capture := func(f *cmdutil.Factory) *cobra.Command {
+			c := newCmdSimulate(f, func(o *simulateOptions) error { got = o.defaultDPSHost(); return nil })
+			// As under `iotctl device`: the device's --connection-string
+			// is device-connection-string, not the service string.
+			cmdutil.SetConfigKey(c.Flags(), cmdutil.KeyConnectionString, cmdutil.KeyDeviceConnectionString)
+			return c
 		}
-		o := &simulateOptions{f: f}
-		if got := o.defaultDPSHost(); got != tc.want {
+		if code, _, stderr := execute(t, "", capture, "simulate", "--devices", "2", "--dps-id-scope", "0ne00000001", "--dps-group-key", "a2V5"); code != 0 {
+			t.Fatalf("exited %d: %s", code, stderr)
+		}
+		if got != tc.want {
 			t.Errorf("IOTCTL_CONNECTION_STRING=%q: DPS host %q; want %q", tc.connectionString, got, tc.want)
 		}
 	}
