@@ -176,20 +176,25 @@ func (f *Factory) ServiceClient(ctx context.Context, opts *service.Options) (*se
 	return nil, Usagef("--auth-type %q: use key (a shared access policy) or login (Microsoft Entra ID)", authType)
 }
 
-// LoginAuth reports whether the configuration says --auth-type login.
-func (f *Factory) LoginAuth() bool {
-	return strings.EqualFold(f.V.GetString(KeyAuthType), AuthTypeLogin)
+// ResourceManagerEventHub reports whether the built-in Event
+// Hub-compatible endpoint is found through Resource Manager (see
+// EventHubFromResourceManager): with --auth-type login, or with
+// --hub-name and no connection string.
+func (f *Factory) ResourceManagerEventHub() bool {
+	return strings.EqualFold(f.V.GetString(KeyAuthType), AuthTypeLogin) ||
+		f.V.GetString(KeyHubName) != "" && f.V.GetString(KeyConnectionString) == ""
 }
 
-// LoginEventHub returns, with --auth-type login, the connection string
-// of the built-in Event Hub-compatible endpoint of the hub --hub-name
-// names, with the key of --policy-name read from Resource Manager. That
-// endpoint takes only shared access keys, not Microsoft Entra ID
-// tokens (articles/iot-hub/authenticate-authorize-azure-ad.md), so
-// Entra ID signs in to Resource Manager only, as `az iot hub
-// monitor-events` does after `az login`. Without --hub-name it is a
-// usage error that says so and names the ways out.
-func (f *Factory) LoginEventHub(ctx context.Context, opts *service.Options) (*connstr.ConnectionString, error) {
+// EventHubFromResourceManager returns the connection string of the
+// built-in Event Hub-compatible endpoint of the hub --hub-name names:
+// the endpoint and name Resource Manager describes, with the key of
+// --policy-name read from there too, as `az iot hub monitor-events`
+// finds them after `az login` (so it works on a hub whose service side
+// refuses shared keys). That endpoint takes only shared access keys, not
+// Microsoft Entra ID tokens (articles/iot-hub/authenticate-authorize-azure-ad.md),
+// so Entra ID signs in to Resource Manager only. Without --hub-name it
+// is a usage error that says so and names the ways out.
+func (f *Factory) EventHubFromResourceManager(ctx context.Context, opts *service.Options) (*connstr.ConnectionString, error) {
 	name := f.V.GetString(KeyHubName)
 	if name == "" {
 		return nil, Usagef("the Event Hub-compatible endpoint takes only shared access keys, not Microsoft Entra ID tokens, so --auth-type login " +

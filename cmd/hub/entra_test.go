@@ -232,6 +232,13 @@ func TestEntraMonitor(t *testing.T) {
 			t.Errorf("monitor output holds a secret, token or key (%.3s...): stdout %q stderr %q", s, r.stdout, r.stderr)
 		}
 	}
+	// --auth-type key with --hub-name reads the endpoint Resource Manager
+	// names with the key, though the hub refuses keys on its service side.
+	r = e.run(t, writerID, writerSecret, "hub", "monitor", "--auth-type", "key", "--host", "", "--hub-name", "entrahub", sub,
+		"--from", "start", "--count", "1", "--timeout", "30s", "-o", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"deviceId":"d1"`) {
+		t.Errorf("monitor --auth-type key --hub-name entrahub: exit %d stdout %q stderr %q; want the event of d1", r.code, r.stdout, r.stderr)
+	}
 	// An identity that may not list keys is told which action it lacks.
 	r = e.run(t, armReaderID, armReaderSecret, "hub", "monitor", "--host", "", "--hub-name", "entrahub", sub, "--timeout", "30s")
 	if r.code != cmdutil.ExitAuth || !strings.Contains(r.stderr, "listkeys/action") || !strings.Contains(r.stderr, "Contributor") {

@@ -61,8 +61,10 @@ func newCmdMonitor(f *cmdutil.Factory, runF func(*monitorOptions) error) *cobra.
 		Short: "Stream the telemetry devices send (AMQP, Event Hub-compatible endpoint)",
 		Long: `Stream device-to-cloud telemetry from the hub's Event Hub-compatible endpoint, all
 partitions at once. iotctl asks the hub where its events are (the hub answers
-with a redirect, as Azure IoT Hub does), or reads an Event Hub-compatible
-connection string given with --event-hub-connection-string.
+with a redirect, as Azure IoT Hub does); with --hub-name (or --auth-type login)
+it takes the endpoint and a policy's key from Azure Resource Manager instead, as
+az iot hub monitor-events does; --event-hub-connection-string names the
+endpoint itself.
 
 -o json prints one JSON object per event (type "event", deviceId, moduleId,
 partition, sequenceNumber, enqueuedTime, body, and with --properties the
@@ -206,7 +208,7 @@ func monitorRun(parent context.Context, opts *monitorOptions) error {
 		}
 		return nil
 	}
-	if ehCS := opts.EventHubConnectionString; ehCS != "" || f.LoginAuth() {
+	if ehCS := opts.EventHubConnectionString; ehCS != "" || f.ResourceManagerEventHub() {
 		so, err := f.ServiceOptions()
 		if err != nil {
 			return err
@@ -219,7 +221,7 @@ func monitorRun(parent context.Context, opts *monitorOptions) error {
 			if err := cs.Require(connstr.KindEventHub); err != nil {
 				return fmt.Errorf("--event-hub-connection-string: %w (the Endpoint=sb://...;EntityPath=... string `iotctl hub serve` prints, or the hub's built-in endpoint in the portal)", err)
 			}
-		} else if cs, err = f.LoginEventHub(parent, so); err != nil {
+		} else if cs, err = f.EventHubFromResourceManager(parent, so); err != nil {
 			return err
 		}
 		err = service.MonitorEventHub(ctx, cs, so, opts.monitor, fn)
