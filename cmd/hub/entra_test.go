@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/internal/entratest"
@@ -14,6 +16,7 @@ import (
 	"github.com/iotctl/iotctl/pkg/hub/auth"
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/message"
+	"github.com/iotctl/iotctl/pkg/service"
 )
 
 // entraEnv is a hub with local authentication disabled that trusts the
@@ -90,7 +93,12 @@ func startEntraEnv(t *testing.T) *entraEnv {
 // its host unless args name a hub otherwise.
 func (e *entraEnv) run(t *testing.T, clientID, secret string, args ...string) regResult {
 	t.Helper()
-	return runEnv(t, map[string]string{
+	return runEnv(t, e.env(clientID, secret), args...)
+}
+
+// env is the environment of iotctl signed in as the client id.
+func (e *entraEnv) env(clientID, secret string) map[string]string {
+	return map[string]string{
 		"AZURE_TENANT_ID":               e.cloud.Tenant,
 		"AZURE_CLIENT_ID":               clientID,
 		"AZURE_CLIENT_SECRET":           secret,
@@ -102,7 +110,7 @@ func (e *entraEnv) run(t *testing.T, clientID, secret string, args ...string) re
 		"IOTCTL_HOST":                   e.entraHub.HostName(),
 		"IOTCTL_AUTH_TYPE":              "login",
 		"IOTCTL_ARM_ENDPOINT":           e.cloud.URL,
-	}, args...)
+	}
 }
 
 func TestEntraLoginWithRoles(t *testing.T) {
@@ -258,4 +266,66 @@ func mustEventHubCS(t *testing.T, e *entraEnv) string {
 		t.Fatal(err)
 	}
 	return cs
+}
+
+// staticSource gives one token.
+type staticSource struct{ tok service.Token }
+
+func (s staticSource) Token(context.Context) (service.Token, error) { return s.tok, nil }
+
+// hub feedback, a long-running AMQP command, keeps its link across the
+// expiry of its Entra ID token (the token endpoint issues 5-second
+// tokens here, and the hub closes links whose token expired): the
+// record of a message sent after the first token expired reaches it.
+func TestEntraFeedbackAcrossTokenExpiry(t *testing.T) {
+	e := startEntraEnv(t)
+	// The first token is the command's: the test asks for none.
+	late := make(chan struct{})
+	var mu sync.Mutex
+	var first time.Time
+	e.cloud.TokenTTL = 5 * time.Second
+	e.cloud.OnToken = func(exp time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case first.IsZero():
+			first = exp
+		case time.Now().After(first):
+			select {
+			case <-late:
+			default:
+				close(late)
+			}
+		}
+	}
+	got := make(chan *message.Message, 1)
+	amqpDevice(t, &regEnv{hub: e.entraHub}, "d1", got)
+	(&regEnv{}).setenvBare(t)
+	for k, v := range e.env(writerID, writerSecret) {
+		t.Setenv(k, v)
+	}
+	b := startIotctl(t, "hub", "feedback", "--count", "1", "--timeout", "60s", "-o", "json")
+	select {
+	case <-late:
+	case <-b.done:
+		t.Fatalf("hub feedback ended while it waited past its first token's expiry: exit %d stderr %q", b.code, b.errOut.String())
+	case <-time.After(40 * time.Second):
+		t.Fatal("hub feedback asked for no token after its first one expired: it did not renew it")
+	}
+	svc, err := service.NewWithTokenSource(e.entraHub.HostName(), staticSource{service.Token{
+		Value: "Bearer " + e.cloud.Issuer.Mint(t, writerID, auth.Audience, time.Hour), Expiry: time.Now().Add(time.Hour)}},
+		&service.Options{CAFile: e.caFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := svc.SendC2D(ctx, "d1", "", &message.Message{MessageID: "late-1", Body: []byte("x"), Ack: "positive"}); err != nil {
+		t.Fatal(err)
+	}
+	receiveC2D(t, got, "late-1")
+	if code := b.wait(t, 30*time.Second); code != 0 || !strings.Contains(b.out.String(), "late-1") {
+		t.Errorf("hub feedback across its token's expiry: exit %d stdout %q stderr %q; want the record of late-1", code, b.out.String(), b.errOut.String())
+	}
 }

@@ -117,6 +117,9 @@ type Cloud struct {
 	// TokenTTL is the life of the tokens it issues (a few seconds make
 	// clients renew them within a test). Default: 1 hour.
 	TokenTTL time.Duration
+	// OnToken, when set before the first request, is called with the
+	// expiry of each token issued.
+	OnToken func(expiry time.Time)
 
 	mu       sync.Mutex
 	requests []string
@@ -203,6 +206,9 @@ func (c *Cloud) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := int(exp.Sub(now) / time.Second)
+	if c.OnToken != nil {
+		c.OnToken(exp)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": in, "ext_expires_in": in, "access_token": tok})
 }
 
