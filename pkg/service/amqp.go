@@ -214,13 +214,18 @@ func (s *amqpSession) putToken(ctx context.Context) (Token, error) {
 // passed, until the session closes. The margin is proportionate, so a
 // token of an hour is renewed 12 minutes before it expires and one of
 // a few seconds (tests) still in time. A failed renewal is tried again
-// at 80% of the time left, while the current token lasts; after that
-// the hub closes the links and the failure is logged.
+// when half the time left has passed (at least 200 ms later) while the
+// current token lasts; after that the hub closes the links and the
+// failure is logged.
 func (s *amqpSession) renew(log *slog.Logger) {
 	defer close(s.renewed)
 	tok := s.tok
-	for !tok.Expiry.IsZero() {
-		t := time.NewTimer(time.Until(tok.Expiry) * 8 / 10)
+	if tok.Expiry.IsZero() {
+		return
+	}
+	wait := time.Until(tok.Expiry) * 8 / 10
+	for {
+		t := time.NewTimer(wait)
 		select {
 		case <-s.stop:
 			t.Stop()
@@ -243,12 +248,20 @@ func (s *amqpSession) renew(log *slog.Logger) {
 		}()
 		next, err := s.putToken(ctx)
 		cancel()
+		left := time.Until(tok.Expiry)
 		switch {
 		case err == nil:
 			tok = next
-		case time.Until(tok.Expiry) < time.Second:
-			log.Warn("amqp token renewal failed; the hub will close the links when the token expires", "audience", s.audience, "err", err)
+			if tok.Expiry.IsZero() {
+				return
+			}
+			wait = time.Until(tok.Expiry) * 8 / 10
+		case left <= 0:
+			log.Warn("amqp token renewal failed and the token expired; the hub closes the links", "audience", s.audience, "err", err)
 			return
+		default:
+			log.Debug("amqp token renewal failed; trying again while the token lasts", "audience", s.audience, "err", err, "left", left)
+			wait = max(left/2, 200*time.Millisecond)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -95,5 +96,78 @@ func TestEntraTokenRenewedAcrossExpiry(t *testing.T) {
 	}
 	if _, err := c.GetDevice(ctx, "d1"); err != nil {
 		t.Errorf("GetDevice after the first token expired: %v", err)
+	}
+}
+
+// flakySource mints 5-second tokens and fails the second request (the
+// first renewal); it closes late when it gives a token after the first
+// one expired.
+type flakySource struct {
+	t     *testing.T
+	is    *entratest.Issuer
+	oid   string
+	mu    sync.Mutex
+	calls int
+	first time.Time
+	late  chan struct{}
+}
+
+func (f *flakySource) Token(context.Context) (service.Token, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.calls == 2 {
+		return service.Token{}, errors.New("token endpoint unavailable")
+	}
+	now := time.Now()
+	if !f.first.IsZero() && now.After(f.first) {
+		select {
+		case <-f.late:
+		default:
+			close(f.late)
+		}
+	}
+	// A JWT's exp is in whole seconds.
+	exp := now.Add(5 * time.Second).Truncate(time.Second)
+	if f.first.IsZero() {
+		f.first = exp
+	}
+	return service.Token{Value: "Bearer " + f.is.Mint(f.t, f.oid, auth.Audience, exp.Sub(now)), Expiry: exp}, nil
+}
+
+// A renewal that fails is tried again while the current token lasts.
+func TestAMQPRenewalRetried(t *testing.T) {
+	is := entratest.NewIssuer(t, "https://issuer.test/tenant/v2.0")
+	e, err := auth.NewEntra(auth.EntraOptions{JWKS: is.WriteJWKS(t, t.TempDir()), Issuer: is.Name,
+		Roles: map[string][]string{"writer": {"IoT Hub Data Contributor"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hub.New(&hub.Options{Addr: "127.0.0.1:0", InMemory: true, Entra: e})
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	if err := h.CreateDevice("d1"); err != nil {
+		t.Fatal(err)
+	}
+	src := &flakySource{t: t, is: is, oid: "writer", late: make(chan struct{})}
+	c, err := service.NewWithTokenSource(h.HostName(), src, &service.Options{CAFile: h.CAFile()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.SendC2D(ctx, "d1", "", &message.Message{Body: []byte("before")}); err != nil {
+		t.Fatalf("SendC2D: %v", err)
+	}
+	select {
+	case <-src.late:
+	case <-ctx.Done():
+		t.Fatal("no token was asked for after the first one expired")
+	}
+	if err := c.SendC2D(ctx, "d1", "", &message.Message{Body: []byte("after")}); err != nil {
+		t.Errorf("SendC2D on the same link after a failed renewal and the first token's expiry: %v", err)
 	}
 }
