@@ -48,13 +48,7 @@ func startEntraEnv(t *testing.T) *entraEnv {
 	cloud.Forbidden[deniedID] = true
 	cloud.Readers[armReaderID] = true
 	dir := t.TempDir()
-	e, err := auth.NewEntra(auth.EntraOptions{
-		JWKS: cloud.Issuer.WriteJWKS(t, dir), Issuer: cloud.Issuer.Name,
-		Roles: map[string][]string{writerID: {"IoT Hub Data Contributor"}, readerID: {"IoT Hub Data Reader"}, armReaderID: {"IoT Hub Data Contributor"}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := cloud.Issuer.HubAuth(t, map[string][]string{writerID: {"IoT Hub Data Contributor"}, readerID: {"IoT Hub Data Reader"}, armReaderID: {"IoT Hub Data Contributor"}})
 	h := hubsrv.New(&hubsrv.Options{Addr: "127.0.0.1:0", InMemory: true, Entra: e, DisableLocalAuth: true})
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatalf("hub Start: %v", err)

@@ -22,6 +22,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/iotctl/iotctl/pkg/hub/auth"
 )
 
 // Issuer signs JWTs with an RSA key.
@@ -60,6 +62,17 @@ func (is *Issuer) WriteJWKS(t testing.TB, dir string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// HubAuth returns the local hub's check of the issuer's tokens, with
+// roles (principal → built-in role names) assigned.
+func (is *Issuer) HubAuth(t testing.TB, roles map[string][]string) *auth.Entra {
+	t.Helper()
+	e, err := auth.NewEntra(auth.EntraOptions{JWKS: is.WriteJWKS(t, t.TempDir()), Issuer: is.Name, Roles: roles})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 // Mint signs a token for oid and audience, valid for ttl.

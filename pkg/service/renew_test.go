@@ -53,16 +53,7 @@ func TestEntraTokenRenewedAcrossExpiry(t *testing.T) {
 	cl := entratest.NewCloud(t)
 	cl.Clients[id] = secret
 	cl.TokenTTL = 5 * time.Second
-	e, err := auth.NewEntra(auth.EntraOptions{JWKS: cl.Issuer.WriteJWKS(t, t.TempDir()), Issuer: cl.Issuer.Name,
-		Roles: map[string][]string{id: {"IoT Hub Data Contributor"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := hub.New(&hub.Options{Addr: "127.0.0.1:0", InMemory: true, Entra: e, DisableLocalAuth: true})
-	if err := h.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h := entraHub(t, cl.Issuer, id)
 	cred, err := azidentity.NewClientSecretCredential(cl.Tenant, id, secret, &azidentity.ClientSecretCredentialOptions{
 		ClientOptions:            azcore.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: cl.URL + "/"}, Transport: cl.Client()},
 		DisableInstanceDiscovery: true,
@@ -71,29 +62,11 @@ func TestEntraTokenRenewedAcrossExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := &watchedSource{src: service.NewEntraSource(cred), late: make(chan struct{})}
-	c, err := service.NewWithTokenSource(h.HostName(), src, &service.Options{CAFile: h.CAFile()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	c, ctx := entraClient(t, h, src)
 	if _, err := c.CreateDevice(ctx, &service.Device{DeviceID: "d1"}); err != nil {
 		t.Fatalf("CreateDevice: %v", err)
 	}
-	if err := c.SendC2D(ctx, "d1", "", &message.Message{Body: []byte("before")}); err != nil {
-		t.Fatalf("SendC2D before the first token expired: %v", err)
-	}
-	// The AMQP renewal asks for tokens at 80% of each one's life; wait
-	// until it has asked after the first token expired.
-	select {
-	case <-src.late:
-	case <-ctx.Done():
-		t.Fatal("no token was asked for after the first one expired: the AMQP connection did not renew it")
-	}
-	if err := c.SendC2D(ctx, "d1", "", &message.Message{Body: []byte("after")}); err != nil {
-		t.Errorf("SendC2D on the same link after the first token expired: %v", err)
-	}
+	sendAcrossExpiry(t, ctx, c, src.late)
 	if _, err := c.GetDevice(ctx, "d1"); err != nil {
 		t.Errorf("GetDevice after the first token expired: %v", err)
 	}
@@ -138,36 +111,57 @@ func (f *flakySource) Token(context.Context) (service.Token, error) {
 // A renewal that fails is tried again while the current token lasts.
 func TestAMQPRenewalRetried(t *testing.T) {
 	is := entratest.NewIssuer(t, "https://issuer.test/tenant/v2.0")
-	e, err := auth.NewEntra(auth.EntraOptions{JWKS: is.WriteJWKS(t, t.TempDir()), Issuer: is.Name,
-		Roles: map[string][]string{"writer": {"IoT Hub Data Contributor"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := hub.New(&hub.Options{Addr: "127.0.0.1:0", InMemory: true, Entra: e})
-	if err := h.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h := entraHub(t, is, "writer")
 	if err := h.CreateDevice("d1"); err != nil {
 		t.Fatal(err)
 	}
 	src := &flakySource{t: t, is: is, oid: "writer", late: make(chan struct{})}
+	c, ctx := entraClient(t, h, src)
+	sendAcrossExpiry(t, ctx, c, src.late)
+}
+
+// entraHub starts a hub that takes the issuer's tokens, with principal
+// an IoT Hub Data Contributor.
+func entraHub(t *testing.T, is *entratest.Issuer, principal string) *hub.Hub {
+	t.Helper()
+	h := hub.New(&hub.Options{Addr: "127.0.0.1:0", InMemory: true, DisableLocalAuth: true,
+		Entra: is.HubAuth(t, map[string][]string{principal: {"IoT Hub Data Contributor"}})})
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// entraClient is a client of h with src's tokens, and a context of a
+// minute for the test.
+func entraClient(t *testing.T, h *hub.Hub, src service.TokenSource) (*service.Client, context.Context) {
+	t.Helper()
 	c, err := service.NewWithTokenSource(h.HostName(), src, &service.Options{CAFile: h.CAFile()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
+	return c, ctx
+}
+
+// sendAcrossExpiry sends a C2D message to d1, waits until late is
+// closed (the token source gave a token after the first one expired:
+// the AMQP renewal asks at 80% of each one's life), and sends another
+// on the same link, which the hub closes when its token expires.
+func sendAcrossExpiry(t *testing.T, ctx context.Context, c *service.Client, late <-chan struct{}) {
+	t.Helper()
 	if err := c.SendC2D(ctx, "d1", "", &message.Message{Body: []byte("before")}); err != nil {
-		t.Fatalf("SendC2D: %v", err)
+		t.Fatalf("SendC2D before the first token expired: %v", err)
 	}
 	select {
-	case <-src.late:
+	case <-late:
 	case <-ctx.Done():
-		t.Fatal("no token was asked for after the first one expired")
+		t.Fatal("no token was asked for after the first one expired: the AMQP connection did not renew it")
 	}
 	if err := c.SendC2D(ctx, "d1", "", &message.Message{Body: []byte("after")}); err != nil {
-		t.Errorf("SendC2D on the same link after a failed renewal and the first token's expiry: %v", err)
+		t.Errorf("SendC2D on the same link after the first token expired: %v", err)
 	}
 }

@@ -307,12 +307,7 @@ func TestTokenExpiry(t *testing.T) {
 // Hub-compatible nodes) with the reason, and keeps its other nodes.
 func TestBearerRefusedEventHub(t *testing.T) {
 	is := entratest.NewIssuer(t, "https://issuer.test/tenant/v2.0")
-	e, err := auth.NewEntra(auth.EntraOptions{JWKS: is.WriteJWKS(t, t.TempDir()), Issuer: is.Name,
-		Roles: map[string][]string{"writer": {"IoT Hub Data Contributor"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newTestHub(t, nil, &Options{Entra: e})
+	h := newTestHub(t, nil, &Options{Entra: is.HubAuth(t, map[string][]string{"writer": {"IoT Hub Data Contributor"}})})
 	s, err := h.dial(nil).NewSession(testCtx(t), nil)
 	if err != nil {
 		t.Fatal(err)
