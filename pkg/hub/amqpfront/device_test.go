@@ -161,6 +161,20 @@ func (h *deviceHub) feedback(ctx context.Context, n int) map[string]registry.Fee
 	return seen
 }
 
+// receiveOne grants a manual-credit receiver one credit and returns
+// the message that comes.
+func receiveOne(ctx context.Context, t *testing.T, rcv *amqp.Receiver) *amqp.Message {
+	t.Helper()
+	if err := rcv.IssueCredit(1); err != nil {
+		t.Fatal(err)
+	}
+	m, err := rcv.Receive(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // A device's telemetry over AMQP reaches the log with the same
 // message model MQTT's property bag gives: every system property and
 // application property, settled accepted once stored.
@@ -281,13 +295,7 @@ func TestDeviceC2DOutcomes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Only the abandoned one comes again, with its delivery count up.
-	if err := rcv.IssueCredit(1); err != nil {
-		t.Fatal(err)
-	}
-	again, err := rcv.Receive(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := receiveOne(ctx, t, rcv)
 	if again.Properties.MessageID != "abandon" || again.Annotations[annDeliveryCount] != int32(2) {
 		t.Fatalf("redelivered %v with delivery count %v; want abandon, 2", again.Properties.MessageID, again.Annotations[annDeliveryCount])
 	}
@@ -600,13 +608,7 @@ func TestDeviceC2DModified(t *testing.T) {
 	}
 	next := func(id string) *amqp.Message {
 		t.Helper()
-		if err := rcv.IssueCredit(1); err != nil {
-			t.Fatal(err)
-		}
-		m, err := rcv.Receive(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := receiveOne(ctx, t, rcv)
 		if m.Properties.MessageID != id {
 			t.Fatalf("received %v; want %s", m.Properties.MessageID, id)
 		}
@@ -714,24 +716,12 @@ func TestDeviceC2DSettledAfterTheLockExpired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rcv.IssueCredit(1); err != nil {
-		t.Fatal(err)
-	}
-	first, err := rcv.Receive(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := receiveOne(ctx, t, rcv)
 	clock.advance(clock.Now().Add(2 * time.Minute))
 	if err := rcv.AcceptMessage(ctx, first); err != nil {
 		t.Fatal(err)
 	}
-	if err := rcv.IssueCredit(1); err != nil {
-		t.Fatal(err)
-	}
-	again, err := rcv.Receive(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := receiveOne(ctx, t, rcv)
 	if again.Properties.MessageID != "m" || again.Annotations[annDeliveryCount] != int32(2) {
 		t.Fatalf("after the stale accept: %v at delivery %v; want m delivered again (2)", again.Properties.MessageID, again.Annotations[annDeliveryCount])
 	}
