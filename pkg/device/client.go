@@ -52,8 +52,6 @@ type Client struct {
 	pmu     sync.Mutex
 	pending map[string]chan twinResponse
 	rid     atomic.Uint64
-
-	emu sync.Mutex // serializes OnState calls
 }
 
 // New checks opts and returns a Client that is not connected yet. It
@@ -487,14 +485,6 @@ func (c *Client) Close(ctx context.Context) error {
 	return nil
 }
 
-// emit calls OnState, one call at a time.
-func (c *Client) emit(e Event) {
-	if c.cfg.onState == nil {
-		return
-	}
-	c.emu.Lock()
-	defer c.emu.Unlock()
-	c.cfg.onState(e)
-}
+func (c *Client) emit(e Event) { c.cfg.emit(e) }
 
 var errLost = errors.New("device: connection lost")
