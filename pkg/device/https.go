@@ -29,8 +29,9 @@ type httpsClient struct {
 	hc   *http.Client
 	base string // https://host[:port]
 
-	ctx    context.Context // cancelled by Close
+	ctx    context.Context // of requests; cancelled when Close gives up waiting
 	cancel context.CancelFunc
+	quit   chan struct{}  // closed by Close: the poller stops
 	wg     sync.WaitGroup // the poller
 
 	mu        sync.Mutex
@@ -51,7 +52,7 @@ func newHTTPS(opts *Options) (*httpsClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &httpsClient{cfg: cfg, base: "https://" + cfg.address, stopped: make(chan struct{})}
+	c := &httpsClient{cfg: cfg, base: "https://" + cfg.address, stopped: make(chan struct{}), quit: make(chan struct{})}
 	c.hc = &http.Client{Transport: &http.Transport{
 		DialTLSContext:      func(ctx context.Context, _, _ string) (net.Conn, error) { return cfg.dial(ctx) },
 		MaxIdleConnsPerHost: 2,
@@ -369,16 +370,16 @@ func (c *httpsClient) poll() {
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
-			case <-c.ctx.Done():
+			case <-c.quit:
 				t.Stop()
 			}
 		}
 		fn := c.handler()
-		if c.ctx.Err() != nil || fn == nil {
+		if c.quitting() || fn == nil {
 			c.mu.Lock()
 			c.polling = false
 			c.mu.Unlock()
-			if c.ctx.Err() == nil && c.handler() != nil {
+			if !c.quitting() && c.handler() != nil {
 				c.startPolling() // a handler came back meanwhile
 			}
 			return
@@ -404,6 +405,15 @@ func (c *httpsClient) poll() {
 		if c.cfg.settle != SettleAbandon {
 			wait = 0 // more may be queued; an abandoned one waits its turn
 		}
+	}
+}
+
+func (c *httpsClient) quitting() bool {
+	select {
+	case <-c.quit:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -443,11 +453,11 @@ func (c *httpsClient) UpdateReported(context.Context, any) (int64, error) {
 	return 0, errHTTPSTwin
 }
 
-// Close stops polling (a message being handled is settled first, or
-// left to its lock's expiry when the settle is cut short) and closes
-// idle connections; it does not wait on ctx. It is idempotent and
-// returns nil.
-func (c *httpsClient) Close(context.Context) error {
+// Close stops polling and closes idle connections. A message being
+// handled is settled first, unless ctx is done before: then the
+// request is cut short and the message comes back when its lock
+// expires. It is idempotent and returns nil.
+func (c *httpsClient) Close(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -458,8 +468,16 @@ func (c *httpsClient) Close(context.Context) error {
 		close(c.stopped)
 	}
 	c.mu.Unlock()
+	close(c.quit)
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		c.cancel()
+		<-done
+	}
 	c.cancel()
-	c.wg.Wait() // the poller stops at its next step: c.ctx is cancelled
 	c.hc.CloseIdleConnections()
 	c.emit(Event{State: StateClosed, Reason: ReasonClosed})
 	return nil

@@ -122,7 +122,7 @@ type Options struct {
 	// CONNECT ("http://[user:password@]host:port"; "https://" for TLS
 	// to the proxy; no scheme means http). When set it is used for
 	// every connection, MQTT over TLS or WebSocket, whatever the
-	// target. When empty, a WebSocket connection uses the proxy of the
+	// target. When empty, a WebSocket or HTTPS connection uses the proxy of the
 	// environment (HTTPS_PROXY or https_proxy, skipped for the hosts in
 	// NO_PROXY and for localhost and loopback addresses, as curl and Go
 	// do), read when New is called; MQTT over TLS connects directly.
