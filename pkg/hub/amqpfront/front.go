@@ -12,6 +12,7 @@ import (
 
 	"github.com/iotctl/iotctl/pkg/amqp1"
 	"github.com/iotctl/iotctl/pkg/hub/auth"
+	"github.com/iotctl/iotctl/pkg/hub/core"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/sas"
@@ -62,6 +63,12 @@ type Options struct {
 	// PLAIN "{idScope}/registrations/{registrationId}", links on that
 	// address; see dps.go). Default: nil, no DPS.
 	DPS Provisioner
+	// Core is the hub's device core: devices and modules attach links
+	// under /devices/{id} (telemetry, C2D, methods, twin) with the
+	// tokens they put on $cbs, and the Front serves them as adapters
+	// over core sessions (device.go). Default: nil, device links are
+	// refused with amqp:not-implemented.
+	Core *core.Core
 	// Logger receives debug logs about connections and links. Default:
 	// nil, which discards them.
 	Logger *slog.Logger
