@@ -56,6 +56,7 @@ exit 4; a bad connection string exits 3.
   $ echo '{"batch":1}' | iotctl device send --data-file - -o json
   $ iotctl device send --websocket --proxy http://proxy.corp:3128 --data 'through the proxy'
   $ iotctl device send --transport https --data '{"temperature":21.5}' --property level=info
+  $ iotctl device send --transport amqp --websocket --data 'AMQP over wss'
   $ iotctl device send --connection-string "HostName=myhub.azure-devices.net;DeviceId=cam1;x509=true" \
       --cert cam1.pem --key cam1-key.pem --data '{"frame":1}'`,
 		Args: cobra.NoArgs,

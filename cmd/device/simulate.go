@@ -133,6 +133,7 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
   $ iotctl device simulate --devices 100 --hub-connection-string "$SERVICE_CS" --shards 4 --shard-index 0 --metrics-addr 127.0.0.1:9090
   $ iotctl device simulate --devices 100000 --shards 20 --interval 1m --hub-connection-string "$SERVICE_CS" --k8s-job --image registry.example/iotctl:1 --k8s-secret iotctl-fleet > fleet-job.yaml
   $ HTTPS_PROXY=http://proxy.corp:3128 iotctl device simulate --websocket
+  $ iotctl device simulate --transport amqp --c2d-settle abandon --count 5
   $ iotctl device simulate --transport https --c2d-settle reject --count 5
   $ iotctl device simulate --host localhost:8443 --device-id cam1 --cert cam1.pem --key cam1-key.pem
   $ iotctl device simulate --devices 10 --count 3 --dps-id-scope 0ne00111111 --dps-group-key "$GROUP_KEY"`,

@@ -145,5 +145,7 @@ func permanent(err error) bool {
 	if errors.As(err, &pe) {
 		return pe.Permanent()
 	}
-	return false
+	// A token the hub refused over AMQP.
+	var ae *AMQPError
+	return errors.As(err, &ae) && errors.Is(err, ErrUnauthorized)
 }

@@ -109,15 +109,20 @@ func (c *Client) onMethod(cn *conn, t *message.Topic, payload []byte) {
 }
 
 // callMethod runs fn, turning a panic into a 500 answer.
-func (c *Client) callMethod(fn MethodHandler, req *MethodRequest) (res MethodResponse) {
+func (c *Client) callMethod(fn MethodHandler, req *MethodRequest) MethodResponse {
+	return callHandler(c.ctx, c.cfg, fn, req)
+}
+
+// callHandler runs fn with ctx, turning a panic into a 500 answer.
+func callHandler(ctx context.Context, cfg *config, fn MethodHandler, req *MethodRequest) (res MethodResponse) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.cfg.log.Error("method handler panicked", "device", c.cfg.clientID, "method", req.Name, "panic", fmt.Sprint(r))
+			cfg.log.Error("method handler panicked", "device", cfg.clientID, "method", req.Name, "panic", fmt.Sprint(r))
 			res = MethodResponse{Status: 500, Payload: ResponseJSON("Direct method " + req.Name + " failed")}
 		}
 	}()
 	start := time.Now()
-	res = fn(c.ctx, req)
-	c.cfg.log.Debug("method handled", "device", c.cfg.clientID, "method", req.Name, "status", res.Status, "took", time.Since(start))
+	res = fn(ctx, req)
+	cfg.log.Debug("method handled", "device", cfg.clientID, "method", req.Name, "status", res.Status, "took", time.Since(start))
 	return res
 }
