@@ -797,7 +797,13 @@ func (c *amqpClient) twinLoop(l *amqpLinks) {
 				if v == 0 {
 					v = docVersion(patch)
 				}
-				fn(patch, v)
+				// On a goroutine of its own, as over MQTT: the handler
+				// may make twin requests, whose answers this loop reads.
+				c.wg.Add(1)
+				go func() {
+					defer c.wg.Done()
+					fn(patch, v)
+				}()
 			}
 			continue
 		}

@@ -188,3 +188,27 @@ func TestCloseEndsEveryGoroutine(t *testing.T) {
 		}
 	}
 }
+
+// A desired handler that reports (as the simulator's echo does) gets
+// its answer: handlers do not run on the twin link's receive loop.
+func TestAMQPDesiredHandlerMayReport(t *testing.T) {
+	h := startHub(t, nil)
+	reported := make(chan error, 1)
+	self := make(chan Conn, 1)
+	self <- openOn(t, h, "e1", Options{Transport: TransportAMQP}, func(cn Conn) {
+		cn.SetDesiredHandler(func(patch json.RawMessage, v int64) {
+			c := <-self
+			_, err := c.UpdateReported(testCtx(t), patch)
+			reported <- err
+		})
+	})
+	h.DesiredChanged("e1", "", json.RawMessage(`{"mode":"eco","$version":2}`), 2)
+	select {
+	case err := <-reported:
+		if err != nil {
+			t.Errorf("UpdateReported from the desired handler = %v", err)
+		}
+	case <-testCtx(t).Done():
+		t.Fatal("UpdateReported from the desired handler never returned")
+	}
+}
