@@ -155,11 +155,11 @@ type amqpClient struct {
 	busy    bool
 	renew   *time.Timer
 
-	hmu       sync.RWMutex
-	methods   map[string]MethodHandler
-	defMethod MethodHandler
-	desired   DesiredHandler
-	c2d       C2DHandler
+	methodTable
+
+	hmu     sync.RWMutex
+	desired DesiredHandler
+	c2d     C2DHandler
 }
 
 func newAMQP(opts *Options) (*amqpClient, error) {
@@ -239,30 +239,7 @@ func (c *amqpClient) Connect(ctx context.Context) error {
 }
 
 func (c *amqpClient) dialLoop(ctx context.Context, retry bool, reason Reason, delayFirst bool) error {
-	for n := 1; ; n++ {
-		if n > 1 || delayFirst {
-			d := backoff(n, c.cfg.minDelay, c.cfg.maxDelay)
-			c.emit(Event{State: StateReconnecting, Reason: reason, Attempt: n, Delay: d})
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			}
-		}
-		err := c.attempt(ctx)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if !retry || permanent(err) {
-			return err
-		}
-		c.cfg.log.Debug("connect attempt failed", "device", c.cfg.clientID, "attempt", n, "err", err)
-	}
+	return c.cfg.dialLoop(ctx, retry, reason, delayFirst, c.attempt)
 }
 
 // address is the link address of the identity's node suffix
@@ -656,28 +633,6 @@ func (c *amqpClient) c2dLoop(l *amqpLinks, r *amqp.Receiver) {
 	}
 }
 
-// HandleMethod registers fn for the method name (nil removes it).
-func (c *amqpClient) HandleMethod(name string, fn MethodHandler) {
-	c.hmu.Lock()
-	defer c.hmu.Unlock()
-	if fn == nil {
-		delete(c.methods, name)
-		return
-	}
-	if c.methods == nil {
-		c.methods = make(map[string]MethodHandler)
-	}
-	c.methods[name] = fn
-}
-
-// SetDefaultMethodHandler sets the handler of methods without one;
-// without it they are answered with NotDefined.
-func (c *amqpClient) SetDefaultMethodHandler(fn MethodHandler) {
-	c.hmu.Lock()
-	defer c.hmu.Unlock()
-	c.defMethod = fn
-}
-
 // methodLoop receives method requests (correlation-id a uuid, the name
 // in IoThub-methodname) and answers each, on a goroutine of its own,
 // with the same correlation-id and IoThub-status on the sender.
@@ -701,16 +656,7 @@ func (c *amqpClient) methodLoop(l *amqpLinks) {
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			c.hmu.RLock()
-			fn := c.methods[name]
-			if fn == nil {
-				fn = c.defMethod
-			}
-			c.hmu.RUnlock()
-			res := NotDefined(name)
-			if fn != nil {
-				res = callHandler(c.ctx, c.cfg, fn, req)
-			}
+			res := c.answer(c.ctx, c.cfg, req)
 			ctx, cancel := context.WithTimeout(c.ctx, c.cfg.connTimeout)
 			defer cancel()
 			resp := &amqp.Message{

@@ -8,7 +8,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/message"
 )
 
@@ -36,67 +35,6 @@ func TestAMQPSendEventToHub(t *testing.T) {
 			got.ContentEncoding != "utf-8" || got.Properties["alert"] != "true" {
 			t.Errorf("websocket %v: logged %+v; want the body, ids, content type and alert=true sent", ws, got)
 		}
-	}
-}
-
-// A C2D message over AMQP reaches the handler and is settled as
-// C2DSettle says: accepted and rejected end it with their feedback,
-// released brings it back.
-func TestAMQPC2DSettle(t *testing.T) {
-	for _, tt := range []struct {
-		settle Settle
-		want   registry.FeedbackStatus
-	}{
-		{SettleComplete, "Success"},
-		{SettleReject, "Rejected"},
-		{SettleAbandon, ""},
-	} {
-		t.Run(tt.settle.String(), func(t *testing.T) {
-			h := startHub(t, nil)
-			got := make(chan *message.Message, 20)
-			openOn(t, h, "c1", Options{Transport: TransportAMQP, C2DSettle: tt.settle},
-				func(c Conn) { c.SetC2DHandler(func(m *message.Message) { got <- m }) })
-			for _, id := range []string{"a", "b"} {
-				if _, err := h.Registry().Enqueue("c1", "", &registry.C2DMessage{MessageID: id, Body: []byte("hi " + id),
-					Ack: registry.AckFull, Properties: map[string]string{"color": "red"}}); err != nil {
-					t.Fatal(err)
-				}
-				h.C2DEnqueued("c1", "")
-			}
-			next := func() *message.Message {
-				t.Helper()
-				select {
-				case m := <-got:
-					return m
-				case <-testCtx(t).Done():
-					t.Fatal("no C2D message reached the handler")
-					return nil
-				}
-			}
-			m := next()
-			if m.MessageID != "a" || string(m.Body) != "hi a" || m.Properties["color"] != "red" || m.Ack != "full" {
-				t.Fatalf("first message %+v; want a, \"hi a\", color=red, ack full", m)
-			}
-			if tt.settle == SettleAbandon {
-				for m := next(); m.MessageID != "a"; m = next() {
-				} // a comes back
-				if fb, _ := h.Registry().TakeFeedback(10); fb != nil {
-					t.Errorf("feedback %+v after abandoning; want none", fb.Records)
-				}
-				return
-			}
-			if b := next(); b.MessageID != "b" {
-				t.Fatalf("second message %s; want b", b.MessageID)
-			}
-			// b came with credit 1 only after a was settled.
-			fb, err := h.Registry().TakeFeedback(10)
-			if err != nil || fb == nil || len(fb.Records) == 0 {
-				t.Fatalf("TakeFeedback = %v, %v; want a's record", fb, err)
-			}
-			if r := fb.Records[0]; r.OriginalMessageID != "a" || r.StatusCode != tt.want {
-				t.Errorf("feedback %s %s; want a %s", r.OriginalMessageID, r.StatusCode, tt.want)
-			}
-		})
 	}
 }
 

@@ -106,36 +106,23 @@ func (c *httpsClient) Connect(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	c.emit(Event{State: StateConnecting})
-	var err error
-	for n := 1; ; n++ {
-		if n > 1 {
-			d := backoff(n, c.cfg.minDelay, c.cfg.maxDelay)
-			c.emit(Event{State: StateReconnecting, Reason: ReasonConnectFailed, Attempt: n, Delay: d})
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			}
-		}
-		var nc net.Conn
-		nc, err = c.cfg.dial(ctx)
-		if err == nil {
-			nc.Close()
-			break
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if !c.cfg.retry || permanent(err) {
+	err := c.cfg.dialLoop(ctx, c.cfg.retry, ReasonNone, false, func(ctx context.Context) error {
+		nc, err := c.cfg.dial(ctx)
+		if err != nil {
 			var pe *ProxyError
 			if !errors.As(err, &pe) {
 				err = fmt.Errorf("device: connect to %s: %w", c.cfg.target(), err)
 			}
-			c.emit(Event{State: StateDisconnected, Reason: ReasonConnectFailed, Err: err, Final: true})
 			return err
 		}
+		nc.Close()
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			c.emit(Event{State: StateDisconnected, Reason: ReasonConnectFailed, Err: err, Final: true})
+		}
+		return err
 	}
 	c.mu.Lock()
 	if c.closed {
