@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/device"
 	"github.com/iotctl/iotctl/pkg/service"
 )
 
@@ -29,7 +30,8 @@ var flagWords = map[string][]string{
 	"status":           {"enabled", "disabled"},
 	"key-type":         {"primary", "secondary", "both", "swap"},
 	"hub sas key-type": {"primary"},
-	"transport":        {"mqtt", "amqp", "https"},
+	"transport":        device.TransportNames,
+	"c2d-settle":       device.SettleNames,
 }
 
 // deviceCompletionTimeout bounds the registry query that completes

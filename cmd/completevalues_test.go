@@ -56,6 +56,9 @@ func TestCompleteFlagWords(t *testing.T) {
 		{[]string{"hub", "device", "renew-key", "d", "--key-type", ""}, "primary secondary both swap"},
 		{[]string{"hub", "sas", "--key-type", ""}, "primary"},
 		{[]string{"device", "send", "--qos", ""}, "0 1"},
+		{[]string{"device", "send", "--transport", ""}, "mqtt amqp https"},
+		{[]string{"device", "simulate", "--transport", ""}, "mqtt amqp https"},
+		{[]string{"device", "simulate", "--c2d-settle", ""}, "complete reject abandon"},
 		{[]string{"--log-level", ""}, "debug info warn error"},
 	} {
 		if got := strings.Join(complete(t, tt.args...), " "); got != tt.want {

@@ -233,15 +233,15 @@ func (f *Factory) DeviceConnectionString(flagValue string) (*connstr.ConnectionS
 }
 
 // DeviceClient returns a device client for o (the connection and
-// transport options a command resolved from its flags), logging through
-// Logger. It does not connect.
-func (f *Factory) DeviceClient(o *device.Options) (*device.Client, error) {
+// transport options a command resolved from its flags, o.Transport
+// among them), logging through Logger. It does not connect.
+func (f *Factory) DeviceClient(o *device.Options) (device.Conn, error) {
 	logger, err := f.Logger()
 	if err != nil {
 		return nil, err
 	}
 	o.Logger = logger
-	return device.New(o)
+	return device.Open(o)
 }
 
 // UserAgent is what iotctl's clients send as User-Agent.

@@ -19,6 +19,7 @@ const (
 	keyWebSocket = cmdutil.KeyWebSocket
 	keyProxy     = cmdutil.KeyProxy
 	keySASTTL    = "sas-ttl"
+	keyTransport = "transport"
 )
 
 // connectFlags are how a device command reaches the hub and proves who
@@ -26,21 +27,27 @@ const (
 type connectFlags struct {
 	certFile, keyFile string
 	host, deviceID    string
+	transportName     string
 	fs                *pflag.FlagSet
 
 	// Set by transport, for exitError's hints.
 	websocket bool
 	proxy     string
+	kind      device.Transport
 }
 
 // connectHelp is the part of the device commands' help that explains
 // these flags.
-const connectHelp = `Transport: MQTT over TLS on port 8883 (or the port in HostName). --websocket
-uses MQTT over a secure WebSocket instead, wss://HOST/$iothub/websocket on port
-443 (or the port in HostName), for networks that only let HTTPS out; it goes
-through the proxy in HTTPS_PROXY unless NO_PROXY names the host (localhost and
-loopback addresses are never proxied). --proxy URL tunnels every connection,
-MQTT or WebSocket and whatever the host, through that HTTP proxy with CONNECT
+const connectHelp = `Transport: --transport mqtt (the default) is MQTT over TLS on port 8883,
+amqp is AMQP 1.0 over TLS on port 5671, https is IoT Hub's device REST API on
+port 443 (or the port in HostName for each). Over HTTPS there are no direct
+methods and no twin, as in IoT Hub, and C2D messages are polled (every 5 s, at
+once again after a message). --websocket uses MQTT or AMQP over a secure
+WebSocket instead, wss://HOST/$iothub/websocket on port 443 (or the port in
+HostName), for networks that only let HTTPS out; WebSocket and HTTPS go through
+the proxy in HTTPS_PROXY unless NO_PROXY names the host (localhost and loopback
+addresses are never proxied). --proxy URL tunnels every connection, whatever
+the transport and the host, through that HTTP proxy with CONNECT
 (http://[user:password@]host:port). A proxy that cannot be reached or refuses
 the tunnel exits 1 with a message naming it and its answer.
 
@@ -51,8 +58,9 @@ instead of a connection string. Unreadable or mismatched files exit 3; a
 certificate the hub refuses (wrong thumbprint, untrusted CA, expired) exits 4.
 
 SAS tokens: with a SharedAccessKey in the connection string the device signs a
-token valid for --sas-ttl (default 1h, at least 10s), and renews it by
-reconnecting with a new one at 80% of that lifetime, before the hub ends the
+token valid for --sas-ttl (default 1h, at least 10s), and renews it at 80% of
+that lifetime (MQTT by reconnecting, AMQP with a new put-token on the live
+connection, HTTPS with the next request), before the hub ends the
 connection at its expiry: 'device simulate --sas-ttl 20s' prints "Reconnecting
 to renew the SAS token" every 16 s (a "reconnecting" event with -o json). A
 connection string with a SharedAccessSignature keeps its token, which cannot be
@@ -63,8 +71,9 @@ with --ca-file) while HostName stays in the MQTT user name and the token.`
 
 func (c *connectFlags) add(fl *pflag.FlagSet) {
 	c.fs = fl
-	fl.Bool(keyWebSocket, false, "MQTT over WebSocket (wss, port 443 or the port in HostName); uses HTTPS_PROXY")
-	fl.String(keyProxy, "", "HTTP proxy URL to tunnel MQTT or WebSocket through with CONNECT (default: HTTPS_PROXY, for --websocket only)")
+	fl.StringVar(&c.transportName, keyTransport, "mqtt", "protocol to the hub: mqtt (port 8883), amqp (5671) or https (443; no methods or twin)")
+	fl.Bool(keyWebSocket, false, "MQTT or AMQP over WebSocket (wss, port 443 or the port in HostName); uses HTTPS_PROXY")
+	fl.String(keyProxy, "", "HTTP proxy URL to tunnel every connection through with CONNECT (default: HTTPS_PROXY, for --websocket and https only)")
 	fl.StringVar(&c.certFile, "cert", "", "X.509 client certificate (PEM) for an x509=true connection string or --host/--device-id")
 	fl.StringVar(&c.keyFile, "key", "", "private key (PEM) of --cert (default: in the --cert file)")
 	fl.StringVar(&c.host, "host", "", "hub host name[:port], with --device-id and --cert instead of a connection string; for a fleet, the hub's host")
@@ -144,7 +153,15 @@ func (c *connectFlags) transport(f *cmdutil.Factory, d *device.Options) error {
 		return cmdutil.Usagef("--sas-ttl %s is too short: the device renews its token at 80%% of its lifetime and needs at least %s (e.g. --sas-ttl 20s)", ttl, minSASTTL)
 	}
 	d.TokenTTL = ttl
+	tr, err := device.ParseTransport(c.transportName)
+	if err != nil {
+		return cmdutil.Usagef("--transport %q: use mqtt, amqp or https", c.transportName)
+	}
+	d.Transport = tr
 	d.WebSocket = f.V.GetBool(keyWebSocket)
+	if d.WebSocket && tr == device.TransportHTTPS {
+		return cmdutil.Usagef("--websocket is for --transport mqtt or amqp: HTTPS has no WebSocket variant (it already uses port 443)")
+	}
 	if p := f.V.GetString(keyProxy); p != "" {
 		if _, err := device.ParseProxyURL(p); err != nil {
 			return &cmdutil.UsageError{Err: fmt.Errorf("--proxy: %w", err)}
@@ -152,7 +169,7 @@ func (c *connectFlags) transport(f *cmdutil.Factory, d *device.Options) error {
 		d.Proxy = p
 	}
 	d.CAFile = f.V.GetString(cmdutil.KeyCAFile)
-	c.websocket, c.proxy = d.WebSocket, d.Proxy
+	c.websocket, c.proxy, c.kind = d.WebSocket, d.Proxy, tr
 	return nil
 }
 
@@ -169,19 +186,23 @@ func authHint(x509 bool) string {
 
 // exitError is the package's exitError with hints that depend on how
 // the device connected: a refusal explained for a certificate, and a
-// network failure of MQTT on 8883 while HTTPS_PROXY is set.
+// network failure of MQTT on 8883 (or AMQP on 5671) while HTTPS_PROXY
+// is set.
 func (c *connectFlags) exitError(err error) error {
 	if err == nil {
 		return nil
 	}
-	var ce *device.ConnectError
-	if errors.As(err, &ce) && errors.Is(err, device.ErrUnauthorized) {
+	if errors.Is(err, device.ErrUnauthorized) {
 		return &cmdutil.ExitError{Code: cmdutil.ExitAuth, Err: fmt.Errorf("%w (%s)", err, authHint(c.x509()))}
 	}
 	var pe *device.ProxyError
 	var ne net.Error
-	if !c.websocket && c.proxy == "" && !errors.As(err, &pe) && errors.As(err, &ne) && envProxy() != "" {
-		err = fmt.Errorf("%w (HTTPS_PROXY is set, but MQTT on port 8883 does not use it: use --websocket, or --proxy to tunnel MQTT through a proxy)", err)
+	if !c.websocket && c.kind != device.TransportHTTPS && c.proxy == "" && !errors.As(err, &pe) && errors.As(err, &ne) && envProxy() != "" {
+		port, name := "8883", "MQTT"
+		if c.kind == device.TransportAMQP {
+			port, name = "5671", "AMQP"
+		}
+		err = fmt.Errorf("%w (HTTPS_PROXY is set, but %s on port %s does not use it: use --websocket, or --proxy to tunnel %s through a proxy)", err, name, port, name)
 	}
 	return exitError(err)
 }

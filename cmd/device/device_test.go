@@ -74,6 +74,22 @@ func TestSimulateFlags(t *testing.T) {
 		s.Device.ConnectionString != deviceCS || len(s.DeviceIDs) != 0 {
 		t.Errorf("options %+v", s)
 	}
+	if s.Device.Transport != device.TransportMQTT || s.Device.C2DSettle != device.SettleComplete {
+		t.Errorf("default transport %v, settle %v; want mqtt, complete", s.Device.Transport, s.Device.C2DSettle)
+	}
+
+	t.Run("transport and C2D settlement", func(t *testing.T) {
+		code, _, stderr := execute(t, "", capture, "simulate", "--connection-string", deviceCS, "--transport", "amqp", "--c2d-settle", "abandon", "--websocket")
+		if d := got.sim.Device; code != 0 || d.Transport != device.TransportAMQP || d.C2DSettle != device.SettleAbandon || !d.WebSocket {
+			t.Fatalf("code %d stderr %q transport %v settle %v websocket %v; want amqp, abandon, websocket", code, stderr, d.Transport, d.C2DSettle, d.WebSocket)
+		}
+		t.Setenv("IOTCTL_TRANSPORT", "https")
+		t.Setenv("IOTCTL_C2D_SETTLE", "reject")
+		code, _, stderr = execute(t, "", capture, "simulate", "--connection-string", deviceCS)
+		if d := got.sim.Device; code != 0 || d.Transport != device.TransportHTTPS || d.C2DSettle != device.SettleReject {
+			t.Fatalf("from the environment: code %d stderr %q transport %v settle %v; want https, reject", code, stderr, d.Transport, d.C2DSettle)
+		}
+	})
 
 	t.Run("connection string and CA from the environment", func(t *testing.T) {
 		t.Setenv("IOTCTL_DEVICE_CONNECTION_STRING", deviceCS)
@@ -153,6 +169,13 @@ func TestSimulateUsageErrorsExit3(t *testing.T) {
 		{"bad keys file", []string{"--keys-file", keys}, "base64"},
 		{"missing keys file", []string{"--keys-file", "/nonexistent/keys"}, "--keys-file"},
 		{"hub string of the wrong kind", []string{"--devices", "2", "--hub-connection-string", deviceCS}, "service"},
+		{"bad transport", []string{"--transport", "http"}, "--transport"},
+		{"bad settle", []string{"--transport", "amqp", "--c2d-settle", "drop"}, "--c2d-settle"},
+		{"reject over mqtt", []string{"--c2d-settle", "reject"}, "over MQTT"},
+		{"abandon over mqtt", []string{"--transport", "mqtt", "--c2d-settle", "abandon"}, "over MQTT"},
+		{"methods over https", []string{"--transport", "https", "--method", "reboot=200"}, "HTTPS"},
+		{"twin over https", []string{"--transport", "https", "--reported", "{}"}, "HTTPS"},
+		{"websocket over https", []string{"--transport", "https", "--websocket"}, "--websocket"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -186,7 +209,13 @@ func TestSendFlagsAndUsageErrors(t *testing.T) {
 	if code != 0 || string(got.body) != "from stdin" {
 		t.Fatalf("stdin: code %d body %q", code, got.body)
 	}
+	code, _, stderr = execute(t, "", capture, "send", "--connection-string", deviceCS, "--data", "x", "--transport", "https")
+	if code != 0 || got.dev.Transport != device.TransportHTTPS {
+		t.Fatalf("--transport https: code %d stderr %q transport %v", code, stderr, got.dev.Transport)
+	}
 	for _, args := range [][]string{
+		{"--connection-string", deviceCS, "--data", "x", "--transport", "http"},
+		{"--connection-string", deviceCS, "--data", "x", "--transport", "https", "--websocket"},
 		{"--connection-string", deviceCS},
 		{"--connection-string", deviceCS, "--data", "x", "--count", "0"},
 		{"--connection-string", deviceCS, "--data", "x", "--qos", "2"},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/pkg/hub"
+	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/simulate"
 )
 
@@ -206,3 +207,46 @@ func TestSimulateFleetDisplay(t *testing.T) {
 }
 
 func ansiFree(s string) string { return ansi.ReplaceAllString(s, "") }
+
+// `device send --transport T` reaches the hub with the message's
+// properties, and `device simulate --transport T --c2d-settle reject`
+// rejects a queued C2D message: the hub records a Rejected feedback for
+// it; for AMQP and HTTPS.
+func TestTransportsAgainstHub(t *testing.T) {
+	for _, tr := range []string{"amqp", "https"} {
+		t.Run(tr, func(t *testing.T) {
+			h, _ := startHub(t)
+			if err := h.CreateDevice("dev1"); err != nil {
+				t.Fatal(err)
+			}
+			cs, _ := h.DeviceConnectionString("dev1", "")
+			code, _, stderr := execute(t, "", func(f *cmdutil.Factory) *cobra.Command { return newCmdSend(f, nil) },
+				"send", "--transport", tr, "--connection-string", cs, "--ca-file", h.CAFile(), "--data", "over "+tr, "--property", "level=info")
+			if code != 0 {
+				t.Fatalf("device send --transport %s exited %d; stderr:\n%s", tr, code, stderr)
+			}
+			l := h.Telemetry()
+			evs, _ := l.Read(l.PartitionOf("dev1"), 0, 100)
+			if len(evs) != 1 || string(evs[0].Message.Body) != "over "+tr || evs[0].Message.Properties["level"] != "info" {
+				t.Fatalf("hub logged %+v; want one message \"over %s\" with level=info", evs, tr)
+			}
+
+			if _, err := h.Registry().Enqueue("dev1", "", &registry.C2DMessage{MessageID: "c1", Body: []byte("stop"), Ack: registry.AckFull}); err != nil {
+				t.Fatal(err)
+			}
+			code, stdout, stderr := execute(t, "", func(f *cmdutil.Factory) *cobra.Command { return newCmdSimulate(f, nil) },
+				"simulate", "--transport", tr, "--c2d-settle", "reject", "--connection-string", cs, "--ca-file", h.CAFile(),
+				"--count", "2", "--interval", "200ms", "-o", "json")
+			if code != 0 {
+				t.Fatalf("device simulate --transport %s exited %d; stderr:\n%s", tr, code, stderr)
+			}
+			if !strings.Contains(stdout, `"type":"c2d"`) || !strings.Contains(stdout, "stop") {
+				t.Errorf("no c2d event with the message in stdout:\n%s", stdout)
+			}
+			fb, err := h.Registry().TakeFeedback(10)
+			if err != nil || fb == nil || len(fb.Records) != 1 || fb.Records[0].OriginalMessageID != "c1" || fb.Records[0].StatusCode != "Rejected" {
+				t.Errorf("feedback %+v, %v; want c1 Rejected", fb, err)
+			}
+		})
+	}
+}

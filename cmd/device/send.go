@@ -43,7 +43,8 @@ func newCmdSend(f *cmdutil.Factory, runF func(*sendOptions) error) *cobra.Comman
 		Short: "Send device-to-cloud message(s) once, as a device",
 		Long: `Connect as a device, send --count messages (default 1) with the body --data (or
 the contents of --data-file, '-' for stdin) and the given properties, wait for
-the hub to acknowledge each (QoS 1), disconnect and exit.
+the hub to acknowledge each (QoS 1 over MQTT; the accepted outcome over AMQP;
+204 over HTTPS), disconnect and exit.
 
 On a terminal one line per message is printed; with -o json one "sent" event per
 message, as 'iotctl device simulate' writes them. Credentials the hub refuses
@@ -54,6 +55,8 @@ exit 4; a bad connection string exits 3.
   $ iotctl device send --data 'hello' --content-type text/plain --property level=info --count 5 --interval 1s
   $ echo '{"batch":1}' | iotctl device send --data-file - -o json
   $ iotctl device send --websocket --proxy http://proxy.corp:3128 --data 'through the proxy'
+  $ iotctl device send --transport https --data '{"temperature":21.5}' --property level=info
+  $ iotctl device send --transport amqp --websocket --data 'AMQP over wss'
   $ iotctl device send --connection-string "HostName=myhub.azure-devices.net;DeviceId=cam1;x509=true" \
       --cert cam1.pem --key cam1-key.pem --data '{"frame":1}'`,
 		Args: cobra.NoArgs,
@@ -76,7 +79,7 @@ exit 4; a bad connection string exits 3.
 	fl.StringVar(&o.contentType, "content-type", simulate.DefaultContentType, "content type ($.ct); '' for none")
 	fl.StringVar(&o.contentEncoding, "content-encoding", simulate.DefaultContentEncoding, "content encoding ($.ce); '' for none")
 	fl.StringVar(&o.messageID, "message-id", "", "message id ($.mid); with --count > 1 a -N suffix is added")
-	fl.StringVar(&o.qos, "qos", "1", "QoS: 0 or 1")
+	fl.StringVar(&o.qos, "qos", "1", "QoS: 0 or 1 (MQTT; AMQP and HTTPS always wait for the hub)")
 	fl.IntVar(&o.count, "count", 1, "how many messages to send")
 	fl.DurationVar(&o.interval, "interval", 0, "time between messages")
 	fl.String(cmdutil.KeyCAFile, "", "PEM file of the CA to trust, e.g. the local hub's (default: system roots)")

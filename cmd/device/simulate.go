@@ -29,6 +29,7 @@ type simulateOptions struct {
 	contentType     string
 	contentEncoding string
 	qos             string
+	c2dSettle       string
 	methods         []string
 	reported        string
 	devices         int
@@ -69,7 +70,9 @@ once and answers 200 {"Response": "Executed direct method SetTelemetryInterval"}
 a bad value answers 400 {"Response": "Invalid parameter"}; any other method 404
 {"Response": "Direct method NAME not defined"}. --method adds fixed replies.
 Desired property changes are echoed into the reported properties; C2D messages
-are printed.
+are printed, then completed, or rejected or abandoned with --c2d-settle (AMQP
+and HTTPS only: over MQTT IoT Hub completes every message the device
+acknowledges). Over --transport https there are no methods and no twin.
 
 --data or --data-file replace the body with a template.
 ` + simulate.TemplateHelp + `
@@ -130,6 +133,8 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
   $ iotctl device simulate --devices 100 --hub-connection-string "$SERVICE_CS" --shards 4 --shard-index 0 --metrics-addr 127.0.0.1:9090
   $ iotctl device simulate --devices 100000 --shards 20 --interval 1m --hub-connection-string "$SERVICE_CS" --k8s-job --image registry.example/iotctl:1 --k8s-secret iotctl-fleet > fleet-job.yaml
   $ HTTPS_PROXY=http://proxy.corp:3128 iotctl device simulate --websocket
+  $ iotctl device simulate --transport amqp --c2d-settle abandon --count 5
+  $ iotctl device simulate --transport https --c2d-settle reject --count 5
   $ iotctl device simulate --host localhost:8443 --device-id cam1 --cert cam1.pem --key cam1-key.pem
   $ iotctl device simulate --devices 10 --count 3 --dps-id-scope 0ne00111111 --dps-group-key "$GROUP_KEY"`,
 		Args: cobra.NoArgs,
@@ -160,7 +165,8 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
 	fl.StringArrayVar(&o.properties, "property", nil, "application property NAME=VALUE (repeatable)")
 	fl.StringVar(&o.contentType, "content-type", simulate.DefaultContentType, "content type ($.ct); '-' for none")
 	fl.StringVar(&o.contentEncoding, "content-encoding", simulate.DefaultContentEncoding, "content encoding ($.ce); '-' for none")
-	fl.StringVar(&o.qos, "qos", "1", "telemetry QoS: 0 or 1")
+	fl.StringVar(&o.qos, "qos", "1", "telemetry QoS: 0 or 1 (MQTT; AMQP and HTTPS always wait for the hub)")
+	fl.StringVar(&o.c2dSettle, "c2d-settle", "complete", "what to do with each C2D message: complete, reject or abandon (amqp and https; MQTT completes only)")
 	fl.StringArrayVar(&o.methods, "method", nil, "fixed direct-method reply NAME=STATUS[:JSON] (repeatable)")
 	fl.StringVar(&o.reported, "reported", "", "JSON object to report as reported properties after connecting")
 	fl.String(cmdutil.KeyCAFile, "", "PEM file of the CA to trust, e.g. the local hub's (default: system roots)")
@@ -222,6 +228,9 @@ func (o *simulateOptions) check() error {
 	if _, err := parseProperties(o.properties); err != nil {
 		return err
 	}
+	if err := o.checkTransport(); err != nil {
+		return err
+	}
 	for _, m := range o.methods {
 		if _, err := simulate.ParseMethodReply(m); err != nil {
 			return err
@@ -250,6 +259,26 @@ func (o *simulateOptions) check() error {
 	}
 	if o.deviceCA != "" && o.keysFile != "" {
 		return cmdutil.Usagef("--device-ca and --keys-file: a fleet authenticates with certificates or with keys, not both")
+	}
+	return nil
+}
+
+// checkTransport refuses what the transport cannot do: settling C2D
+// other than by completing over MQTT, methods and twin over HTTPS.
+func (o *simulateOptions) checkTransport() error {
+	tr, err := device.ParseTransport(o.conn.transportName)
+	if err != nil {
+		return cmdutil.Usagef("--transport %q: use mqtt, amqp or https", o.conn.transportName)
+	}
+	settle, err := device.ParseSettle(o.c2dSettle)
+	if err != nil {
+		return cmdutil.Usagef("--c2d-settle %q: use complete, reject or abandon", o.c2dSettle)
+	}
+	switch {
+	case tr == device.TransportMQTT && settle != device.SettleComplete:
+		return cmdutil.Usagef("--c2d-settle %s needs --transport amqp or https: over MQTT IoT Hub completes every C2D message the device acknowledges", settle)
+	case tr == device.TransportHTTPS && (len(o.methods) > 0 || o.reported != ""):
+		return cmdutil.Usagef("--method and --reported need direct methods and the twin, which IoT Hub does not offer over HTTPS: use --transport mqtt or amqp")
 	}
 	return nil
 }
@@ -285,13 +314,14 @@ func (o *simulateOptions) resolve() error {
 // messageOptions are what every simulated device sends and answers:
 // the simulate.Options of the message and behaviour flags.
 func (o *simulateOptions) messageOptions() (*simulate.Options, error) {
-	qos, _ := device.ParseQoS(o.qos)          // checked
-	props, _ := parseProperties(o.properties) // checked
+	qos, _ := device.ParseQoS(o.qos)             // checked
+	props, _ := parseProperties(o.properties)    // checked
+	settle, _ := device.ParseSettle(o.c2dSettle) // checked
 	s := &simulate.Options{
 		Interval: o.interval, Count: o.count, Duration: o.duration, Properties: props,
 		ContentType: o.contentType, ContentEncoding: o.contentEncoding,
 		ConnectRate: o.connectRate, Rate: o.rate,
-		Device: device.Options{QoS: qos},
+		Device: device.Options{QoS: qos, C2DSettle: settle},
 	}
 	if s.ContentType == "" {
 		s.ContentType = "-"

@@ -43,17 +43,15 @@ type Client struct {
 	inflight int           // telemetry publishes waiting for their ack
 	drained  chan struct{} // closed when inflight drops to 0
 
-	hmu       sync.RWMutex
-	methods   map[string]MethodHandler
-	defMethod MethodHandler
-	desired   DesiredHandler
-	c2d       C2DHandler
+	methodTable
+
+	hmu     sync.RWMutex
+	desired DesiredHandler
+	c2d     C2DHandler
 
 	pmu     sync.Mutex
 	pending map[string]chan twinResponse
 	rid     atomic.Uint64
-
-	emu sync.Mutex // serializes OnState calls
 }
 
 // New checks opts and returns a Client that is not connected yet. It
@@ -159,10 +157,18 @@ func (c *Client) Connect(ctx context.Context) error {
 // is refused, or (without retry) after the first failure. With
 // delayFirst the first attempt waits a back-off too.
 func (c *Client) dialLoop(ctx context.Context, retry bool, reason Reason, delayFirst bool) error {
+	return c.cfg.dialLoop(ctx, retry, reason, delayFirst, c.attempt)
+}
+
+// dialLoop runs attempt until it succeeds, ctx is done, an attempt is
+// refused (permanent), or (without retry) after the first failure,
+// with back-off between attempts (before the first too with
+// delayFirst), each announced as a StateReconnecting event.
+func (cfg *config) dialLoop(ctx context.Context, retry bool, reason Reason, delayFirst bool, attempt func(context.Context) error) error {
 	for n := 1; ; n++ {
 		if n > 1 || delayFirst {
-			d := backoff(n, c.cfg.minDelay, c.cfg.maxDelay)
-			c.emit(Event{State: StateReconnecting, Reason: reason, Attempt: n, Delay: d})
+			d := backoff(n, cfg.minDelay, cfg.maxDelay)
+			cfg.emit(Event{State: StateReconnecting, Reason: reason, Attempt: n, Delay: d})
 			t := time.NewTimer(d)
 			select {
 			case <-t.C:
@@ -171,7 +177,7 @@ func (c *Client) dialLoop(ctx context.Context, retry bool, reason Reason, delayF
 				return ctx.Err()
 			}
 		}
-		err := c.attempt(ctx)
+		err := attempt(ctx)
 		if err == nil {
 			return nil
 		}
@@ -181,7 +187,7 @@ func (c *Client) dialLoop(ctx context.Context, retry bool, reason Reason, delayF
 		if !retry || permanent(err) {
 			return err
 		}
-		c.cfg.log.Debug("connect attempt failed", "device", c.cfg.clientID, "attempt", n, "err", err)
+		cfg.log.Debug("connect attempt failed", "device", cfg.clientID, "attempt", n, "err", err)
 	}
 }
 
@@ -487,14 +493,6 @@ func (c *Client) Close(ctx context.Context) error {
 	return nil
 }
 
-// emit calls OnState, one call at a time.
-func (c *Client) emit(e Event) {
-	if c.cfg.onState == nil {
-		return
-	}
-	c.emu.Lock()
-	defer c.emu.Unlock()
-	c.cfg.onState(e)
-}
+func (c *Client) emit(e Event) { c.cfg.emit(e) }
 
 var errLost = errors.New("device: connection lost")

@@ -1,9 +1,20 @@
-// Package device is an Azure IoT Hub device (and module) client over
-// MQTT 3.1.1 on TLS: telemetry, direct methods, the
-// device twin and cloud-to-device messages, with SAS-token
-// authentication that renews itself or an X.509 client certificate.
+// Package device is an Azure IoT Hub device (and module) client:
+// telemetry, direct methods, the device twin and cloud-to-device
+// messages, with SAS-token authentication that renews itself or an
+// X.509 client certificate.
 //
-// The client connects to HostName (or GatewayHostName) on the port it
+// Open returns a Conn for Options.Transport: MQTT 3.1.1 (*Client, the
+// default, described below), AMQP 1.0 (SASL ANONYMOUS and a CBS
+// put-token per device, renewed on the live connection; telemetry,
+// C2D, methods and twin on the links of azure-iot-sdk-node's Amqp
+// transport; over TLS on 5671 or a WebSocket with subprotocol
+// AMQPWSB10), or HTTPS (IoT Hub's device REST API: telemetry, and C2D
+// polled and settled by its lock; no methods, no twin, which are
+// ErrNotSupported). Over AMQP and HTTPS Options.C2DSettle chooses
+// complete, reject or abandon; over MQTT IoT Hub completes every
+// message the client acknowledges.
+//
+// The MQTT client connects to HostName (or GatewayHostName) on the port it
 // names, 8883 by default, with client id "{deviceId}" or
 // "{deviceId}/{moduleId}", user name
 // "{HostName}/{clientId}/?api-version=2021-04-12&DeviceClientType=iotctl%2F{version}"

@@ -23,6 +23,13 @@ var (
 	// ErrTooLarge is returned by SendEvent for a message over
 	// message.MaxTelemetrySize.
 	ErrTooLarge = errors.New("device: message too large")
+	// ErrLockLost is wrapped by the *StatusError of a cloud-to-device
+	// settlement whose lock expired or is unknown (HTTPS 412, IoT Hub's
+	// DeviceMessageLockLost): receive the message again.
+	ErrLockLost = errors.New("device: C2D message lock lost")
+	// ErrNotSupported is returned for what the transport cannot do:
+	// twin and direct methods over HTTPS.
+	ErrNotSupported = errors.New("device: not supported by this transport")
 	// ErrNoCertificate is returned by New for an x509=true connection
 	// string given without a client certificate.
 	ErrNoCertificate = errors.New("device: the connection string says x509=true: an X.509 client certificate and its key are needed (CertFile and KeyFile)")
@@ -79,23 +86,51 @@ func connackText(code byte) string {
 	return "unknown refusal"
 }
 
-// StatusError is a twin request the hub answered with a status of 300
-// or more (for example 400 for a malformed patch, 429 when throttled).
+// StatusError is a request the hub answered with a status of 300 or
+// more: a twin request (for example 400 for a malformed patch, 429 when
+// throttled), or an HTTPS request. It wraps ErrUnauthorized for 401,
+// ErrTooLarge for 413 and ErrLockLost for 412.
 type StatusError struct {
-	// Op is "get twin" or "update reported properties".
+	// Op is "get twin", "update reported properties", "send event",
+	// "receive", "complete C2D message", ...
 	Op string
-	// Status is the status from the response topic.
+	// Status is the status from the response topic or HTTP response.
 	Status int
-	// Body is the response body, often empty.
+	// Code is IoT Hub's six-digit error code of an HTTPS answer
+	// (401002, 412002, ...), 0 when it gave none.
+	Code int
+	// Message is the hub's description from an HTTPS answer's body.
+	Message string
+	// Body is the response body of a twin request, often empty.
 	Body []byte
 }
 
 func (e *StatusError) Error() string {
 	s := fmt.Sprintf("device: %s: hub answered status %d", e.Op, e.Status)
-	if len(e.Body) > 0 && len(e.Body) <= 256 {
+	if e.Code != 0 {
+		s += " (" + strconv.Itoa(e.Code) + ")"
+	}
+	switch {
+	case e.Message != "":
+		s += ": " + e.Message
+	case len(e.Body) > 0 && len(e.Body) <= 256:
 		s += ": " + string(e.Body)
 	}
 	return s
+}
+
+// Unwrap returns ErrUnauthorized for 401, ErrTooLarge for 413,
+// ErrLockLost for 412, else nil.
+func (e *StatusError) Unwrap() error {
+	switch e.Status {
+	case 401:
+		return ErrUnauthorized
+	case 412:
+		return ErrLockLost
+	case 413:
+		return ErrTooLarge
+	}
+	return nil
 }
 
 // permanent reports whether err from a connection attempt must not be
@@ -110,5 +145,7 @@ func permanent(err error) bool {
 	if errors.As(err, &pe) {
 		return pe.Permanent()
 	}
-	return false
+	// A token the hub refused over AMQP.
+	var ae *AMQPError
+	return errors.As(err, &ae) && errors.Is(err, ErrUnauthorized)
 }

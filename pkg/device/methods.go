@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/iotctl/iotctl/pkg/message"
@@ -34,11 +35,19 @@ type MethodResponse struct {
 // hub waits for the answer only for the caller's response timeout.
 type MethodHandler func(ctx context.Context, req *MethodRequest) MethodResponse
 
+// methodTable holds a client's method handlers; the MQTT and AMQP
+// clients embed it.
+type methodTable struct {
+	mmu       sync.RWMutex
+	methods   map[string]MethodHandler
+	defMethod MethodHandler
+}
+
 // HandleMethod registers fn for the method name, replacing any earlier
 // handler; a nil fn removes it. It may be called at any time.
-func (c *Client) HandleMethod(name string, fn MethodHandler) {
-	c.hmu.Lock()
-	defer c.hmu.Unlock()
+func (c *methodTable) HandleMethod(name string, fn MethodHandler) {
+	c.mmu.Lock()
+	defer c.mmu.Unlock()
 	if fn == nil {
 		delete(c.methods, name)
 		return
@@ -53,10 +62,25 @@ func (c *Client) HandleMethod(name string, fn MethodHandler) {
 // own. Without one, such a method is answered with 404 and
 // {"Response":"Direct method NAME not defined"} (as the quickstart
 // device does), so the caller never waits for a timeout.
-func (c *Client) SetDefaultMethodHandler(fn MethodHandler) {
-	c.hmu.Lock()
-	defer c.hmu.Unlock()
+func (c *methodTable) SetDefaultMethodHandler(fn MethodHandler) {
+	c.mmu.Lock()
+	defer c.mmu.Unlock()
 	c.defMethod = fn
+}
+
+// answer runs the handler of req's method (or the default one) with
+// ctx, or answers NotDefined when there is none.
+func (c *methodTable) answer(ctx context.Context, cfg *config, req *MethodRequest) MethodResponse {
+	c.mmu.RLock()
+	fn := c.methods[req.Name]
+	if fn == nil {
+		fn = c.defMethod
+	}
+	c.mmu.RUnlock()
+	if fn == nil {
+		return NotDefined(req.Name)
+	}
+	return callHandler(ctx, cfg, fn, req)
 }
 
 // NotDefined is the answer to a method nobody handles: 404 and
@@ -76,19 +100,8 @@ func ResponseJSON(text string) []byte {
 
 // onMethod runs on the goroutine of the request's PUBLISH.
 func (c *Client) onMethod(cn *conn, t *message.Topic, payload []byte) {
-	c.hmu.RLock()
-	fn := c.methods[t.MethodName]
-	if fn == nil {
-		fn = c.defMethod
-	}
-	c.hmu.RUnlock()
 	req := &MethodRequest{Name: t.MethodName, RequestID: t.RequestID, Payload: payload}
-	var res MethodResponse
-	if fn == nil {
-		res = NotDefined(t.MethodName)
-	} else {
-		res = c.callMethod(fn, req)
-	}
+	res := c.answer(c.ctx, c.cfg, req)
 	// Answer on the connection the request came on, or on the next one
 	// if it dropped meanwhile (the hub matches answers by $rid).
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.connTimeout)
@@ -108,16 +121,16 @@ func (c *Client) onMethod(cn *conn, t *message.Topic, payload []byte) {
 	}
 }
 
-// callMethod runs fn, turning a panic into a 500 answer.
-func (c *Client) callMethod(fn MethodHandler, req *MethodRequest) (res MethodResponse) {
+// callHandler runs fn with ctx, turning a panic into a 500 answer.
+func callHandler(ctx context.Context, cfg *config, fn MethodHandler, req *MethodRequest) (res MethodResponse) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.cfg.log.Error("method handler panicked", "device", c.cfg.clientID, "method", req.Name, "panic", fmt.Sprint(r))
+			cfg.log.Error("method handler panicked", "device", cfg.clientID, "method", req.Name, "panic", fmt.Sprint(r))
 			res = MethodResponse{Status: 500, Payload: ResponseJSON("Direct method " + req.Name + " failed")}
 		}
 	}()
 	start := time.Now()
-	res = fn(c.ctx, req)
-	c.cfg.log.Debug("method handled", "device", c.cfg.clientID, "method", req.Name, "status", res.Status, "took", time.Since(start))
+	res = fn(ctx, req)
+	cfg.log.Debug("method handled", "device", cfg.clientID, "method", req.Name, "status", res.Status, "took", time.Since(start))
 	return res
 }

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/iotctl/iotctl/pkg/connstr"
@@ -22,8 +23,14 @@ import (
 const (
 	// DefaultPort is the MQTT over TLS port IoT Hub listens on.
 	DefaultPort = 8883
-	// DefaultWebSocketPort is the port of MQTT over WebSocket (wss).
+	// DefaultWebSocketPort is the port of MQTT and AMQP over WebSocket
+	// (wss), and of HTTPS.
 	DefaultWebSocketPort = 443
+	// DefaultAMQPPort is the AMQP over TLS port IoT Hub listens on.
+	DefaultAMQPPort = 5671
+	// DefaultPollInterval is how often an HTTPS client asks for
+	// cloud-to-device messages.
+	DefaultPollInterval = 5 * time.Second
 	// WebSocketPath is where IoT Hub serves MQTT over WebSocket.
 	WebSocketPath = "/$iothub/websocket"
 	// DefaultKeepAlive is the MQTT keep-alive (the Python SDK's).
@@ -89,17 +96,33 @@ type Options struct {
 	// LoadKeyPair), used instead of CertFile and KeyFile. Default: none.
 	Certificate *tls.Certificate
 
-	// WebSocket makes the client speak MQTT over a secure WebSocket,
+	// Transport is the protocol: TransportMQTT (the zero value),
+	// TransportAMQP or TransportHTTPS. It sets the default port: 8883,
+	// 5671 and 443.
+	Transport Transport
+	// C2DSettle is what happens to a cloud-to-device message when the
+	// handler returns: complete (the zero value), reject or abandon.
+	// Over MQTT IoT Hub completes every message the client
+	// acknowledges, so only SettleComplete is valid there.
+	C2DSettle Settle
+	// PollInterval is how often an HTTPS client asks for
+	// cloud-to-device messages while a C2D handler is set; a message
+	// found makes it ask again at once. Other transports ignore it.
+	// Default: DefaultPollInterval (5 s).
+	PollInterval time.Duration
+
+	// WebSocket makes the client speak MQTT (or AMQP, subprotocol
+	// AMQPWSB10) over a secure WebSocket,
 	// wss://{host}:{port}/$iothub/websocket with subprotocol "mqtt",
 	// instead of MQTT over TLS. The port is the one in HostName (or
 	// GatewayHostName), DefaultWebSocketPort (443) when it names none.
-	// Default: false.
+	// Default: false. HTTPS has no WebSocket: it is an error there.
 	WebSocket bool
 	// Proxy is the URL of an HTTP proxy to tunnel through with HTTP
 	// CONNECT ("http://[user:password@]host:port"; "https://" for TLS
 	// to the proxy; no scheme means http). When set it is used for
 	// every connection, MQTT over TLS or WebSocket, whatever the
-	// target. When empty, a WebSocket connection uses the proxy of the
+	// target. When empty, a WebSocket or HTTPS connection uses the proxy of the
 	// environment (HTTPS_PROXY or https_proxy, skipped for the hosts in
 	// NO_PROXY and for localhost and loopback addresses, as curl and Go
 	// do), read when New is called; MQTT over TLS connects directly.
@@ -198,7 +221,11 @@ type config struct {
 	maxDelay    time.Duration
 	retry       bool
 	username    string
+	transport   Transport
+	settle      Settle
+	poll        time.Duration
 	onState     func(Event)
+	emu         sync.Mutex // serializes onState calls
 	log         *slog.Logger
 }
 
@@ -273,13 +300,19 @@ func resolve(o *Options) (*config, error) {
 	default:
 		return nil, errors.New("device: no credentials: a shared access key, a signature or a client certificate is needed")
 	}
+	if err := c.resolveTransport(o); err != nil {
+		return nil, err
+	}
 	dial := host
 	if gw != "" {
 		dial = gw
 	}
 	defPort := DefaultPort
-	if o.WebSocket {
+	switch {
+	case o.WebSocket, o.Transport == TransportHTTPS:
 		defPort = DefaultWebSocketPort
+	case o.Transport == TransportAMQP:
+		defPort = DefaultAMQPPort
 	}
 	h, port, err := splitHostPort(dial, defPort)
 	if err != nil {
@@ -352,6 +385,28 @@ func resolve(o *Options) (*config, error) {
 	return c, nil
 }
 
+// resolveTransport checks the transport and what it allows.
+func (c *config) resolveTransport(o *Options) error {
+	if o.Transport < TransportMQTT || o.Transport > TransportHTTPS {
+		return fmt.Errorf("device: transport %d: use TransportMQTT, TransportAMQP or TransportHTTPS", o.Transport)
+	}
+	if o.C2DSettle < SettleComplete || o.C2DSettle > SettleAbandon {
+		return fmt.Errorf("device: C2D settlement %d: use SettleComplete, SettleReject or SettleAbandon", o.C2DSettle)
+	}
+	switch {
+	case o.Transport == TransportMQTT && o.C2DSettle != SettleComplete:
+		// "IoT Hub doesn't support ... reject or abandon a
+		// cloud-to-device message" over MQTT
+		// (https://learn.microsoft.com/azure/iot-hub/iot-hub-mqtt-support).
+		return fmt.Errorf("device: C2D settlement %s is not possible over MQTT, where IoT Hub completes every message the device acknowledges: use the AMQP or HTTPS transport", o.C2DSettle)
+	case o.Transport == TransportHTTPS && o.WebSocket:
+		return errors.New("device: HTTPS has no WebSocket variant: drop WebSocket, or use the MQTT or AMQP transport")
+	}
+	c.transport, c.settle = o.Transport, o.C2DSettle
+	c.poll = orDefault(o.PollInterval, DefaultPollInterval)
+	return nil
+}
+
 func orDefault(d, def time.Duration) time.Duration {
 	if d <= 0 {
 		return def
@@ -409,4 +464,14 @@ func (c *config) password(now time.Time) (string, time.Duration, error) {
 		return "", 0, err
 	}
 	return tok.Encode(), time.Duration(float64(c.ttl) * renewFraction), nil
+}
+
+// emit calls OnState, one call at a time.
+func (c *config) emit(e Event) {
+	if c.onState == nil {
+		return
+	}
+	c.emu.Lock()
+	defer c.emu.Unlock()
+	c.onState(e)
 }

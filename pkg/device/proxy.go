@@ -22,7 +22,7 @@ type ProxyError = proxy.Error
 func ParseProxyURL(s string) (*url.URL, error) { return proxy.ParseURL(s) }
 
 // resolveProxy sets c.proxy from o: the explicit proxy for every
-// connection, else the environment's for WebSocket connections.
+// connection, else the environment's for WebSocket and HTTPS.
 func (c *config) resolveProxy(o *Options) error {
 	switch {
 	case o.Proxy != "":
@@ -31,7 +31,7 @@ func (c *config) resolveProxy(o *Options) error {
 			return err
 		}
 		c.proxy = proxy.Fixed(u)
-	case o.WebSocket:
+	case o.WebSocket, o.Transport == TransportHTTPS:
 		c.proxy = proxy.FromEnvironment()
 	}
 	return nil

@@ -29,11 +29,12 @@ func (c *config) dialTLS(ctx context.Context) (net.Conn, error) {
 }
 
 // dialWebSocket opens wss://{host}:{port}/$iothub/websocket with the
-// subprotocol "mqtt" over dialTLS.
+// subprotocol of the transport over dialTLS: "mqtt", or "AMQPWSB10"
+// (azure-iot-sdk-node common/transport/amqp/src/amqp.ts).
 func (c *config) dialWebSocket(ctx context.Context) (net.Conn, error) {
 	start := time.Now()
 	nc, err := wsconn.Dial(ctx, c.wsURL, &wsconn.DialOptions{
-		Subprotocol:      "mqtt",
+		Subprotocol:      c.subprotocol(),
 		DialTLS:          c.dialTLS,
 		Header:           http.Header{"User-Agent": {"iotctl/" + version()}},
 		HandshakeTimeout: c.connTimeout,
@@ -53,4 +54,12 @@ func (c *config) netError(ctx context.Context, start time.Time, phase proxy.Phas
 		ne.Timeout = c.connTimeout
 	}
 	return err
+}
+
+// subprotocol is the WebSocket subprotocol of the transport.
+func (c *config) subprotocol() string {
+	if c.transport == TransportAMQP {
+		return "AMQPWSB10"
+	}
+	return "mqtt"
 }

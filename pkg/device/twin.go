@@ -81,6 +81,20 @@ func (c *Client) GetTwin(ctx context.Context) (*Twin, error) {
 // value json.Marshal turns into one; members set to null are deleted.
 // Errors as for GetTwin (a malformed patch is a *StatusError with 400).
 func (c *Client) UpdateReported(ctx context.Context, patch any) (int64, error) {
+	body, err := reportedBody(patch)
+	if err != nil {
+		return 0, err
+	}
+	r, err := c.twinRequest(ctx, "update reported properties", message.TwinPatchReportedTopic, body)
+	if err != nil {
+		return 0, err
+	}
+	return r.version, nil
+}
+
+// reportedBody is an UpdateReported patch as JSON bytes, checked to be
+// an object.
+func reportedBody(patch any) ([]byte, error) {
 	var body []byte
 	switch p := patch.(type) {
 	case []byte:
@@ -90,18 +104,14 @@ func (c *Client) UpdateReported(ctx context.Context, patch any) (int64, error) {
 	default:
 		b, err := json.Marshal(p)
 		if err != nil {
-			return 0, fmt.Errorf("device: update reported properties: %w", err)
+			return nil, fmt.Errorf("device: update reported properties: %w", err)
 		}
 		body = b
 	}
 	if t := bytes.TrimSpace(body); len(t) == 0 || t[0] != '{' {
-		return 0, errors.New("device: update reported properties: the patch must be a JSON object")
+		return nil, errors.New("device: update reported properties: the patch must be a JSON object")
 	}
-	r, err := c.twinRequest(ctx, "update reported properties", message.TwinPatchReportedTopic, body)
-	if err != nil {
-		return 0, err
-	}
-	return r.version, nil
+	return body, nil
 }
 
 // twinRequest publishes a twin request with a fresh $rid and waits for

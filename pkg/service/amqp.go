@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/Azure/go-amqp"
-	"github.com/google/uuid"
 
+	"github.com/iotctl/iotctl/internal/cbs"
 	"github.com/iotctl/iotctl/internal/proxy"
 	"github.com/iotctl/iotctl/pkg/connstr"
 )
@@ -97,11 +97,9 @@ func amqpError(err error) error {
 type amqpSession struct {
 	conn     *amqp.Conn
 	sess     *amqp.Session
-	cbsSend  *amqp.Sender
-	cbsRecv  *amqp.Receiver
+	cbs      *cbs.Link
 	audience string
 	src      TokenSource
-	cbsMu    sync.Mutex
 	// tok is the token put when the session opened; renew takes it
 	// from there.
 	tok      Token
@@ -149,10 +147,7 @@ func (s *amqpSession) open(ctx context.Context) error {
 	if s.sess, err = s.conn.NewSession(ctx, nil); err != nil {
 		return fmt.Errorf("service: amqp session: %w", amqpError(err))
 	}
-	if s.cbsSend, err = s.sess.NewSender(ctx, "$cbs", nil); err != nil {
-		return fmt.Errorf("service: amqp $cbs: %w", amqpError(err))
-	}
-	if s.cbsRecv, err = s.sess.NewReceiver(ctx, "$cbs", &amqp.ReceiverOptions{Credit: 10}); err != nil {
+	if s.cbs, err = cbs.Open(ctx, s.sess); err != nil {
 		return fmt.Errorf("service: amqp $cbs: %w", amqpError(err))
 	}
 	s.tok, err = s.putToken(ctx)
@@ -169,45 +164,19 @@ func (s *amqpSession) putToken(ctx context.Context) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
-	typ := "servicebus.windows.net:sastoken"
+	typ := cbs.TypeSAS
 	if tok.Bearer() {
-		typ = "Bearer"
+		typ = cbs.TypeBearer
 	}
-	s.cbsMu.Lock()
-	defer s.cbsMu.Unlock()
-	id := uuid.NewString()
-	to, replyTo := "$cbs", "cbs"
-	req := &amqp.Message{
-		Properties: &amqp.MessageProperties{MessageID: id, To: &to, ReplyTo: &replyTo},
-		ApplicationProperties: map[string]any{
-			"operation": "put-token",
-			"type":      typ,
-			"name":      s.audience,
-		},
-		Value: tok.Value,
-	}
-	if !tok.Expiry.IsZero() {
-		req.ApplicationProperties["expiration"] = tok.Expiry.UTC()
-	}
-	if err := s.cbsSend.Send(ctx, req, nil); err != nil {
+	err = s.cbs.PutToken(ctx, typ, s.audience, tok.Value, tok.Expiry)
+	var se *cbs.StatusError
+	switch {
+	case errors.As(err, &se):
+		return Token{}, &AMQPError{Condition: "amqp:unauthorized-access", Description: se.Error()}
+	case err != nil:
 		return Token{}, fmt.Errorf("service: amqp put-token: %w", amqpError(err))
 	}
-	for {
-		res, err := s.cbsRecv.Receive(ctx, nil)
-		if err != nil {
-			return Token{}, fmt.Errorf("service: amqp put-token reply: %w", amqpError(err))
-		}
-		_ = s.cbsRecv.AcceptMessage(ctx, res)
-		if res.Properties == nil || fmt.Sprint(res.Properties.CorrelationID) != id {
-			continue
-		}
-		code, _ := res.ApplicationProperties["status-code"].(int32)
-		desc, _ := res.ApplicationProperties["status-description"].(string)
-		if code != 200 {
-			return Token{}, &AMQPError{Condition: "amqp:unauthorized-access", Description: fmt.Sprintf("put-token answered %d %s", code, desc)}
-		}
-		return tok, nil
-	}
+	return tok, nil
 }
 
 // renew puts a fresh token when 80% of the current one's life has

@@ -1,12 +1,13 @@
 package service
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/iotctl/iotctl/pkg/iothub"
 )
 
 // Conditions a *StatusError matches with errors.Is.
@@ -93,74 +94,8 @@ func (e *StatusError) Is(target error) bool {
 	return false
 }
 
-// parseError reads an error answer. IoT Hub bodies come in two forms:
-// {"Message":"ErrorCode:DeviceNotFound;text"} and
-// {"Message":"{\"errorCode\":404001,\"trackingId\":...,\"message\":...}"},
-// sometimes with the JSON at the top level; the iothub-errorcode header
-// names the error too.
+// parseError reads an error answer (see iothub.ParseError).
 func parseError(status int, header http.Header, body []byte) *StatusError {
-	e := &StatusError{HTTPStatus: status, Name: header.Get("iothub-errorcode")}
-	var outer map[string]json.RawMessage
-	if err := json.Unmarshal(body, &outer); err != nil {
-		if s := strings.TrimSpace(string(body)); s != "" && len(s) < 512 {
-			e.Message = s
-		}
-		return e
-	}
-	readInner(e, outer)
-	var msg string
-	for _, k := range []string{"Message", "message"} {
-		if raw, ok := outer[k]; ok {
-			_ = json.Unmarshal(raw, &msg)
-			break
-		}
-	}
-	if msg == "" {
-		return e
-	}
-	var inner map[string]json.RawMessage
-	switch {
-	case json.Unmarshal([]byte(msg), &inner) == nil:
-		readInner(e, inner)
-	case strings.HasPrefix(msg, "ErrorCode:"):
-		name, text, _ := strings.Cut(strings.TrimPrefix(msg, "ErrorCode:"), ";")
-		if e.Name == "" {
-			e.Name = name
-		}
-		// The text may carry the JSON form after the name.
-		if json.Unmarshal([]byte(text), &inner) == nil {
-			readInner(e, inner)
-		} else if e.Message == "" {
-			e.Message = text
-		}
-	default:
-		if e.Message == "" {
-			e.Message = msg
-		}
-	}
-	return e
-}
-
-func readInner(e *StatusError, m map[string]json.RawMessage) {
-	if raw, ok := m["errorCode"]; ok {
-		var n int
-		if json.Unmarshal(raw, &n) == nil {
-			e.Code = n
-		}
-	}
-	if raw, ok := m["trackingId"]; ok {
-		_ = json.Unmarshal(raw, &e.TrackingID)
-	}
-	if raw, ok := m["message"]; ok && e.Message == "" {
-		var s string
-		if json.Unmarshal(raw, &s) == nil && !strings.HasPrefix(s, "{") && !strings.HasPrefix(s, "ErrorCode:") {
-			e.Message = s
-		}
-	}
-	if raw, ok := m["info"]; ok && e.Name == "" {
-		var info map[string]string
-		if json.Unmarshal(raw, &info) == nil {
-			e.Name = info["errorCode"]
-		}
-	}
+	a := iothub.ParseError(header, body)
+	return &StatusError{HTTPStatus: status, Code: a.Code, Name: a.Name, Message: a.Message, TrackingID: a.TrackingID}
 }

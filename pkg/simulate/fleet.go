@@ -109,8 +109,8 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Conn is what a simulated device needs from its client;
-// *device.Client implements it.
+// Conn is what a simulated device needs from its client; every
+// device.Conn (MQTT, AMQP, HTTPS) implements it.
 type Conn interface {
 	Connect(ctx context.Context) error
 	SendEvent(ctx context.Context, m *message.Message) error
@@ -213,7 +213,7 @@ func New(opts *Options) (*Fleet, error) {
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
-	f.dial = func(o *device.Options) (Conn, error) { return device.New(o) }
+	f.dial = func(o *device.Options) (Conn, error) { return device.Open(o) }
 	return f, nil
 }
 

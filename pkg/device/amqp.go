@@ -1,0 +1,867 @@
+package device
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/Azure/go-amqp"
+	"github.com/google/uuid"
+
+	"github.com/iotctl/iotctl/internal/cbs"
+	"github.com/iotctl/iotctl/internal/proxy"
+	"github.com/iotctl/iotctl/pkg/message"
+)
+
+// AMQPError is an AMQP error condition the hub answered with: a
+// refused put-token (amqp:unauthorized-access), a link it detached, or
+// a telemetry message it rejected. It wraps ErrUnauthorized for
+// amqp:unauthorized-access and ErrTooLarge for
+// amqp:link:message-size-exceeded (the conditions of
+// azure-iot-sdk-node common/transport/amqp/src/amqp_common_errors.ts).
+type AMQPError struct {
+	// Condition is the AMQP error condition.
+	Condition string
+	// Description is the hub's text.
+	Description string
+}
+
+func (e *AMQPError) Error() string {
+	if e.Description == "" {
+		return "device: amqp: " + e.Condition
+	}
+	return "device: amqp: " + e.Condition + ": " + e.Description
+}
+
+// Unwrap returns ErrUnauthorized or ErrTooLarge for their conditions.
+func (e *AMQPError) Unwrap() error {
+	switch e.Condition {
+	case "amqp:unauthorized-access":
+		return ErrUnauthorized
+	case "amqp:link:message-size-exceeded":
+		return ErrTooLarge
+	}
+	return nil
+}
+
+// amqpErr turns go-amqp errors that carry the hub's condition into
+// *AMQPError; others are returned as they are.
+func amqpErr(err error) error {
+	var ae *amqp.Error
+	var le *amqp.LinkError
+	var ce *amqp.ConnError
+	var se *cbs.StatusError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &se):
+		return &AMQPError{Condition: "amqp:unauthorized-access", Description: se.Error()}
+	case errors.As(err, &ae):
+		return &AMQPError{Condition: string(ae.Condition), Description: ae.Description}
+	case errors.As(err, &le) && le.RemoteErr != nil:
+		return &AMQPError{Condition: string(le.RemoteErr.Condition), Description: le.RemoteErr.Description}
+	case errors.As(err, &ce) && ce.RemoteErr != nil:
+		return &AMQPError{Condition: string(ce.RemoteErr.Condition), Description: ce.RemoteErr.Description}
+	}
+	return err
+}
+
+// amqpConn is one AMQP connection to the hub with a session for its
+// $cbs link. It is the part several devices can share: each puts its
+// own token on the one $cbs link and opens a session of its own
+// (azure-iot-sdk-csharp AmqpConnectionHolder.cs and AmqpUnit.cs;
+// azure-iot-sdk-java AmqpsIotHubConnection.java).
+type amqpConn struct {
+	conn *amqp.Conn
+	cbs  *cbs.Link
+}
+
+// dialAMQP connects (TLS or WebSocket, through the proxy when there is
+// one), opens AMQP with SASL ANONYMOUS (as the Java SDK does) and
+// attaches $cbs.
+func dialAMQP(ctx context.Context, cfg *config) (*amqpConn, error) {
+	nc, err := cfg.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	host := cfg.hostName
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.connTimeout)
+	defer cancel()
+	conn, err := amqp.NewConn(ctx, nc, &amqp.ConnOptions{
+		HostName:   host,
+		SASLType:   amqp.SASLTypeAnonymous(),
+		Properties: map[string]any{"com.microsoft:client-version": "iotctl/" + version()},
+	})
+	if err != nil {
+		nc.Close()
+		if e := amqpErr(err); e != err {
+			return nil, e
+		}
+		return nil, cfg.netError(ctx, start, proxy.PhaseAnswer, err)
+	}
+	sess, err := conn.NewSession(ctx, nil)
+	if err == nil {
+		var l *cbs.Link
+		if l, err = cbs.Open(ctx, sess); err == nil {
+			return &amqpConn{conn: conn, cbs: l}, nil
+		}
+	}
+	conn.Close()
+	return nil, amqpErr(err)
+}
+
+// amqpLinks are one device's session on an amqpConn and its links:
+// telemetry, methods and twin always, C2D while a handler is set.
+type amqpLinks struct {
+	ac   *amqpConn
+	sess *amqp.Session
+	tel  *amqp.Sender
+	c2d  *amqp.Receiver
+	mSnd *amqp.Sender
+	mRcv *amqp.Receiver
+	tSnd *amqp.Sender
+	tRcv *amqp.Receiver
+
+	pmu     sync.Mutex
+	pending map[string]chan *amqp.Message // twin responses by correlation id
+	lost    sync.Once
+}
+
+// amqpClient is a device over AMQP 1.0: one connection of its own for
+// now (amqpConn), with the device's session on it.
+type amqpClient struct {
+	cfg *config
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // receive loops, handlers and reconnects
+
+	mu      sync.Mutex
+	cur     *amqpLinks
+	ready   chan struct{} // closed while cur != nil
+	stopped chan struct{}
+	started bool
+	closed  bool
+	fatal   error
+	busy    bool
+	renew   *time.Timer
+
+	methodTable
+
+	hmu     sync.RWMutex
+	desired DesiredHandler
+	c2d     C2DHandler
+}
+
+func newAMQP(opts *Options) (*amqpClient, error) {
+	cfg, err := resolve(opts)
+	if err != nil {
+		return nil, err
+	}
+	c := &amqpClient{cfg: cfg, ready: make(chan struct{}), stopped: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c, nil
+}
+
+func (c *amqpClient) DeviceID() string      { return c.cfg.deviceID }
+func (c *amqpClient) ModuleID() string      { return c.cfg.moduleID }
+func (c *amqpClient) Done() <-chan struct{} { return c.stopped }
+func (c *amqpClient) emit(e Event)          { c.cfg.emit(e) }
+
+func (c *amqpClient) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fatal != nil {
+		return c.fatal
+	}
+	if c.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+func (c *amqpClient) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur != nil
+}
+
+// Connect connects, puts the device's token on $cbs and attaches its
+// links; it returns as Client.Connect does. A refused token is an
+// *AMQPError wrapping ErrUnauthorized and is never retried.
+func (c *amqpClient) Connect(ctx context.Context) error {
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return ErrClosed
+	case c.fatal != nil:
+		c.mu.Unlock()
+		return c.fatal
+	case c.cur != nil:
+		c.mu.Unlock()
+		return nil
+	case c.busy:
+		c.mu.Unlock()
+		return errors.New("device: Connect is already running")
+	}
+	c.busy = true
+	c.mu.Unlock()
+	c.emit(Event{State: StateConnecting})
+	actx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(c.ctx, cancel)
+	err := c.dialLoop(actx, c.cfg.retry, ReasonNone, false)
+	stop()
+	cancel()
+	c.mu.Lock()
+	c.busy = false
+	if err == nil {
+		c.started = true
+	}
+	closed := c.closed
+	c.mu.Unlock()
+	if err != nil {
+		if closed {
+			return ErrClosed
+		}
+		c.emit(Event{State: StateDisconnected, Reason: ReasonConnectFailed, Err: err, Final: true})
+	}
+	return err
+}
+
+func (c *amqpClient) dialLoop(ctx context.Context, retry bool, reason Reason, delayFirst bool) error {
+	return c.cfg.dialLoop(ctx, retry, reason, delayFirst, c.attempt)
+}
+
+// address is the link address of the identity's node suffix
+// ("/devices/{id}[/modules/{mid}]/{suffix}").
+func (c *amqpClient) address(suffix string) string {
+	p := "/devices/" + url.PathEscape(c.cfg.deviceID)
+	if c.cfg.moduleID != "" {
+		p += "/modules/" + url.PathEscape(c.cfg.moduleID)
+	}
+	return p + "/" + suffix
+}
+
+// putToken signs a token and puts it for the identity; it returns when
+// to renew it (0: never, a fixed token or a certificate).
+func (c *amqpClient) putToken(ctx context.Context, ac *amqpConn) (time.Duration, error) {
+	now := time.Now()
+	tok, renewIn, err := c.cfg.password(now)
+	if err != nil || tok == "" {
+		return 0, err
+	}
+	var exp time.Time
+	if renewIn > 0 {
+		exp = now.Add(c.cfg.ttl)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.connTimeout)
+	defer cancel()
+	if err := ac.cbs.PutToken(ctx, cbs.TypeSAS, c.cfg.resource(), tok, exp); err != nil {
+		return 0, fmt.Errorf("device: put-token for %s: %w", c.cfg.clientID, amqpErr(err))
+	}
+	return renewIn, nil
+}
+
+// attempt makes one connection and installs the device's links.
+func (c *amqpClient) attempt(ctx context.Context) error {
+	ac, err := dialAMQP(ctx, c.cfg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var pe *ProxyError
+		var ae *AMQPError
+		if errors.As(err, &pe) || errors.As(err, &ae) {
+			return err
+		}
+		return fmt.Errorf("device: connect to %s: %w", c.cfg.target(), err)
+	}
+	renewIn, err := c.putToken(ctx, ac)
+	if err == nil {
+		var l *amqpLinks
+		if l, err = c.open(ctx, ac); err == nil {
+			c.start(l)
+			// Subscribed before connected, as MQTT's SUBSCRIBE: no
+			// desired change after Connect returns is missed.
+			if err = c.subscribeDesired(ctx, l); err == nil {
+				return c.install(l, renewIn)
+			}
+		}
+	}
+	ac.conn.Close()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// open begins the device's session and attaches its links, with the
+// attach properties of azure-iot-sdk-node amqp_device_method_client.ts
+// and amqp_twin_client.ts (a channel correlation id pairing each
+// sender with its receiver, the api-version).
+func (c *amqpClient) open(ctx context.Context, ac *amqpConn) (*amqpLinks, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.connTimeout)
+	defer cancel()
+	sess, err := ac.conn.NewSession(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("device: amqp session: %w", amqpErr(err))
+	}
+	l := &amqpLinks{ac: ac, sess: sess, pending: map[string]chan *amqp.Message{}}
+	props := func(kind string) map[string]any {
+		return map[string]any{
+			"com.microsoft:client-version":         "iotctl/" + version(),
+			"com.microsoft:api-version":            APIVersion,
+			"com.microsoft:channel-correlation-id": kind + ":" + uuid.NewString(),
+		}
+	}
+	fail := func(what string, err error) (*amqpLinks, error) {
+		return nil, fmt.Errorf("device: amqp %s link: %w", what, amqpErr(err))
+	}
+	if l.tel, err = sess.NewSender(ctx, c.address("messages/events"), &amqp.SenderOptions{
+		Properties: map[string]any{"com.microsoft:client-version": "iotctl/" + version()}}); err != nil {
+		return fail("telemetry", err)
+	}
+	mp := props("methods")
+	if l.mRcv, err = sess.NewReceiver(ctx, c.address("methods/devicebound"), &amqp.ReceiverOptions{Properties: mp, Credit: 10}); err != nil {
+		return fail("methods", err)
+	}
+	if l.mSnd, err = sess.NewSender(ctx, c.address("methods/devicebound"), &amqp.SenderOptions{Properties: mp}); err != nil {
+		return fail("methods", err)
+	}
+	settled := amqp.SenderSettleModeSettled
+	tp := props("twin")
+	if l.tRcv, err = sess.NewReceiver(ctx, c.address("twin"), &amqp.ReceiverOptions{Properties: tp, Credit: 10,
+		RequestedSenderSettleMode: &settled}); err != nil {
+		return fail("twin", err)
+	}
+	if l.tSnd, err = sess.NewSender(ctx, c.address("twin"), &amqp.SenderOptions{Properties: tp, SettlementMode: &settled}); err != nil {
+		return fail("twin", err)
+	}
+	if c.handler() != nil {
+		if l.c2d, err = sess.NewReceiver(ctx, c.address("messages/devicebound"), &amqp.ReceiverOptions{Credit: 1}); err != nil {
+			return fail("C2D", err)
+		}
+	}
+	return l, nil
+}
+
+// start starts l's receive loops.
+func (c *amqpClient) start(l *amqpLinks) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wg.Add(2)
+	go c.methodLoop(l)
+	go c.twinLoop(l)
+	if l.c2d != nil {
+		c.wg.Add(1)
+		go c.c2dLoop(l, l.c2d)
+	}
+}
+
+// install makes l the live links.
+func (c *amqpClient) install(l *amqpLinks, renewIn time.Duration) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		l.ac.conn.Close()
+		return ErrClosed
+	}
+	c.cur = l
+	close(c.ready)
+	if renewIn > 0 {
+		c.renew = time.AfterFunc(renewIn, func() { c.renewToken(l) })
+	}
+	c.mu.Unlock()
+	c.cfg.log.Debug("connected", "device", c.cfg.clientID, "address", c.cfg.address, "transport", "amqp")
+	c.emit(Event{State: StateConnected})
+	return nil
+}
+
+// renewToken puts a fresh token on the live connection (no reconnect:
+// azure-iot-sdk-node amqp.ts updateSharedAccessSignature) and plans the
+// next. A refused token stops the client.
+func (c *amqpClient) renewToken(l *amqpLinks) {
+	c.mu.Lock()
+	if c.cur != l || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	renewIn, err := c.putToken(c.ctx, l.ac)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur != l || c.closed {
+		return
+	}
+	if err != nil {
+		c.cfg.log.Warn("token renewal failed", "device", c.cfg.clientID, "err", err)
+		if errors.Is(err, ErrUnauthorized) {
+			go l.ac.conn.Close() // the reconnect tells the refusal
+		} else {
+			c.renew = time.AfterFunc(c.cfg.minDelay, func() { c.renewToken(l) })
+		}
+		return
+	}
+	c.renew = time.AfterFunc(renewIn, func() { c.renewToken(l) })
+}
+
+// lost handles the end of l's connection (a receive loop failed).
+func (c *amqpClient) lost(l *amqpLinks, err error) {
+	l.lost.Do(func() {
+		l.ac.conn.Close()
+		l.pmu.Lock()
+		for id, ch := range l.pending {
+			close(ch)
+			delete(l.pending, id)
+		}
+		l.pmu.Unlock()
+		c.mu.Lock()
+		if c.cur != l {
+			c.mu.Unlock()
+			return
+		}
+		c.dropLocked()
+		closed := c.closed
+		if !closed {
+			c.wg.Add(1)
+		}
+		c.mu.Unlock()
+		if closed {
+			return
+		}
+		err = amqpErr(err)
+		c.cfg.log.Debug("connection lost", "device", c.cfg.clientID, "err", err)
+		c.emit(Event{State: StateDisconnected, Reason: ReasonConnectionLost, Err: err})
+		go func() {
+			defer c.wg.Done()
+			c.reconnect()
+		}()
+	})
+}
+
+func (c *amqpClient) dropLocked() {
+	if c.cur == nil {
+		return
+	}
+	c.cur = nil
+	c.ready = make(chan struct{})
+	if c.renew != nil {
+		c.renew.Stop()
+		c.renew = nil
+	}
+}
+
+// reconnect retries until it connects, Close, or a refusal (final).
+func (c *amqpClient) reconnect() {
+	c.mu.Lock()
+	if c.busy || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.busy = true
+	c.mu.Unlock()
+	err := c.dialLoop(c.ctx, true, ReasonConnectionLost, true)
+	c.mu.Lock()
+	c.busy = false
+	if err == nil || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.fatal = err
+	close(c.stopped)
+	c.mu.Unlock()
+	c.cfg.log.Warn("reconnect refused; giving up", "device", c.cfg.clientID, "err", err)
+	c.emit(Event{State: StateDisconnected, Reason: ReasonReconnectRefused, Err: err, Final: true})
+}
+
+// live returns the live links, waiting for a reconnect if needed.
+func (c *amqpClient) live(ctx context.Context) (*amqpLinks, error) {
+	for {
+		c.mu.Lock()
+		switch {
+		case c.closed:
+			c.mu.Unlock()
+			return nil, ErrClosed
+		case c.fatal != nil:
+			err := c.fatal
+			c.mu.Unlock()
+			return nil, err
+		case !c.started && !c.busy && c.cur == nil:
+			c.mu.Unlock()
+			return nil, ErrNotConnected
+		case c.cur != nil:
+			l := c.cur
+			c.mu.Unlock()
+			return l, nil
+		}
+		ready := c.ready
+		c.mu.Unlock()
+		select {
+		case <-ready:
+		case <-c.stopped:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// linkLost reports whether err means the connection (not the message)
+// failed, so the message may be sent again on the next one.
+func linkLost(err error) bool {
+	var le *amqp.LinkError
+	var ce *amqp.ConnError
+	var se *amqp.SessionError
+	return errors.As(err, &le) || errors.As(err, &ce) || errors.As(err, &se)
+}
+
+// SendEvent sends m on the telemetry link and returns when the hub
+// accepted it. While reconnecting it waits; a message whose connection
+// dropped before the outcome is sent again (at least once). A rejected
+// message is an *AMQPError with the hub's condition.
+func (c *amqpClient) SendEvent(ctx context.Context, m *message.Message) error {
+	if m == nil {
+		m = &message.Message{}
+	}
+	if m.Size() > message.MaxTelemetrySize {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, m.Size(), message.MaxTelemetrySize)
+	}
+	am := amqpTelemetry(m)
+	for {
+		l, err := c.live(ctx)
+		if err != nil {
+			return err
+		}
+		err = l.tel.Send(ctx, am, nil)
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case linkLost(err) && amqpErr(err) == err:
+			c.lost(l, err)
+			continue
+		}
+		return fmt.Errorf("device: send event: %w", amqpErr(err))
+	}
+}
+
+// SetC2DHandler sets the cloud-to-device callback (nil removes it).
+// The C2D link is attached while one is set (on a live connection, at
+// once); each message is settled as Options.C2DSettle says when fn
+// returns: accepted (complete), rejected, or released (abandon), as
+// azure-iot-sdk-node receiver_link.ts settles them.
+func (c *amqpClient) SetC2DHandler(fn C2DHandler) {
+	c.hmu.Lock()
+	was := c.c2d
+	c.c2d = fn
+	c.hmu.Unlock()
+	if was != nil || fn == nil {
+		return
+	}
+	c.mu.Lock()
+	l := c.cur
+	if l == nil || l.c2d != nil || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.connTimeout)
+		defer cancel()
+		r, err := l.sess.NewReceiver(ctx, c.address("messages/devicebound"), &amqp.ReceiverOptions{Credit: 1})
+		if err != nil {
+			c.cfg.log.Warn("late C2D attach failed", "device", c.cfg.clientID, "err", amqpErr(err))
+			return
+		}
+		c.mu.Lock()
+		if c.cur != l || l.c2d != nil {
+			c.mu.Unlock()
+			_ = r.Close(ctx)
+			return
+		}
+		l.c2d = r
+		c.wg.Add(1)
+		c.mu.Unlock()
+		go c.c2dLoop(l, r)
+	}()
+}
+
+func (c *amqpClient) handler() C2DHandler {
+	c.hmu.RLock()
+	defer c.hmu.RUnlock()
+	return c.c2d
+}
+
+// c2dLoop receives C2D messages one at a time (credit 1), hands each
+// to the handler and settles it.
+func (c *amqpClient) c2dLoop(l *amqpLinks, r *amqp.Receiver) {
+	defer c.wg.Done()
+	for {
+		am, err := r.Receive(c.ctx, nil)
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.lost(l, err)
+			}
+			return
+		}
+		if fn := c.handler(); fn != nil {
+			fn(amqpC2D(am))
+		}
+		switch c.cfg.settle {
+		case SettleReject:
+			err = r.RejectMessage(c.ctx, am, nil)
+		case SettleAbandon:
+			err = r.ReleaseMessage(c.ctx, am)
+		default:
+			err = r.AcceptMessage(c.ctx, am)
+		}
+		if err != nil && c.ctx.Err() == nil {
+			c.cfg.log.Warn("c2d settle failed", "device", c.cfg.clientID, "settle", c.cfg.settle.String(), "err", amqpErr(err))
+		}
+	}
+}
+
+// methodLoop receives method requests (correlation-id a uuid, the name
+// in IoThub-methodname) and answers each, on a goroutine of its own,
+// with the same correlation-id and IoThub-status on the sender.
+func (c *amqpClient) methodLoop(l *amqpLinks) {
+	defer c.wg.Done()
+	for {
+		am, err := l.mRcv.Receive(c.ctx, nil)
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.lost(l, err)
+			}
+			return
+		}
+		_ = l.mRcv.AcceptMessage(c.ctx, am)
+		var cid any
+		if am.Properties != nil {
+			cid = am.Properties.CorrelationID
+		}
+		name := amqpString(am.ApplicationProperties[amqpMethodName])
+		req := &MethodRequest{Name: name, RequestID: amqpID(cid), Payload: amqpBody(am)}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			res := c.answer(c.ctx, c.cfg, req)
+			ctx, cancel := context.WithTimeout(c.ctx, c.cfg.connTimeout)
+			defer cancel()
+			resp := &amqp.Message{
+				Properties:            &amqp.MessageProperties{CorrelationID: cid},
+				ApplicationProperties: map[string]any{amqpMethodStatus: int32(res.Status)},
+				Data:                  [][]byte{res.Payload},
+			}
+			if res.Payload == nil {
+				resp.Data = [][]byte{{}}
+			}
+			if err := l.mSnd.Send(ctx, resp, nil); err != nil {
+				c.cfg.log.Warn("method response not sent", "device", c.cfg.clientID, "method", name, "err", amqpErr(err))
+			}
+		}()
+	}
+}
+
+// SetDesiredHandler sets the desired-properties callback (nil removes
+// it); with one set the client subscribes with a twin PUT on
+// /notifications/twin/properties/desired.
+func (c *amqpClient) SetDesiredHandler(fn DesiredHandler) {
+	c.hmu.Lock()
+	was := c.desired
+	c.desired = fn
+	c.hmu.Unlock()
+	if was != nil || fn == nil {
+		return
+	}
+	c.mu.Lock()
+	l := c.cur
+	if l == nil || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		if err := c.subscribeDesired(c.ctx, l); err != nil && c.ctx.Err() == nil {
+			c.cfg.log.Warn("desired-properties subscription failed", "device", c.cfg.clientID, "err", err)
+		}
+	}()
+}
+
+// subscribeDesired subscribes l to desired-property notifications
+// when a handler is set.
+func (c *amqpClient) subscribeDesired(ctx context.Context, l *amqpLinks) error {
+	c.hmu.RLock()
+	set := c.desired != nil
+	c.hmu.RUnlock()
+	if !set {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.connTimeout)
+	defer cancel()
+	_, err := c.twinRequest(ctx, l, "subscribe to desired properties", "PUT", "/notifications/twin/properties/desired", []byte(" "))
+	return err
+}
+
+// twinLoop reads the twin receiver: responses (by correlation id) and
+// desired-property notifications (no correlation id).
+func (c *amqpClient) twinLoop(l *amqpLinks) {
+	defer c.wg.Done()
+	for {
+		am, err := l.tRcv.Receive(c.ctx, nil)
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.lost(l, err)
+			}
+			return
+		}
+		_ = l.tRcv.AcceptMessage(c.ctx, am)
+		var cid any
+		if am.Properties != nil {
+			cid = am.Properties.CorrelationID
+		}
+		if cid == nil {
+			c.hmu.RLock()
+			fn := c.desired
+			c.hmu.RUnlock()
+			if fn != nil {
+				v, _ := amqpInt(annotation(am, amqpVersion))
+				patch := json.RawMessage(amqpBody(am))
+				if v == 0 {
+					v = docVersion(patch)
+				}
+				// On a goroutine of its own, as over MQTT: the handler
+				// may make twin requests, whose answers this loop reads.
+				c.wg.Add(1)
+				go func() {
+					defer c.wg.Done()
+					fn(patch, v)
+				}()
+			}
+			continue
+		}
+		id := amqpID(cid)
+		l.pmu.Lock()
+		ch := l.pending[id]
+		delete(l.pending, id)
+		l.pmu.Unlock()
+		if ch != nil {
+			ch <- am
+		}
+	}
+}
+
+// twinRequest sends a twin request and waits for its response; a
+// status of 300 or more is a *StatusError.
+func (c *amqpClient) twinRequest(ctx context.Context, l *amqpLinks, op, operation, resource string, body []byte) (*amqp.Message, error) {
+	id := uuid.NewString()
+	ch := make(chan *amqp.Message, 1)
+	l.pmu.Lock()
+	l.pending[id] = ch
+	l.pmu.Unlock()
+	defer func() {
+		l.pmu.Lock()
+		delete(l.pending, id)
+		l.pmu.Unlock()
+	}()
+	req := &amqp.Message{
+		Properties:  &amqp.MessageProperties{CorrelationID: id},
+		Annotations: amqp.Annotations{amqpOperation: operation},
+		Data:        [][]byte{body},
+	}
+	if resource != "" {
+		req.Annotations[amqpResource] = resource
+	}
+	if err := l.tSnd.Send(ctx, req, nil); err != nil {
+		return nil, fmt.Errorf("device: %s: %w", op, amqpErr(err))
+	}
+	select {
+	case res, ok := <-ch:
+		if !ok {
+			return nil, fmt.Errorf("device: %s: the connection to %s was lost", op, c.cfg.address)
+		}
+		// A response without annotations is a success
+		// (azure-iot-sdk-node amqp_twin_client.ts).
+		if st, ok := amqpInt(annotation(res, amqpStatus)); ok && st >= 300 {
+			return nil, &StatusError{Op: op, Status: int(st), Body: amqpBody(res)}
+		}
+		return res, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// GetTwin asks for the twin (a GET on the twin link).
+func (c *amqpClient) GetTwin(ctx context.Context) (*Twin, error) {
+	l, err := c.live(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.twinRequest(ctx, l, "get twin", "GET", "", []byte(" "))
+	if err != nil {
+		return nil, err
+	}
+	var t Twin
+	if err := json.Unmarshal(amqpBody(res), &t); err != nil {
+		return nil, fmt.Errorf("device: get twin: the hub's answer is not a twin: %w", err)
+	}
+	return &t, nil
+}
+
+// UpdateReported patches the reported properties (a PATCH of
+// /properties/reported) and returns their new version.
+func (c *amqpClient) UpdateReported(ctx context.Context, patch any) (int64, error) {
+	body, err := reportedBody(patch)
+	if err != nil {
+		return 0, err
+	}
+	l, err := c.live(ctx)
+	if err != nil {
+		return 0, err
+	}
+	res, err := c.twinRequest(ctx, l, "update reported properties", "PATCH", "/properties/reported", body)
+	if err != nil {
+		return 0, err
+	}
+	v, _ := amqpInt(annotation(res, amqpVersion))
+	return v, nil
+}
+
+// Close detaches everything and closes the connection; handlers still
+// running finish first. It is idempotent and returns nil.
+func (c *amqpClient) Close(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	if c.fatal == nil {
+		close(c.stopped)
+	}
+	l := c.cur
+	c.dropLocked()
+	c.mu.Unlock()
+	c.cancel()
+	if l != nil {
+		_ = l.ac.conn.Close()
+	}
+	c.wg.Wait()
+	c.emit(Event{State: StateClosed, Reason: ReasonClosed})
+	return nil
+}
+
+var _ Conn = (*amqpClient)(nil)

@@ -1,0 +1,152 @@
+package device
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/iotctl/iotctl/pkg/message"
+)
+
+// Telemetry over AMQP (and AMQP over WebSocket) reaches the hub's log
+// with its body, system and application properties.
+func TestAMQPSendEventToHub(t *testing.T) {
+	h := startHub(t, nil)
+	for _, ws := range []bool{false, true} {
+		id := map[bool]string{false: "a1", true: "a1ws"}[ws]
+		c := openOn(t, h, id, Options{Transport: TransportAMQP, WebSocket: ws}, nil)
+		m := &message.Message{Body: []byte(`{"t":21}`), MessageID: "m1", ContentType: "application/json", ContentEncoding: "utf-8",
+			Properties: map[string]string{"alert": "true"}}
+		if err := c.SendEvent(testCtx(t), m); err != nil {
+			t.Fatalf("SendEvent (websocket %v) = %v", ws, err)
+		}
+		log := h.Telemetry()
+		evs, _ := log.Read(log.PartitionOf(id), 0, 100)
+		var got *message.Message
+		for _, ev := range evs {
+			if ev.DeviceID == id {
+				got = ev.Message
+			}
+		}
+		if got == nil || string(got.Body) != `{"t":21}` || got.MessageID != "m1" || got.ContentType != "application/json" ||
+			got.ContentEncoding != "utf-8" || got.Properties["alert"] != "true" {
+			t.Errorf("websocket %v: logged %+v; want the body, ids, content type and alert=true sent", ws, got)
+		}
+	}
+}
+
+// Direct methods and the twin over AMQP: the hub's method call gets the
+// handler's answer, reported properties are patched and read back, a
+// desired change reaches the handler.
+func TestAMQPMethodsAndTwin(t *testing.T) {
+	h := startHub(t, nil)
+	desired := make(chan int64, 4)
+	c := openOn(t, h, "m1", Options{Transport: TransportAMQP}, func(c Conn) {
+		c.HandleMethod("reboot", func(_ context.Context, r *MethodRequest) MethodResponse {
+			return MethodResponse{Status: 201, Payload: append([]byte(`{"got":`), append(r.Payload, '}')...)}
+		})
+		c.SetDesiredHandler(func(patch json.RawMessage, v int64) { desired <- v })
+	})
+	status, payload, err := h.InvokeMethod(testCtx(t), "m1", "", "reboot", json.RawMessage(`{"delay":5}`), 0, waitFor)
+	if err != nil || status != 201 || string(payload) != `{"got":{"delay":5}}` {
+		t.Errorf("InvokeMethod = %d %s %v; want 201 {\"got\":{\"delay\":5}}", status, payload, err)
+	}
+	status, payload, err = h.InvokeMethod(testCtx(t), "m1", "", "other", nil, 0, waitFor)
+	if err != nil || status != 404 {
+		t.Errorf("InvokeMethod(other) = %d %s %v; want 404", status, payload, err)
+	}
+	v, err := c.UpdateReported(testCtx(t), map[string]any{"fw": "1.0"})
+	if err != nil || v < 1 {
+		t.Fatalf("UpdateReported = %d, %v; want a version", v, err)
+	}
+	tw, err := c.GetTwin(testCtx(t))
+	if err != nil {
+		t.Fatalf("GetTwin = %v", err)
+	}
+	var rep map[string]any
+	if json.Unmarshal(tw.Reported, &rep); rep["fw"] != "1.0" || tw.ReportedVersion() != v {
+		t.Errorf("twin reported %s (version %d); want fw 1.0 at version %d", tw.Reported, tw.ReportedVersion(), v)
+	}
+	h.DesiredChanged("m1", "", json.RawMessage(`{"interval":5,"$version":7}`), 7)
+	select {
+	case got := <-desired:
+		if got != 7 {
+			t.Errorf("desired version %d; want 7", got)
+		}
+	case <-testCtx(t).Done():
+		t.Fatal("the desired change never reached the handler")
+	}
+}
+
+// A wrong key is refused at put-token with an *AMQPError wrapping
+// ErrUnauthorized, and Connect does not retry it.
+func TestAMQPUnauthorized(t *testing.T) {
+	h := startHub(t, nil)
+	cs := hubDevice(t, h, "u1")
+	cs.SharedAccessKey = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+	c, err := Open(&Options{ConnectionString: cs.Format(), CAFile: h.CAFile(), Transport: TransportAMQP, RetryConnect: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	err = c.Connect(testCtx(t))
+	var ae *AMQPError
+	if !errors.Is(err, ErrUnauthorized) || !errors.As(err, &ae) || ae.Condition != "amqp:unauthorized-access" {
+		t.Errorf("Connect with a wrong key = %v; want an *AMQPError amqp:unauthorized-access wrapping ErrUnauthorized", err)
+	}
+}
+
+// Close ends every goroutine the AMQP and HTTPS clients started
+// (their receive loops, pollers and connections).
+func TestCloseEndsEveryGoroutine(t *testing.T) {
+	h := startHub(t, nil)
+	for _, tr := range []Transport{TransportAMQP, TransportHTTPS} {
+		ignore := goleak.IgnoreCurrent()
+		cs := hubDevice(t, h, "g-"+tr.String())
+		c, err := Open(&Options{ConnectionString: cs.Format(), CAFile: h.CAFile(), Transport: tr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetC2DHandler(func(*message.Message) {})
+		if tr != TransportHTTPS {
+			c.SetDesiredHandler(func(json.RawMessage, int64) {})
+		}
+		if err := c.Connect(testCtx(t)); err != nil {
+			t.Fatalf("Connect(%s) = %v", tr, err)
+		}
+		if err := c.SendEvent(testCtx(t), &message.Message{Body: []byte("x")}); err != nil {
+			t.Fatalf("SendEvent(%s) = %v", tr, err)
+		}
+		c.Close(context.Background())
+		if err := goleak.Find(ignore); err != nil {
+			t.Errorf("%s: goroutines left after Close: %v", tr, err)
+		}
+	}
+}
+
+// A desired handler that reports (as the simulator's echo does) gets
+// its answer: handlers do not run on the twin link's receive loop.
+func TestAMQPDesiredHandlerMayReport(t *testing.T) {
+	h := startHub(t, nil)
+	reported := make(chan error, 1)
+	self := make(chan Conn, 1)
+	self <- openOn(t, h, "e1", Options{Transport: TransportAMQP}, func(cn Conn) {
+		cn.SetDesiredHandler(func(patch json.RawMessage, v int64) {
+			c := <-self
+			_, err := c.UpdateReported(testCtx(t), patch)
+			reported <- err
+		})
+	})
+	h.DesiredChanged("e1", "", json.RawMessage(`{"mode":"eco","$version":2}`), 2)
+	select {
+	case err := <-reported:
+		if err != nil {
+			t.Errorf("UpdateReported from the desired handler = %v", err)
+		}
+	case <-testCtx(t).Done():
+		t.Fatal("UpdateReported from the desired handler never returned")
+	}
+}
