@@ -554,6 +554,11 @@ func TestDeviceTokenExpiryAndRenewal(t *testing.T) {
 		t.Fatalf("renewing: %d %s", code, desc)
 	}
 	clock.advance(expiry)
+	// The expiry ends d2's session on the hub's side, then its links
+	// reach the client detached: wait for the first, so that the send
+	// cannot overtake the detach.
+	id := core.Identity{DeviceID: "d2"}
+	h.waitFor(ctx, id, "d2 to disconnect", func() bool { return h.core.Session(id) == nil })
 	err = links["d2"].Send(ctx, &amqp.Message{Data: [][]byte{[]byte("late")}}, nil)
 	var le *amqp.LinkError
 	if !errors.As(err, &le) || le.RemoteErr == nil || le.RemoteErr.Condition != amqp.ErrCondUnauthorizedAccess {
@@ -562,8 +567,6 @@ func TestDeviceTokenExpiryAndRenewal(t *testing.T) {
 	if err := links["d1"].Send(ctx, &amqp.Message{Data: [][]byte{[]byte("renewed")}}, nil); err != nil {
 		t.Fatalf("d1 sending with a renewed token: %v", err)
 	}
-	id := core.Identity{DeviceID: "d2"}
-	h.waitFor(ctx, id, "d2 to disconnect", func() bool { return h.core.Session(id) == nil })
 	if h.core.Session(core.Identity{DeviceID: "d1"}) == nil {
 		t.Error("d1 disconnected; its renewed token should keep it")
 	}
