@@ -157,6 +157,13 @@ func (cs *conn) Attach(ctx context.Context, l *amqp1.Link) error {
 		log.Debug("amqp feedback receiver attached")
 		go cs.serveFeedback(ctx, l)
 		return nil
+	case p == nodeFileNotifications:
+		if err := cs.authorize(l, nodeFileNotifications, registry.ServiceConnect); err != nil {
+			return err
+		}
+		log.Debug("amqp file notification receiver attached")
+		go cs.serveFileNotifications(ctx, l)
+		return nil
 	case p == nodeEvents || strings.HasPrefix(p, nodeEvents+"/"):
 		if err := cs.authorize(l, p, registry.ServiceConnect); err != nil {
 			return err

@@ -3,7 +3,6 @@ package amqpfront
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/Azure/go-amqp"
@@ -19,81 +18,35 @@ const FeedbackContentType = "application/vnd.microsoft.iothub.feedback.json"
 // IoT Hub batches them.
 const feedbackBatch = 64
 
-// feedbackRecheck is how often a waiting feedback link looks for
-// records whose lock expired without the store saying so (a batch
-// taken by a process that went away); new and abandoned records wake
-// it at once.
-const feedbackRecheck = registry.DefaultFeedbackLock
+// feedbackQueue is the hub's feedback queue as a serviceQueue.
+type feedbackQueue struct{ f *Front }
+
+func (q feedbackQueue) what() string              { return "feedback" }
+func (q feedbackQueue) added() <-chan struct{}    { return q.f.reg.FeedbackAdded() }
+func (q feedbackQueue) complete(tok string) error { return q.f.reg.CompleteFeedback(tok) }
+func (q feedbackQueue) abandon(tok string) error  { return q.f.reg.AbandonFeedback(tok) }
+func (q feedbackQueue) recheck() time.Duration    { return registry.DefaultFeedbackLock }
+
+// take locks up to feedbackBatch records: one message, a JSON array.
+func (q feedbackQueue) take() (*amqp.Message, string, error) {
+	b, err := q.f.reg.TakeFeedback(feedbackBatch)
+	if err != nil || b == nil {
+		return nil, "", err
+	}
+	msg, err := q.f.feedbackMessage(b)
+	if err != nil {
+		_ = q.f.reg.AbandonFeedback(b.LockToken)
+		return nil, "", err
+	}
+	return msg, b.LockToken, nil
+}
 
 // serveFeedback sends delivery feedback to a peer receiving on
 // /messages/serviceBound/feedback: each message is a batch of records
 // (a JSON array) that the peer's accept completes and its release,
 // reject or modify gives back for a later delivery.
 func (cs *conn) serveFeedback(ctx context.Context, l *amqp1.Link) {
-	f := cs.f
-	recheck := time.NewTimer(feedbackRecheck)
-	defer recheck.Stop()
-	for {
-		added := f.reg.FeedbackAdded()
-		b, err := f.reg.TakeFeedback(feedbackBatch)
-		if err != nil {
-			f.log.Warn("amqp feedback read failed", "err", err)
-			_ = l.Close(ctx, &amqp1.Error{Condition: amqp1.ErrCondInternalError, Description: "feedback store unavailable"})
-			return
-		}
-		if b == nil {
-			recheck.Reset(feedbackRecheck)
-			select {
-			case <-added:
-			case <-recheck.C:
-			case <-l.Done():
-				return
-			case <-ctx.Done():
-				return
-			}
-			continue
-		}
-		msg, err := f.feedbackMessage(b)
-		if err != nil {
-			_ = f.reg.AbandonFeedback(b.LockToken)
-			f.log.Warn("amqp feedback encoding failed", "err", err)
-			return
-		}
-		err = l.Send(ctx, msg)
-		switch {
-		case err == nil:
-			if err := f.reg.CompleteFeedback(b.LockToken); err != nil {
-				f.log.Debug("amqp feedback completion failed", "err", err)
-			}
-			f.log.Debug("amqp feedback delivered", "records", len(b.Records))
-			continue
-		case errors.Is(err, amqp1.ErrReleased), errors.As(err, new(*amqp1.RejectedError)), errors.As(err, new(*amqp1.ModifiedError)):
-			f.log.Debug("amqp feedback given back by the peer", "err", err)
-			if err := f.reg.AbandonFeedback(b.LockToken); err != nil {
-				f.log.Debug("amqp feedback abandon failed", "err", err)
-			}
-			// The peer did not want it now: do not hand it straight
-			// back.
-			select {
-			case <-time.After(time.Second):
-			case <-l.Done():
-				return
-			case <-ctx.Done():
-				return
-			}
-			continue
-		case errors.Is(err, amqp1.ErrMessageTooLarge):
-			// Should not happen with 64 records; drop nothing and stop.
-			_ = f.reg.AbandonFeedback(b.LockToken)
-			_ = l.Close(ctx, &amqp1.Error{Condition: amqp1.ErrCondMessageSizeExceeded, Description: err.Error()})
-			return
-		}
-		// The link or connection ended with the batch in flight.
-		if err := f.reg.AbandonFeedback(b.LockToken); err != nil {
-			f.log.Debug("amqp feedback abandon failed", "err", err)
-		}
-		return
-	}
+	cs.serveQueue(ctx, l, feedbackQueue{cs.f})
 }
 
 // feedbackMessage is the AMQP message of a feedback batch: IoT Hub's
