@@ -87,6 +87,16 @@ type FileUploadOptions struct {
 	Transport policy.Transporter
 }
 
+// FileUploadConfigError is file upload settings the hub cannot use: a
+// storage connection string it cannot sign SAS tokens with, a container
+// name Azure Storage does not allow, a SAS TTL out of range.
+type FileUploadConfigError struct{ Err error }
+
+func (e *FileUploadConfigError) Error() string { return "hub: file upload: " + e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *FileUploadConfigError) Unwrap() error { return e.Err }
+
 // fileUploads is the hub's file upload service, made at Start from
 // Options.FileUpload.
 type fileUploads struct {
@@ -105,6 +115,14 @@ type fileUploads struct {
 // (that the hub can sign SAS tokens with it) without reaching the
 // account.
 func newFileUploads(o FileUploadOptions, caFile string) (*fileUploads, error) {
+	fu, err := makeFileUploads(o, caFile)
+	if err != nil {
+		return nil, &FileUploadConfigError{Err: err}
+	}
+	return fu, nil
+}
+
+func makeFileUploads(o FileUploadOptions, caFile string) (*fileUploads, error) {
 	if o.Container == "" {
 		o.Container = DefaultFileUploadContainer
 	}
@@ -112,7 +130,7 @@ func newFileUploads(o FileUploadOptions, caFile string) (*fileUploads, error) {
 		o.SASTTL = DefaultFileUploadSASTTL
 	}
 	if o.SASTTL < time.Minute || o.SASTTL > MaxFileUploadSASTTL {
-		return nil, fmt.Errorf("hub: file upload SAS TTL %s: give a duration from 1m to 24h, as IoT Hub allows", o.SASTTL)
+		return nil, fmt.Errorf("SAS TTL %s: give a duration from 1m to 24h, as IoT Hub allows", o.SASTTL)
 	}
 	if err := validContainer(o.Container); err != nil {
 		return nil, err
@@ -131,14 +149,14 @@ func newFileUploads(o FileUploadOptions, caFile string) (*fileUploads, error) {
 	}
 	u, err := url.Parse(c.URL())
 	if err != nil {
-		return nil, fmt.Errorf("hub: storage connection string: blob endpoint %q: %w", c.URL(), err)
+		return nil, fmt.Errorf("storage connection string: blob endpoint %q: %w", c.URL(), err)
 	}
 	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/"+o.Container) + "/"
 	u.RawPath = ""
 	fu.endpoint = u
 	fu.hostName = u.Host + strings.TrimSuffix(u.Path, "/")
 	if _, err := fu.sasURL("check/check", time.Now().Add(time.Minute)); err != nil {
-		return nil, fmt.Errorf("hub: storage connection string: cannot sign SAS tokens with it (%w): give one with AccountName and AccountKey", err)
+		return nil, fmt.Errorf("storage connection string: cannot sign SAS tokens with it (%w): give one with AccountName and AccountKey", err)
 	}
 	return fu, nil
 }
@@ -153,7 +171,7 @@ func validContainer(name string) error {
 		}
 	}
 	if !ok {
-		return fmt.Errorf("hub: storage container %q: give 3 to 63 lower-case letters, digits and single hyphens, starting and ending with a letter or digit", name)
+		return fmt.Errorf("storage container %q: give 3 to 63 lower-case letters, digits and single hyphens, starting and ending with a letter or digit", name)
 	}
 	return nil
 }
