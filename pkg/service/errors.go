@@ -93,6 +93,13 @@ func (e *StatusError) Is(target error) bool {
 	return false
 }
 
+// ParseError reads an IoT Hub error answer (status, headers and body)
+// into a *StatusError, for clients of the hub's other HTTPS APIs (the
+// device side's) that report errors as this package does.
+func ParseError(status int, header http.Header, body []byte) *StatusError {
+	return parseError(status, header, body)
+}
+
 // parseError reads an error answer. IoT Hub bodies come in two forms:
 // {"Message":"ErrorCode:DeviceNotFound;text"} and
 // {"Message":"{\"errorCode\":404001,\"trackingId\":...,\"message\":...}"},
