@@ -35,7 +35,7 @@ For the local hub, trust its CA with --ca-file (or IOTCTL_CA_FILE / ca-file).
   $ HTTPS_PROXY=http://proxy.corp:3128 iotctl device simulate --websocket
   $ iotctl device send --host myhub.azure-devices.net --device-id cam1 --cert cam1.pem --key cam1-key.pem --data hi`,
 	}
-	c.AddCommand(newCmdSimulate(f, nil), newCmdSend(f, nil))
+	c.AddCommand(newCmdSimulate(f, nil), newCmdSend(f, nil), newCmdUpload(f, nil))
 	// A device command's --connection-string is a device's: its key is
 	// device-connection-string (IOTCTL_DEVICE_CONNECTION_STRING), not
 	// the service string of connection-string.
