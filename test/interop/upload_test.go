@@ -256,3 +256,39 @@ func TestUploadWithoutStorageRefused(t *testing.T) {
 		t.Errorf("iotctl device upload on a hub without storage: exit %d\n%s%s\nwant exit 1 naming DefaultStorageEndpointNotConfigured and --storage-connection-string", code, out, errOut)
 	}
 }
+
+// The official Python device uploads as Microsoft's quickstart does
+// (get_storage_info_for_blob, azure-storage-blob, notify_blob_upload_status);
+// iotctl hub file-notifications prints the notification. A report on a
+// correlation id the hub never gave is refused.
+func TestPythonFileUpload(t *testing.T) {
+	py := requirePython(t)
+	u := newUploadEnv(t)
+	cs := u.createDevice("py-up")
+	content := "reading from the Python device"
+	_, res, perr := pyLines(t, py, "upload.py", cs, u.hub.CAFile(), "py/report.json", content)
+	if perr != nil {
+		t.Fatalf("python upload: %v", perr)
+	}
+	if res["blobName"] != "py-up/py/report.json" || res["containerName"] != hub.DefaultFileUploadContainer {
+		t.Errorf("python get_storage_info_for_blob: %v; want blobName py-up/py/report.json in %s", res, hub.DefaultFileUploadContainer)
+	}
+	if got := u.blob(hub.DefaultFileUploadContainer, "py-up/py/report.json"); got != content {
+		t.Errorf("blob holds %q; want %q", got, content)
+	}
+	out, errOut, code := u.iotctl("hub", "file-notifications", "--count", "1", "--timeout", "60s", "-o", "json")
+	if code != 0 {
+		t.Fatalf("iotctl hub file-notifications: exit %d\n%s%s", code, out, errOut)
+	}
+	var n notification
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &n); err != nil {
+		t.Fatalf("iotctl printed %q: %v", out, err)
+	}
+	n.check(t, "iotctl hub file-notifications", "py-up", "py/report.json", len(content))
+
+	_, res, perr = pyLines(t, py, "upload.py", cs, u.hub.CAFile(), "--notify-unknown", "no-such-upload")
+	t.Logf("python notify_blob_upload_status of an unknown correlation id: %v", perr)
+	if perr == nil || !strings.Contains(fmt.Sprint(perr["cause"]), "400") {
+		t.Errorf("python notify_blob_upload_status of an unknown correlation id: result %v, error %v; want the hub's 400 refusal", res, perr)
+	}
+}
