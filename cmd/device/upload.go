@@ -56,8 +56,7 @@ the command exits 1. Modules cannot upload files (IoT Hub's file upload is for
 devices).
 
 ` + connectHelp,
-		Example: `  $ echo 'engine log' > engine.log
-  $ iotctl device upload engine.log --connection-string "$DEVICE_CS"
+		Example: `  $ iotctl device upload engine.log --connection-string "$DEVICE_CS"
   $ date | iotctl device upload - --blob-name logs/today.txt -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
