@@ -58,7 +58,12 @@ devices).
 ` + connectHelp,
 		Example: `  $ iotctl device upload engine.log --connection-string "$DEVICE_CS"
   $ date | iotctl device upload - --blob-name logs/today.txt -o json`,
-		Args: cobra.ExactArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return cmdutil.Usagef("give one FILE to upload ('-' for stdin, with --blob-name); got %d arguments", len(args))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.file = args[0]
 			if err := o.validate(); err != nil {

@@ -52,14 +52,51 @@ func startUploadHub(t *testing.T, notifications bool) (*Hub, *fakeBlobs) {
 	fb := &fakeBlobs{}
 	srv := httptest.NewServer(fb)
 	t.Cleanup(srv.Close)
+	return startUploadHubIn(t, "", srv, notifications), fb
+}
+
+// startUploadHubIn starts a hub that uploads to srv, with its data in
+// dir ("": in memory).
+func startUploadHubIn(t *testing.T, dir string, srv *httptest.Server, notifications bool) *Hub {
+	t.Helper()
 	cs := "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=" + devstoreKey + ";BlobEndpoint=" + srv.URL + "/devstoreaccount1;"
-	h := New(&Options{Addr: "127.0.0.1:0", InMemory: true,
+	h := New(&Options{Addr: "127.0.0.1:0", InMemory: dir == "", DataDir: dir,
 		FileUpload: &FileUploadOptions{StorageConnectionString: cs, Container: "uploads", Notifications: notifications, Transport: srv.Client()}})
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
 	t.Cleanup(func() { h.Close() })
-	return h, fb
+	return h
+}
+
+// An upload the hub acknowledged is not lost by a restart: the device
+// reports on it to the next hub on the same data directory, whose
+// notification queue has it.
+func TestFileUploadSurvivesRestart(t *testing.T) {
+	srv := httptest.NewServer(&fakeBlobs{})
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	h := startUploadHubIn(t, dir, srv, true)
+	cs := createDevice(t, h, "dev1")
+	d := newHTTPDevice(t, h, cs)
+	st, _, body := d.do("POST", "/devices/dev1/files", nil, `{"blobName":"before.txt"}`)
+	if st != 200 {
+		t.Fatalf("POST files: %d %s", st, body)
+	}
+	var res iothub.FileUploadResponse
+	_ = json.Unmarshal([]byte(body), &res)
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h = startUploadHubIn(t, dir, srv, true)
+	d = newHTTPDevice(t, h, cs)
+	if st, _, body := d.do("POST", "/devices/dev1/files/notifications", nil, `{"correlationId":"`+res.CorrelationID+`","isSuccess":true,"statusCode":200}`); st != 204 {
+		t.Fatalf("report after restart: %d %s; want 204", st, body)
+	}
+	n, err := h.reg.TakeFileNotification()
+	if err != nil || n == nil || n.Notification.BlobName != "dev1/before.txt" {
+		t.Fatalf("notification after restart = %+v, %v; want the one of dev1/before.txt", n, err)
+	}
 }
 
 // The hub answers an upload request with a SAS token for that one blob,
