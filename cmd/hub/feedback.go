@@ -47,11 +47,8 @@ stops.`,
       --timeout 2m -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if opts.Count < 0 {
-				return cmdutil.Usagef("--count %d: give a positive number, or 0 for no limit", opts.Count)
-			}
-			if opts.Timeout < 0 {
-				return cmdutil.Usagef("--timeout %s: give a positive duration, or 0 for no limit", opts.Timeout)
+			if err := checkCountTimeout(opts.Count, opts.Timeout); err != nil {
+				return err
 			}
 			if runF != nil {
 				return runF(opts)
@@ -59,11 +56,7 @@ stops.`,
 			return feedbackRun(cmd.Context(), opts)
 		},
 	}
-	c.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
-	cmdutil.AddServiceAuthFlags(c.Flags())
-	c.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
-	addTransportFlags(c.Flags())
-	c.Long += "\n\n" + transportHelp
+	addQueueReaderFlags(c)
 	c.Example += "\n  $ iotctl hub feedback --count 1 --websocket --proxy http://proxy.corp:3128"
 	c.Flags().StringVar(&opts.WaitOnMsg, "wait-on-msg", "", "stop at the feedback record of this message id")
 	c.Flags().IntVar(&opts.Count, "count", 0, "stop after this many records (0: no limit)")
@@ -134,6 +127,30 @@ func feedbackRun(parent context.Context, opts *feedbackOptions) error {
 			return nil
 		}
 	}
+}
+
+// checkCountTimeout checks --count and --timeout of a command that
+// reads a service-bound queue (hub feedback, hub file-notifications).
+func checkCountTimeout(count int, timeout time.Duration) error {
+	if count < 0 {
+		return cmdutil.Usagef("--count %d: give a positive number, or 0 for no limit", count)
+	}
+	if timeout < 0 {
+		return cmdutil.Usagef("--timeout %s: give a positive duration, or 0 for no limit", timeout)
+	}
+	return nil
+}
+
+// addQueueReaderFlags adds what a command that reads a service-bound
+// queue over AMQP needs to reach the hub: the service connection string
+// and other credentials, a CA, and the transport flags (with their
+// help).
+func addQueueReaderFlags(c *cobra.Command) {
+	c.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
+	cmdutil.AddServiceAuthFlags(c.Flags())
+	c.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
+	addTransportFlags(c.Flags())
+	c.Long += "\n\n" + transportHelp
 }
 
 type feedbackLine struct {

@@ -44,11 +44,8 @@ many notifications it got when it stops.`,
   $ iotctl hub file-notifications -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if opts.Count < 0 {
-				return cmdutil.Usagef("--count %d: give a positive number, or 0 for no limit", opts.Count)
-			}
-			if opts.Timeout < 0 {
-				return cmdutil.Usagef("--timeout %s: give a positive duration, or 0 for no limit", opts.Timeout)
+			if err := checkCountTimeout(opts.Count, opts.Timeout); err != nil {
+				return err
 			}
 			if runF != nil {
 				return runF(opts)
@@ -56,11 +53,7 @@ many notifications it got when it stops.`,
 			return fileNotificationsRun(cmd.Context(), opts)
 		},
 	}
-	c.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
-	cmdutil.AddServiceAuthFlags(c.Flags())
-	c.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
-	addTransportFlags(c.Flags())
-	c.Long += "\n\n" + transportHelp
+	addQueueReaderFlags(c)
 	c.Flags().IntVar(&opts.Count, "count", 0, "stop after this many notifications (0: no limit)")
 	c.Flags().DurationVar(&opts.Timeout, "timeout", 0, "stop after this long (0: no limit)")
 	return c

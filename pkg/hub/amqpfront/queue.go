@@ -2,12 +2,14 @@ package amqpfront
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
 	"github.com/Azure/go-amqp"
 
 	"github.com/iotctl/iotctl/pkg/amqp1"
+	"github.com/iotctl/iotctl/pkg/hub/registry"
 )
 
 // serviceQueue is one of the hub's service-bound queues (delivery
@@ -17,12 +19,15 @@ import (
 type serviceQueue interface {
 	// what names the queue in logs.
 	what() string
+	// contentType is the content type of its messages.
+	contentType() string
 	// added is closed when records become available (see
 	// registry.Store.FeedbackAdded).
 	added() <-chan struct{}
-	// take locks the next message's records and returns the message
-	// and the lock token; a nil message when there is none.
-	take() (*amqp.Message, string, error)
+	// take locks the next message's records and returns what its body
+	// holds (marshalled as JSON), the time of its newest record and the
+	// lock token; a nil body when there is none.
+	take() (body any, enqueued time.Time, lockToken string, err error)
 	complete(lockToken string) error
 	abandon(lockToken string) error
 	// recheck is how often a waiting link looks for records whose lock
@@ -61,17 +66,23 @@ func (cs *conn) serveQueue(ctx context.Context, l *amqp1.Link, q serviceQueue) {
 	}
 	for {
 		added := q.added()
-		msg, token, err := q.take()
+		body, enqueued, token, err := q.take()
 		if err != nil {
 			log.Warn("amqp queue read failed", "err", err)
 			_ = l.Close(ctx, &amqp1.Error{Condition: amqp1.ErrCondInternalError, Description: q.what() + " store unavailable"})
 			return
 		}
-		if msg == nil {
+		if body == nil {
 			if !wait(added, q.recheck()) {
 				return
 			}
 			continue
+		}
+		msg, err := cs.f.serviceBoundMessage(q.contentType(), enqueued, body)
+		if err != nil {
+			abandon(token)
+			log.Warn("amqp queue message encoding failed", "err", err)
+			return
 		}
 		err = l.Send(ctx, msg)
 		switch {
@@ -97,4 +108,24 @@ func (cs *conn) serveQueue(ctx context.Context, l *amqp1.Link, q serviceQueue) {
 		abandon(token)
 		return
 	}
+}
+
+// serviceBoundMessage is a message of a service-bound queue as IoT Hub
+// sends it: the queue's content type, user-id the hub name, a new
+// message-id, the time of the newest record as iothub-enqueuedtime, and
+// body as JSON in a data section.
+func (f *Front) serviceBoundMessage(contentType string, enqueued time.Time, body any) (*amqp.Message, error) {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	return &amqp.Message{
+		Annotations: amqp.Annotations{"iothub-enqueuedtime": enqueued.UTC()},
+		Properties: &amqp.MessageProperties{
+			MessageID:   registry.NewUUID(),
+			UserID:      []byte(f.ehName),
+			ContentType: &contentType,
+		},
+		Data: [][]byte{data},
+	}, nil
 }
