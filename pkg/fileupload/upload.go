@@ -80,6 +80,9 @@ type StorageError struct {
 	StatusCode int
 	// Code is its error code (e.g. "AuthenticationFailed"), if any.
 	Code string
+	// CorrelationID is the upload's id at the hub, which was told it
+	// failed.
+	CorrelationID string
 	// Err is the underlying error.
 	Err error
 	// text is Err's message with the SAS token taken out.
@@ -131,6 +134,7 @@ func Upload(ctx context.Context, opts *Options, name string, r io.Reader) (*Resu
 	done := iothub.FileUploadCompletion{CorrelationID: res.CorrelationID, IsSuccess: upErr == nil, StatusCode: http.StatusOK,
 		StatusDescription: "uploaded " + fmt.Sprint(res.Size) + " bytes"}
 	if upErr != nil {
+		upErr.CorrelationID = res.CorrelationID
 		done.StatusCode, done.StatusDescription = http.StatusInternalServerError, upErr.Error()
 		if upErr.StatusCode != 0 {
 			done.StatusCode = upErr.StatusCode
