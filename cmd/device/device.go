@@ -20,10 +20,10 @@ import (
 func NewCmdDevice(f *cmdutil.Factory) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "device",
-		Short: "Act as a device: simulate one or many, or send messages once",
+		Short: "Act as a device: simulate one or many, send messages once, upload a file",
 		Long: `Commands that act as an IoT Hub device over MQTT (TLS, port 8883 or the port in
 HostName; or over WebSocket on 443 with --websocket): simulate one device or a
-fleet, or send device-to-cloud messages once.
+fleet, send device-to-cloud messages once, or upload a file (over HTTPS).
 
 The device connection string comes from --connection-string,
 IOTCTL_DEVICE_CONNECTION_STRING or device-connection-string in the config file.
