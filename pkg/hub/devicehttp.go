@@ -46,8 +46,9 @@ type deviceRoute struct {
 
 // matchDevicePath matches the decoded segments of a device-side path:
 // devices/{id}[/modules/{mid}]/messages/events, .../messages/deviceBound,
-// .../messages/deviceBound/{lockToken} and .../{lockToken}/abandon, the
-// fixed segments in any case. ok is false for any other path (the
+// .../messages/deviceBound/{lockToken} and .../{lockToken}/abandon, and
+// the file upload paths .../files, .../files/notifications[/{correlationId}]
+// (matchFilePath), the fixed segments in any case. ok is false for any other path (the
 // service API's).
 func matchDevicePath(segs []string) (deviceRoute, bool) {
 	is := func(i int, s string) bool { return i < len(segs) && strings.EqualFold(segs[i], s) }
