@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/hub/auth"
 	"github.com/iotctl/iotctl/pkg/output"
 	"github.com/iotctl/iotctl/pkg/service"
 )
@@ -56,7 +57,7 @@ stops.`,
 			return feedbackRun(cmd.Context(), opts)
 		},
 	}
-	addQueueReaderFlags(c)
+	addQueueReaderFlags(c, auth.ActionC2DFeedback)
 	c.Example += "\n  $ iotctl hub feedback --count 1 --websocket --proxy http://proxy.corp:3128"
 	c.Flags().StringVar(&opts.WaitOnMsg, "wait-on-msg", "", "stop at the feedback record of this message id")
 	c.Flags().IntVar(&opts.Count, "count", 0, "stop after this many records (0: no limit)")
@@ -143,11 +144,11 @@ func checkCountTimeout(count int, timeout time.Duration) error {
 
 // addQueueReaderFlags adds what a command that reads a service-bound
 // queue over AMQP needs to reach the hub: the service connection string
-// and other credentials, a CA, and the transport flags (with their
-// help).
-func addQueueReaderFlags(c *cobra.Command) {
+// and other credentials (for a sign-in, the data action it needs), a
+// CA, and the transport flags (with their help).
+func addQueueReaderFlags(c *cobra.Command, action auth.Action) {
 	c.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
-	cmdutil.AddServiceAuthFlags(c.Flags())
+	cmdutil.AddServiceAuth(c, cmdutil.LoginNeeds(action))
 	c.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 	addTransportFlags(c.Flags())
 	c.Long += "\n\n" + transportHelp

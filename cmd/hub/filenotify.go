@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/hub/auth"
 	"github.com/iotctl/iotctl/pkg/output"
 	"github.com/iotctl/iotctl/pkg/service"
 )
@@ -53,7 +54,7 @@ many notifications it got when it stops.`,
 			return fileNotificationsRun(cmd.Context(), opts)
 		},
 	}
-	addQueueReaderFlags(c)
+	addQueueReaderFlags(c, auth.ActionFileNotifications)
 	c.Flags().IntVar(&opts.Count, "count", 0, "stop after this many notifications (0: no limit)")
 	c.Flags().DurationVar(&opts.Timeout, "timeout", 0, "stop after this long (0: no limit)")
 	return c
