@@ -20,10 +20,10 @@ import (
 func NewCmdDevice(f *cmdutil.Factory) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "device",
-		Short: "Act as a device: simulate one or many, or send messages once",
+		Short: "Act as a device: simulate one or many, send messages once, upload a file",
 		Long: `Commands that act as an IoT Hub device over MQTT (TLS, port 8883 or the port in
 HostName; or over WebSocket on 443 with --websocket): simulate one device or a
-fleet, or send device-to-cloud messages once.
+fleet, send device-to-cloud messages once, or upload a file (over HTTPS).
 
 The device connection string comes from --connection-string,
 IOTCTL_DEVICE_CONNECTION_STRING or device-connection-string in the config file.
@@ -35,7 +35,7 @@ For the local hub, trust its CA with --ca-file (or IOTCTL_CA_FILE / ca-file).
   $ HTTPS_PROXY=http://proxy.corp:3128 iotctl device simulate --websocket
   $ iotctl device send --host myhub.azure-devices.net --device-id cam1 --cert cam1.pem --key cam1-key.pem --data hi`,
 	}
-	c.AddCommand(newCmdSimulate(f, nil), newCmdSend(f, nil))
+	c.AddCommand(newCmdSimulate(f, nil), newCmdSend(f, nil), newCmdUpload(f, nil))
 	// A device command's --connection-string is a device's: its key is
 	// device-connection-string (IOTCTL_DEVICE_CONNECTION_STRING), not
 	// the service string of connection-string.

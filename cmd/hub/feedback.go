@@ -48,11 +48,8 @@ stops.`,
       --timeout 2m -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if opts.Count < 0 {
-				return cmdutil.Usagef("--count %d: give a positive number, or 0 for no limit", opts.Count)
-			}
-			if opts.Timeout < 0 {
-				return cmdutil.Usagef("--timeout %s: give a positive duration, or 0 for no limit", opts.Timeout)
+			if err := checkCountTimeout(opts.Count, opts.Timeout); err != nil {
+				return err
 			}
 			if runF != nil {
 				return runF(opts)
@@ -60,11 +57,7 @@ stops.`,
 			return feedbackRun(cmd.Context(), opts)
 		},
 	}
-	c.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
-	cmdutil.AddServiceAuth(c, cmdutil.LoginNeeds(auth.ActionC2DFeedback))
-	c.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
-	addTransportFlags(c.Flags())
-	c.Long += "\n\n" + transportHelp
+	addQueueReaderFlags(c, auth.ActionC2DFeedback)
 	c.Example += "\n  $ iotctl hub feedback --count 1 --websocket --proxy http://proxy.corp:3128"
 	c.Flags().StringVar(&opts.WaitOnMsg, "wait-on-msg", "", "stop at the feedback record of this message id")
 	c.Flags().IntVar(&opts.Count, "count", 0, "stop after this many records (0: no limit)")
@@ -135,6 +128,30 @@ func feedbackRun(parent context.Context, opts *feedbackOptions) error {
 			return nil
 		}
 	}
+}
+
+// checkCountTimeout checks --count and --timeout of a command that
+// reads a service-bound queue (hub feedback, hub file-notifications).
+func checkCountTimeout(count int, timeout time.Duration) error {
+	if count < 0 {
+		return cmdutil.Usagef("--count %d: give a positive number, or 0 for no limit", count)
+	}
+	if timeout < 0 {
+		return cmdutil.Usagef("--timeout %s: give a positive duration, or 0 for no limit", timeout)
+	}
+	return nil
+}
+
+// addQueueReaderFlags adds what a command that reads a service-bound
+// queue over AMQP needs to reach the hub: the service connection string
+// and other credentials (for a sign-in, the data action it needs), a
+// CA, and the transport flags (with their help).
+func addQueueReaderFlags(c *cobra.Command, action auth.Action) {
+	c.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
+	cmdutil.AddServiceAuth(c, cmdutil.LoginNeeds(action))
+	c.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
+	addTransportFlags(c.Flags())
+	c.Long += "\n\n" + transportHelp
 }
 
 type feedbackLine struct {

@@ -268,3 +268,40 @@ func TestServeFlags(t *testing.T) {
 		t.Errorf("serve --metrics-addr 127.0.0.1:0 = %+v, %v; want it kept for serveRun, nothing listening yet", got, err)
 	}
 }
+
+// hub serve turns the file upload flags into the hub's file upload
+// settings, with IoT Hub's defaults and ranges; without a storage
+// connection string there are none.
+func TestServeFileUploadFlags(t *testing.T) {
+	got, err := runFlags(t, newCmdServe, "--in-memory")
+	if err != nil || got == nil || got.Hub.FileUpload != nil {
+		t.Fatalf("serve without --storage-connection-string = %+v, %v; want no file upload", got, err)
+	}
+	cs := "AccountName=a;AccountKey=a2V5"
+	got, err = runFlags(t, newCmdServe, "--in-memory", "--storage-connection-string", cs, "--file-upload-notifications", "--file-notification-max-delivery-count", "5")
+	if err != nil || got == nil || got.Hub.FileUpload == nil {
+		t.Fatalf("serve --storage-connection-string = %+v, %v", got, err)
+	}
+	fu := got.Hub.FileUpload
+	if fu.StorageConnectionString != cs || fu.Container != "fileupload" || fu.SASTTL != time.Hour || !fu.Notifications ||
+		fu.NotificationTTL != time.Hour || fu.NotificationLock != time.Minute || fu.NotificationMaxDeliveries != 5 {
+		t.Errorf("file upload settings = %+v", fu)
+	}
+	checkUsage(t, newCmdServe, []usageCase{
+		{[]string{"--storage-connection-string", cs, "--file-upload-sas-ttl", "25h"}, "--file-upload-sas-ttl"},
+		{[]string{"--storage-connection-string", cs, "--file-notification-ttl", "30s"}, "--file-notification-ttl"},
+		{[]string{"--storage-connection-string", cs, "--file-notification-lock-duration", "1s"}, "--file-notification-lock-duration"},
+		{[]string{"--storage-connection-string", cs, "--file-notification-max-delivery-count", "101"}, "--file-notification-max-delivery-count"},
+	})
+}
+
+func TestFileNotificationsFlags(t *testing.T) {
+	got, err := runFlags(t, newCmdFileNotifications, "--count", "3", "--timeout", "2m")
+	if err != nil || got == nil || got.Count != 3 || got.Timeout != 2*time.Minute {
+		t.Errorf("file-notifications = %+v, %v", got, err)
+	}
+	checkUsage(t, newCmdFileNotifications, []usageCase{
+		{[]string{"--count", "-1"}, "--count"},
+		{[]string{"--timeout", "-1s"}, "--timeout"},
+	})
+}

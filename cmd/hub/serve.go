@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ import (
 	"github.com/iotctl/iotctl/pkg/hub"
 	"github.com/iotctl/iotctl/pkg/hub/amqpfront"
 	"github.com/iotctl/iotctl/pkg/hub/auth"
+	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/hub/seed"
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/output"
@@ -142,6 +144,18 @@ by protocol, devices connected, messages in, direct-method calls by result,
 cloud-to-device messages enqueued, delivered and completed, and the queue
 depths (C2D messages queued, telemetry events per partition).
 
+File upload: with --storage-connection-string (an Azure Storage account's, or
+Azurite's), devices upload files as to IoT Hub: POST /devices/{id}/files gets a
+SAS URI for the blob {deviceId}/{name} in --storage-container (made if missing),
+signed with the account key and valid --file-upload-sas-ttl; the device writes
+the blob there itself and reports the outcome. With --file-upload-notifications
+each success becomes a notification on /messages/serviceBound/filenotifications
+("iotctl hub file-notifications"). Device SDKs reach blobs over https only: run
+Azurite with --cert/--key (the hub's server.pem and server-key.pem next to its
+CA file will do; the hub trusts its own CA when it reads a blob). Without a
+storage account, upload requests are refused with 400014
+DefaultStorageEndpointNotConfigured, as by IoT Hub.
+
 Ctrl-C stops the hub cleanly.`,
 		Example: `  $ iotctl hub serve
   $ iotctl hub serve --addr 127.0.0.1:0 --in-memory -o json
@@ -151,7 +165,8 @@ Ctrl-C stops the hub cleanly.`,
   $ iotctl hub serve --in-memory --seed test/hub-seed.yaml
   $ iotctl hub serve --disable-local-auth --entra-jwks keys.json --entra-issuer https://sts.windows.net/TENANT/ \
       --entra-role 11111111-2222-3333-4444-555555555555="IoT Hub Data Contributor"
-  $ iotctl hub serve --in-memory --metrics-addr 127.0.0.1:9464`,
+  $ iotctl hub serve --in-memory --metrics-addr 127.0.0.1:9464
+  $ iotctl hub serve --storage-connection-string "$AZURE_STORAGE_CONNECTION_STRING" --file-upload-notifications`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := opts.resolve(); err != nil {
@@ -185,6 +200,13 @@ Ctrl-C stops the hub cleanly.`,
 	fl.String("entra-issuer", "", "the iss of the Microsoft Entra ID tokens to accept (with --entra-jwks)")
 	fl.StringSlice("entra-role", nil, "PRINCIPAL=ROLE: a data-plane role for a principal's tokens (repeatable)")
 	fl.String("metrics-addr", "", "serve Prometheus metrics on http://HOST:PORT/metrics (e.g. :9090; default: none)")
+	fl.String("storage-connection-string", "", "connection string of the storage account (or Azurite) that devices upload files to (default: none, file upload refused)")
+	fl.String("storage-container", hub.DefaultFileUploadContainer, "blob container for file uploads")
+	fl.Duration("file-upload-sas-ttl", hub.DefaultFileUploadSASTTL, "how long the SAS URIs handed to devices are valid (1m to 24h)")
+	fl.Bool("file-upload-notifications", false, "queue a file upload notification for each successful upload (as IoT Hub, off by default)")
+	fl.Duration("file-notification-ttl", registry.DefaultFileNotificationTTL, "how long a file upload notification waits to be received (1m to 48h)")
+	fl.Duration("file-notification-lock-duration", registry.DefaultFileNotificationLock, "how long a received notification stays locked before it is delivered again (5s to 5m)")
+	fl.Int("file-notification-max-delivery-count", registry.DefaultFileNotificationMaxDeliveries, "deliveries of a file upload notification before it is dropped (1 to 100)")
 	return c
 }
 
@@ -210,6 +232,38 @@ func serveEntra(v *viper.Viper) (*auth.Entra, error) {
 		return nil, &cmdutil.UsageError{Err: fmt.Errorf("--entra-jwks: %w", err)}
 	}
 	return e, nil
+}
+
+// serveFileUpload makes the file upload settings of
+// --storage-connection-string and the file upload flags, checked
+// against the ranges IoT Hub allows
+// (https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-file-upload);
+// nil without a storage connection string.
+func serveFileUpload(v *viper.Viper) (*hub.FileUploadOptions, error) {
+	cs := v.GetString("storage-connection-string")
+	if cs == "" {
+		return nil, nil
+	}
+	o := &hub.FileUploadOptions{
+		StorageConnectionString:   cs,
+		Container:                 v.GetString("storage-container"),
+		SASTTL:                    v.GetDuration("file-upload-sas-ttl"),
+		Notifications:             v.GetBool("file-upload-notifications"),
+		NotificationTTL:           v.GetDuration("file-notification-ttl"),
+		NotificationLock:          v.GetDuration("file-notification-lock-duration"),
+		NotificationMaxDeliveries: v.GetInt("file-notification-max-delivery-count"),
+	}
+	switch {
+	case o.SASTTL < time.Minute || o.SASTTL > hub.MaxFileUploadSASTTL:
+		return nil, cmdutil.Usagef("--file-upload-sas-ttl %s: give a duration from 1m to 24h, as IoT Hub allows", o.SASTTL)
+	case o.NotificationTTL < time.Minute || o.NotificationTTL > 48*time.Hour:
+		return nil, cmdutil.Usagef("--file-notification-ttl %s: give a duration from 1m to 48h, as IoT Hub allows", o.NotificationTTL)
+	case o.NotificationLock < 5*time.Second || o.NotificationLock > 5*time.Minute:
+		return nil, cmdutil.Usagef("--file-notification-lock-duration %s: give a duration from 5s to 5m, as IoT Hub allows", o.NotificationLock)
+	case o.NotificationMaxDeliveries < 1 || o.NotificationMaxDeliveries > 100:
+		return nil, cmdutil.Usagef("--file-notification-max-delivery-count %d: give a number from 1 to 100, as IoT Hub allows", o.NotificationMaxDeliveries)
+	}
+	return o, nil
 }
 
 // resolve checks the flags (as the configuration sets them) and builds
@@ -247,6 +301,10 @@ func (o *serveOptions) resolve() error {
 	if err != nil {
 		return err
 	}
+	files, err := serveFileUpload(v)
+	if err != nil {
+		return err
+	}
 	o.Hub = &hub.Options{
 		Entra:            entra,
 		DisableLocalAuth: v.GetBool("disable-local-auth"),
@@ -265,6 +323,7 @@ func (o *serveOptions) resolve() error {
 		MaxEvents:        v.GetInt("max-events"),
 		MaxBytes:         v.GetInt64("max-bytes"),
 		Retention:        retention,
+		FileUpload:       files,
 	}
 	o.PprofAddr = v.GetString("pprof-addr")
 	if addr := v.GetString("metrics-addr"); addr != "" {
@@ -314,6 +373,10 @@ func serveRun(ctx context.Context, o *serveOptions) error {
 		var se *seed.Error
 		if errors.As(err, &se) {
 			return &cmdutil.UsageError{Err: fmt.Errorf("--seed: %w", err)}
+		}
+		var fe *hub.FileUploadConfigError
+		if errors.As(err, &fe) {
+			return &cmdutil.UsageError{Err: fmt.Errorf("--storage-connection-string: %w", fe.Err)}
 		}
 		var pe *telemetry.PartitionsError
 		if errors.As(err, &pe) {

@@ -32,6 +32,7 @@ const (
 	opReceive                 // GET .../messages/deviceBound
 	opSettle                  // DELETE .../messages/deviceBound/{lockToken}[?reject]
 	opAbandon                 // POST .../messages/deviceBound/{lockToken}/abandon
+	opFiles                   // POST .../files[/notifications[/{correlationId}]] (fileupload.go)
 )
 
 // deviceRoute is a matched device-side path.
@@ -40,26 +41,32 @@ type deviceRoute struct {
 	op     deviceOp
 	lock   string
 	method string // the one HTTP method the path takes
+	file   fileRoute
 }
 
 // matchDevicePath matches the decoded segments of a device-side path:
 // devices/{id}[/modules/{mid}]/messages/events, .../messages/deviceBound,
-// .../messages/deviceBound/{lockToken} and .../{lockToken}/abandon, the
-// fixed segments in any case. ok is false for any other path (the
+// .../messages/deviceBound/{lockToken} and .../{lockToken}/abandon, and
+// the file upload paths .../files, .../files/notifications[/{correlationId}]
+// (matchFilePath), the fixed segments in any case. ok is false for any other path (the
 // service API's).
 func matchDevicePath(segs []string) (deviceRoute, bool) {
 	is := func(i int, s string) bool { return i < len(segs) && strings.EqualFold(segs[i], s) }
-	if !is(0, "devices") || len(segs) < 4 || segs[1] == "" {
+	if !is(0, "devices") || len(segs) < 3 || segs[1] == "" {
 		return deviceRoute{}, false
 	}
 	rt := deviceRoute{id: core.Identity{DeviceID: segs[1]}}
 	rest := segs[2:]
-	if is(2, "modules") && len(segs) >= 6 {
+	if is(2, "modules") && len(segs) >= 5 {
 		rt.id.ModuleID = segs[3]
 		rest = segs[4:]
 	}
 	if rt.id.ModuleID == "" && is(2, "modules") {
 		return deviceRoute{}, false
+	}
+	if fr, ok := matchFilePath(rest); ok {
+		rt.op, rt.method, rt.file = opFiles, http.MethodPost, fr
+		return rt, true
 	}
 	isr := func(i int, s string) bool { return i < len(rest) && strings.EqualFold(rest[i], s) }
 	if !isr(0, "messages") {
@@ -125,6 +132,8 @@ func (h *Hub) serveDeviceHTTP(w http.ResponseWriter, r *http.Request, rt deviceR
 		h.deviceSettle(w, rt, o)
 	case opAbandon:
 		h.deviceSettle(w, rt, core.Abandon)
+	case opFiles:
+		h.serveFileUpload(w, r, rt.id, rt.file)
 	}
 }
 

@@ -123,6 +123,11 @@ type Options struct {
 	// expired to their devices again. Default: core.ExpirySweep (5 s);
 	// tests that wait for an expiry set less.
 	C2DSweepInterval time.Duration
+	// FileUpload turns on file upload to a storage account (see
+	// FileUploadOptions). Default: nil, devices' upload requests are
+	// refused with 400014 DefaultStorageEndpointNotConfigured, as by a
+	// hub without a storage account.
+	FileUpload *FileUploadOptions
 	// Logger receives the hub's log. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default: time.Now.
@@ -161,6 +166,8 @@ type Hub struct {
 	mqtt      *mqtt.Server
 	core      *core.Core
 	telemetry *telemetry.Log
+	// files is the file upload service; nil without Options.FileUpload.
+	files *fileUploads
 	// meter counts what the endpoints do; prom is it, for Options.Metrics.
 	meter meter
 	prom  *hubMetrics
@@ -287,6 +294,11 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 	h.workers.goFunc(func() { h.core.Sweep(h.ctx, h.opts.C2DSweepInterval) })
 	if err := h.setupTLS(dataDir, host); err != nil {
 		return err
+	}
+	if fo := h.opts.FileUpload; fo != nil {
+		if h.files, err = newFileUploads(*fo, h.caFile); err != nil {
+			return err
+		}
 	}
 
 	bind := []string{net.JoinHostPort(host, port)}

@@ -57,6 +57,9 @@ func (e *DataDirInUseError) Unwrap() error { return e.Err }
 
 func (h *Hub) openStore(dataDir string) error {
 	ropts := &registry.Options{Now: h.now, Logger: h.log.With("component", "registry")}
+	if fo := h.opts.FileUpload; fo != nil {
+		ropts.FileNotificationTTL, ropts.FileNotificationLock, ropts.FileNotificationMaxDeliveries = fo.NotificationTTL, fo.NotificationLock, fo.NotificationMaxDeliveries
+	}
 	var s *registry.Store
 	var err error
 	if h.opts.InMemory {

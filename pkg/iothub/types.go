@@ -202,3 +202,56 @@ type TwinUpdateProperties struct {
 	Desired  json.RawMessage `json:"desired,omitempty"`
 	Reported json.RawMessage `json:"reported,omitempty"`
 }
+
+// FileNotificationContentType is the content type of a file upload
+// notification message (azure-iot-sdk-csharp
+// iothub/service/src/FileUpload/AmqpFileNotificationReceiver.cs checks
+// it).
+const FileNotificationContentType = "application/vnd.microsoft.iothub.filenotification.json"
+
+// FileNotification is the body of a file upload notification, sent on
+// /messages/serviceBound/filenotifications when a device says a file
+// upload succeeded (azure-iot-sdk-csharp
+// iothub/service/src/FileUpload/FileNotification.cs;
+// https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-file-upload).
+type FileNotification struct {
+	DeviceID string `json:"deviceId"`
+	// BlobURI is the blob's URL without a SAS token.
+	BlobURI string `json:"blobUri"`
+	// BlobName is "{deviceId}/{name the device asked for}".
+	BlobName        string `json:"blobName"`
+	LastUpdatedTime Time   `json:"lastUpdatedTime"`
+	BlobSizeInBytes int64  `json:"blobSizeInBytes"`
+	EnqueuedTimeUTC Time   `json:"enqueuedTimeUtc"`
+}
+
+// FileUploadRequest is the body of a device's
+// POST /devices/{id}/files: the name of the blob it wants to write
+// (https://learn.microsoft.com/rest/api/iothub/device/create-file-upload-sas-uri).
+type FileUploadRequest struct {
+	BlobName string `json:"blobName"`
+}
+
+// FileUploadResponse answers POST /devices/{id}/files: the blob is at
+// https://{HostName}/{ContainerName}/{BlobName}{SASToken}
+// (azure-iot-sdk-csharp iothub/device/src/FileUpload/FileUploadSasUriResponse.cs).
+type FileUploadResponse struct {
+	CorrelationID string `json:"correlationId"`
+	HostName      string `json:"hostName"`
+	ContainerName string `json:"containerName"`
+	BlobName      string `json:"blobName"`
+	// SASToken starts with "?".
+	SASToken string `json:"sasToken"`
+}
+
+// FileUploadCompletion is the body of POST
+// /devices/{id}/files/notifications: the outcome of an upload
+// (https://learn.microsoft.com/rest/api/iothub/device/update-file-upload-status).
+// Node's SDK puts the correlation id in the path instead
+// (azure-iot-sdk-node device/core/src/blob_upload/file_upload_api.ts).
+type FileUploadCompletion struct {
+	CorrelationID     string `json:"correlationId,omitempty"`
+	IsSuccess         bool   `json:"isSuccess"`
+	StatusCode        int    `json:"statusCode"`
+	StatusDescription string `json:"statusDescription"`
+}

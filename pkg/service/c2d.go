@@ -121,20 +121,30 @@ func (c *Client) FeedbackReceiver(ctx context.Context) (*FeedbackReceiver, error
 // Receive waits for the next feedback batch, accepts it (so the hub
 // does not send it again) and returns its records.
 func (f *FeedbackReceiver) Receive(ctx context.Context) ([]Feedback, error) {
-	m, err := f.r.Receive(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("service: feedback: %w", amqpError(err))
-	}
 	var recs []Feedback
-	body := m.GetData()
-	if err := json.Unmarshal(body, &recs); err != nil {
-		_ = f.r.RejectMessage(ctx, m, &amqp.Error{Condition: amqp.ErrCondDecodeError, Description: err.Error()})
-		return nil, fmt.Errorf("service: feedback batch is not a JSON array of records: %w", err)
-	}
-	if err := f.r.AcceptMessage(ctx, m); err != nil {
-		return nil, fmt.Errorf("service: feedback accept: %w", amqpError(err))
+	if err := receiveJSON(ctx, f.r, "feedback batch", &recs); err != nil {
+		return nil, err
 	}
 	return recs, nil
+}
+
+// receiveJSON waits for the next message on r, decodes its body as
+// JSON into v and accepts it; a body that does not decode is rejected
+// (so the hub does not send it again) and returned as an error naming
+// what.
+func receiveJSON(ctx context.Context, r *amqp.Receiver, what string, v any) error {
+	m, err := r.Receive(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("service: %s: %w", what, amqpError(err))
+	}
+	if err := json.Unmarshal(m.GetData(), v); err != nil {
+		_ = r.RejectMessage(ctx, m, &amqp.Error{Condition: amqp.ErrCondDecodeError, Description: err.Error()})
+		return fmt.Errorf("service: %s is not the JSON IoT Hub sends: %w", what, err)
+	}
+	if err := r.AcceptMessage(ctx, m); err != nil {
+		return fmt.Errorf("service: %s accept: %w", what, amqpError(err))
+	}
+	return nil
 }
 
 // Close closes the receiver link.

@@ -94,6 +94,13 @@ func (e *StatusError) Is(target error) bool {
 	return false
 }
 
+// ParseError reads an IoT Hub error answer (status, headers and body)
+// into a *StatusError, for clients of the hub's other HTTPS APIs (the
+// device side's) that report errors as this package does.
+func ParseError(status int, header http.Header, body []byte) *StatusError {
+	return parseError(status, header, body)
+}
+
 // parseError reads an error answer (see iothub.ParseError).
 func parseError(status int, header http.Header, body []byte) *StatusError {
 	a := iothub.ParseError(header, body)

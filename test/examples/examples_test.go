@@ -32,6 +32,11 @@
 //     "echo" with its payload and dev1/mod1 answers "reboot".
 //   - For "hub feedback" examples that do not wait on one message id, a
 //     message sent to MyGoDevice with --ack full, whose feedback they read.
+//   - For examples of file upload ("device upload", "hub
+//     file-notifications", a storage connection string): file upload to
+//     Azurite (storage_test.go) with notifications on, its connection
+//     string in AZURE_STORAGE_CONNECTION_STRING; for "hub
+//     file-notifications", MyGoDevice has uploaded engine.log.
 //   - The hub's env.sh, as "hub serve" writes it, and in the
 //     environment what it exports (IOTCTL_DPS_ID_SCOPE and
 //     IOTCTL_DPS_CONNECTION_STRING too).
@@ -40,7 +45,7 @@
 //     registered), and cam-1 with the certificate cam-1.pem.
 //   - In the working directory, the files examples read: cam1.pem and
 //     cam1-key.pem, cam2.pem and cam2-key.pem, cam-1.pem and
-//     cam-1-key.pem, cmd.json, fleet-ca.pem and
+//     cam-1-key.pem, cmd.json, engine.log, fleet-ca.pem and
 //     fleet-ca-key.pem, certs/device-ca.pem and certs/device-ca-key.pem
 //     (unless the example makes them), devices-root.pem and
 //     devices-intermediate.pem. The hub trusts fleet-ca.pem and
@@ -69,7 +74,8 @@
 //     "$(...)" or before ";" failed. One that pipes into jq must not
 //     print a line "null": the field it reads is missing.
 //   - An example that runs until stopped (its command is "hub serve",
-//     "device simulate", "hub monitor" or "hub feedback", with neither
+//     "device simulate", "hub monitor", "hub feedback" or "hub
+//     file-notifications", with neither
 //     --count nor --wait-on-msg, nor --k8s-job, which prints a
 //     manifest instead of running) must still be running when it first
 //     prints on stdout (within outputLimit), and must then stop on
@@ -133,7 +139,7 @@ var exceptions = map[string]string{
 // untilStopped tells the commands that run until stopped, and
 // stopFlags the flags that make them stop by themselves.
 var (
-	untilStopped = regexp.MustCompile(`iotctl (hub serve|device simulate|hub monitor|hub feedback)\b`)
+	untilStopped = regexp.MustCompile(`iotctl (hub serve|device simulate|hub monitor|hub feedback|hub file-notifications)\b`)
 	stopFlags    = regexp.MustCompile(`\s--(count|wait-on-msg)[\s=]|\s--k8s-job\b`)
 )
 

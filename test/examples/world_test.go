@@ -133,6 +133,12 @@ func newWorld(t *testing.T, ex *example) (w *world, err error) {
 		w.proxy = proxytest.New(t)
 		w.proxy.Map(proxyHost, "127.0.0.1")
 	}
+	var azuritePort string
+	if needsStorage(s) {
+		if opts.FileUpload, azuritePort, err = storageOptions(); err != nil {
+			return nil, err
+		}
+	}
 	w.hub = hub.New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
@@ -140,6 +146,11 @@ func newWorld(t *testing.T, ex *example) (w *world, err error) {
 		return nil, fmt.Errorf("starting the hub: %w", err)
 	}
 	w.closers = append(w.closers, func() { _ = w.hub.Close() })
+	if azuritePort != "" {
+		if err := w.startAzurite(azuritePort); err != nil {
+			return nil, err
+		}
+	}
 	_, port, _ := net.SplitHostPort(w.hub.Addrs()[0])
 	w.addr, w.host, w.caFile = "localhost:"+port, w.hub.HostName(), w.hub.CAFile()
 	if w.serviceCS, err = w.hub.ServiceConnectionString("iothubowner"); err != nil {
@@ -199,6 +210,9 @@ func newWorld(t *testing.T, ex *example) (w *world, err error) {
 		w.env["IOTCTL_DEVICE_CONNECTION_STRING"] = w.deviceCS
 		w.env["DEVICE_CS"] = w.deviceCS
 	}
+	if opts.FileUpload != nil {
+		w.env["AZURE_STORAGE_CONNECTION_STRING"] = opts.FileUpload.StorageConnectionString
+	}
 	if serves {
 		// A hub an example starts must not take the port of another.
 		w.env["IOTCTL_ADDR"] = "127.0.0.1:0"
@@ -214,6 +228,11 @@ func newWorld(t *testing.T, ex *example) (w *world, err error) {
 	if strings.Contains(s, "sim-") {
 		if err := w.runFleet(ctx); err != nil {
 			return nil, err
+		}
+	}
+	if strings.Contains(s, "file-notifications") && w.deviceCS != "" {
+		if err := w.uploadForNotification(ctx); err != nil {
+			return nil, fmt.Errorf("uploading a file for the notification: %w", err)
 		}
 	}
 	if strings.Contains(s, "hub feedback") && !strings.Contains(s, "--wait-on-msg") && w.deviceCS != "" {
@@ -238,6 +257,7 @@ func (w *world) writeFiles(generated map[string]bool, withDeviceCA bool) (cam1Th
 	now := time.Now()
 	files := map[string][]byte{
 		"cmd.json":           []byte(`{"led":"on"}` + "\n"),
+		"engine.log":         []byte("engine log\n"),
 		"test/hub-seed.yaml": []byte("consumerGroups: [dashboards]\ndevices:\n  - deviceId: thermostat-1\n"),
 	}
 	jwks, err := signingKeySet()

@@ -27,7 +27,12 @@ func newEnvWith(t *testing.T, opts hub.Options) *env {
 // its own, on the standard ports, and closes it when the test ends.
 func startHub(t *testing.T, opts hub.Options) *env {
 	t.Helper()
-	ip := loopbackIP()
+	return startHubOn(t, loopbackIP(), opts)
+}
+
+// startHubOn starts the hub of startHub on ip.
+func startHubOn(t *testing.T, ip string, opts hub.Options) *env {
+	t.Helper()
 	opts.Addr, opts.StandardPorts, opts.InMemory, opts.SANs = ip+":8883", true, true, []string{ip}
 	h := hub.New(&opts)
 	if err := h.Start(context.Background()); err != nil {

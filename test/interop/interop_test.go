@@ -60,7 +60,11 @@ func requireNode(t *testing.T) {
 			npmErr = fmt.Errorf("node is not on PATH: install Node.js (20 or newer) to run the interoperability tests, or set IOTCTL_SKIP_INTEROP=1")
 			return
 		}
-		if _, err := os.Stat(filepath.Join(dir(), "node_modules", "azure-iothub")); err == nil {
+		// azurite came later than the SDKs: a node_modules made before
+		// it is installed again.
+		_, errSDK := os.Stat(filepath.Join(dir(), "node_modules", "azure-iothub"))
+		_, errAzurite := os.Stat(filepath.Join(dir(), "node_modules", "azurite"))
+		if errSDK == nil && errAzurite == nil {
 			return
 		}
 		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")

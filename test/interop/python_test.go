@@ -114,7 +114,7 @@ func venvPython(venv string) string { return filepath.Join(venv, "bin", "python"
 // venvReady checks that the environment's interpreter runs and imports
 // both SDKs.
 func venvReady(venv string) error {
-	out, err := exec.Command(venvPython(venv), "-c", "import azure.eventhub, azure.iot.device").CombinedOutput()
+	out, err := exec.Command(venvPython(venv), "-c", "import azure.eventhub, azure.iot.device, azure.storage.blob").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%v: %s", err, tail(out, 10))
 	}

@@ -164,7 +164,14 @@ func (cs *conn) Attach(ctx context.Context, l *amqp1.Link) error {
 			return err
 		}
 		log.Debug("amqp feedback receiver attached")
-		go cs.serveFeedback(ctx, l)
+		go cs.serveQueue(ctx, l, feedbackQueue{cs.f})
+		return nil
+	case p == nodeFileNotifications:
+		if err := cs.authorize(l, nodeFileNotifications, registry.ServiceConnect); err != nil {
+			return err
+		}
+		log.Debug("amqp file notification receiver attached")
+		go cs.serveQueue(ctx, l, fileQueue{cs.f})
 		return nil
 	case p == nodeEvents || strings.HasPrefix(p, nodeEvents+"/"):
 		if err := cs.authorize(l, p, registry.ServiceConnect); err != nil {

@@ -44,20 +44,25 @@ func (e *Error) HTTPStatus() int { return e.Code / 1000 }
 // The error conditions the store returns. Each is the template; the
 // store returns a copy with a specific Message.
 var (
-	ErrArgumentInvalid             = &Error{Code: 400004, Name: "ArgumentInvalid", Message: "argument invalid"}
-	ErrUnauthorized                = &Error{Code: 401002, Name: "IotHubUnauthorizedAccess", Message: "unauthorized"}
-	ErrQueueFull                   = &Error{Code: 403004, Name: "DeviceMaximumQueueDepthExceeded", Message: "maximum queue depth exceeded"}
-	ErrDeviceNotFound              = &Error{Code: 404001, Name: "DeviceNotFound", Message: "device not found"}
-	ErrModuleNotFound              = &Error{Code: 404010, Name: "ModuleNotFound", Message: "module not found"}
-	ErrDeviceNotOnline             = &Error{Code: 404103, Name: "DeviceNotOnline", Message: "device not online"}
-	ErrDeviceAlreadyExists         = &Error{Code: 409001, Name: "DeviceAlreadyExists", Message: "device already exists"}
-	ErrModuleAlreadyExistsOnDevice = &Error{Code: 409301, Name: "ModuleAlreadyExistsOnDevice", Message: "module already exists on device"}
-	ErrPreconditionFailed          = &Error{Code: 412001, Name: "PreconditionFailed", Message: "precondition failed"}
-	ErrDeviceMessageLockLost       = &Error{Code: 412002, Name: "DeviceMessageLockLost", Message: "message lock lost"}
-	ErrMessageTooLarge             = &Error{Code: 413001, Name: "MessageTooLarge", Message: "message too large"}
-	ErrThrottled                   = &Error{Code: 429001, Name: "ThrottlingException", Message: "throttled"}
-	ErrServerError                 = &Error{Code: 500001, Name: "ServerError", Message: "internal server error"}
-	ErrGatewayTimeout              = &Error{Code: 504101, Name: "GatewayTimeout", Message: "gateway timeout"}
+	ErrArgumentInvalid = &Error{Code: 400004, Name: "ArgumentInvalid", Message: "argument invalid"}
+	// The file upload conditions
+	// (https://learn.microsoft.com/azure/iot-hub/troubleshoot-error-codes).
+	ErrDefaultStorageEndpointNotConfigured = &Error{Code: 400014, Name: "DefaultStorageEndpointNotConfigured", Message: "default storage endpoint not configured"}
+	ErrInvalidFileUploadCorrelationID      = &Error{Code: 400015, Name: "InvalidFileUploadCorrelationId", Message: "invalid file upload correlation id"}
+	ErrExpiredFileUploadCorrelationID      = &Error{Code: 400016, Name: "ExpiredFileUploadCorrelationId", Message: "expired file upload correlation id"}
+	ErrUnauthorized                        = &Error{Code: 401002, Name: "IotHubUnauthorizedAccess", Message: "unauthorized"}
+	ErrQueueFull                           = &Error{Code: 403004, Name: "DeviceMaximumQueueDepthExceeded", Message: "maximum queue depth exceeded"}
+	ErrDeviceNotFound                      = &Error{Code: 404001, Name: "DeviceNotFound", Message: "device not found"}
+	ErrModuleNotFound                      = &Error{Code: 404010, Name: "ModuleNotFound", Message: "module not found"}
+	ErrDeviceNotOnline                     = &Error{Code: 404103, Name: "DeviceNotOnline", Message: "device not online"}
+	ErrDeviceAlreadyExists                 = &Error{Code: 409001, Name: "DeviceAlreadyExists", Message: "device already exists"}
+	ErrModuleAlreadyExistsOnDevice         = &Error{Code: 409301, Name: "ModuleAlreadyExistsOnDevice", Message: "module already exists on device"}
+	ErrPreconditionFailed                  = &Error{Code: 412001, Name: "PreconditionFailed", Message: "precondition failed"}
+	ErrDeviceMessageLockLost               = &Error{Code: 412002, Name: "DeviceMessageLockLost", Message: "message lock lost"}
+	ErrMessageTooLarge                     = &Error{Code: 413001, Name: "MessageTooLarge", Message: "message too large"}
+	ErrThrottled                           = &Error{Code: 429001, Name: "ThrottlingException", Message: "throttled"}
+	ErrServerError                         = &Error{Code: 500001, Name: "ServerError", Message: "internal server error"}
+	ErrGatewayTimeout                      = &Error{Code: 504101, Name: "GatewayTimeout", Message: "gateway timeout"}
 )
 
 // newErr returns a copy of template with a formatted message.

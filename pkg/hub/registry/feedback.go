@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"encoding/json"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -52,8 +51,12 @@ type FeedbackBatch struct {
 
 type feedbackRecord struct {
 	Feedback
-	LockToken   string    `json:"lockToken,omitempty"`
-	LockedUntil time.Time `json:"lockedUntil"`
+	lockState
+}
+
+// feedbackQueue is the store's queue of feedback records.
+func (s *Store) feedbackQueue() lockQueue[feedbackRecord, *feedbackRecord] {
+	return lockQueue[feedbackRecord, *feedbackRecord]{bucket: bucketFeedback, hold: DefaultFeedbackLock, added: &s.feedbackSignal}
 }
 
 // wantsFeedback reports whether a message with ack mode ack asked for
@@ -79,11 +82,6 @@ func (s *Store) addFeedback(tx *bolt.Tx, m *C2DMessage, deviceID string, status 
 	if d, err := getDevice(tx, deviceID); err == nil {
 		gen = d.GenerationID
 	}
-	b := tx.Bucket(bucketFeedback)
-	seq, err := b.NextSequence()
-	if err != nil {
-		return err
-	}
 	rec := feedbackRecord{Feedback: Feedback{
 		OriginalMessageID:  m.MessageID,
 		Description:        feedbackDescriptions[status],
@@ -92,10 +90,11 @@ func (s *Store) addFeedback(tx *bolt.Tx, m *C2DMessage, deviceID string, status 
 		DeviceGenerationID: gen,
 		EnqueuedTimeUTC:    iothub.Time{Time: now},
 	}}
-	if err := putJSON(b, seqKey(seq), &rec); err != nil {
+	seq, err := s.feedbackQueue().put(tx, &rec)
+	if err != nil {
 		return err
 	}
-	tx.OnCommit(s.feedbackSignal.notify)
+	b := tx.Bucket(bucketFeedback)
 	// Keep the queue bounded: now and then, drop the oldest records.
 	if seq%64 != 0 {
 		return nil
@@ -128,111 +127,34 @@ func (s *Store) TakeFeedback(max int) (*FeedbackBatch, error) {
 	if max <= 0 {
 		max = 100
 	}
-	now := s.now()
-	var out *FeedbackBatch
-	err := s.db.Batch(func(tx *bolt.Tx) error {
-		out = nil
-		b := tx.Bucket(bucketFeedback)
-		token := NewUUID()
-		batch := &FeedbackBatch{LockToken: token}
-		c := b.Cursor()
-		type upd struct {
-			k   []byte
-			rec feedbackRecord
+	token, recs, _, err := s.feedbackQueue().take(s, max)
+	if err != nil || len(recs) == 0 {
+		return nil, err
+	}
+	batch := &FeedbackBatch{LockToken: token, Records: make([]Feedback, len(recs))}
+	for i, r := range recs {
+		batch.Records[i] = r.Feedback
+		if r.EnqueuedTimeUTC.After(batch.EnqueuedTime) {
+			batch.EnqueuedTime = r.EnqueuedTimeUTC.Time
 		}
-		var ups []upd
-		for k, v := c.First(); k != nil && len(batch.Records) < max; k, v = c.Next() {
-			var rec feedbackRecord
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return err
-			}
-			if rec.LockToken != "" && now.Before(rec.LockedUntil) {
-				continue
-			}
-			rec.LockToken, rec.LockedUntil = token, now.Add(DefaultFeedbackLock)
-			ups = append(ups, upd{append([]byte(nil), k...), rec})
-			batch.Records = append(batch.Records, rec.Feedback)
-			if rec.EnqueuedTimeUTC.After(batch.EnqueuedTime) {
-				batch.EnqueuedTime = rec.EnqueuedTimeUTC.Time
-			}
-		}
-		for _, u := range ups {
-			if err := putJSON(b, u.k, &u.rec); err != nil {
-				return err
-			}
-		}
-		if len(batch.Records) > 0 {
-			out = batch
-		}
-		return nil
-	})
-	return out, err
+	}
+	return batch, nil
 }
 
 // CompleteFeedback deletes the records of a batch. An unknown or
 // expired lock token gives an error matching ErrDeviceMessageLockLost.
 func (s *Store) CompleteFeedback(lockToken string) error {
-	return s.settleFeedback(lockToken, true)
+	return s.feedbackQueue().settle(s, lockToken, true, "feedback batch")
 }
 
 // AbandonFeedback unlocks the records of a batch so that the next
 // TakeFeedback returns them again. Errors as for CompleteFeedback.
 func (s *Store) AbandonFeedback(lockToken string) error {
-	return s.settleFeedback(lockToken, false)
-}
-
-func (s *Store) settleFeedback(lockToken string, complete bool) error {
-	now := s.now()
-	return s.db.Batch(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketFeedback)
-		type upd struct {
-			k   []byte
-			rec feedbackRecord
-		}
-		var ups []upd
-		err := b.ForEach(func(k, v []byte) error {
-			var rec feedbackRecord
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return err
-			}
-			if lockToken != "" && rec.LockToken == lockToken && now.Before(rec.LockedUntil) {
-				ups = append(ups, upd{append([]byte(nil), k...), rec})
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if len(ups) == 0 {
-			return newErr(ErrDeviceMessageLockLost, "no feedback batch with this lock token")
-		}
-		if !complete {
-			tx.OnCommit(s.feedbackSignal.notify)
-		}
-		for _, u := range ups {
-			if complete {
-				err = b.Delete(u.k)
-			} else {
-				u.rec.LockToken, u.rec.LockedUntil = "", time.Time{}
-				err = putJSON(b, u.k, &u.rec)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return s.feedbackQueue().settle(s, lockToken, false, "feedback batch")
 }
 
 // PendingFeedback counts the feedback records waiting, locked or not.
-func (s *Store) PendingFeedback() (int, error) {
-	var n int
-	err := s.db.View(func(tx *bolt.Tx) error {
-		n = countKeys(tx.Bucket(bucketFeedback))
-		return nil
-	})
-	return n, err
-}
+func (s *Store) PendingFeedback() (int, error) { return s.feedbackQueue().count(s) }
 
 func countKeys(b *bolt.Bucket) int {
 	n := 0

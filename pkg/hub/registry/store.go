@@ -30,6 +30,13 @@ const (
 	DefaultC2DMaxDeliveryCount = 10
 	DefaultFeedbackMax         = 10000
 	DefaultFeedbackLock        = time.Minute
+	// File notification settings as IoT Hub's defaults
+	// (https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-file-upload,
+	// "File upload notifications": TTL 1 hour, lock 60 s, max
+	// delivery count 100).
+	DefaultFileNotificationTTL           = time.Hour
+	DefaultFileNotificationLock          = time.Minute
+	DefaultFileNotificationMaxDeliveries = 100
 )
 
 // Options configure a Store. A nil *Options means the defaults.
@@ -59,6 +66,17 @@ type Options struct {
 	// FeedbackMax bounds the feedback queue; the oldest records are
 	// dropped beyond it. Default: DefaultFeedbackMax.
 	FeedbackMax int
+	// FileNotificationTTL drops a file upload notification not
+	// completed within it. Default: DefaultFileNotificationTTL (1 hour).
+	FileNotificationTTL time.Duration
+	// FileNotificationLock is how long a delivered notification stays
+	// invisible before it is delivered again. Default:
+	// DefaultFileNotificationLock (1 minute).
+	FileNotificationLock time.Duration
+	// FileNotificationMaxDeliveries drops a notification delivered
+	// that many times without being completed. Default:
+	// DefaultFileNotificationMaxDeliveries (100).
+	FileNotificationMaxDeliveries int
 	// NoSync skips fsync after each write (faster, loses the last
 	// writes on a machine crash). Default: false. OpenMemory sets it.
 	NoSync bool
@@ -93,6 +111,15 @@ func (o *Options) withDefaults() Options {
 	if v.FeedbackMax <= 0 {
 		v.FeedbackMax = DefaultFeedbackMax
 	}
+	if v.FileNotificationTTL <= 0 {
+		v.FileNotificationTTL = DefaultFileNotificationTTL
+	}
+	if v.FileNotificationLock <= 0 {
+		v.FileNotificationLock = DefaultFileNotificationLock
+	}
+	if v.FileNotificationMaxDeliveries <= 0 {
+		v.FileNotificationMaxDeliveries = DefaultFileNotificationMaxDeliveries
+	}
 	return v
 }
 
@@ -106,6 +133,8 @@ func (o *Options) withDefaults() Options {
 //	c2d       identity key → bucket of sequence (8 bytes) → C2DMessage JSON
 //	feedback  sequence (8 bytes) → feedbackRecord JSON
 //	presence  identity key → Presence JSON (presence.go)
+//	uploads   correlation id → FileUpload JSON (fileupload.go)
+//	filenotifications  sequence (8 bytes) → fileNotificationRecord JSON
 //
 // The identity key is deviceID for a device and deviceID \x00 moduleID
 // for a module; \x00 is not allowed in ids.
@@ -117,7 +146,8 @@ var (
 	bucketTwins    = []byte("twins")
 	bucketC2D      = []byte("c2d")
 	bucketFeedback = []byte("feedback")
-	allBuckets     = [][]byte{bucketMeta, bucketPolicies, bucketDevices, bucketModules, bucketTwins, bucketC2D, bucketFeedback, bucketPresence}
+	allBuckets     = [][]byte{bucketMeta, bucketPolicies, bucketDevices, bucketModules, bucketTwins, bucketC2D, bucketFeedback, bucketPresence,
+		bucketUploads, bucketFileNotifications}
 )
 
 const schemaVersion = "1"
@@ -136,6 +166,8 @@ type Store struct {
 	closed  atomic.Bool
 	// feedbackSignal wakes FeedbackAdded waiters (notify.go).
 	feedbackSignal signal
+	// fileSignal wakes FileNotificationAdded waiters.
+	fileSignal signal
 }
 
 // Open opens (or creates) the store in the file at path. On first
