@@ -39,6 +39,8 @@ type simulateOptions struct {
 	deviceCA        string
 	deviceCAKey     string
 	connectRate     float64
+	maxConnecting   int
+	sourceAddrs     []string
 	rate            float64
 	printMessages   bool
 	quiet           bool
@@ -171,6 +173,8 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
 	fl.StringVar(&o.deviceCA, "device-ca", "", "fleet of X.509 devices: CA certificate (PEM) that signs each device's certificate (CN = device id)")
 	fl.StringVar(&o.deviceCAKey, "device-ca-key", "", "private key (PEM) of --device-ca (default: in the --device-ca file)")
 	fl.Float64Var(&o.connectRate, "connect-rate", 0, "fleet connections per second, 0 for no limit (default: 100 against Azure IoT Hub, its connection throttle; no limit against other hubs)")
+	fl.IntVar(&o.maxConnecting, "max-connecting", simulate.DefaultMaxConnecting, "fleet devices connecting at once (TLS handshake, CONNECT, SUBSCRIBE): bounds the fleet's peak memory")
+	fl.StringArrayVar(&o.sourceAddrs, "source-addr", nil, "local address a fleet's connections come from, or a range FIRST-LAST (repeatable; devices take them in turn; about 28,000 connections per address and hub address)")
 	fl.Float64Var(&o.rate, "rate", 0, "fleet messages per second in total (0: each device every --interval)")
 	fl.BoolVar(&o.printMessages, "print-messages", false, "on a terminal, print each message a fleet sends (one device's are always printed)")
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but the final summary: no messages, events or status line")
@@ -212,6 +216,12 @@ func (o *simulateOptions) check() error {
 	}
 	if o.count < 0 || o.duration < 0 || o.connectRate < 0 || o.rate < 0 {
 		return cmdutil.Usagef("--count, --duration, --connect-rate and --rate must not be negative")
+	}
+	if o.maxConnecting < 0 {
+		return cmdutil.Usagef("--max-connecting must not be negative (0: the default, %d)", simulate.DefaultMaxConnecting)
+	}
+	if _, err := simulate.ParseSourceAddrs(o.sourceAddrs); err != nil {
+		return cmdutil.Usagef("--source-addr: %v", err)
 	}
 	if o.devicesSet && o.devices < 1 {
 		return cmdutil.Usagef("--devices must be at least 1")
@@ -290,8 +300,14 @@ func (o *simulateOptions) messageOptions() (*simulate.Options, error) {
 	s := &simulate.Options{
 		Interval: o.interval, Count: o.count, Duration: o.duration, Properties: props,
 		ContentType: o.contentType, ContentEncoding: o.contentEncoding,
-		ConnectRate: o.connectRate, Rate: o.rate,
+		ConnectRate: o.connectRate, Rate: o.rate, MaxConnecting: o.maxConnecting,
 		Device: device.Options{QoS: qos},
+	}
+	addrs, _ := simulate.ParseSourceAddrs(o.sourceAddrs) // checked
+	if len(addrs) == 1 {
+		s.Device.SourceAddr = addrs[0]
+	} else {
+		s.SourceAddrs = addrs
 	}
 	if s.ContentType == "" {
 		s.ContentType = "-"

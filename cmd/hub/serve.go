@@ -162,7 +162,7 @@ Ctrl-C stops the hub cleanly.`,
 		},
 	}
 	fl := c.Flags()
-	fl.String("addr", hub.DefaultAddr, "address of the TLS port that serves every protocol (port 0: any free port)")
+	fl.StringArray("addr", []string{hub.DefaultAddr}, "address of the TLS port that serves every protocol (port 0: any free port); repeatable: each further address serves every protocol too")
 	fl.Bool("standard-ports", false, "also listen on 8883 (MQTT), 443 (HTTPS) and 5671 (AMQP) on the same host")
 	fl.String("host-name", "", "host name to put in connection strings (default: the address's host and port)")
 	fl.String("data-dir", hub.DefaultDataDir(), "directory for the registry, the telemetry and the TLS material")
@@ -245,10 +245,20 @@ func (o *serveOptions) resolve() error {
 	if err != nil {
 		return err
 	}
+	addrs := v.GetStringSlice("addr")
+	if len(addrs) == 0 {
+		addrs = []string{hub.DefaultAddr}
+	}
+	for _, a := range addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return cmdutil.Usagef("--addr %q: want HOST:PORT, e.g. 127.0.0.1:8443 (port 0: any free port)", a)
+		}
+	}
 	o.Hub = &hub.Options{
 		Entra:            entra,
 		DisableLocalAuth: v.GetBool("disable-local-auth"),
-		Addr:             v.GetString("addr"),
+		Addr:             addrs[0],
+		MoreAddrs:        addrs[1:],
 		StandardPorts:    v.GetBool("standard-ports"),
 		HostName:         v.GetString("host-name"),
 		DataDir:          v.GetString("data-dir"),
