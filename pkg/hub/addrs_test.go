@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"crypto/tls"
 	"net/http"
 	"strings"
 	"testing"
@@ -46,5 +47,23 @@ func TestMoreAddrsRefusesABadAddress(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), `"127.0.0.2"`) {
 		t.Errorf("error %q does not name the address", err)
+	}
+}
+
+// TestServerChainIsTheLeafAlone: the hub sends its own certificate
+// without the CA every client already trusts.
+func TestServerChainIsTheLeafAlone(t *testing.T) {
+	h := startHub(t)
+	c, err := tls.Dial("tcp", h.Addrs()[0], tlsFor(t, h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st := c.ConnectionState()
+	if len(st.PeerCertificates) != 1 || st.PeerCertificates[0].IsCA {
+		t.Errorf("the hub sent %d certificates; want its own alone", len(st.PeerCertificates))
+	}
+	if len(st.VerifiedChains) != 1 || len(st.VerifiedChains[0]) != 2 {
+		t.Errorf("verified chains %d; want one, to the CA", len(st.VerifiedChains))
 	}
 }

@@ -407,7 +407,12 @@ func (h *Hub) startMQTT() error {
 	caps.MaximumClientWritesPending = 16
 	h.mqtt = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
-		Logger:       h.log.With("component", "mqtt"),
+		// mochi reads each connection through a bufio.Reader of this
+		// size (2 KB by default), kept for the connection's life; the
+		// TLS layer under it already buffers a record, and a packet
+		// larger than the buffer is read through it all the same.
+		ClientNetReadBufferSize: 512,
+		Logger:                  h.log.With("component", "mqtt"),
 	})
 	if err := h.mqtt.AddHook(&mqttHook{h: h}, nil); err != nil {
 		return fmt.Errorf("hub: mqtt: %w", err)
