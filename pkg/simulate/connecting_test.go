@@ -3,7 +3,9 @@ package simulate
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/iotctl/iotctl/pkg/device"
 )
@@ -85,5 +87,35 @@ func TestFleetBoundsDevicesConnectingAtOnce(t *testing.T) {
 func TestNewRefusesNegativeMaxConnecting(t *testing.T) {
 	if _, err := New(&Options{Device: device.Options{DeviceID: "d"}, MaxConnecting: -1}); err == nil {
 		t.Error("New(MaxConnecting -1) = nil error")
+	}
+}
+
+func TestFleetReleasesMemoryOnceAllHaveConnected(t *testing.T) {
+	const n = 20
+	ids := FleetIDs("sim-", n)
+	keys := KeyMap{}
+	for _, id := range ids {
+		keys[id] = "c2VjcmV0"
+	}
+	var connects atomic.Int64
+	sink := func(e Event) {
+		if e.Type == EventConnected {
+			connects.Add(1)
+		}
+	}
+	f, _ := fakeFleet(t, &Options{Device: device.Options{HostName: "h"}, DeviceIDs: ids, Keys: keys, Count: 1, MaxConnecting: 4,
+		Interval: time.Hour, Sink: sink})
+	connectedThen := make(chan int64, 2)
+	f.releaseMemory = func() { connectedThen <- connects.Load() }
+	if _, err := f.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, connectedThen, "the release"); got != n {
+		t.Errorf("memory released after %d devices connected; want all %d", got, n)
+	}
+	select {
+	case <-connectedThen:
+		t.Error("memory released twice")
+	default:
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -153,6 +154,9 @@ type Fleet struct {
 	sendLim *limiter
 	replies map[string]MethodReply
 	dial    func(*device.Options) (Conn, error)
+	// releaseMemory runs once every device has had its connect
+	// attempt: debug.FreeOSMemory.
+	releaseMemory func()
 
 	start     time.Time
 	connected atomic.Int64
@@ -243,6 +247,7 @@ func New(opts *Options) (*Fleet, error) {
 		f.log = slog.New(slog.DiscardHandler)
 	}
 	f.dial = func(o *device.Options) (Conn, error) { return device.New(o) }
+	f.releaseMemory = debug.FreeOSMemory
 	return f, nil
 }
 
@@ -342,6 +347,7 @@ func (f *Fleet) Run(ctx context.Context) (Stats, error) {
 		}
 		wg.Done()
 	}
+	var released chan struct{} // closed once the connecting is over
 	if len(f.ids) == 0 {
 		wg.Add(1)
 		go run(0, f.opts.Device.DeviceID, true)
@@ -349,10 +355,12 @@ func (f *Fleet) Run(ctx context.Context) (Stats, error) {
 		// A few workers connect the fleet, one device after the other
 		// each: a device that connected runs on timers and its
 		// connection's reader, so the worker moves on at once.
+		released = make(chan struct{})
 		wg.Add(len(f.ids))
 		var next atomic.Int64
+		var connecting sync.WaitGroup
 		for range min(f.opts.MaxConnecting, len(f.ids)) {
-			go func() {
+			connecting.Go(func() {
 				for i := next.Add(1) - 1; i < int64(len(f.ids)); i = next.Add(1) - 1 {
 					if rctx.Err() != nil {
 						wg.Done() // never started
@@ -360,12 +368,26 @@ func (f *Fleet) Run(ctx context.Context) (Stats, error) {
 					}
 					run(int(i), f.ids[i], false)
 				}
-			}()
+			})
 		}
+		go func() {
+			defer close(released)
+			connecting.Wait()
+			if rctx.Err() == nil {
+				// The handshakes' garbage is free now but still
+				// resident: the runtime returns it to the system a
+				// little at a time. Return it at once, so that the
+				// fleet's memory from now on is what its devices hold.
+				f.releaseMemory()
+			}
+		}()
 	}
 	wg.Wait()
 	cancel()
 	<-statsDone
+	if released != nil {
+		<-released
+	}
 
 	s := f.Stats()
 	if s.ElapsedSeconds > 0 {
