@@ -92,6 +92,15 @@ connection string. Against Azure IoT Hub the fleet connects 100 devices a second
 by default (its connection throttle), shared by its shards; against other hubs
 as fast as it can (--connect-rate).
 
+Large fleets on one machine: --max-connecting (default 256) bounds the devices
+in their TLS handshake at once, so the fleet's peak memory stays near its steady
+state; a fleet runs the Go collector at GOGC=25 unless GOGC is set (GOMEMLIMIT
+applies too). Each device holds a connection, an open file: a fleet larger than
+the open-files limit (ulimit -n) is refused before it starts, naming the limit to
+set. One source address reaches one hub address with about 28,000 connections
+(the ephemeral ports): --source-addr 127.0.0.2-127.0.0.9 (or repeated) spreads
+the devices over several local addresses, as emqtt-bench's --ifaddr.
+
 Beyond one machine: --shards N --shard-index I makes this process simulate only
 slice I (0 to N-1) of the fleet; N processes with the same flags and every index
 simulate the whole fleet, each device once. The index defaults to
@@ -129,6 +138,7 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
   $ iotctl device simulate --method reboot=200:'{"rebooting":true}' --reported '{"firmware":"1.0"}'
   $ iotctl device simulate --devices 100 --hub-connection-string "$SERVICE_CS" --connect-rate 50 --duration 1m
   $ iotctl device simulate --devices 1000 --hub-connection-string "$SERVICE_CS" | jq -c 'select(.type=="stats") | .stats'
+  $ iotctl device simulate --devices 100 --interval 1m --hub-connection-string "$SERVICE_CS" --source-addr 127.0.0.2-127.0.0.5 --duration 10s
   $ iotctl device simulate --devices 1000 --hub-connection-string "$SERVICE_CS" --device-ca fleet-ca.pem --device-ca-key fleet-ca-key.pem
   $ iotctl device simulate --devices 100 --hub-connection-string "$SERVICE_CS" --shards 4 --shard-index 0 --metrics-addr 127.0.0.1:9090
   $ iotctl device simulate --devices 100000 --shards 20 --interval 1m --hub-connection-string "$SERVICE_CS" --k8s-job --image registry.example/iotctl:1 --k8s-secret iotctl-fleet > fleet-job.yaml

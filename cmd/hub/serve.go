@@ -66,7 +66,9 @@ and abandon over HTTPS), HTTPS for the service REST API, AMQP 1.0 for cloud-to-d
 feedback and the Event Hub-compatible telemetry endpoint, and MQTT and AMQP over
 WebSocket at /$iothub/websocket (subprotocol mqtt or AMQPWSB10; AMQP also at
 /$servicebus/websocket), all on one TLS port (default localhost:8443). With
---standard-ports it also listens on 8883, 443 and 5671. As on Azure, an MQTT 5
+--standard-ports it also listens on 8883, 443 and 5671. --addr may be repeated:
+each further address serves every protocol too (one client address reaches one
+hub address with about 28,000 connections, the ephemeral ports). As on Azure, an MQTT 5
 CONNECT is refused (CONNACK 0x01, unacceptable protocol version) and a device's
 connection ends when its SAS token expires (devices renew by reconnecting).
 
@@ -144,6 +146,7 @@ Ctrl-C stops the hub cleanly.`,
 		Example: `  $ iotctl hub serve
   $ iotctl hub serve --addr 127.0.0.1:0 --in-memory -o json
   $ iotctl hub serve --addr 127.0.0.5:8883 --standard-ports --san myhub.local
+  $ iotctl hub serve --in-memory --addr 127.0.0.6:8883 --addr 127.0.0.7:8883
   $ iotctl hub serve --device-ca devices-root.pem --device-ca devices-intermediate.pem
   $ iotctl hub serve --consumer-group dashboards --consumer-group archive
   $ iotctl hub serve --in-memory --seed test/hub-seed.yaml
