@@ -237,7 +237,7 @@ func (cs *conn) expire(g *grant) {
 	// Java device SDK reports it as AmqpUnauthorizedAccessException,
 	// Azure/azure-iot-sdk-java issue #365).
 	e := &amqp1.Error{Condition: amqp1.ErrCondUnauthorizedAccess, Description: fmt.Sprintf(
-		"the SAS token that authorized this link expired at %s; put a new token on $cbs before it expires to keep the link",
+		"the token that authorized this link expired at %s; put a new token on $cbs before it expires to keep the link",
 		g.expiry.UTC().Format(time.RFC3339))}
 	for _, l := range links {
 		go func() {
