@@ -52,6 +52,8 @@ type config struct {
 	ip           string
 	out          string
 	gogc         string
+	interval     string
+	fleetArgs    string
 }
 
 func main() {
@@ -70,6 +72,8 @@ func main() {
 	flag.StringVar(&c.bin, "iotctl", "", "iotctl binary to use (default: build one from this repository)")
 	flag.StringVar(&c.ip, "ip", "127.0.0.77", "loopback address for the hub; it binds 8883, 443 and 5671 there (root or CAP_NET_BIND_SERVICE)")
 	flag.StringVar(&c.out, "json", "", "also write the results as JSON to this file")
+	flag.StringVar(&c.interval, "interval", "1s", "the fleet's --interval in the main run, e.g. 1m for one message per minute per device")
+	flag.StringVar(&c.fleetArgs, "fleet-args", "", "extra simulator flags for the main run, e.g. \"--source-addr 127.0.1.1-127.0.1.4\" or \"--max-connecting 64\"")
 	flag.StringVar(&c.gogc, "gogc", "", "GOGC for the iotctl fleet process only (default: inherited)")
 	flag.Parse()
 	if err := run(&c); err != nil {
@@ -128,8 +132,13 @@ func run(c *config) error {
 		}
 		return err
 	}
+	// The hub and the fleet inherit the limit: a connection per device
+	// each, and a few files.
+	if err := benchkit.RaiseOpenFiles(uint64(max(c.devices, c.node)) + 256); err != nil {
+		return err
+	}
 	if c.devices > 0 {
-		if err := add(c.iotctlRun(ctx, "iotctl 1 msg/s", c.devices, "1s", c.steady)); err != nil {
+		if err := add(c.iotctlRun(ctx, "iotctl 1 msg/"+strings.TrimPrefix(c.interval, "1"), c.devices, c.interval, c.steady, strings.Fields(c.fleetArgs)...)); err != nil {
 			return err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
@@ -28,7 +29,8 @@ type leanDevice struct {
 
 // dialLean connects device id to the hub's MQTT listener at addr with
 // a SAS token of key, as benchkit.ConnectDevice does.
-func dialLean(ctx context.Context, addr, host, id string, key []byte, tc *tls.Config) (*leanDevice, error) {
+// With src valid, it connects from that local address.
+func dialLean(ctx context.Context, addr, host, id string, key []byte, tc *tls.Config, src netip.Addr) (*leanDevice, error) {
 	tok, err := sas.Sign(sas.DeviceResource(host, id), key, &sas.SignOptions{TTL: time.Hour})
 	if err != nil {
 		return nil, err
@@ -38,6 +40,9 @@ func dialLean(ctx context.Context, addr, host, id string, key []byte, tc *tls.Co
 		c.ServerName, _, _ = net.SplitHostPort(addr)
 	}
 	d := tls.Dialer{Config: c}
+	if src.IsValid() {
+		d.NetDialer = &net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))}
+	}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err

@@ -48,8 +48,10 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -60,6 +62,7 @@ import (
 	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/sas"
 	"github.com/iotctl/iotctl/pkg/service"
+	"github.com/iotctl/iotctl/pkg/simulate"
 )
 
 func main() {
@@ -72,9 +75,11 @@ func main() {
 	flag.IntVar(&c.callers, "callers", 100, "methods: concurrent HTTPS callers")
 	flag.IntVar(&c.calls, "calls", 20000, "methods: calls in all")
 	flag.IntVar(&c.parallel, "parallel", 200, "concurrent connection attempts")
+	flag.StringVar(&c.heapProfile, "heapprofile", "", "connections: write the hub's heap profile (after a collection) once every device is connected, the same as text with the runtime's memory statistics to FILE.txt, and its goroutine profile to FILE.goroutines")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "ingest, stored: write the hub's CPU profile during the ingest to this file (FILE-disk and FILE-memory with -store both; the hub serves it with --pprof-addr)")
 	flag.DurationVar(&c.profileFor, "profile-for", 5*time.Second, "with -cpuprofile: how long to profile, from the start of the ingest")
 	flag.StringVar(&c.client, "client", "lean", "ingest, stored: the devices' MQTT client: lean (one write per PUBLISH and little else, so that the cores go to the hub) or paho (github.com/eclipse/paho.mqtt.golang)")
+	flag.StringVar(&c.sourceAddrs, "source-addrs", "", "connections: local addresses the devices connect from, e.g. 127.0.1.1-127.0.1.8 (about 28,000 connections each; default: the system's choice)")
 	flag.StringVar(&c.bin, "bin", "", "iotctl binary to run as the hub, such as one built from another commit (default: build this tree's)")
 	flag.Parse()
 	if err := run(c); err != nil {
@@ -86,8 +91,9 @@ func main() {
 type config struct {
 	mode, store                                         string
 	devices, messages, window, callers, calls, parallel int
-	cpuProfile, bin, client                             string
+	cpuProfile, heapProfile, bin, client, sourceAddrs   string
 	profileFor                                          time.Duration
+	srcs                                                []netip.Addr
 }
 
 type dev struct {
@@ -111,6 +117,15 @@ func run(c config) error {
 	}
 	if c.mode == "stored" && c.store != "disk" {
 		return errors.New("-mode stored measures the log on disk: use -store disk")
+	}
+	srcs, err := simulate.ParseSourceAddrs(strings.Fields(c.sourceAddrs))
+	if err != nil {
+		return err
+	}
+	c.srcs = srcs
+	// The hub inherits the limit: a connection each, and a few files.
+	if err := benchkit.RaiseOpenFiles(uint64(c.devices) + 256); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
@@ -151,9 +166,9 @@ func run(c config) error {
 func runStore(ctx context.Context, bin, dataDir, store string, c config) (float64, error) {
 	ho := &benchkit.HubOptions{Stderr: os.Stderr, DataDir: dataDir}
 	profile := c.cpuProfile
-	if profile != "" {
+	if profile != "" || c.heapProfile != "" {
 		ho.PprofAddr = "127.0.0.1:0"
-		if c.store == "both" {
+		if c.store == "both" && profile != "" {
 			profile += "-" + store
 		}
 	}
@@ -203,8 +218,13 @@ func runStore(ctx context.Context, bin, dataDir, store string, c config) (float6
 		}
 	}
 	if err := benchkit.Parallel(n, c.parallel, func(i int) error {
-		if c.client == "lean" && (c.mode == "ingest" || c.mode == "stored") {
-			devs[i].l, err = dialLean(ctx, h.Info.Addresses[0], cs.HostName, devs[i].id, devs[i].key, tc)
+		if c.client == "lean" && (c.mode == "ingest" || c.mode == "stored" || c.mode == "connections") {
+			var src netip.Addr
+			if len(c.srcs) > 0 {
+				src = c.srcs[i%len(c.srcs)]
+			}
+			var err error
+			devs[i].l, err = dialLean(ctx, h.Info.Addresses[0], cs.HostName, devs[i].id, devs[i].key, tc, src)
 			return err
 		}
 		return connect(ctx, devs[i], cs.HostName, h.Info.Addresses[0], tc, handler)
@@ -226,7 +246,16 @@ func runStore(ctx context.Context, bin, dataDir, store string, c config) (float6
 		store, n, created.Round(time.Millisecond), connected.Round(time.Millisecond), rss0, rss1, float64(rss1-rss0)/float64(n))
 	switch c.mode {
 	case "connections":
-		return 0, nil
+		if c.heapProfile == "" {
+			return 0, nil
+		}
+		if err := fetchPprof(ctx, "http://"+h.Info.PprofAddress+"/debug/pprof/heap?gc=1", c.heapProfile); err != nil {
+			return 0, err
+		}
+		if err := fetchPprof(ctx, "http://"+h.Info.PprofAddress+"/debug/pprof/heap?debug=1", c.heapProfile+".txt"); err != nil {
+			return 0, err
+		}
+		return 0, fetchPprof(ctx, "http://"+h.Info.PprofAddress+"/debug/pprof/goroutine?debug=1", c.heapProfile+".goroutines")
 	case "ingest":
 		return ingest(ctx, store, devs, c, h, profile)
 	case "stored":
@@ -344,7 +373,12 @@ func perMessageMicros(cpu time.Duration, n int64) float64 {
 // over d, to file.
 func fetchProfile(ctx context.Context, addr string, d time.Duration, file string) error {
 	secs := max(1, int(d.Round(time.Second)/time.Second))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs), nil)
+	return fetchPprof(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs), file)
+}
+
+// fetchPprof writes the profile at url to file.
+func fetchPprof(ctx context.Context, url, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
@@ -354,7 +388,7 @@ func fetchProfile(ctx context.Context, addr string, d time.Duration, file string
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /debug/pprof/profile: %s", res.Status)
+		return fmt.Errorf("GET %s: %s", url, res.Status)
 	}
 	b, err := io.ReadAll(res.Body)
 	if err != nil {

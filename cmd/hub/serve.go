@@ -70,7 +70,9 @@ complete, reject and abandon over HTTPS), HTTPS for the service REST API, AMQP 1
 feedback and the Event Hub-compatible telemetry endpoint, and MQTT and AMQP over
 WebSocket at /$iothub/websocket (subprotocol mqtt or AMQPWSB10; AMQP also at
 /$servicebus/websocket), all on one TLS port (default localhost:8443). With
---standard-ports it also listens on 8883, 443 and 5671. As on Azure, an MQTT 5
+--standard-ports it also listens on 8883, 443 and 5671. --addr may be repeated:
+each further address serves every protocol too (one client address reaches one
+hub address with about 28,000 connections, the ephemeral ports). As on Azure, an MQTT 5
 CONNECT is refused (CONNACK 0x01, unacceptable protocol version) and a device's
 connection ends when its SAS token expires (devices renew by reconnecting).
 
@@ -160,6 +162,7 @@ Ctrl-C stops the hub cleanly.`,
 		Example: `  $ iotctl hub serve
   $ iotctl hub serve --addr 127.0.0.1:0 --in-memory -o json
   $ iotctl hub serve --addr 127.0.0.5:8883 --standard-ports --san myhub.local
+  $ iotctl hub serve --in-memory --addr 127.0.0.6:8883 --addr 127.0.0.7:8883
   $ iotctl hub serve --device-ca devices-root.pem --device-ca devices-intermediate.pem
   $ iotctl hub serve --consumer-group dashboards --consumer-group archive
   $ iotctl hub serve --in-memory --seed test/hub-seed.yaml
@@ -179,7 +182,7 @@ Ctrl-C stops the hub cleanly.`,
 		},
 	}
 	fl := c.Flags()
-	fl.String("addr", hub.DefaultAddr, "address of the TLS port that serves every protocol (port 0: any free port)")
+	fl.StringArray("addr", []string{hub.DefaultAddr}, "address of the TLS port that serves every protocol (port 0: any free port); repeatable: each further address serves every protocol too")
 	fl.Bool("standard-ports", false, "also listen on 8883 (MQTT), 443 (HTTPS) and 5671 (AMQP) on the same host")
 	fl.String("host-name", "", "host name to put in connection strings (default: the address's host and port)")
 	fl.String("data-dir", hub.DefaultDataDir(), "directory for the registry, the telemetry and the TLS material")
@@ -305,10 +308,20 @@ func (o *serveOptions) resolve() error {
 	if err != nil {
 		return err
 	}
+	addrs := v.GetStringSlice("addr")
+	if len(addrs) == 0 {
+		addrs = []string{hub.DefaultAddr}
+	}
+	for _, a := range addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return cmdutil.Usagef("--addr %q: want HOST:PORT, e.g. 127.0.0.1:8443 (port 0: any free port)", a)
+		}
+	}
 	o.Hub = &hub.Options{
 		Entra:            entra,
 		DisableLocalAuth: v.GetBool("disable-local-auth"),
-		Addr:             v.GetString("addr"),
+		Addr:             addrs[0],
+		MoreAddrs:        addrs[1:],
 		StandardPorts:    v.GetBool("standard-ports"),
 		HostName:         v.GetString("host-name"),
 		DataDir:          v.GetString("data-dir"),

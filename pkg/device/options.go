@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"runtime/debug"
@@ -129,6 +130,14 @@ type Options struct {
 	// A proxy that cannot be reached or refuses the tunnel is a
 	// *ProxyError. Default: none.
 	Proxy string
+	// SourceAddr, when valid, is the local IP address the client's
+	// connections come from (to the hub, gateway or proxy), as curl's
+	// --interface: one source address gives about 28,000 connections
+	// to one hub address (Linux's ephemeral ports), so a fleet larger
+	// than that spreads its devices over several. The address must be
+	// one of this machine's (any 127.x.y.z on Linux). Default: the
+	// system's choice.
+	SourceAddr netip.Addr
 
 	// CAFile is a PEM file of CA certificates to trust instead of the
 	// system pool (for example the local hub's CA). Default: none.
@@ -224,6 +233,7 @@ type config struct {
 	transport   Transport
 	settle      Settle
 	poll        time.Duration
+	sourceAddr  netip.Addr
 	onState     func(Event)
 	emu         sync.Mutex // serializes onState calls
 	log         *slog.Logger
@@ -327,6 +337,7 @@ func resolve(o *Options) (*config, error) {
 		}
 		c.wsURL = u.String()
 	}
+	c.sourceAddr = o.SourceAddr
 	if err := c.resolveProxy(o); err != nil {
 		return nil, err
 	}

@@ -40,11 +40,15 @@ func (c *config) resolveProxy(o *Options) error {
 // dialer connects to the hub, through the proxy when there is one. An
 // https:// proxy is verified with the hub's CAs.
 func (c *config) dialer() *proxy.Dialer {
-	return &proxy.Dialer{
+	d := &proxy.Dialer{
 		Proxy:     c.proxy,
 		UserAgent: "iotctl/" + version(),
 		TLSConfig: func(host string) *tls.Config {
 			return &tls.Config{ServerName: host, RootCAs: c.tls.RootCAs, MinVersion: tls.VersionTLS12}
 		},
 	}
+	if c.sourceAddr.IsValid() {
+		d.DialContext = proxy.SourceDialer(c.sourceAddr)
+	}
+	return d
 }

@@ -60,7 +60,12 @@ func ensureCerts(dir string, sans []string, now time.Time) (tls.Certificate, str
 			return tls.Certificate{}, "", fmt.Errorf("hub: tls: server certificate: %w", err)
 		}
 	}
-	return tls.Certificate{Certificate: [][]byte{srvCert.Raw, caCert.Raw}, PrivateKey: srvKey, Leaf: srvCert}, caPath, nil
+	// The chain is the server certificate alone: every client trusts
+	// the CA itself (RFC 8446, 4.4.2: a certificate that specifies a
+	// trust anchor may be omitted). Each handshake is then smaller, and
+	// so are the buffers both sides keep from it for the life of the
+	// connection.
+	return tls.Certificate{Certificate: [][]byte{srvCert.Raw}, PrivateKey: srvKey, Leaf: srvCert}, caPath, nil
 }
 
 func covers(c *x509.Certificate, sans []string) bool {

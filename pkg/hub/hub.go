@@ -43,6 +43,12 @@ type Options struct {
 	// and AMQP, told apart by their first bytes). Port 0 picks a free
 	// port; Addrs reports the real one. Default: DefaultAddr.
 	Addr string
+	// MoreAddrs are further TLS addresses, each serving every protocol
+	// as Addr does (port 0 picks a free port; Addrs lists them after
+	// Addr's). One client address reaches one hub address with about
+	// 28,000 connections (Linux's ephemeral ports): more hub addresses
+	// hold more from the same clients. Default: none.
+	MoreAddrs []string
 	// StandardPorts also binds 8883 (MQTT), 443 (HTTPS, WebSocket) and
 	// 5671 (AMQP) on Addr's host; each serves every protocol too.
 	// Default: false.
@@ -309,6 +315,12 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 			}
 		}
 	}
+	for _, a := range h.opts.MoreAddrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("hub: address %q: %w", a, err)
+		}
+		bind = append(bind, a)
+	}
 	if err := h.startMQTT(); err != nil {
 		return err
 	}
@@ -407,7 +419,12 @@ func (h *Hub) startMQTT() error {
 	caps.MaximumClientWritesPending = 16
 	h.mqtt = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
-		Logger:       h.log.With("component", "mqtt"),
+		// mochi reads each connection through a bufio.Reader of this
+		// size (2 KB by default), kept for the connection's life; the
+		// TLS layer under it already buffers a record, and a packet
+		// larger than the buffer is read through it all the same.
+		ClientNetReadBufferSize: 512,
+		Logger:                  h.log.With("component", "mqtt"),
 	})
 	if err := h.mqtt.AddHook(&mqttHook{h: h}, nil); err != nil {
 		return fmt.Errorf("hub: mqtt: %w", err)

@@ -76,6 +76,12 @@ func dial(t *testing.T, h *Hub, cs *connstr.ConnectionString, password string) (
 // ack false the device never PUBACKs what the hub sends.
 func dialAck(t *testing.T, h *Hub, cs *connstr.ConnectionString, password string, ack bool) (*device, error) {
 	t.Helper()
+	return dialAckAt(t, h, h.Addrs()[0], cs, password, ack)
+}
+
+// dialAckAt is dialAck to the hub's address addr.
+func dialAckAt(t *testing.T, h *Hub, addr string, cs *connstr.ConnectionString, password string, ack bool) (*device, error) {
+	t.Helper()
 	if password == "" {
 		key, _ := cs.Key()
 		tok, err := sas.Sign(sas.DeviceResource(cs.HostName, cs.DeviceID), key, nil)
@@ -86,7 +92,7 @@ func dialAck(t *testing.T, h *Hub, cs *connstr.ConnectionString, password string
 	}
 	d := &device{received: make(chan paho.Message, 100), lost: make(chan error, 1)}
 	opts := paho.NewClientOptions().
-		AddBroker("tls://" + h.Addrs()[0]).
+		AddBroker("tls://" + addr).
 		SetClientID(cs.DeviceID).
 		SetUsername(cs.HostName + "/" + cs.DeviceID + "/?api-version=2021-04-12").
 		SetPassword(password).

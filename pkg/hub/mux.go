@@ -147,7 +147,13 @@ func (m *muxListener) dispatch(raw net.Conn) {
 	_ = tc.SetDeadline(time.Time{})
 	m.untrack(raw)
 	handedOff = true
-	m.handle(p, pc)
+	// The connection lives on in a goroutine of its own: this one's
+	// stack grew for the handshake's cryptography, and a goroutine
+	// keeps its stack's size until collections shrink it, half at a
+	// time. A fresh one grows only as far as its protocol needs.
+	if !m.spawn(func() { m.handle(p, pc) }) {
+		_ = pc.Close()
+	}
 }
 
 // peekProtocol reads the first bytes a client sends on c (until c's

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +33,11 @@ const (
 	// against Azure IoT Hub: its connection throttle on an S1 hub
 	// (the higher of 100/s and 12/s per unit).
 	AzureConnectRate = 100
+	// DefaultMaxConnecting is Options.MaxConnecting's default: enough
+	// handshakes in flight to keep the cores busy while the network
+	// answers, few enough that their state is small next to the
+	// fleet's.
+	DefaultMaxConnecting = 256
 	// closeTimeout bounds each device's clean disconnect at the end.
 	closeTimeout = 5 * time.Second
 )
@@ -97,6 +104,20 @@ type Options struct {
 	// ConnectRate limits new connections per second across the fleet;
 	// 0 means no limit.
 	ConnectRate float64
+	// MaxConnecting bounds the devices that are getting their
+	// credentials, dialling, in the TLS handshake or subscribing at
+	// once: the handshakes' buffers and the goroutine stacks they grow
+	// exist for that many devices, not for the whole fleet, which
+	// keeps the fleet's peak memory near its steady state. The
+	// handshakes use the CPU either way, so a few per core keep it
+	// busy. Default: DefaultMaxConnecting.
+	MaxConnecting int
+	// SourceAddrs, if set, are the local addresses the fleet's
+	// connections come from, device i from SourceAddrs[i mod n] (see
+	// device.Options.SourceAddr and ParseSourceAddrs): one address
+	// gives about 28,000 connections to one hub address. Default: the
+	// system's choice.
+	SourceAddrs []netip.Addr
 	// Rate limits messages per second across the fleet; 0 means each
 	// device sends every Interval.
 	Rate float64
@@ -133,6 +154,9 @@ type Fleet struct {
 	sendLim *limiter
 	replies map[string]MethodReply
 	dial    func(*device.Options) (Conn, error)
+	// releaseMemory runs once every device has had its connect
+	// attempt: debug.FreeOSMemory.
+	releaseMemory func()
 
 	start     time.Time
 	connected atomic.Int64
@@ -164,8 +188,11 @@ func New(opts *Options) (*Fleet, error) {
 	if o.Interval <= 0 {
 		o.Interval = DefaultInterval
 	}
-	if o.Count < 0 || o.Duration < 0 || o.Rate < 0 || o.ConnectRate < 0 {
-		return nil, errors.New("simulate: count, duration and rates must not be negative")
+	if o.Count < 0 || o.Duration < 0 || o.Rate < 0 || o.ConnectRate < 0 || o.MaxConnecting < 0 {
+		return nil, errors.New("simulate: count, duration, rates and MaxConnecting must not be negative")
+	}
+	if o.MaxConnecting == 0 {
+		o.MaxConnecting = DefaultMaxConnecting
 	}
 	o.ContentType = orDash(o.ContentType, DefaultContentType)
 	o.ContentEncoding = orDash(o.ContentEncoding, DefaultContentEncoding)
@@ -176,7 +203,13 @@ func New(opts *Options) (*Fleet, error) {
 			return nil, err
 		}
 		f.registering = make(chan struct{}, MaxRegistering)
-	} else if len(f.ids) > 0 {
+	}
+	if len(f.ids) > 0 {
+		if err := checkOpenFiles(len(f.ids)); err != nil {
+			return nil, err
+		}
+	}
+	if len(f.ids) > 0 && o.Provision == nil {
 		if o.Keys == nil && o.Issuer == nil {
 			return nil, errors.New("simulate: a fleet needs Keys (a registry or a keys file) or an Issuer")
 		}
@@ -214,6 +247,7 @@ func New(opts *Options) (*Fleet, error) {
 		f.log = slog.New(slog.DiscardHandler)
 	}
 	f.dial = func(o *device.Options) (Conn, error) { return device.Open(o) }
+	f.releaseMemory = debug.FreeOSMemory
 	return f, nil
 }
 
@@ -296,10 +330,10 @@ func (f *Fleet) Run(ctx context.Context) (Stats, error) {
 	var anyConnected atomic.Bool
 	var firstErr error
 	var emu sync.Mutex
-	run := func(id string, single bool) {
+	run := func(i int, id string, single bool) {
 		// A device that connected calls wg.Done itself when it stops
 		// sending; until then no goroutine waits for it.
-		ok, err := f.runDevice(rctx, id, single, wg.Done)
+		ok, err := f.runDevice(rctx, id, f.sourceAddr(i), single, wg.Done)
 		if ok {
 			anyConnected.Store(true)
 			return
@@ -313,18 +347,47 @@ func (f *Fleet) Run(ctx context.Context) (Stats, error) {
 		}
 		wg.Done()
 	}
+	var released chan struct{} // closed once the connecting is over
 	if len(f.ids) == 0 {
 		wg.Add(1)
-		go run(f.opts.Device.DeviceID, true)
+		go run(0, f.opts.Device.DeviceID, true)
 	} else {
+		// A few workers connect the fleet, one device after the other
+		// each: a device that connected runs on timers and its
+		// connection's reader, so the worker moves on at once.
+		released = make(chan struct{})
 		wg.Add(len(f.ids))
-		for _, id := range f.ids {
-			go run(id, false)
+		var next atomic.Int64
+		var connecting sync.WaitGroup
+		for range min(f.opts.MaxConnecting, len(f.ids)) {
+			connecting.Go(func() {
+				for i := next.Add(1) - 1; i < int64(len(f.ids)); i = next.Add(1) - 1 {
+					if rctx.Err() != nil {
+						wg.Done() // never started
+						continue
+					}
+					run(int(i), f.ids[i], false)
+				}
+			})
 		}
+		go func() {
+			defer close(released)
+			connecting.Wait()
+			if rctx.Err() == nil {
+				// The handshakes' garbage is free now but still
+				// resident: the runtime returns it to the system a
+				// little at a time. Return it at once, so that the
+				// fleet's memory from now on is what its devices hold.
+				f.releaseMemory()
+			}
+		}()
 	}
 	wg.Wait()
 	cancel()
 	<-statsDone
+	if released != nil {
+		<-released
+	}
 
 	s := f.Stats()
 	if s.ElapsedSeconds > 0 {
@@ -389,7 +452,7 @@ type simDevice struct {
 // runDevice connects one device and starts its sending. ok reports
 // whether it connected; only then is done called, once the device has
 // stopped sending and closed its connection.
-func (f *Fleet) runDevice(ctx context.Context, id string, single bool, done func()) (ok bool, err error) {
+func (f *Fleet) runDevice(ctx context.Context, id string, src netip.Addr, single bool, done func()) (ok bool, err error) {
 	d := &simDevice{f: f, id: id, ctx: ctx, seq: 1}
 	d.interval.Store(int64(f.opts.Interval))
 	fail := func(kind ErrorKind, err error) (bool, error) {
@@ -420,6 +483,9 @@ func (f *Fleet) runDevice(ctx context.Context, id string, single bool, done func
 	}
 	if o.Logger == nil {
 		o.Logger = f.opts.Logger
+	}
+	if src.IsValid() {
+		o.SourceAddr = src
 	}
 	o.OnState = d.onState
 	conn, err := f.dial(&o)
@@ -458,6 +524,15 @@ func (f *Fleet) runDevice(ctx context.Context, id string, single bool, done func
 	}
 	d.start()
 	return true, nil
+}
+
+// sourceAddr is the source address of the fleet's device number i,
+// or the zero Addr when the fleet has none.
+func (f *Fleet) sourceAddr(i int) netip.Addr {
+	if len(f.opts.SourceAddrs) == 0 {
+		return netip.Addr{}
+	}
+	return f.opts.SourceAddrs[i%len(f.opts.SourceAddrs)]
 }
 
 // CertValidity is how long the certificate of a device of a

@@ -12,11 +12,12 @@ import (
 )
 
 // PeakMemoryPerDevice is the memory, in bytes, a fleet's process takes
-// per MQTT device at its peak (VmHWM while the devices connect): 71.8
-// KB at 10,000 devices, measured with bench/fleet (go run ./bench/fleet
-// -devices 10000). A Job's memory request is sized from it, as
-// capacity planning goes by the peak.
-const PeakMemoryPerDevice = 72 << 10
+// per MQTT device at its peak (VmHWM), measured with bench/fleet: 22.3
+// KB at 19,000 devices sending one message a minute, about 36 KB per
+// connected device at 10,000 sending one a second (go run ./bench/fleet
+// -devices 10000 -node 0 -rate-devices 0), rounded up. A Job's memory
+// request is sized from it, as capacity planning goes by the peak.
+const PeakMemoryPerDevice = 40 << 10
 
 // BaseMemory is the memory, in bytes, a fleet's process takes besides
 // its devices (runtime, TLS roots, buffers), rounded up.
