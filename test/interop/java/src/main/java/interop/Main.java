@@ -111,6 +111,8 @@ public final class Main
             }
             catch (Throwable e)
             {
+                // The stack trace goes to stderr, which the test shows when it fails.
+                e.printStackTrace();
                 Map<String, Object> f = new LinkedHashMap<>();
                 f.put("op", op);
                 f.put("class", e.getClass().getName());
