@@ -170,7 +170,7 @@ func (f *Front) identityGrant(token string, tok *sas.Token, audience string) (*g
 		return nil, err
 	}
 	segs := segments(path)
-	return &grant{key: strings.Join(segs, "/"), path: segs, rights: registry.DeviceConnect, expiry: tok.Expiry()}, nil
+	return &grant{key: strings.Join(segs, "/"), path: segs, rights: registry.DeviceConnect, expiry: tok.Expiry(), device: moduleID == ""}, nil
 }
 
 // grantPath checks a token's scope against the audience it was put for

@@ -116,10 +116,14 @@ func TestUnauthorizedLinks(t *testing.T) {
 			}
 		}
 	}
-	// Unknown nodes are not found.
+	// Unknown nodes are not found; device nodes, on a Front without a
+	// device core, are not implemented.
 	s := h.session("service", testHost)
-	if _, err := s.NewSender(testCtx(t), "/devices/dev1/messages/events", nil); condition(err) != "amqp:not-found" {
-		t.Errorf("sender on a device node: %v; want amqp:not-found", err)
+	if _, err := s.NewSender(testCtx(t), "/messages/nothing", nil); condition(err) != "amqp:not-found" {
+		t.Errorf("sender on an unknown node: %v; want amqp:not-found", err)
+	}
+	if _, err := s.NewSender(testCtx(t), "/devices/dev1/messages/events", nil); condition(err) != "amqp:not-implemented" {
+		t.Errorf("sender on a device node without a core: %v; want amqp:not-implemented", err)
 	}
 }
 

@@ -12,10 +12,14 @@ import (
 
 	"github.com/iotctl/iotctl/pkg/amqp1"
 	"github.com/iotctl/iotctl/pkg/hub/auth"
+	"github.com/iotctl/iotctl/pkg/hub/core"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/sas"
 )
+
+// maxSessions is how many sessions one AMQP connection may have open.
+const maxSessions = 1024
 
 // DefaultRedirectPort is the port amqp:link:redirect names when
 // Options.RedirectPort is 0: IoT Hub's AMQPS port.
@@ -62,6 +66,12 @@ type Options struct {
 	// PLAIN "{idScope}/registrations/{registrationId}", links on that
 	// address; see dps.go). Default: nil, no DPS.
 	DPS Provisioner
+	// Core is the hub's device core: devices and modules attach links
+	// under /devices/{id} (telemetry, C2D, methods, twin) with the
+	// tokens they put on $cbs, and the Front serves them as adapters
+	// over core sessions (device.go). Default: nil, device links are
+	// refused with amqp:not-implemented.
+	Core *core.Core
 	// Logger receives debug logs about connections and links. Default:
 	// nil, which discards them.
 	Logger *slog.Logger
@@ -175,8 +185,12 @@ func (f *Front) Serve(ctx context.Context, nc net.Conn) error {
 			Authenticate: func(ctx context.Context, r *amqp1.SASLRequest) error { return f.authenticateSASL(ctx, nc, r) },
 		},
 		AllowNoSASL: true,
-		NewHandler:  func(c *amqp1.Conn) amqp1.Handler { return f.newConn(c, nc) },
-		Logger:      f.log,
+		// One session per device on a pooled connection: the C# device
+		// SDK puts up to 995 devices on one (MaxDevicesPerConnection in
+		// AmqpConnectionPoolSettings.cs), besides its $cbs session.
+		ChannelMax: maxSessions - 1,
+		NewHandler: func(c *amqp1.Conn) amqp1.Handler { return f.newConn(c, nc) },
+		Logger:     f.log,
 	})
 }
 
