@@ -226,7 +226,7 @@ func (j *javaProc) waitAny(t *testing.T, dev string, kinds ...string) map[string
 // abandoned (likewise), with the hub's delivery feedback.
 func TestJavaDevice(t *testing.T) {
 	j := startJava(t)
-	for _, protocol := range []string{"HTTPS", "MQTT", "MQTT_WS"} {
+	for _, protocol := range []string{"HTTPS", "MQTT", "MQTT_WS", "AMQPS", "AMQPS_WS"} {
 		t.Run(protocol, func(t *testing.T) { testJavaDevice(t, j, protocol) })
 	}
 }
