@@ -278,13 +278,13 @@ func TestPythonDPSDeviceRegistersAndSends(t *testing.T) {
 }
 
 // The official Node provisioning client with azure-iot-security-x509,
-// over each transport: a device with its own certificate registers
+// over each transport (AMQP also over WebSocket): a device with its own certificate registers
 // through an individual enrollment and one whose certificate a CA
 // signed through the CA's group; both then connect to the hub with
 // their certificate and send.
 func TestNodeDPSX509DeviceRegistersAndSends(t *testing.T) {
 	requireDPSPackages(t)
-	for _, tr := range []string{"http", "mqtt", "amqp"} {
+	for _, tr := range []string{"http", "mqtt", "amqp", "amqpws"} {
 		t.Run(tr, func(t *testing.T) {
 			e := &dpsEnv{env: newEnv(t), transport: tr}
 			now := time.Now()
