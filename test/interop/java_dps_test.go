@@ -10,14 +10,15 @@ import (
 )
 
 // The official Java provisioning client (provisioning-device-client,
-// symmetric key) over each of its transports registers through an
+// symmetric key) over each of its transports (HTTPS, MQTT and AMQP, each of
+// the last two also over WebSocket) registers through an
 // individual enrollment with a custom payload and through an enrollment
 // group with the key it derives itself (ComputeDerivedSymmetricKey),
 // then connects to the hub it was assigned with iot-device-client over
 // MQTT and sends telemetry; a key of no enrollment is refused.
 func TestJavaDPSDeviceRegistersAndSends(t *testing.T) {
 	j := startJava(t)
-	for _, transport := range []string{"HTTPS", "MQTT", "MQTT_WS"} {
+	for _, transport := range []string{"HTTPS", "MQTT", "MQTT_WS", "AMQPS", "AMQPS_WS"} {
 		t.Run(transport, func(t *testing.T) { testJavaDPS(t, j, transport) })
 	}
 }
