@@ -92,18 +92,25 @@ func (d *dpsAMQP) request(t *testing.T, op, operationID, body string) (map[strin
 	return m.ApplicationProperties, v, nil
 }
 
-// A provisioning client that never settles the replies it receives (as
-// provisioning-device-client for Java does) gets the reply to its status
-// poll at once, not after the hub gave up waiting for the register
-// reply's outcome.
-func TestDPSOverAMQPRepliesToAClientThatNeverSettles(t *testing.T) {
-	h := startHub(t)
+// dialFleetMember enrolls the symmetric-key group "fleet" and connects
+// its member amqp-1 over AMQP; it returns the member's key.
+func dialFleetMember(t *testing.T, h *Hub) (*dpsAMQP, string) {
+	t.Helper()
 	scope := h.DPS().IDScope()
 	key := putKeyGroup(t, h, "fleet", "amqp-1")
 	d, err := dialDPSAMQP(t, h, scope, "amqp-1", dpsToken(t, scope, "amqp-1", key), nil)
 	if err != nil {
 		t.Fatalf("a provisioning client over AMQP was refused: %v", err)
 	}
+	return d, key
+}
+
+// A provisioning client that never settles the replies it receives (as
+// provisioning-device-client for Java does) gets the reply to its status
+// poll at once, not after the hub gave up waiting for the register
+// reply's outcome.
+func TestDPSOverAMQPRepliesToAClientThatNeverSettles(t *testing.T) {
+	d, _ := dialFleetMember(t, startHub(t))
 	d.unsettling = true
 	_, op, err := d.request(t, "iotdps-register", "", `{"registrationId":"amqp-1"}`)
 	if err != nil || op["status"] != "assigning" {
@@ -116,12 +123,7 @@ func TestDPSOverAMQPRepliesToAClientThatNeverSettles(t *testing.T) {
 
 func TestDPSOverAMQPRegistersAGroupMember(t *testing.T) {
 	h := startHub(t)
-	scope := h.DPS().IDScope()
-	key := putKeyGroup(t, h, "fleet", "amqp-1")
-	d, err := dialDPSAMQP(t, h, scope, "amqp-1", dpsToken(t, scope, "amqp-1", key), nil)
-	if err != nil {
-		t.Fatalf("a provisioning client over AMQP was refused: %v", err)
-	}
+	d, key := dialFleetMember(t, h)
 	props, op, err := d.request(t, "iotdps-register", "", `{"registrationId":"amqp-1","payload":{"via":"amqp"}}`)
 	if err != nil || op["status"] != "assigning" || props["retry-after"] == nil || props["Retry-After"] == nil {
 		t.Fatalf("register = %v %v, %v; want assigning with retry-after and Retry-After", props, op, err)
