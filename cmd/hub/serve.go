@@ -69,7 +69,7 @@ put on $cbs and renewed on the live connection; cloud-to-device polling with
 complete, reject and abandon over HTTPS), HTTPS for the service REST API, AMQP 1.0 for cloud-to-device messages,
 feedback and the Event Hub-compatible telemetry endpoint, and MQTT and AMQP over
 WebSocket at /$iothub/websocket (subprotocol mqtt or AMQPWSB10; AMQP also at
-/$servicebus/websocket), all on one TLS port (default localhost:8443). With
+/$servicebus/websocket, MQTT also at /mqtt), all on one TLS port (default localhost:8443). With
 --standard-ports it also listens on 8883, 443 and 5671. --addr may be repeated:
 each further address serves every protocol too (one client address reaches one
 hub address with about 28,000 connections, the ephemeral ports). As on Azure, an MQTT 5

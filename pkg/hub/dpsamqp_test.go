@@ -22,6 +22,8 @@ type dpsAMQP struct {
 	conn *amqp.Conn
 	snd  *amqp.Sender
 	rcv  *amqp.Receiver
+	// unsettling leaves replies unsettled, as the Java SDK does.
+	unsettling bool
 }
 
 func dialDPSAMQP(t *testing.T, h *Hub, scope, regID, token string, cert *tls.Certificate) (*dpsAMQP, error) {
@@ -47,7 +49,7 @@ func dialDPSAMQP(t *testing.T, h *Hub, scope, regID, token string, cert *tls.Cer
 		return nil, err
 	}
 	props := map[string]any{"com.microsoft:api-version": "2019-03-31"}
-	rcv, err := s.NewReceiver(ctx, addr, &amqp.ReceiverOptions{Properties: props})
+	rcv, err := s.NewReceiver(ctx, addr, &amqp.ReceiverOptions{Properties: props, Credit: 10})
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +79,9 @@ func (d *dpsAMQP) request(t *testing.T, op, operationID, body string) (map[strin
 	if err != nil {
 		t.Fatalf("no reply: %v", err)
 	}
-	d.rcv.AcceptMessage(ctx, m)
+	if !d.unsettling {
+		d.rcv.AcceptMessage(ctx, m)
+	}
 	if m.Properties == nil || m.Properties.CorrelationID != corr {
 		t.Errorf("the reply's correlation-id is %v; want %s", m.Properties, corr)
 	}
@@ -88,14 +92,38 @@ func (d *dpsAMQP) request(t *testing.T, op, operationID, body string) (map[strin
 	return m.ApplicationProperties, v, nil
 }
 
-func TestDPSOverAMQPRegistersAGroupMember(t *testing.T) {
-	h := startHub(t)
+// dialFleetMember enrolls the symmetric-key group "fleet" and connects
+// its member amqp-1 over AMQP; it returns the member's key.
+func dialFleetMember(t *testing.T, h *Hub) (*dpsAMQP, string) {
+	t.Helper()
 	scope := h.DPS().IDScope()
 	key := putKeyGroup(t, h, "fleet", "amqp-1")
 	d, err := dialDPSAMQP(t, h, scope, "amqp-1", dpsToken(t, scope, "amqp-1", key), nil)
 	if err != nil {
 		t.Fatalf("a provisioning client over AMQP was refused: %v", err)
 	}
+	return d, key
+}
+
+// A provisioning client that never settles the replies it receives (as
+// provisioning-device-client for Java does) gets the reply to its status
+// poll at once, not after the hub gave up waiting for the register
+// reply's outcome.
+func TestDPSOverAMQPRepliesToAClientThatNeverSettles(t *testing.T) {
+	d, _ := dialFleetMember(t, startHub(t))
+	d.unsettling = true
+	_, op, err := d.request(t, "iotdps-register", "", `{"registrationId":"amqp-1"}`)
+	if err != nil || op["status"] != "assigning" {
+		t.Fatalf("register = %v, %v; want assigning", op, err)
+	}
+	if _, op, err = d.request(t, "iotdps-get-operationstatus", op["operationId"].(string), ""); err != nil || op["status"] != "assigned" {
+		t.Fatalf("operation status = %v, %v; want assigned", op, err)
+	}
+}
+
+func TestDPSOverAMQPRegistersAGroupMember(t *testing.T) {
+	h := startHub(t)
+	d, key := dialFleetMember(t, h)
 	props, op, err := d.request(t, "iotdps-register", "", `{"registrationId":"amqp-1","payload":{"via":"amqp"}}`)
 	if err != nil || op["status"] != "assigning" || props["retry-after"] == nil || props["Retry-After"] == nil {
 		t.Fatalf("register = %v %v, %v; want assigning with retry-after and Retry-After", props, op, err)

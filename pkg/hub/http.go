@@ -15,6 +15,13 @@ import (
 // Azure IoT Hub.
 const WebSocketPath = "/$iothub/websocket"
 
+// MQTTWebSocketPath is also where MQTT over WebSocket is served: it is
+// Eclipse Paho's default path (WebSocketHandshake, for a server URI
+// without one), where provisioning-device-client for Java 2.1.3
+// connects over MQTT_WS (MqttConnection: "wss://%s:443", no path), as
+// Azure's DPS takes it.
+const MQTTWebSocketPath = "/mqtt"
+
 // EventHubWebSocketPath is where AMQP over WebSocket is served for Event
 // Hubs clients, as on an Event Hubs namespace.
 const EventHubWebSocketPath = "/$servicebus/websocket"
@@ -43,6 +50,7 @@ func (h *Hub) startHTTP() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc(WebSocketPath, h.serveWebSocket)
 	mux.HandleFunc(EventHubWebSocketPath, h.serveWebSocket)
+	mux.HandleFunc(MQTTWebSocketPath, h.serveWebSocket)
 	mux.HandleFunc(HealthPath, h.serveHealth)
 	mux.Handle("/", h.routeDPS(h.routeDevices(api)))
 	h.httpSrv = &http.Server{

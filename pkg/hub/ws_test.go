@@ -17,8 +17,15 @@ import (
 	"github.com/iotctl/iotctl/pkg/sas"
 )
 
-// MQTT over WebSocket at /$iothub/websocket on the hub's one TLS port.
+// MQTT over WebSocket at /$iothub/websocket and at /mqtt (Paho's default
+// path) on the hub's one TLS port.
 func TestMQTTOverWebSocket(t *testing.T) {
+	for _, path := range []string{WebSocketPath, MQTTWebSocketPath} {
+		t.Run(path, func(t *testing.T) { testMQTTOverWebSocket(t, path) })
+	}
+}
+
+func testMQTTOverWebSocket(t *testing.T, path string) {
 	h := startHub(t)
 	cs := createDevice(t, h, "wsdev")
 	key, _ := cs.Key()
@@ -27,7 +34,7 @@ func TestMQTTOverWebSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := paho.NewClientOptions().
-		AddBroker("wss://" + h.Addrs()[0] + WebSocketPath).
+		AddBroker("wss://" + h.Addrs()[0] + path).
 		SetClientID("wsdev").
 		SetUsername(cs.HostName + "/wsdev/?api-version=2021-04-12").
 		SetPassword(tok.Encode()).

@@ -278,13 +278,13 @@ func TestPythonDPSDeviceRegistersAndSends(t *testing.T) {
 }
 
 // The official Node provisioning client with azure-iot-security-x509,
-// over each transport: a device with its own certificate registers
+// over each transport (AMQP also over WebSocket): a device with its own certificate registers
 // through an individual enrollment and one whose certificate a CA
 // signed through the CA's group; both then connect to the hub with
 // their certificate and send.
 func TestNodeDPSX509DeviceRegistersAndSends(t *testing.T) {
 	requireDPSPackages(t)
-	for _, tr := range []string{"http", "mqtt", "amqp"} {
+	for _, tr := range []string{"http", "mqtt", "amqp", "amqpws"} {
 		t.Run(tr, func(t *testing.T) {
 			e := &dpsEnv{env: newEnv(t), transport: tr}
 			now := time.Now()
@@ -343,4 +343,39 @@ func (e *dpsEnv) wantX509Registration(regID, certFile, keyFile string) {
 		e.t.Fatalf("%s over %s, Node side: %v\nstdout: %s\nstderr: %s", regID, e.transport, err, out, stderrOf(err))
 	}
 	e.wantTelemetry(regID, 2)
+}
+
+// `iotctl dps register` with the key of a group member that the Node
+// SDKs derive (azure-iot-common's hmacHash, the HMAC the Node security
+// clients sign with) from the key of a group the Node DPS service
+// client created: the device is assigned and its connection string
+// works.
+func TestCLIRegistersWithANodeDerivedKey(t *testing.T) {
+	requireDPSPackages(t)
+	e := newEnv(t)
+	res, errObj := e.dpsService("createGroup", map[string]any{"enrollmentGroupId": "cli-fleet", "attestation": map[string]any{"type": "symmetricKey"}})
+	att, _ := res["attestation"].(map[string]any)
+	keys, _ := att["symmetricKey"].(map[string]any)
+	groupKey, _ := keys["primaryKey"].(string)
+	if errObj != nil || groupKey == "" {
+		t.Fatalf("createOrUpdateEnrollmentGroup = %v, %v; want generated keys", res, errObj)
+	}
+	cs, _ := e.hub.DPSConnectionString()
+	_, raw, jerr := e.nodeJSON("dps_service.js", cs, "deriveKey", map[string]string{"groupKey": groupKey, "registrationId": "cli-dev-1"})
+	var key string
+	if err := json.Unmarshal(raw, &key); err != nil || jerr != nil || key == "" {
+		t.Fatalf("deriveKey = %s, %v", raw, jerr)
+	}
+	out, errOut, code := e.iotctl("dps", "register", "--id-scope", e.hub.DPS().IDScope(), "--registration-id", "cli-dev-1", "--key", key, "-o", "json")
+	var got struct{ Status, AssignedHub, DeviceID, ConnectionString string }
+	if err := json.Unmarshal([]byte(out), &got); err != nil || code != 0 || got.Status != "assigned" || got.AssignedHub != e.hub.HostName() || got.DeviceID != "cli-dev-1" {
+		t.Fatalf("iotctl dps register = %d %s %s", code, out, errOut)
+	}
+	if want, err := e.hub.DeviceConnectionString("cli-dev-1", ""); err != nil || got.ConnectionString != want {
+		t.Errorf("iotctl dps register printed the connection string %q; the hub's is %q (%v)", got.ConnectionString, want, err)
+	}
+	st, errObj := e.dpsService("getRegistration", map[string]string{"id": "cli-dev-1"})
+	if sym, _ := st["symmetricKey"].(map[string]any); errObj != nil || st["status"] != "assigned" || sym["enrollmentGroupId"] != "cli-fleet" {
+		t.Errorf("getDeviceRegistrationState(cli-dev-1) = %v, %v; want assigned through cli-fleet", st, errObj)
+	}
 }

@@ -1,6 +1,7 @@
 // Package interop tests iotctl's hub and clients against the official
 // Azure IoT Node SDKs (pinned in package-lock.json) and Python SDKs
-// (pinned in python/requirements.txt). The tests install the Node SDKs
+// (pinned in python/requirements.txt) and Java SDKs (pinned in
+// java/pom.xml, see java_test.go). The tests install the Node SDKs
 // with `npm ci` when node_modules is missing and the Python SDKs into a
 // virtual environment of their own (see requirePython), and need node,
 // npm and Python 3.9+ with venv on PATH and the right to bind ports

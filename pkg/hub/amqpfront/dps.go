@@ -155,7 +155,13 @@ func (cs *conn) serveDPS(ctx context.Context, l *amqp1.Link, node string, id *dp
 			msg.ApplicationProperties["retry-after"] = strconv.Itoa(rep.RetryAfter)
 			msg.ApplicationProperties["Retry-After"] = strconv.Itoa(rep.RetryAfter)
 		}
-		cs.sendReply(ctx, node, "", msg)
+		// Without waiting for the outcome: provisioning-device-client
+		// for Java 2.1.3 never settles what it receives on this link
+		// (AmqpDeviceOperations.receiverMessageFromLink reads and
+		// advances), and waiting held its status poll for replyTimeout,
+		// after which the client had given up. A DPS link serves one
+		// registration, so what it leaves unsettled ends with it.
+		cs.reply(ctx, node, "", msg, false)
 	}
 }
 

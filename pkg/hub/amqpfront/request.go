@@ -65,13 +65,24 @@ func (cs *conn) serveRequests(ctx context.Context, l *amqp1.Link, node string, h
 // replyLink), waiting at most replyTimeout; a reply that cannot go out
 // is logged and dropped.
 func (cs *conn) sendReply(ctx context.Context, node, replyTo string, msg *amqp.Message) {
+	cs.reply(ctx, node, replyTo, msg, true)
+}
+
+// reply sends msg as sendReply says, waiting for the peer's outcome
+// only when wait is set.
+func (cs *conn) reply(ctx context.Context, node, replyTo string, msg *amqp.Message, wait bool) {
 	rl := cs.replyLink(ctx, node, replyTo)
 	if rl == nil {
 		cs.f.log.Debug("amqp reply dropped: the peer has no receiver on "+node, "replyTo", replyTo)
 		return
 	}
 	sctx, cancel := context.WithTimeout(ctx, replyTimeout)
-	err := rl.Send(sctx, msg)
+	var err error
+	if wait {
+		err = rl.Send(sctx, msg)
+	} else {
+		_, err = rl.Start(sctx, msg)
+	}
 	cancel()
 	if err != nil {
 		cs.f.log.Debug("amqp reply not delivered", "node", node, "err", err)

@@ -277,6 +277,22 @@ func (s *Service) allGroups() ([]EnrollmentGroup, error) {
 	return out, err
 }
 
+// echoedPayload is what of a device's custom payload the registration
+// state returns to it: the payload when it is a JSON object, else
+// nothing. Azure returns only a custom allocation webhook's payload, a
+// JSON object (https://learn.microsoft.com/azure/iot-dps/how-to-send-additional-data,
+// "DPS returns data to the device"); provisioning-device-client for
+// Java sends its custom data as a JSON string (DeviceRegistrationParser's
+// String customPayload) and fails on a registration state whose payload
+// is not an object (DeviceRegistrationResultParser reads it as a
+// JsonObject).
+func echoedPayload(p json.RawMessage) json.RawMessage {
+	if t := bytes.TrimSpace(p); len(t) > 0 && t[0] == '{' {
+		return p
+	}
+	return nil
+}
+
 // assign creates or updates the device in the hub for a match and
 // returns the registration record: assigned, or failed with the
 // registry's error.
@@ -288,7 +304,7 @@ func (s *Service) assign(req *RegisterRequest, m *match) *registrationRecord {
 		CreatedDateTimeUTC:     now,
 		LastUpdatedDateTimeUTC: now,
 		Etag:                   newEtag(),
-		Payload:                req.Payload,
+		Payload:                echoedPayload(req.Payload),
 	}}
 	if prev != nil && prev.State.CreatedDateTimeUTC != "" {
 		rec.State.CreatedDateTimeUTC = prev.State.CreatedDateTimeUTC

@@ -393,3 +393,27 @@ func TestEnrollmentEtagsQueryAndDelete(t *testing.T) {
 		t.Errorf("DeleteGroup(unknown) = %v; want ErrGroupNotFound", err)
 	}
 }
+
+// A registration state returns the device's custom payload only when it
+// is a JSON object: provisioning-device-client for Java sends a JSON
+// string and cannot read one back.
+func TestRegistrationStateEchoesOnlyAnObjectPayload(t *testing.T) {
+	s, _ := newTestService(t)
+	for _, tc := range []struct{ payload, want string }{
+		{`{"model":"x1"}`, `{"model":"x1"}`},
+		{` {"model":"x1"}`, `{"model":"x1"}`},
+		{`"{\"model\":\"java\"}"`, ""},
+		{`[1,2]`, ""},
+		{`7`, ""},
+		{``, ""},
+	} {
+		e, err := s.PutEnrollment(&IndividualEnrollment{RegistrationID: "dev-1", Attestation: &Attestation{Type: AttestationSymmetricKey}}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cred := Credentials{Token: deviceToken(t, s.IDScope(), "dev-1", e.Attestation.SymmetricKey.PrimaryKey, t0.Add(time.Hour))}
+		if st := registerOK(t, s, "dev-1", cred, tc.payload); string(st.Payload) != tc.want {
+			t.Errorf("registering with payload %s: registrationState.payload = %s; want %q", tc.payload, st.Payload, tc.want)
+		}
+	}
+}

@@ -2,10 +2,13 @@
 // driven by the interoperability tests. Usage:
 //   node dps_service.js DPS_CONNECTION_STRING OPERATION ARG_JSON
 // Operations: createEnrollment, getEnrollment, deleteEnrollment, createGroup,
-// getGroup, deleteGroup, queryEnrollments, queryGroups, getRegistration.
+// getGroup, deleteGroup, queryEnrollments, queryGroups, getRegistration, and
+// deriveKey ({groupKey, registrationId}: a group member's key as the Node SDKs
+// sign with it, azure-iot-common's hmacHash; needs no DPS).
 // Prints {result} or {error: {name, code (the HTTP status), message}} on one line.
 'use strict';
 const { ProvisioningServiceClient } = require('azure-iot-provisioning-service');
+const { hmacHash } = require('azure-iot-common/dist/authorization');
 
 const [cs, op, argJson] = process.argv.slice(2);
 const arg = argJson ? JSON.parse(argJson) : {};
@@ -21,6 +24,7 @@ const ops = {
   queryEnrollments: () => client.createIndividualEnrollmentQuery({ query: '*' }, arg.pageSize).next(),
   queryGroups: () => client.createEnrollmentGroupQuery({ query: '*' }, arg.pageSize).next(),
   getRegistration: () => client.getDeviceRegistrationState(arg.id),
+  deriveKey: async () => ({ responseBody: hmacHash(arg.groupKey, arg.registrationId) }),
 };
 
 async function main() {
