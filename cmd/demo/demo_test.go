@@ -1,27 +1,41 @@
-package demo
+package demo_test
 
 import (
+	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/iotctl/iotctl/cmd"
 )
 
-// TestDemoBinary runs the built iotctl as a user would and checks the
-// quickstart's story: the 200 answer and the new interval.
-func TestDemoBinary(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "iotctl")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+// asIotctl, set in a test binary's environment, makes the binary iotctl
+// itself: TestMain runs the command line as main.go does. A test runs
+// iotctl as its own process this way without building and linking a
+// second binary of the same code.
+const asIotctl = "IOTCTL_DEMO_TEST_AS_IOTCTL"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asIotctl) == "1" {
+		os.Unsetenv(asIotctl)
+		os.Exit(cmd.Execute(context.Background(), os.Args[1:], cmd.SystemStreams()))
 	}
-	cmd := exec.Command(bin, "demo", "--interval", "200ms", "--invoke-after", "1s", "--payload", "1")
-	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
-	out, err := cmd.CombinedOutput()
+	os.Exit(m.Run())
+}
+
+// TestDemoBinary runs iotctl as its own process, as a user would, and
+// checks the quickstart's story: the 200 answer and the new interval.
+func TestDemoBinary(t *testing.T) {
+	bin, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	demo := exec.Command(bin, "demo", "--interval", "200ms", "--invoke-after", "1s", "--payload", "1")
+	demo.Env = append(os.Environ(), asIotctl+"=1", "XDG_CONFIG_HOME="+t.TempDir())
+	out, err := demo.CombinedOutput()
 	if err != nil {
 		t.Fatalf("iotctl demo: %v\n%s", err, out)
 	}
