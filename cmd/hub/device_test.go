@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,8 +31,10 @@ type regEnv struct {
 }
 
 // TestMain keeps the user's IOTCTL_* variables and config file out of
-// every test of the package, once for all of them.
+// every test of the package, once for all of them, and lets more
+// parallel tests run at once than there are CPUs: they mostly wait.
 func TestMain(m *testing.M) {
+	clitest.RaiseParallel()
 	cleanup, err := clitest.IsolateProcess()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -71,6 +74,35 @@ func (e *regEnv) argv(env map[string]string, args []string) []string {
 		return args
 	}
 	return append([]string{"--config", e.config}, args...)
+}
+
+// createDevices registers n devices named by format (with 0..n-1) in
+// the hub's registry, from several goroutines at once: the registry
+// commits its writes in batches (bbolt's DB.Batch), and a lone writer
+// waits out each batch's delay, about 10 ms a device.
+func createDevices(t *testing.T, e *regEnv, n int, format string) {
+	t.Helper()
+	errs := make(chan error, n)
+	ids := make(chan string)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for id := range ids {
+				if err := e.hub.CreateDevice(id); err != nil {
+					errs <- fmt.Errorf("create %s: %w", id, err)
+				}
+			}
+		})
+	}
+	for i := range n {
+		ids <- fmt.Sprintf(format, i)
+	}
+	close(ids)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
 }
 
 type regResult struct {
@@ -413,11 +445,7 @@ func TestDeviceListPastOneThousand(t *testing.T) {
 	t.Parallel() // no t.Setenv: see regEnv.argv
 	e := startRegEnv(t)
 	const n = 1050
-	for i := range n {
-		if err := e.hub.CreateDevice(fmt.Sprintf("dev%05d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createDevices(t, e, n, "dev%05d")
 	ids := decodeJSON[[]identityJSON](t, e.ok(t, "hub", "device", "list", "-o", "json"))
 	if len(ids) != n || ids[0].DeviceID != "dev00000" || ids[n-1].DeviceID != fmt.Sprintf("dev%05d", n-1) {
 		t.Fatalf("list gave %d devices; want %d, in order", len(ids), n)
