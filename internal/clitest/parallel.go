@@ -6,7 +6,7 @@ import (
 	"strconv"
 )
 
-// RaiseParallel, from TestMain, lets four parallel tests per CPU run at
+// RaiseParallel, from TestMain, lets two parallel tests per CPU run at
 // once unless the command line set -test.parallel (go test -parallel).
 // Go's default, one per CPU (GOMAXPROCS), suits tests that keep a CPU
 // busy; the run tests of iotctl's commands mostly wait, on a hub over
@@ -19,6 +19,6 @@ func RaiseParallel() {
 	set := false
 	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
 	if !set {
-		_ = flag.Set("test.parallel", strconv.Itoa(4*runtime.GOMAXPROCS(0)))
+		_ = flag.Set("test.parallel", strconv.Itoa(2*runtime.GOMAXPROCS(0)))
 	}
 }
