@@ -195,17 +195,17 @@ func (s source) String() string {
 }
 
 // lookup finds the configured value of key for the command at path, in
-// the order of the package comment. raw is a string from the
-// environment, or what YAML decoded.
-func lookup(cfg *configFile, path, key string) (raw any, src source, ok bool) {
+// the order of the package comment, with getenv for the environment.
+// raw is a string from the environment, or what YAML decoded.
+func lookup(getenv func(string) string, cfg *configFile, path, key string) (raw any, src source, ok bool) {
 	scoped := Scoped(path, key)
 	if path != "" {
-		if v := os.Getenv(EnvName(path, key)); v != "" {
+		if v := getenv(EnvName(path, key)); v != "" {
 			return v, source{env: EnvName(path, key)}, true
 		}
 	}
 	if !scoped {
-		if v := os.Getenv(EnvName("", key)); v != "" {
+		if v := getenv(EnvName("", key)); v != "" {
 			return v, source{env: EnvName("", key)}, true
 		}
 	}
@@ -279,8 +279,8 @@ func apply(fset *pflag.FlagSet, fl *pflag.Flag, raw any, src source) error {
 }
 
 // bindFlags sets every flag of cmd that the command line did not set
-// from the environment or cfg. It returns the keys it visited.
-func bindFlags(cmd *cobra.Command, cfg *configFile) (map[string]bool, error) {
+// from the environment (getenv) or cfg. It returns the keys it visited.
+func bindFlags(cmd *cobra.Command, cfg *configFile, getenv func(string) string) (map[string]bool, error) {
 	path := CommandPath(cmd)
 	fset := cmd.Flags()
 	keys := map[string]bool{}
@@ -294,7 +294,7 @@ func bindFlags(cmd *cobra.Command, cfg *configFile) (map[string]bool, error) {
 		if fl.Changed {
 			return
 		}
-		if raw, src, ok := lookup(cfg, path, key); ok {
+		if raw, src, ok := lookup(getenv, cfg, path, key); ok {
 			err = apply(fset, fl, raw, src)
 		}
 	})
