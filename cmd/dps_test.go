@@ -1,4 +1,4 @@
-package dps_test
+package cmd_test
 
 import (
 	"bytes"
