@@ -1,7 +1,6 @@
-package demo_test
+package cmd_test
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"regexp"
@@ -12,29 +11,17 @@ import (
 	"github.com/iotctl/iotctl/cmd"
 )
 
-// asIotctl, set in a test binary's environment, makes the binary iotctl
-// itself: TestMain runs the command line as main.go does. A test runs
-// iotctl as its own process this way without building and linking a
-// second binary of the same code.
-const asIotctl = "IOTCTL_DEMO_TEST_AS_IOTCTL"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(asIotctl) == "1" {
-		os.Unsetenv(asIotctl)
-		os.Exit(cmd.Execute(context.Background(), os.Args[1:], cmd.SystemStreams()))
-	}
-	os.Exit(m.Run())
-}
-
 // TestDemoBinary runs iotctl as its own process, as a user would, and
 // checks the quickstart's story: the 200 answer and the new interval.
+// The process is this test binary, made iotctl by TestMain.
 func TestDemoBinary(t *testing.T) {
+	t.Parallel() // no t.Setenv: its own process, its own environment
 	bin, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	demo := exec.Command(bin, "demo", "--interval", "200ms", "--invoke-after", "1s", "--payload", "1")
-	demo.Env = append(os.Environ(), asIotctl+"=1", "XDG_CONFIG_HOME="+t.TempDir())
+	demo.Env = append(os.Environ(), cmd.TestAsIotctl+"=1", "XDG_CONFIG_HOME="+t.TempDir())
 	out, err := demo.CombinedOutput()
 	if err != nil {
 		t.Fatalf("iotctl demo: %v\n%s", err, out)
