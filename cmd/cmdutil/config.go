@@ -86,8 +86,10 @@ var scopedKeys = map[string][]string{
 }
 
 // extraKeys are configuration keys that are not flags of every command
-// that reads them.
-var extraKeys = []string{KeyDeviceConnectionString}
+// that reads them: the device connection string, and the service
+// connection string a device fleet through DPS takes the local hub's
+// host from.
+var extraKeys = []string{KeyDeviceConnectionString, KeyConnectionString}
 
 // SetConfigKey makes key the configuration key (config file and
 // IOTCTL_ variable) of the flag name in fs instead of the flag's name;

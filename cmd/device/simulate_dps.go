@@ -104,13 +104,15 @@ func (o *simulateOptions) validateDPS(s *simulate.Options) error {
 }
 
 // defaultDPSHost is the local hub's host when one is configured (--host,
-// --hub-connection-string or the device connection string), as the local
-// hub serves DPS on its own ports; else Azure's global endpoint.
+// --hub-connection-string, the device connection string, or the service
+// connection string that `hub serve`'s env.sh exports, as `dps register`
+// reads it), as the local hub serves DPS on its own ports; else Azure's
+// global endpoint.
 func (o *simulateOptions) defaultDPSHost() string {
 	if o.conn.host != "" && !connstr.IsAzureHost(o.conn.host) {
 		return o.conn.host
 	}
-	for _, key := range []string{"hub-connection-string", cmdutil.KeyDeviceConnectionString} {
+	for _, key := range []string{"hub-connection-string", cmdutil.KeyDeviceConnectionString, cmdutil.KeyConnectionString} {
 		if h := provisioning.DefaultHost(o.f.V.GetString(key)); h != provisioning.GlobalHost {
 			return h
 		}

@@ -107,3 +107,31 @@ func TestSimulateDPSK8sJobKeepsTheGroupKeyOutOfTheManifest(t *testing.T) {
 		t.Errorf("--k8s-job = %d %s\n%s; want a manifest with the DPS flags and without the key", code, stderr, out)
 	}
 }
+
+// A fleet through DPS finds the local hub's DPS from the service
+// connection string that `hub serve`'s env.sh exports (as `dps register`
+// does), not only from --hub-connection-string; an Azure hub's string
+// leaves the global endpoint.
+func TestSimulateDPSHostFromServiceConnectionString(t *testing.T) {
+	for _, tc := range []struct{ connectionString, want string }{
+		{"HostName=127.0.0.40:8443;SharedAccessKeyName=iothubowner;SharedAccessKey=a2V5", "127.0.0.40:8443"},
+		{"HostName=myhub.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey=a2V5", "global.azure-devices-provisioning.net"},
+		{"", "global.azure-devices-provisioning.net"},
+	} {
+		t.Setenv("IOTCTL_CONNECTION_STRING", tc.connectionString)
+		var got string
+		capture := func(f *cmdutil.Factory) *cobra.Command {
+			c := newCmdSimulate(f, func(o *simulateOptions) error { got = o.defaultDPSHost(); return nil })
+			// As under `iotctl device`: the device's --connection-string
+			// is device-connection-string, not the service string.
+			cmdutil.SetConfigKey(c.Flags(), cmdutil.KeyConnectionString, cmdutil.KeyDeviceConnectionString)
+			return c
+		}
+		if code, _, stderr := execute(t, "", capture, "simulate", "--devices", "2", "--dps-id-scope", "0ne00000001", "--dps-group-key", "a2V5"); code != 0 {
+			t.Fatalf("exited %d: %s", code, stderr)
+		}
+		if got != tc.want {
+			t.Errorf("IOTCTL_CONNECTION_STRING=%q: DPS host %q; want %q", tc.connectionString, got, tc.want)
+		}
+	}
+}
