@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
 
@@ -24,13 +23,5 @@ func TestMain(m *testing.M) {
 		os.Unsetenv(TestAsIotctl)
 		os.Exit(Execute(context.Background(), os.Args[1:], SystemStreams()))
 	}
-	clitest.RaiseParallel()
-	cleanup, err := clitest.IsolateProcess()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
+	os.Exit(clitest.Main(m))
 }

@@ -51,11 +51,7 @@ func startMethodEnv(t *testing.T) *methodEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	config := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(config, []byte("connection-string: '"+cs+"'\nca-file: '"+h.CAFile()+"'\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e := &methodEnv{hub: h, cs: cs, config: config, got: make(chan string, 100), modGot: make(chan string, 100), released: make(chan struct{})}
+	e := &methodEnv{hub: h, cs: cs, config: clitest.HubConfig(t, cs, h.CAFile()), got: make(chan string, 100), modGot: make(chan string, 100), released: make(chan struct{})}
 	for _, id := range []string{"dev1", "dev2"} {
 		if err := h.CreateDevice(id); err != nil {
 			t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -34,15 +33,7 @@ type regEnv struct {
 // every test of the package, once for all of them, and lets more
 // parallel tests run at once than there are CPUs: they mostly wait.
 func TestMain(m *testing.M) {
-	clitest.RaiseParallel()
-	cleanup, err := clitest.IsolateProcess()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
+	os.Exit(clitest.Main(m))
 }
 
 func startRegEnv(t *testing.T) *regEnv {
@@ -58,12 +49,7 @@ func startRegEnv(t *testing.T) *regEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	config := filepath.Join(t.TempDir(), "config.yaml")
-	yaml := "connection-string: '" + cs + "'\nca-file: '" + h.CAFile() + "'\n"
-	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return &regEnv{hub: h, cs: cs, config: config}
+	return &regEnv{hub: h, cs: cs, config: clitest.HubConfig(t, cs, h.CAFile())}
 }
 
 // argv is args for a command run with env: with none, after --config
