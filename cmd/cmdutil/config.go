@@ -326,8 +326,7 @@ func knownKeys(root *cobra.Command) map[string]map[string]bool {
 					known[""][k] = true
 				}
 			}
-			c.LocalFlags().VisitAll(add)
-			c.InheritedFlags().VisitAll(add)
+			VisitFlags(c, add)
 			if path != "" {
 				known[path] = m
 			}
@@ -338,6 +337,26 @@ func knownKeys(root *cobra.Command) map[string]map[string]bool {
 	}
 	walk(root)
 	return known
+}
+
+// VisitFlags calls fn for every flag c takes, the flags of cobra's
+// LocalFlags and InheritedFlags (a flag of c's own before a parent's of
+// the same name, a nearer parent's before a farther one's). It reads the
+// flag sets as they are, where those two build new sets on every call,
+// a cost that every command of the tree added to each command line.
+func VisitFlags(c *cobra.Command, fn func(*pflag.Flag)) {
+	seen := map[string]bool{}
+	visit := func(fl *pflag.Flag) {
+		if !seen[fl.Name] {
+			seen[fl.Name] = true
+			fn(fl)
+		}
+	}
+	c.Flags().VisitAll(visit)
+	c.PersistentFlags().VisitAll(visit)
+	for p := c.Parent(); p != nil; p = p.Parent() {
+		p.PersistentFlags().VisitAll(visit)
+	}
 }
 
 // checkKeys writes a line to w for each key of cfg that no command reads,
