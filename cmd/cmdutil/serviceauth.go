@@ -1,6 +1,7 @@
 package cmdutil
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -10,10 +11,12 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/iotctl/iotctl/internal/proxy"
 	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/hub/auth"
 	"github.com/iotctl/iotctl/pkg/service"
 )
 
@@ -45,6 +48,52 @@ environment, workload identity, managed identity, az login, azd auth login) and
 needs an IoT Hub data-plane role; name the hub with --host, --hub-name or a
 connection string's HostName. --hub-name takes --resource-group and
 --subscription (default AZURE_SUBSCRIPTION_ID).`
+
+// AddServiceAuth adds the sign-in flags to a service command and ends
+// its help with ServiceAuthHelp and need, what --auth-type login needs
+// for that command (LoginNeeds says it for data actions).
+func AddServiceAuth(c *cobra.Command, need string) {
+	AddServiceAuthFlags(c.Flags())
+	if c.Long == "" {
+		// --help shows Long instead of Short when there is one.
+		c.Long = c.Short + "."
+	}
+	c.Long = strings.TrimRight(c.Long, "\n") + "\n\n" + ServiceAuthHelp + "\n\n" + need
+}
+
+// LoginNeeds says which data actions a command needs with --auth-type
+// login and the built-in roles that grant them, the narrowest first, as
+// the hub checks them (auth.RolesAllowing), wrapped for --help.
+func LoginNeeds(actions ...auth.Action) string {
+	var parts []string
+	for _, a := range actions {
+		roles, verb := auth.RolesAllowing(a), " grants"
+		if len(roles) > 1 {
+			roles, verb = append(roles[:len(roles)-2:len(roles)-2], roles[len(roles)-2]+" or "+roles[len(roles)-1]), " grant"
+		}
+		parts = append(parts, strings.TrimPrefix(string(a), "Microsoft.Devices/IotHubs/")+", which "+strings.Join(roles, ", ")+verb)
+	}
+	return wrap("Role: with --auth-type login the signed-in identity needs the data action "+strings.Join(parts, "; and ")+
+		" (az role assignment create --role ROLE --assignee ID --scope HUB_RESOURCE_ID).", 84)
+}
+
+// wrap breaks s into lines of at most width characters at spaces.
+func wrap(s string, width int) string {
+	var b strings.Builder
+	n := 0
+	for i, w := range strings.Fields(s) {
+		if i > 0 && n+1+len(w) > width {
+			b.WriteString("\n")
+			n = 0
+		} else if i > 0 {
+			b.WriteString(" ")
+			n++
+		}
+		b.WriteString(w)
+		n += len(w)
+	}
+	return b.String()
+}
 
 // AddServiceAuthFlags adds the sign-in flags of the service commands:
 // --auth-type, --host, --hub-name, --resource-group, --subscription,
@@ -125,6 +174,39 @@ func (f *Factory) ServiceClient(ctx context.Context, opts *service.Options) (*se
 		return c, nil
 	}
 	return nil, Usagef("--auth-type %q: use key (a shared access policy) or login (Microsoft Entra ID)", authType)
+}
+
+// ResourceManagerEventHub reports whether the built-in Event
+// Hub-compatible endpoint is found through Resource Manager (see
+// EventHubFromResourceManager): with --auth-type login, or with
+// --hub-name and no connection string.
+func (f *Factory) ResourceManagerEventHub() bool {
+	return strings.EqualFold(f.V.GetString(KeyAuthType), AuthTypeLogin) ||
+		f.V.GetString(KeyHubName) != "" && f.V.GetString(KeyConnectionString) == ""
+}
+
+// EventHubFromResourceManager returns the connection string of the
+// built-in Event Hub-compatible endpoint of the hub --hub-name names:
+// the endpoint and name Resource Manager describes, with the key of
+// --policy-name read from there too, as `az iot hub monitor-events`
+// finds them after `az login` (so it works on a hub whose service side
+// refuses shared keys). That endpoint takes only shared access keys, not
+// Microsoft Entra ID tokens (articles/iot-hub/authenticate-authorize-azure-ad.md),
+// so Entra ID signs in to Resource Manager only. Without --hub-name it
+// is a usage error that says so and names the ways out.
+func (f *Factory) EventHubFromResourceManager(ctx context.Context, opts *service.Options) (*connstr.ConnectionString, error) {
+	name := f.V.GetString(KeyHubName)
+	if name == "" {
+		return nil, Usagef("the Event Hub-compatible endpoint takes only shared access keys, not Microsoft Entra ID tokens, so --auth-type login " +
+			"cannot read it with --host alone: pass --hub-name myhub (iotctl reads the key of --policy-name from Azure Resource Manager, " +
+			"which needs Microsoft.Devices/IotHubs/listkeys/action, as az iot hub monitor-events does), " +
+			"or --event-hub-connection-string (IoT hub → Built-in endpoints in the portal)")
+	}
+	cred, hub, err := f.findHub(ctx, opts, name)
+	if err != nil {
+		return nil, err
+	}
+	return hub.EventHubConnectionString(ctx, cred, cmp.Or(f.V.GetString(KeyPolicyName), "iothubowner"), f.armOptions(opts))
 }
 
 func newServiceClient(cs *connstr.ConnectionString, opts *service.Options) (*service.Client, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/hub/auth"
 	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/output"
 	"github.com/iotctl/iotctl/pkg/service"
@@ -26,11 +27,11 @@ func newCmdC2D(f *cmdutil.Factory) *cobra.Command {
   $ iotctl hub c2d purge MyGoDevice`,
 	}
 	purge := newCmdC2DPurge(f, nil)
-	addServiceFlags(purge)
+	addServiceFlags(purge, cmdutil.LoginNeeds(auth.ActionC2DPurge))
 	c.AddCommand(purge)
 	send := newCmdC2DSend(f, nil)
 	send.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
-	cmdutil.AddServiceAuthFlags(send.Flags())
+	cmdutil.AddServiceAuth(send, cmdutil.LoginNeeds(auth.ActionC2DSend)+"\n--wait also needs cloudToDeviceMessages/feedback/action (IoT Hub Data Contributor).")
 	send.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 	addTransportFlags(send.Flags())
 	send.Long += "\n\n" + transportHelp

@@ -11,6 +11,7 @@ import (
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/hub/auth"
 	"github.com/iotctl/iotctl/pkg/output"
 	"github.com/iotctl/iotctl/pkg/sas"
 	"github.com/iotctl/iotctl/pkg/service"
@@ -31,10 +32,16 @@ config file) and, for the local hub, its CA (--ca-file or IOTCTL_CA_FILE).`,
 	}
 	for _, sub := range []*cobra.Command{newCmdDeviceCreate(f, nil), newCmdDeviceShow(f, nil), newCmdDeviceList(f, nil),
 		newCmdDeviceUpdate(f, nil), newCmdDeviceRenewKey(f, nil), newCmdDeviceDelete(f, nil)} {
-		addServiceFlags(sub)
+		addServiceFlags(sub, cmdutil.LoginNeeds(deviceAction[sub.Name()]))
 		c.AddCommand(sub)
 	}
 	return c
+}
+
+// deviceAction is the data action of each device command.
+var deviceAction = map[string]auth.Action{
+	"create": auth.ActionDevicesWrite, "update": auth.ActionDevicesWrite, "renew-key": auth.ActionDevicesWrite,
+	"show": auth.ActionDevicesRead, "list": auth.ActionDevicesRead, "delete": auth.ActionDevicesDelete,
 }
 
 // identity is what the device commands print.

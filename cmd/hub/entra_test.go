@@ -5,13 +5,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/internal/entratest"
 	"github.com/iotctl/iotctl/pkg/connstr"
 	hubsrv "github.com/iotctl/iotctl/pkg/hub"
 	"github.com/iotctl/iotctl/pkg/hub/auth"
+	"github.com/iotctl/iotctl/pkg/hub/telemetry"
+	"github.com/iotctl/iotctl/pkg/message"
+	"github.com/iotctl/iotctl/pkg/service"
 )
 
 // entraEnv is a hub with local authentication disabled that trusts the
@@ -28,7 +33,9 @@ type entraEnv struct {
 const (
 	writerID, writerSecret = "11111111-0000-0000-0000-00000000000a", "writer-secret-Zq8"
 	readerID, readerSecret = "22222222-0000-0000-0000-00000000000b", "reader-secret-Yp7"
-	deniedID, deniedSecret = "33333333-0000-0000-0000-00000000000c", "denied-secret-Xo6"
+	// The ARM reader may find hubs but not list their keys.
+	armReaderID, armReaderSecret = "44444444-0000-0000-0000-00000000000d", "armreader-secret-Wn5"
+	deniedID, deniedSecret       = "33333333-0000-0000-0000-00000000000c", "denied-secret-Xo6"
 )
 
 func startEntraEnv(t *testing.T) *entraEnv {
@@ -37,15 +44,11 @@ func startEntraEnv(t *testing.T) *entraEnv {
 	cloud.Clients[writerID] = writerSecret
 	cloud.Clients[readerID] = readerSecret
 	cloud.Clients[deniedID] = deniedSecret
+	cloud.Clients[armReaderID] = armReaderSecret
 	cloud.Forbidden[deniedID] = true
+	cloud.Readers[armReaderID] = true
 	dir := t.TempDir()
-	e, err := auth.NewEntra(auth.EntraOptions{
-		JWKS: cloud.Issuer.WriteJWKS(t, dir), Issuer: cloud.Issuer.Name,
-		Roles: map[string][]string{writerID: {"IoT Hub Data Contributor"}, readerID: {"IoT Hub Data Reader"}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := cloud.Issuer.HubAuth(t, map[string][]string{writerID: {"IoT Hub Data Contributor"}, readerID: {"IoT Hub Data Reader"}, armReaderID: {"IoT Hub Data Contributor"}})
 	h := hubsrv.New(&hubsrv.Options{Addr: "127.0.0.1:0", InMemory: true, Entra: e, DisableLocalAuth: true})
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatalf("hub Start: %v", err)
@@ -66,9 +69,15 @@ func startEntraEnv(t *testing.T) *entraEnv {
 		t.Fatal(err)
 	}
 	kcs := connstr.MustParse(keyHub.cs)
+	ehcs, err := h.EventHubConnectionString("iothubowner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eh := connstr.MustParse(ehcs)
 	env := &entraEnv{cloud: cloud, entraHub: h, keyHub: keyHub, caFile: caFile, subscription: "sub-1"}
 	cloud.Hubs = []entratest.Hub{
-		{Subscription: env.subscription, ResourceGroup: "rg-entra", Name: "entrahub", HostName: h.HostName()},
+		{Subscription: env.subscription, ResourceGroup: "rg-entra", Name: "entrahub", HostName: h.HostName(),
+			Keys: map[string]string{"iothubowner": eh.SharedAccessKey}, EventHubEndpoint: eh.Endpoint, EventHubPath: eh.EntityPath},
 		{Subscription: env.subscription, ResourceGroup: "rg-key", Name: "keyhub", HostName: kcs.HostName, Keys: map[string]string{"iothubowner": kcs.SharedAccessKey}},
 	}
 	return env
@@ -78,7 +87,12 @@ func startEntraEnv(t *testing.T) *entraEnv {
 // its host unless args name a hub otherwise.
 func (e *entraEnv) run(t *testing.T, clientID, secret string, args ...string) regResult {
 	t.Helper()
-	return runEnv(t, map[string]string{
+	return runEnv(t, e.env(clientID, secret), args...)
+}
+
+// env is the environment of iotctl signed in as the client id.
+func (e *entraEnv) env(clientID, secret string) map[string]string {
+	return map[string]string{
 		"AZURE_TENANT_ID":               e.cloud.Tenant,
 		"AZURE_CLIENT_ID":               clientID,
 		"AZURE_CLIENT_SECRET":           secret,
@@ -90,7 +104,7 @@ func (e *entraEnv) run(t *testing.T, clientID, secret string, args ...string) re
 		"IOTCTL_HOST":                   e.entraHub.HostName(),
 		"IOTCTL_AUTH_TYPE":              "login",
 		"IOTCTL_ARM_ENDPOINT":           e.cloud.URL,
-	}, args...)
+	}
 }
 
 func TestEntraLoginWithRoles(t *testing.T) {
@@ -195,5 +209,117 @@ func TestHubNameThroughResourceManager(t *testing.T) {
 	r = e.run(t, writerID, writerSecret, "hub", "device", "list", "--host", "", "--hub-name", "entrahub")
 	if r.code != cmdutil.ExitUsage || !strings.Contains(r.stderr, "--subscription") {
 		t.Errorf("--hub-name without a subscription: exit %d stderr %q; want 3", r.code, r.stderr)
+	}
+}
+
+// TestEntraMonitor reads telemetry with --auth-type login as Azure
+// allows it: the Event Hub-compatible endpoint takes only shared keys
+// (articles/iot-hub/authenticate-authorize-azure-ad.md), so the signed-in
+// identity reads the policy's key from Resource Manager, as az iot hub
+// monitor-events does; without the listkeys permission it exits 4 naming
+// it, and with --host alone it says what to pass instead.
+func TestEntraMonitor(t *testing.T) {
+	e := startEntraEnv(t)
+	if _, err := e.entraHub.Telemetry().Append(telemetry.Event{DeviceID: "d1", Message: &message.Message{Body: []byte(`{"t": 21}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	sub := "--subscription=" + e.subscription
+	r := e.run(t, writerID, writerSecret, "hub", "monitor", "--host", "", "--hub-name", "entrahub", sub,
+		"--from", "start", "--count", "1", "--timeout", "30s", "-o", "json", "--log-level", "debug")
+	if r.code != 0 || !strings.Contains(r.stdout, `"deviceId":"d1"`) || !strings.Contains(r.stdout, `"body":{"t":21}`) {
+		t.Fatalf("monitor --auth-type login --hub-name entrahub: exit %d stdout %q stderr %q; want the event of d1", r.code, r.stdout, r.stderr)
+	}
+	for _, s := range []string{writerSecret, "eyJ", connstr.MustParse(mustEventHubCS(t, e)).SharedAccessKey} {
+		if strings.Contains(r.stdout+r.stderr, s) {
+			t.Errorf("monitor output holds a secret, token or key (%.3s...): stdout %q stderr %q", s, r.stdout, r.stderr)
+		}
+	}
+	// --auth-type key with --hub-name reads the endpoint Resource Manager
+	// names with the key, though the hub refuses keys on its service side.
+	r = e.run(t, writerID, writerSecret, "hub", "monitor", "--auth-type", "key", "--host", "", "--hub-name", "entrahub", sub,
+		"--from", "start", "--count", "1", "--timeout", "30s", "-o", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"deviceId":"d1"`) {
+		t.Errorf("monitor --auth-type key --hub-name entrahub: exit %d stdout %q stderr %q; want the event of d1", r.code, r.stdout, r.stderr)
+	}
+	// An identity that may not list keys is told which action it lacks.
+	r = e.run(t, armReaderID, armReaderSecret, "hub", "monitor", "--host", "", "--hub-name", "entrahub", sub, "--timeout", "30s")
+	if r.code != cmdutil.ExitAuth || !strings.Contains(r.stderr, "listkeys/action") || !strings.Contains(r.stderr, "Contributor") {
+		t.Errorf("monitor without listkeys: exit %d stderr %q; want 4 naming listkeys/action and the role", r.code, r.stderr)
+	}
+	// --host alone: the endpoint takes no Entra ID token.
+	r = e.run(t, writerID, writerSecret, "hub", "monitor", "--timeout", "30s")
+	if r.code != cmdutil.ExitUsage || !strings.Contains(r.stderr, "only shared access keys") || !strings.Contains(r.stderr, "--hub-name") {
+		t.Errorf("monitor --auth-type login --host: exit %d stderr %q; want 3 saying to pass --hub-name", r.code, r.stderr)
+	}
+}
+
+func mustEventHubCS(t *testing.T, e *entraEnv) string {
+	t.Helper()
+	cs, err := e.entraHub.EventHubConnectionString("iothubowner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// staticSource gives one token.
+type staticSource struct{ tok service.Token }
+
+func (s staticSource) Token(context.Context) (service.Token, error) { return s.tok, nil }
+
+// hub feedback, a long-running AMQP command, keeps its link across the
+// expiry of its Entra ID token (the token endpoint issues 5-second
+// tokens here, and the hub closes links whose token expired): the
+// record of a message sent after the first token expired reaches it.
+func TestEntraFeedbackAcrossTokenExpiry(t *testing.T) {
+	e := startEntraEnv(t)
+	// The first token is the command's: the test asks for none.
+	late := make(chan struct{})
+	var mu sync.Mutex
+	var first time.Time
+	e.cloud.TokenTTL = 5 * time.Second
+	e.cloud.OnToken = func(exp time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case first.IsZero():
+			first = exp
+		case time.Now().After(first):
+			select {
+			case <-late:
+			default:
+				close(late)
+			}
+		}
+	}
+	got := make(chan *message.Message, 1)
+	amqpDevice(t, &regEnv{hub: e.entraHub}, "d1", got)
+	(&regEnv{}).setenvBare(t)
+	for k, v := range e.env(writerID, writerSecret) {
+		t.Setenv(k, v)
+	}
+	b := startIotctl(t, "hub", "feedback", "--count", "1", "--timeout", "60s", "-o", "json")
+	select {
+	case <-late:
+	case <-b.done:
+		t.Fatalf("hub feedback ended while it waited past its first token's expiry: exit %d stderr %q", b.code, b.errOut.String())
+	case <-time.After(40 * time.Second):
+		t.Fatal("hub feedback asked for no token after its first one expired: it did not renew it")
+	}
+	svc, err := service.NewWithTokenSource(e.entraHub.HostName(), staticSource{service.Token{
+		Value: "Bearer " + e.cloud.Issuer.Mint(t, writerID, auth.Audience, time.Hour), Expiry: time.Now().Add(time.Hour)}},
+		&service.Options{CAFile: e.caFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := svc.SendC2D(ctx, "d1", "", &message.Message{MessageID: "late-1", Body: []byte("x"), Ack: "positive"}); err != nil {
+		t.Fatal(err)
+	}
+	receiveC2D(t, got, "late-1")
+	if code := b.wait(t, 30*time.Second); code != 0 || !strings.Contains(b.out.String(), "late-1") {
+		t.Errorf("hub feedback across its token's expiry: exit %d stdout %q stderr %q; want the record of late-1", code, b.out.String(), b.errOut.String())
 	}
 }

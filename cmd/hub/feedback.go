@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/hub/auth"
 	"github.com/iotctl/iotctl/pkg/output"
 	"github.com/iotctl/iotctl/pkg/service"
 )
@@ -60,7 +61,7 @@ stops.`,
 		},
 	}
 	c.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
-	cmdutil.AddServiceAuthFlags(c.Flags())
+	cmdutil.AddServiceAuth(c, cmdutil.LoginNeeds(auth.ActionC2DFeedback))
 	c.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 	addTransportFlags(c.Flags())
 	c.Long += "\n\n" + transportHelp

@@ -61,8 +61,10 @@ func newCmdMonitor(f *cmdutil.Factory, runF func(*monitorOptions) error) *cobra.
 		Short: "Stream the telemetry devices send (AMQP, Event Hub-compatible endpoint)",
 		Long: `Stream device-to-cloud telemetry from the hub's Event Hub-compatible endpoint, all
 partitions at once. iotctl asks the hub where its events are (the hub answers
-with a redirect, as Azure IoT Hub does), or reads an Event Hub-compatible
-connection string given with --event-hub-connection-string.
+with a redirect, as Azure IoT Hub does); with --hub-name (or --auth-type login)
+it takes the endpoint and a policy's key from Azure Resource Manager instead, as
+az iot hub monitor-events does; --event-hub-connection-string names the
+endpoint itself.
 
 -o json prints one JSON object per event (type "event", deviceId, moduleId,
 partition, sequenceNumber, enqueuedTime, body, and with --properties the
@@ -90,7 +92,11 @@ events it got when it stops.`,
 	}
 	fl := c.Flags()
 	fl.String(cmdutil.KeyConnectionString, "", "service connection string")
-	cmdutil.AddServiceAuthFlags(fl)
+	cmdutil.AddServiceAuth(c, `Role: the Event Hub-compatible endpoint takes only shared access keys, not
+Microsoft Entra ID tokens, so no IoT Hub data role opens it. With --auth-type login,
+--hub-name reads the key of --policy-name from Azure Resource Manager (as az iot hub
+monitor-events does), which needs Microsoft.Devices/IotHubs/listkeys/action
+(Contributor or Owner); or pass --event-hub-connection-string.`)
 	fl.String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 	addTransportFlags(fl)
 	c.Long += "\n\n" + transportHelp + `
@@ -202,16 +208,20 @@ func monitorRun(parent context.Context, opts *monitorOptions) error {
 		}
 		return nil
 	}
-	if ehCS := opts.EventHubConnectionString; ehCS != "" {
-		cs, err := connstr.Parse(ehCS)
+	if ehCS := opts.EventHubConnectionString; ehCS != "" || f.ResourceManagerEventHub() {
+		so, err := f.ServiceOptions()
 		if err != nil {
 			return err
 		}
-		if err := cs.Require(connstr.KindEventHub); err != nil {
-			return fmt.Errorf("--event-hub-connection-string: %w (the Endpoint=sb://...;EntityPath=... string `iotctl hub serve` prints, or the hub's built-in endpoint in the portal)", err)
-		}
-		so, err := f.ServiceOptions()
-		if err != nil {
+		var cs *connstr.ConnectionString
+		if ehCS != "" {
+			if cs, err = connstr.Parse(ehCS); err != nil {
+				return err
+			}
+			if err := cs.Require(connstr.KindEventHub); err != nil {
+				return fmt.Errorf("--event-hub-connection-string: %w (the Endpoint=sb://...;EntityPath=... string `iotctl hub serve` prints, or the hub's built-in endpoint in the portal)", err)
+			}
+		} else if cs, err = f.EventHubFromResourceManager(parent, so); err != nil {
 			return err
 		}
 		err = service.MonitorEventHub(ctx, cs, so, opts.monitor, fn)

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/hub/auth"
 	"github.com/iotctl/iotctl/pkg/output"
 	"github.com/iotctl/iotctl/pkg/service"
 )
@@ -56,7 +57,7 @@ The local hub understands SELECT * FROM devices[.modules] [WHERE path op literal
 	}
 	c.Flags().IntVar(&opts.Top, "top", 0, "print at most this many results (0: every result, page after page)")
 	c.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
-	cmdutil.AddServiceAuthFlags(c.Flags())
+	cmdutil.AddServiceAuth(c, cmdutil.LoginNeeds(auth.ActionTwinsRead))
 	c.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 	addProxyFlag(c.Flags())
 	return c

@@ -60,9 +60,11 @@ func newCmdServe(f *cmdutil.Factory, runF func(*serveOptions) error) *cobra.Comm
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the local IoT Hub emulator",
-		Long: `Run a local IoT hub that speaks the protocols of Azure IoT Hub: MQTT 3.1.1 and
-HTTPS for devices (telemetry, and cloud-to-device polling with complete, reject
-and abandon over HTTPS), HTTPS for the service REST API, AMQP 1.0 for cloud-to-device messages,
+		Long: `Run a local IoT hub that speaks the protocols of Azure IoT Hub: MQTT 3.1.1,
+AMQP 1.0 and HTTPS for devices and modules (telemetry; over AMQP also methods,
+twins and cloud-to-device messages with complete, reject and abandon, SAS tokens
+put on $cbs and renewed on the live connection; cloud-to-device polling with
+complete, reject and abandon over HTTPS), HTTPS for the service REST API, AMQP 1.0 for cloud-to-device messages,
 feedback and the Event Hub-compatible telemetry endpoint, and MQTT and AMQP over
 WebSocket at /$iothub/websocket (subprotocol mqtt or AMQPWSB10; AMQP also at
 /$servicebus/websocket), all on one TLS port (default localhost:8443). With

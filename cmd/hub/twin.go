@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/hub/auth"
 	"github.com/iotctl/iotctl/pkg/output"
 	"github.com/iotctl/iotctl/pkg/service"
 )
@@ -18,19 +19,19 @@ func newCmdTwin(f *cmdutil.Factory) *cobra.Command {
 		Example: `  $ iotctl hub twin show MyGoDevice
   $ iotctl hub twin update MyGoDevice --desired '{"interval":5}' --tags '{"site":"lab"}'`,
 	}
-	for _, sub := range []*cobra.Command{newCmdTwinShow(f, nil), newCmdTwinUpdate(f, nil)} {
-		addServiceFlags(sub)
-		c.AddCommand(sub)
-	}
+	show, update := newCmdTwinShow(f, nil), newCmdTwinUpdate(f, nil)
+	addServiceFlags(show, cmdutil.LoginNeeds(auth.ActionTwinsRead))
+	addServiceFlags(update, cmdutil.LoginNeeds(auth.ActionTwinsWrite))
+	c.AddCommand(show, update)
 	return c
 }
 
 // addServiceFlags adds the flags of a command that uses the service
-// client over HTTPS: --connection-string, the sign-in flags, --ca-file
-// and --proxy.
-func addServiceFlags(c *cobra.Command) {
+// client over HTTPS: --connection-string, the sign-in flags (with need
+// in its help, see cmdutil.AddServiceAuth), --ca-file and --proxy.
+func addServiceFlags(c *cobra.Command, need string) {
 	c.Flags().String(cmdutil.KeyConnectionString, "", "service connection string")
-	cmdutil.AddServiceAuthFlags(c.Flags())
+	cmdutil.AddServiceAuth(c, need)
 	c.Flags().String(cmdutil.KeyCAFile, "", "extra CA certificate (PEM) to trust, such as the local hub's")
 	addProxyFlag(c.Flags())
 }

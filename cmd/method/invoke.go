@@ -15,6 +15,7 @@ import (
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/internal/proxy"
 	"github.com/iotctl/iotctl/pkg/connstr"
+	"github.com/iotctl/iotctl/pkg/hub/auth"
 	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/output"
 	"github.com/iotctl/iotctl/pkg/service"
@@ -107,7 +108,7 @@ the credentials, 3 for usage errors.`,
 	}
 	fl := c.Flags()
 	fl.String(cmdutil.KeyConnectionString, "", "service connection string (default: IOTCTL_CONNECTION_STRING or the config file)")
-	cmdutil.AddServiceAuthFlags(fl)
+	cmdutil.AddServiceAuth(c, cmdutil.LoginNeeds(auth.ActionMethodsInvoke))
 	fl.StringVarP(&o.DeviceID, "device-id", "d", "", "device to call (default: IOTCTL_DEVICE_ID, config, or the device connection string's DeviceId)")
 	fl.StringVarP(&o.ModuleID, "module-id", "m", "", "module of the device to call")
 	fl.StringVar(&o.Name, "name", "", "method name (alias --method-name)")

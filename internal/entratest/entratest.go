@@ -22,6 +22,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/iotctl/iotctl/pkg/hub/auth"
 )
 
 // Issuer signs JWTs with an RSA key.
@@ -62,6 +64,17 @@ func (is *Issuer) WriteJWKS(t testing.TB, dir string) string {
 	return p
 }
 
+// HubAuth returns the local hub's check of the issuer's tokens, with
+// roles (principal → built-in role names) assigned.
+func (is *Issuer) HubAuth(t testing.TB, roles map[string][]string) *auth.Entra {
+	t.Helper()
+	e, err := auth.NewEntra(auth.EntraOptions{JWKS: is.WriteJWKS(t, t.TempDir()), Issuer: is.Name, Roles: roles})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // Mint signs a token for oid and audience, valid for ttl.
 func (is *Issuer) Mint(t testing.TB, oid, audience string, ttl time.Duration) string {
 	t.Helper()
@@ -74,11 +87,16 @@ func (is *Issuer) Mint(t testing.TB, oid, audience string, ttl time.Duration) st
 
 func (is *Issuer) mint(oid, audience string, ttl time.Duration) (string, error) {
 	now := time.Now()
-	tok, err := jwt.Signed(is.signer).Claims(jwt.Claims{
+	return is.mintUntil(oid, audience, now, now.Add(ttl))
+}
+
+// mintUntil signs a token issued at now that expires at exp (whole
+// seconds: a JWT's exp has no fraction).
+func (is *Issuer) mintUntil(oid, audience string, now, exp time.Time) (string, error) {
+	return jwt.Signed(is.signer).Claims(jwt.Claims{
 		Issuer: is.Name, Subject: oid, Audience: jwt.Audience{audience},
-		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(-time.Minute)), Expiry: jwt.NewNumericDate(now.Add(ttl)),
+		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(-time.Minute)), Expiry: jwt.NewNumericDate(exp),
 	}).Claims(map[string]any{"oid": oid}).Serialize()
-	return tok, err
 }
 
 // Hub is an IoT hub the Resource Manager stand-in knows.
@@ -86,6 +104,10 @@ type Hub struct {
 	Subscription, ResourceGroup, Name, HostName string
 	// Keys are the shared access policies: name → primary key.
 	Keys map[string]string
+	// EventHubEndpoint and EventHubPath are the built-in Event
+	// Hub-compatible endpoint ("sb://host/") and name, described as
+	// properties.eventHubEndpoints.events when set.
+	EventHubEndpoint, EventHubPath string
 }
 
 // Cloud is an HTTPS server that is an Entra ID authority for the tenant
@@ -101,8 +123,16 @@ type Cloud struct {
 	Hubs    []Hub
 	// Forbidden are client ids ARM answers 403 AuthorizationFailed.
 	Forbidden map[string]bool
-	// TokenTTL is the life of the tokens it issues. Default: 1 hour.
+	// Readers are client ids that may read hubs but not list their
+	// keys (403 AuthorizationFailed on listkeys), as with the Reader
+	// role.
+	Readers map[string]bool
+	// TokenTTL is the life of the tokens it issues (a few seconds make
+	// clients renew them within a test). Default: 1 hour.
 	TokenTTL time.Duration
+	// OnToken, when set before the first request, is called with the
+	// expiry of each token issued.
+	OnToken func(expiry time.Time)
 
 	mu       sync.Mutex
 	requests []string
@@ -111,7 +141,7 @@ type Cloud struct {
 // NewCloud starts a Cloud; it stops at the end of the test.
 func NewCloud(t testing.TB) *Cloud {
 	t.Helper()
-	c := &Cloud{Tenant: "00000000-0000-0000-0000-00000000beef", Clients: map[string]string{}, Forbidden: map[string]bool{}}
+	c := &Cloud{Tenant: "00000000-0000-0000-0000-00000000beef", Clients: map[string]string{}, Forbidden: map[string]bool{}, Readers: map[string]bool{}}
 	c.Server = httptest.NewTLSServer(http.HandlerFunc(c.serve))
 	c.Issuer = NewIssuer(t, c.URL+"/"+c.Tenant+"/v2.0")
 	t.Cleanup(c.Close)
@@ -178,12 +208,21 @@ func (c *Cloud) token(w http.ResponseWriter, r *http.Request) {
 	if ttl == 0 {
 		ttl = time.Hour
 	}
-	tok, err := c.Issuer.mint(id, aud, ttl)
+	// The token's exp is in whole seconds and expires_in counts whole
+	// seconds down from now, so that a client never thinks a token
+	// lives longer than it does, even a token of a few seconds.
+	now := time.Now()
+	exp := now.Add(ttl).Truncate(time.Second)
+	tok, err := c.Issuer.mintUntil(id, aud, now, exp)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]any{"error": "server_error"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": int(ttl.Seconds()), "ext_expires_in": int(ttl.Seconds()), "access_token": tok})
+	in := int(exp.Sub(now) / time.Second)
+	if c.OnToken != nil {
+		c.OnToken(exp)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": in, "ext_expires_in": in, "access_token": tok})
 }
 
 // arm serves, for tokens whose audience is the server's URL (the
@@ -225,6 +264,10 @@ func (c *Cloud) arm(w http.ResponseWriter, r *http.Request) {
 	}
 	if name != "" && len(found) == 0 {
 		writeJSON(w, http.StatusNotFound, armError("ResourceNotFound", fmt.Sprintf("The Resource 'Microsoft.Devices/IotHubs/%s' under resource group '%s' was not found.", name, rg)))
+		return
+	}
+	if r.Method == http.MethodPost && c.Readers[oid] {
+		writeJSON(w, http.StatusForbidden, armError("AuthorizationFailed", fmt.Sprintf("The client '%s' does not have authorization to perform action 'Microsoft.Devices/IotHubs/listkeys/action'.", oid)))
 		return
 	}
 	switch {
@@ -277,15 +320,18 @@ func (c *Cloud) caller(r *http.Request) (string, bool) {
 }
 
 func description(h Hub) map[string]any {
+	props := map[string]any{"hostName": h.HostName}
+	if h.EventHubEndpoint != "" {
+		props["eventHubEndpoints"] = map[string]any{"events": map[string]any{
+			"endpoint": h.EventHubEndpoint, "path": h.EventHubPath, "partitionCount": 4, "retentionTimeInDays": 1}}
+	}
 	return map[string]any{
-		"id":       "/subscriptions/" + h.Subscription + "/resourceGroups/" + h.ResourceGroup + "/providers/Microsoft.Devices/IotHubs/" + h.Name,
-		"name":     h.Name,
-		"type":     "Microsoft.Devices/IotHubs",
-		"location": "westeurope",
-		"sku":      map[string]any{"name": "S1", "capacity": 1},
-		"properties": map[string]any{
-			"hostName": h.HostName,
-		},
+		"id":         "/subscriptions/" + h.Subscription + "/resourceGroups/" + h.ResourceGroup + "/providers/Microsoft.Devices/IotHubs/" + h.Name,
+		"name":       h.Name,
+		"type":       "Microsoft.Devices/IotHubs",
+		"location":   "westeurope",
+		"sku":        map[string]any{"name": "S1", "capacity": 1},
+		"properties": props,
 	}
 }
 

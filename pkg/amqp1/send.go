@@ -219,3 +219,26 @@ func marshalMessage(msg *amqp.Message) (b []byte, err error) {
 	}
 	return msg.MarshalBinary()
 }
+
+// Credit returns the link credit the peer has granted on a link where
+// it receives and that this side has not used yet: how many messages
+// Send could transfer now without waiting. It is 0 on a link where the
+// peer sends and once the link ended.
+func (l *Link) Credit() uint32 {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	if l.role != RoleSender || l.err != nil || l.state != linkAttached {
+		return 0
+	}
+	return l.sendCredit
+}
+
+// Changed returns a channel closed at the next change of the state of
+// the link's session: a flow (new credit), a transfer, a disposition, a
+// link attached or detached. A caller waiting for credit reads Credit,
+// then waits on the channel it took before reading.
+func (l *Link) Changed() <-chan struct{} {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	return l.s.notify
+}

@@ -26,6 +26,7 @@ func (h *Hub) newAMQPFront() *amqpfront.Front {
 			h.C2DEnqueued(deviceID, moduleID)
 		},
 		DPS:              dpsProvisioner{h},
+		Core:             h.core,
 		Logger:           h.log.With("component", "amqp"),
 		Now:              h.now,
 		Entra:            h.opts.Entra,

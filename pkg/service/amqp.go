@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -101,8 +102,12 @@ type amqpSession struct {
 	audience string
 	src      TokenSource
 	cbsMu    sync.Mutex
+	// tok is the token put when the session opened; renew takes it
+	// from there.
+	tok      Token
 	stop     chan struct{}
 	stopOnce sync.Once
+	renewed  chan struct{} // closed when renew returns
 }
 
 // dialAMQP connects to ep (over TLS or WebSocket, through the proxy
@@ -130,12 +135,12 @@ func (c *Client) dialAMQP(ctx context.Context, ep endpoint, hostName, audience s
 		}
 		return nil, fmt.Errorf("service: amqp connect to %s: %w", ep, err)
 	}
-	s := &amqpSession{conn: conn, audience: audience, src: src, stop: make(chan struct{})}
+	s := &amqpSession{conn: conn, audience: audience, src: src, stop: make(chan struct{}), renewed: make(chan struct{})}
 	if err := s.open(ctx); err != nil {
 		_ = conn.Close()
 		return nil, err
 	}
-	go s.renew()
+	go s.renew(c.log)
 	return s, nil
 }
 
@@ -150,7 +155,7 @@ func (s *amqpSession) open(ctx context.Context) error {
 	if s.cbsRecv, err = s.sess.NewReceiver(ctx, "$cbs", &amqp.ReceiverOptions{Credit: 10}); err != nil {
 		return fmt.Errorf("service: amqp $cbs: %w", amqpError(err))
 	}
-	_, err = s.putToken(ctx)
+	s.tok, err = s.putToken(ctx)
 	return err
 }
 
@@ -205,15 +210,22 @@ func (s *amqpSession) putToken(ctx context.Context) (Token, error) {
 	}
 }
 
-// renew puts a fresh token at 80% of the current one's life, until the
-// session closes or the source fails.
-func (s *amqpSession) renew() {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	tok, err := s.src.Token(ctx)
-	cancel()
-	for err == nil && !tok.Expiry.IsZero() {
-		life := time.Until(tok.Expiry)
-		t := time.NewTimer(life * 8 / 10)
+// renew puts a fresh token when 80% of the current one's life has
+// passed, until the session closes. The margin is proportionate, so a
+// token of an hour is renewed 12 minutes before it expires and one of
+// a few seconds (tests) still in time. A failed renewal is tried again
+// when half the time left has passed (at least 200 ms later) while the
+// current token lasts; after that the hub closes the links and the
+// failure is logged.
+func (s *amqpSession) renew(log *slog.Logger) {
+	defer close(s.renewed)
+	tok := s.tok
+	if tok.Expiry.IsZero() {
+		return
+	}
+	wait := time.Until(tok.Expiry) * 8 / 10
+	for {
+		t := time.NewTimer(wait)
 		select {
 		case <-s.stop:
 			t.Stop()
@@ -224,14 +236,42 @@ func (s *amqpSession) renew() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		tok, err = s.putToken(ctx)
+		go func() {
+			// Stop waiting for the source or the hub when the session
+			// closes.
+			select {
+			case <-s.stop:
+			case <-s.conn.Done():
+			case <-ctx.Done():
+			}
+			cancel()
+		}()
+		next, err := s.putToken(ctx)
 		cancel()
+		left := time.Until(tok.Expiry)
+		switch {
+		case err == nil:
+			tok = next
+			if tok.Expiry.IsZero() {
+				return
+			}
+			wait = time.Until(tok.Expiry) * 8 / 10
+		case left <= 0:
+			log.Warn("amqp token renewal failed and the token expired; the hub closes the links", "audience", s.audience, "err", err)
+			return
+		default:
+			log.Debug("amqp token renewal failed; trying again while the token lasts", "audience", s.audience, "err", err, "left", left)
+			wait = max(left/2, 200*time.Millisecond)
+		}
 	}
 }
 
+// close closes the connection and waits for the renewal to stop.
 func (s *amqpSession) close() error {
 	s.stopOnce.Do(func() { close(s.stop) })
-	return s.conn.Close()
+	err := s.conn.Close()
+	<-s.renewed
+	return err
 }
 
 // amqpAddr is the hub's AMQP address: HostName's host and port, or

@@ -61,6 +61,11 @@ type Hub struct {
 	Name, ResourceGroup, Subscription string
 	// HostName is the hub's host name (properties.hostName).
 	HostName string
+	// EventHubEndpoint and EventHubPath are the built-in Event
+	// Hub-compatible endpoint ("sb://{namespace}.servicebus.windows.net/")
+	// and its name (properties.eventHubEndpoints.events); "" when
+	// Resource Manager did not say.
+	EventHubEndpoint, EventHubPath string
 }
 
 // ARMError is Resource Manager's refusal of a look-up. It matches
@@ -207,26 +212,74 @@ func hubOf(d armiothub.Description, subscription string) (*Hub, error) {
 		return nil, fmt.Errorf("service: azure resource manager: IoT hub %s has no host name", h.Name)
 	}
 	h.HostName = *d.Properties.HostName
+	if ev := d.Properties.EventHubEndpoints["events"]; ev != nil && ev.Endpoint != nil && ev.Path != nil {
+		h.EventHubEndpoint, h.EventHubPath = *ev.Endpoint, *ev.Path
+	}
 	return h, nil
 }
+
+// listKeysHint is what a refused listkeys asks for.
+const listKeysHint = "reading a policy's key needs the control-plane action Microsoft.Devices/IotHubs/listkeys/action, which the Contributor and Owner roles have and the IoT Hub data roles do not"
 
 // ConnectionString fetches the primary key of the hub's shared access
 // policy (POST .../IotHubKeys/{policy}/listkeys, as `az iot hub
 // connection-string show` does) and returns the service connection
 // string. The caller needs Microsoft.Devices/IotHubs/listkeys/action.
 func (h *Hub) ConnectionString(ctx context.Context, cred azcore.TokenCredential, policyName string, o ARMOptions) (*connstr.ConnectionString, error) {
-	o.Subscription = h.Subscription
-	c, err := o.client(cred)
+	key, err := h.policyKey(ctx, cred, policyName, o, listKeysHint+"; or use --auth-type login with a data-plane role")
 	if err != nil {
 		return nil, err
 	}
+	return &connstr.ConnectionString{Kind: connstr.KindService, HostName: h.HostName, SharedAccessKeyName: policyName, SharedAccessKey: key}, nil
+}
+
+// EventHubConnectionString fetches the primary key of the hub's shared
+// access policy as ConnectionString does, and returns the connection
+// string of the hub's built-in Event Hub-compatible endpoint with it
+// (Endpoint={EventHubEndpoint};SharedAccessKeyName=...;SharedAccessKey=...;
+// EntityPath={EventHubPath}), as `az iot hub monitor-events` reads
+// telemetry after finding the hub (azure-iot-cli-extension
+// azext_iot/monitor/builders/hub_target_builder.py). That endpoint
+// takes only shared access keys, not Microsoft Entra ID tokens
+// (articles/iot-hub/authenticate-authorize-azure-ad.md: "To access the
+// built-in Event Hubs compatible endpoint, use the connection string
+// (shared access key) method"). It returns ErrRedirect wrapped when
+// Resource Manager named no Event Hub-compatible endpoint.
+func (h *Hub) EventHubConnectionString(ctx context.Context, cred azcore.TokenCredential, policyName string, o ARMOptions) (*connstr.ConnectionString, error) {
+	if h.EventHubEndpoint == "" || h.EventHubPath == "" {
+		return nil, fmt.Errorf("%w: azure resource manager names no Event Hub-compatible endpoint (properties.eventHubEndpoints.events) for %s", ErrRedirect, h.Name)
+	}
+	key, err := h.policyKey(ctx, cred, policyName, o,
+		listKeysHint+"; the Event Hub-compatible endpoint takes only shared access keys, so IoT Hub data roles cannot read it (or pass --event-hub-connection-string)")
+	if err != nil {
+		return nil, err
+	}
+	ep := h.EventHubEndpoint
+	if !strings.Contains(ep, "://") {
+		ep = "sb://" + ep
+	}
+	cs, err := connstr.Parse(connstr.KeyEndpoint + "=" + ep + ";" + connstr.KeySharedAccessKeyName + "=" + policyName + ";" +
+		connstr.KeySharedAccessKey + "=" + key + ";" + connstr.KeyEntityPath + "=" + h.EventHubPath)
+	if err != nil {
+		return nil, fmt.Errorf("service: azure resource manager: the Event Hub-compatible endpoint of %s: %w", h.Name, err)
+	}
+	return cs, nil
+}
+
+// policyKey fetches the primary key of the policy; hint403 says what a
+// refusal asks for.
+func (h *Hub) policyKey(ctx context.Context, cred azcore.TokenCredential, policyName string, o ARMOptions, hint403 string) (string, error) {
+	o.Subscription = h.Subscription
+	c, err := o.client(cred)
+	if err != nil {
+		return "", err
+	}
 	res, err := c.GetKeysForKeyName(ctx, h.ResourceGroup, h.Name, policyName, nil)
 	if err != nil {
-		return nil, armResult("list the keys of "+h.Name+"'s policy "+policyName, err,
-			"reading keys needs Microsoft.Devices/IotHubs/listkeys/action: assign the IoT Hub Contributor or Contributor role, or use --auth-type login with a data-plane role")
+		return "", armResult("list the keys of "+h.Name+"'s policy "+policyName, err, hint403)
 	}
 	if res.PrimaryKey == nil || *res.PrimaryKey == "" {
-		return nil, fmt.Errorf("service: azure resource manager: policy %s of %s has no primary key", policyName, h.Name)
+		return "", fmt.Errorf("service: azure resource manager: policy %s of %s has no primary key", policyName, h.Name)
 	}
-	return &connstr.ConnectionString{Kind: connstr.KindService, HostName: h.HostName, SharedAccessKeyName: policyName, SharedAccessKey: *res.PrimaryKey}, nil
+	return *res.PrimaryKey, nil
 }

@@ -111,12 +111,26 @@ func (cs *conn) putBearer(token string) response {
 	return response{status: statusOK, description: "OK"}
 }
 
+// errEntraEventHub refuses a Microsoft Entra ID principal the built-in
+// endpoint (messages/events, its redirect and the Event Hub-compatible
+// nodes), as Azure IoT Hub does: "To access the built-in Event Hubs
+// compatible endpoint, use the connection string (shared access key)
+// method" (articles/iot-hub/authenticate-authorize-azure-ad.md); no
+// IoT Hub data action covers it.
+const errEntraEventHub = "the built-in Event Hub-compatible endpoint takes only shared access keys, not Microsoft Entra ID tokens: " +
+	"read it with a shared access policy's key (its Event Hub-compatible connection string)"
+
 // bearerRefusal explains why the connection's Entra ID principal, if
 // it has one, may not attach to resource; "" when that is not why.
 // Call with cs.mu held.
 func (cs *conn) bearerRefusal(resource string) string {
 	if cs.principal == nil {
 		return ""
+	}
+	p := strings.ToLower(resource)
+	first, _, _ := strings.Cut(p, "/")
+	if p == nodeEvents || strings.HasPrefix(p, nodeEvents+"/") || first == strings.ToLower(cs.f.ehName) || p == nodeManagement {
+		return errEntraEventHub
 	}
 	for _, n := range bearerNodes {
 		if n.path == resource && !cs.principal.Allows(n.action) {
@@ -170,7 +184,7 @@ func (f *Front) identityGrant(token string, tok *sas.Token, audience string) (*g
 		return nil, err
 	}
 	segs := segments(path)
-	return &grant{key: strings.Join(segs, "/"), path: segs, rights: registry.DeviceConnect, expiry: tok.Expiry()}, nil
+	return &grant{key: strings.Join(segs, "/"), path: segs, rights: registry.DeviceConnect, expiry: tok.Expiry(), device: moduleID == ""}, nil
 }
 
 // grantPath checks a token's scope against the audience it was put for

@@ -9,6 +9,8 @@ import (
 
 	"github.com/Azure/go-amqp"
 
+	"github.com/iotctl/iotctl/internal/entratest"
+	"github.com/iotctl/iotctl/pkg/hub/auth"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
 )
 
@@ -116,10 +118,14 @@ func TestUnauthorizedLinks(t *testing.T) {
 			}
 		}
 	}
-	// Unknown nodes are not found.
+	// Unknown nodes are not found; device nodes, on a Front without a
+	// device core, are not implemented.
 	s := h.session("service", testHost)
-	if _, err := s.NewSender(testCtx(t), "/devices/dev1/messages/events", nil); condition(err) != "amqp:not-found" {
-		t.Errorf("sender on a device node: %v; want amqp:not-found", err)
+	if _, err := s.NewSender(testCtx(t), "/messages/nothing", nil); condition(err) != "amqp:not-found" {
+		t.Errorf("sender on an unknown node: %v; want amqp:not-found", err)
+	}
+	if _, err := s.NewSender(testCtx(t), "/devices/dev1/messages/events", nil); condition(err) != "amqp:not-implemented" {
+		t.Errorf("sender on a device node without a core: %v; want amqp:not-implemented", err)
 	}
 }
 
@@ -297,5 +303,32 @@ func TestTokenExpiry(t *testing.T) {
 	// A link attached after the expiry on the same connection is refused.
 	if _, err := s.NewReceiver(ctx, "/messages/serviceBound/feedback", nil); condition(err) != "amqp:unauthorized-access" {
 		t.Errorf("feedback receiver after the token expired: %v; want amqp:unauthorized-access", err)
+	}
+}
+
+// A Microsoft Entra ID principal, even an IoT Hub Data Contributor, is
+// refused the built-in endpoint (the redirect and the Event
+// Hub-compatible nodes) with the reason, and keeps its other nodes.
+func TestBearerRefusedEventHub(t *testing.T) {
+	is := entratest.NewIssuer(t, "https://issuer.test/tenant/v2.0")
+	h := newTestHub(t, nil, &Options{Entra: is.HubAuth(t, map[string][]string{"writer": {"IoT Hub Data Contributor"}})})
+	s, err := h.dial(nil).NewSession(testCtx(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As the C# service SDK puts it (IotHubTokenCredentialProperties.cs).
+	if code, desc := newCBS(t, s).putWith(t, map[string]any{"type": "Bearer", "name": "amqps://" + testHost + "/"},
+		"Bearer "+is.Mint(t, "writer", auth.Audience, time.Hour)); code != 200 {
+		t.Fatalf("put-token of a Data Contributor: %d %s", code, desc)
+	}
+	ctx := testCtx(t)
+	for _, src := range []string{"messages/events/", "myhub/ConsumerGroups/$Default/Partitions/0", "myhub/$management"} {
+		_, err := s.NewReceiver(ctx, src, nil)
+		if condition(err) != "amqp:unauthorized-access" || !strings.Contains(err.Error(), "only shared access keys") {
+			t.Errorf("receiver on %s: %v; want amqp:unauthorized-access saying the endpoint takes only shared access keys", src, err)
+		}
+	}
+	if _, err := s.NewReceiver(ctx, "/messages/serviceBound/feedback", nil); err != nil {
+		t.Errorf("feedback receiver of a Data Contributor: %v", err)
 	}
 }

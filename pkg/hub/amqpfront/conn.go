@@ -10,6 +10,7 @@ import (
 
 	"github.com/iotctl/iotctl/pkg/amqp1"
 	"github.com/iotctl/iotctl/pkg/hub/auth"
+	"github.com/iotctl/iotctl/pkg/hub/core"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
 )
 
@@ -49,6 +50,8 @@ type conn struct {
 	// last; repliesChanged is closed and replaced when one is added.
 	replies        map[string][]*amqp1.Link
 	repliesChanged chan struct{}
+	// devices are the identities with links on this connection.
+	devices map[core.Identity]*devConn
 }
 
 // grant is what a verified credential authorizes: links whose resource
@@ -60,6 +63,9 @@ type grant struct {
 	rights registry.Rights
 	expiry time.Time // zero: never
 	timer  Timer
+	// device: the grant of a device's own token (not a module's or a
+	// policy's).
+	device bool
 }
 
 // linkAuth is what an authorized link needs and the grant it holds.
@@ -116,6 +122,9 @@ func (cs *conn) Attach(ctx context.Context, l *amqp1.Link) error {
 	log := cs.f.log.With("link", l.Name(), "address", addr, "role", l.Role().String())
 	if scope, regID, ok := dpsAddress(nodePath(addr)); ok && cs.f.opts.DPS != nil {
 		return cs.attachDPS(ctx, l, scope, regID)
+	}
+	if id, ch, ok := deviceAddress(addr); ok {
+		return cs.attachDevice(ctx, l, id, ch)
 	}
 	if l.Role() == amqp1.RoleReceiver {
 		// The peer sends.
@@ -205,6 +214,7 @@ func (cs *conn) addGrant(g *grant) {
 	if !g.expiry.IsZero() {
 		g.timer = cs.f.opts.AfterFunc(max(g.expiry.Sub(cs.f.now()), 0), func() { cs.expire(g) })
 	}
+	cs.renewDevices(g)
 }
 
 // expire ends a grant whose token expired without being renewed. The
@@ -237,7 +247,7 @@ func (cs *conn) expire(g *grant) {
 	// Java device SDK reports it as AmqpUnauthorizedAccessException,
 	// Azure/azure-iot-sdk-java issue #365).
 	e := &amqp1.Error{Condition: amqp1.ErrCondUnauthorizedAccess, Description: fmt.Sprintf(
-		"the SAS token that authorized this link expired at %s; put a new token on $cbs before it expires to keep the link",
+		"the token that authorized this link expired at %s; put a new token on $cbs before it expires to keep the link",
 		g.expiry.UTC().Format(time.RFC3339))}
 	for _, l := range links {
 		go func() {
@@ -255,6 +265,11 @@ func (cs *conn) expire(g *grant) {
 func (cs *conn) bestGrant(resource []string, need registry.Rights, now time.Time) (best *grant, lacking bool) {
 	for _, g := range cs.grants {
 		if !g.expiry.IsZero() && !now.Before(g.expiry) || !hasPrefix(resource, g.path) {
+			continue
+		}
+		if g.device && len(resource) > 2 && resource[2] == "modules" {
+			// A device's own token does not act for its modules, as on
+			// IoT Hub, where a module has keys of its own.
 			continue
 		}
 		if !g.rights.Has(need) {
@@ -287,6 +302,26 @@ func laterGrant(a, b *grant) bool {
 // that grant so that its expiry closes l. Otherwise it returns the
 // amqp:unauthorized-access error that refuses the link.
 func (cs *conn) authorize(l *amqp1.Link, resource string, need registry.Rights) *amqp1.Error {
+	if e := cs.authorizeLink(l, resource, need); e != nil {
+		return e
+	}
+	go func() {
+		<-l.Done()
+		cs.forget(l)
+	}()
+	return nil
+}
+
+// forget drops an ended link from the authorized ones.
+func (cs *conn) forget(l *amqp1.Link) {
+	cs.mu.Lock()
+	delete(cs.authorized, l)
+	cs.mu.Unlock()
+}
+
+// authorizeLink is authorize for a caller that calls forget itself
+// once l has ended (and so needs no goroutine of its own to wait).
+func (cs *conn) authorizeLink(l *amqp1.Link, resource string, need registry.Rights) *amqp1.Error {
 	segs := segments(resource)
 	cs.mu.Lock()
 	best, lacking := cs.bestGrant(segs, need, cs.f.now())
@@ -305,12 +340,6 @@ func (cs *conn) authorize(l *amqp1.Link, resource string, need registry.Rights) 
 		}
 		return &amqp1.Error{Condition: amqp1.ErrCondUnauthorizedAccess, Description: desc}
 	}
-	go func() {
-		<-l.Done()
-		cs.mu.Lock()
-		delete(cs.authorized, l)
-		cs.mu.Unlock()
-	}()
 	return nil
 }
 

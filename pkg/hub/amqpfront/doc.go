@@ -29,6 +29,15 @@
 //     endpoint, as IoT Hub does: an attach with neither source nor
 //     target, then a detach carrying the redirect (every refused link
 //     is answered that way).
+//   - Devices and modules (device.go, deviceio.go, over the hub's device
+//     core, Options.Core): links under /devices/{id}[/modules/{mid}]
+//     for telemetry (messages/events), C2D (messages/devicebound; a
+//     module's input messages on its messages/events), the
+//     methods/devicebound and twin link pairs, each authorized by the
+//     token the device or module put on $cbs (azure-iot-sdk-node
+//     device/transport/amqp, the C# SDK's AmqpIot, the C SDK's uamqp
+//     transport). Each identity with links on a connection is one core
+//     session; a connection may carry many.
 //   - The Device Provisioning Service's device API, when Options.DPS is
 //     set: SASL PLAIN "{idScope}/registrations/{registrationId}" with
 //     the device's token (or its TLS client certificate), and register

@@ -7,15 +7,20 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/iotctl/iotctl/pkg/amqp1"
 	"github.com/iotctl/iotctl/pkg/hub/auth"
+	"github.com/iotctl/iotctl/pkg/hub/core"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/sas"
 )
+
+// maxSessions is how many sessions one AMQP connection may have open.
+const maxSessions = 1024
 
 // DefaultRedirectPort is the port amqp:link:redirect names when
 // Options.RedirectPort is 0: IoT Hub's AMQPS port.
@@ -62,6 +67,12 @@ type Options struct {
 	// PLAIN "{idScope}/registrations/{registrationId}", links on that
 	// address; see dps.go). Default: nil, no DPS.
 	DPS Provisioner
+	// Core is the hub's device core: devices and modules attach links
+	// under /devices/{id} (telemetry, C2D, methods, twin) with the
+	// tokens they put on $cbs, and the Front serves them as adapters
+	// over core sessions (device.go). Default: nil, device links are
+	// refused with amqp:not-implemented.
+	Core *core.Core
 	// Logger receives debug logs about connections and links. Default:
 	// nil, which discards them.
 	Logger *slog.Logger
@@ -175,8 +186,12 @@ func (f *Front) Serve(ctx context.Context, nc net.Conn) error {
 			Authenticate: func(ctx context.Context, r *amqp1.SASLRequest) error { return f.authenticateSASL(ctx, nc, r) },
 		},
 		AllowNoSASL: true,
-		NewHandler:  func(c *amqp1.Conn) amqp1.Handler { return f.newConn(c, nc) },
-		Logger:      f.log,
+		// One session per device on a pooled connection: the C# device
+		// SDK puts up to 995 devices on one (MaxDevicesPerConnection in
+		// AmqpConnectionPoolSettings.cs), besides its $cbs session.
+		ChannelMax: maxSessions - 1,
+		NewHandler: func(c *amqp1.Conn) amqp1.Handler { return f.newConn(c, nc) },
+		Logger:     f.log,
 	})
 }
 
@@ -201,7 +216,7 @@ func (f *Front) authenticateSASL(_ context.Context, nc net.Conn, r *amqp1.SASLRe
 
 // errPlainIdentity refuses SASL PLAIN user names this hub does not
 // serve (devices authenticate over MQTT).
-var errPlainIdentity = errors.New("amqpfront: SASL PLAIN user name must be {policy}@sas.root.{hub} or a policy name")
+var errPlainIdentity = errors.New("amqpfront: SASL PLAIN user name must be {policy}@sas.root.{hub}, {deviceId}@sas.{hub} or a policy name")
 
 // plainGrant checks SASL PLAIN credentials and returns what they
 // authorize. Two forms are accepted:
@@ -229,6 +244,9 @@ func (f *Front) plainGrant(r *amqp1.SASLRequest) (*grant, error) {
 		}
 		return f.newGrant(name, audiencePath(tok.Scope()), tok.Expiry())
 	}
+	if id, _, ok := strings.Cut(user, "@sas."); ok {
+		return f.plainDeviceGrant(id, r.Password)
+	}
 	if user == "" || strings.Contains(user, "@") {
 		return nil, errPlainIdentity
 	}
@@ -242,6 +260,27 @@ func (f *Front) plainGrant(r *amqp1.SASLRequest) (*grant, error) {
 		}
 	}
 	return nil, &auth.Error{Reason: auth.ReasonSignature, Detail: user}
+}
+
+// plainDeviceGrant checks SASL PLAIN credentials of a device, the
+// form the older device SDKs used before CBS: the user name
+// "{deviceId}@sas.{hubName}" and the device's SAS token as the
+// password (azure-iot-sdk-java's AmqpsDeviceAuthenticationSAS.java,
+// USERNAME_AT_PREFIX "@sas."). The token must be the device's own,
+// for that device.
+func (f *Front) plainDeviceGrant(deviceID, token string) (*grant, error) {
+	tok, err := sas.Parse(token)
+	if err != nil {
+		return nil, &auth.Error{Reason: auth.ReasonMalformed}
+	}
+	g, err := f.identityGrant(token, tok, "")
+	if err != nil {
+		return nil, err
+	}
+	if want := segments("devices/" + deviceID); !slices.Equal(g.path, want) {
+		return nil, fmt.Errorf("amqpfront: the SASL PLAIN user names device %q but the token is for %s", deviceID, strings.Join(g.path, "/"))
+	}
+	return g, nil
 }
 
 // newGrant makes the grant of a verified credential of policy for the

@@ -102,7 +102,7 @@ type Options struct {
 // called from any goroutine and must not block.
 type Events interface {
 	// MessageStored: a device-to-cloud message that came over transport
-	// ("mqtt", "https") is in the telemetry log.
+	// ("mqtt", "amqp", "https") is in the telemetry log.
 	MessageStored(transport string)
 	// MethodCalled: a direct-method call ended with err (nil: the device
 	// answered).

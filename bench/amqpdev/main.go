@@ -1,0 +1,248 @@
+// Command amqpdev measures devices over AMQP against `iotctl hub serve`
+// (started as a separate process, in memory): first many devices over
+// few connections, one session and one put-token per device as pooled
+// C# clients and gateways do, each sending one acknowledged message,
+// and the hub's resident memory per device; then the aggregate
+// telemetry rate of a smaller set of devices that send as fast as the
+// hub acknowledges.
+//
+//	go run ./bench/amqpdev -devices 10000 -conns 10 -senders 100 -duration 10s
+//
+// The client is github.com/Azure/go-amqp over TLS to the hub's port.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/Azure/go-amqp"
+
+	"github.com/iotctl/iotctl/bench/internal/benchkit"
+	"github.com/iotctl/iotctl/pkg/sas"
+	"github.com/iotctl/iotctl/pkg/service"
+	"github.com/iotctl/iotctl/pkg/simulate"
+)
+
+func main() {
+	n := flag.Int("devices", 10000, "devices to connect")
+	conns := flag.Int("conns", 10, "AMQP connections they share")
+	senders := flag.Int("senders", 100, "devices (of those connected) that then send as fast as they can")
+	window := flag.Int("window", 32, "unacknowledged messages per sending device")
+	dur := flag.Duration("duration", 10*time.Second, "how long the senders send")
+	bin := flag.String("iotctl", "", "iotctl binary for the hub (default: build one from this repository)")
+	pprofAddr := flag.String("pprof-addr", "", "serve the hub's pprof here (127.0.0.1:0 for any port), printed at start")
+	flag.Parse()
+	if err := run(*n, *conns, *senders, *window, *dur, *bin, *pprofAddr); err != nil {
+		fmt.Fprintln(os.Stderr, "amqpdev:", err)
+		os.Exit(1)
+	}
+}
+
+// device is one device's part of a shared connection.
+type device struct {
+	id  string
+	snd *amqp.Sender
+}
+
+func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	if bin == "" {
+		dir, err := os.MkdirTemp("", "amqpdev-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if bin, err = benchkit.Build(ctx, dir); err != nil {
+			return err
+		}
+	}
+	h, err := benchkit.StartHub(ctx, bin, &benchkit.HubOptions{PprofAddr: pprofAddr})
+	if err != nil {
+		return err
+	}
+	defer h.Stop()
+	if h.Info.PprofAddress != "" {
+		fmt.Printf("hub pprof: http://%s/debug/pprof/\n", h.Info.PprofAddress)
+	}
+	ids := simulate.FleetIDs("amqp-", n)
+	start := time.Now()
+	keys, err := h.CreateDevices(ctx, ids)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%d devices created in %.1fs\n", n, time.Since(start).Seconds())
+	tc, err := service.TLSConfig(h.Info.CAFile, nil)
+	if err != nil {
+		return err
+	}
+	tc.ServerName = hostOnly(h.Info.HostName)
+	addr := h.Info.Addresses[0]
+
+	rss0 := benchkit.RSSKB(h.PID())
+	start = time.Now()
+	devs := make([]*device, n)
+	var acked atomic.Int64
+	err = benchkit.Parallel(conns, conns, func(c int) error {
+		conn, err := dial(ctx, addr, h.Info.HostName, tc)
+		if err != nil {
+			return err
+		}
+		cbs, err := newCBS(ctx, conn)
+		if err != nil {
+			return err
+		}
+		for i := c; i < n; i += conns {
+			d, err := connectDevice(ctx, conn, cbs, h.Info.HostName, ids[i], keys[i])
+			if err != nil {
+				return err
+			}
+			if err := d.snd.Send(ctx, &amqp.Message{Data: [][]byte{[]byte(`{"hello":1}`)}}, nil); err != nil {
+				return fmt.Errorf("%s: first message: %w", ids[i], err)
+			}
+			acked.Add(1)
+			devs[i] = d
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	connected := time.Since(start)
+	rss1 := benchkit.RSSKB(h.PID())
+	fmt.Printf("%d devices over %d connections: connected, authorized (one put-token each) and one message acknowledged each in %.1fs; acknowledged %d\n",
+		n, conns, connected.Seconds(), acked.Load())
+	fmt.Printf("hub RSS: %d KB before, %d KB after; %.2f KB per device\n", rss0, rss1, float64(rss1-rss0)/float64(n))
+
+	// Throughput: the first senders devices, window messages in flight each.
+	senders = min(senders, n)
+	body := []byte(`{"temperature":21.5,"humidity":40}`)
+	var sent atomic.Int64
+	sctx, stop := context.WithTimeout(ctx, dur)
+	defer stop()
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for i := range senders {
+		for range window {
+			wg.Add(1)
+			go func(d *device) {
+				defer wg.Done()
+				for sctx.Err() == nil {
+					err := d.snd.Send(sctx, &amqp.Message{Data: [][]byte{body}, ApplicationProperties: map[string]any{"n": int64(1)}}, nil)
+					if err != nil {
+						if sctx.Err() == nil {
+							firstErr.CompareAndSwap(nil, err)
+						}
+						return
+					}
+					sent.Add(1)
+				}
+			}(devs[i])
+		}
+	}
+	wg.Wait()
+	el := time.Since(t0)
+	fmt.Printf("%d devices x %d in flight for %.1fs: %d messages acknowledged, %.0f msg/s\n",
+		senders, window, el.Seconds(), sent.Load(), float64(sent.Load())/el.Seconds())
+	if e, ok := firstErr.Load().(error); ok {
+		return fmt.Errorf("a sender failed: %w", e)
+	}
+	return nil
+}
+
+func hostOnly(hostPort string) string {
+	if h, _, err := net.SplitHostPort(hostPort); err == nil {
+		return h
+	}
+	return hostPort
+}
+
+func dial(ctx context.Context, addr, host string, tc *tls.Config) (*amqp.Conn, error) {
+	nc, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, tc)
+	if err != nil {
+		return nil, err
+	}
+	return amqp.NewConn(ctx, nc, &amqp.ConnOptions{SASLType: amqp.SASLTypeAnonymous(), HostName: hostOnly(host)})
+}
+
+// cbs is a connection's $cbs link pair.
+type cbs struct {
+	snd *amqp.Sender
+	rcv *amqp.Receiver
+	seq int
+}
+
+func newCBS(ctx context.Context, c *amqp.Conn) (*cbs, error) {
+	s, err := c.NewSession(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	snd, err := s.NewSender(ctx, "$cbs", nil)
+	if err != nil {
+		return nil, err
+	}
+	rcv, err := s.NewReceiver(ctx, "$cbs", &amqp.ReceiverOptions{TargetAddress: "cbs-" + fmt.Sprint(time.Now().UnixNano()), Credit: 10})
+	if err != nil {
+		return nil, err
+	}
+	return &cbs{snd: snd, rcv: rcv}, nil
+}
+
+// put puts a token for audience and waits for the answer.
+func (c *cbs) put(ctx context.Context, audience, token string) error {
+	c.seq++
+	id := fmt.Sprint(c.seq)
+	err := c.snd.Send(ctx, &amqp.Message{
+		Properties: &amqp.MessageProperties{MessageID: id},
+		ApplicationProperties: map[string]any{"operation": "put-token", "type": "servicebus.windows.net:sastoken",
+			"name": audience},
+		Value: token,
+	}, nil)
+	if err != nil {
+		return err
+	}
+	res, err := c.rcv.Receive(ctx, nil)
+	if err != nil {
+		return err
+	}
+	_ = c.rcv.AcceptMessage(ctx, res)
+	if code, _ := res.ApplicationProperties["status-code"].(int32); code != 200 {
+		return errors.New("put-token: " + fmt.Sprint(res.ApplicationProperties["status-description"]))
+	}
+	return nil
+}
+
+// connectDevice opens the device's session, puts its token and attaches
+// its telemetry sender.
+func connectDevice(ctx context.Context, conn *amqp.Conn, c *cbs, host, id, key string) (*device, error) {
+	k, err := sas.DecodeKey(key)
+	if err != nil {
+		return nil, err
+	}
+	aud := sas.DeviceResource(host, id)
+	tok, err := sas.Sign(aud, k, &sas.SignOptions{Expiry: time.Now().Add(time.Hour)})
+	if err != nil {
+		return nil, err
+	}
+	if err := c.put(ctx, aud, tok.Encode()); err != nil {
+		return nil, fmt.Errorf("%s: %w", id, err)
+	}
+	s, err := conn.NewSession(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: session: %w", id, err)
+	}
+	snd, err := s.NewSender(ctx, "/devices/"+id+"/messages/events", nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: sender: %w", id, err)
+	}
+	return &device{id: id, snd: snd}, nil
+}
