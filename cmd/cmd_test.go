@@ -31,6 +31,16 @@ func run(t *testing.T, stdin string, args ...string) result {
 	return result{code, out.String(), errOut.String()}
 }
 
+// runIsolated is run for a test that may run in parallel: no process
+// variable set, the configuration sees no IOTCTL_* variable, and
+// TestMain keeps the user's config file out.
+func runIsolated(t *testing.T, args ...string) result {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := ExecuteEnv(context.Background(), args, &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, nil)
+	return result{code, out.String(), errOut.String()}
+}
+
 const (
 	deviceCS  = "HostName=myhub.azure-devices.net;DeviceId=dev1;SharedAccessKey=c2VjcmV0"
 	serviceCS = "HostName=localhost:8443;SharedAccessKeyName=iothubowner;SharedAccessKey=c2VjcmV0"

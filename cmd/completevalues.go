@@ -71,7 +71,7 @@ func registerCompletions(f *cmdutil.Factory, root *cobra.Command) {
 		if c == root {
 			c.PersistentFlags().VisitAll(register)
 		} else {
-			c.LocalNonPersistentFlags().VisitAll(register)
+			visitOwnFlags(c, register)
 		}
 		if strings.Contains(c.Use, "DEVICE_ID") && c.ValidArgsFunction == nil {
 			complete := deviceIDs(f)
@@ -87,6 +87,25 @@ func registerCompletions(f *cmdutil.Factory, root *cobra.Command) {
 		}
 	}
 	walk(root)
+}
+
+// visitOwnFlags calls fn for each flag of c's LocalNonPersistentFlags:
+// the flags c defines for itself alone, not persistent ones of its own
+// or inherited from its parents. It reads c's flag sets as they are,
+// where LocalNonPersistentFlags builds two new sets on every call, a
+// cost every command line paid for each command of the tree.
+func visitOwnFlags(c *cobra.Command, fn func(*pflag.Flag)) {
+	c.Flags().VisitAll(func(fl *pflag.Flag) {
+		if c.PersistentFlags().Lookup(fl.Name) != nil {
+			return
+		}
+		for p := c.Parent(); p != nil; p = p.Parent() {
+			if p.PersistentFlags().Lookup(fl.Name) == fl {
+				return
+			}
+		}
+		fn(fl)
+	})
 }
 
 // deviceIDs completes device ids from the hub that the service

@@ -74,11 +74,23 @@ func sample(t *testing.T, fl *pflag.Flag) (env, yaml, want string) {
 }
 
 // load builds a fresh tree, finds the command at path and runs the
-// configuration step on it, as Execute does before the command runs.
+// configuration step on it, as Execute does before the command runs,
+// with the process's environment.
 func load(t *testing.T, path string, cfg string) (*cobra.Command, string, error) {
+	t.Helper()
+	return loadEnv(t, path, nil, cfg)
+}
+
+// loadEnv is load with env, when not nil, for the whole environment the
+// configuration sees (Factory.Getenv) instead of the process's: a test
+// that sets no process variable may run in parallel.
+func loadEnv(t *testing.T, path string, env map[string]string, cfg string) (*cobra.Command, string, error) {
 	t.Helper()
 	var errOut bytes.Buffer
 	f := cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &errOut})
+	if env != nil {
+		f.Getenv = func(k string) string { return env[k] }
+	}
 	root := NewRootCmd(f)
 	c, _, err := root.Find(strings.Fields(path))
 	if err != nil {
@@ -92,7 +104,11 @@ func load(t *testing.T, path string, cfg string) (*cobra.Command, string, error)
 		if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		t.Setenv("IOTCTL_CONFIG", file)
+		if env != nil {
+			env[cmdutil.EnvName("", cmdutil.KeyConfig)] = file
+		} else {
+			t.Setenv("IOTCTL_CONFIG", file)
+		}
 	}
 	err = f.Load(c)
 	return c, errOut.String(), err
@@ -101,9 +117,10 @@ func load(t *testing.T, path string, cfg string) (*cobra.Command, string, error)
 // Every flag of every command can be set from its environment variable
 // and from the config file, at the top level and in the command's
 // section, and a key scoped in a command is read only from its own
-// variable and section there.
+// variable and section there. Each case has its own environment (see
+// loadEnv), so that they run in parallel.
 func TestEveryFlagFromEnvironmentAndFile(t *testing.T) {
-	clitest.Isolate(t)
+	t.Parallel()
 	root := NewRootCmd(cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}))
 	n := 0
 	for _, c := range runnable(root) {
@@ -116,10 +133,12 @@ func TestEveryFlagFromEnvironmentAndFile(t *testing.T) {
 			key := cmdutil.ConfigKey(fl)
 			scoped := cmdutil.Scoped(path, key)
 			env, yml, want := sample(t, fl)
-			check := func(how string, setup func(t *testing.T) string, wantSet bool) {
+			check := func(how string, setup func(env map[string]string) string, wantSet bool) {
 				t.Run(path+"/"+fl.Name+"/"+how, func(t *testing.T) {
-					cfg := setup(t)
-					got, stderr, err := load(t, path, cfg)
+					t.Parallel()
+					env := map[string]string{}
+					cfg := setup(env)
+					got, stderr, err := loadEnv(t, path, env, cfg)
 					if err != nil {
 						t.Fatalf("Load: %v", err)
 					}
@@ -147,16 +166,16 @@ func TestEveryFlagFromEnvironmentAndFile(t *testing.T) {
 					}
 				})
 			}
-			check("flat env "+cmdutil.EnvName("", key), func(t *testing.T) string {
-				t.Setenv(cmdutil.EnvName("", key), env)
+			check("flat env "+cmdutil.EnvName("", key), func(e map[string]string) string {
+				e[cmdutil.EnvName("", key)] = env
 				return ""
 			}, !scoped)
-			check("command env "+cmdutil.EnvName(path, key), func(t *testing.T) string {
-				t.Setenv(cmdutil.EnvName(path, key), env)
+			check("command env "+cmdutil.EnvName(path, key), func(e map[string]string) string {
+				e[cmdutil.EnvName(path, key)] = env
 				return ""
 			}, true)
-			check("top-level key", func(t *testing.T) string { return key + ": " + yml + "\n" }, !scoped)
-			check("section key", func(t *testing.T) string { return path + ":\n  " + key + ": " + yml + "\n" }, true)
+			check("top-level key", func(map[string]string) string { return key + ": " + yml + "\n" }, !scoped)
+			check("section key", func(map[string]string) string { return path + ":\n  " + key + ": " + yml + "\n" }, true)
 		}
 	}
 	if n < 100 {

@@ -17,6 +17,7 @@ import (
 // A hub that cannot be reached is named, with the phase that failed and
 // what to do: start `iotctl hub serve`, or trust its CA with --ca-file.
 func TestNetworkErrorsSayWhatToDo(t *testing.T) {
+	t.Parallel() // no t.Setenv: see runIsolated
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +49,7 @@ func TestNetworkErrorsSayWhatToDo(t *testing.T) {
 			cmdutil.ExitFailure, []string{refused, "TCP connect", "iotctl hub serve"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r := run(t, "", tt.args...)
+			r := runIsolated(t, tt.args...)
 			if r.code != tt.code {
 				t.Errorf("code %d; want %d (stderr %q)", r.code, tt.code, r.stderr)
 			}
@@ -64,13 +65,14 @@ func TestNetworkErrorsSayWhatToDo(t *testing.T) {
 // A second `hub serve` on a data directory in use names the process
 // that holds it and the ways out.
 func TestServeDataDirInUse(t *testing.T) {
+	t.Parallel() // no t.Setenv: see runIsolated
 	dir := t.TempDir()
 	h := hub.New(&hub.Options{Addr: "127.0.0.1:0", DataDir: dir})
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
-	r := run(t, "", "hub", "serve", "--addr", "127.0.0.1:0", "--data-dir", dir)
+	r := runIsolated(t, "hub", "serve", "--addr", "127.0.0.1:0", "--data-dir", dir)
 	if r.code != cmdutil.ExitFailure {
 		t.Errorf("code %d; want 1", r.code)
 	}

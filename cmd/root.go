@@ -132,7 +132,13 @@ func quoteAll(s []string) []string {
 // Execute runs iotctl with args and returns the exit code. Errors are
 // printed on stderr as "iotctl: message".
 func Execute(ctx context.Context, args []string, streams *cmdutil.IOStreams) int {
-	f := cmdutil.NewFactory(streams)
+	return execute(ctx, cmdutil.NewFactory(streams), args)
+}
+
+// execute is Execute with the Factory f (its streams, clock and
+// environment).
+func execute(ctx context.Context, f *cmdutil.Factory, args []string) int {
+	streams := f.IO
 	root := NewRootCmd(f)
 	root.SetArgs(args)
 	ran := false

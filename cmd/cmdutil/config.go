@@ -197,17 +197,17 @@ func (s source) String() string {
 }
 
 // lookup finds the configured value of key for the command at path, in
-// the order of the package comment. raw is a string from the
-// environment, or what YAML decoded.
-func lookup(cfg *configFile, path, key string) (raw any, src source, ok bool) {
+// the order of the package comment, with getenv for the environment.
+// raw is a string from the environment, or what YAML decoded.
+func lookup(getenv func(string) string, cfg *configFile, path, key string) (raw any, src source, ok bool) {
 	scoped := Scoped(path, key)
 	if path != "" {
-		if v := os.Getenv(EnvName(path, key)); v != "" {
+		if v := getenv(EnvName(path, key)); v != "" {
 			return v, source{env: EnvName(path, key)}, true
 		}
 	}
 	if !scoped {
-		if v := os.Getenv(EnvName("", key)); v != "" {
+		if v := getenv(EnvName("", key)); v != "" {
 			return v, source{env: EnvName("", key)}, true
 		}
 	}
@@ -281,8 +281,8 @@ func apply(fset *pflag.FlagSet, fl *pflag.Flag, raw any, src source) error {
 }
 
 // bindFlags sets every flag of cmd that the command line did not set
-// from the environment or cfg. It returns the keys it visited.
-func bindFlags(cmd *cobra.Command, cfg *configFile) (map[string]bool, error) {
+// from the environment (getenv) or cfg. It returns the keys it visited.
+func bindFlags(cmd *cobra.Command, cfg *configFile, getenv func(string) string) (map[string]bool, error) {
 	path := CommandPath(cmd)
 	fset := cmd.Flags()
 	keys := map[string]bool{}
@@ -296,7 +296,7 @@ func bindFlags(cmd *cobra.Command, cfg *configFile) (map[string]bool, error) {
 		if fl.Changed {
 			return
 		}
-		if raw, src, ok := lookup(cfg, path, key); ok {
+		if raw, src, ok := lookup(getenv, cfg, path, key); ok {
 			err = apply(fset, fl, raw, src)
 		}
 	})
@@ -326,8 +326,7 @@ func knownKeys(root *cobra.Command) map[string]map[string]bool {
 					known[""][k] = true
 				}
 			}
-			c.LocalFlags().VisitAll(add)
-			c.InheritedFlags().VisitAll(add)
+			VisitFlags(c, add)
 			if path != "" {
 				known[path] = m
 			}
@@ -338,6 +337,26 @@ func knownKeys(root *cobra.Command) map[string]map[string]bool {
 	}
 	walk(root)
 	return known
+}
+
+// VisitFlags calls fn for every flag c takes, the flags of cobra's
+// LocalFlags and InheritedFlags (a flag of c's own before a parent's of
+// the same name, a nearer parent's before a farther one's). It reads the
+// flag sets as they are, where those two build new sets on every call,
+// a cost that every command of the tree added to each command line.
+func VisitFlags(c *cobra.Command, fn func(*pflag.Flag)) {
+	seen := map[string]bool{}
+	visit := func(fl *pflag.Flag) {
+		if !seen[fl.Name] {
+			seen[fl.Name] = true
+			fn(fl)
+		}
+	}
+	c.Flags().VisitAll(visit)
+	c.PersistentFlags().VisitAll(visit)
+	for p := c.Parent(); p != nil; p = p.Parent() {
+		p.PersistentFlags().VisitAll(visit)
+	}
 }
 
 // checkKeys writes a line to w for each key of cfg that no command reads,

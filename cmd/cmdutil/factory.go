@@ -69,6 +69,9 @@ type Factory struct {
 	// Now is the clock of the commands (certificate validity, expiry
 	// checks, message times). Default: time.Now.
 	Now func() time.Time
+	// Getenv reads the environment variables of the configuration
+	// (IOTCTL_*, see Load). Default: os.Getenv.
+	Getenv func(string) string
 
 	logger *slog.Logger
 	// cred is the Microsoft Entra ID credential, made on first use.
@@ -86,14 +89,14 @@ func (f *Factory) Context() context.Context {
 	return f.ctx
 }
 
-// NewFactory returns a Factory with a fresh viper instance and the
-// wall clock.
+// NewFactory returns a Factory with a fresh viper instance, the wall
+// clock and the process's environment.
 func NewFactory(io *IOStreams) *Factory {
 	v := viper.New()
 	v.SetDefault(KeyOutput, "table")
 	v.SetDefault(KeyLogLevel, "warn")
 	v.SetDefault(KeyLogFormat, "text")
-	return &Factory{IO: io, V: v, Now: time.Now}
+	return &Factory{IO: io, V: v, Now: time.Now, Getenv: os.Getenv}
 }
 
 // DefaultConfigFile is <user config dir>/iotctl/config.yaml.
@@ -115,7 +118,11 @@ func DefaultConfigFile() string {
 // *UsageError naming where it came from.
 func (f *Factory) Load(cmd *cobra.Command) error {
 	f.ctx = cmd.Context()
-	named := os.Getenv(EnvName("", KeyConfig))
+	getenv := f.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	named := getenv(EnvName("", KeyConfig))
 	if fl := cmd.Flags().Lookup(KeyConfig); fl != nil && fl.Changed {
 		named = fl.Value.String()
 	}
@@ -123,7 +130,7 @@ func (f *Factory) Load(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	keys, err := bindFlags(cmd, cfg)
+	keys, err := bindFlags(cmd, cfg, getenv)
 	if err != nil {
 		return err
 	}
@@ -142,7 +149,7 @@ func (f *Factory) Load(cmd *cobra.Command) error {
 		if keys[k] {
 			continue
 		}
-		if raw, src, ok := lookup(cfg, path, k); ok {
+		if raw, src, ok := lookup(getenv, cfg, path, k); ok {
 			s, err := scalar(raw)
 			if err != nil {
 				return Usagef("%s: %v", src, err)

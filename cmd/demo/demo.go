@@ -27,19 +27,19 @@ import (
 // DeviceID is the quickstart's device.
 const DeviceID = "MyGoDevice"
 
-// options are the inputs of `iotctl demo`.
-type options struct {
-	f           *cmdutil.Factory
-	invokeAfter time.Duration
-	after       int
-	payload     string
-	interval    time.Duration
+// Options are the inputs of `iotctl demo`.
+type Options struct {
+	F           *cmdutil.Factory
+	InvokeAfter time.Duration
+	After       int
+	Payload     string
+	Interval    time.Duration
 }
 
 // NewCmdDemo returns `iotctl demo`; runF replaces the run function in
 // tests of flag parsing (nil: run).
-func NewCmdDemo(f *cmdutil.Factory, runF func(*options) error) *cobra.Command {
-	o := &options{f: f}
+func NewCmdDemo(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
+	o := &Options{F: f}
 	c := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the \"control a device\" quickstart offline, in one command",
@@ -66,10 +66,10 @@ It exits 0 when the device answered 200 and the interval changed.`,
 		},
 	}
 	fl := c.Flags()
-	fl.DurationVar(&o.invokeAfter, "invoke-after", 5*time.Second, "how long the device sends before the back end invokes the method")
-	fl.IntVar(&o.after, "after", 1, "messages to wait for after the method, to show the new interval")
-	fl.StringVar(&o.payload, "payload", "10", "SetTelemetryInterval payload: the new interval in seconds (JSON)")
-	fl.DurationVar(&o.interval, "interval", time.Second, "the device's telemetry interval before the method")
+	fl.DurationVar(&o.InvokeAfter, "invoke-after", 5*time.Second, "how long the device sends before the back end invokes the method")
+	fl.IntVar(&o.After, "after", 1, "messages to wait for after the method, to show the new interval")
+	fl.StringVar(&o.Payload, "payload", "10", "SetTelemetryInterval payload: the new interval in seconds (JSON)")
+	fl.DurationVar(&o.Interval, "interval", time.Second, "the device's telemetry interval before the method")
 	return c
 }
 
@@ -89,32 +89,32 @@ type event struct {
 }
 
 // check refuses flag values the demo cannot run with.
-func (o *options) check() error {
-	if o.after < 1 {
+func (o *Options) check() error {
+	if o.After < 1 {
 		return cmdutil.Usagef("--after must be at least 1")
 	}
-	if o.invokeAfter <= 0 || o.interval <= 0 {
+	if o.InvokeAfter <= 0 || o.Interval <= 0 {
 		return cmdutil.Usagef("--invoke-after and --interval must be positive")
 	}
-	if !json.Valid([]byte(strings.TrimSpace(o.payload))) {
-		return cmdutil.Usagef("--payload %q is not JSON; the quickstart sends 10", o.payload)
+	if !json.Valid([]byte(strings.TrimSpace(o.Payload))) {
+		return cmdutil.Usagef("--payload %q is not JSON; the quickstart sends 10", o.Payload)
 	}
 	return nil
 }
 
-func (o *options) run(ctx context.Context) error {
-	format, err := o.f.Output(output.FormatTable, output.FormatJSON)
+func (o *Options) run(ctx context.Context) error {
+	format, err := o.F.Output(output.FormatTable, output.FormatJSON)
 	if err != nil {
 		return err
 	}
-	payload := json.RawMessage(strings.TrimSpace(o.payload))
-	log, err := o.f.Logger()
+	payload := json.RawMessage(strings.TrimSpace(o.Payload))
+	log, err := o.F.Logger()
 	if err != nil {
 		return err
 	}
-	p := &printer{out: o.f.IO.Out, json: format == output.FormatJSON, start: time.Now()}
+	p := &printer{out: o.F.IO.Out, json: format == output.FormatJSON, start: time.Now()}
 	if p.json {
-		p.stream = output.NewStream(o.f.IO.Out)
+		p.stream = output.NewStream(o.F.IO.Out)
 	}
 
 	h := hub.New(&hub.Options{Addr: "127.0.0.1:0", InMemory: true, Logger: log.With("component", "hub")})
@@ -150,7 +150,7 @@ func (o *options) run(ctx context.Context) error {
 	var sendsAtInvoke = -1
 	fleet, err := simulate.New(&simulate.Options{
 		Device:   device.Options{ConnectionString: devCS.Format(), CAFile: h.CAFile(), Logger: log},
-		Interval: o.interval,
+		Interval: o.Interval,
 		Sink: func(ev simulate.Event) {
 			if ev.Type != simulate.EventSent {
 				return
@@ -158,7 +158,7 @@ func (o *options) run(ctx context.Context) error {
 			mu.Lock()
 			sends = append(sends, ev.Time)
 			n := len(sends)
-			done := sendsAtInvoke >= 0 && n >= sendsAtInvoke+o.after
+			done := sendsAtInvoke >= 0 && n >= sendsAtInvoke+o.After
 			mu.Unlock()
 			p.sent(ev)
 			if done {
@@ -176,7 +176,7 @@ func (o *options) run(ctx context.Context) error {
 	}()
 
 	select {
-	case <-time.After(o.invokeAfter):
+	case <-time.After(o.InvokeAfter):
 	case err := <-simDone:
 		return fmt.Errorf("the simulated device stopped: %v", err)
 	case <-ctx.Done():

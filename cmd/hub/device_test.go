@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,16 +30,10 @@ type regEnv struct {
 }
 
 // TestMain keeps the user's IOTCTL_* variables and config file out of
-// every test of the package, once for all of them.
+// every test of the package, once for all of them, and lets more
+// parallel tests run at once than there are CPUs: they mostly wait.
 func TestMain(m *testing.M) {
-	cleanup, err := clitest.IsolateProcess()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
+	os.Exit(clitest.Main(m))
 }
 
 func startRegEnv(t *testing.T) *regEnv {
@@ -55,12 +49,7 @@ func startRegEnv(t *testing.T) *regEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	config := filepath.Join(t.TempDir(), "config.yaml")
-	yaml := "connection-string: '" + cs + "'\nca-file: '" + h.CAFile() + "'\n"
-	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return &regEnv{hub: h, cs: cs, config: config}
+	return &regEnv{hub: h, cs: cs, config: clitest.HubConfig(t, cs, h.CAFile())}
 }
 
 // argv is args for a command run with env: with none, after --config
@@ -71,6 +60,35 @@ func (e *regEnv) argv(env map[string]string, args []string) []string {
 		return args
 	}
 	return append([]string{"--config", e.config}, args...)
+}
+
+// createDevices registers n devices named by format (with 0..n-1) in
+// the hub's registry, from several goroutines at once: the registry
+// commits its writes in batches (bbolt's DB.Batch), and a lone writer
+// waits out each batch's delay, about 10 ms a device.
+func createDevices(t *testing.T, e *regEnv, n int, format string) {
+	t.Helper()
+	errs := make(chan error, n)
+	ids := make(chan string)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for id := range ids {
+				if err := e.hub.CreateDevice(id); err != nil {
+					errs <- fmt.Errorf("create %s: %w", id, err)
+				}
+			}
+		})
+	}
+	for i := range n {
+		ids <- fmt.Sprintf(format, i)
+	}
+	close(ids)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
 }
 
 type regResult struct {
@@ -413,11 +431,7 @@ func TestDeviceListPastOneThousand(t *testing.T) {
 	t.Parallel() // no t.Setenv: see regEnv.argv
 	e := startRegEnv(t)
 	const n = 1050
-	for i := range n {
-		if err := e.hub.CreateDevice(fmt.Sprintf("dev%05d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createDevices(t, e, n, "dev%05d")
 	ids := decodeJSON[[]identityJSON](t, e.ok(t, "hub", "device", "list", "-o", "json"))
 	if len(ids) != n || ids[0].DeviceID != "dev00000" || ids[n-1].DeviceID != fmt.Sprintf("dev%05d", n-1) {
 		t.Fatalf("list gave %d devices; want %d, in order", len(ids), n)

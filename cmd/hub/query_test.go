@@ -2,7 +2,6 @@ package hub_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
 
@@ -13,11 +12,7 @@ func TestQueryCommand(t *testing.T) {
 	t.Parallel() // no t.Setenv: see regEnv.argv
 	e := startRegEnv(t)
 	const n = 1010
-	for i := range n {
-		if err := e.hub.CreateDevice(fmt.Sprintf("q%04d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createDevices(t, e, n, "q%04d")
 	e.ok(t, "hub", "twin", "update", "q0007", "--tags", `{"site":"lab"}`)
 	e.ok(t, "hub", "twin", "update", "q1005", "--tags", `{"site":"lab"}`)
 

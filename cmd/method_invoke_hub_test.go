@@ -1,4 +1,4 @@
-package method_test
+package cmd_test
 
 import (
 	"bytes"
@@ -27,8 +27,12 @@ import (
 // dev1/mod1 connected as a module (answering echo), and dev2
 // registered but offline.
 type methodEnv struct {
-	hub      *hub.Hub
-	cs       string // iothubowner
+	hub *hub.Hub
+	cs  string // iothubowner
+	// config is a config file with cs and the hub's CA: iotctl reads it
+	// (--config), so that its tests need no t.Setenv and may run in
+	// parallel.
+	config   string
 	got      chan string
 	modGot   chan string
 	released chan struct{}
@@ -47,7 +51,7 @@ func startMethodEnv(t *testing.T) *methodEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &methodEnv{hub: h, cs: cs, got: make(chan string, 100), modGot: make(chan string, 100), released: make(chan struct{})}
+	e := &methodEnv{hub: h, cs: cs, config: clitest.HubConfig(t, cs, h.CAFile()), got: make(chan string, 100), modGot: make(chan string, 100), released: make(chan struct{})}
 	for _, id := range []string{"dev1", "dev2"} {
 		if err := h.CreateDevice(id); err != nil {
 			t.Fatal(err)
@@ -117,14 +121,13 @@ type result struct {
 }
 
 // iotctl runs the whole command tree in process with the env's
-// service connection string and CA in the environment.
+// service connection string and CA from its config file. TestMain
+// keeps the user's environment and config file out.
 func (e *methodEnv) iotctl(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
-	clitest.Isolate(t)
-	t.Setenv("IOTCTL_CONNECTION_STRING", e.cs)
-	t.Setenv("IOTCTL_CA_FILE", e.hub.CAFile())
 	var out, errOut bytes.Buffer
-	code := cmd.Execute(context.Background(), args, &cmdutil.IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut})
+	code := cmd.Execute(context.Background(), append([]string{"--config", e.config}, args...),
+		&cmdutil.IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut})
 	return result{code, out.String(), errOut.String()}
 }
 
@@ -149,6 +152,7 @@ func onlyResult(t *testing.T, stdout string) (int, string) {
 }
 
 func TestInvokeAgainstHub(t *testing.T) {
+	t.Parallel() // no t.Setenv: see methodEnv.config
 	e := startMethodEnv(t)
 	payloadFile := filepath.Join(t.TempDir(), "p.json")
 	os.WriteFile(payloadFile, []byte(`{"fromFile": [1, 2]}`), 0o600)
@@ -302,17 +306,22 @@ func TestInvokeFailuresAgainstHub(t *testing.T) {
 			}
 		})
 	}
+}
 
-	t.Run("device never answers: exit 7 after the response timeout", func(t *testing.T) {
-		start := time.Now()
-		r := e.iotctl(t, "", "method", "invoke", "-d", "dev1", "--name", "silent", "--response-timeout", "5s", "-o", "json")
-		if r.code != cmdutil.ExitTimeout || r.stdout != "" || !strings.Contains(r.stderr, "504") {
-			t.Errorf("exit %d stdout %q stderr %q; want 7 and a 504", r.code, r.stdout, r.stderr)
-		}
-		if d := time.Since(start); d < 5*time.Second || d > 14*time.Second {
-			t.Errorf("the call took %v; want about the 5s response timeout", d)
-		}
-	})
+// A device that never answers: the call ends with exit 7 after the
+// response timeout (the least IoT Hub takes, 5s), waited in parallel
+// with other tests.
+func TestInvokeDeviceNeverAnswers(t *testing.T) {
+	t.Parallel() // no t.Setenv: see methodEnv.config
+	e := startMethodEnv(t)
+	start := time.Now()
+	r := e.iotctl(t, "", "method", "invoke", "-d", "dev1", "--name", "silent", "--response-timeout", "5s", "-o", "json")
+	if r.code != cmdutil.ExitTimeout || r.stdout != "" || !strings.Contains(r.stderr, "504") {
+		t.Errorf("exit %d stdout %q stderr %q; want 7 and a 504", r.code, r.stdout, r.stderr)
+	}
+	if d := time.Since(start); d < 5*time.Second || d > 14*time.Second {
+		t.Errorf("the call took %v; want about the 5s response timeout", d)
+	}
 }
 
 // iotctlEnv is iotctl with extra environment set after the env's own.

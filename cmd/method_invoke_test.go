@@ -1,4 +1,4 @@
-package method_test
+package cmd_test
 
 import (
 	"bytes"

@@ -1,17 +1,19 @@
-package cmdutil
+package cmd_test
 
 import (
 	"bytes"
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/iotctl/iotctl/cmd/cmdutil"
 )
 
 // Diagnostics (logs, the interrupt notice) go to ErrOut, or to the
 // display that SetDiag names while it is set.
 func TestDiagFollowsSetDiag(t *testing.T) {
 	var errOut, display bytes.Buffer
-	s := &IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &errOut}
+	s := &cmdutil.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &errOut}
 	log := slog.New(slog.NewTextHandler(s.Diag(), nil))
 
 	s.Notice("first %d", 1)

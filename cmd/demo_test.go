@@ -1,27 +1,28 @@
-package demo
+package cmd_test
 
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/iotctl/iotctl/cmd"
 )
 
-// TestDemoBinary runs the built iotctl as a user would and checks the
-// quickstart's story: the 200 answer and the new interval.
+// TestDemoBinary runs iotctl as its own process, as a user would, and
+// checks the quickstart's story: the 200 answer and the new interval.
+// The process is this test binary, made iotctl by TestMain.
 func TestDemoBinary(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "iotctl")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	t.Parallel() // no t.Setenv: its own process, its own environment
+	bin, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "demo", "--interval", "200ms", "--invoke-after", "1s", "--payload", "1")
-	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
-	out, err := cmd.CombinedOutput()
+	demo := exec.Command(bin, "demo", "--interval", "200ms", "--invoke-after", "1s", "--payload", "1")
+	demo.Env = append(os.Environ(), cmd.TestAsIotctl+"=1", "XDG_CONFIG_HOME="+t.TempDir())
+	out, err := demo.CombinedOutput()
 	if err != nil {
 		t.Fatalf("iotctl demo: %v\n%s", err, out)
 	}

@@ -1,4 +1,4 @@
-package dps_test
+package cmd_test
 
 import (
 	"bytes"
@@ -14,20 +14,17 @@ import (
 )
 
 // run executes iotctl in process with captured streams, no config file
-// and only the IOTCTL_* variables in env.
+// (TestMain) and only the IOTCTL_* variables in env (cmd.ExecuteEnv),
+// so that the tests run in parallel.
 func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
-	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	t.Setenv("HOME", t.TempDir())
-	for _, k := range []string{"IOTCTL_CONNECTION_STRING", "IOTCTL_CA_FILE", "IOTCTL_DPS_ID_SCOPE", "IOTCTL_DPS_CONNECTION_STRING", "IOTCTL_OUTPUT"} {
-		t.Setenv(k, env[k])
-	}
 	var out, errOut bytes.Buffer
-	code := cmd.Execute(context.Background(), args, &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	code := cmd.ExecuteEnv(context.Background(), args, &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, env)
 	return code, out.String(), errOut.String()
 }
 
 func TestDeriveKey(t *testing.T) {
+	t.Parallel() // no t.Setenv: see run
 	// The sample of Azure's docs (articles/iot-dps/iot-dps-https-sym-key-support.md).
 	code, out, errOut := run(t, nil, "dps", "derive-key", "--group-key",
 		"G3vn0IZH9oK3d4wsxFpWBtd2KUrtjI+39dZVRf26To8w9OX0LaFV9yZ93ELXY7voqHEUsNhnb9bt717UP87KxA==", "--registration-id", "my-symkey-device")
@@ -60,6 +57,7 @@ func startHub(t *testing.T) *hub.Hub {
 // configured service connection string, the ID scope from
 // IOTCTL_DPS_ID_SCOPE; refusals exit 4.
 func TestRegisterAgainstTheLocalHub(t *testing.T) {
+	t.Parallel() // no t.Setenv: see run
 	h := startHub(t)
 	svc, _ := h.ServiceConnectionString("iothubowner")
 	env := map[string]string{"IOTCTL_CONNECTION_STRING": svc, "IOTCTL_CA_FILE": h.CAFile(), "IOTCTL_DPS_ID_SCOPE": h.DPS().IDScope()}
@@ -107,6 +105,7 @@ func TestRegisterAgainstTheLocalHub(t *testing.T) {
 }
 
 func TestRegisterUsage(t *testing.T) {
+	t.Parallel() // no t.Setenv: see run
 	for _, args := range [][]string{
 		{"--registration-id", "dev"},
 		{"--registration-id", "dev", "--key", "a2V5", "--group-key", "a2V5"},
@@ -129,6 +128,7 @@ func TestRegisterUsage(t *testing.T) {
 // the local hub's DPS, with the DPS connection string from the
 // environment; a missing one exits 5, bad input 3.
 func TestEnrollmentCommandsAgainstTheLocalHub(t *testing.T) {
+	t.Parallel() // no t.Setenv: see run
 	h := startHub(t)
 	dpsCS, err := h.DPSConnectionString()
 	if err != nil {
@@ -204,6 +204,7 @@ func TestEnrollmentCommandsAgainstTheLocalHub(t *testing.T) {
 }
 
 func TestEnrollmentUsage(t *testing.T) {
+	t.Parallel() // no t.Setenv: see run
 	env := map[string]string{"IOTCTL_DPS_CONNECTION_STRING": "HostName=localhost;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=c2VjcmV0"}
 	for _, args := range [][]string{
 		{"enrollment", "create"},

@@ -1,4 +1,4 @@
-package demo
+package cmd_test
 
 import (
 	"strings"
@@ -6,15 +6,16 @@ import (
 	"time"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/cmd/demo"
 	"github.com/iotctl/iotctl/internal/clitest"
 )
 
 // The demo's flags, and its refusals before anything starts, through
 // runF.
 func TestDemoFlags(t *testing.T) {
-	run := func(args ...string) (*options, error) { return clitest.RunF(t, nil, NewCmdDemo, args...) }
+	run := func(args ...string) (*demo.Options, error) { return clitest.RunF(t, nil, demo.NewCmdDemo, args...) }
 	got, err := run("--invoke-after", "3s", "--payload", "2", "--after", "2", "--interval", "500ms")
-	if err != nil || got == nil || got.invokeAfter != 3*time.Second || got.payload != "2" || got.after != 2 || got.interval != 500*time.Millisecond {
+	if err != nil || got == nil || got.InvokeAfter != 3*time.Second || got.Payload != "2" || got.After != 2 || got.Interval != 500*time.Millisecond {
 		t.Errorf("demo flags = %+v, %v", got, err)
 	}
 	for _, tc := range []struct {
