@@ -39,12 +39,20 @@ func main() {
 	dur := flag.Duration("duration", 10*time.Second, "how long the senders send")
 	bin := flag.String("iotctl", "", "iotctl binary for the hub (default: build one from this repository)")
 	pprofAddr := flag.String("pprof-addr", "", "serve the hub's pprof here (127.0.0.1:0 for any port), printed at start")
+	flag.StringVar(&profiles.heap, "heapprofile", "", "write the hub's heap profile (after a collection) to this file once every device is connected, the same as text with the runtime's memory statistics to FILE.txt, and its goroutine profile to FILE.goroutines")
+	flag.StringVar(&profiles.cpu, "cpuprofile", "", "write the hub's CPU profile while the senders send to this file")
 	flag.Parse()
+	if (profiles.heap != "" || profiles.cpu != "") && *pprofAddr == "" {
+		*pprofAddr = "127.0.0.1:0"
+	}
 	if err := run(*n, *conns, *senders, *window, *dur, *bin, *pprofAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "amqpdev:", err)
 		os.Exit(1)
 	}
 }
+
+// profiles are the files the hub's profiles go to (none when empty).
+var profiles struct{ heap, cpu string }
 
 // device is one device's part of a shared connection.
 type device struct {
@@ -121,6 +129,18 @@ func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr string
 	fmt.Printf("%d devices over %d connections: connected, authorized (one put-token each) and one message acknowledged each in %.1fs; acknowledged %d\n",
 		n, conns, connected.Seconds(), acked.Load())
 	fmt.Printf("hub RSS: %d KB before, %d KB after; %.2f KB per device\n", rss0, rss1, float64(rss1-rss0)/float64(n))
+	if profiles.heap != "" {
+		base := "http://" + h.Info.PprofAddress + "/debug/pprof/"
+		if err := benchkit.FetchPprof(ctx, base+"heap?gc=1", profiles.heap); err != nil {
+			return err
+		}
+		if err := benchkit.FetchPprof(ctx, base+"heap?debug=1", profiles.heap+".txt"); err != nil {
+			return err
+		}
+		if err := benchkit.FetchPprof(ctx, base+"goroutine?debug=1", profiles.heap+".goroutines"); err != nil {
+			return err
+		}
+	}
 
 	// Throughput: the first senders devices, window messages in flight each.
 	senders = min(senders, n)
@@ -128,6 +148,16 @@ func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr string
 	var sent atomic.Int64
 	sctx, stop := context.WithTimeout(ctx, dur)
 	defer stop()
+	profiled := make(chan error, 1)
+	if profiles.cpu != "" {
+		secs := max(1, int(dur.Round(time.Second)/time.Second)-1)
+		go func() {
+			profiled <- benchkit.FetchPprof(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", h.Info.PprofAddress, secs), profiles.cpu)
+		}()
+	} else {
+		profiled <- nil
+	}
+	cpu0, own0 := benchkit.CPUTime(h.PID()), benchkit.CPUTime(os.Getpid())
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
@@ -139,7 +169,9 @@ func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr string
 				for sctx.Err() == nil {
 					err := d.snd.Send(sctx, &amqp.Message{Data: [][]byte{body}, ApplicationProperties: map[string]any{"n": int64(1)}}, nil)
 					if err != nil {
-						if sctx.Err() == nil {
+						// go-amqp may time out on its own timer for
+						// sctx's deadline before sctx's own fires.
+						if sctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
 							firstErr.CompareAndSwap(nil, err)
 						}
 						return
@@ -151,8 +183,13 @@ func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr string
 	}
 	wg.Wait()
 	el := time.Since(t0)
-	fmt.Printf("%d devices x %d in flight for %.1fs: %d messages acknowledged, %.0f msg/s\n",
-		senders, window, el.Seconds(), sent.Load(), float64(sent.Load())/el.Seconds())
+	cpu, own := benchkit.CPUTime(h.PID())-cpu0, benchkit.CPUTime(os.Getpid())-own0
+	perMsg := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(max(1, sent.Load())) }
+	fmt.Printf("%d devices x %d in flight for %.1fs: %d messages acknowledged, %.0f msg/s; CPU: hub %.1fs (%.0f µs per message), the go-amqp clients %.1fs (%.0f µs per message)\n",
+		senders, window, el.Seconds(), sent.Load(), float64(sent.Load())/el.Seconds(), cpu.Seconds(), perMsg(cpu), own.Seconds(), perMsg(own))
+	if err := <-profiled; err != nil {
+		return err
+	}
 	if e, ok := firstErr.Load().(error); ok {
 		return fmt.Errorf("a sender failed: %w", e)
 	}

@@ -52,6 +52,12 @@ type Link struct {
 	maxMessage    uint64
 	queue         []*Delivery
 	partial       *Delivery
+	// With HandleDeliveries: the handler, and whether a goroutine is
+	// running it over the queue.
+	onDelivery func(*Delivery)
+	draining   bool
+	// afterDone are the functions AfterDone registered.
+	afterDone []func()
 
 	// Sending side (we are the sender). Guarded by s.mu except sendSem.
 	sendCredit        uint32
@@ -200,6 +206,24 @@ func (l *Link) fail(err error) {
 	l.queue = nil
 	l.partial = nil
 	close(l.done)
+	for _, f := range l.afterDone {
+		go f()
+	}
+	l.afterDone = nil
+}
+
+// AfterDone arranges for f to run in its own goroutine once the link
+// ended (when Done is closed), or at once if it has. Unlike a goroutine
+// waiting on Done, a registered function costs no goroutine while the
+// link lives.
+func (l *Link) AfterDone(f func()) {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	if l.err != nil {
+		go f()
+		return
+	}
+	l.afterDone = append(l.afterDone, f)
 }
 
 // onAttach handles the peer's attach. Call with s.mu held.

@@ -98,22 +98,30 @@ func (cs *conn) attachDevice(ctx context.Context, l *amqp1.Link, id core.Identit
 		cs.forget(l)
 		return &amqp1.Error{Condition: amqp1.ErrCondDetachForced, Description: "the connection is closing"}
 	}
-	// Each link has one goroutine: the one that serves it, or one that
-	// waits for it to end; either lets go of the link when it ends.
+	// The link is let go of when it ends. Links the device sends
+	// telemetry on or receives on hold no goroutine of their own while
+	// they are quiet (with 1,000 devices on a connection, idle
+	// goroutines would cost more than the rest of their state); the
+	// others are served by one goroutine each.
+	end := func() {
+		dc.release(l, l.Err())
+		cs.forget(l)
+	}
 	serve := func(f func()) {
 		go func() {
-			if f != nil {
-				f()
-			}
+			f()
 			<-l.Done()
-			dc.release(l, l.Err())
-			cs.forget(l)
+			end()
 		}()
 	}
 	sending := l.Role() == amqp1.RoleReceiver // the device sends
 	switch {
 	case ch == chanEvents && sending:
-		serve(func() { dc.serveTelemetry(ctx, l) })
+		if err := l.HandleDeliveries(dc.ingestTelemetry); err != nil {
+			end()
+			return err
+		}
+		l.AfterDone(end)
 	case ch == chanC2D && !sending, ch == chanEvents && !sending && id.ModuleID != "":
 		// A module receives its input messages on its events address
 		// (the Node SDK's endpoint.moduleMessagePath).
@@ -123,12 +131,12 @@ func (cs *conn) attachDevice(ctx context.Context, l *amqp1.Link, id core.Identit
 		serve(func() { dc.serveMethodResponses(ctx, l) })
 	case ch == chanMethods:
 		dc.setLink(&dc.methods, l)
-		serve(nil)
+		l.AfterDone(end)
 	case ch == chanTwin && sending:
 		serve(func() { dc.serveTwin(ctx, l) })
 	case ch == chanTwin:
 		dc.setLink(&dc.twin, l)
-		serve(nil)
+		l.AfterDone(end)
 	default:
 		dc.release(l, nil)
 		cs.forget(l)
