@@ -59,7 +59,8 @@ type Link struct {
 	// afterDone are the functions AfterDone registered.
 	afterDone []func()
 
-	// Sending side (we are the sender). Guarded by s.mu except sendSem.
+	// Sending side (we are the sender). Guarded by s.mu except sendSem,
+	// which only a sending link has.
 	sendCredit        uint32
 	sendDeliveryCount uint32
 	drain             bool
@@ -253,7 +254,9 @@ func (s *session) onAttach(b *frames.Attach) {
 		done:       make(chan struct{}),
 		window:     opts.LinkCredit,
 		maxMessage: opts.MaxMessageSize,
-		sendSem:    make(chan struct{}, 1),
+	}
+	if l.role == RoleSender {
+		l.sendSem = make(chan struct{}, 1)
 	}
 	if l.sndMode > frames.SndMixed || l.rcvMode > frames.RcvSecond {
 		s.endWithError(ErrCondInvalidField, fmt.Errorf("attach with settle modes %d/%d", l.sndMode, l.rcvMode))

@@ -200,6 +200,9 @@ func (l *Link) onTransfer(b *frames.Transfer) {
 	}
 	l.partial = nil
 	if !d.settled {
+		if s.unsettledIn == nil {
+			s.unsettledIn = map[uint32]*Delivery{}
+		}
 		s.unsettledIn[d.id] = d
 	}
 	l.queue = append(l.queue, d)

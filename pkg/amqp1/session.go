@@ -26,10 +26,10 @@ type session struct {
 	nextDeliveryID       uint32 // delivery-id of our next delivery
 	peerHandleMax        uint32
 
-	byInput      map[uint32]*Link // by the peer's handle
-	byOutput     map[uint32]*Link // by our handle
-	unsettledIn  map[uint32]*Delivery
-	unsettledOut map[uint32]*sendState
+	byInput      map[uint32]*Link      // by the peer's handle
+	byOutput     map[uint32]*Link      // by our handle
+	unsettledIn  map[uint32]*Delivery  // made with the first unsettled delivery in
+	unsettledOut map[uint32]*sendState // made with the first unsettled delivery out
 
 	endSent bool
 	err     error // set once the session is over for its links
@@ -45,8 +45,6 @@ func newSession(c *Conn, local, remote uint16, b *frames.Begin) *session {
 		peerHandleMax:        b.HandleMax,
 		byInput:              map[uint32]*Link{},
 		byOutput:             map[uint32]*Link{},
-		unsettledIn:          map[uint32]*Delivery{},
-		unsettledOut:         map[uint32]*sendState{},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -163,8 +164,7 @@ func (cs *conn) deviceConn(id core.Identity, l *amqp1.Link) *devConn {
 	dc := cs.devices[id]
 	fresh := dc == nil || dc.isClosed()
 	if fresh {
-		dc = &devConn{cs: cs, id: id, links: map[*amqp1.Link]struct{}{}, attached: make(chan struct{}), changed: make(chan struct{}),
-			rids: newRequestIDs()}
+		dc = &devConn{cs: cs, id: id, attached: make(chan struct{}), rids: newRequestIDs()}
 		cs.devices[id] = dc
 	}
 	var expiry time.Time
@@ -174,7 +174,7 @@ func (cs *conn) deviceConn(id core.Identity, l *amqp1.Link) *devConn {
 		}
 	}
 	dc.mu.Lock()
-	dc.links[l] = struct{}{}
+	dc.links = append(dc.links, l)
 	dc.mu.Unlock()
 	cs.mu.Unlock()
 	if fresh {
@@ -212,17 +212,17 @@ type devConn struct {
 	id       core.Identity
 	s        *core.Session
 	attached chan struct{} // closed once s is set
-	rids     *requestIDs
+	rids     requestIDs
 
 	mu    sync.Mutex
-	links map[*amqp1.Link]struct{}
-	c2d   *amqp1.Link // the device's C2D (a module's input) receiver
+	links []*amqp1.Link // a handful: what the identity attached on this connection
+	c2d   *amqp1.Link   // the device's C2D (a module's input) receiver
 	// seenCredit is the c2d link's credit as the hub last saw it.
 	seenCredit uint32
-	methods    *amqp1.Link // its method request receiver
-	twin       *amqp1.Link // its twin response receiver
-	desired    bool        // it subscribed to desired-property notifications
-	changed    chan struct{}
+	methods    *amqp1.Link   // its method request receiver
+	twin       *amqp1.Link   // its twin response receiver
+	desired    bool          // it subscribed to desired-property notifications
+	changed    chan struct{} // closed when a receiver is set; nil until someone waits
 	closed     bool
 }
 
@@ -239,8 +239,10 @@ func (dc *devConn) setLink(p **amqp1.Link, l *amqp1.Link) {
 	if p == &dc.c2d {
 		dc.seenCredit = 0
 	}
-	close(dc.changed)
-	dc.changed = make(chan struct{})
+	if dc.changed != nil {
+		close(dc.changed)
+		dc.changed = nil
+	}
 	dc.mu.Unlock()
 	dc.s.Changed()
 }
@@ -249,11 +251,12 @@ func (dc *devConn) setLink(p **amqp1.Link, l *amqp1.Link) {
 // last link.
 func (dc *devConn) release(l *amqp1.Link, err error) {
 	dc.mu.Lock()
-	if _, ok := dc.links[l]; !ok {
+	i := slices.Index(dc.links, l)
+	if i < 0 {
 		dc.mu.Unlock()
 		return
 	}
-	delete(dc.links, l)
+	dc.links = slices.Delete(dc.links, i, i+1)
 	for _, p := range []**amqp1.Link{&dc.c2d, &dc.methods, &dc.twin} {
 		if *p == l {
 			*p = nil
@@ -293,7 +296,11 @@ func (dc *devConn) receiver(ctx context.Context, p **amqp1.Link) *amqp1.Link {
 	defer timeout.Stop()
 	for {
 		dc.mu.Lock()
-		l, ch := *p, dc.changed
+		l := *p
+		if l == nil && dc.changed == nil {
+			dc.changed = make(chan struct{})
+		}
+		ch := dc.changed
 		dc.mu.Unlock()
 		if l != nil {
 			return l
@@ -333,10 +340,7 @@ func (dc *devConn) Close(reason error) {
 		return
 	}
 	dc.closed = true
-	links := make([]*amqp1.Link, 0, len(dc.links))
-	for l := range dc.links {
-		links = append(links, l)
-	}
+	links := slices.Clone(dc.links)
 	dc.mu.Unlock()
 	e := &amqp1.Error{Condition: amqp1.ErrCondDetachForced, Description: reason.Error()}
 	switch {

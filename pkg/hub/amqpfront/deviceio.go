@@ -311,11 +311,11 @@ func intValue(v any) (int, bool) {
 // when it looks like one) send it back as a uuid.
 type requestIDs struct{ prefix [8]byte }
 
-func newRequestIDs() *requestIDs {
+func newRequestIDs() requestIDs {
 	var r requestIDs
 	_, _ = rand.Read(r.prefix[:])
 	r.prefix[6] = r.prefix[6]&0x0f | 0x40
-	return &r
+	return r
 }
 
 func (r *requestIDs) encode(rid string) (amqp.UUID, error) {
