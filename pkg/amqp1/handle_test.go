@@ -9,19 +9,32 @@ import (
 	"github.com/Azure/go-amqp"
 )
 
+// senderLink connects a go-amqp client with a sender on "q" (with
+// sopts) to a server with opts, and returns the sender and the server's
+// link.
+func senderLink(t *testing.T, opts *ConnOptions, sopts *amqp.SenderOptions) (*amqp.Sender, *Link) {
+	t.Helper()
+	rec := newRecorder()
+	o := ConnOptions{}
+	if opts != nil {
+		o = *opts
+	}
+	o.NewHandler = rec.newHandler
+	c, _ := mustClient(t, &o, nil)
+	snd, err := mustSession(t, c).NewSender(testCtx(t), "q", sopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snd, rec.nextLink(t)
+}
+
 // TestHandleDeliveriesInOrderAcrossCredit sends more messages than the
 // credit window to a link whose deliveries go to a function: they all
 // arrive, in order, each accepted, and Receive refuses.
 func TestHandleDeliveriesInOrderAcrossCredit(t *testing.T) {
 	const n = 57
-	rec := newRecorder()
-	c, _ := mustClient(t, &ConnOptions{NewHandler: rec.newHandler, LinkCredit: 5}, nil)
 	ctx := testCtx(t)
-	snd, err := mustSession(t, c).NewSender(ctx, "q", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := rec.nextLink(t)
+	snd, l := senderLink(t, &ConnOptions{LinkCredit: 5}, nil)
 	got := make(chan string, n)
 	if err := l.HandleDeliveries(func(d *Delivery) {
 		got <- string(d.Message.GetData())
@@ -58,14 +71,8 @@ func TestHandleDeliveriesInOrderAcrossCredit(t *testing.T) {
 // TestHandleDeliveriesTakesQueuedMessages: deliveries that arrived
 // before HandleDeliveries go to the function too, first.
 func TestHandleDeliveriesTakesQueuedMessages(t *testing.T) {
-	rec := newRecorder()
-	c, _ := mustClient(t, &ConnOptions{NewHandler: rec.newHandler}, nil)
 	ctx := testCtx(t)
-	snd, err := mustSession(t, c).NewSender(ctx, "q", &amqp.SenderOptions{SettlementMode: amqp.SenderSettleModeSettled.Ptr()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := rec.nextLink(t)
+	snd, l := senderLink(t, nil, &amqp.SenderOptions{SettlementMode: amqp.SenderSettleModeSettled.Ptr()})
 	for i := range 3 {
 		if err := snd.Send(ctx, amqp.NewMessage([]byte(fmt.Sprint(i))), nil); err != nil {
 			t.Fatal(err)
@@ -121,14 +128,8 @@ func TestHandleDeliveriesWrongRole(t *testing.T) {
 // link lives runs when the peer detaches it, with Err already set; one
 // registered afterwards runs at once.
 func TestAfterDoneRunsOnceTheLinkEnds(t *testing.T) {
-	rec := newRecorder()
-	c, _ := mustClient(t, &ConnOptions{NewHandler: rec.newHandler}, nil)
 	ctx := testCtx(t)
-	snd, err := mustSession(t, c).NewSender(ctx, "q", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := rec.nextLink(t)
+	snd, l := senderLink(t, nil, nil)
 	ran := make(chan error, 2)
 	l.AfterDone(func() { ran <- l.Err() })
 	select {
@@ -139,22 +140,17 @@ func TestAfterDoneRunsOnceTheLinkEnds(t *testing.T) {
 	if err := snd.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var le *LinkError
-	select {
-	case err := <-ran:
-		if !errors.As(err, &le) {
-			t.Fatalf("Err in AfterDone = %v; want *LinkError", err)
+	for _, when := range []string{"registered before the detach", "registered after the end"} {
+		if when != "registered before the detach" {
+			l.AfterDone(func() { ran <- l.Err() })
 		}
-	case <-ctx.Done():
-		t.Fatal("AfterDone did not run after the detach")
-	}
-	l.AfterDone(func() { ran <- l.Err() })
-	select {
-	case err := <-ran:
-		if !errors.As(err, &le) {
-			t.Fatalf("Err in a late AfterDone = %v; want *LinkError", err)
+		select {
+		case err := <-ran:
+			if !errors.As(err, new(*LinkError)) {
+				t.Fatalf("Err in AfterDone %s = %v; want *LinkError", when, err)
+			}
+		case <-ctx.Done():
+			t.Fatalf("AfterDone %s did not run", when)
 		}
-	case <-ctx.Done():
-		t.Fatal("AfterDone registered after the end did not run")
 	}
 }

@@ -87,14 +87,8 @@ func TestAcceptedDispositionsMerge(t *testing.T) {
 // once gets every one accepted, whatever the server merged.
 func TestMergedAcceptsReachClient(t *testing.T) {
 	const n = 200
-	rec := newRecorder()
-	c, _ := mustClient(t, &ConnOptions{NewHandler: rec.newHandler, LinkCredit: 50}, nil)
 	ctx := testCtx(t)
-	snd, err := mustSession(t, c).NewSender(ctx, "q", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := rec.nextLink(t)
+	snd, l := senderLink(t, &ConnOptions{LinkCredit: 50}, nil)
 	if err := l.HandleDeliveries(func(d *Delivery) { _ = d.Accept() }); err != nil {
 		t.Fatal(err)
 	}
