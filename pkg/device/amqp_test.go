@@ -2,12 +2,17 @@ package device
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/iotctl/iotctl/pkg/devicecert"
 	"github.com/iotctl/iotctl/pkg/message"
 )
 
@@ -148,5 +153,60 @@ func TestAMQPDesiredHandlerMayReport(t *testing.T) {
 		}
 	case <-testCtx(t).Done():
 		t.Fatal("UpdateReported from the desired handler never returned")
+	}
+}
+
+// amqpHeader connects a device with opts to a TLS server that reads the
+// AMQP protocol header the client sends first and hangs up, and returns
+// that header.
+func amqpHeader(t *testing.T, opts Options) []byte {
+	t.Helper()
+	cert, pool, _ := selfSigned(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequestClientCert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		hdr := make([]byte, 8)
+		if _, err := io.ReadFull(c, hdr); err != nil {
+			hdr = nil
+		}
+		got <- hdr
+	}()
+	opts.HostName, opts.RootCAs, opts.Transport = ln.Addr().String(), pool, TransportAMQP
+	c, err := Open(&opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	_ = c.Connect(testCtx(t)) // the server hangs up
+	return recv(t, got, "the client's protocol header")
+}
+
+// A SAS device opens AMQP with SASL (protocol id 3, then ANONYMOUS and
+// a put-token on $cbs); an X.509 device opens it without SASL (protocol
+// id 0), as the SDKs do: azure-iot-sdk-java AmqpsIotHubConnection.java
+// ("x509 authentication does not use SASL, so disable it"),
+// azure-iot-sdk-node (rhea adds no SASL layer without a user name).
+func TestAMQPX509OpensWithoutSASL(t *testing.T) {
+	certPEM, keyPEM, err := devicecert.New("x1", time.Now().Add(-time.Hour), time.Now().Add(time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, kf := certFiles(t, certPEM, keyPEM)
+	if hdr := amqpHeader(t, Options{DeviceID: "x1", CertFile: cf, KeyFile: kf}); string(hdr) != "AMQP\x00\x01\x00\x00" {
+		t.Errorf("X.509 device's protocol header %q; want AMQP 0 1.0.0 (no SASL)", hdr)
+	}
+	key := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	if hdr := amqpHeader(t, Options{DeviceID: "s1", SharedAccessKey: key}); string(hdr) != "AMQP\x03\x01\x00\x00" {
+		t.Errorf("SAS device's protocol header %q; want AMQP 3 1.0.0 (SASL)", hdr)
 	}
 }

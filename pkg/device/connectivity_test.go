@@ -63,7 +63,7 @@ func hubPort(h *hub.Hub) string {
 // sendOne connects with opts, sends one message and closes.
 func sendOne(t *testing.T, opts *Options, body string) error {
 	t.Helper()
-	c, err := New(opts)
+	c, err := Open(opts)
 	if err != nil {
 		return err
 	}
@@ -345,6 +345,31 @@ func TestX509SelfSignedToHub(t *testing.T) {
 	err = sendOne(t, &Options{HostName: h.HostName(), DeviceID: "x2", CertFile: ecf, KeyFile: ekf, CAFile: h.CAFile()}, "x")
 	if !errors.As(err, &ce) || ce.Code != 5 || !strings.Contains(err.Error(), ecf+" expired at") {
 		t.Errorf("an expired certificate: %v; want CONNACK 5 naming the file and its expiry", err)
+	}
+}
+
+// An X.509 device over AMQP and AMQP over WebSocket: its certificate
+// authenticates its links, with no token; another certificate is
+// refused with an *AMQPError wrapping ErrUnauthorized, not retried.
+func TestX509OverAMQPToHub(t *testing.T) {
+	h := startHub(t, nil)
+	cf, kf := x509Device(t, h, "xa1", iothub.AuthSelfSigned, time.Now().Add(time.Hour), nil)
+	cs := "HostName=" + h.HostName() + ";DeviceId=xa1;x509=true"
+	for _, ws := range []bool{false, true} {
+		body := map[bool]string{false: "amqp cert", true: "amqp ws cert"}[ws]
+		if err := sendOne(t, &Options{ConnectionString: cs, CertFile: cf, KeyFile: kf, CAFile: h.CAFile(), Transport: TransportAMQP, WebSocket: ws}, body); err != nil {
+			t.Fatalf("X.509 device over AMQP (websocket %v): %v", ws, err)
+		}
+		if got, method := lastTelemetry(t, h, "xa1"); got != body || method != "x509" {
+			t.Errorf("hub got %q with auth %q; want %q, x509", got, method, body)
+		}
+	}
+	otherCert, otherKey, _ := devicecert.New("xa1", time.Now().Add(-time.Hour), time.Now().Add(time.Hour), nil)
+	ocf, okf := certFiles(t, otherCert, otherKey)
+	err := sendOne(t, &Options{ConnectionString: cs, CertFile: ocf, KeyFile: okf, CAFile: h.CAFile(), Transport: TransportAMQP, RetryConnect: true}, "x")
+	var ae *AMQPError
+	if !errors.As(err, &ae) || ae.Condition != "amqp:unauthorized-access" || !errors.Is(err, ErrUnauthorized) || !strings.Contains(ae.Description, "thumbprint") {
+		t.Errorf("a certificate with another thumbprint over AMQP: %v; want amqp:unauthorized-access naming the thumbprint", err)
 	}
 }
 
