@@ -190,6 +190,34 @@ func TestNodeDeviceX509OverAMQP(t *testing.T) {
 	}
 }
 
+// `iotctl device send --transport amqp [--websocket] --cert --key` (the
+// built binary) with an x509=true connection string: the hub logs the
+// messages as X.509-authenticated; another certificate exits 4
+// (credentials refused) with a message naming the thumbprint.
+func TestIotctlDeviceSendX509OverAMQP(t *testing.T) {
+	e := newEnv(t)
+	certFile, keyFile, tp := deviceCertFiles(t, "cli-x509-amqp", nil)
+	cs := e.createX509Device("cli-x509-amqp", &iothub.Authentication{Type: iothub.AuthSelfSigned,
+		X509Thumbprint: &iothub.X509Thumbprint{PrimaryThumbprint: &tp}})
+	for _, ws := range []string{"--websocket=false", "--websocket"} {
+		_, stderr, code := e.iotctl("device", "send", "--transport", "amqp", ws, "--connection-string", cs,
+			"--cert", certFile, "--key", keyFile, "--data", "x", "--message-id", "cli"+ws)
+		if code != 0 {
+			t.Fatalf("iotctl device send --transport amqp %s with a certificate: exit %d: %s", ws, code, stderr)
+		}
+	}
+	want := []string{"cli--websocket=false/x509", "cli--websocket/x509"}
+	if got := e.messages("cli-x509-amqp"); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("hub side: messages %q; want %q", got, want)
+	}
+	otherCert, otherKey, _ := deviceCertFiles(t, "cli-x509-amqp", nil)
+	_, stderr, code := e.iotctl("device", "send", "--transport", "amqp", "--connection-string", cs,
+		"--cert", otherCert, "--key", otherKey, "--data", "x")
+	if code != 4 || !strings.Contains(stderr, "thumbprint") {
+		t.Errorf("iotctl device send with another certificate: exit %d: %s; want exit 4 naming the thumbprint", code, stderr)
+	}
+}
+
 // A certificate signed by a CA given to the hub as a device CA, with
 // CN = the device id, connects the official Node device.
 func TestNodeDeviceX509CertificateAuthority(t *testing.T) {
