@@ -16,6 +16,7 @@ import (
 	"github.com/iotctl/iotctl/internal/cbs"
 	"github.com/iotctl/iotctl/internal/proxy"
 	"github.com/iotctl/iotctl/pkg/message"
+	"github.com/iotctl/iotctl/pkg/sas"
 )
 
 // AMQPError is an AMQP error condition the hub answered with: a
@@ -278,6 +279,11 @@ func (c *amqpClient) putToken(ctx context.Context, ac *amqpConn) (time.Duration,
 	defer cancel()
 	if err := ac.cbs.PutToken(ctx, cbs.TypeSAS, c.cfg.resource(), tok, exp); err != nil {
 		return 0, fmt.Errorf("device: put-token for %s: %w", c.cfg.clientID, amqpErr(err))
+	}
+	if c.cfg.onPutToken != nil {
+		if t, err := sas.Parse(tok); err == nil {
+			c.cfg.onPutToken(t.Expiry())
+		}
 	}
 	return renewIn, nil
 }

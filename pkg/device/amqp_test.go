@@ -210,3 +210,52 @@ func TestAMQPX509OpensWithoutSASL(t *testing.T) {
 		t.Errorf("SAS device's protocol header %q; want AMQP 3 1.0.0 (SASL)", hdr)
 	}
 }
+
+// A device over AMQP keeps its connection and links across its first
+// token's expiry by putting a new token on $cbs before it (as
+// azure-iot-sdk-node's updateSharedAccessSignature does: no reconnect);
+// the hub ends the links of a token that expires unrenewed. With
+// TokenTTL 2s the test waits for put-tokens (events) until one comes
+// after the first token's expiry, a few seconds in all.
+func TestAMQPTokenRenewalKeepsTheLinks(t *testing.T) {
+	h := startHub(t, nil)
+	cs := hubDevice(t, h, "renew1")
+	events := newEventLog()
+	c, err := Open(&Options{ConnectionString: cs.Format(), CAFile: h.CAFile(), Transport: TransportAMQP, TokenTTL: 2 * time.Second,
+		OnState: events.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	puts := make(chan time.Time, 100)
+	c.(*amqpClient).cfg.onPutToken = func(exp time.Time) { puts <- exp }
+	if err := c.Connect(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	first := recv(t, puts, "the first put-token")
+	for n := 2; ; n++ {
+		exp := recv(t, puts, "a renewal put-token")
+		if !exp.After(first) {
+			t.Fatalf("put-token %d expires at %s, the first at %s; want a fresh token", n, exp, first)
+		}
+		if time.Now().After(first) {
+			break // this renewal came after the first token expired
+		}
+	}
+	if err := c.SendEvent(testCtx(t), &message.Message{Body: []byte("renewed")}); err != nil {
+		t.Fatalf("SendEvent after the first token expired = %v", err)
+	}
+	for drained := false; !drained; {
+		select {
+		case e := <-events.ch:
+			if e.State != StateConnecting && e.State != StateConnected {
+				t.Errorf("state event %+v; want none but the first connect's (the renewal keeps the links)", e)
+			}
+		default:
+			drained = true
+		}
+	}
+	if !c.Connected() || h.Connected() != 1 {
+		t.Errorf("Connected() = %v, hub sees %d; want still connected", c.Connected(), h.Connected())
+	}
+}
