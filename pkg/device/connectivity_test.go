@@ -389,6 +389,12 @@ func TestX509CertificateAuthorityToHub(t *testing.T) {
 	if err := sendOne(t, &Options{ConnectionString: cs, CertFile: cf, KeyFile: kf, CAFile: h.CAFile()}, "signed"); err != nil {
 		t.Fatalf("CA-signed device: %v", err)
 	}
+	if err := sendOne(t, &Options{ConnectionString: cs, CertFile: cf, KeyFile: kf, CAFile: h.CAFile(), Transport: TransportAMQP}, "signed amqp"); err != nil {
+		t.Fatalf("CA-signed device over AMQP: %v", err)
+	}
+	if body, method := lastTelemetry(t, h, "cam1"); body != "signed amqp" || method != "x509" {
+		t.Errorf("hub got %q with auth %q; want signed amqp, x509", body, method)
+	}
 	// The certificate of cam1 does not make anyone else cam1.
 	if _, err := h.Registry().CreateDevice(&iothub.Device{DeviceID: "cam2", Authentication: &iothub.Authentication{Type: iothub.AuthCertificateAuthority}}); err != nil {
 		t.Fatal(err)
@@ -396,6 +402,10 @@ func TestX509CertificateAuthorityToHub(t *testing.T) {
 	err = sendOne(t, &Options{HostName: h.HostName(), DeviceID: "cam2", CertFile: cf, KeyFile: kf, CAFile: h.CAFile()}, "x")
 	if !errors.Is(err, ErrUnauthorized) {
 		t.Errorf("cam1's certificate as cam2: %v; want refused", err)
+	}
+	err = sendOne(t, &Options{HostName: h.HostName(), DeviceID: "cam2", CertFile: cf, KeyFile: kf, CAFile: h.CAFile(), Transport: TransportAMQP}, "x")
+	if !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), `CN "cam1" is not "cam2"`) {
+		t.Errorf("cam1's certificate as cam2 over AMQP: %v; want refused naming the CN", err)
 	}
 }
 
