@@ -15,7 +15,8 @@ import (
 )
 
 // The device endpoint: links of devices and modules, authorized by the
-// tokens they put on $cbs, over the hub's device core. Link addresses
+// tokens they put on $cbs or by the connection's X.509 client
+// certificate (x509.go), over the hub's device core. Link addresses
 // (the Node SDK's common/core/src/endpoint.ts; the C# SDK's
 // CommonConstants.cs; PROTOCOL facts in the package doc):
 //
@@ -92,7 +93,9 @@ func (cs *conn) attachDevice(ctx context.Context, l *amqp1.Link, id core.Identit
 	addr := l.Address()
 	if e := cs.authorizeLink(l, nodePath(addr), registry.DeviceConnect); e != nil {
 		e.Description += "; put a SAS token for " + identityPath(id) + " (the device's or module's own, or a policy's with DeviceConnect) on $cbs before attaching"
-		return e
+		if e := cs.authorizeX509(l, id, e); e != nil {
+			return e
+		}
 	}
 	dc := cs.deviceConn(id, l)
 	if dc == nil {
@@ -168,9 +171,13 @@ func (cs *conn) deviceConn(id core.Identity, l *amqp1.Link) *devConn {
 		cs.devices[id] = dc
 	}
 	var expiry time.Time
+	method := "sas"
 	if a, ok := cs.authorized[l]; ok {
 		if g := cs.grants[a.key]; g != nil {
 			expiry = g.expiry
+			if g.x509 {
+				method = "x509"
+			}
 		}
 	}
 	dc.mu.Lock()
@@ -178,7 +185,7 @@ func (cs *conn) deviceConn(id core.Identity, l *amqp1.Link) *devConn {
 	dc.mu.Unlock()
 	cs.mu.Unlock()
 	if fresh {
-		dc.s = cs.f.opts.Core.Attach(id, dc, core.AttachOptions{AuthMethod: "sas", Transport: "amqp", Expiry: expiry})
+		dc.s = cs.f.opts.Core.Attach(id, dc, core.AttachOptions{AuthMethod: method, Transport: "amqp", Expiry: expiry})
 		close(dc.attached)
 	}
 	<-dc.attached
