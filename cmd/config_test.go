@@ -86,6 +86,15 @@ func load(t *testing.T, path string, cfg string) (*cobra.Command, string, error)
 // that sets no process variable may run in parallel.
 func loadEnv(t *testing.T, path string, env map[string]string, cfg string) (*cobra.Command, string, error) {
 	t.Helper()
+	return loadEnvIn(t, "", path, env, cfg)
+}
+
+// loadEnvIn is loadEnv with the config file written in dir, under a
+// name of its own, instead of in a new temporary directory (two of
+// them, made and removed, for each of the every-flag test's thousands
+// of cases).
+func loadEnvIn(t *testing.T, dir, path string, env map[string]string, cfg string) (*cobra.Command, string, error) {
+	t.Helper()
 	var errOut bytes.Buffer
 	f := cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &errOut})
 	if env != nil {
@@ -100,8 +109,8 @@ func loadEnv(t *testing.T, path string, env map[string]string, cfg string) (*cob
 		t.Fatal(err)
 	}
 	if cfg != "" {
-		file := filepath.Join(t.TempDir(), "config.yaml")
-		if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		file, err := writeConfig(t, dir, cfg)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if env != nil {
@@ -114,6 +123,23 @@ func loadEnv(t *testing.T, path string, env map[string]string, cfg string) (*cob
 	return c, errOut.String(), err
 }
 
+// writeConfig writes cfg to a new file in dir (t.TempDir() when dir is
+// empty) and returns its path.
+func writeConfig(t *testing.T, dir, cfg string) (string, error) {
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	f, err := os.CreateTemp(dir, "config-*.yaml")
+	if err != nil {
+		return "", err
+	}
+	if _, err := f.WriteString(cfg); err != nil {
+		f.Close()
+		return "", err
+	}
+	return f.Name(), f.Close()
+}
+
 // Every flag of every command can be set from its environment variable
 // and from the config file, at the top level and in the command's
 // section, and a key scoped in a command is read only from its own
@@ -122,6 +148,7 @@ func loadEnv(t *testing.T, path string, env map[string]string, cfg string) (*cob
 func TestEveryFlagFromEnvironmentAndFile(t *testing.T) {
 	t.Parallel()
 	root := NewRootCmd(cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}))
+	dir := t.TempDir() // the config files of all cases
 	n := 0
 	for _, c := range runnable(root) {
 		path := cmdutil.CommandPath(c)
@@ -138,7 +165,7 @@ func TestEveryFlagFromEnvironmentAndFile(t *testing.T) {
 					t.Parallel()
 					env := map[string]string{}
 					cfg := setup(env)
-					got, stderr, err := loadEnv(t, path, env, cfg)
+					got, stderr, err := loadEnvIn(t, dir, path, env, cfg)
 					if err != nil {
 						t.Fatalf("Load: %v", err)
 					}

@@ -135,6 +135,14 @@ func Execute(ctx context.Context, args []string, streams *cmdutil.IOStreams) int
 	return execute(ctx, cmdutil.NewFactory(streams), args)
 }
 
+// ExecuteFactory is Execute with the Factory f: its streams, clock,
+// environment (Getenv) and Microsoft Entra ID credential
+// (NewCredential). A test that runs iotctl this way sets no process
+// variable and may run in parallel.
+func ExecuteFactory(ctx context.Context, f *cmdutil.Factory, args []string) int {
+	return execute(ctx, f, args)
+}
+
 // execute is Execute with the Factory f (its streams, clock and
 // environment).
 func execute(ctx context.Context, f *cmdutil.Factory, args []string) int {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -70,8 +71,14 @@ type Factory struct {
 	// checks, message times). Default: time.Now.
 	Now func() time.Time
 	// Getenv reads the environment variables of the configuration
-	// (IOTCTL_*, see Load). Default: os.Getenv.
+	// (IOTCTL_*, see Load) and AZURE_AUTHORITY_HOST and
+	// AZURE_SUBSCRIPTION_ID. Default: os.Getenv.
 	Getenv func(string) string
+	// NewCredential makes the Microsoft Entra ID credential from the
+	// options iotctl sets (its HTTP client: --ca-file, --proxy).
+	// Default: azidentity.NewDefaultAzureCredential, which reads the
+	// rest of AZURE_* from the process's environment.
+	NewCredential func(*azidentity.DefaultAzureCredentialOptions) (azcore.TokenCredential, error)
 
 	logger *slog.Logger
 	// cred is the Microsoft Entra ID credential, made on first use.
@@ -96,7 +103,21 @@ func NewFactory(io *IOStreams) *Factory {
 	v.SetDefault(KeyOutput, "table")
 	v.SetDefault(KeyLogLevel, "warn")
 	v.SetDefault(KeyLogFormat, "text")
-	return &Factory{IO: io, V: v, Now: time.Now, Getenv: os.Getenv}
+	return &Factory{IO: io, V: v, Now: time.Now, Getenv: os.Getenv, NewCredential: defaultCredential}
+}
+
+// defaultCredential is azidentity.NewDefaultAzureCredential as a
+// NewCredential.
+func defaultCredential(o *azidentity.DefaultAzureCredentialOptions) (azcore.TokenCredential, error) {
+	return azidentity.NewDefaultAzureCredential(o)
+}
+
+// getenv is f.Getenv, else os.Getenv.
+func (f *Factory) getenv(key string) string {
+	if f.Getenv == nil {
+		return os.Getenv(key)
+	}
+	return f.Getenv(key)
 }
 
 // DefaultConfigFile is <user config dir>/iotctl/config.yaml.
@@ -118,10 +139,7 @@ func DefaultConfigFile() string {
 // *UsageError naming where it came from.
 func (f *Factory) Load(cmd *cobra.Command) error {
 	f.ctx = cmd.Context()
-	getenv := f.Getenv
-	if getenv == nil {
-		getenv = os.Getenv
-	}
+	getenv := f.getenv
 	named := getenv(EnvName("", KeyConfig))
 	if fl := cmd.Flags().Lookup(KeyConfig); fl != nil && fl.Changed {
 		named = fl.Value.String()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -238,7 +237,7 @@ func (f *Factory) findHub(ctx context.Context, opts *service.Options, name strin
 func (f *Factory) armOptions(opts *service.Options) service.ARMOptions {
 	sub := f.V.GetString(KeySubscription)
 	if sub == "" {
-		sub = os.Getenv("AZURE_SUBSCRIPTION_ID")
+		sub = f.getenv("AZURE_SUBSCRIPTION_ID")
 	}
 	o := service.ARMOptions{Subscription: sub, ResourceGroup: f.V.GetString(KeyResourceGroup), Endpoint: f.V.GetString(KeyARMEndpoint)}
 	if hc, err := azureHTTPClient(opts); err == nil {
@@ -247,7 +246,7 @@ func (f *Factory) armOptions(opts *service.Options) service.ARMOptions {
 	return o
 }
 
-// credential is azidentity's DefaultAzureCredential, made once, whose
+// credential is azidentity's DefaultAzureCredential (f.NewCredential), made once, whose
 // requests trust --ca-file besides the system's CAs and go through
 // --proxy (else HTTPS_PROXY). With AZURE_AUTHORITY_HOST set (a
 // sovereign or private cloud) it skips MSAL's instance discovery,
@@ -260,9 +259,13 @@ func (f *Factory) credential(opts *service.Options) (azcore.TokenCredential, err
 	if err != nil {
 		return nil, err
 	}
-	co := &azidentity.DefaultAzureCredentialOptions{DisableInstanceDiscovery: os.Getenv("AZURE_AUTHORITY_HOST") != ""}
+	co := &azidentity.DefaultAzureCredentialOptions{DisableInstanceDiscovery: f.getenv("AZURE_AUTHORITY_HOST") != ""}
 	co.Transport = hc
-	cred, err := azidentity.NewDefaultAzureCredential(co)
+	newCred := f.NewCredential
+	if newCred == nil {
+		newCred = defaultCredential
+	}
+	cred, err := newCred(co)
 	if err != nil {
 		return nil, &service.SignInError{Scope: service.EntraScope, Err: err}
 	}

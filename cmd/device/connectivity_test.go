@@ -58,13 +58,6 @@ func telemetryCount(h *hub.Hub, id string) int {
 	return n
 }
 
-// noProxyEnv clears the proxy variables for the test.
-func noProxyEnv(t *testing.T) {
-	for _, k := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "IOTCTL_DEVICE_CONNECTION_STRING", "IOTCTL_CA_FILE"} {
-		t.Setenv(k, "")
-	}
-}
-
 // writeCert makes a device certificate valid until notAfter and writes
 // it and its key; it returns the files and the SHA-1 thumbprint.
 func writeCert(t *testing.T, cn string, notAfter time.Time) (certFile, keyFile, thumbprint string) {
@@ -97,7 +90,6 @@ func sendCmd(f *cmdutil.Factory) *cobra.Command     { return newCmdSend(f, nil) 
 func simulateCmd(f *cmdutil.Factory) *cobra.Command { return newCmdSimulate(f, nil) }
 
 func TestConnectFlags(t *testing.T) {
-	noProxyEnv(t)
 	certFile, keyFile, _ := writeCert(t, "cam1", time.Now().Add(time.Hour))
 	x509CS := "HostName=myhub.azure-devices.net;DeviceId=cam1;x509=true"
 	var sent *sendOptions
@@ -130,7 +122,7 @@ func TestConnectFlags(t *testing.T) {
 }
 
 func TestConnectUsageErrorsExit3(t *testing.T) {
-	noProxyEnv(t)
+	t.Parallel()
 	certFile, keyFile, _ := writeCert(t, "cam1", time.Now().Add(time.Hour))
 	_, otherKey, _ := writeCert(t, "other", time.Now().Add(time.Hour))
 	missing := filepath.Join(t.TempDir(), "missing.pem")
@@ -184,7 +176,6 @@ func TestConnectUsageErrorsExit3(t *testing.T) {
 // iotctl device simulate --websocket goes through HTTPS_PROXY to the
 // in-process hub.
 func TestSimulateWebSocketThroughProxy(t *testing.T) {
-	noProxyEnv(t)
 	h := startConnHub(t)
 	cs := hubDeviceCS(t, h, "sim-ws")
 	_, port, _ := net.SplitHostPort(h.Addrs()[0])
@@ -207,7 +198,7 @@ func TestSimulateWebSocketThroughProxy(t *testing.T) {
 }
 
 func TestSendX509(t *testing.T) {
-	noProxyEnv(t)
+	t.Parallel()
 	h := startConnHub(t)
 	certFile, keyFile, tp := writeCert(t, "cam1", time.Now().Add(time.Hour))
 	registerThumbprint(t, h, "cam1", tp)
@@ -240,7 +231,6 @@ func TestSendX509(t *testing.T) {
 }
 
 func TestSendProxyFailuresExit1(t *testing.T) {
-	noProxyEnv(t)
 	h := startConnHub(t)
 	cs := hubDeviceCS(t, h, "dev1")
 	p := proxytest.New(t)
@@ -271,7 +261,7 @@ func TestSendProxyFailuresExit1(t *testing.T) {
 // stays in the user name and token: the hub knows itself as
 // 127.0.0.1:port, not as localhost.
 func TestSendThroughGatewayHostName(t *testing.T) {
-	noProxyEnv(t)
+	t.Parallel()
 	h := startConnHub(t)
 	_, port, _ := net.SplitHostPort(h.Addrs()[0])
 	cs := hubDeviceCS(t, h, "leaf1") + ";GatewayHostName=localhost:" + port
@@ -305,7 +295,7 @@ func writeCA(t *testing.T) (certFile, keyFile string) {
 }
 
 func TestDeviceCAFleetUsageErrors(t *testing.T) {
-	noProxyEnv(t)
+	t.Parallel()
 	caFile, caKey := writeCA(t)
 	leafCert, leafKey, _ := writeCert(t, "cam1", time.Now().Add(time.Hour))
 	keys := filepath.Join(t.TempDir(), "keys.txt")
@@ -340,7 +330,7 @@ func TestDeviceCAFleetUsageErrors(t *testing.T) {
 // the service API, and the hub that trusts the CA takes their
 // telemetry.
 func TestDeviceCAFleetAgainstHub(t *testing.T) {
-	noProxyEnv(t)
+	t.Parallel()
 	caFile, caKey := writeCA(t)
 	h := hub.New(&hub.Options{Addr: "127.0.0.1:0", InMemory: true, DeviceCAFiles: []string{caFile}})
 	if err := h.Start(context.Background()); err != nil {

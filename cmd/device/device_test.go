@@ -35,8 +35,6 @@ func execute(t *testing.T, stdin string, sub func(*cmdutil.Factory) *cobra.Comma
 // not.
 func executeTTY(t *testing.T, outTTY, errTTY bool, stdin string, sub func(*cmdutil.Factory) *cobra.Command, args ...string) (int, string, string) {
 	t.Helper()
-	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	t.Setenv("HOME", t.TempDir())
 	var out, errOut bytes.Buffer
 	f := cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut, OutTTY: outTTY, ErrTTY: errTTY})
 	root := &cobra.Command{Use: "iotctl", SilenceErrors: true, SilenceUsage: true,
@@ -140,6 +138,7 @@ func TestSimulateFlags(t *testing.T) {
 }
 
 func TestSimulateUsageErrorsExit3(t *testing.T) {
+	t.Parallel()
 	keys := filepath.Join(t.TempDir(), "keys.txt")
 	os.WriteFile(keys, []byte("a not*base64\n"), 0o600)
 	tests := []struct {
@@ -197,6 +196,7 @@ func TestSimulateUsageErrorsExit3(t *testing.T) {
 }
 
 func TestSendFlagsAndUsageErrors(t *testing.T) {
+	t.Parallel()
 	var got *sendOptions
 	capture := func(f *cmdutil.Factory) *cobra.Command {
 		return newCmdSend(f, func(o *sendOptions) error { got = o; return nil })
@@ -231,6 +231,7 @@ func TestSendFlagsAndUsageErrors(t *testing.T) {
 }
 
 func TestExitErrorMapping(t *testing.T) {
+	t.Parallel()
 	if code := cmdutil.ExitCode(exitError(&device.ConnectError{Code: 5, Host: "h:8883"})); code != cmdutil.ExitAuth {
 		t.Errorf("refused CONNECT exits %d; want 4", code)
 	}
@@ -246,6 +247,7 @@ func TestExitErrorMapping(t *testing.T) {
 }
 
 func TestPrinter(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	io := &cmdutil.IOStreams{Out: &out, ErrOut: &errOut}
 	at := time.Date(2026, 3, 1, 9, 30, 5, 123e6, time.UTC)
@@ -342,6 +344,7 @@ func TestSASTTLFlag(t *testing.T) {
 // token renewal in its own words, a lost connection with the reason and
 // the error; in JSON the reason stays the same words.
 func TestPrinterConnectionReasons(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	io := &cmdutil.IOStreams{Out: &out, ErrOut: &errOut}
 	at := time.Date(2026, 3, 1, 9, 30, 5, 0, time.UTC)
@@ -379,6 +382,7 @@ func (r failReader) Read([]byte) (int, error) {
 // reads no standard input and looks at no configuration, so those
 // refusals need nothing but the flags.
 func TestSimulateCheckReadsNothing(t *testing.T) {
+	t.Parallel()
 	f := cmdutil.NewFactory(&cmdutil.IOStreams{In: failReader{t}, Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}})
 	missing := filepath.Join(t.TempDir(), "missing.pem")
 	for _, tc := range []struct {

@@ -22,6 +22,7 @@ import (
 // the service API, the one that exists keeps its key, and all three
 // connect and send.
 func TestSimulateFleetCreatesIdentities(t *testing.T) {
+	t.Parallel()
 	h, svc := startHub(t)
 	if err := h.CreateDevice("sim-00002"); err != nil {
 		t.Fatal(err)
@@ -127,6 +128,7 @@ func startHub(t *testing.T) (*hub.Hub, string) {
 // --print-messages); piped, JSON Lines events with stats events;
 // --quiet, the summary only.
 func TestSimulateFleetDisplay(t *testing.T) {
+	t.Parallel()
 	h, svc := startHub(t)
 	sim := func(f *cmdutil.Factory) *cobra.Command { return newCmdSimulate(f, nil) }
 	args := []string{"simulate", "--devices", "3", "--hub-connection-string", svc, "--ca-file", h.CAFile(),
@@ -213,6 +215,7 @@ func ansiFree(s string) string { return ansi.ReplaceAllString(s, "") }
 // rejects a queued C2D message: the hub records a Rejected feedback for
 // it; for AMQP and HTTPS.
 func TestTransportsAgainstHub(t *testing.T) {
+	t.Parallel()
 	for _, tr := range []string{"amqp", "https"} {
 		t.Run(tr, func(t *testing.T) {
 			h, _ := startHub(t)

@@ -122,6 +122,7 @@ func TestK8sJobManifest(t *testing.T) {
 // The strict decoding the test above relies on refuses a field batch/v1
 // Job does not have.
 func TestDecodeJobRefusesUnknownFields(t *testing.T) {
+	t.Parallel()
 	j := &simulate.Job{Name: "iotctl-sim", Image: "i", Args: []string{"device", "simulate"}, Shards: 2, Devices: 4, MetricsPort: 9090}
 	m, err := j.Manifest()
 	if err != nil {
@@ -142,6 +143,7 @@ func TestDecodeJobRefusesUnknownFields(t *testing.T) {
 // Flags --k8s-job cannot do without, or that do not go with it, exit
 // 3 before anything is printed, and no key is ever printed.
 func TestK8sJobUsageErrorsExit3(t *testing.T) {
+	t.Parallel()
 	fleet := []string{"simulate", "--devices", "4", "--shards", "2", "--hub-connection-string", serviceCS}
 	tests := []struct {
 		name string

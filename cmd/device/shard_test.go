@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/internal/clitest"
 	"github.com/iotctl/iotctl/pkg/simulate"
 )
 
@@ -30,7 +31,7 @@ func TestMain(m *testing.M) {
 	if raw := os.Getenv(childArgsEnv); raw != "" {
 		os.Exit(runChild(raw))
 	}
-	os.Exit(m.Run())
+	os.Exit(clitest.Main(m))
 }
 
 func runChild(raw string) int {
@@ -59,6 +60,7 @@ func runChild(raw string) int {
 // process takes its index from JOB_COMPLETION_INDEX, as in the pods of
 // a Kubernetes Indexed Job.
 func TestShardProcessesCoverTheFleet(t *testing.T) {
+	t.Parallel()
 	h, svc := startHub(t)
 	const devices, shards = 10, 4
 	fleet := simulate.FleetIDs("sim-", devices)

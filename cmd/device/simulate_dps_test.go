@@ -17,6 +17,7 @@ import (
 // and sends; the summary counts them provisioned. A key of no group
 // exits 4.
 func TestSimulateFleetThroughDPS(t *testing.T) {
+	t.Parallel()
 	h, svc := startHub(t)
 	g, err := h.DPS().PutGroup(&dps.EnrollmentGroup{EnrollmentGroupID: "fleet", Attestation: &dps.Attestation{Type: dps.AttestationSymmetricKey}}, "")
 	if err != nil {
@@ -62,6 +63,7 @@ func TestSimulateFleetThroughDPS(t *testing.T) {
 }
 
 func TestSimulateDPSUsage(t *testing.T) {
+	t.Parallel()
 	cmd := func(f *cmdutil.Factory) *cobra.Command { return newCmdSimulate(f, nil) }
 	for _, args := range [][]string{
 		{"--dps-group-key", "a2V5", "--dps-id-scope", "0ne00000001"},                                            // no --devices
@@ -80,6 +82,7 @@ func TestSimulateDPSUsage(t *testing.T) {
 }
 
 func TestStatusLineCountsProvisionedDevices(t *testing.T) {
+	t.Parallel()
 	s := simulate.Stats{Devices: 10, Connected: 4, Provisioned: 7, Acked: 12}
 	if got := statusLine(s); !strings.HasPrefix(got, "7 provisioned, 4/10 connected, ") {
 		t.Errorf("statusLine(%+v) = %q; want it to start with the provisioned count", s, got)
@@ -94,6 +97,7 @@ func TestStatusLineCountsProvisionedDevices(t *testing.T) {
 // credential, so the manifest never holds it and the pods read it from
 // the Secret.
 func TestSimulateDPSK8sJobKeepsTheGroupKeyOutOfTheManifest(t *testing.T) {
+	t.Parallel()
 	cmd := func(f *cmdutil.Factory) *cobra.Command { return newCmdSimulate(f, nil) }
 	key := "c2VjcmV0LWdyb3VwLWtleS0wMTIzNDU2Nzg5YWJjZGVm"
 	args := []string{"simulate", "--devices", "100", "--shards", "2", "--dps-id-scope", "0ne00000001", "--dps-group-key", key,

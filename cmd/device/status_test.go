@@ -19,6 +19,7 @@ import (
 )
 
 func TestChooseDisplay(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name                        string
 		format                      output.Format
@@ -94,6 +95,7 @@ func lastFrame(out string) string {
 // stderr, the lines of what the back end did above them, no message
 // lines, errors up to a limit, and the summary on stdout below.
 func TestPrinterLiveStatus(t *testing.T) {
+	t.Parallel()
 	var stdout bytes.Buffer
 	var stderr syncBuffer
 	io := &cmdutil.IOStreams{Out: &stdout, ErrOut: &stderr, OutTTY: true, ErrTTY: true}
@@ -156,6 +158,7 @@ func TestPrinterLiveStatus(t *testing.T) {
 // Once every device is connected the progress bar goes; the status
 // line stays.
 func TestLiveStatusBarGoesWhenAllConnected(t *testing.T) {
+	t.Parallel()
 	var stderr syncBuffer
 	var connected atomic.Int64
 	stats := func() simulate.Stats { return simulate.Stats{Devices: 2, Connected: connected.Load()} }
@@ -172,6 +175,7 @@ func TestLiveStatusBarGoesWhenAllConnected(t *testing.T) {
 }
 
 func TestStatusLineRate(t *testing.T) {
+	t.Parallel()
 	var acked atomic.Int64
 	l := &liveStatus{stats: func() simulate.Stats { return simulate.Stats{Devices: 1, Acked: acked.Load()} }}
 	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)

@@ -10,6 +10,7 @@ import (
 )
 
 func TestUploadFlagsAndUsageErrors(t *testing.T) {
+	t.Parallel()
 	var got *uploadOptions
 	capture := func(f *cmdutil.Factory) *cobra.Command {
 		return newCmdUpload(f, func(o *uploadOptions) error { got = o; return nil })

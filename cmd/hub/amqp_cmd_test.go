@@ -169,12 +169,23 @@ func startIotctl(t *testing.T, args ...string) *background {
 // startIotctlTTY is startIotctl with stderr taken for a terminal or not.
 func startIotctlTTY(t *testing.T, errTTY bool, args ...string) *background {
 	t.Helper()
+	return startIotctlFactory(t, errTTY, nil, args...)
+}
+
+// startIotctlFactory is startIotctlTTY with setup, when not nil, given
+// the command's Factory first (its environment, its credential).
+func startIotctlFactory(t *testing.T, errTTY bool, setup func(*cmdutil.Factory), args ...string) *background {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &background{out: &lineWriter{lines: make(chan string, 1000)}, errOut: &lineWriter{lines: make(chan string, 1000)},
 		cancel: cancel, done: make(chan struct{})}
+	f := cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(""), Out: b.out, ErrOut: b.errOut, ErrTTY: errTTY})
+	if setup != nil {
+		setup(f)
+	}
 	go func() {
 		defer close(b.done)
-		b.code = cmd.Execute(ctx, args, &cmdutil.IOStreams{In: strings.NewReader(""), Out: b.out, ErrOut: b.errOut, ErrTTY: errTTY})
+		b.code = cmd.ExecuteFactory(ctx, f, args)
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/internal/entratest"
 	"github.com/iotctl/iotctl/pkg/connstr"
@@ -267,11 +271,31 @@ type staticSource struct{ tok service.Token }
 
 func (s staticSource) Token(context.Context) (service.Token, error) { return s.tok, nil }
 
+// signIn gives f the environment of iotctl signed in as the client id
+// without the process's: AZURE_* in f.Getenv, and a client secret
+// credential (what DefaultAzureCredential makes of AZURE_CLIENT_SECRET)
+// that reads no process variable. A test that signs in this way may
+// run in parallel.
+func (e *entraEnv) signIn(clientID, secret string) func(*cmdutil.Factory) {
+	env := e.env(clientID, secret)
+	return func(f *cmdutil.Factory) {
+		f.Getenv = func(k string) string { return env[k] }
+		f.NewCredential = func(o *azidentity.DefaultAzureCredentialOptions) (azcore.TokenCredential, error) {
+			co := o.ClientOptions
+			co.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: env["AZURE_AUTHORITY_HOST"] + "/"}
+			return azidentity.NewClientSecretCredential(env["AZURE_TENANT_ID"], env["AZURE_CLIENT_ID"], env["AZURE_CLIENT_SECRET"],
+				&azidentity.ClientSecretCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: o.DisableInstanceDiscovery})
+		}
+	}
+}
+
 // hub feedback, a long-running AMQP command, keeps its link across the
 // expiry of its Entra ID token (the token endpoint issues 5-second
 // tokens here, and the hub closes links whose token expired): the
 // record of a message sent after the first token expired reaches it.
+// It runs in parallel, as it mostly waits for that expiry.
 func TestEntraFeedbackAcrossTokenExpiry(t *testing.T) {
+	t.Parallel()
 	e := startEntraEnv(t)
 	// The first token is the command's: the test asks for none.
 	late := make(chan struct{})
@@ -294,11 +318,7 @@ func TestEntraFeedbackAcrossTokenExpiry(t *testing.T) {
 	}
 	got := make(chan *message.Message, 1)
 	amqpDevice(t, &regEnv{hub: e.entraHub}, "d1", got)
-	(&regEnv{}).setenvBare(t)
-	for k, v := range e.env(writerID, writerSecret) {
-		t.Setenv(k, v)
-	}
-	b := startIotctl(t, "hub", "feedback", "--count", "1", "--timeout", "60s", "-o", "json")
+	b := startIotctlFactory(t, false, e.signIn(writerID, writerSecret), "hub", "feedback", "--count", "1", "--timeout", "60s", "-o", "json")
 	select {
 	case <-late:
 	case <-b.done:

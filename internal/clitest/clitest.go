@@ -21,10 +21,15 @@ func Isolate(t testing.TB) {
 	}
 }
 
+// proxyVars are the variables of an HTTP proxy that iotctl's commands
+// and Go's net/http read (http.ProxyFromEnvironment).
+var proxyVars = []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"}
+
 // IsolateProcess is Isolate for a whole test binary, from TestMain: it
-// clears every IOTCTL_* variable and points HOME and XDG_CONFIG_HOME at
-// a new empty directory, so that tests may run in parallel without
-// t.Setenv. It returns a function that removes the directory.
+// clears every IOTCTL_* variable and the proxy variables, and points
+// HOME and XDG_CONFIG_HOME at a new empty directory, so that tests may
+// run in parallel without t.Setenv. It returns a function that removes
+// the directory.
 func IsolateProcess() (cleanup func(), err error) {
 	home, err := os.MkdirTemp("", "iotctl-test-home-")
 	if err != nil {
@@ -34,6 +39,9 @@ func IsolateProcess() (cleanup func(), err error) {
 		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "IOTCTL_") {
 			os.Unsetenv(k)
 		}
+	}
+	for _, k := range proxyVars {
+		os.Unsetenv(k)
 	}
 	os.Setenv("HOME", home)
 	os.Setenv("XDG_CONFIG_HOME", home+"/.config")
