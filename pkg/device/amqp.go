@@ -122,8 +122,9 @@ func dialAMQP(ctx context.Context, cfg *config) (*amqpConn, error) {
 // amqpLinks are one device's session on an amqpConn and its links:
 // telemetry, methods and twin always, C2D while a handler is set.
 type amqpLinks struct {
-	ac   *amqpConn
-	sess *amqp.Session
+	ac     *amqpConn
+	shared bool // ac is an AMQPShared's: end the session, not the connection
+	sess   *amqp.Session
 	tel  *amqp.Sender
 	c2d  *amqp.Receiver
 	mSnd *amqp.Sender
@@ -136,10 +137,23 @@ type amqpLinks struct {
 	lost    sync.Once
 }
 
-// amqpClient is a device over AMQP 1.0: one connection of its own for
-// now (amqpConn), with the device's session on it.
+// end ends l: its session on a shared connection (the other devices'
+// sessions go on), else its connection.
+func (l *amqpLinks) end(timeout time.Duration) {
+	if !l.shared {
+		_ = l.ac.conn.Close()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_ = l.sess.Close(ctx)
+}
+
+// amqpClient is a device over AMQP 1.0: its session on a connection
+// of its own (amqpConn), or on an AMQPShared's.
 type amqpClient struct {
-	cfg *config
+	cfg    *config
+	shared *AMQPShared // nil: a connection of its own
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -272,9 +286,19 @@ func (c *amqpClient) putToken(ctx context.Context, ac *amqpConn) (time.Duration,
 	return renewIn, nil
 }
 
-// attempt makes one connection and installs the device's links.
+// connection dials a connection of the client's own, or returns the
+// shared one (dialling it if none is live).
+func (c *amqpClient) connection(ctx context.Context) (*amqpConn, error) {
+	if c.shared != nil {
+		return c.shared.conn(ctx, c.cfg)
+	}
+	return dialAMQP(ctx, c.cfg)
+}
+
+// attempt makes one connection (or takes the shared one) and installs
+// the device's links.
 func (c *amqpClient) attempt(ctx context.Context) error {
-	ac, err := dialAMQP(ctx, c.cfg)
+	ac, err := c.connection(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -296,9 +320,12 @@ func (c *amqpClient) attempt(ctx context.Context) error {
 			if err = c.subscribeDesired(ctx, l); err == nil {
 				return c.install(l, renewIn)
 			}
+			l.end(c.cfg.connTimeout)
 		}
 	}
-	ac.conn.Close()
+	if c.shared == nil {
+		ac.conn.Close()
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -316,7 +343,7 @@ func (c *amqpClient) open(ctx context.Context, ac *amqpConn) (*amqpLinks, error)
 	if err != nil {
 		return nil, fmt.Errorf("device: amqp session: %w", amqpErr(err))
 	}
-	l := &amqpLinks{ac: ac, sess: sess, pending: map[string]chan *amqp.Message{}}
+	l := &amqpLinks{ac: ac, shared: c.shared != nil, sess: sess, pending: map[string]chan *amqp.Message{}}
 	props := func(kind string) map[string]any {
 		return map[string]any{
 			"com.microsoft:client-version":         "iotctl/" + version(),
@@ -325,6 +352,9 @@ func (c *amqpClient) open(ctx context.Context, ac *amqpConn) (*amqpLinks, error)
 		}
 	}
 	fail := func(what string, err error) (*amqpLinks, error) {
+		if c.shared != nil {
+			_ = sess.Close(ctx) // the connection goes on for the others
+		}
 		return nil, fmt.Errorf("device: amqp %s link: %w", what, amqpErr(err))
 	}
 	if l.tel, err = sess.NewSender(ctx, c.address("messages/events"), &amqp.SenderOptions{
@@ -373,7 +403,7 @@ func (c *amqpClient) install(l *amqpLinks, renewIn time.Duration) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		l.ac.conn.Close()
+		l.end(c.cfg.connTimeout)
 		return ErrClosed
 	}
 	c.cur = l
@@ -406,7 +436,7 @@ func (c *amqpClient) renewToken(l *amqpLinks) {
 	if err != nil {
 		c.cfg.log.Warn("token renewal failed", "device", c.cfg.clientID, "err", err)
 		if errors.Is(err, ErrUnauthorized) {
-			go l.ac.conn.Close() // the reconnect tells the refusal
+			go l.end(c.cfg.connTimeout) // the reconnect tells the refusal
 		} else {
 			c.renew = time.AfterFunc(c.cfg.minDelay, func() { c.renewToken(l) })
 		}
@@ -418,7 +448,7 @@ func (c *amqpClient) renewToken(l *amqpLinks) {
 // lost handles the end of l's connection (a receive loop failed).
 func (c *amqpClient) lost(l *amqpLinks, err error) {
 	l.lost.Do(func() {
-		l.ac.conn.Close()
+		l.end(c.cfg.connTimeout)
 		l.pmu.Lock()
 		for id, ch := range l.pending {
 			close(ch)
@@ -857,9 +887,12 @@ func (c *amqpClient) Close(ctx context.Context) error {
 	c.mu.Unlock()
 	c.cancel()
 	if l != nil {
-		_ = l.ac.conn.Close()
+		l.end(c.cfg.connTimeout)
 	}
 	c.wg.Wait()
+	if c.shared != nil {
+		c.shared.release()
+	}
 	c.emit(Event{State: StateClosed, Reason: ReasonClosed})
 	return nil
 }
