@@ -125,12 +125,12 @@ type amqpLinks struct {
 	ac     *amqpConn
 	shared bool // ac is an AMQPShared's: end the session, not the connection
 	sess   *amqp.Session
-	tel  *amqp.Sender
-	c2d  *amqp.Receiver
-	mSnd *amqp.Sender
-	mRcv *amqp.Receiver
-	tSnd *amqp.Sender
-	tRcv *amqp.Receiver
+	tel    *amqp.Sender
+	c2d    *amqp.Receiver
+	mSnd   *amqp.Sender
+	mRcv   *amqp.Receiver
+	tSnd   *amqp.Sender
+	tRcv   *amqp.Receiver
 
 	pmu     sync.Mutex
 	pending map[string]chan *amqp.Message // twin responses by correlation id
