@@ -8,10 +8,10 @@ import (
 )
 
 // MaxDevicesPerAMQPConnection is the most devices AMQPShared lets
-// share one connection: the C# SDK's limit
+// share one connection: the C# SDK's limit, "IotHub allows up to 999
+// tokens per connection. Setting the threshold just below that."
 // (azure-iot-sdk-csharp iothub/device/src/AmqpConnectionPoolSettings.cs,
-// MaxDevicesPerConnection = 995), which keeps a connection's sessions
-// (one per device and one for $cbs) under IoT Hub's limit.
+// MaxDevicesPerConnection = 995).
 const MaxDevicesPerAMQPConnection = 995
 
 // AMQPShared is one AMQP connection that several device (or module)
