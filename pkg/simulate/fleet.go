@@ -219,7 +219,8 @@ func New(opts *Options) (*Fleet, error) {
 		f.registering = make(chan struct{}, MaxRegistering)
 	}
 	if len(f.ids) > 0 {
-		if err := checkOpenFiles(len(f.ids)); err != nil {
+		conns := (len(f.ids) + per - 1) / per
+		if err := checkOpenFiles(len(f.ids), conns); err != nil {
 			return nil, err
 		}
 	}
