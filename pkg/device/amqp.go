@@ -79,6 +79,51 @@ func amqpErr(err error) error {
 type amqpConn struct {
 	conn *amqp.Conn
 	cbs  *cbs.Link
+
+	mu     sync.Mutex
+	gone   bool                       // the connection ended
+	onLost map[*amqpLinks]func(error) // the devices' links on it
+}
+
+// watch tells every device on ac when the connection ends: a device
+// without receive loops (one that only sends telemetry) would not
+// notice until its next send. One goroutine per connection, not per
+// device.
+func (ac *amqpConn) watch() {
+	<-ac.conn.Done()
+	ac.mu.Lock()
+	ac.gone = true
+	fns := ac.onLost
+	ac.onLost = nil
+	ac.mu.Unlock()
+	err := ac.conn.Err()
+	if err == nil {
+		err = errors.New("the connection was closed")
+	}
+	for _, fn := range fns {
+		fn(err)
+	}
+}
+
+// register makes watch call lost for l; false: the connection has
+// ended already.
+func (ac *amqpConn) register(l *amqpLinks, lost func(error)) bool {
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	if ac.gone {
+		return false
+	}
+	if ac.onLost == nil {
+		ac.onLost = map[*amqpLinks]func(error){}
+	}
+	ac.onLost[l] = lost
+	return true
+}
+
+func (ac *amqpConn) unregister(l *amqpLinks) {
+	ac.mu.Lock()
+	delete(ac.onLost, l)
+	ac.mu.Unlock()
 }
 
 // dialAMQP connects (TLS or WebSocket, through the proxy when there is
@@ -112,7 +157,9 @@ func dialAMQP(ctx context.Context, cfg *config) (*amqpConn, error) {
 	if err == nil {
 		var l *cbs.Link
 		if l, err = cbs.Open(ctx, sess); err == nil {
-			return &amqpConn{conn: conn, cbs: l}, nil
+			ac := &amqpConn{conn: conn, cbs: l}
+			go ac.watch()
+			return ac, nil
 		}
 	}
 	conn.Close()
@@ -120,7 +167,13 @@ func dialAMQP(ctx context.Context, cfg *config) (*amqpConn, error) {
 }
 
 // amqpLinks are one device's session on an amqpConn and its links:
-// telemetry, methods and twin always, C2D while a handler is set.
+// telemetry always; methods once a method handler is set, C2D once a C2D
+// handler is, twin once a desired handler is or at the first twin
+// request, as the Node SDK attaches them (azure-iot-sdk-node
+// device/transport/amqp/src/amqp.ts enableMethods, enableC2D,
+// enableTwinDesiredPropertiesUpdates and getTwin). Each link costs
+// go-amqp a goroutine and a 5,000-entry queue, so a device that only
+// sends telemetry keeps one link.
 type amqpLinks struct {
 	ac     *amqpConn
 	shared bool // ac is an AMQPShared's: end the session, not the connection
@@ -132,6 +185,8 @@ type amqpLinks struct {
 	tSnd   *amqp.Sender
 	tRcv   *amqp.Receiver
 
+	amu     sync.Mutex // attaching the methods or twin links
+	started bool       // the receive loops run (under amqpClient.mu)
 	pmu     sync.Mutex
 	pending map[string]chan *amqp.Message // twin responses by correlation id
 	lost    sync.Once
@@ -140,6 +195,7 @@ type amqpLinks struct {
 // end ends l: its session on a shared connection (the other devices'
 // sessions go on), else its connection.
 func (l *amqpLinks) end(timeout time.Duration) {
+	l.ac.unregister(l)
 	if !l.shared {
 		_ = l.ac.conn.Close()
 		return
@@ -344,13 +400,6 @@ func (c *amqpClient) open(ctx context.Context, ac *amqpConn) (*amqpLinks, error)
 		return nil, fmt.Errorf("device: amqp session: %w", amqpErr(err))
 	}
 	l := &amqpLinks{ac: ac, shared: c.shared != nil, sess: sess, pending: map[string]chan *amqp.Message{}}
-	props := func(kind string) map[string]any {
-		return map[string]any{
-			"com.microsoft:client-version":         "iotctl/" + version(),
-			"com.microsoft:api-version":            APIVersion,
-			"com.microsoft:channel-correlation-id": kind + ":" + uuid.NewString(),
-		}
-	}
 	fail := func(what string, err error) (*amqpLinks, error) {
 		if c.shared != nil {
 			_ = sess.Close(ctx) // the connection goes on for the others
@@ -361,21 +410,18 @@ func (c *amqpClient) open(ctx context.Context, ac *amqpConn) (*amqpLinks, error)
 		Properties: map[string]any{"com.microsoft:client-version": "iotctl/" + version()}}); err != nil {
 		return fail("telemetry", err)
 	}
-	mp := props("methods")
-	if l.mRcv, err = sess.NewReceiver(ctx, c.address("methods/devicebound"), &amqp.ReceiverOptions{Properties: mp, Credit: 10}); err != nil {
-		return fail("methods", err)
+	if c.hasMethodHandler() {
+		if err := c.attachMethods(ctx, l); err != nil {
+			return fail("methods", err)
+		}
 	}
-	if l.mSnd, err = sess.NewSender(ctx, c.address("methods/devicebound"), &amqp.SenderOptions{Properties: mp}); err != nil {
-		return fail("methods", err)
-	}
-	settled := amqp.SenderSettleModeSettled
-	tp := props("twin")
-	if l.tRcv, err = sess.NewReceiver(ctx, c.address("twin"), &amqp.ReceiverOptions{Properties: tp, Credit: 10,
-		RequestedSenderSettleMode: &settled}); err != nil {
-		return fail("twin", err)
-	}
-	if l.tSnd, err = sess.NewSender(ctx, c.address("twin"), &amqp.SenderOptions{Properties: tp, SettlementMode: &settled}); err != nil {
-		return fail("twin", err)
+	c.hmu.RLock()
+	desired := c.desired != nil
+	c.hmu.RUnlock()
+	if desired {
+		if err := c.attachTwin(ctx, l); err != nil {
+			return fail("twin", err)
+		}
 	}
 	if c.handler() != nil {
 		if l.c2d, err = sess.NewReceiver(ctx, c.address("messages/devicebound"), &amqp.ReceiverOptions{Credit: 1}); err != nil {
@@ -385,13 +431,136 @@ func (c *amqpClient) open(ctx context.Context, ac *amqpConn) (*amqpLinks, error)
 	return l, nil
 }
 
-// start starts l's receive loops.
-func (c *amqpClient) start(l *amqpLinks) {
+// linkProps are the attach properties of a methods or twin link pair:
+// a channel correlation id pairing the sender with its receiver, the
+// api-version.
+func linkProps(kind string) map[string]any {
+	return map[string]any{
+		"com.microsoft:client-version":         "iotctl/" + version(),
+		"com.microsoft:api-version":            APIVersion,
+		"com.microsoft:channel-correlation-id": kind + ":" + uuid.NewString(),
+	}
+}
+
+// attachMethods attaches l's methods link pair unless it has one. Its
+// receive loop starts with start, or at once on live links.
+func (c *amqpClient) attachMethods(ctx context.Context, l *amqpLinks) error {
+	l.amu.Lock()
+	defer l.amu.Unlock()
+	if l.mRcv != nil {
+		return nil
+	}
+	mp := linkProps("methods")
+	r, err := l.sess.NewReceiver(ctx, c.address("methods/devicebound"), &amqp.ReceiverOptions{Properties: mp, Credit: 10})
+	if err != nil {
+		return err
+	}
+	snd, err := l.sess.NewSender(ctx, c.address("methods/devicebound"), &amqp.SenderOptions{Properties: mp})
+	if err != nil {
+		_ = r.Close(ctx)
+		return err
+	}
+	l.mRcv, l.mSnd = r, snd
+	c.startLoop(l, c.methodLoop)
+	return nil
+}
+
+// attachTwin attaches l's twin link pair unless it has one.
+func (c *amqpClient) attachTwin(ctx context.Context, l *amqpLinks) error {
+	l.amu.Lock()
+	defer l.amu.Unlock()
+	if l.tRcv != nil {
+		return nil
+	}
+	settled := amqp.SenderSettleModeSettled
+	tp := linkProps("twin")
+	r, err := l.sess.NewReceiver(ctx, c.address("twin"), &amqp.ReceiverOptions{Properties: tp, Credit: 10,
+		RequestedSenderSettleMode: &settled})
+	if err != nil {
+		return err
+	}
+	snd, err := l.sess.NewSender(ctx, c.address("twin"), &amqp.SenderOptions{Properties: tp, SettlementMode: &settled})
+	if err != nil {
+		_ = r.Close(ctx)
+		return err
+	}
+	l.tRcv, l.tSnd = r, snd
+	c.startLoop(l, c.twinLoop)
+	return nil
+}
+
+// startLoop runs loop on l now if l is live (or being installed and
+// started), else leaves it to start.
+func (c *amqpClient) startLoop(l *amqpLinks, loop func(*amqpLinks)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.wg.Add(2)
-	go c.methodLoop(l)
-	go c.twinLoop(l)
+	if l.started && !c.closed {
+		c.wg.Add(1)
+		go loop(l)
+	}
+}
+
+// hasMethodHandler reports whether a method handler is set.
+func (c *amqpClient) hasMethodHandler() bool {
+	c.mmu.RLock()
+	defer c.mmu.RUnlock()
+	return c.defMethod != nil || len(c.methods) > 0
+}
+
+// HandleMethod registers fn for the method name (see
+// Client.HandleMethod); the first handler attaches the methods links.
+func (c *amqpClient) HandleMethod(name string, fn MethodHandler) {
+	c.methodTable.HandleMethod(name, fn)
+	c.methodsWanted()
+}
+
+// SetDefaultMethodHandler sets the handler of methods without one (see
+// Client.SetDefaultMethodHandler); it attaches the methods links.
+func (c *amqpClient) SetDefaultMethodHandler(fn MethodHandler) {
+	c.methodTable.SetDefaultMethodHandler(fn)
+	c.methodsWanted()
+}
+
+// methodsWanted attaches the methods links on live links that have
+// none, now that a handler is set.
+func (c *amqpClient) methodsWanted() {
+	if !c.hasMethodHandler() {
+		return
+	}
+	c.mu.Lock()
+	l := c.cur
+	if l == nil || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.connTimeout)
+		defer cancel()
+		if err := c.attachMethods(ctx, l); err != nil && c.ctx.Err() == nil {
+			c.cfg.log.Warn("late methods attach failed", "device", c.cfg.clientID, "err", amqpErr(err))
+		}
+	}()
+}
+
+// start starts l's receive loops; links attached later start their
+// own.
+func (c *amqpClient) start(l *amqpLinks) {
+	l.amu.Lock()
+	defer l.amu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l.started = true
+	if l.mRcv != nil {
+		c.wg.Add(1)
+		go c.methodLoop(l)
+	}
+	if l.tRcv != nil {
+		c.wg.Add(1)
+		go c.twinLoop(l)
+	}
 	if l.c2d != nil {
 		c.wg.Add(1)
 		go c.c2dLoop(l, l.c2d)
@@ -414,6 +583,10 @@ func (c *amqpClient) install(l *amqpLinks, renewIn time.Duration) error {
 	c.mu.Unlock()
 	c.cfg.log.Debug("connected", "device", c.cfg.clientID, "address", c.cfg.address, "transport", "amqp")
 	c.emit(Event{State: StateConnected})
+	lost := func(err error) { c.lost(l, err) }
+	if !l.ac.register(l, lost) {
+		lost(l.ac.conn.Err())
+	}
 	return nil
 }
 
@@ -797,6 +970,9 @@ func (c *amqpClient) twinLoop(l *amqpLinks) {
 // twinRequest sends a twin request and waits for its response; a
 // status of 300 or more is a *StatusError.
 func (c *amqpClient) twinRequest(ctx context.Context, l *amqpLinks, op, operation, resource string, body []byte) (*amqp.Message, error) {
+	if err := c.attachTwin(ctx, l); err != nil {
+		return nil, fmt.Errorf("device: %s: amqp twin link: %w", op, amqpErr(err))
+	}
 	id := uuid.NewString()
 	ch := make(chan *amqp.Message, 1)
 	l.pmu.Lock()

@@ -123,6 +123,9 @@ func TestAMQPSharedExpiredTokenEndsOnlyItsDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { short.Close(context.Background()) })
+	// A receiving link learns of the end at once; a device that only
+	// sends telemetry learns of it at its next send.
+	short.SetDefaultMethodHandler(func(context.Context, *MethodRequest) MethodResponse { return MethodResponse{Status: 200} })
 	if err := short.Connect(testCtx(t)); err != nil {
 		t.Fatalf("Connect(short) = %v", err)
 	}
@@ -236,5 +239,49 @@ func TestAMQPSharedCloseEndsEveryGoroutine(t *testing.T) {
 	s.Close()
 	if err := goleak.Find(ignore); err != nil {
 		t.Errorf("goroutines left after Close: %v", err)
+	}
+}
+
+// A device without handlers attaches its telemetry link only; a method
+// handler set later attaches the methods links (and the hub's call
+// reaches it), a twin request the twin links.
+func TestAMQPLinksAttachedWhenNeeded(t *testing.T) {
+	h := startHub(t, nil)
+	s, err := NewAMQPShared(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	c := openShared(t, h, s, "lazy", Options{}, nil)
+	ac := c.(*amqpClient)
+	links := func() (methods, twin, c2d bool) {
+		ac.mu.Lock()
+		l := ac.cur
+		ac.mu.Unlock()
+		l.amu.Lock()
+		defer l.amu.Unlock()
+		return l.mRcv != nil, l.tRcv != nil, l.c2d != nil
+	}
+	if m, tw, cd := links(); m || tw || cd {
+		t.Fatalf("links of a device without handlers: methods %v, twin %v, C2D %v; want none but telemetry", m, tw, cd)
+	}
+	if err := c.SendEvent(testCtx(t), &message.Message{Body: []byte("x")}); err != nil {
+		t.Fatalf("SendEvent = %v", err)
+	}
+	if _, _, err := h.InvokeMethod(testCtx(t), "lazy", "", "ping", nil, 0, waitFor); err == nil {
+		t.Error("a method call reached a device without a method handler; want device not online")
+	}
+	c.HandleMethod("ping", func(context.Context, *MethodRequest) MethodResponse { return MethodResponse{Status: 200} })
+	// The handler's links attach on their own goroutine: the call
+	// waits for the device to listen.
+	status, _, err := h.InvokeMethod(testCtx(t), "lazy", "", "ping", nil, waitFor, waitFor)
+	if err != nil || status != 200 {
+		t.Errorf("InvokeMethod after HandleMethod = %d, %v; want 200", status, err)
+	}
+	if _, err := c.UpdateReported(testCtx(t), map[string]any{"lazy": true}); err != nil {
+		t.Fatalf("UpdateReported without the twin links attached = %v", err)
+	}
+	if m, tw, _ := links(); !m || !tw {
+		t.Errorf("after a method handler and a twin request: methods %v, twin %v; want both", m, tw)
 	}
 }
