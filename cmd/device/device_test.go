@@ -133,8 +133,8 @@ func TestSimulateFlags(t *testing.T) {
 
 	t.Run("AMQP fleet sharing connections", func(t *testing.T) {
 		code, _, stderr := execute(t, "", capture, "simulate", "--hub-connection-string", serviceCS, "--devices", "20",
-			"--transport", "amqp", "--devices-per-connection", "5")
-		if code != 0 || got.sim.DevicesPerConnection != 5 || got.sim.Device.Transport != device.TransportAMQP {
+			"--transport", "amqp", "--devices-per-connection", "5", "--telemetry-only")
+		if code != 0 || got.sim.DevicesPerConnection != 5 || got.sim.Device.Transport != device.TransportAMQP || !got.sim.TelemetryOnly {
 			t.Fatalf("code %d stderr %q: %d devices per connection over %s; want 5 over amqp", code, stderr,
 				got.sim.DevicesPerConnection, got.sim.Device.Transport)
 		}
@@ -185,6 +185,8 @@ func TestSimulateUsageErrorsExit3(t *testing.T) {
 		{"methods over https", []string{"--transport", "https", "--method", "reboot=200"}, "HTTPS"},
 		{"twin over https", []string{"--transport", "https", "--reported", "{}"}, "HTTPS"},
 		{"websocket over https", []string{"--transport", "https", "--websocket"}, "--websocket"},
+		{"telemetry only with a method", []string{"--telemetry-only", "--method", "reboot=200"}, "--telemetry-only"},
+		{"telemetry only with reported", []string{"--telemetry-only", "--reported", "{}"}, "--telemetry-only"},
 		{"shared mqtt connections", []string{"--devices-per-connection", "10"}, "needs --transport amqp"},
 		{"shared https connections", []string{"--transport", "https", "--devices-per-connection", "2"}, "needs --transport amqp"},
 		{"shared connection of one device", []string{"--transport", "amqp", "--devices-per-connection", "2"}, "is for a fleet"},

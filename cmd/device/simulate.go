@@ -44,6 +44,7 @@ type simulateOptions struct {
 	connectRate     float64
 	maxConnecting   int
 	perConnection   int
+	telemetryOnly   bool
 	sourceAddrs     []string
 	rate            float64
 	printMessages   bool
@@ -110,6 +111,8 @@ fleet shares its connections: --devices-per-connection (default 100, at most
 its own token, as gateways and the C# SDK's connection pool do; a lost
 connection reconnects all of its devices. MQTT and HTTPS devices have a
 connection each, and so do X.509 devices (the certificate is the connection's).
+--telemetry-only devices only send: no methods, C2D or twin, and over AMQP
+only their telemetry link (each other link costs a device tens of KB).
 
 Beyond one machine: --shards N --shard-index I makes this process simulate only
 slice I (0 to N-1) of the fleet; N processes with the same flags and every index
@@ -155,6 +158,7 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
   $ HTTPS_PROXY=http://proxy.corp:3128 iotctl device simulate --websocket
   $ iotctl device simulate --transport amqp --c2d-settle abandon --count 5
   $ iotctl device simulate --transport amqp --devices 1000 --devices-per-connection 500 --interval 1m --hub-connection-string "$SERVICE_CS" --duration 10s
+  $ iotctl device simulate --transport amqp --devices 1000 --telemetry-only --interval 1m --hub-connection-string "$SERVICE_CS" --duration 10s
   $ iotctl device simulate --transport https --c2d-settle reject --count 5
   $ iotctl device simulate --host localhost:8443 --device-id cam1 --cert cam1.pem --key cam1-key.pem
   $ iotctl device simulate --devices 10 --count 3 --dps-id-scope 0ne00111111 --dps-group-key "$GROUP_KEY"`,
@@ -201,6 +205,7 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
 	fl.IntVar(&o.maxConnecting, "max-connecting", simulate.DefaultMaxConnecting, "fleet devices connecting at once (TLS handshake, CONNECT, SUBSCRIBE): bounds the fleet's peak memory")
 	fl.IntVar(&o.perConnection, "devices-per-connection", 0, fmt.Sprintf("AMQP fleet devices that share one connection, each in its own session (0: %d for amqp; 1: a connection each; at most %d; mqtt and https: 1 only)",
 		simulate.DefaultAMQPDevicesPerConnection, device.MaxDevicesPerAMQPConnection))
+	fl.BoolVar(&o.telemetryOnly, "telemetry-only", false, "devices only send telemetry: no direct methods, C2D or twin (over AMQP a device then keeps one link, the least memory)")
 	fl.StringArrayVar(&o.sourceAddrs, "source-addr", nil, "local address a fleet's connections come from, or a range FIRST-LAST (repeatable; devices take them in turn; about 28,000 connections per address and hub address)")
 	fl.Float64Var(&o.rate, "rate", 0, "fleet messages per second in total (0: each device every --interval)")
 	fl.BoolVar(&o.printMessages, "print-messages", false, "on a terminal, print each message a fleet sends (one device's are always printed)")
@@ -305,6 +310,9 @@ func (o *simulateOptions) checkTransport() error {
 	if err != nil {
 		return cmdutil.Usagef("--c2d-settle %q: use complete, reject or abandon", o.c2dSettle)
 	}
+	if o.telemetryOnly && (len(o.methods) > 0 || o.reported != "") {
+		return cmdutil.Usagef("--telemetry-only devices answer no method and report nothing: leave out --method and --reported, or --telemetry-only")
+	}
 	switch per := o.perConnection; {
 	case per < 0 || per > device.MaxDevicesPerAMQPConnection:
 		return cmdutil.Usagef("--devices-per-connection %d: use 1 to %d (IoT Hub takes at most %d devices on an AMQP connection), or 0 for the default",
@@ -363,7 +371,8 @@ func (o *simulateOptions) messageOptions() (*simulate.Options, error) {
 		Interval: o.interval, Count: o.count, Duration: o.duration, Properties: props,
 		ContentType: o.contentType, ContentEncoding: o.contentEncoding,
 		ConnectRate: o.connectRate, Rate: o.rate, MaxConnecting: o.maxConnecting, DevicesPerConnection: o.perConnection,
-		Device: device.Options{QoS: qos, C2DSettle: settle},
+		TelemetryOnly: o.telemetryOnly,
+		Device:        device.Options{QoS: qos, C2DSettle: settle},
 	}
 	addrs, _ := simulate.ParseSourceAddrs(o.sourceAddrs) // checked
 	if len(addrs) == 1 {

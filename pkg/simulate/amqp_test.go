@@ -110,3 +110,33 @@ func TestDevicesPerConnectionChecked(t *testing.T) {
 		}
 	}
 }
+
+// A telemetry-only AMQP fleet sends and has every message acknowledged,
+// and its devices do not listen for methods (no methods link).
+func TestAMQPTelemetryOnlyFleet(t *testing.T) {
+	t.Parallel()
+	h := newHub(t)
+	ids := FleetIDs("tel-", 6)
+	keys := createFleet(t, h, ids)
+	s := newSink()
+	f, err := New(&Options{Device: device.Options{HostName: h.HostName(), CAFile: h.CAFile(), Transport: device.TransportAMQP},
+		DeviceIDs: ids, Keys: keys, Interval: time.Hour, DevicesPerConnection: 3, TelemetryOnly: true, Sink: s.put})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runFleet(t, f)
+	for range ids {
+		s.next(t, EventSent)
+	}
+	if _, _, err := h.InvokeMethod(t.Context(), ids[0], "", "SetTelemetryInterval", nil, 0, waitFor); err == nil {
+		t.Error("a telemetry-only device answered a method; want it not listening")
+	}
+	st, _ := stop()
+	if st.Sent != 6 || st.Acked != 6 || st.Errors != 0 || st.Methods != 0 {
+		t.Errorf("Run = %+v; want 6 sent and acknowledged, no errors, no methods", st)
+	}
+	if _, err := New(&Options{Device: device.Options{HostName: "h"}, DeviceIDs: ids, Keys: keys, TelemetryOnly: true,
+		Methods: []MethodReply{{Name: "reboot", Status: 200}}}); err == nil || !strings.Contains(err.Error(), "TelemetryOnly") {
+		t.Errorf("New(TelemetryOnly with Methods) = %v; want a refusal", err)
+	}
+}

@@ -101,6 +101,12 @@ type Options struct {
 	Reported json.RawMessage
 	// NoEcho turns off echoing desired changes into reported properties.
 	NoEcho bool
+	// TelemetryOnly makes the devices only send telemetry: they answer
+	// no direct method, take no C2D message and neither read nor echo
+	// the twin. An AMQP device then attaches its telemetry link only
+	// (each other link costs it a goroutine and tens of KB). It cannot
+	// go with Methods or Reported.
+	TelemetryOnly bool
 	// ConnectRate limits new connections per second across the fleet;
 	// 0 means no limit.
 	ConnectRate float64
@@ -199,6 +205,9 @@ func New(opts *Options) (*Fleet, error) {
 	}
 	if o.Count < 0 || o.Duration < 0 || o.Rate < 0 || o.ConnectRate < 0 || o.MaxConnecting < 0 || o.DevicesPerConnection < 0 {
 		return nil, errors.New("simulate: count, duration, rates, MaxConnecting and DevicesPerConnection must not be negative")
+	}
+	if o.TelemetryOnly && (len(o.Methods) > 0 || len(o.Reported) > 0) {
+		return nil, errors.New("simulate: TelemetryOnly devices answer no method and report nothing: leave out Methods and Reported, or TelemetryOnly")
 	}
 	per, err := devicesPerConnection(&o)
 	if err != nil {
@@ -550,9 +559,11 @@ func (f *Fleet) runDevice(ctx context.Context, i int, id string, single bool, do
 			d.id = c.DeviceID()
 		}
 	}
-	conn.SetDefaultMethodHandler(d.onMethod)
-	conn.SetC2DHandler(d.onC2D)
-	conn.SetDesiredHandler(d.onDesired)
+	if !f.opts.TelemetryOnly {
+		conn.SetDefaultMethodHandler(d.onMethod)
+		conn.SetC2DHandler(d.onC2D)
+		conn.SetDesiredHandler(d.onDesired)
+	}
 
 	if err := f.connLim.Wait(ctx); err != nil {
 		f.release(conn)
