@@ -527,6 +527,18 @@ func (c *amqpClient) methodsWanted() {
 	if !c.hasMethodHandler() {
 		return
 	}
+	c.goOnLive(func(l *amqpLinks) {
+		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.connTimeout)
+		defer cancel()
+		if err := c.attachMethods(ctx, l); err != nil && c.ctx.Err() == nil {
+			c.cfg.log.Warn("late methods attach failed", "device", c.cfg.clientID, "err", amqpErr(err))
+		}
+	})
+}
+
+// goOnLive runs fn on a goroutine of the client with the live links,
+// if there are any (else the next connect does what fn would).
+func (c *amqpClient) goOnLive(fn func(l *amqpLinks)) {
 	c.mu.Lock()
 	l := c.cur
 	if l == nil || c.closed {
@@ -537,11 +549,7 @@ func (c *amqpClient) methodsWanted() {
 	c.mu.Unlock()
 	go func() {
 		defer c.wg.Done()
-		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.connTimeout)
-		defer cancel()
-		if err := c.attachMethods(ctx, l); err != nil && c.ctx.Err() == nil {
-			c.cfg.log.Warn("late methods attach failed", "device", c.cfg.clientID, "err", amqpErr(err))
-		}
+		fn(l)
 	}()
 }
 
@@ -888,20 +896,11 @@ func (c *amqpClient) SetDesiredHandler(fn DesiredHandler) {
 	if was != nil || fn == nil {
 		return
 	}
-	c.mu.Lock()
-	l := c.cur
-	if l == nil || c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.wg.Add(1)
-	c.mu.Unlock()
-	go func() {
-		defer c.wg.Done()
+	c.goOnLive(func(l *amqpLinks) {
 		if err := c.subscribeDesired(c.ctx, l); err != nil && c.ctx.Err() == nil {
 			c.cfg.log.Warn("desired-properties subscription failed", "device", c.cfg.clientID, "err", err)
 		}
-	}()
+	})
 }
 
 // subscribeDesired subscribes l to desired-property notifications

@@ -16,6 +16,17 @@ import (
 	"github.com/iotctl/iotctl/pkg/sas"
 )
 
+// newShared makes a shared connection closed when the test ends.
+func newShared(t *testing.T) *AMQPShared {
+	t.Helper()
+	s, err := NewAMQPShared(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // openShared makes a client for the hub device id on s and connects it.
 func openShared(t *testing.T, h *hub.Hub, s *AMQPShared, id string, o Options, setup func(Conn)) Conn {
 	t.Helper()
@@ -40,11 +51,7 @@ func openShared(t *testing.T, h *hub.Hub, s *AMQPShared, id string, o Options, s
 // C2D message reach the device they were sent to and no other.
 func TestAMQPSharedRoutesToTheRightDevice(t *testing.T) {
 	h := startHub(t, nil)
-	s, err := NewAMQPShared(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := newShared(t)
 	ids := []string{"s1", "s2", "s3"}
 	c2d := make(chan string, 10)
 	var conns []Conn
@@ -101,11 +108,7 @@ func TestAMQPSharedRoutesToTheRightDevice(t *testing.T) {
 // it on the same connection goes on sending.
 func TestAMQPSharedExpiredTokenEndsOnlyItsDevice(t *testing.T) {
 	h := startHub(t, nil)
-	s, err := NewAMQPShared(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := newShared(t)
 	keep := openShared(t, h, s, "keep", Options{}, nil)
 
 	cs := hubDevice(t, h, "short")
@@ -154,11 +157,7 @@ func TestAMQPSharedExpiredTokenEndsOnlyItsDevice(t *testing.T) {
 // shared connection.
 func TestAMQPSharedLostConnectionReconnectsAll(t *testing.T) {
 	h := startHub(t, nil)
-	s, err := NewAMQPShared(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := newShared(t)
 	logs := map[string]*eventLog{}
 	var conns []Conn
 	for _, id := range []string{"r1", "r2"} {
@@ -247,11 +246,7 @@ func TestAMQPSharedCloseEndsEveryGoroutine(t *testing.T) {
 // reaches it), a twin request the twin links.
 func TestAMQPLinksAttachedWhenNeeded(t *testing.T) {
 	h := startHub(t, nil)
-	s, err := NewAMQPShared(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := newShared(t)
 	c := openShared(t, h, s, "lazy", Options{}, nil)
 	ac := c.(*amqpClient)
 	links := func() (methods, twin, c2d bool) {

@@ -6,25 +6,34 @@ import (
 	"time"
 
 	"github.com/iotctl/iotctl/pkg/device"
+	"github.com/iotctl/iotctl/pkg/hub"
 	"github.com/iotctl/iotctl/pkg/hub/registry"
 )
+
+// newAMQPFleet makes a fleet of n AMQP devices on a new hub with o's
+// sharing and features. Each sends one message at once and the next an
+// hour later: the tests stop the run long before, so every message sent
+// is one the hub took.
+func newAMQPFleet(t *testing.T, prefix string, n int, o Options) (*hub.Hub, []string, *sink, *Fleet) {
+	t.Helper()
+	h := newHub(t)
+	ids := FleetIDs(prefix, n)
+	s := newSink()
+	o.Device = device.Options{HostName: h.HostName(), CAFile: h.CAFile(), Transport: device.TransportAMQP}
+	o.DeviceIDs, o.Keys, o.Interval, o.Sink = ids, createFleet(t, h, ids), time.Hour, s.put
+	f, err := New(&o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, ids, s, f
+}
 
 // An AMQP fleet of 50 devices on 5 shared connections: every device
 // connects and its message is acknowledged and logged under its id; a
 // method call and a C2D message reach the device they were sent to.
 func TestAMQPFleetOnSharedConnections(t *testing.T) {
 	t.Parallel()
-	h := newHub(t)
-	ids := FleetIDs("amqp-", 50)
-	keys := createFleet(t, h, ids)
-	s := newSink()
-	// One message each at once, the next an hour later: the run is
-	// stopped long before, so every message sent is one the hub took.
-	f, err := New(&Options{Device: device.Options{HostName: h.HostName(), CAFile: h.CAFile(), Transport: device.TransportAMQP},
-		DeviceIDs: ids, Keys: keys, Interval: time.Hour, DevicesPerConnection: 10, Sink: s.put})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, ids, s, f := newAMQPFleet(t, "amqp-", 50, Options{DevicesPerConnection: 10})
 	if f.pool == nil || f.pool.per != 10 {
 		t.Fatal("the fleet does not share its AMQP connections 10 a connection")
 	}
@@ -115,15 +124,7 @@ func TestDevicesPerConnectionChecked(t *testing.T) {
 // and its devices do not listen for methods (no methods link).
 func TestAMQPTelemetryOnlyFleet(t *testing.T) {
 	t.Parallel()
-	h := newHub(t)
-	ids := FleetIDs("tel-", 6)
-	keys := createFleet(t, h, ids)
-	s := newSink()
-	f, err := New(&Options{Device: device.Options{HostName: h.HostName(), CAFile: h.CAFile(), Transport: device.TransportAMQP},
-		DeviceIDs: ids, Keys: keys, Interval: time.Hour, DevicesPerConnection: 3, TelemetryOnly: true, Sink: s.put})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, ids, s, f := newAMQPFleet(t, "tel-", 6, Options{DevicesPerConnection: 3, TelemetryOnly: true})
 	stop := runFleet(t, f)
 	for range ids {
 		s.next(t, EventSent)
@@ -135,7 +136,7 @@ func TestAMQPTelemetryOnlyFleet(t *testing.T) {
 	if st.Sent != 6 || st.Acked != 6 || st.Errors != 0 || st.Methods != 0 {
 		t.Errorf("Run = %+v; want 6 sent and acknowledged, no errors, no methods", st)
 	}
-	if _, err := New(&Options{Device: device.Options{HostName: "h"}, DeviceIDs: ids, Keys: keys, TelemetryOnly: true,
+	if _, err := New(&Options{Device: device.Options{HostName: "h"}, DeviceIDs: ids, Keys: KeyMap{}, TelemetryOnly: true,
 		Methods: []MethodReply{{Name: "reboot", Status: 200}}}); err == nil || !strings.Contains(err.Error(), "TelemetryOnly") {
 		t.Errorf("New(TelemetryOnly with Methods) = %v; want a refusal", err)
 	}
