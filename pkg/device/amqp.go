@@ -445,47 +445,40 @@ func linkProps(kind string) map[string]any {
 // attachMethods attaches l's methods link pair unless it has one. Its
 // receive loop starts with start, or at once on live links.
 func (c *amqpClient) attachMethods(ctx context.Context, l *amqpLinks) error {
-	l.amu.Lock()
-	defer l.amu.Unlock()
-	if l.mRcv != nil {
-		return nil
-	}
-	mp := linkProps("methods")
-	r, err := l.sess.NewReceiver(ctx, c.address("methods/devicebound"), &amqp.ReceiverOptions{Properties: mp, Credit: 10})
-	if err != nil {
-		return err
-	}
-	snd, err := l.sess.NewSender(ctx, c.address("methods/devicebound"), &amqp.SenderOptions{Properties: mp})
-	if err != nil {
-		_ = r.Close(ctx)
-		return err
-	}
-	l.mRcv, l.mSnd = r, snd
-	c.startLoop(l, c.methodLoop)
-	return nil
+	return c.attachPair(ctx, l, "methods/devicebound", "methods", &l.mRcv, &l.mSnd, nil, c.methodLoop)
 }
 
-// attachTwin attaches l's twin link pair unless it has one.
+// attachTwin attaches l's twin link pair unless it has one; the hub
+// sends and takes its messages settled.
 func (c *amqpClient) attachTwin(ctx context.Context, l *amqpLinks) error {
+	settled := amqp.SenderSettleModeSettled
+	return c.attachPair(ctx, l, "twin", "twin", &l.tRcv, &l.tSnd, &settled, c.twinLoop)
+}
+
+// attachPair attaches the receiver and sender of the identity's node
+// suffix into *rcv and *snd (under l.amu) unless *rcv is set, with the
+// attach properties of kind and settle as the senders' settlement mode,
+// and starts loop.
+func (c *amqpClient) attachPair(ctx context.Context, l *amqpLinks, suffix, kind string, rcv **amqp.Receiver, snd **amqp.Sender,
+	settle *amqp.SenderSettleMode, loop func(*amqpLinks)) error {
 	l.amu.Lock()
 	defer l.amu.Unlock()
-	if l.tRcv != nil {
+	if *rcv != nil {
 		return nil
 	}
-	settled := amqp.SenderSettleModeSettled
-	tp := linkProps("twin")
-	r, err := l.sess.NewReceiver(ctx, c.address("twin"), &amqp.ReceiverOptions{Properties: tp, Credit: 10,
-		RequestedSenderSettleMode: &settled})
+	props := linkProps(kind)
+	r, err := l.sess.NewReceiver(ctx, c.address(suffix), &amqp.ReceiverOptions{Properties: props, Credit: 10,
+		RequestedSenderSettleMode: settle})
 	if err != nil {
 		return err
 	}
-	snd, err := l.sess.NewSender(ctx, c.address("twin"), &amqp.SenderOptions{Properties: tp, SettlementMode: &settled})
+	sn, err := l.sess.NewSender(ctx, c.address(suffix), &amqp.SenderOptions{Properties: props, SettlementMode: settle})
 	if err != nil {
 		_ = r.Close(ctx)
 		return err
 	}
-	l.tRcv, l.tSnd = r, snd
-	c.startLoop(l, c.twinLoop)
+	*rcv, *snd = r, sn
+	c.startLoop(l, loop)
 	return nil
 }
 
@@ -779,16 +772,7 @@ func (c *amqpClient) SetC2DHandler(fn C2DHandler) {
 	if was != nil || fn == nil {
 		return
 	}
-	c.mu.Lock()
-	l := c.cur
-	if l == nil || l.c2d != nil || c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.wg.Add(1)
-	c.mu.Unlock()
-	go func() {
-		defer c.wg.Done()
+	c.goOnLive(func(l *amqpLinks) {
 		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.connTimeout)
 		defer cancel()
 		r, err := l.sess.NewReceiver(ctx, c.address("messages/devicebound"), &amqp.ReceiverOptions{Credit: 1})
@@ -806,7 +790,7 @@ func (c *amqpClient) SetC2DHandler(fn C2DHandler) {
 		c.wg.Add(1)
 		c.mu.Unlock()
 		go c.c2dLoop(l, r)
-	}()
+	})
 }
 
 func (c *amqpClient) handler() C2DHandler {
