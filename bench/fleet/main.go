@@ -54,6 +54,8 @@ type config struct {
 	gogc         string
 	interval     string
 	fleetArgs    string
+	transport    string
+	perConn      int
 }
 
 func main() {
@@ -74,6 +76,8 @@ func main() {
 	flag.StringVar(&c.out, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&c.interval, "interval", "1s", "the fleet's --interval in the main run, e.g. 1m for one message per minute per device")
 	flag.StringVar(&c.fleetArgs, "fleet-args", "", "extra simulator flags for the main run, e.g. \"--source-addr 127.0.1.1-127.0.1.4\" or \"--max-connecting 64\"")
+	flag.StringVar(&c.transport, "transport", "mqtt", "the main run's --transport: mqtt, or amqp for a fleet that shares connections")
+	flag.IntVar(&c.perConn, "devices-per-connection", 0, "with -transport amqp, the fleet's --devices-per-connection (0: the simulator's default)")
 	flag.StringVar(&c.gogc, "gogc", "", "GOGC for the iotctl fleet process only (default: inherited)")
 	flag.Parse()
 	if err := run(&c); err != nil {
@@ -91,6 +95,7 @@ type result struct {
 	RSSKB             int     `json:"rssKB"`               // at the end of the window
 	PeakRSSKB         int     `json:"peakRSSKB"`           // VmHWM
 	RSSPerDeviceKB    float64 `json:"rssPerDeviceKB"`
+	PeakPerDeviceKB   float64 `json:"peakPerDeviceKB"`
 	MsgsPerSec        float64 `json:"msgsPerSecond"` // acknowledged, over the window
 	CPUCores          float64 `json:"cpuCores"`      // the fleet process, over the window
 	HubCPUCores       float64 `json:"hubCpuCores"`
@@ -133,12 +138,25 @@ func run(c *config) error {
 		return err
 	}
 	// The hub and the fleet inherit the limit: a connection per device
-	// each, and a few files.
-	if err := benchkit.RaiseOpenFiles(uint64(max(c.devices, c.node)) + 256); err != nil {
+	// each (per shared connection over AMQP), and a few files.
+	mainArgs, mainConns := strings.Fields(c.fleetArgs), c.devices
+	switch c.transport {
+	case "mqtt":
+	case "amqp":
+		per := c.perConn
+		if per == 0 {
+			per = simulate.DefaultAMQPDevicesPerConnection
+		}
+		mainArgs = append([]string{"--transport", "amqp", "--devices-per-connection", strconv.Itoa(per)}, mainArgs...)
+		mainConns = (c.devices + per - 1) / per
+	default:
+		return fmt.Errorf("-transport %q: use mqtt or amqp", c.transport)
+	}
+	if err := benchkit.RaiseOpenFiles(uint64(max(mainConns, c.node, c.rateDevices)) + 256); err != nil {
 		return err
 	}
 	if c.devices > 0 {
-		if err := add(c.iotctlRun(ctx, "iotctl 1 msg/"+strings.TrimPrefix(c.interval, "1"), c.devices, c.interval, c.steady, strings.Fields(c.fleetArgs)...)); err != nil {
+		if err := add(c.iotctlRun(ctx, "iotctl 1 msg/"+strings.TrimPrefix(c.interval, "1"), c.devices, c.interval, c.steady, mainArgs...)); err != nil {
 			return err
 		}
 	}
@@ -158,15 +176,15 @@ func run(c *config) error {
 		}
 	}
 	fmt.Println()
-	fmt.Println("| run | devices | all connected | RSS | RSS/device | msgs/s | CPU fleet | CPU hub | CPU reader | errors |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| run | devices | all connected | RSS | RSS/device | peak/device | hub RSS | msgs/s | CPU fleet | CPU hub | CPU reader | errors |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range results {
 		conn := fmt.Sprintf("%.1f s", r.AllConnectedSec)
 		if r.AllConnectedSec < 0 {
 			conn = fmt.Sprintf("%d/%d", r.Connected, r.Devices)
 		}
-		fmt.Printf("| %s | %d | %s | %.0f MB | %.1f KB | %.0f | %.2f | %.2f | %.2f | %d |\n", r.Name, r.Devices, conn,
-			float64(r.RSSKB)/1024, r.RSSPerDeviceKB, r.MsgsPerSec, r.CPUCores, r.HubCPUCores, r.ReaderCPUCores, r.Errors)
+		fmt.Printf("| %s | %d | %s | %.0f MB | %.1f KB | %.1f KB | %.0f MB | %.0f | %.2f | %.2f | %.2f | %d |\n", r.Name, r.Devices, conn,
+			float64(r.RSSKB)/1024, r.RSSPerDeviceKB, r.PeakPerDeviceKB, float64(r.HubRSSKB)/1024, r.MsgsPerSec, r.CPUCores, r.HubCPUCores, r.ReaderCPUCores, r.Errors)
 	}
 	// The runtime's fixed part cancels out between two sizes.
 	var small, large *result
@@ -208,8 +226,8 @@ func run(c *config) error {
 }
 
 func printResult(r *result) {
-	fmt.Printf("%s: %d devices; all connected in %.1fs (%d connected); RSS %d KB (peak %d KB) = %.1f KB/device; %.0f msgs/s over %.0fs; CPU %.2f cores (hub %.2f, hub RSS %d MB, reader %.2f); %d errors, %d reconnects; exit %d\n  %s\n",
-		r.Name, r.Devices, r.AllConnectedSec, r.Connected, r.RSSKB, r.PeakRSSKB, r.RSSPerDeviceKB, r.MsgsPerSec, r.WindowSec,
+	fmt.Printf("%s: %d devices; all connected in %.1fs (%d connected); RSS %d KB (peak %d KB) = %.1f KB/device (peak %.1f KB); %.0f msgs/s over %.0fs; CPU %.2f cores (hub %.2f, hub RSS %d MB, reader %.2f); %d errors, %d reconnects; exit %d\n  %s\n",
+		r.Name, r.Devices, r.AllConnectedSec, r.Connected, r.RSSKB, r.PeakRSSKB, r.RSSPerDeviceKB, r.PeakPerDeviceKB, r.MsgsPerSec, r.WindowSec,
 		r.CPUCores, r.HubCPUCores, r.HubRSSKB/1024, r.ReaderCPUCores, r.Errors, r.Reconnects, r.ExitCode, r.Command)
 }
 
@@ -392,6 +410,7 @@ func (c *config) measure(ctx context.Context, r *result, h *benchkit.Hub, cmd *e
 	r.RSSKB, r.PeakRSSKB = benchkit.RSSKB(pid), benchkit.ProcStatusKB(pid, "VmHWM")
 	r.HubRSSKB = benchkit.RSSKB(hubPid)
 	r.RSSPerDeviceKB = float64(r.RSSKB) / float64(r.Devices)
+	r.PeakPerDeviceKB = float64(r.PeakRSSKB) / float64(r.Devices)
 	if s1.elapsed > s0.elapsed {
 		r.MsgsPerSec = float64(s1.acked-s0.acked) / (s1.elapsed - s0.elapsed)
 	}

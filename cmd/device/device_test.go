@@ -129,6 +129,15 @@ func TestSimulateFlags(t *testing.T) {
 		}
 	})
 
+	t.Run("AMQP fleet sharing connections", func(t *testing.T) {
+		code, _, stderr := execute(t, "", capture, "simulate", "--hub-connection-string", serviceCS, "--devices", "20",
+			"--transport", "amqp", "--devices-per-connection", "5", "--telemetry-only")
+		if code != 0 || got.sim.DevicesPerConnection != 5 || got.sim.Device.Transport != device.TransportAMQP || !got.sim.TelemetryOnly {
+			t.Fatalf("code %d stderr %q: %d devices per connection over %s; want 5 over amqp", code, stderr,
+				got.sim.DevicesPerConnection, got.sim.Device.Transport)
+		}
+	})
+
 	t.Run("template from stdin", func(t *testing.T) {
 		code, _, stderr := execute(t, `{"id":"{{deviceId}}"}`, capture, "simulate", "--connection-string", deviceCS, "--data-file", "-")
 		if code != 0 || got.sim.Template == nil {
@@ -175,6 +184,15 @@ func TestSimulateUsageErrorsExit3(t *testing.T) {
 		{"methods over https", []string{"--transport", "https", "--method", "reboot=200"}, "HTTPS"},
 		{"twin over https", []string{"--transport", "https", "--reported", "{}"}, "HTTPS"},
 		{"websocket over https", []string{"--transport", "https", "--websocket"}, "--websocket"},
+		{"telemetry only with a method", []string{"--telemetry-only", "--method", "reboot=200"}, "--telemetry-only"},
+		{"telemetry only with reported", []string{"--telemetry-only", "--reported", "{}"}, "--telemetry-only"},
+		{"shared mqtt connections", []string{"--devices-per-connection", "10"}, "needs --transport amqp"},
+		{"shared https connections", []string{"--transport", "https", "--devices-per-connection", "2"}, "needs --transport amqp"},
+		{"shared connection of one device", []string{"--transport", "amqp", "--devices-per-connection", "2"}, "is for a fleet"},
+		{"too many devices per connection", []string{"--transport", "amqp", "--devices-per-connection", "996"}, "use 1 to 995"},
+		{"negative devices per connection", []string{"--transport", "amqp", "--devices-per-connection", "-1"}, "use 1 to 995"},
+		{"fleet of certificates sharing", []string{"--transport", "amqp", "--devices", "4", "--device-ca", "ca.pem", "--devices-per-connection", "2",
+			"--hub-connection-string", serviceCS}, "cannot share"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

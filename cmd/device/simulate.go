@@ -3,6 +3,7 @@ package device
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"runtime/debug"
 	"time"
@@ -42,6 +43,8 @@ type simulateOptions struct {
 	deviceCAKey     string
 	connectRate     float64
 	maxConnecting   int
+	perConnection   int
+	telemetryOnly   bool
 	sourceAddrs     []string
 	rate            float64
 	printMessages   bool
@@ -102,7 +105,14 @@ applies too). Each device holds a connection, an open file: a fleet larger than
 the open-files limit (ulimit -n) is refused before it starts, naming the limit to
 set. One source address reaches one hub address with about 28,000 connections
 (the ephemeral ports): --source-addr 127.0.0.2-127.0.0.9 (or repeated) spreads
-the devices over several local addresses, as emqtt-bench's --ifaddr.
+the devices over several local addresses, as emqtt-bench's --ifaddr. An AMQP
+fleet shares its connections: --devices-per-connection (default 100, at most
+995; 1 for a connection each) devices on each, every one in its own session with
+its own token, as gateways and the C# SDK's connection pool do; a lost
+connection reconnects all of its devices. MQTT and HTTPS devices have a
+connection each, and so do X.509 devices (the certificate is the connection's).
+--telemetry-only devices only send: no methods, C2D or twin, and over AMQP
+only their telemetry link (each other link costs a device tens of KB).
 
 Beyond one machine: --shards N --shard-index I makes this process simulate only
 slice I (0 to N-1) of the fleet; N processes with the same flags and every index
@@ -147,6 +157,8 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
   $ iotctl device simulate --devices 100000 --shards 20 --interval 1m --hub-connection-string "$SERVICE_CS" --k8s-job --image registry.example/iotctl:1 --k8s-secret iotctl-fleet > fleet-job.yaml
   $ HTTPS_PROXY=http://proxy.corp:3128 iotctl device simulate --websocket
   $ iotctl device simulate --transport amqp --c2d-settle abandon --count 5
+  $ iotctl device simulate --transport amqp --devices 1000 --devices-per-connection 500 --interval 1m --hub-connection-string "$SERVICE_CS" --duration 10s
+  $ iotctl device simulate --transport amqp --devices 1000 --telemetry-only --interval 1m --hub-connection-string "$SERVICE_CS" --duration 10s
   $ iotctl device simulate --transport https --c2d-settle reject --count 5
   $ iotctl device simulate --host localhost:8443 --device-id cam1 --cert cam1.pem --key cam1-key.pem
   $ iotctl device simulate --devices 10 --count 3 --dps-id-scope 0ne00111111 --dps-group-key "$GROUP_KEY"`,
@@ -191,6 +203,9 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
 	fl.StringVar(&o.deviceCAKey, "device-ca-key", "", "private key (PEM) of --device-ca (default: in the --device-ca file)")
 	fl.Float64Var(&o.connectRate, "connect-rate", 0, "fleet connections per second, 0 for no limit (default: 100 against Azure IoT Hub, its connection throttle; no limit against other hubs)")
 	fl.IntVar(&o.maxConnecting, "max-connecting", simulate.DefaultMaxConnecting, "fleet devices connecting at once (TLS handshake, CONNECT, SUBSCRIBE): bounds the fleet's peak memory")
+	fl.IntVar(&o.perConnection, "devices-per-connection", 0, fmt.Sprintf("AMQP fleet devices that share one connection, each in its own session (0: %d for amqp; 1: a connection each; at most %d; mqtt and https: 1 only)",
+		simulate.DefaultAMQPDevicesPerConnection, device.MaxDevicesPerAMQPConnection))
+	fl.BoolVar(&o.telemetryOnly, "telemetry-only", false, "devices only send telemetry: no direct methods, C2D or twin (over AMQP a device then keeps one link, the least memory)")
 	fl.StringArrayVar(&o.sourceAddrs, "source-addr", nil, "local address a fleet's connections come from, or a range FIRST-LAST (repeatable; devices take them in turn; about 28,000 connections per address and hub address)")
 	fl.Float64Var(&o.rate, "rate", 0, "fleet messages per second in total (0: each device every --interval)")
 	fl.BoolVar(&o.printMessages, "print-messages", false, "on a terminal, print each message a fleet sends (one device's are always printed)")
@@ -295,6 +310,20 @@ func (o *simulateOptions) checkTransport() error {
 	if err != nil {
 		return cmdutil.Usagef("--c2d-settle %q: use complete, reject or abandon", o.c2dSettle)
 	}
+	if o.telemetryOnly && (len(o.methods) > 0 || o.reported != "") {
+		return cmdutil.Usagef("--telemetry-only devices answer no method and report nothing: leave out --method and --reported, or --telemetry-only")
+	}
+	switch per := o.perConnection; {
+	case per < 0 || per > device.MaxDevicesPerAMQPConnection:
+		return cmdutil.Usagef("--devices-per-connection %d: use 1 to %d (IoT Hub takes at most %d devices on an AMQP connection), or 0 for the default",
+			per, device.MaxDevicesPerAMQPConnection, device.MaxDevicesPerAMQPConnection)
+	case per > 1 && tr != device.TransportAMQP:
+		return cmdutil.Usagef("--devices-per-connection %d needs --transport amqp: over %s each device has a connection of its own", per, tr)
+	case per > 1 && !o.fleet():
+		return cmdutil.Usagef("--devices-per-connection %d is for a fleet: give --devices N (or --keys-file) too", per)
+	case per > 1 && o.deviceCA != "":
+		return cmdutil.Usagef("--devices-per-connection %d and --device-ca: an X.509 device authenticates in its own connection's TLS handshake, so it cannot share one; leave --devices-per-connection out", per)
+	}
 	switch {
 	case tr == device.TransportMQTT && settle != device.SettleComplete:
 		return cmdutil.Usagef("--c2d-settle %s needs --transport amqp or https: over MQTT IoT Hub completes every C2D message the device acknowledges", settle)
@@ -341,8 +370,9 @@ func (o *simulateOptions) messageOptions() (*simulate.Options, error) {
 	s := &simulate.Options{
 		Interval: o.interval, Count: o.count, Duration: o.duration, Properties: props,
 		ContentType: o.contentType, ContentEncoding: o.contentEncoding,
-		ConnectRate: o.connectRate, Rate: o.rate, MaxConnecting: o.maxConnecting,
-		Device: device.Options{QoS: qos, C2DSettle: settle},
+		ConnectRate: o.connectRate, Rate: o.rate, MaxConnecting: o.maxConnecting, DevicesPerConnection: o.perConnection,
+		TelemetryOnly: o.telemetryOnly,
+		Device:        device.Options{QoS: qos, C2DSettle: settle},
 	}
 	addrs, _ := simulate.ParseSourceAddrs(o.sourceAddrs) // checked
 	if len(addrs) == 1 {

@@ -80,6 +80,51 @@ func amqpErr(err error) error {
 type amqpConn struct {
 	conn *amqp.Conn
 	cbs  *cbs.Link // nil for an X.509 device, which puts no token
+
+	mu     sync.Mutex
+	gone   bool                       // the connection ended
+	onLost map[*amqpLinks]func(error) // the devices' links on it
+}
+
+// watch tells every device on ac when the connection ends: a device
+// without receive loops (one that only sends telemetry) would not
+// notice until its next send. One goroutine per connection, not per
+// device.
+func (ac *amqpConn) watch() {
+	<-ac.conn.Done()
+	ac.mu.Lock()
+	ac.gone = true
+	fns := ac.onLost
+	ac.onLost = nil
+	ac.mu.Unlock()
+	err := ac.conn.Err()
+	if err == nil {
+		err = errors.New("the connection was closed")
+	}
+	for _, fn := range fns {
+		fn(err)
+	}
+}
+
+// register makes watch call lost for l; false: the connection has
+// ended already.
+func (ac *amqpConn) register(l *amqpLinks, lost func(error)) bool {
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	if ac.gone {
+		return false
+	}
+	if ac.onLost == nil {
+		ac.onLost = map[*amqpLinks]func(error){}
+	}
+	ac.onLost[l] = lost
+	return true
+}
+
+func (ac *amqpConn) unregister(l *amqpLinks) {
+	ac.mu.Lock()
+	delete(ac.onLost, l)
+	ac.mu.Unlock()
 }
 
 // dialAMQP connects (TLS or WebSocket, through the proxy when there is
@@ -117,13 +162,17 @@ func dialAMQP(ctx context.Context, cfg *config) (*amqpConn, error) {
 		return nil, cfg.netError(ctx, start, proxy.PhaseAnswer, err)
 	}
 	if cfg.cert != nil {
-		return &amqpConn{conn: conn}, nil
+		ac := &amqpConn{conn: conn}
+		go ac.watch()
+		return ac, nil
 	}
 	sess, err := conn.NewSession(ctx, nil)
 	if err == nil {
 		var l *cbs.Link
 		if l, err = cbs.Open(ctx, sess); err == nil {
-			return &amqpConn{conn: conn, cbs: l}, nil
+			ac := &amqpConn{conn: conn, cbs: l}
+			go ac.watch()
+			return ac, nil
 		}
 	}
 	conn.Close()
@@ -131,26 +180,49 @@ func dialAMQP(ctx context.Context, cfg *config) (*amqpConn, error) {
 }
 
 // amqpLinks are one device's session on an amqpConn and its links:
-// telemetry, methods and twin always, C2D while a handler is set.
+// telemetry always; methods once a method handler is set, C2D once a C2D
+// handler is, twin once a desired handler is or at the first twin
+// request, as the Node SDK attaches them (azure-iot-sdk-node
+// device/transport/amqp/src/amqp.ts enableMethods, enableC2D,
+// enableTwinDesiredPropertiesUpdates and getTwin). Each link costs
+// go-amqp a goroutine and a 5,000-entry queue, so a device that only
+// sends telemetry keeps one link.
 type amqpLinks struct {
-	ac   *amqpConn
-	sess *amqp.Session
-	tel  *amqp.Sender
-	c2d  *amqp.Receiver
-	mSnd *amqp.Sender
-	mRcv *amqp.Receiver
-	tSnd *amqp.Sender
-	tRcv *amqp.Receiver
+	ac     *amqpConn
+	shared bool // ac is an AMQPShared's: end the session, not the connection
+	sess   *amqp.Session
+	tel    *amqp.Sender
+	c2d    *amqp.Receiver
+	mSnd   *amqp.Sender
+	mRcv   *amqp.Receiver
+	tSnd   *amqp.Sender
+	tRcv   *amqp.Receiver
 
+	amu     sync.Mutex // attaching the methods or twin links
+	started bool       // the receive loops run (under amqpClient.mu)
 	pmu     sync.Mutex
 	pending map[string]chan *amqp.Message // twin responses by correlation id
 	lost    sync.Once
 }
 
-// amqpClient is a device over AMQP 1.0: one connection of its own for
-// now (amqpConn), with the device's session on it.
+// end ends l: its session on a shared connection (the other devices'
+// sessions go on), else its connection.
+func (l *amqpLinks) end(timeout time.Duration) {
+	l.ac.unregister(l)
+	if !l.shared {
+		_ = l.ac.conn.Close()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_ = l.sess.Close(ctx)
+}
+
+// amqpClient is a device over AMQP 1.0: its session on a connection
+// of its own (amqpConn), or on an AMQPShared's.
 type amqpClient struct {
-	cfg *config
+	cfg    *config
+	shared *AMQPShared // nil: a connection of its own
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -288,9 +360,19 @@ func (c *amqpClient) putToken(ctx context.Context, ac *amqpConn) (time.Duration,
 	return renewIn, nil
 }
 
-// attempt makes one connection and installs the device's links.
+// connection dials a connection of the client's own, or returns the
+// shared one (dialling it if none is live).
+func (c *amqpClient) connection(ctx context.Context) (*amqpConn, error) {
+	if c.shared != nil {
+		return c.shared.conn(ctx, c.cfg)
+	}
+	return dialAMQP(ctx, c.cfg)
+}
+
+// attempt makes one connection (or takes the shared one) and installs
+// the device's links.
 func (c *amqpClient) attempt(ctx context.Context) error {
-	ac, err := dialAMQP(ctx, c.cfg)
+	ac, err := c.connection(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -312,9 +394,12 @@ func (c *amqpClient) attempt(ctx context.Context) error {
 			if err = c.subscribeDesired(ctx, l); err == nil {
 				return c.install(l, renewIn)
 			}
+			l.end(c.cfg.connTimeout)
 		}
 	}
-	ac.conn.Close()
+	if c.shared == nil {
+		ac.conn.Close()
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -332,36 +417,29 @@ func (c *amqpClient) open(ctx context.Context, ac *amqpConn) (*amqpLinks, error)
 	if err != nil {
 		return nil, fmt.Errorf("device: amqp session: %w", amqpErr(err))
 	}
-	l := &amqpLinks{ac: ac, sess: sess, pending: map[string]chan *amqp.Message{}}
-	props := func(kind string) map[string]any {
-		return map[string]any{
-			"com.microsoft:client-version":         "iotctl/" + version(),
-			"com.microsoft:api-version":            APIVersion,
-			"com.microsoft:channel-correlation-id": kind + ":" + uuid.NewString(),
-		}
-	}
+	l := &amqpLinks{ac: ac, shared: c.shared != nil, sess: sess, pending: map[string]chan *amqp.Message{}}
 	fail := func(what string, err error) (*amqpLinks, error) {
+		if c.shared != nil {
+			_ = sess.Close(ctx) // the connection goes on for the others
+		}
 		return nil, fmt.Errorf("device: amqp %s link: %w", what, amqpErr(err))
 	}
 	if l.tel, err = sess.NewSender(ctx, c.address("messages/events"), &amqp.SenderOptions{
 		Properties: map[string]any{"com.microsoft:client-version": "iotctl/" + version()}}); err != nil {
 		return fail("telemetry", err)
 	}
-	mp := props("methods")
-	if l.mRcv, err = sess.NewReceiver(ctx, c.address("methods/devicebound"), &amqp.ReceiverOptions{Properties: mp, Credit: 10}); err != nil {
-		return fail("methods", err)
+	if c.hasMethodHandler() {
+		if err := c.attachMethods(ctx, l); err != nil {
+			return fail("methods", err)
+		}
 	}
-	if l.mSnd, err = sess.NewSender(ctx, c.address("methods/devicebound"), &amqp.SenderOptions{Properties: mp}); err != nil {
-		return fail("methods", err)
-	}
-	settled := amqp.SenderSettleModeSettled
-	tp := props("twin")
-	if l.tRcv, err = sess.NewReceiver(ctx, c.address("twin"), &amqp.ReceiverOptions{Properties: tp, Credit: 10,
-		RequestedSenderSettleMode: &settled}); err != nil {
-		return fail("twin", err)
-	}
-	if l.tSnd, err = sess.NewSender(ctx, c.address("twin"), &amqp.SenderOptions{Properties: tp, SettlementMode: &settled}); err != nil {
-		return fail("twin", err)
+	c.hmu.RLock()
+	desired := c.desired != nil
+	c.hmu.RUnlock()
+	if desired {
+		if err := c.attachTwin(ctx, l); err != nil {
+			return fail("twin", err)
+		}
 	}
 	if c.handler() != nil {
 		if l.c2d, err = sess.NewReceiver(ctx, c.address("messages/devicebound"), &amqp.ReceiverOptions{Credit: 1}); err != nil {
@@ -371,13 +449,137 @@ func (c *amqpClient) open(ctx context.Context, ac *amqpConn) (*amqpLinks, error)
 	return l, nil
 }
 
-// start starts l's receive loops.
-func (c *amqpClient) start(l *amqpLinks) {
+// linkProps are the attach properties of a methods or twin link pair:
+// a channel correlation id pairing the sender with its receiver, the
+// api-version.
+func linkProps(kind string) map[string]any {
+	return map[string]any{
+		"com.microsoft:client-version":         "iotctl/" + version(),
+		"com.microsoft:api-version":            APIVersion,
+		"com.microsoft:channel-correlation-id": kind + ":" + uuid.NewString(),
+	}
+}
+
+// attachMethods attaches l's methods link pair unless it has one. Its
+// receive loop starts with start, or at once on live links.
+func (c *amqpClient) attachMethods(ctx context.Context, l *amqpLinks) error {
+	return c.attachPair(ctx, l, "methods/devicebound", "methods", &l.mRcv, &l.mSnd, nil, c.methodLoop)
+}
+
+// attachTwin attaches l's twin link pair unless it has one; the hub
+// sends and takes its messages settled.
+func (c *amqpClient) attachTwin(ctx context.Context, l *amqpLinks) error {
+	settled := amqp.SenderSettleModeSettled
+	return c.attachPair(ctx, l, "twin", "twin", &l.tRcv, &l.tSnd, &settled, c.twinLoop)
+}
+
+// attachPair attaches the receiver and sender of the identity's node
+// suffix into *rcv and *snd (under l.amu) unless *rcv is set, with the
+// attach properties of kind and settle as the senders' settlement mode,
+// and starts loop.
+func (c *amqpClient) attachPair(ctx context.Context, l *amqpLinks, suffix, kind string, rcv **amqp.Receiver, snd **amqp.Sender,
+	settle *amqp.SenderSettleMode, loop func(*amqpLinks)) error {
+	l.amu.Lock()
+	defer l.amu.Unlock()
+	if *rcv != nil {
+		return nil
+	}
+	props := linkProps(kind)
+	r, err := l.sess.NewReceiver(ctx, c.address(suffix), &amqp.ReceiverOptions{Properties: props, Credit: 10,
+		RequestedSenderSettleMode: settle})
+	if err != nil {
+		return err
+	}
+	sn, err := l.sess.NewSender(ctx, c.address(suffix), &amqp.SenderOptions{Properties: props, SettlementMode: settle})
+	if err != nil {
+		_ = r.Close(ctx)
+		return err
+	}
+	*rcv, *snd = r, sn
+	c.startLoop(l, loop)
+	return nil
+}
+
+// startLoop runs loop on l now if l is live (or being installed and
+// started), else leaves it to start.
+func (c *amqpClient) startLoop(l *amqpLinks, loop func(*amqpLinks)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.wg.Add(2)
-	go c.methodLoop(l)
-	go c.twinLoop(l)
+	if l.started && !c.closed {
+		c.wg.Add(1)
+		go loop(l)
+	}
+}
+
+// hasMethodHandler reports whether a method handler is set.
+func (c *amqpClient) hasMethodHandler() bool {
+	c.mmu.RLock()
+	defer c.mmu.RUnlock()
+	return c.defMethod != nil || len(c.methods) > 0
+}
+
+// HandleMethod registers fn for the method name (see
+// Client.HandleMethod); the first handler attaches the methods links.
+func (c *amqpClient) HandleMethod(name string, fn MethodHandler) {
+	c.methodTable.HandleMethod(name, fn)
+	c.methodsWanted()
+}
+
+// SetDefaultMethodHandler sets the handler of methods without one (see
+// Client.SetDefaultMethodHandler); it attaches the methods links.
+func (c *amqpClient) SetDefaultMethodHandler(fn MethodHandler) {
+	c.methodTable.SetDefaultMethodHandler(fn)
+	c.methodsWanted()
+}
+
+// methodsWanted attaches the methods links on live links that have
+// none, now that a handler is set.
+func (c *amqpClient) methodsWanted() {
+	if !c.hasMethodHandler() {
+		return
+	}
+	c.goOnLive(func(l *amqpLinks) {
+		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.connTimeout)
+		defer cancel()
+		if err := c.attachMethods(ctx, l); err != nil && c.ctx.Err() == nil {
+			c.cfg.log.Warn("late methods attach failed", "device", c.cfg.clientID, "err", amqpErr(err))
+		}
+	})
+}
+
+// goOnLive runs fn on a goroutine of the client with the live links,
+// if there are any (else the next connect does what fn would).
+func (c *amqpClient) goOnLive(fn func(l *amqpLinks)) {
+	c.mu.Lock()
+	l := c.cur
+	if l == nil || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		fn(l)
+	}()
+}
+
+// start starts l's receive loops; links attached later start their
+// own.
+func (c *amqpClient) start(l *amqpLinks) {
+	l.amu.Lock()
+	defer l.amu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l.started = true
+	if l.mRcv != nil {
+		c.wg.Add(1)
+		go c.methodLoop(l)
+	}
+	if l.tRcv != nil {
+		c.wg.Add(1)
+		go c.twinLoop(l)
+	}
 	if l.c2d != nil {
 		c.wg.Add(1)
 		go c.c2dLoop(l, l.c2d)
@@ -389,7 +591,7 @@ func (c *amqpClient) install(l *amqpLinks, renewIn time.Duration) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		l.ac.conn.Close()
+		l.end(c.cfg.connTimeout)
 		return ErrClosed
 	}
 	c.cur = l
@@ -400,6 +602,10 @@ func (c *amqpClient) install(l *amqpLinks, renewIn time.Duration) error {
 	c.mu.Unlock()
 	c.cfg.log.Debug("connected", "device", c.cfg.clientID, "address", c.cfg.address, "transport", "amqp")
 	c.emit(Event{State: StateConnected})
+	lost := func(err error) { c.lost(l, err) }
+	if !l.ac.register(l, lost) {
+		lost(l.ac.conn.Err())
+	}
 	return nil
 }
 
@@ -422,7 +628,7 @@ func (c *amqpClient) renewToken(l *amqpLinks) {
 	if err != nil {
 		c.cfg.log.Warn("token renewal failed", "device", c.cfg.clientID, "err", err)
 		if errors.Is(err, ErrUnauthorized) {
-			go l.ac.conn.Close() // the reconnect tells the refusal
+			go l.end(c.cfg.connTimeout) // the reconnect tells the refusal
 		} else {
 			c.renew = time.AfterFunc(c.cfg.minDelay, func() { c.renewToken(l) })
 		}
@@ -434,7 +640,7 @@ func (c *amqpClient) renewToken(l *amqpLinks) {
 // lost handles the end of l's connection (a receive loop failed).
 func (c *amqpClient) lost(l *amqpLinks, err error) {
 	l.lost.Do(func() {
-		l.ac.conn.Close()
+		l.end(c.cfg.connTimeout)
 		l.pmu.Lock()
 		for id, ch := range l.pending {
 			close(ch)
@@ -584,16 +790,7 @@ func (c *amqpClient) SetC2DHandler(fn C2DHandler) {
 	if was != nil || fn == nil {
 		return
 	}
-	c.mu.Lock()
-	l := c.cur
-	if l == nil || l.c2d != nil || c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.wg.Add(1)
-	c.mu.Unlock()
-	go func() {
-		defer c.wg.Done()
+	c.goOnLive(func(l *amqpLinks) {
 		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.connTimeout)
 		defer cancel()
 		r, err := l.sess.NewReceiver(ctx, c.address("messages/devicebound"), &amqp.ReceiverOptions{Credit: 1})
@@ -611,7 +808,7 @@ func (c *amqpClient) SetC2DHandler(fn C2DHandler) {
 		c.wg.Add(1)
 		c.mu.Unlock()
 		go c.c2dLoop(l, r)
-	}()
+	})
 }
 
 func (c *amqpClient) handler() C2DHandler {
@@ -701,20 +898,11 @@ func (c *amqpClient) SetDesiredHandler(fn DesiredHandler) {
 	if was != nil || fn == nil {
 		return
 	}
-	c.mu.Lock()
-	l := c.cur
-	if l == nil || c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.wg.Add(1)
-	c.mu.Unlock()
-	go func() {
-		defer c.wg.Done()
+	c.goOnLive(func(l *amqpLinks) {
 		if err := c.subscribeDesired(c.ctx, l); err != nil && c.ctx.Err() == nil {
 			c.cfg.log.Warn("desired-properties subscription failed", "device", c.cfg.clientID, "err", err)
 		}
-	}()
+	})
 }
 
 // subscribeDesired subscribes l to desired-property notifications
@@ -783,6 +971,9 @@ func (c *amqpClient) twinLoop(l *amqpLinks) {
 // twinRequest sends a twin request and waits for its response; a
 // status of 300 or more is a *StatusError.
 func (c *amqpClient) twinRequest(ctx context.Context, l *amqpLinks, op, operation, resource string, body []byte) (*amqp.Message, error) {
+	if err := c.attachTwin(ctx, l); err != nil {
+		return nil, fmt.Errorf("device: %s: amqp twin link: %w", op, amqpErr(err))
+	}
 	id := uuid.NewString()
 	ch := make(chan *amqp.Message, 1)
 	l.pmu.Lock()
@@ -873,9 +1064,12 @@ func (c *amqpClient) Close(ctx context.Context) error {
 	c.mu.Unlock()
 	c.cancel()
 	if l != nil {
-		_ = l.ac.conn.Close()
+		l.end(c.cfg.connTimeout)
 	}
 	c.wg.Wait()
+	if c.shared != nil {
+		c.shared.release()
+	}
 	c.emit(Event{State: StateClosed, Reason: ReasonClosed})
 	return nil
 }

@@ -101,6 +101,12 @@ type Options struct {
 	Reported json.RawMessage
 	// NoEcho turns off echoing desired changes into reported properties.
 	NoEcho bool
+	// TelemetryOnly makes the devices only send telemetry: they answer
+	// no direct method, take no C2D message and neither read nor echo
+	// the twin. An AMQP device then attaches its telemetry link only
+	// (each other link costs it a goroutine and tens of KB). It cannot
+	// go with Methods or Reported.
+	TelemetryOnly bool
 	// ConnectRate limits new connections per second across the fleet;
 	// 0 means no limit.
 	ConnectRate float64
@@ -118,6 +124,14 @@ type Options struct {
 	// gives about 28,000 connections to one hub address. Default: the
 	// system's choice.
 	SourceAddrs []netip.Addr
+	// DevicesPerConnection is how many devices of an AMQP fleet share
+	// one connection, each in its own session with its own token (see
+	// device.AMQPShared): 1 gives every device a connection of its own.
+	// Default: DefaultAMQPDevicesPerConnection for an AMQP fleet that
+	// authenticates with keys; 1 for a single device, a certificate
+	// fleet (a certificate is its connection's) and MQTT and HTTPS,
+	// where more than 1 is an error.
+	DevicesPerConnection int
 	// Rate limits messages per second across the fleet; 0 means each
 	// device sends every Interval.
 	Rate float64
@@ -154,6 +168,7 @@ type Fleet struct {
 	sendLim *limiter
 	replies map[string]MethodReply
 	dial    func(*device.Options) (Conn, error)
+	pool    *amqpPool // the shared AMQP connections, nil without
 	// releaseMemory runs once every device has had its connect
 	// attempt: debug.FreeOSMemory.
 	releaseMemory func()
@@ -188,9 +203,17 @@ func New(opts *Options) (*Fleet, error) {
 	if o.Interval <= 0 {
 		o.Interval = DefaultInterval
 	}
-	if o.Count < 0 || o.Duration < 0 || o.Rate < 0 || o.ConnectRate < 0 || o.MaxConnecting < 0 {
-		return nil, errors.New("simulate: count, duration, rates and MaxConnecting must not be negative")
+	if o.Count < 0 || o.Duration < 0 || o.Rate < 0 || o.ConnectRate < 0 || o.MaxConnecting < 0 || o.DevicesPerConnection < 0 {
+		return nil, errors.New("simulate: count, duration, rates, MaxConnecting and DevicesPerConnection must not be negative")
 	}
+	if o.TelemetryOnly && (len(o.Methods) > 0 || len(o.Reported) > 0) {
+		return nil, errors.New("simulate: TelemetryOnly devices answer no method and report nothing: leave out Methods and Reported, or TelemetryOnly")
+	}
+	per, err := devicesPerConnection(&o)
+	if err != nil {
+		return nil, err
+	}
+	o.DevicesPerConnection = per
 	if o.MaxConnecting == 0 {
 		o.MaxConnecting = DefaultMaxConnecting
 	}
@@ -205,7 +228,8 @@ func New(opts *Options) (*Fleet, error) {
 		f.registering = make(chan struct{}, MaxRegistering)
 	}
 	if len(f.ids) > 0 {
-		if err := checkOpenFiles(len(f.ids)); err != nil {
+		conns := (len(f.ids) + per - 1) / per
+		if err := checkOpenFiles(len(f.ids), conns); err != nil {
 			return nil, err
 		}
 	}
@@ -247,8 +271,36 @@ func New(opts *Options) (*Fleet, error) {
 		f.log = slog.New(slog.DiscardHandler)
 	}
 	f.dial = func(o *device.Options) (Conn, error) { return device.Open(o) }
+	if per > 1 {
+		f.pool = newAMQPPool(per)
+	}
 	f.releaseMemory = debug.FreeOSMemory
 	return f, nil
+}
+
+// devicesPerConnection checks o.DevicesPerConnection and returns it
+// with its default filled in.
+func devicesPerConnection(o *Options) (int, error) {
+	per, tr := o.DevicesPerConnection, o.Device.Transport
+	switch {
+	case per > 1 && tr != device.TransportAMQP:
+		return 0, fmt.Errorf("simulate: %d devices per connection: only AMQP devices share connections; "+
+			"over %s each device has its own (leave it out, or use the amqp transport)", per, tr)
+	case per > 1 && len(o.DeviceIDs) == 0:
+		return 0, fmt.Errorf("simulate: %d devices per connection: a single device has a connection of its own; "+
+			"simulate a fleet to share connections", per)
+	case per > 1 && o.Issuer != nil:
+		return 0, fmt.Errorf("simulate: %d devices per connection: a device with an X.509 certificate "+
+			"authenticates in its own connection's TLS handshake; use 1 or keys", per)
+	case per > device.MaxDevicesPerAMQPConnection:
+		return 0, fmt.Errorf("simulate: %d devices per connection: IoT Hub takes at most %d per AMQP connection",
+			per, device.MaxDevicesPerAMQPConnection)
+	case per > 0:
+		return per, nil
+	case tr == device.TransportAMQP && len(o.DeviceIDs) > 1 && o.Issuer == nil:
+		return DefaultAMQPDevicesPerConnection, nil
+	}
+	return 1, nil
 }
 
 func orDash(v, def string) string {
@@ -333,7 +385,7 @@ func (f *Fleet) Run(ctx context.Context) (Stats, error) {
 	run := func(i int, id string, single bool) {
 		// A device that connected calls wg.Done itself when it stops
 		// sending; until then no goroutine waits for it.
-		ok, err := f.runDevice(rctx, id, f.sourceAddr(i), single, wg.Done)
+		ok, err := f.runDevice(rctx, i, id, single, wg.Done)
 		if ok {
 			anyConnected.Store(true)
 			return
@@ -384,6 +436,9 @@ func (f *Fleet) Run(ctx context.Context) (Stats, error) {
 	}
 	wg.Wait()
 	cancel()
+	if f.pool != nil {
+		f.pool.close()
+	}
 	<-statsDone
 	if released != nil {
 		<-released
@@ -452,7 +507,7 @@ type simDevice struct {
 // runDevice connects one device and starts its sending. ok reports
 // whether it connected; only then is done called, once the device has
 // stopped sending and closed its connection.
-func (f *Fleet) runDevice(ctx context.Context, id string, src netip.Addr, single bool, done func()) (ok bool, err error) {
+func (f *Fleet) runDevice(ctx context.Context, i int, id string, single bool, done func()) (ok bool, err error) {
 	d := &simDevice{f: f, id: id, ctx: ctx, seq: 1}
 	d.interval.Store(int64(f.opts.Interval))
 	fail := func(kind ErrorKind, err error) (bool, error) {
@@ -484,11 +539,17 @@ func (f *Fleet) runDevice(ctx context.Context, id string, src netip.Addr, single
 	if o.Logger == nil {
 		o.Logger = f.opts.Logger
 	}
+	src, dial := f.sourceAddr(i), f.dial
+	if f.pool != nil {
+		// A connection's devices come from its one source address.
+		src = f.sourceAddr(f.pool.group(i))
+		dial = func(o *device.Options) (Conn, error) { return f.pool.open(i, o) }
+	}
 	if src.IsValid() {
 		o.SourceAddr = src
 	}
 	o.OnState = d.onState
-	conn, err := f.dial(&o)
+	conn, err := dial(&o)
 	if err != nil {
 		return fail(ErrorConnect, err)
 	}
@@ -498,14 +559,18 @@ func (f *Fleet) runDevice(ctx context.Context, id string, src netip.Addr, single
 			d.id = c.DeviceID()
 		}
 	}
-	conn.SetDefaultMethodHandler(d.onMethod)
-	conn.SetC2DHandler(d.onC2D)
-	conn.SetDesiredHandler(d.onDesired)
+	if !f.opts.TelemetryOnly {
+		conn.SetDefaultMethodHandler(d.onMethod)
+		conn.SetC2DHandler(d.onC2D)
+		conn.SetDesiredHandler(d.onDesired)
+	}
 
 	if err := f.connLim.Wait(ctx); err != nil {
+		f.release(conn)
 		return false, nil
 	}
 	if err := conn.Connect(ctx); err != nil {
+		f.release(conn)
 		if ctx.Err() != nil {
 			return false, nil
 		}
@@ -524,6 +589,14 @@ func (f *Fleet) runDevice(ctx context.Context, id string, src netip.Addr, single
 	}
 	d.start()
 	return true, nil
+}
+
+// release closes the client of a device that never connected when it
+// holds a place on a shared connection, so that the place goes back.
+func (f *Fleet) release(conn Conn) {
+	if f.pool != nil {
+		_ = conn.Close(context.Background())
+	}
 }
 
 // sourceAddr is the source address of the fleet's device number i,
@@ -799,6 +872,9 @@ func (d *simDevice) onState(e device.Event) {
 		}
 		ev.Type = EventConnected
 	case device.StateDisconnected, device.StateClosed:
+		if e.State == device.StateClosed && !d.been.Load() {
+			return // closed before it ever connected: nothing to tell
+		}
 		if d.connected.CompareAndSwap(true, false) {
 			f.connected.Add(-1)
 		} else if e.State == device.StateDisconnected && e.Reason == device.ReasonConnectFailed {

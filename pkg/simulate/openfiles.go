@@ -8,16 +8,21 @@ import "fmt"
 const filesBesidesDevices = 64
 
 // checkOpenFiles reports an error naming the way out when this process
-// may not open a connection per device: RLIMIT_NOFILE (ulimit -n) below
-// devices plus filesBesidesDevices. It first raises the soft limit to
-// the hard one, as servers do (Go's runtime does so at start too).
-func checkOpenFiles(devices int) error {
-	need := uint64(devices) + filesBesidesDevices
+// may not open the fleet's connections (one per device, or fewer when
+// AMQP devices share them): RLIMIT_NOFILE (ulimit -n) below conns plus
+// filesBesidesDevices. It first raises the soft limit to the hard one,
+// as servers do (Go's runtime does so at start too).
+func checkOpenFiles(devices, conns int) error {
+	need := uint64(conns) + filesBesidesDevices
 	cur, hard, ok := raiseOpenFiles(need)
 	if !ok || cur >= need {
 		return nil
 	}
-	return fmt.Errorf("simulate: a fleet of %d devices needs about %d open files (a connection each), but this process may open %d (ulimit -n; hard limit %d): "+
+	each := "a connection each"
+	if conns < devices {
+		each = fmt.Sprintf("%d connections", conns)
+	}
+	return fmt.Errorf("simulate: a fleet of %d devices needs about %d open files (%s), but this process may open %d (ulimit -n; hard limit %d): "+
 		"raise the limit (as root: ulimit -Hn %d; ulimit -n %d; in a systemd unit LimitNOFILE=%d; in a container --ulimit nofile=%d), or simulate fewer devices per process (--shards)",
-		devices, need, cur, hard, need, need, need, need)
+		devices, need, each, cur, hard, need, need, need, need)
 }

@@ -30,6 +30,11 @@ func TestNewRefusesAFleetLargerThanTheOpenFilesLimit(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
+	// AMQP devices sharing connections need a file per connection.
+	if _, err := New(&Options{Device: device.Options{HostName: "h", Transport: device.TransportAMQP}, DeviceIDs: ids, Keys: KeyMap{},
+		DevicesPerConnection: 10}); err != nil {
+		t.Errorf("New(AMQP fleet of %d, 10 a connection) = %v", n, err)
+	}
 	// Within the limit, New takes the fleet.
 	if _, err := New(&Options{Device: device.Options{HostName: "h"}, DeviceIDs: ids[:n/2], Keys: KeyMap{}}); err != nil {
 		t.Errorf("New(fleet of %d) = %v", n/2, err)

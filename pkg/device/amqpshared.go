@@ -1,0 +1,203 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// MaxDevicesPerAMQPConnection is the most devices AMQPShared lets
+// share one connection: the C# SDK's limit, "IotHub allows up to 999
+// tokens per connection. Setting the threshold just below that."
+// (azure-iot-sdk-csharp iothub/device/src/AmqpConnectionPoolSettings.cs,
+// MaxDevicesPerConnection = 995).
+const MaxDevicesPerAMQPConnection = 995
+
+// AMQPShared is one AMQP connection that several device (or module)
+// clients share, as gateways and the C# SDK's connection pooling
+// (AmqpConnectionPoolSettings) do: each client puts its own token on
+// the connection's one $cbs link (and renews it there), and opens its
+// own session with its own links. A client whose token expires or is
+// refused loses its own session only; when the connection is lost,
+// every client on it reconnects (the first one to try dials a new
+// connection, the others wait for it and use it).
+//
+// Make one with NewAMQPShared, clients on it with Open, and Close it
+// once its clients are closed. It is safe for concurrent use.
+type AMQPShared struct {
+	max int
+
+	mu      sync.Mutex
+	cur     *amqpConn
+	dialing *sharedDial // the dial in progress, if any
+	target  string      // what the first client dialled
+	clients int
+	closed  bool
+}
+
+// sharedDial is a dial of the connection that other clients wait for.
+type sharedDial struct {
+	done    chan struct{}
+	cancel  context.CancelFunc
+	waiters int // clients waiting for it besides the one dialling
+	ac      *amqpConn
+	err     error
+}
+
+// NewAMQPShared returns a shared connection, not dialled yet: the first
+// client that connects dials it with its Options (host, gateway,
+// WebSocket, proxy, source address, CA). max bounds the clients Open
+// makes on it: 0 means MaxDevicesPerAMQPConnection.
+func NewAMQPShared(max int) (*AMQPShared, error) {
+	if max < 0 || max > MaxDevicesPerAMQPConnection {
+		return nil, fmt.Errorf("device: %d devices per AMQP connection: use 1 to %d", max, MaxDevicesPerAMQPConnection)
+	}
+	if max == 0 {
+		max = MaxDevicesPerAMQPConnection
+	}
+	return &AMQPShared{max: max}, nil
+}
+
+// Open returns a client on s, not connected yet. opts must have
+// Transport TransportAMQP and a key or token: a device that
+// authenticates with an X.509 certificate does so in the TLS handshake,
+// which belongs to one connection, so it cannot share one. Every
+// client on s must connect to the same place (host, port, WebSocket
+// or not, source address) as the first.
+func (s *AMQPShared) Open(opts *Options) (Conn, error) {
+	if opts != nil && opts.Transport != TransportAMQP {
+		return nil, fmt.Errorf("device: a shared AMQP connection needs Transport amqp, not %s", opts.Transport)
+	}
+	c, err := newAMQP(opts)
+	if err != nil {
+		return nil, err
+	}
+	if c.cfg.cert != nil {
+		return nil, errors.New("device: a device with an X.509 certificate cannot share an AMQP connection " +
+			"(the certificate is its connection's TLS handshake): give it a connection of its own")
+	}
+	target := sharedTarget(c.cfg)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return nil, ErrClosed
+	case s.clients >= s.max:
+		return nil, fmt.Errorf("device: the shared AMQP connection has its %d devices already: open another", s.max)
+	case s.target != "" && s.target != target:
+		return nil, fmt.Errorf("device: %s connects to %s, the shared AMQP connection to %s: share connections by target only",
+			c.cfg.clientID, target, s.target)
+	}
+	s.target = target
+	s.clients++
+	c.shared = s
+	return c, nil
+}
+
+// sharedTarget names where cfg connects, for the check that every
+// client of a connection goes to the same place.
+func sharedTarget(cfg *config) string {
+	t := cfg.address
+	if cfg.wsURL != "" {
+		t = cfg.wsURL
+	}
+	if cfg.sourceAddr.IsValid() {
+		t += " from " + cfg.sourceAddr.String()
+	}
+	return t
+}
+
+// conn returns the live connection, dialling it with cfg (or waiting
+// for the dial another client started) when there is none. A failed
+// dial's error goes to every client that waited for it; each retries
+// on its own back-off.
+func (s *AMQPShared) conn(ctx context.Context, cfg *config) (*amqpConn, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if ac := s.cur; ac != nil {
+		select {
+		case <-ac.conn.Done():
+			s.cur = nil // lost: dial a new one below
+		default:
+			s.mu.Unlock()
+			return ac, nil
+		}
+	}
+	if d := s.dialing; d != nil {
+		d.waiters++
+		s.mu.Unlock()
+		select {
+		case <-d.done:
+			return d.ac, d.err
+		case <-ctx.Done():
+			s.mu.Lock()
+			d.waiters--
+			s.mu.Unlock()
+			return nil, ctx.Err()
+		}
+	}
+	// The dial is the connection's, not this client's: when this
+	// client's ctx ends (its Close) the dial goes on while others wait
+	// for it. Close of s ends it.
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d := &sharedDial{done: make(chan struct{}), cancel: cancel}
+	s.dialing = d
+	s.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		alone := d.waiters == 0
+		s.mu.Unlock()
+		if alone {
+			cancel()
+		}
+	})
+	d.ac, d.err = dialAMQP(dctx, cfg)
+	stop()
+	cancel()
+
+	s.mu.Lock()
+	s.dialing = nil
+	if d.err == nil {
+		if s.closed {
+			d.ac.conn.Close()
+			d.ac, d.err = nil, ErrClosed
+		} else {
+			s.cur = d.ac
+		}
+	}
+	s.mu.Unlock()
+	close(d.done)
+	if d.err == nil && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return d.ac, d.err
+}
+
+// release is called by a client's Close.
+func (s *AMQPShared) release() {
+	s.mu.Lock()
+	s.clients--
+	s.mu.Unlock()
+}
+
+// Close closes the connection (ending every client's session on it);
+// clients that are not closed yet stop with ErrClosed when they try to
+// reconnect. Close the clients first for a clean end. It is idempotent
+// and returns nil.
+func (s *AMQPShared) Close() error {
+	s.mu.Lock()
+	ac := s.cur
+	s.cur, s.closed = nil, true
+	if s.dialing != nil {
+		s.dialing.cancel()
+	}
+	s.mu.Unlock()
+	if ac != nil {
+		_ = ac.conn.Close()
+	}
+	return nil
+}
