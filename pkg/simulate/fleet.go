@@ -411,10 +411,12 @@ func (f *Fleet) Run(ctx context.Context) (Stats, error) {
 		wg.Add(len(f.ids))
 		var next atomic.Int64
 		var connecting sync.WaitGroup
+		var skipped atomic.Bool // the run ended before some device's turn
 		for range min(f.opts.MaxConnecting, len(f.ids)) {
 			connecting.Go(func() {
 				for i := next.Add(1) - 1; i < int64(len(f.ids)); i = next.Add(1) - 1 {
 					if rctx.Err() != nil {
+						skipped.Store(true)
 						wg.Done() // never started
 						continue
 					}
@@ -425,7 +427,9 @@ func (f *Fleet) Run(ctx context.Context) (Stats, error) {
 		go func() {
 			defer close(released)
 			connecting.Wait()
-			if rctx.Err() == nil {
+			// Not rctx.Err(): a short run whose devices are all done is
+			// cancelled as it ends, possibly before this goroutine looks.
+			if !skipped.Load() {
 				// The handshakes' garbage is free now but still
 				// resident: the runtime returns it to the system a
 				// little at a time. Return it at once, so that the
