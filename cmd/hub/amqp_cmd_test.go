@@ -500,10 +500,11 @@ func slowLink(t *testing.T, addr string, delay time.Duration) string {
 	return ln.Addr().String()
 }
 
-// hub feedback's --timeout is the wait for records: a connection that
-// takes longer than --timeout to set up is not an error, and the
-// empty queue still ends with 0 after the wait.
-func TestFeedbackTimeoutCountsOnceConnected(t *testing.T) {
+// The --timeout of hub feedback and hub monitor is the wait for
+// records or events: a connection that takes longer than --timeout to
+// set up is not an error, and a quiet hub still ends with 0 after the
+// wait.
+func TestWaitTimeoutCountsOnceConnected(t *testing.T) {
 	t.Parallel()
 	e := startRegEnv(t)
 	cs, err := connstr.Parse(e.cs)
@@ -511,9 +512,11 @@ func TestFeedbackTimeoutCountsOnceConnected(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs.HostName = slowLink(t, cs.HostName, 2*time.Second)
-	r := e.run(t, nil, "hub", "feedback", "--connection-string", cs.Format(), "--timeout", "1s", "-o", "json")
-	if r.code != 0 || r.stdout != "" {
-		t.Errorf("over a link 2s slow to connect, feedback --timeout 1s: exit %d stdout %q stderr %q; want 0 and nothing", r.code, r.stdout, r.stderr)
+	for _, cmd := range []string{"feedback", "monitor"} {
+		r := e.run(t, nil, "hub", cmd, "--connection-string", cs.Format(), "--timeout", "1s", "-o", "json")
+		if r.code != 0 || r.stdout != "" {
+			t.Errorf("over a link 2s slow to connect, hub %s --timeout 1s: exit %d stdout %q stderr %q; want 0 and nothing", cmd, r.code, r.stdout, r.stderr)
+		}
 	}
 }
 
