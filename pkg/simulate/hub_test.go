@@ -278,17 +278,25 @@ func TestSetTelemetryIntervalSpacesMessages(t *testing.T) {
 	}
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) string {
+// restartAddr returns an address for a hub that restarts on it: a
+// loopback address of this process's own (from its pid) and a port
+// free on it a moment ago. Between the restarts nothing else can take
+// the port: connections from this machine come from 127.0.0.1, and
+// other tests listen there or on their own addresses.
+func restartAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	pid := os.Getpid()
+	ip := fmt.Sprintf("127.%d.%d.%d", 1+pid%250, (pid/250)%250, 200+restartAddrs.Add(1)%50)
+	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	addr := ln.Addr().String()
 	ln.Close()
-	return port
+	return addr
 }
+
+var restartAddrs atomic.Int32
 
 // The hub restarts on the same data dir while a device sends QoS 1
 // messages: the device reconnects by itself, and every message the
@@ -296,7 +304,7 @@ func freePort(t *testing.T) string {
 func TestHubRestartLosesNoAcknowledgedMessage(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	o := &hub.Options{Addr: "127.0.0.1:" + freePort(t), DataDir: dir}
+	o := &hub.Options{Addr: restartAddr(t), DataDir: dir}
 	h1 := startHub(t, o)
 	cs := deviceCS(t, h1, "restart")
 	ca := h1.CAFile()
