@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iotctl/iotctl/internal/loopback"
 	"github.com/iotctl/iotctl/pkg/device"
 	"github.com/iotctl/iotctl/pkg/devicecert"
 	"github.com/iotctl/iotctl/pkg/hub"
@@ -278,33 +278,19 @@ func TestSetTelemetryIntervalSpacesMessages(t *testing.T) {
 	}
 }
 
-// restartAddr returns an address for a hub that restarts on it: a
-// loopback address of this process's own (from its pid) and a port
-// free on it a moment ago. Between the restarts nothing else can take
-// the port: connections from this machine come from 127.0.0.1, and
-// other tests listen there or on their own addresses.
-func restartAddr(t *testing.T) string {
-	t.Helper()
-	pid := os.Getpid()
-	ip := fmt.Sprintf("127.%d.%d.%d", 1+pid%250, (pid/250)%250, 200+restartAddrs.Add(1)%50)
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-var restartAddrs atomic.Int32
-
 // The hub restarts on the same data dir while a device sends QoS 1
 // messages: the device reconnects by itself, and every message the
 // client reported as acknowledged is in one of the two hubs' logs.
 func TestHubRestartLosesNoAcknowledgedMessage(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	o := &hub.Options{Addr: restartAddr(t), DataDir: dir}
+	// An address of the test's own: nothing else can take the port
+	// while the hub restarts.
+	addr, err := loopback.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &hub.Options{Addr: addr, DataDir: dir}
 	h1 := startHub(t, o)
 	cs := deviceCS(t, h1, "restart")
 	ca := h1.CAFile()
