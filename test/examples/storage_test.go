@@ -4,13 +4,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/iotctl/iotctl/internal/nodemodules"
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/fileupload"
 	"github.com/iotctl/iotctl/pkg/hub"
@@ -42,13 +42,8 @@ func azuriteBin() (string, error) {
 	interop := filepath.Join("..", "interop")
 	bin := filepath.Join(interop, "node_modules", ".bin", "azurite-blob")
 	npmOnce.Do(func() {
-		if _, err := os.Stat(bin); err == nil {
-			return
-		}
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = interop
-		if out, err := cmd.CombinedOutput(); err != nil {
-			npmErr = fmt.Errorf("the file upload examples need Azurite: npm ci in %s failed (node and npm on PATH?): %v\n%s", interop, err, out)
+		if err := nodemodules.Ensure(context.Background(), interop); err != nil {
+			npmErr = fmt.Errorf("the file upload examples need Azurite: %v", err)
 		}
 	})
 	if npmErr != nil {

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,19 +16,11 @@ import (
 	"github.com/iotctl/iotctl/pkg/hub/dps"
 )
 
-// requireDPSPackages installs the pinned Node packages when the DPS
-// ones are missing from a node_modules made before they were pinned.
+// requireDPSPackages makes the pinned Node packages ready, the DPS ones
+// among them.
 func requireDPSPackages(t *testing.T) {
 	t.Helper()
 	requireNode(t)
-	if _, err := os.Stat(filepath.Join(dir(), "node_modules", "azure-iot-provisioning-device-amqp")); err == nil {
-		return
-	}
-	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-	cmd.Dir = dir()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci in %s failed: %v\n%s", dir(), err, out)
-	}
 }
 
 // dpsService runs one azure-iot-provisioning-service operation and

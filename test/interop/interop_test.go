@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iotctl/iotctl/internal/nodemodules"
 	"github.com/iotctl/iotctl/pkg/hub"
 )
 
@@ -57,22 +58,8 @@ func requireNode(t *testing.T) {
 	t.Helper()
 	skipIfAsked(t)
 	npmOnce.Do(func() {
-		if _, err := exec.LookPath("node"); err != nil {
-			npmErr = fmt.Errorf("node is not on PATH: install Node.js (20 or newer) to run the interoperability tests, or set IOTCTL_SKIP_INTEROP=1")
-			return
-		}
-		// azurite came later than the SDKs: a node_modules made before
-		// it is installed again.
-		_, errSDK := os.Stat(filepath.Join(dir(), "node_modules", "azure-iothub"))
-		_, errAzurite := os.Stat(filepath.Join(dir(), "node_modules", "azurite"))
-		if errSDK == nil && errAzurite == nil {
-			return
-		}
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = dir()
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			npmErr = fmt.Errorf("npm ci in %s failed: %v\n%s", dir(), err, out)
+		if err := nodemodules.Ensure(context.Background(), dir()); err != nil {
+			npmErr = fmt.Errorf("%v: the interoperability tests need the pinned Node SDKs, or set IOTCTL_SKIP_INTEROP=1", err)
 		}
 	})
 	if npmErr != nil {

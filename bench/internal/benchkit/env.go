@@ -2,12 +2,12 @@ package benchkit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/iotctl/iotctl/internal/nodemodules"
 )
 
 // CleanEnv is this process's environment without iotctl's settings
@@ -25,20 +25,15 @@ func CleanEnv(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// NodeReady checks that node is on PATH and, when dir/node_modules has
-// no module (a slash-separated name such as "@azure/event-hubs"), runs
-// `npm ci` in dir to install the pinned SDKs. Cancelling ctx kills npm.
+// NodeReady checks that node is on PATH and that the pinned packages of
+// dir (module among them) are installed, running `npm ci` in dir when
+// one is missing. Cancelling ctx kills npm.
 func NodeReady(ctx context.Context, dir, module string) error {
-	if _, err := exec.LookPath("node"); err != nil {
-		return errors.New("node is not on PATH: install Node.js 20 or newer")
+	if err := nodemodules.Ensure(ctx, dir); err != nil {
+		return err
 	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", filepath.FromSlash(module))); err == nil {
-		return nil
-	}
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("npm ci in %s: %v\n%s", dir, err, out)
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", filepath.FromSlash(module))); err != nil {
+		return fmt.Errorf("%s is not among the packages of %s/package.json", module, dir)
 	}
 	return nil
 }
