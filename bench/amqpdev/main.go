@@ -9,6 +9,14 @@
 //	go run ./bench/amqpdev -devices 10000 -conns 10 -senders 100 -duration 10s
 //
 // The client is github.com/Azure/go-amqp over TLS to the hub's port.
+// Beside it, in the same run, -node devices of the official Node SDK
+// (azure-iot-device + azure-iot-device-amqp, one AMQP connection each,
+// all in one node process running node_amqp.js) connect after the
+// go-amqp devices and send during the same window, so the figures of
+// both clients stand side by side. The Node SDK connects to port 5671,
+// so with -node the hub listens on the standard ports of -ip (root or
+// CAP_NET_BIND_SERVICE); its modules come from test/interop (npm ci
+// when missing).
 package main
 
 import (
@@ -19,6 +27,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,13 +47,30 @@ func main() {
 	window := flag.Int("window", 32, "unacknowledged messages per sending device")
 	dur := flag.Duration("duration", 10*time.Second, "how long the senders send")
 	bin := flag.String("iotctl", "", "iotctl binary for the hub (default: build one from this repository)")
+	flag.IntVar(&nodeOpts.devices, "node", 100, "Node SDK devices (one AMQP connection each) that connect after the go-amqp devices and send beside them (0: none)")
+	flag.IntVar(&nodeOpts.window, "node-window", 32, "sendEvent calls in flight per Node device")
+	flag.StringVar(&nodeOpts.ip, "ip", "127.0.0.79", "with -node: loopback address for the hub, which binds 8883, 443 and 5671 there")
 	pprofAddr := flag.String("pprof-addr", "", "serve the hub's pprof here (127.0.0.1:0 for any port), printed at start")
+	flag.StringVar(&profiles.heap, "heapprofile", "", "write the hub's heap profile (after a collection) to this file once every device is connected, the same as text with the runtime's memory statistics to FILE.txt, and its goroutine profile to FILE.goroutines")
+	flag.StringVar(&profiles.cpu, "cpuprofile", "", "write the hub's CPU profile while the senders send to this file")
 	flag.Parse()
+	if (profiles.heap != "" || profiles.cpu != "") && *pprofAddr == "" {
+		*pprofAddr = "127.0.0.1:0"
+	}
 	if err := run(*n, *conns, *senders, *window, *dur, *bin, *pprofAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "amqpdev:", err)
 		os.Exit(1)
 	}
 }
+
+// nodeOpts is the Node fleet's part of the run.
+var nodeOpts struct {
+	devices, window int
+	ip              string
+}
+
+// profiles are the files the hub's profiles go to (none when empty).
+var profiles struct{ heap, cpu string }
 
 // device is one device's part of a shared connection.
 type device struct {
@@ -65,7 +91,15 @@ func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr string
 			return err
 		}
 	}
-	h, err := benchkit.StartHub(ctx, bin, &benchkit.HubOptions{PprofAddr: pprofAddr})
+	hubOpts := &benchkit.HubOptions{PprofAddr: pprofAddr}
+	interop := filepath.Join(benchkit.RepoRoot(), "test", "interop")
+	if nodeOpts.devices > 0 {
+		if err := benchkit.NodeReady(ctx, interop, "azure-iot-device-amqp"); err != nil {
+			return err
+		}
+		hubOpts.Addr, hubOpts.StandardPorts = nodeOpts.ip+":8883", true
+	}
+	h, err := benchkit.StartHub(ctx, bin, hubOpts)
 	if err != nil {
 		return err
 	}
@@ -121,13 +155,57 @@ func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr string
 	fmt.Printf("%d devices over %d connections: connected, authorized (one put-token each) and one message acknowledged each in %.1fs; acknowledged %d\n",
 		n, conns, connected.Seconds(), acked.Load())
 	fmt.Printf("hub RSS: %d KB before, %d KB after; %.2f KB per device\n", rss0, rss1, float64(rss1-rss0)/float64(n))
+	if profiles.heap != "" {
+		base := "http://" + h.Info.PprofAddress + "/debug/pprof/"
+		if err := benchkit.FetchPprof(ctx, base+"heap?gc=1", profiles.heap); err != nil {
+			return err
+		}
+		if err := benchkit.FetchPprof(ctx, base+"heap?debug=1", profiles.heap+".txt"); err != nil {
+			return err
+		}
+		if err := benchkit.FetchPprof(ctx, base+"goroutine?debug=1", profiles.heap+".goroutines"); err != nil {
+			return err
+		}
+	}
 
-	// Throughput: the first senders devices, window messages in flight each.
+	var fleet *nodeFleet
+	if nodeOpts.devices > 0 {
+		rss0 := benchkit.RSSKB(h.PID())
+		start := time.Now()
+		if fleet, err = startNodeFleet(ctx, h, interop, dur); err != nil {
+			return err
+		}
+		defer fleet.stop()
+		if err := fleet.waitReady(); err != nil {
+			return err
+		}
+		rss1 := benchkit.RSSKB(h.PID())
+		fmt.Printf("%d Node SDK devices (azure-iot-device-amqp, one connection each) opened in %.1fs; hub RSS %d KB more, %.2f KB per device\n",
+			fleet.ready, time.Since(start).Seconds(), rss1-rss0, float64(rss1-rss0)/float64(max(1, fleet.ready)))
+	}
+
+	// Throughput: the first senders devices, window messages in flight
+	// each, beside the Node fleet.
 	senders = min(senders, n)
 	body := []byte(`{"temperature":21.5,"humidity":40}`)
 	var sent atomic.Int64
 	sctx, stop := context.WithTimeout(ctx, dur)
 	defer stop()
+	profiled := make(chan error, 1)
+	if profiles.cpu != "" {
+		secs := max(1, int(dur.Round(time.Second)/time.Second)-1)
+		go func() {
+			profiled <- benchkit.FetchPprof(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", h.Info.PprofAddress, secs), profiles.cpu)
+		}()
+	} else {
+		profiled <- nil
+	}
+	cpu0, own0 := benchkit.CPUTime(h.PID()), benchkit.CPUTime(os.Getpid())
+	if fleet != nil {
+		if err := fleet.start(); err != nil {
+			return err
+		}
+	}
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
@@ -139,7 +217,9 @@ func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr string
 				for sctx.Err() == nil {
 					err := d.snd.Send(sctx, &amqp.Message{Data: [][]byte{body}, ApplicationProperties: map[string]any{"n": int64(1)}}, nil)
 					if err != nil {
-						if sctx.Err() == nil {
+						// go-amqp may time out on its own timer for
+						// sctx's deadline before sctx's own fires.
+						if sctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
 							firstErr.CompareAndSwap(nil, err)
 						}
 						return
@@ -151,8 +231,29 @@ func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr string
 	}
 	wg.Wait()
 	el := time.Since(t0)
-	fmt.Printf("%d devices x %d in flight for %.1fs: %d messages acknowledged, %.0f msg/s\n",
-		senders, window, el.Seconds(), sent.Load(), float64(sent.Load())/el.Seconds())
+	cpu, own := benchkit.CPUTime(h.PID())-cpu0, benchkit.CPUTime(os.Getpid())-own0
+	perMsg := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(max(1, sent.Load())) }
+	fmt.Printf("%d devices x %d in flight for %.1fs: %d messages acknowledged, %.0f msg/s; CPU: hub %.1fs (%.0f µs per message), the go-amqp clients %.1fs (%.0f µs per message)\n",
+		senders, window, el.Seconds(), sent.Load(), float64(sent.Load())/el.Seconds(), cpu.Seconds(), perMsg(cpu), own.Seconds(), perMsg(own))
+	if err := <-profiled; err != nil {
+		return err
+	}
+	if fleet != nil {
+		sum, err := fleet.wait()
+		if err != nil {
+			return err
+		}
+		ncpu := fleet.cpu()
+		fmt.Printf("%d Node SDK devices x %d in flight for %.1fs: %d messages acknowledged, %.0f msg/s, %d errors; node CPU %.1fs (%.0f µs per message)\n",
+			sum.Connected, nodeOpts.window, sum.SendS, sum.Acked, float64(sum.Acked)/max(sum.SendS, 0.001), sum.Errors,
+			ncpu.Seconds(), float64(ncpu.Microseconds())/float64(max(1, sum.Acked)))
+		fmt.Printf("both clients together: %.0f msg/s; hub CPU %.0f µs per message\n",
+			float64(sent.Load())/el.Seconds()+float64(sum.Acked)/max(sum.SendS, 0.001),
+			float64(cpu.Microseconds())/float64(max(1, sent.Load()+sum.Acked)))
+		if sum.Errors > 0 {
+			return fmt.Errorf("the Node SDK devices had %d errors (the first ones above)", sum.Errors)
+		}
+	}
 	if e, ok := firstErr.Load().(error); ok {
 		return fmt.Errorf("a sender failed: %w", e)
 	}

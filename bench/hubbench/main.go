@@ -45,9 +45,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -249,13 +247,13 @@ func runStore(ctx context.Context, bin, dataDir, store string, c config) (float6
 		if c.heapProfile == "" {
 			return 0, nil
 		}
-		if err := fetchPprof(ctx, "http://"+h.Info.PprofAddress+"/debug/pprof/heap?gc=1", c.heapProfile); err != nil {
+		if err := benchkit.FetchPprof(ctx, "http://"+h.Info.PprofAddress+"/debug/pprof/heap?gc=1", c.heapProfile); err != nil {
 			return 0, err
 		}
-		if err := fetchPprof(ctx, "http://"+h.Info.PprofAddress+"/debug/pprof/heap?debug=1", c.heapProfile+".txt"); err != nil {
+		if err := benchkit.FetchPprof(ctx, "http://"+h.Info.PprofAddress+"/debug/pprof/heap?debug=1", c.heapProfile+".txt"); err != nil {
 			return 0, err
 		}
-		return 0, fetchPprof(ctx, "http://"+h.Info.PprofAddress+"/debug/pprof/goroutine?debug=1", c.heapProfile+".goroutines")
+		return 0, benchkit.FetchPprof(ctx, "http://"+h.Info.PprofAddress+"/debug/pprof/goroutine?debug=1", c.heapProfile+".goroutines")
 	case "ingest":
 		return ingest(ctx, store, devs, c, h, profile)
 	case "stored":
@@ -373,28 +371,7 @@ func perMessageMicros(cpu time.Duration, n int64) float64 {
 // over d, to file.
 func fetchProfile(ctx context.Context, addr string, d time.Duration, file string) error {
 	secs := max(1, int(d.Round(time.Second)/time.Second))
-	return fetchPprof(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs), file)
-}
-
-// fetchPprof writes the profile at url to file.
-func fetchPprof(ctx context.Context, url, file string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, res.Status)
-	}
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(file, b, 0o644)
+	return benchkit.FetchPprof(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs), file)
 }
 
 func methods(ctx context.Context, svc *service.Client, devs []*dev, callers, calls int) error {

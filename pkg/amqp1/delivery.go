@@ -75,7 +75,11 @@ func (d *Delivery) settle(state frames.DeliveryState) error {
 		return s.err
 	}
 	second := d.l.rcvMode == frames.RcvSecond
-	s.send(&frames.Disposition{Role: frames.RoleReceiver, First: d.id, Settled: !second, State: state}, nil)
+	if _, ok := state.(*frames.Accepted); ok && !second {
+		s.accept(d.id) // sent with the accepted deliveries that follow it
+	} else {
+		s.send(&frames.Disposition{Role: frames.RoleReceiver, First: d.id, Settled: !second, State: state}, nil)
+	}
 	if second {
 		d.answered = true // settled when the peer settles
 		return nil

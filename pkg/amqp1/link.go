@@ -52,8 +52,15 @@ type Link struct {
 	maxMessage    uint64
 	queue         []*Delivery
 	partial       *Delivery
+	// With HandleDeliveries: the handler, and whether a goroutine is
+	// running it over the queue.
+	onDelivery func(*Delivery)
+	draining   bool
+	// afterDone are the functions AfterDone registered.
+	afterDone []func()
 
-	// Sending side (we are the sender). Guarded by s.mu except sendSem.
+	// Sending side (we are the sender). Guarded by s.mu except sendSem,
+	// which only a sending link has.
 	sendCredit        uint32
 	sendDeliveryCount uint32
 	drain             bool
@@ -200,6 +207,24 @@ func (l *Link) fail(err error) {
 	l.queue = nil
 	l.partial = nil
 	close(l.done)
+	for _, f := range l.afterDone {
+		go f()
+	}
+	l.afterDone = nil
+}
+
+// AfterDone arranges for f to run in its own goroutine once the link
+// ended (when Done is closed), or at once if it has. Unlike a goroutine
+// waiting on Done, a registered function costs no goroutine while the
+// link lives.
+func (l *Link) AfterDone(f func()) {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	if l.err != nil {
+		go f()
+		return
+	}
+	l.afterDone = append(l.afterDone, f)
 }
 
 // onAttach handles the peer's attach. Call with s.mu held.
@@ -229,7 +254,9 @@ func (s *session) onAttach(b *frames.Attach) {
 		done:       make(chan struct{}),
 		window:     opts.LinkCredit,
 		maxMessage: opts.MaxMessageSize,
-		sendSem:    make(chan struct{}, 1),
+	}
+	if l.role == RoleSender {
+		l.sendSem = make(chan struct{}, 1)
 	}
 	if l.sndMode > frames.SndMixed || l.rcvMode > frames.RcvSecond {
 		s.endWithError(ErrCondInvalidField, fmt.Errorf("attach with settle modes %d/%d", l.sndMode, l.rcvMode))

@@ -2,6 +2,7 @@ package amqp1
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/Azure/go-amqp"
@@ -25,26 +26,22 @@ func (l *Link) Receive(ctx context.Context) (*Delivery, error) {
 	s := l.s
 	for {
 		s.mu.Lock()
+		if l.onDelivery != nil {
+			s.mu.Unlock()
+			return nil, errHandled
+		}
 		if l.err != nil {
 			err := l.err
 			s.mu.Unlock()
 			return nil, err
 		}
 		if len(l.queue) > 0 {
-			d := l.queue[0]
-			l.queue[0] = nil
-			l.queue = l.queue[1:]
-			l.topUpCredit()
+			d := l.pop()
 			s.mu.Unlock()
-			msg := new(amqp.Message)
-			if err := unmarshalMessage(msg, d.Payload); err != nil {
-				_ = d.Reject(&Error{Condition: ErrCondDecodeError, Description: err.Error()})
-				continue
+			if d.decode() {
+				return d, nil
 			}
-			msg.DeliveryTag = d.tag
-			msg.Format = d.format
-			d.Message = msg
-			return d, nil
+			continue
 		}
 		ch := s.notify
 		s.mu.Unlock()
@@ -54,6 +51,83 @@ func (l *Link) Receive(ctx context.Context) (*Delivery, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+var errHandled = errors.New("amqp1: the link's deliveries go to the function given to HandleDeliveries")
+
+// HandleDeliveries makes the link give its messages to fn instead of
+// Receive, in the order they arrive, on a goroutine that runs only
+// while deliveries are waiting: a link that receives nothing costs no
+// goroutine. fn receives each message decoded, as Receive returns it
+// (undecodable ones are rejected and skipped); a slow fn holds back
+// credit as a slow Receive does. Call it at most once, on a link where
+// the peer is the sender, before any Receive; Receive then returns an
+// error. Deliveries still waiting when the link ends are dropped.
+func (l *Link) HandleDeliveries(fn func(*Delivery)) error {
+	if l.role != RoleReceiver {
+		return ErrWrongRole
+	}
+	s := l.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l.onDelivery != nil {
+		return errors.New("amqp1: HandleDeliveries called twice on one link")
+	}
+	l.onDelivery = fn
+	l.startDrain()
+	return nil
+}
+
+// startDrain starts the goroutine that hands queued deliveries to the
+// link's handler unless it runs already. Call with s.mu held.
+func (l *Link) startDrain() {
+	if l.onDelivery == nil || l.draining || l.err != nil || len(l.queue) == 0 {
+		return
+	}
+	l.draining = true
+	go l.handOver()
+}
+
+// handOver hands queued deliveries to the handler until none is left.
+func (l *Link) handOver() {
+	s := l.s
+	for {
+		s.mu.Lock()
+		if l.err != nil || len(l.queue) == 0 {
+			l.draining = false
+			s.mu.Unlock()
+			return
+		}
+		d := l.pop()
+		s.mu.Unlock()
+		if d.decode() {
+			l.onDelivery(d)
+		}
+	}
+}
+
+// pop takes the first queued delivery and grants credit again when it
+// is time. Call with s.mu held and the queue not empty.
+func (l *Link) pop() *Delivery {
+	d := l.queue[0]
+	l.queue[0] = nil
+	l.queue = l.queue[1:]
+	l.topUpCredit()
+	return d
+}
+
+// decode decodes the delivery's message; it rejects the delivery with
+// amqp:decode-error and reports false when it cannot.
+func (d *Delivery) decode() bool {
+	msg := new(amqp.Message)
+	if err := unmarshalMessage(msg, d.Payload); err != nil {
+		_ = d.Reject(&Error{Condition: ErrCondDecodeError, Description: err.Error()})
+		return false
+	}
+	msg.DeliveryTag = d.tag
+	msg.Format = d.format
+	d.Message = msg
+	return true
 }
 
 // unmarshalMessage decodes with go-amqp, turning a panic on hostile
@@ -126,8 +200,12 @@ func (l *Link) onTransfer(b *frames.Transfer) {
 	}
 	l.partial = nil
 	if !d.settled {
+		if s.unsettledIn == nil {
+			s.unsettledIn = map[uint32]*Delivery{}
+		}
 		s.unsettledIn[d.id] = d
 	}
 	l.queue = append(l.queue, d)
+	l.startDrain()
 	s.broadcast()
 }

@@ -141,6 +141,9 @@ func (l *Link) transfer(ctx context.Context, msg *amqp.Message, payload []byte) 
 	var st *sendState
 	if !settled {
 		st = &sendState{l: l, done: make(chan struct{})}
+		if s.unsettledOut == nil {
+			s.unsettledOut = map[uint32]*sendState{}
+		}
 		s.unsettledOut[id] = st
 	}
 	tag := msg.DeliveryTag

@@ -26,13 +26,58 @@ type session struct {
 	nextDeliveryID       uint32 // delivery-id of our next delivery
 	peerHandleMax        uint32
 
-	byInput      map[uint32]*Link // by the peer's handle
-	byOutput     map[uint32]*Link // by our handle
-	unsettledIn  map[uint32]*Delivery
-	unsettledOut map[uint32]*sendState
+	byInput      map[uint32]*Link      // by the peer's handle
+	byOutput     map[uint32]*Link      // by our handle
+	unsettledIn  map[uint32]*Delivery  // made with the first unsettled delivery in
+	unsettledOut map[uint32]*sendState // made with the first unsettled delivery out
 
 	endSent bool
 	err     error // set once the session is over for its links
+
+	// Accepted deliveries whose settled disposition is not sent yet:
+	// delivery-ids accFirst through accLast. Consecutive ones go out as
+	// one disposition frame, before the session's next frame or the
+	// writer's next write, whichever comes first (accQueued: the
+	// writer will call flushDeferred).
+	accFirst, accLast     uint32
+	accPending, accQueued bool
+}
+
+// accept settles delivery id as accepted, merging it with the pending
+// range when it follows it. Call with mu held.
+func (s *session) accept(id uint32) {
+	if s.accPending && id == s.accLast+1 {
+		s.accLast = id
+		return
+	}
+	s.flushAccepted()
+	s.accFirst, s.accLast, s.accPending = id, id, true
+	if !s.accQueued {
+		s.accQueued = true
+		s.c.w.later(s)
+	}
+}
+
+// flushAccepted queues the pending accepted range. Call with mu held.
+func (s *session) flushAccepted() {
+	if !s.accPending {
+		return
+	}
+	s.accPending = false
+	d := &frames.Disposition{Role: frames.RoleReceiver, First: s.accFirst, Settled: true, State: &frames.Accepted{}}
+	if s.accLast != s.accFirst {
+		last := s.accLast
+		d.Last = &last
+	}
+	_ = s.c.w.enqueue(s.localCh, frames.TypeAMQP, d, nil, false)
+}
+
+// flushDeferred is the writer's call before a write.
+func (s *session) flushDeferred() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.accQueued = false
+	s.flushAccepted()
 }
 
 func newSession(c *Conn, local, remote uint16, b *frames.Begin) *session {
@@ -45,8 +90,6 @@ func newSession(c *Conn, local, remote uint16, b *frames.Begin) *session {
 		peerHandleMax:        b.HandleMax,
 		byInput:              map[uint32]*Link{},
 		byOutput:             map[uint32]*Link{},
-		unsettledIn:          map[uint32]*Delivery{},
-		unsettledOut:         map[uint32]*sendState{},
 	}
 }
 
@@ -56,8 +99,10 @@ func (s *session) broadcast() {
 	s.notify = make(chan struct{})
 }
 
-// send queues a frame on the session's channel. Call with mu held.
+// send queues a frame on the session's channel, after the accepted
+// dispositions still held back. Call with mu held.
 func (s *session) send(body frames.Body, payload []byte) {
+	s.flushAccepted()
 	_ = s.c.w.enqueue(s.localCh, frames.TypeAMQP, body, payload, false)
 }
 

@@ -35,9 +35,12 @@ type writer struct {
 	sealed  bool // a close frame was queued; nothing may follow it
 	err     error
 	drained chan struct{} // closed and replaced whenever buf empties
-	wake    chan struct{}
-	quit    chan struct{}
-	done    chan struct{}
+	// deferred are the sessions holding frames back to merge them
+	// (accepted dispositions); they queue them before each write.
+	deferred []*session
+	wake     chan struct{}
+	quit     chan struct{}
+	done     chan struct{}
 
 	// heartbeat is the longest silence we allow ourselves (0 = none);
 	// tick is called on every timer tick with the current time.
@@ -84,6 +87,33 @@ func (w *writer) enqueue(channel uint16, typ uint8, body frames.Body, payload []
 	default:
 	}
 	return nil
+}
+
+// later makes the writer call s.flushDeferred before it next writes.
+// Call with s.mu held (the order is s.mu, then w.mu).
+func (w *writer) later(s *session) {
+	w.mu.Lock()
+	w.deferred = append(w.deferred, s)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// runDeferred has the sessions that held frames back queue them. Call
+// without any session's mu held. (A close queued in between goes first
+// and the held-back dispositions are dropped: the connection ends, and
+// the peer learns no outcome of those deliveries, as when the close
+// overtakes a delivery still being processed.)
+func (w *writer) runDeferred() {
+	w.mu.Lock()
+	d := w.deferred
+	w.deferred = nil
+	w.mu.Unlock()
+	for _, s := range d {
+		s.flushDeferred()
+	}
 }
 
 // writeDirect writes b synchronously; it is used during the handshake,
@@ -170,6 +200,7 @@ func (w *writer) run() {
 		case <-w.quit:
 			quitting = true
 		}
+		w.runDeferred()
 		w.mu.Lock()
 		b := w.buf
 		w.buf, w.spare = w.spare[:0], nil

@@ -16,6 +16,7 @@ import (
 	"github.com/iotctl/iotctl/internal/cbs"
 	"github.com/iotctl/iotctl/internal/proxy"
 	"github.com/iotctl/iotctl/pkg/message"
+	"github.com/iotctl/iotctl/pkg/sas"
 )
 
 // AMQPError is an AMQP error condition the hub answered with: a
@@ -78,12 +79,16 @@ func amqpErr(err error) error {
 // azure-iot-sdk-java AmqpsIotHubConnection.java).
 type amqpConn struct {
 	conn *amqp.Conn
-	cbs  *cbs.Link
+	cbs  *cbs.Link // nil for an X.509 device, which puts no token
 }
 
 // dialAMQP connects (TLS or WebSocket, through the proxy when there is
 // one), opens AMQP with SASL ANONYMOUS (as the Java SDK does) and
-// attaches $cbs.
+// attaches $cbs. With a client certificate it opens AMQP without SASL
+// and attaches no $cbs: the TLS handshake authenticates the device, as
+// the SDKs do ("x509 authentication does not use SASL", azure-iot-sdk-
+// java AmqpsIotHubConnection.java createReactor; azure-iot-sdk-node
+// device/transport/amqp/src/amqp.ts puts no token for x509).
 func dialAMQP(ctx context.Context, cfg *config) (*amqpConn, error) {
 	nc, err := cfg.dial(ctx)
 	if err != nil {
@@ -96,17 +101,23 @@ func dialAMQP(ctx context.Context, cfg *config) (*amqpConn, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.connTimeout)
 	defer cancel()
-	conn, err := amqp.NewConn(ctx, nc, &amqp.ConnOptions{
+	copts := &amqp.ConnOptions{
 		HostName:   host,
-		SASLType:   amqp.SASLTypeAnonymous(),
 		Properties: map[string]any{"com.microsoft:client-version": "iotctl/" + version()},
-	})
+	}
+	if cfg.cert == nil {
+		copts.SASLType = amqp.SASLTypeAnonymous()
+	}
+	conn, err := amqp.NewConn(ctx, nc, copts)
 	if err != nil {
 		nc.Close()
 		if e := amqpErr(err); e != err {
 			return nil, e
 		}
 		return nil, cfg.netError(ctx, start, proxy.PhaseAnswer, err)
+	}
+	if cfg.cert != nil {
+		return &amqpConn{conn: conn}, nil
 	}
 	sess, err := conn.NewSession(ctx, nil)
 	if err == nil {
@@ -268,6 +279,11 @@ func (c *amqpClient) putToken(ctx context.Context, ac *amqpConn) (time.Duration,
 	defer cancel()
 	if err := ac.cbs.PutToken(ctx, cbs.TypeSAS, c.cfg.resource(), tok, exp); err != nil {
 		return 0, fmt.Errorf("device: put-token for %s: %w", c.cfg.clientID, amqpErr(err))
+	}
+	if c.cfg.onPutToken != nil {
+		if t, err := sas.Parse(tok); err == nil {
+			c.cfg.onPutToken(t.Expiry())
+		}
 	}
 	return renewIn, nil
 }

@@ -2,12 +2,17 @@ package device
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/iotctl/iotctl/pkg/devicecert"
 	"github.com/iotctl/iotctl/pkg/message"
 )
 
@@ -148,5 +153,109 @@ func TestAMQPDesiredHandlerMayReport(t *testing.T) {
 		}
 	case <-testCtx(t).Done():
 		t.Fatal("UpdateReported from the desired handler never returned")
+	}
+}
+
+// amqpHeader connects a device with opts to a TLS server that reads the
+// AMQP protocol header the client sends first and hangs up, and returns
+// that header.
+func amqpHeader(t *testing.T, opts Options) []byte {
+	t.Helper()
+	cert, pool, _ := selfSigned(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequestClientCert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		hdr := make([]byte, 8)
+		if _, err := io.ReadFull(c, hdr); err != nil {
+			hdr = nil
+		}
+		got <- hdr
+	}()
+	opts.HostName, opts.RootCAs, opts.Transport = ln.Addr().String(), pool, TransportAMQP
+	c, err := Open(&opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	_ = c.Connect(testCtx(t)) // the server hangs up
+	return recv(t, got, "the client's protocol header")
+}
+
+// A SAS device opens AMQP with SASL (protocol id 3, then ANONYMOUS and
+// a put-token on $cbs); an X.509 device opens it without SASL (protocol
+// id 0), as the SDKs do: azure-iot-sdk-java AmqpsIotHubConnection.java
+// ("x509 authentication does not use SASL, so disable it"),
+// azure-iot-sdk-node (rhea adds no SASL layer without a user name).
+func TestAMQPX509OpensWithoutSASL(t *testing.T) {
+	certPEM, keyPEM, err := devicecert.New("x1", time.Now().Add(-time.Hour), time.Now().Add(time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, kf := certFiles(t, certPEM, keyPEM)
+	if hdr := amqpHeader(t, Options{DeviceID: "x1", CertFile: cf, KeyFile: kf}); string(hdr) != "AMQP\x00\x01\x00\x00" {
+		t.Errorf("X.509 device's protocol header %q; want AMQP 0 1.0.0 (no SASL)", hdr)
+	}
+	key := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	if hdr := amqpHeader(t, Options{DeviceID: "s1", SharedAccessKey: key}); string(hdr) != "AMQP\x03\x01\x00\x00" {
+		t.Errorf("SAS device's protocol header %q; want AMQP 3 1.0.0 (SASL)", hdr)
+	}
+}
+
+// A device over AMQP keeps its connection and links across its first
+// token's expiry by putting a new token on $cbs before it (as
+// azure-iot-sdk-node's updateSharedAccessSignature does: no reconnect);
+// the hub ends the links of a token that expires unrenewed. With
+// TokenTTL 2s the test waits for put-tokens (events) until one comes
+// after the first token's expiry, a few seconds in all.
+func TestAMQPTokenRenewalKeepsTheLinks(t *testing.T) {
+	h := startHub(t, nil)
+	cs := hubDevice(t, h, "renew1")
+	events := newEventLog()
+	c, err := Open(&Options{ConnectionString: cs.Format(), CAFile: h.CAFile(), Transport: TransportAMQP, TokenTTL: 2 * time.Second,
+		OnState: events.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	puts := make(chan time.Time, 100)
+	c.(*amqpClient).cfg.onPutToken = func(exp time.Time) { puts <- exp }
+	if err := c.Connect(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	first := recv(t, puts, "the first put-token")
+	for n := 2; ; n++ {
+		exp := recv(t, puts, "a renewal put-token")
+		if !exp.After(first) {
+			t.Fatalf("put-token %d expires at %s, the first at %s; want a fresh token", n, exp, first)
+		}
+		if time.Now().After(first) {
+			break // this renewal came after the first token expired
+		}
+	}
+	if err := c.SendEvent(testCtx(t), &message.Message{Body: []byte("renewed")}); err != nil {
+		t.Fatalf("SendEvent after the first token expired = %v", err)
+	}
+	for drained := false; !drained; {
+		select {
+		case e := <-events.ch:
+			if e.State != StateConnecting && e.State != StateConnected {
+				t.Errorf("state event %+v; want none but the first connect's (the renewal keeps the links)", e)
+			}
+		default:
+			drained = true
+		}
+	}
+	if !c.Connected() || h.Connected() != 1 {
+		t.Errorf("Connected() = %v, hub sees %d; want still connected", c.Connected(), h.Connected())
 	}
 }

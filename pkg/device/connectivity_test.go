@@ -63,7 +63,7 @@ func hubPort(h *hub.Hub) string {
 // sendOne connects with opts, sends one message and closes.
 func sendOne(t *testing.T, opts *Options, body string) error {
 	t.Helper()
-	c, err := New(opts)
+	c, err := Open(opts)
 	if err != nil {
 		return err
 	}
@@ -348,6 +348,31 @@ func TestX509SelfSignedToHub(t *testing.T) {
 	}
 }
 
+// An X.509 device over AMQP and AMQP over WebSocket: its certificate
+// authenticates its links, with no token; another certificate is
+// refused with an *AMQPError wrapping ErrUnauthorized, not retried.
+func TestX509OverAMQPToHub(t *testing.T) {
+	h := startHub(t, nil)
+	cf, kf := x509Device(t, h, "xa1", iothub.AuthSelfSigned, time.Now().Add(time.Hour), nil)
+	cs := "HostName=" + h.HostName() + ";DeviceId=xa1;x509=true"
+	for _, ws := range []bool{false, true} {
+		body := map[bool]string{false: "amqp cert", true: "amqp ws cert"}[ws]
+		if err := sendOne(t, &Options{ConnectionString: cs, CertFile: cf, KeyFile: kf, CAFile: h.CAFile(), Transport: TransportAMQP, WebSocket: ws}, body); err != nil {
+			t.Fatalf("X.509 device over AMQP (websocket %v): %v", ws, err)
+		}
+		if got, method := lastTelemetry(t, h, "xa1"); got != body || method != "x509" {
+			t.Errorf("hub got %q with auth %q; want %q, x509", got, method, body)
+		}
+	}
+	otherCert, otherKey, _ := devicecert.New("xa1", time.Now().Add(-time.Hour), time.Now().Add(time.Hour), nil)
+	ocf, okf := certFiles(t, otherCert, otherKey)
+	err := sendOne(t, &Options{ConnectionString: cs, CertFile: ocf, KeyFile: okf, CAFile: h.CAFile(), Transport: TransportAMQP, RetryConnect: true}, "x")
+	var ae *AMQPError
+	if !errors.As(err, &ae) || ae.Condition != "amqp:unauthorized-access" || !errors.Is(err, ErrUnauthorized) || !strings.Contains(ae.Description, "thumbprint") {
+		t.Errorf("a certificate with another thumbprint over AMQP: %v; want amqp:unauthorized-access naming the thumbprint", err)
+	}
+}
+
 func TestX509CertificateAuthorityToHub(t *testing.T) {
 	caPEM, caKeyPEM, err := devicecert.NewCA("devices", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	if err != nil {
@@ -364,6 +389,12 @@ func TestX509CertificateAuthorityToHub(t *testing.T) {
 	if err := sendOne(t, &Options{ConnectionString: cs, CertFile: cf, KeyFile: kf, CAFile: h.CAFile()}, "signed"); err != nil {
 		t.Fatalf("CA-signed device: %v", err)
 	}
+	if err := sendOne(t, &Options{ConnectionString: cs, CertFile: cf, KeyFile: kf, CAFile: h.CAFile(), Transport: TransportAMQP}, "signed amqp"); err != nil {
+		t.Fatalf("CA-signed device over AMQP: %v", err)
+	}
+	if body, method := lastTelemetry(t, h, "cam1"); body != "signed amqp" || method != "x509" {
+		t.Errorf("hub got %q with auth %q; want signed amqp, x509", body, method)
+	}
 	// The certificate of cam1 does not make anyone else cam1.
 	if _, err := h.Registry().CreateDevice(&iothub.Device{DeviceID: "cam2", Authentication: &iothub.Authentication{Type: iothub.AuthCertificateAuthority}}); err != nil {
 		t.Fatal(err)
@@ -371,6 +402,10 @@ func TestX509CertificateAuthorityToHub(t *testing.T) {
 	err = sendOne(t, &Options{HostName: h.HostName(), DeviceID: "cam2", CertFile: cf, KeyFile: kf, CAFile: h.CAFile()}, "x")
 	if !errors.Is(err, ErrUnauthorized) {
 		t.Errorf("cam1's certificate as cam2: %v; want refused", err)
+	}
+	err = sendOne(t, &Options{HostName: h.HostName(), DeviceID: "cam2", CertFile: cf, KeyFile: kf, CAFile: h.CAFile(), Transport: TransportAMQP}, "x")
+	if !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), `CN "cam1" is not "cam2"`) {
+		t.Errorf("cam1's certificate as cam2 over AMQP: %v; want refused naming the CN", err)
 	}
 }
 

@@ -237,6 +237,9 @@ type config struct {
 	onState     func(Event)
 	emu         sync.Mutex // serializes onState calls
 	log         *slog.Logger
+	// onPutToken, when set (by tests), is called after the hub accepted
+	// a token put on $cbs, with the token's expiry.
+	onPutToken func(expiry time.Time)
 }
 
 func resolve(o *Options) (*config, error) {
@@ -474,7 +477,10 @@ func (c *config) password(now time.Time) (string, time.Duration, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	return tok.Encode(), time.Duration(float64(c.ttl) * renewFraction), nil
+	// se is whole seconds (the fraction is dropped), so the token may
+	// live up to a second less than ttl: renew at the fraction of what
+	// it really has, or a short-lived token expires before its renewal.
+	return tok.Encode(), time.Duration(float64(tok.Expiry().Sub(now)) * renewFraction), nil
 }
 
 // emit calls OnState, one call at a time.

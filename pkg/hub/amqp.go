@@ -27,11 +27,21 @@ func (h *Hub) newAMQPFront() *amqpfront.Front {
 		},
 		DPS:              dpsProvisioner{h},
 		Core:             h.core,
+		X509:             h.amqpX509,
 		Logger:           h.log.With("component", "amqp"),
 		Now:              h.now,
 		Entra:            h.opts.Entra,
 		DisableLocalAuth: h.opts.DisableLocalAuth,
 	})
+}
+
+// amqpX509 authenticates an AMQP device or module by the client
+// certificate of its connection (amqpfront.Options.X509).
+func (h *Hub) amqpX509(nc net.Conn, deviceID, moduleID string) error {
+	if st, ok := tlsState(nc); !ok || len(st.PeerCertificates) == 0 {
+		return amqpfront.ErrNoClientCertificate
+	}
+	return h.authX509(nc, deviceID, moduleID)
 }
 
 // amqpPort is the port AMQP clients reach the hub on: 5671 when it

@@ -138,26 +138,63 @@ func TestNodeDeviceMqttWs(t *testing.T) {
 
 // The official Node device with an x509=true connection string and
 // client.setOptions({cert, key}) connects with a self-signed
-// certificate registered by thumbprint, over MQTT and MqttWs; another
-// certificate is refused with UnauthorizedError.
+// certificate registered by thumbprint, over Mqtt, MqttWs, Amqp and
+// AmqpWs; another certificate is refused with UnauthorizedError. Over
+// AMQP the certificate is all the device sends (azure-iot-device-amqp
+// puts no token on $cbs for an X.509 client: device/transport/amqp/src/
+// amqp.ts, "If x509 authentication is NOT being utilized then
+// initializeCBS shall be invoked"), and as it names no identity until a
+// link does, the refusal comes at the first link (the telemetry sender
+// the first send attaches), not at open.
 func TestNodeDeviceX509SelfSigned(t *testing.T) {
 	e := newEnv(t)
 	certFile, keyFile, tp := deviceCertFiles(t, "node-x509", nil)
 	cs := e.createX509Device("node-x509", &iothub.Authentication{Type: iothub.AuthSelfSigned,
 		X509Thumbprint: &iothub.X509Thumbprint{PrimaryThumbprint: &tp}})
-	for _, transport := range []string{"mqtt", "mqttws"} {
+	var want []string
+	for _, transport := range []string{"mqtt", "mqttws", "amqp", "amqpws"} {
 		evs, ok := e.runConnectivity(cs, transport, 2, certFile, keyFile)
 		wantSent(t, transport+" with a certificate", evs, ok, 2)
+		want = append(want, transport+"-0/x509", transport+"-1/x509")
 	}
-	want := []string{"mqtt-0/x509", "mqtt-1/x509", "mqttws-0/x509", "mqttws-1/x509"}
 	if got := e.messages("node-x509"); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("hub side: messages %q; want %q", got, want)
 	}
 
 	otherCert, otherKey, _ := deviceCertFiles(t, "node-x509", nil)
-	evs, ok := e.runConnectivity(cs, "mqtt", 1, otherCert, otherKey)
-	if ok || len(evs) == 0 || evs[0]["event"] != "error" || evs[0]["name"] != "UnauthorizedError" {
-		t.Errorf("a certificate with another thumbprint: the Node device reported %v; want UnauthorizedError", evs)
+	for _, transport := range []string{"mqtt", "amqp"} {
+		evs, ok := e.runConnectivity(cs, transport, 1, otherCert, otherKey)
+		if last := len(evs) - 1; ok || last < 0 || evs[last]["event"] != "error" || evs[last]["name"] != "UnauthorizedError" {
+			t.Errorf("a certificate with another thumbprint over %s: the Node device reported %v; want UnauthorizedError", transport, evs)
+		}
+	}
+}
+
+// `iotctl device send --transport amqp [--websocket] --cert --key` (the
+// built binary) with an x509=true connection string: the hub logs the
+// messages as X.509-authenticated; another certificate exits 4
+// (credentials refused) with a message naming the thumbprint.
+func TestIotctlDeviceSendX509OverAMQP(t *testing.T) {
+	e := newEnv(t)
+	certFile, keyFile, tp := deviceCertFiles(t, "cli-x509-amqp", nil)
+	cs := e.createX509Device("cli-x509-amqp", &iothub.Authentication{Type: iothub.AuthSelfSigned,
+		X509Thumbprint: &iothub.X509Thumbprint{PrimaryThumbprint: &tp}})
+	for _, ws := range []string{"--websocket=false", "--websocket"} {
+		_, stderr, code := e.iotctl("device", "send", "--transport", "amqp", ws, "--connection-string", cs,
+			"--cert", certFile, "--key", keyFile, "--data", "x", "--message-id", "cli"+ws)
+		if code != 0 {
+			t.Fatalf("iotctl device send --transport amqp %s with a certificate: exit %d: %s", ws, code, stderr)
+		}
+	}
+	want := []string{"cli--websocket=false/x509", "cli--websocket/x509"}
+	if got := e.messages("cli-x509-amqp"); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("hub side: messages %q; want %q", got, want)
+	}
+	otherCert, otherKey, _ := deviceCertFiles(t, "cli-x509-amqp", nil)
+	_, stderr, code := e.iotctl("device", "send", "--transport", "amqp", "--connection-string", cs,
+		"--cert", otherCert, "--key", otherKey, "--data", "x")
+	if code != 4 || !strings.Contains(stderr, "thumbprint") {
+		t.Errorf("iotctl device send with another certificate: exit %d: %s; want exit 4 naming the thumbprint", code, stderr)
 	}
 }
 

@@ -66,6 +66,8 @@ type grant struct {
 	// device: the grant of a device's own token (not a module's or a
 	// policy's).
 	device bool
+	// x509: the grant of the connection's client certificate.
+	x509 bool
 }
 
 // linkAuth is what an authorized link needs and the grant it holds.

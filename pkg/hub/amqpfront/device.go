@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,7 +15,8 @@ import (
 )
 
 // The device endpoint: links of devices and modules, authorized by the
-// tokens they put on $cbs, over the hub's device core. Link addresses
+// tokens they put on $cbs or by the connection's X.509 client
+// certificate (x509.go), over the hub's device core. Link addresses
 // (the Node SDK's common/core/src/endpoint.ts; the C# SDK's
 // CommonConstants.cs; PROTOCOL facts in the package doc):
 //
@@ -91,29 +93,39 @@ func (cs *conn) attachDevice(ctx context.Context, l *amqp1.Link, id core.Identit
 	addr := l.Address()
 	if e := cs.authorizeLink(l, nodePath(addr), registry.DeviceConnect); e != nil {
 		e.Description += "; put a SAS token for " + identityPath(id) + " (the device's or module's own, or a policy's with DeviceConnect) on $cbs before attaching"
-		return e
+		if e := cs.authorizeX509(l, id, e); e != nil {
+			return e
+		}
 	}
 	dc := cs.deviceConn(id, l)
 	if dc == nil {
 		cs.forget(l)
 		return &amqp1.Error{Condition: amqp1.ErrCondDetachForced, Description: "the connection is closing"}
 	}
-	// Each link has one goroutine: the one that serves it, or one that
-	// waits for it to end; either lets go of the link when it ends.
+	// The link is let go of when it ends. Links the device sends
+	// telemetry on or receives on hold no goroutine of their own while
+	// they are quiet (with 1,000 devices on a connection, idle
+	// goroutines would cost more than the rest of their state); the
+	// others are served by one goroutine each.
+	end := func() {
+		dc.release(l, l.Err())
+		cs.forget(l)
+	}
 	serve := func(f func()) {
 		go func() {
-			if f != nil {
-				f()
-			}
+			f()
 			<-l.Done()
-			dc.release(l, l.Err())
-			cs.forget(l)
+			end()
 		}()
 	}
 	sending := l.Role() == amqp1.RoleReceiver // the device sends
 	switch {
 	case ch == chanEvents && sending:
-		serve(func() { dc.serveTelemetry(ctx, l) })
+		if err := l.HandleDeliveries(dc.ingestTelemetry); err != nil {
+			end()
+			return err
+		}
+		l.AfterDone(end)
 	case ch == chanC2D && !sending, ch == chanEvents && !sending && id.ModuleID != "":
 		// A module receives its input messages on its events address
 		// (the Node SDK's endpoint.moduleMessagePath).
@@ -123,12 +135,12 @@ func (cs *conn) attachDevice(ctx context.Context, l *amqp1.Link, id core.Identit
 		serve(func() { dc.serveMethodResponses(ctx, l) })
 	case ch == chanMethods:
 		dc.setLink(&dc.methods, l)
-		serve(nil)
+		l.AfterDone(end)
 	case ch == chanTwin && sending:
 		serve(func() { dc.serveTwin(ctx, l) })
 	case ch == chanTwin:
 		dc.setLink(&dc.twin, l)
-		serve(nil)
+		l.AfterDone(end)
 	default:
 		dc.release(l, nil)
 		cs.forget(l)
@@ -155,22 +167,25 @@ func (cs *conn) deviceConn(id core.Identity, l *amqp1.Link) *devConn {
 	dc := cs.devices[id]
 	fresh := dc == nil || dc.isClosed()
 	if fresh {
-		dc = &devConn{cs: cs, id: id, links: map[*amqp1.Link]struct{}{}, attached: make(chan struct{}), changed: make(chan struct{}),
-			rids: newRequestIDs()}
+		dc = &devConn{cs: cs, id: id, attached: make(chan struct{}), rids: newRequestIDs()}
 		cs.devices[id] = dc
 	}
 	var expiry time.Time
+	method := "sas"
 	if a, ok := cs.authorized[l]; ok {
 		if g := cs.grants[a.key]; g != nil {
 			expiry = g.expiry
+			if g.x509 {
+				method = "x509"
+			}
 		}
 	}
 	dc.mu.Lock()
-	dc.links[l] = struct{}{}
+	dc.links = append(dc.links, l)
 	dc.mu.Unlock()
 	cs.mu.Unlock()
 	if fresh {
-		dc.s = cs.f.opts.Core.Attach(id, dc, core.AttachOptions{AuthMethod: "sas", Transport: "amqp", Expiry: expiry})
+		dc.s = cs.f.opts.Core.Attach(id, dc, core.AttachOptions{AuthMethod: method, Transport: "amqp", Expiry: expiry})
 		close(dc.attached)
 	}
 	<-dc.attached
@@ -204,17 +219,17 @@ type devConn struct {
 	id       core.Identity
 	s        *core.Session
 	attached chan struct{} // closed once s is set
-	rids     *requestIDs
+	rids     requestIDs
 
 	mu    sync.Mutex
-	links map[*amqp1.Link]struct{}
-	c2d   *amqp1.Link // the device's C2D (a module's input) receiver
+	links []*amqp1.Link // a handful: what the identity attached on this connection
+	c2d   *amqp1.Link   // the device's C2D (a module's input) receiver
 	// seenCredit is the c2d link's credit as the hub last saw it.
 	seenCredit uint32
-	methods    *amqp1.Link // its method request receiver
-	twin       *amqp1.Link // its twin response receiver
-	desired    bool        // it subscribed to desired-property notifications
-	changed    chan struct{}
+	methods    *amqp1.Link   // its method request receiver
+	twin       *amqp1.Link   // its twin response receiver
+	desired    bool          // it subscribed to desired-property notifications
+	changed    chan struct{} // closed when a receiver is set; nil until someone waits
 	closed     bool
 }
 
@@ -231,8 +246,10 @@ func (dc *devConn) setLink(p **amqp1.Link, l *amqp1.Link) {
 	if p == &dc.c2d {
 		dc.seenCredit = 0
 	}
-	close(dc.changed)
-	dc.changed = make(chan struct{})
+	if dc.changed != nil {
+		close(dc.changed)
+		dc.changed = nil
+	}
 	dc.mu.Unlock()
 	dc.s.Changed()
 }
@@ -241,11 +258,12 @@ func (dc *devConn) setLink(p **amqp1.Link, l *amqp1.Link) {
 // last link.
 func (dc *devConn) release(l *amqp1.Link, err error) {
 	dc.mu.Lock()
-	if _, ok := dc.links[l]; !ok {
+	i := slices.Index(dc.links, l)
+	if i < 0 {
 		dc.mu.Unlock()
 		return
 	}
-	delete(dc.links, l)
+	dc.links = slices.Delete(dc.links, i, i+1)
 	for _, p := range []**amqp1.Link{&dc.c2d, &dc.methods, &dc.twin} {
 		if *p == l {
 			*p = nil
@@ -285,7 +303,11 @@ func (dc *devConn) receiver(ctx context.Context, p **amqp1.Link) *amqp1.Link {
 	defer timeout.Stop()
 	for {
 		dc.mu.Lock()
-		l, ch := *p, dc.changed
+		l := *p
+		if l == nil && dc.changed == nil {
+			dc.changed = make(chan struct{})
+		}
+		ch := dc.changed
 		dc.mu.Unlock()
 		if l != nil {
 			return l
@@ -325,10 +347,7 @@ func (dc *devConn) Close(reason error) {
 		return
 	}
 	dc.closed = true
-	links := make([]*amqp1.Link, 0, len(dc.links))
-	for l := range dc.links {
-		links = append(links, l)
-	}
+	links := slices.Clone(dc.links)
 	dc.mu.Unlock()
 	e := &amqp1.Error{Condition: amqp1.ErrCondDetachForced, Description: reason.Error()}
 	switch {

@@ -36,36 +36,30 @@ const (
 	propMethodStatus = "IoThub-status"
 )
 
-// serveTelemetry stores what the device sends on its events link and
-// settles each message once stored (with the log on disk: once synced,
+// ingestTelemetry stores a message the device sent on its events link
+// and settles it once stored (with the log on disk: once synced,
 // as MQTT's PUBACK), or rejects it: amqp:link:message-size-exceeded over
 // 256 KB (the Node SDK's amqp_common_errors.ts maps it to
 // MessageTooLargeError), amqp:internal-error when the log failed. A
 // message the device sent settled is stored the same way.
-func (dc *devConn) serveTelemetry(ctx context.Context, l *amqp1.Link) {
-	for {
-		d, err := l.Receive(ctx)
+func (dc *devConn) ingestTelemetry(d *amqp1.Delivery) {
+	m := telemetryMessage(d.Message)
+	pending, err := dc.s.Ingest(m, func(err error) {
 		if err != nil {
+			_ = d.Reject(errNotStored)
 			return
 		}
-		m := telemetryMessage(d.Message)
-		pending, err := dc.s.Ingest(m, func(err error) {
-			if err != nil {
-				_ = d.Reject(errNotStored)
-				return
-			}
-			_ = d.Accept()
-		})
-		switch {
-		case errors.Is(err, core.ErrTooLarge):
-			_ = d.Reject(&amqp1.Error{Condition: amqp1.ErrCondMessageSizeExceeded, Description: fmt.Sprintf(
-				"the message is %d bytes; IoT Hub takes device-to-cloud messages of up to %d bytes (body and properties)",
-				m.Size(), message.MaxTelemetrySize)})
-		case err != nil:
-			_ = d.Reject(errNotStored)
-		case !pending:
-			_ = d.Accept()
-		}
+		_ = d.Accept()
+	})
+	switch {
+	case errors.Is(err, core.ErrTooLarge):
+		_ = d.Reject(&amqp1.Error{Condition: amqp1.ErrCondMessageSizeExceeded, Description: fmt.Sprintf(
+			"the message is %d bytes; IoT Hub takes device-to-cloud messages of up to %d bytes (body and properties)",
+			m.Size(), message.MaxTelemetrySize)})
+	case err != nil:
+		_ = d.Reject(errNotStored)
+	case !pending:
+		_ = d.Accept()
 	}
 }
 
@@ -317,11 +311,11 @@ func intValue(v any) (int, bool) {
 // when it looks like one) send it back as a uuid.
 type requestIDs struct{ prefix [8]byte }
 
-func newRequestIDs() *requestIDs {
+func newRequestIDs() requestIDs {
 	var r requestIDs
 	_, _ = rand.Read(r.prefix[:])
 	r.prefix[6] = r.prefix[6]&0x0f | 0x40
-	return &r
+	return r
 }
 
 func (r *requestIDs) encode(rid string) (amqp.UUID, error) {

@@ -73,6 +73,17 @@ type Options struct {
 	// over core sessions (device.go). Default: nil, device links are
 	// refused with amqp:not-implemented.
 	Core *core.Core
+	// X509 authenticates a device or module (moduleID "") by the client
+	// certificate of the connection nc (the TLS connection, or a
+	// WebSocket connection over one), for links the connection's tokens
+	// do not cover: X.509 devices open AMQP with no SASL (or ANONYMOUS)
+	// and put no token on $cbs, so the TLS handshake is their only
+	// credential. It returns nil when the certificate is the identity's
+	// (its thumbprint, or signed by a device CA with the identity as
+	// CN), ErrNoClientCertificate when nc carries none, or an error
+	// whose text says why the certificate is refused (it reaches the
+	// client in the refused attach). Default: nil, devices need tokens.
+	X509 func(nc net.Conn, deviceID, moduleID string) error
 	// Logger receives debug logs about connections and links. Default:
 	// nil, which discards them.
 	Logger *slog.Logger

@@ -1,7 +1,7 @@
 // An official Azure IoT Node device (azure-iot-device) for the
-// connectivity interoperability tests: MQTT or MQTT over WebSocket, with
-// a key or an X.509 client certificate. Usage:
-//   node connectivity.js CONNECTION_STRING mqtt|mqttws N [CERT_FILE KEY_FILE]
+// connectivity interoperability tests: MQTT, AMQP, or either over
+// WebSocket, with a key or an X.509 client certificate. Usage:
+//   node connectivity.js CONNECTION_STRING mqtt|mqttws|amqp|amqpws N [CERT_FILE KEY_FILE]
 // It opens the client (with client.setOptions({cert, key}) when
 // certificate files are given, for an x509=true connection string),
 // sends N messages, and closes. Every line on stdout is one JSON object:
@@ -11,12 +11,13 @@
 const fs = require('fs');
 const { Client, Message } = require('azure-iot-device');
 const { Mqtt, MqttWs } = require('azure-iot-device-mqtt');
+const { Amqp, AmqpWs } = require('azure-iot-device-amqp');
 
 const [cs, transport, count, certFile, keyFile] = process.argv.slice(2);
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 
 async function main() {
-  const Transport = { mqtt: Mqtt, mqttws: MqttWs }[transport];
+  const Transport = { mqtt: Mqtt, mqttws: MqttWs, amqp: Amqp, amqpws: AmqpWs }[transport];
   if (!Transport) throw new Error('unknown transport ' + transport);
   const client = Client.fromConnectionString(cs, Transport);
   if (certFile) {
