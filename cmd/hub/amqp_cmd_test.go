@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -462,6 +463,70 @@ func TestAMQPErrorExitCodes(t *testing.T) {
 			if errors.Is(tc.err, n) {
 				t.Errorf("errors.Is(%v, %v) = true; want false", tc.err, n)
 			}
+		}
+	}
+}
+
+// slowLink forwards connections to addr, each only after delay: a
+// network slow to connect. It returns its own address.
+func slowLink(t *testing.T, addr string, delay time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	t.Cleanup(func() { close(done); ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				held := time.NewTimer(delay)
+				defer held.Stop()
+				select {
+				case <-held.C:
+				case <-done:
+					return
+				}
+				up, err := net.Dial("tcp", addr)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() {
+					<-done
+					c.Close()
+					up.Close()
+				}()
+				go func() { io.Copy(up, c); up.Close() }()
+				io.Copy(c, up)
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+// The --timeout of hub feedback and hub monitor is the wait for
+// records or events: a connection that takes longer than --timeout to
+// set up is not an error, and a quiet hub still ends with 0 after the
+// wait.
+func TestWaitTimeoutCountsOnceConnected(t *testing.T) {
+	t.Parallel()
+	e := startRegEnv(t)
+	cs, err := connstr.Parse(e.cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.HostName = slowLink(t, cs.HostName, 2*time.Second)
+	for _, cmd := range []string{"feedback", "monitor"} {
+		r := e.run(t, nil, "hub", cmd, "--connection-string", cs.Format(), "--timeout", "1s", "-o", "json")
+		if r.code != 0 || r.stdout != "" {
+			t.Errorf("over a link 2s slow to connect, hub %s --timeout 1s: exit %d stdout %q stderr %q; want 0 and nothing", cmd, r.code, r.stdout, r.stderr)
 		}
 	}
 }

@@ -36,13 +36,13 @@ object per line with -o json. Reading takes the records from the hub's feedback
 queue.
 
 It stops once --count records were read, when the record of --wait-on-msg
-arrives, or after --timeout, and then exits 0; with --wait-on-msg, a timeout
-exits 7 and a record other than Success exits 8. The hub hands out feedback in
-batches (up to 64 records) and reading a batch takes all of it from the queue,
-so iotctl prints every record of the last batch it read: possibly more than
---count, and records that follow the one of --wait-on-msg. When stderr is a
-terminal, it says there what it waits for, and how many records it got when it
-stops.`,
+arrives, or after waiting --timeout (counted once connected), and then exits 0;
+with --wait-on-msg, a timeout exits 7 and a record other than Success exits 8.
+The hub hands out feedback in batches (up to 64 records) and reading a batch
+takes all of it from the queue, so iotctl prints every record of the last batch
+it read: possibly more than --count, and records that follow the one of
+--wait-on-msg. When stderr is a terminal, it says there what it waits for, and
+how many records it got when it stops.`,
 		Example: `  $ iotctl hub feedback --count 1
   $ iotctl hub feedback --wait-on-msg "$(iotctl hub c2d send -d MyGoDevice --data reboot --ack full -o json | jq -r .messageId)" \
       --timeout 2m -o json`,
@@ -61,7 +61,7 @@ stops.`,
 	c.Example += "\n  $ iotctl hub feedback --count 1 --websocket --proxy http://proxy.corp:3128"
 	c.Flags().StringVar(&opts.WaitOnMsg, "wait-on-msg", "", "stop at the feedback record of this message id")
 	c.Flags().IntVar(&opts.Count, "count", 0, "stop after this many records (0: no limit)")
-	c.Flags().DurationVar(&opts.Timeout, "timeout", 0, "stop after this long (0: no limit)")
+	c.Flags().DurationVar(&opts.Timeout, "timeout", 0, "stop after waiting this long once connected (0: no limit)")
 	return c
 }
 
@@ -78,17 +78,20 @@ func feedbackRun(parent context.Context, opts *feedbackOptions) error {
 		return err
 	}
 	defer client.Close()
+	// --timeout is the wait for records, as c2d send --wait's is: it
+	// starts once the receiver is attached, so a slow connection is
+	// not taken for an empty queue (connecting has its own bounds).
+	fb, err := client.FeedbackReceiver(parent)
+	if err != nil {
+		return err
+	}
+	defer closeFeedback(fb)
 	ctx := parent
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	fb, err := client.FeedbackReceiver(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeFeedback(fb)
 	stream := output.NewStream(f.IO.Out)
 	n := 0
 	note := newWaitNote(f)

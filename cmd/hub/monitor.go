@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -72,10 +73,10 @@ application properties, system properties and annotations). The body is the
 JSON itself when it parses, else a string when it is text, else bodyBase64. On a
 terminal each event is one readable line.
 
-It exits 0 after --count events or --timeout; a lost connection is retried with
-back-off, and when that fails it exits 1 with the reason. When stderr is a
-terminal, it says there what it waits for before the first event, and how many
-events it got when it stops.`,
+It exits 0 after --count events or after waiting --timeout (counted once
+connected); a lost connection is retried with back-off, and when that fails it
+exits 1 with the reason. When stderr is a terminal, it says there what it waits
+for before the first event, and how many events it got when it stops.`,
 		Example: `  $ iotctl hub monitor
   $ iotctl hub monitor --device-id 'sim-*' --from start --count 100 -o json | jq -c .body
   $ iotctl hub monitor --from 2026-11-26T08:00:00Z --timeout 30s --properties app,sys`,
@@ -112,7 +113,7 @@ namespaces serve AMQP over WebSocket. --event-hub-connection-string with
 	fl.StringVar(&opts.ConsumerGroup, "consumer-group", "$Default", "consumer group")
 	fl.StringVar(&opts.From, "from", "now", "where to start: start, now or an RFC 3339 time")
 	fl.IntVar(&opts.Count, "count", 0, "stop after this many events (0: no limit)")
-	fl.DurationVar(&opts.Timeout, "timeout", 0, "stop after this long (0: no limit)")
+	fl.DurationVar(&opts.Timeout, "timeout", 0, "stop after waiting this long once connected (0: no limit)")
 	fl.StringVar(&opts.Properties, "properties", "", "also print: app (application properties), sys (system properties), anno (annotations), all")
 	return c
 }
@@ -161,11 +162,16 @@ func monitorRun(parent context.Context, opts *monitorOptions) error {
 	if err != nil {
 		return err
 	}
-	ctx := parent
+	// --timeout is the wait for events: it starts once the partitions'
+	// receivers are attached, so a slow connection is not taken for a
+	// quiet hub (connecting has its own bounds).
+	ctx, mo := parent, opts.monitor
 	if timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
+		ctx, cancel = context.WithCancel(parent)
 		defer cancel()
+		var once sync.Once
+		mo.OnReady = func() { once.Do(func() { time.AfterFunc(timeout, cancel) }) }
 	}
 	stream := output.NewStream(f.IO.Out)
 	n := 0
@@ -224,7 +230,7 @@ func monitorRun(parent context.Context, opts *monitorOptions) error {
 		} else if cs, err = f.EventHubFromResourceManager(parent, so); err != nil {
 			return err
 		}
-		err = service.MonitorEventHub(ctx, cs, so, opts.monitor, fn)
+		err = service.MonitorEventHub(ctx, cs, so, mo, fn)
 		return monitorEnd(parent, err, errDone)
 	}
 	client, err := f.ServiceClient(parent, nil)
@@ -232,7 +238,7 @@ func monitorRun(parent context.Context, opts *monitorOptions) error {
 		return err
 	}
 	defer client.Close()
-	return monitorEnd(parent, client.Monitor(ctx, opts.monitor, fn), errDone)
+	return monitorEnd(parent, client.Monitor(ctx, mo, fn), errDone)
 }
 
 // monitorEnd maps the end of a monitor: errDone (--count reached) is

@@ -48,6 +48,11 @@ type MonitorOptions struct {
 	// Retries is how many times a lost connection is re-established
 	// (with back-off) before Monitor gives up. Default: 5.
 	Retries int
+	// OnReady, if set, is called each time the receivers of every
+	// partition are attached (again after a reconnection), on the
+	// goroutine that called Monitor: a caller that bounds the wait for
+	// events, not the connecting, starts its clock there.
+	OnReady func()
 }
 
 // ErrRedirect means the hub did not redirect the events receiver to an
@@ -298,6 +303,9 @@ func (c *Client) monitorOnce(ctx context.Context, eh *eventHub, opts MonitorOpti
 				}
 			}
 		}(p, r)
+	}
+	if opts.OnReady != nil {
+		opts.OnReady()
 	}
 	for {
 		select {

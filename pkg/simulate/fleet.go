@@ -321,8 +321,11 @@ func (f *Fleet) Stats() Stats {
 	f.rmu.Lock()
 	start, rate := f.start, f.lastRate
 	f.rmu.Unlock()
+	// Acked before Sent: a message is counted sent before it is
+	// acknowledged, so read this way Acked never exceeds Sent.
+	acked := f.acked.Load()
 	s := Stats{
-		Devices: f.Devices(), Connected: f.connected.Load(), Sent: f.sent.Load(), Acked: f.acked.Load(),
+		Devices: f.Devices(), Connected: f.connected.Load(), Sent: f.sent.Load(), Acked: acked,
 		Errors: f.errs.Load(), Methods: f.methods.Load(), Twin: f.twin.Load(), C2D: f.c2d.Load(),
 		Reconnects: f.reconns.Load(), MsgsPerSecond: rate, Provisioned: f.provisioned.Load(),
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iotctl/iotctl/internal/loopback"
 	"github.com/iotctl/iotctl/pkg/device"
 	"github.com/iotctl/iotctl/pkg/devicecert"
 	"github.com/iotctl/iotctl/pkg/hub"
@@ -278,25 +278,19 @@ func TestSetTelemetryIntervalSpacesMessages(t *testing.T) {
 	}
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	ln.Close()
-	return port
-}
-
 // The hub restarts on the same data dir while a device sends QoS 1
 // messages: the device reconnects by itself, and every message the
 // client reported as acknowledged is in one of the two hubs' logs.
 func TestHubRestartLosesNoAcknowledgedMessage(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	o := &hub.Options{Addr: "127.0.0.1:" + freePort(t), DataDir: dir}
+	// An address of the test's own: nothing else can take the port
+	// while the hub restarts.
+	addr, err := loopback.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &hub.Options{Addr: addr, DataDir: dir}
 	h1 := startHub(t, o)
 	cs := deviceCS(t, h1, "restart")
 	ca := h1.CAFile()

@@ -89,8 +89,9 @@ const (
 
 // RegisterMetrics registers f's counters with reg as Prometheus
 // metrics named iotctl_simulate_*, each with the constant labels
-// given (e.g. fleet and shard; nil for none). They are read from the
-// counters Stats returns at each scrape, so a scrape agrees with Stats
+// given (e.g. fleet and shard; nil for none). Each scrape reads one
+// Stats of the fleet and reports every counter from it, so a scrape
+// agrees with itself (never more acknowledged than sent), with Stats
 // and with the summary of the run:
 //
 //	iotctl_simulate_devices                devices this process simulates
@@ -108,35 +109,67 @@ const (
 // (RegisterMetrics called twice on one registry).
 func (f *Fleet) RegisterMetrics(reg prometheus.Registerer, labels prometheus.Labels) error {
 	r := prometheus.WrapRegistererWith(labels, reg)
-	gauge := func(name, help string, v func() float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: metricsNamespace, Name: name, Help: help}, v)
+	if err := r.Register(newStatsCollector(f)); err != nil {
+		return err
 	}
-	counter := func(name, help string, v func() int64, kv ...string) prometheus.Collector {
-		var cl prometheus.Labels
-		if len(kv) == 2 {
-			cl = prometheus.Labels{kv[0]: kv[1]}
-		}
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metricsNamespace, Name: name, Help: help, ConstLabels: cl},
-			func() float64 { return float64(v()) })
+	return r.Register(f.ackTime.h)
+}
+
+// statsCollector reports a fleet's counters from one Stats per
+// scrape. A registry gathers its collectors at once on many
+// goroutines, so counters registered one by one would be read at
+// different moments: a message sent and acknowledged in between
+// would show more acknowledged than sent.
+type statsCollector struct {
+	f                                                  *Fleet
+	devices, connected                                 *prometheus.Desc
+	sent, acked, reconns, methods, twin, c2d, errsKind *prometheus.Desc
+}
+
+func newStatsCollector(f *Fleet) *statsCollector {
+	d := func(name, help string, kv ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, "", name), help, kv, nil)
 	}
-	cs := []prometheus.Collector{
-		gauge("devices", "Devices this process simulates (its shard of the fleet).", func() float64 { return float64(f.Devices()) }),
-		gauge("devices_connected", "Devices connected now.", func() float64 { return float64(f.connected.Load()) }),
-		counter("messages_sent_total", "Messages handed to the device client.", f.sent.Load),
-		counter("messages_acked_total", "Messages acknowledged by the hub (QoS 1) or written (QoS 0).", f.acked.Load),
-		counter("reconnects_total", "Reconnections after a lost connection or to renew a SAS token.", f.reconns.Load),
-		counter("method_calls_total", "Direct-method calls answered.", f.methods.Load),
-		counter("twin_desired_total", "Desired-property changes received.", f.twin.Load),
-		counter("c2d_received_total", "Cloud-to-device messages received.", f.c2d.Load),
-		f.ackTime.h,
+	return &statsCollector{f: f,
+		devices:   d("devices", "Devices this process simulates (its shard of the fleet)."),
+		connected: d("devices_connected", "Devices connected now."),
+		sent:      d("messages_sent_total", "Messages handed to the device client."),
+		acked:     d("messages_acked_total", "Messages acknowledged by the hub (QoS 1) or written (QoS 0)."),
+		reconns:   d("reconnects_total", "Reconnections after a lost connection or to renew a SAS token."),
+		methods:   d("method_calls_total", "Direct-method calls answered."),
+		twin:      d("twin_desired_total", "Desired-property changes received."),
+		c2d:       d("c2d_received_total", "Cloud-to-device messages received."),
+		errsKind:  d("errors_total", "Errors by kind: credentials, connect, send, twin, message.", "kind"),
 	}
+}
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.devices, c.connected, c.sent, c.acked, c.reconns, c.methods, c.twin, c.c2d, c.errsKind} {
+		ch <- d
+	}
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	var kinds [numErrorKinds]int64
 	for k := range numErrorKinds {
-		cs = append(cs, counter("errors_total", "Errors by kind: credentials, connect, send, twin, message.", f.errKinds[k].Load, "kind", k.String()))
+		kinds[k] = c.f.errKinds[k].Load()
 	}
-	for _, c := range cs {
-		if err := r.Register(c); err != nil {
-			return err
-		}
+	s := c.f.Stats()
+	gauge := func(d *prometheus.Desc, v int64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
 	}
-	return nil
+	counter := func(d *prometheus.Desc, v int64, kv ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), kv...)
+	}
+	gauge(c.devices, int64(s.Devices))
+	gauge(c.connected, s.Connected)
+	counter(c.sent, s.Sent)
+	counter(c.acked, s.Acked)
+	counter(c.reconns, s.Reconnects)
+	counter(c.methods, s.Methods)
+	counter(c.twin, s.Twin)
+	counter(c.c2d, s.C2D)
+	for k := range numErrorKinds {
+		counter(c.errsKind, kinds[k], k.String())
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/iotctl/iotctl/internal/loopback"
 )
 
 // TestSigkillLosesNoAcknowledgedTelemetry kills the hub with SIGKILL in
@@ -29,7 +30,12 @@ func TestSigkillLosesNoAcknowledgedTelemetry(t *testing.T) {
 	bin := buildIotctl(t)
 	env := isolatedEnv(t)
 	dataDir := t.TempDir()
-	addr := freeAddr(t)
+	// An address of the test's own: nothing else can take the port
+	// while the hub restarts.
+	addr, err := loopback.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	hub := startHub(t, bin, env, addr, dataDir)
 	info := hub.info
@@ -139,17 +145,6 @@ func isolatedEnv(t *testing.T) []string {
 		}
 	}
 	return env
-}
-
-// freeAddr returns a loopback address with a port free now, for a hub
-// that must come back on the same address.
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // proc is an iotctl process whose stdout the test reads.

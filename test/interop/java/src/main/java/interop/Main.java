@@ -9,6 +9,8 @@ import com.google.gson.JsonParser;
 import com.microsoft.azure.sdk.iot.device.ClientOptions;
 import com.microsoft.azure.sdk.iot.device.DeviceClient;
 import com.microsoft.azure.sdk.iot.device.IotHubClientProtocol;
+import com.microsoft.azure.sdk.iot.device.IotHubStatusCode;
+import com.microsoft.azure.sdk.iot.device.exceptions.IotHubClientException;
 import com.microsoft.azure.sdk.iot.device.Message;
 import com.microsoft.azure.sdk.iot.device.MessageProperty;
 import com.microsoft.azure.sdk.iot.device.transport.IotHubConnectionStatus;
@@ -66,7 +68,8 @@ import java.util.concurrent.atomic.AtomicReference;
  * <li>desired: dev → "subscribedDesired"; each patch → "desired"</li>
  * <li>report: dev, patch → "reported" with the new reported version, or
  *     with responseLost when the SDK lost the response (see below)</li>
- * <li>twin: dev → "twin" with desired and reported</li>
+ * <li>twin: dev → "twin" with desired and reported, and responseLost when the
+ *     SDK lost the response to a first getTwin (see below)</li>
  * <li>close: dev → "closed"</li>
  * </ul>
  * A failed command prints {"event": "error", "dev", "op", "class", "message"}.
@@ -245,8 +248,31 @@ public final class Main
             }
             case "twin":
             {
-                Twin twin = c.getTwin();
+                // getTwin waits for its response as the update above
+                // does, and the same race in iot-device-client 2.5.0 can
+                // lose it (over AMQPS as over MQTT: the race is in
+                // IotHubTransport, under both). A lost response is asked
+                // for again, once; the event says so.
+                Twin twin;
+                boolean lost = false;
+                try
+                {
+                    twin = c.getTwin(15000);
+                }
+                catch (IotHubClientException e)
+                {
+                    if (e.getStatusCode() != IotHubStatusCode.DEVICE_OPERATION_TIMED_OUT)
+                    {
+                        throw e;
+                    }
+                    lost = true;
+                    twin = c.getTwin(15000);
+                }
                 Map<String, Object> f = new LinkedHashMap<>();
+                if (lost)
+                {
+                    f.put("responseLost", true);
+                }
                 f.put("desired", collection(twin.getDesiredProperties()));
                 f.put("reported", collection(twin.getReportedProperties()));
                 emit(dev, "twin", f);
