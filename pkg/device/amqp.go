@@ -228,15 +228,10 @@ type amqpClient struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // receive loops, handlers and reconnects
 
-	mu      sync.Mutex
-	cur     *amqpLinks
-	ready   chan struct{} // closed while cur != nil
-	stopped chan struct{}
-	started bool
-	closed  bool
-	fatal   error
-	busy    bool
-	renew   *time.Timer
+	lifecycle
+	cur   *amqpLinks
+	ready chan struct{} // closed while cur != nil
+	renew *time.Timer
 
 	methodTable
 
@@ -250,7 +245,7 @@ func newAMQP(opts *Options) (*amqpClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &amqpClient{cfg: cfg, ready: make(chan struct{}), stopped: make(chan struct{})}
+	c := &amqpClient{cfg: cfg, ready: make(chan struct{}), lifecycle: newLifecycle()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -259,18 +254,6 @@ func (c *amqpClient) DeviceID() string      { return c.cfg.deviceID }
 func (c *amqpClient) ModuleID() string      { return c.cfg.moduleID }
 func (c *amqpClient) Done() <-chan struct{} { return c.stopped }
 func (c *amqpClient) emit(e Event)          { c.cfg.emit(e) }
-
-func (c *amqpClient) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.fatal != nil {
-		return c.fatal
-	}
-	if c.closed {
-		return ErrClosed
-	}
-	return nil
-}
 
 func (c *amqpClient) Connected() bool {
 	c.mu.Lock()
@@ -282,43 +265,7 @@ func (c *amqpClient) Connected() bool {
 // links; it returns as Client.Connect does. A refused token is an
 // *AMQPError wrapping ErrUnauthorized and is never retried.
 func (c *amqpClient) Connect(ctx context.Context) error {
-	c.mu.Lock()
-	switch {
-	case c.closed:
-		c.mu.Unlock()
-		return ErrClosed
-	case c.fatal != nil:
-		c.mu.Unlock()
-		return c.fatal
-	case c.cur != nil:
-		c.mu.Unlock()
-		return nil
-	case c.busy:
-		c.mu.Unlock()
-		return errors.New("device: Connect is already running")
-	}
-	c.busy = true
-	c.mu.Unlock()
-	c.emit(Event{State: StateConnecting})
-	actx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(c.ctx, cancel)
-	err := c.dialLoop(actx, c.cfg.retry, ReasonNone, false)
-	stop()
-	cancel()
-	c.mu.Lock()
-	c.busy = false
-	if err == nil {
-		c.started = true
-	}
-	closed := c.closed
-	c.mu.Unlock()
-	if err != nil {
-		if closed {
-			return ErrClosed
-		}
-		c.emit(Event{State: StateDisconnected, Reason: ReasonConnectFailed, Err: err, Final: true})
-	}
-	return err
+	return c.connect(ctx, c.ctx, c.cfg, func() bool { return c.cur != nil }, c.attempt)
 }
 
 func (c *amqpClient) dialLoop(ctx context.Context, retry bool, reason Reason, delayFirst bool) error {

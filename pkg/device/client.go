@@ -31,14 +31,9 @@ type Client struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu       sync.Mutex
+	lifecycle
 	cur      *conn         // the live connection, nil when down
 	ready    chan struct{} // closed while cur != nil
-	stopped  chan struct{} // closed by Close or a final failure
-	started  bool          // Connect succeeded once
-	closed   bool
-	fatal    error
-	busy     bool // a (re)connect loop is running
 	renew    *time.Timer
 	inflight int           // telemetry publishes waiting for their ack
 	drained  chan struct{} // closed when inflight drops to 0
@@ -64,7 +59,7 @@ func New(opts *Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, ready: make(chan struct{}), stopped: make(chan struct{})}
+	c := &Client{cfg: cfg, ready: make(chan struct{}), lifecycle: newLifecycle()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -78,20 +73,6 @@ func (c *Client) ModuleID() string { return c.cfg.moduleID }
 // Done is closed when the client stops for good: after Close, or when
 // the hub refused a reconnect (see Err).
 func (c *Client) Done() <-chan struct{} { return c.stopped }
-
-// Err returns why the client stopped: ErrClosed after Close, the
-// *ConnectError of a refused reconnect, or nil while it is running.
-func (c *Client) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.fatal != nil {
-		return c.fatal
-	}
-	if c.closed {
-		return ErrClosed
-	}
-	return nil
-}
 
 // Connected reports whether the client has a live connection now.
 func (c *Client) Connected() bool {
@@ -111,46 +92,7 @@ func (c *Client) Connected() bool {
 // Connect has returned, ctx no longer matters. Calling Connect on a
 // connected client returns nil; after Close it returns ErrClosed.
 func (c *Client) Connect(ctx context.Context) error {
-	c.mu.Lock()
-	switch {
-	case c.closed:
-		c.mu.Unlock()
-		return ErrClosed
-	case c.fatal != nil:
-		c.mu.Unlock()
-		return c.fatal
-	case c.cur != nil:
-		c.mu.Unlock()
-		return nil
-	case c.busy:
-		c.mu.Unlock()
-		return errors.New("device: Connect is already running")
-	}
-	c.busy = true
-	c.mu.Unlock()
-
-	c.emit(Event{State: StateConnecting})
-	// Tie the attempt to both ctx and Close.
-	actx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(c.ctx, cancel)
-	err := c.dialLoop(actx, c.cfg.retry, ReasonNone, false)
-	stop()
-	cancel()
-
-	c.mu.Lock()
-	c.busy = false
-	if err == nil {
-		c.started = true
-	}
-	closed := c.closed
-	c.mu.Unlock()
-	if err != nil {
-		if closed {
-			return ErrClosed
-		}
-		c.emit(Event{State: StateDisconnected, Reason: ReasonConnectFailed, Err: err, Final: true})
-	}
-	return err
+	return c.connect(ctx, c.ctx, c.cfg, func() bool { return c.cur != nil }, c.attempt)
 }
 
 // dialLoop makes attempts until one succeeds, ctx is done, an attempt

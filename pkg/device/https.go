@@ -34,12 +34,9 @@ type httpsClient struct {
 	quit   chan struct{}  // closed by Close: the poller stops
 	wg     sync.WaitGroup // the poller
 
-	mu        sync.Mutex
+	lifecycle
 	connected bool
-	closed    bool
 	polling   bool
-	fatal     error
-	stopped   chan struct{}
 	token     string
 	renewAt   time.Time // zero: never (a fixed token or a certificate)
 
@@ -52,7 +49,7 @@ func newHTTPS(opts *Options) (*httpsClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &httpsClient{cfg: cfg, base: "https://" + cfg.address, stopped: make(chan struct{}), quit: make(chan struct{})}
+	c := &httpsClient{cfg: cfg, base: "https://" + cfg.address, lifecycle: newLifecycle(), quit: make(chan struct{})}
 	c.hc = &http.Client{Transport: &http.Transport{
 		DialTLSContext:      func(ctx context.Context, _, _ string) (net.Conn, error) { return cfg.dial(ctx) },
 		MaxIdleConnsPerHost: 2,
@@ -66,18 +63,6 @@ func (c *httpsClient) DeviceID() string { return c.cfg.deviceID }
 func (c *httpsClient) ModuleID() string { return c.cfg.moduleID }
 func (c *httpsClient) Done() <-chan struct{} {
 	return c.stopped
-}
-
-func (c *httpsClient) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.fatal != nil {
-		return c.fatal
-	}
-	if c.closed {
-		return ErrClosed
-	}
-	return nil
 }
 
 func (c *httpsClient) Connected() bool {
