@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/hub/dps"
@@ -29,6 +30,31 @@ func (h *Hub) startDPS() error {
 	}
 	h.dps = s
 	return nil
+}
+
+// dpsReplyDelay is how long the hub waits before it answers a
+// provisioning request over MQTT or AMQP, where the answer is a message
+// of its own rather than the response to a request (HTTPS answers at
+// once). Azure DPS takes tens to hundreds of milliseconds to answer, and
+// the Java provisioning client depends on that: provisioning-device-client
+// 2.x publishes a request and only then starts waiting for the answer
+// (ContractAPIMqtt.executeProvisioningMessage and
+// ProvisioningAmqpOperations: waitLock after the send; the receive
+// callback's notifyLock before that wait is lost), so an answer that
+// arrives within that gap is never seen and the registration times out
+// (10 s for a status poll, 60 s for a register). A local hub answers in
+// well under a millisecond; this delay keeps the gap from mattering
+// unless the client's thread is held up longer than it.
+const dpsReplyDelay = 50 * time.Millisecond
+
+// pauseBeforeDPSReply waits dpsReplyDelay, or until done is closed.
+func pauseBeforeDPSReply(done <-chan struct{}) {
+	t := time.NewTimer(dpsReplyDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-done:
+	}
 }
 
 // DPS is the hub's Device Provisioning Service.

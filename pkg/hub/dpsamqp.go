@@ -37,6 +37,7 @@ func (p dpsProvisioner) Request(nc net.Conn, idScope, registrationID, token, ope
 	} else {
 		rep = p.h.dps.OperationReply(idScope, registrationID, operationID, p.credentials(nc, token))
 	}
+	pauseBeforeDPSReply(p.h.ctx.Done())
 	out := amqpfront.ProvisioningReply{Status: rep.Status, RetryAfter: rep.RetryAfter, Body: rep.Body}
 	if rep.Err != nil {
 		out.Message = rep.Err.Message

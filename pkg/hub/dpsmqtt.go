@@ -173,8 +173,8 @@ func parseDPSRequest(topic string) (register bool, q url.Values, err error) {
 }
 
 // OnPublish answers a register or operation status request on the
-// client's response topic. It runs on the connection's goroutine, so a
-// client's requests are answered in order.
+// client's response topic, after dpsReplyDelay. It runs on the
+// connection's goroutine, so a client's requests are answered in order.
 func (k *dpsMQTTHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	c := k.conn(cl)
 	if c == nil {
@@ -190,6 +190,7 @@ func (k *dpsMQTTHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	} else {
 		rep = k.h.dps.OperationReply(c.idScope, c.registrationID, q.Get("operationId"), c.cred)
 	}
+	pauseBeforeDPSReply(k.h.ctx.Done())
 	// $rid first, right after "?$": the C# SDK matches
 	// ^\$dps/registrations/res/(.*?)/\?\$rid=(.*?)$ (azure-iot-sdk-csharp
 	// provisioning/transport/mqtt/src/ProvisioningChannelHandlerAdapter.cs).
