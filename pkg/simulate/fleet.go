@@ -186,7 +186,6 @@ type Fleet struct {
 	reconns   atomic.Int64
 
 	provisioned atomic.Int64
-	registering chan struct{} // a slot per registration in progress
 
 	rmu      sync.Mutex
 	lastRate float64
@@ -225,7 +224,6 @@ func New(opts *Options) (*Fleet, error) {
 		if err := o.Provision.check(o.Issuer != nil); err != nil {
 			return nil, err
 		}
-		f.registering = make(chan struct{}, MaxRegistering)
 	}
 	if len(f.ids) > 0 {
 		conns := (len(f.ids) + per - 1) / per
@@ -385,10 +383,10 @@ func (f *Fleet) Run(ctx context.Context) (Stats, error) {
 	var anyConnected atomic.Bool
 	var firstErr error
 	var emu sync.Mutex
-	run := func(i int, id string, single bool) {
+	run := func(j fleetJob, single bool) {
 		// A device that connected calls wg.Done itself when it stops
 		// sending; until then no goroutine waits for it.
-		ok, err := f.runDevice(rctx, i, id, single, wg.Done)
+		ok, err := f.runDevice(rctx, j, single, wg.Done)
 		if ok {
 			anyConnected.Store(true)
 			return
@@ -405,25 +403,27 @@ func (f *Fleet) Run(ctx context.Context) (Stats, error) {
 	var released chan struct{} // closed once the connecting is over
 	if len(f.ids) == 0 {
 		wg.Add(1)
-		go run(0, f.opts.Device.DeviceID, true)
+		go run(fleetJob{id: f.opts.Device.DeviceID}, true)
 	} else {
 		// A few workers connect the fleet, one device after the other
 		// each: a device that connected runs on timers and its
-		// connection's reader, so the worker moves on at once.
+		// connection's reader, so the worker moves on at once. The
+		// devices come to them from feed, each registered with DPS
+		// first when the fleet onboards through it.
 		released = make(chan struct{})
 		wg.Add(len(f.ids))
-		var next atomic.Int64
+		jobs := f.feed(rctx)
 		var connecting sync.WaitGroup
 		var skipped atomic.Bool // the run ended before some device's turn
 		for range min(f.opts.MaxConnecting, len(f.ids)) {
 			connecting.Go(func() {
-				for i := next.Add(1) - 1; i < int64(len(f.ids)); i = next.Add(1) - 1 {
+				for j := range jobs {
 					if rctx.Err() != nil {
 						skipped.Store(true)
 						wg.Done() // never started
 						continue
 					}
-					run(int(i), f.ids[i], false)
+					run(j, false)
 				}
 			})
 		}
@@ -511,10 +511,62 @@ type simDevice struct {
 	stopCtx  func() bool // unregisters the ctx callback
 }
 
+// fleetJob is a fleet device on its way to its connecting worker.
+type fleetJob struct {
+	i   int
+	id  string
+	pre *device.Options // a provisioned device's options: DPS's assignment
+	err error           // why provisioning failed
+}
+
+// feed sends the fleet's devices on the channel it returns (in order,
+// or nearly, as registrations end) and closes it after the last. When the fleet onboards through DPS,
+// up to MaxRegistering devices register at once, ahead of the
+// connecting workers: a registration spends most of its time waiting
+// for DPS's retry-after, which must not hold one of the few places of
+// Options.MaxConnecting. Once the run ends, the devices not registered
+// yet are sent without registering.
+func (f *Fleet) feed(ctx context.Context) <-chan fleetJob {
+	jobs := make(chan fleetJob, f.opts.MaxConnecting)
+	feeders := 1
+	if f.opts.Provision != nil {
+		feeders = min(MaxRegistering, len(f.ids))
+	}
+	var next atomic.Int64
+	var feeding sync.WaitGroup
+	for range feeders {
+		feeding.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(f.ids)); i = next.Add(1) - 1 {
+				j := fleetJob{i: int(i), id: f.ids[i]}
+				if f.opts.Provision != nil && ctx.Err() == nil {
+					o := f.deviceOptions(j.id)
+					j.pre, j.err = &o, f.provision(ctx, j.id, &o)
+				}
+				jobs <- j
+			}
+		})
+	}
+	go func() {
+		feeding.Wait()
+		close(jobs)
+	}()
+	return jobs
+}
+
+// deviceOptions are the options of fleet device id before its
+// credentials are known.
+func (f *Fleet) deviceOptions(id string) device.Options {
+	o := f.opts.Device
+	o.ConnectionString = ""
+	o.DeviceID, o.ModuleID, o.SharedAccessSignature = id, "", ""
+	return o
+}
+
 // runDevice connects one device and starts its sending. ok reports
 // whether it connected; only then is done called, once the device has
 // stopped sending and closed its connection.
-func (f *Fleet) runDevice(ctx context.Context, i int, id string, single bool, done func()) (ok bool, err error) {
+func (f *Fleet) runDevice(ctx context.Context, j fleetJob, single bool, done func()) (ok bool, err error) {
+	i, id := j.i, j.id
 	d := &simDevice{f: f, id: id, ctx: ctx, seq: 1}
 	d.interval.Store(int64(f.opts.Interval))
 	fail := func(kind ErrorKind, err error) (bool, error) {
@@ -532,13 +584,13 @@ func (f *Fleet) runDevice(ctx context.Context, i int, id string, single bool, do
 
 	o := f.opts.Device
 	if !single {
-		o.ConnectionString = ""
-		o.DeviceID, o.ModuleID, o.SharedAccessSignature = id, "", ""
-		credentials := f.credentials
-		if f.opts.Provision != nil {
-			credentials = f.provision
+		if j.pre != nil {
+			o, err = *j.pre, j.err
+		} else {
+			o = f.deviceOptions(id)
+			err = f.credentials(ctx, id, &o)
 		}
-		if err := credentials(ctx, id, &o); err != nil {
+		if err != nil {
 			return fail(ErrorCredentials, fmt.Errorf("device %s: %w", id, err))
 		}
 		d.id = o.DeviceID

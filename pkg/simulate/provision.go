@@ -83,13 +83,7 @@ func (f *Fleet) provision(ctx context.Context, id string, o *device.Options) err
 	if register == nil {
 		register = provisioning.Register
 	}
-	select {
-	case f.registering <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 	res, err := register(ctx, po)
-	<-f.registering
 	if err != nil {
 		return fmt.Errorf("registering with DPS: %w", err)
 	}
