@@ -111,3 +111,46 @@ func TestProvisioningOptionsAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// Registrations do not wait for a connecting worker: with one device
+// connecting at a time, several devices still register with DPS at
+// once (each registration mostly waits for DPS's retry-after). Each
+// Register call here returns only once all of the fleet's registrations
+// are in progress together, which cannot happen if they take turns.
+func TestFleetRegistersAheadOfConnecting(t *testing.T) {
+	t.Parallel()
+	h := newHub(t)
+	g, err := h.DPS().PutGroup(&dps.EnrollmentGroup{EnrollmentGroupID: "fleet", Attestation: &dps.Attestation{Type: dps.AttestationSymmetricKey}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := FleetIDs("ahead-", 4)
+	var mu sync.Mutex
+	registering := 0
+	all := make(chan struct{})
+	p := &Provisioning{Host: h.Addrs()[0], IDScope: h.DPS().IDScope(), GroupKey: g.Attestation.SymmetricKey.PrimaryKey,
+		Register: func(ctx context.Context, o *provisioning.Options) (*provisioning.Result, error) {
+			mu.Lock()
+			if registering++; registering == len(ids) {
+				close(all)
+			}
+			mu.Unlock()
+			select {
+			case <-all:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return provisioning.Register(ctx, o)
+		}}
+	f, err := New(&Options{Device: device.Options{CAFile: h.CAFile()}, DeviceIDs: ids, Provision: p, MaxConnecting: 1,
+		Count: 1, Interval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	st, err := f.Run(ctx)
+	if err != nil || st.Provisioned != int64(len(ids)) || st.Acked != int64(len(ids)) {
+		t.Fatalf("Run = %+v, %v; want %d devices registered together, then connected one at a time, each sending one message", st, err, len(ids))
+	}
+}
