@@ -5,9 +5,13 @@
 // device is connected and a few seconds have passed prints, per
 // device, the goroutines, the goroutine stacks, the heap in use and
 // live after a forced collection, and this process's resident memory.
-// With -heap and -goroutines it also writes the profiles.
+// With -heap and -goroutines it also writes the profiles. With
+// -transport amqp the devices share connections (-devices-per-connection)
+// as `device simulate --transport amqp` does; -telemetry-only makes
+// them only send.
 //
 //	go run ./bench/fleetmem -devices 2000
+//	go run ./bench/fleetmem -devices 2000 -transport amqp -telemetry-only -heap /tmp/heap.prof
 //
 // bench/fleet measures the `iotctl device simulate` process from
 // outside; this program explains its figure.
@@ -33,14 +37,35 @@ func main() {
 	bin := flag.String("iotctl", "", "iotctl binary for the hub (default: build one from this repository)")
 	heap := flag.String("heap", "", "write a heap profile here")
 	gor := flag.String("goroutines", "", "write the goroutine profile (text) here")
+	transport := flag.String("transport", "mqtt", "the devices' transport: mqtt, or amqp for devices that share connections")
+	per := flag.Int("devices-per-connection", 0, "with -transport amqp, devices on each connection (0: the simulator's default)")
+	telemetryOnly := flag.Bool("telemetry-only", false, "devices only send: no methods, C2D or twin")
 	flag.Parse()
-	if err := run(*n, *settle, *bin, *heap, *gor); err != nil {
+	tr, err := device.ParseTransport(*transport)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fleetmem:", err)
+		os.Exit(2)
+	}
+	if *heap != "" {
+		// Every 4 KB allocated, not every 512 KB: a device's own
+		// objects are a few KB, and the default rate leaves them out.
+		runtime.MemProfileRate = 4096
+	}
+	fl := fleetFlags{transport: tr, perConn: *per, telemetryOnly: *telemetryOnly}
+	if err := run(*n, *settle, *bin, *heap, *gor, fl); err != nil {
 		fmt.Fprintln(os.Stderr, "fleetmem:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, settle time.Duration, bin, heapFile, gorFile string) error {
+// fleetFlags are the fleet's options besides its size.
+type fleetFlags struct {
+	transport     device.Transport
+	perConn       int
+	telemetryOnly bool
+}
+
+func run(n int, settle time.Duration, bin, heapFile, gorFile string, fl fleetFlags) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if bin == "" {
@@ -75,8 +100,9 @@ func run(n int, settle time.Duration, bin, heapFile, gorFile string) error {
 	var firstErr error
 	errs := make(chan string, 1)
 	f, err := simulate.New(&simulate.Options{
-		Device:    device.Options{HostName: h.Info.HostName, CAFile: h.Info.CAFile},
+		Device:    device.Options{HostName: h.Info.HostName, CAFile: h.Info.CAFile, Transport: fl.transport},
 		DeviceIDs: ids, Keys: keys,
+		DevicesPerConnection: fl.perConn, TelemetryOnly: fl.telemetryOnly,
 		Sink: func(e simulate.Event) {
 			if e.Error != "" {
 				select {

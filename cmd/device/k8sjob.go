@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/pkg/device"
 	"github.com/iotctl/iotctl/pkg/simulate"
 )
 
@@ -109,9 +110,14 @@ func (o *simulateOptions) printJob(local, inherited *pflag.FlagSet, out, errOut 
 		return cmdutil.Usagef("--k8s-job: the pods need the connection string, and the manifest never holds one: put it in a Secret (kubectl create secret generic iotctl-fleet --from-literal=%s=...) and pass --k8s-secret iotctl-fleet", needSecret)
 	}
 	args = append(args, "--shards="+strconv.Itoa(o.shards.count), "--metrics-addr="+metricsAddr)
+	tr, err := device.ParseTransport(o.conn.transportName)
+	if err != nil {
+		return cmdutil.Usagef("--transport %q: use mqtt, amqp or https", o.conn.transportName)
+	}
 	j := &simulate.Job{
 		Name: simulate.JobName(o.prefix), Image: k.image, Args: args, Secret: k.secret,
 		Shards: o.shards.count, Devices: o.shards.total, MetricsPort: port,
+		PerDevice: simulate.PeakPerDevice(tr, o.telemetryOnly),
 	}
 	b, err := j.Manifest()
 	if err != nil {

@@ -17,6 +17,39 @@ import (
 	"github.com/iotctl/iotctl/pkg/simulate"
 )
 
+// The pods' memory request comes from the measured peak per device of
+// the fleet's transport: an AMQP fleet's figure (with or without
+// --telemetry-only) is not MQTT's.
+func TestK8sJobMemoryByTransport(t *testing.T) {
+	hubCS := "HostName=myhub.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey=c2VjcmV0"
+	sim := func(f *cmdutil.Factory) *cobra.Command { return newCmdSimulate(f, nil) }
+	for _, tc := range []struct {
+		args      []string
+		perDevice int64
+	}{
+		{nil, simulate.PeakMemoryPerDevice},
+		{[]string{"--transport", "mqtt", "--telemetry-only"}, simulate.PeakMemoryPerDevice},
+		{[]string{"--transport", "amqp"}, simulate.PeakMemoryPerAMQPDevice},
+		{[]string{"--transport", "amqp", "--telemetry-only"}, simulate.PeakMemoryPerAMQPTelemetryDevice},
+	} {
+		args := append([]string{"simulate", "--devices", "1000", "--shards", "2", "--hub-connection-string", hubCS,
+			"--k8s-job", "--image", "registry.example/iotctl:1.0", "--k8s-secret", "iotctl-fleet"}, tc.args...)
+		code, stdout, stderr := execute(t, "", sim, args...)
+		if code != 0 {
+			t.Fatalf("%q exited %d; stderr:\n%s", tc.args, code, stderr)
+		}
+		job, err := decodeJob(t, []byte(stdout))
+		if err != nil {
+			t.Fatalf("%q: decoding the manifest: %v", tc.args, err)
+		}
+		want := resource.NewQuantity((simulate.BaseMemory+500*tc.perDevice+1<<20-1)&^(1<<20-1), resource.BinarySI)
+		got := job.Spec.Template.Spec.Containers[0].Resources.Requests[corev1.ResourceMemory]
+		if got.Cmp(*want) != 0 {
+			t.Errorf("%q: memory request %s; want %s (500 devices a pod at %d KB)", tc.args, got.String(), want.String(), tc.perDevice>>10)
+		}
+	}
+}
+
 // decodeJob decodes a manifest into the Kubernetes API's own Job type,
 // refusing any field that type does not have.
 func decodeJob(t *testing.T, manifest []byte) (*batchv1.Job, error) {

@@ -107,9 +107,11 @@ set. One source address reaches one hub address with about 28,000 connections
 (the ephemeral ports): --source-addr 127.0.0.2-127.0.0.9 (or repeated) spreads
 the devices over several local addresses, as emqtt-bench's --ifaddr. An AMQP
 fleet shares its connections: --devices-per-connection (default 100, at most
-995; 1 for a connection each) devices on each, every one in its own session with
-its own token, as gateways and the C# SDK's connection pool do; a lost
-connection reconnects all of its devices. MQTT and HTTPS devices have a
+995; 1 for a connection each) devices on each, every one with its own token, as
+gateways and the C# SDK's connection pool do, and their links on sessions they
+share (100 devices a session, as the C SDK puts every device on one); a device
+whose token is refused loses its own links only, and a lost connection
+reconnects all of its devices. MQTT and HTTPS devices have a
 connection each, and so do X.509 devices (the certificate is the connection's).
 --telemetry-only devices only send: no methods, C2D or twin, and over AMQP
 only their telemetry link (each other link costs a device tens of KB).
@@ -203,7 +205,7 @@ disconnects, prints the summary and exits 130. Credentials the hub refuses exit 
 	fl.StringVar(&o.deviceCAKey, "device-ca-key", "", "private key (PEM) of --device-ca (default: in the --device-ca file)")
 	fl.Float64Var(&o.connectRate, "connect-rate", 0, "fleet connections per second, 0 for no limit (default: 100 against Azure IoT Hub, its connection throttle; no limit against other hubs)")
 	fl.IntVar(&o.maxConnecting, "max-connecting", simulate.DefaultMaxConnecting, "fleet devices connecting at once (TLS handshake, CONNECT, SUBSCRIBE): bounds the fleet's peak memory")
-	fl.IntVar(&o.perConnection, "devices-per-connection", 0, fmt.Sprintf("AMQP fleet devices that share one connection, each in its own session (0: %d for amqp; 1: a connection each; at most %d; mqtt and https: 1 only)",
+	fl.IntVar(&o.perConnection, "devices-per-connection", 0, fmt.Sprintf("AMQP fleet devices that share one connection, each with its own token (0: %d for amqp; 1: a connection each; at most %d; mqtt and https: 1 only)",
 		simulate.DefaultAMQPDevicesPerConnection, device.MaxDevicesPerAMQPConnection))
 	fl.BoolVar(&o.telemetryOnly, "telemetry-only", false, "devices only send telemetry: no direct methods, C2D or twin (over AMQP a device then keeps one link, the least memory)")
 	fl.StringArrayVar(&o.sourceAddrs, "source-addr", nil, "local address a fleet's connections come from, or a range FIRST-LAST (repeatable; devices take them in turn; about 28,000 connections per address and hub address)")

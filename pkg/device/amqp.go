@@ -74,16 +74,19 @@ func amqpErr(err error) error {
 
 // amqpConn is one AMQP connection to the hub with a session for its
 // $cbs link. It is the part several devices can share: each puts its
-// own token on the one $cbs link and opens a session of its own
-// (azure-iot-sdk-csharp AmqpConnectionHolder.cs and AmqpUnit.cs;
-// azure-iot-sdk-java AmqpsIotHubConnection.java).
+// own token on the one $cbs link (azure-iot-sdk-csharp
+// AmqpConnectionHolder.cs; azure-iot-sdk-java
+// AmqpsIotHubConnection.java) and attaches its own links on a session
+// it shares with up to devicesPerSession-1 others, the first being the
+// session of $cbs, as the C SDK does (amqpsession.go).
 type amqpConn struct {
 	conn *amqp.Conn
 	cbs  *cbs.Link // nil for an X.509 device, which puts no token
 
-	mu     sync.Mutex
-	gone   bool                       // the connection ended
-	onLost map[*amqpLinks]func(error) // the devices' links on it
+	mu       sync.Mutex
+	gone     bool                       // the connection ended
+	onLost   map[*amqpLinks]func(error) // the devices' links on it
+	sessions []*amqpSession             // the sessions devices are given places on
 }
 
 // watch tells every device on ac when the connection ends: a device
@@ -170,7 +173,9 @@ func dialAMQP(ctx context.Context, cfg *config) (*amqpConn, error) {
 	if err == nil {
 		var l *cbs.Link
 		if l, err = cbs.Open(ctx, sess); err == nil {
-			ac := &amqpConn{conn: conn, cbs: l}
+			s := &amqpSession{sess: sess, ready: make(chan struct{}), cbs: true}
+			close(s.ready)
+			ac := &amqpConn{conn: conn, cbs: l, sessions: []*amqpSession{s}}
 			go ac.watch()
 			return ac, nil
 		}
@@ -179,7 +184,7 @@ func dialAMQP(ctx context.Context, cfg *config) (*amqpConn, error) {
 	return nil, amqpErr(err)
 }
 
-// amqpLinks are one device's session on an amqpConn and its links:
+// amqpLinks are one device's links on a session of an amqpConn:
 // telemetry always; methods once a method handler is set, C2D once a C2D
 // handler is, twin once a desired handler is or at the first twin
 // request, as the Node SDK attaches them (azure-iot-sdk-node
@@ -189,8 +194,9 @@ func dialAMQP(ctx context.Context, cfg *config) (*amqpConn, error) {
 // sends telemetry keeps one link.
 type amqpLinks struct {
 	ac     *amqpConn
-	shared bool // ac is an AMQPShared's: end the session, not the connection
-	sess   *amqp.Session
+	shared bool          // ac is an AMQPShared's: end the links, not the connection
+	slot   *amqpSession  // the session the links are on, shared with other devices
+	sess   *amqp.Session // slot.sess
 	tel    *amqp.Sender
 	c2d    *amqp.Receiver
 	mSnd   *amqp.Sender
@@ -198,24 +204,47 @@ type amqpLinks struct {
 	tSnd   *amqp.Sender
 	tRcv   *amqp.Receiver
 
-	amu     sync.Mutex // attaching the methods or twin links
+	amu     sync.Mutex // attaching links after open; ended
+	ended   bool       // end began: links attached now are detached at once
 	started bool       // the receive loops run (under amqpClient.mu)
 	pmu     sync.Mutex
 	pending map[string]chan *amqp.Message // twin responses by correlation id
 	lost    sync.Once
+	endOnce sync.Once
 }
 
-// end ends l: its session on a shared connection (the other devices'
-// sessions go on), else its connection.
+// end ends l, once: on a shared connection it detaches the device's
+// links and gives back its place on the session (the session and the
+// other devices' links on it go on), else it closes the connection.
 func (l *amqpLinks) end(timeout time.Duration) {
-	l.ac.unregister(l)
-	if !l.shared {
-		_ = l.ac.conn.Close()
-		return
+	l.endOnce.Do(func() {
+		l.ac.unregister(l)
+		l.amu.Lock()
+		l.ended = true
+		l.amu.Unlock()
+		if !l.shared {
+			_ = l.ac.conn.Close()
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		l.detach(ctx)
+		l.ac.releaseSession(ctx, l.slot)
+	})
+}
+
+// detach detaches every link l has, one after the other.
+func (l *amqpLinks) detach(ctx context.Context) {
+	for _, s := range []*amqp.Sender{l.tel, l.mSnd, l.tSnd} {
+		if s != nil {
+			_ = s.Close(ctx)
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	_ = l.sess.Close(ctx)
+	for _, r := range []*amqp.Receiver{l.c2d, l.mRcv, l.tRcv} {
+		if r != nil {
+			_ = r.Close(ctx)
+		}
+	}
 }
 
 // amqpClient is a device over AMQP 1.0: its session on a connection
@@ -353,22 +382,23 @@ func (c *amqpClient) attempt(ctx context.Context) error {
 	return err
 }
 
-// open begins the device's session and attaches its links, with the
-// attach properties of azure-iot-sdk-node amqp_device_method_client.ts
-// and amqp_twin_client.ts (a channel correlation id pairing each
-// sender with its receiver, the api-version).
+// open takes a place on a session of ac (amqpsession.go) and attaches
+// the device's links there, with the attach properties of
+// azure-iot-sdk-node amqp_device_method_client.ts and
+// amqp_twin_client.ts (a channel correlation id pairing each sender
+// with its receiver, the api-version).
 func (c *amqpClient) open(ctx context.Context, ac *amqpConn) (*amqpLinks, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.connTimeout)
 	defer cancel()
-	sess, err := ac.conn.NewSession(ctx, nil)
+	slot, err := ac.session(ctx, c.cfg.connTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("device: amqp session: %w", amqpErr(err))
 	}
-	l := &amqpLinks{ac: ac, shared: c.shared != nil, sess: sess, pending: map[string]chan *amqp.Message{}}
+	sess := slot.sess
+	l := &amqpLinks{ac: ac, shared: c.shared != nil, slot: slot, sess: sess, pending: map[string]chan *amqp.Message{}}
 	fail := func(what string, err error) (*amqpLinks, error) {
-		if c.shared != nil {
-			_ = sess.Close(ctx) // the connection goes on for the others
-		}
+		ac.retire(slot, err)
+		l.end(c.cfg.connTimeout) // on a shared connection the others go on
 		return nil, fmt.Errorf("device: amqp %s link: %w", what, amqpErr(err))
 	}
 	if l.tel, err = sess.NewSender(ctx, c.address("messages/events"), &amqp.SenderOptions{
@@ -442,10 +472,20 @@ func (c *amqpClient) attachPair(ctx context.Context, l *amqpLinks, suffix, kind 
 		_ = r.Close(ctx)
 		return err
 	}
+	if l.ended {
+		// l ended while these attached: they are nobody's.
+		_ = r.Close(ctx)
+		_ = sn.Close(ctx)
+		return errLinksEnded
+	}
 	*rcv, *snd = r, sn
 	c.startLoop(l, loop)
 	return nil
 }
+
+// errLinksEnded is a late attach on links that ended meanwhile; the
+// next connect attaches what the handlers need.
+var errLinksEnded = errors.New("device: amqp: the device's links ended while attaching")
 
 // startLoop runs loop on l now if l is live (or being installed and
 // started), else leaves it to start.
@@ -575,7 +615,12 @@ func (c *amqpClient) renewToken(l *amqpLinks) {
 	if err != nil {
 		c.cfg.log.Warn("token renewal failed", "device", c.cfg.clientID, "err", err)
 		if errors.Is(err, ErrUnauthorized) {
-			go l.end(c.cfg.connTimeout) // the reconnect tells the refusal
+			// The reconnect tells the refusal.
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				l.end(c.cfg.connTimeout)
+			}()
 		} else {
 			c.renew = time.AfterFunc(c.cfg.minDelay, func() { c.renewToken(l) })
 		}
@@ -587,6 +632,7 @@ func (c *amqpClient) renewToken(l *amqpLinks) {
 // lost handles the end of l's connection (a receive loop failed).
 func (c *amqpClient) lost(l *amqpLinks, err error) {
 	l.lost.Do(func() {
+		l.ac.retire(l.slot, err)
 		l.end(c.cfg.connTimeout)
 		l.pmu.Lock()
 		for id, ch := range l.pending {
@@ -745,8 +791,10 @@ func (c *amqpClient) SetC2DHandler(fn C2DHandler) {
 			c.cfg.log.Warn("late C2D attach failed", "device", c.cfg.clientID, "err", amqpErr(err))
 			return
 		}
+		l.amu.Lock()
+		defer l.amu.Unlock()
 		c.mu.Lock()
-		if c.cur != l || l.c2d != nil {
+		if l.ended || c.cur != l || l.c2d != nil || c.closed {
 			c.mu.Unlock()
 			_ = r.Close(ctx)
 			return

@@ -17,10 +17,13 @@ const MaxDevicesPerAMQPConnection = 995
 // AMQPShared is one AMQP connection that several device (or module)
 // clients share, as gateways and the C# SDK's connection pooling
 // (AmqpConnectionPoolSettings) do: each client puts its own token on
-// the connection's one $cbs link (and renews it there), and opens its
-// own session with its own links. A client whose token expires or is
-// refused loses its own session only; when the connection is lost,
-// every client on it reconnects (the first one to try dials a new
+// the connection's one $cbs link (and renews it there), and attaches
+// its own links on a session it shares with other clients (up to 100
+// a session, the first being the session of $cbs, as the C SDK's
+// shared transport does; see devicesPerSession). A client whose token
+// expires or is refused loses its own links only; the session and the
+// other clients' links go on. When the connection is lost, every
+// client on it reconnects (the first one to try dials a new
 // connection, the others wait for it and use it).
 //
 // Make one with NewAMQPShared, clients on it with Open, and Close it

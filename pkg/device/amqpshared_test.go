@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +105,116 @@ func TestAMQPSharedRoutesToTheRightDevice(t *testing.T) {
 	}
 }
 
+// sessionOf is the session c's links are on.
+func sessionOf(c Conn) *amqpSession {
+	ac := c.(*amqpClient)
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	if ac.cur == nil {
+		return nil
+	}
+	return ac.cur.slot
+}
+
+// cbsSession is the session of s's $cbs link.
+func cbsSession(s *AMQPShared) *amqpSession {
+	s.mu.Lock()
+	ac := s.cur
+	s.mu.Unlock()
+	if ac == nil {
+		return nil
+	}
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	for _, x := range ac.sessions {
+		if x.cbs {
+			return x
+		}
+	}
+	return nil
+}
+
+// The devices of a shared connection put their links on the session of
+// its $cbs link, as the C SDK does, up to devicesPerSession; the next
+// device begins a second session, which ends when its last device
+// leaves. Each device's links are its own: closing one leaves the
+// others' on the session.
+func TestAMQPSharedDevicesShareSessions(t *testing.T) {
+	h := startHub(t, nil)
+	s := newShared(t)
+	var conns []Conn
+	for i := range devicesPerSession + 1 {
+		conns = append(conns, openShared(t, h, s, fmt.Sprintf("ss%03d", i), Options{}, nil))
+	}
+	first := cbsSession(s)
+	if first == nil {
+		t.Fatal("the shared connection has no session of $cbs")
+	}
+	for i, c := range conns[:devicesPerSession] {
+		if sessionOf(c) != first {
+			t.Fatalf("device %d is on another session than $cbs's; want the first %d devices there", i, devicesPerSession)
+		}
+	}
+	last := conns[devicesPerSession]
+	second := sessionOf(last)
+	if second == nil || second == first {
+		t.Fatalf("device %d is on the session of $cbs, which has its %d devices; want a second session", devicesPerSession, devicesPerSession)
+	}
+	if err := last.SendEvent(testCtx(t), &message.Message{Body: []byte("second")}); err != nil {
+		t.Fatalf("SendEvent on the second session = %v", err)
+	}
+	last.Close(testCtx(t))
+	s.cur.mu.Lock()
+	n := len(s.cur.sessions)
+	s.cur.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d sessions after the second session's only device closed; want $cbs's alone", n)
+	}
+	// Closing a device detaches its links only: the device beside it on
+	// the same session goes on.
+	conns[0].Close(testCtx(t))
+	if err := conns[1].SendEvent(testCtx(t), &message.Message{Body: []byte("beside")}); err != nil {
+		t.Errorf("SendEvent beside a closed device = %v", err)
+	}
+	if sessionOf(conns[1]) != first {
+		t.Error("the device beside the closed one left the session of $cbs")
+	}
+}
+
+// A device whose token is refused on a shared connection stops with
+// ErrUnauthorized and takes no place on a session; the devices already
+// there go on.
+func TestAMQPSharedRefusedTokenLeavesTheOthers(t *testing.T) {
+	h := startHub(t, nil)
+	s := newShared(t)
+	keep := openShared(t, h, s, "stay", Options{}, func(c Conn) {
+		c.SetDefaultMethodHandler(func(context.Context, *MethodRequest) MethodResponse { return MethodResponse{Status: 200} })
+	})
+	cs := hubDevice(t, h, "forged")
+	bad, err := s.Open(&Options{HostName: cs.HostName, DeviceID: "forged", SharedAccessKey: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		CAFile: h.CAFile(), Transport: TransportAMQP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bad.Close(context.Background()) })
+	if err := bad.Connect(testCtx(t)); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("Connect with a wrong key = %v; want ErrUnauthorized", err)
+	}
+	sl := cbsSession(s)
+	s.cur.mu.Lock()
+	devices := sl.devices
+	s.cur.mu.Unlock()
+	if devices != 1 {
+		t.Errorf("%d devices on the session of $cbs; want the one that connected", devices)
+	}
+	if err := keep.SendEvent(testCtx(t), &message.Message{Body: []byte("ok")}); err != nil {
+		t.Errorf("SendEvent beside the refused device = %v", err)
+	}
+	if status, _, err := h.InvokeMethod(testCtx(t), "stay", "", "ping", nil, 0, waitFor); err != nil || status != 200 {
+		t.Errorf("InvokeMethod beside the refused device = %d, %v; want 200", status, err)
+	}
+}
+
 // A device whose token expires loses its own links; the device beside
 // it on the same connection goes on sending.
 func TestAMQPSharedExpiredTokenEndsOnlyItsDevice(t *testing.T) {
@@ -144,6 +255,9 @@ func TestAMQPSharedExpiredTokenEndsOnlyItsDevice(t *testing.T) {
 	}
 	if !keep.Connected() {
 		t.Error("the other device on the connection is disconnected")
+	}
+	if sl := sessionOf(keep); sl != cbsSession(s) {
+		t.Error("the device beside the expired one is no longer on the session of $cbs")
 	}
 	if err := keep.SendEvent(testCtx(t), &message.Message{Body: []byte("still here")}); err != nil {
 		t.Errorf("SendEvent beside the expired device = %v; want nil", err)

@@ -7,8 +7,9 @@
 // default, described below), AMQP 1.0 (SASL ANONYMOUS and a CBS
 // put-token per device, renewed on the live connection; telemetry,
 // C2D, methods and twin on the links of azure-iot-sdk-node's Amqp
-// transport; over TLS on 5671 or a WebSocket with subprotocol
-// AMQPWSB10), or HTTPS (IoT Hub's device REST API: telemetry, and C2D
+// transport, on the session of the $cbs link as the C SDK puts them;
+// over TLS on 5671 or a WebSocket with subprotocol AMQPWSB10; many
+// devices on one connection with AMQPShared), or HTTPS (IoT Hub's device REST API: telemetry, and C2D
 // polled and settled by its lock; no methods, no twin, which are
 // ErrNotSupported). Over AMQP and HTTPS Options.C2DSettle chooses
 // complete, reject or abandon; over MQTT IoT Hub completes every

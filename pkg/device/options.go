@@ -443,12 +443,15 @@ func splitHostPort(s string, def int) (string, int, error) {
 }
 
 // version is the module version of the running binary, or "devel".
-func version() string {
+// It is read once: debug.ReadBuildInfo parses the build information
+// again at every call, and every AMQP link of every device of a fleet
+// names the version.
+var version = sync.OnceValue(func() string {
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		return bi.Main.Version
 	}
 	return "devel"
-}
+})
 
 // target names what the client connects to, for messages.
 func (c *config) target() string {

@@ -125,8 +125,9 @@ type Options struct {
 	// system's choice.
 	SourceAddrs []netip.Addr
 	// DevicesPerConnection is how many devices of an AMQP fleet share
-	// one connection, each in its own session with its own token (see
-	// device.AMQPShared): 1 gives every device a connection of its own.
+	// one connection, each with its own token and links on sessions
+	// they share (see device.AMQPShared): 1 gives every device a
+	// connection of its own.
 	// Default: DefaultAMQPDevicesPerConnection for an AMQP fleet that
 	// authenticates with keys; 1 for a single device, a certificate
 	// fleet (a certificate is its connection's) and MQTT and HTTPS,

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/iotctl/iotctl/pkg/device"
 )
 
 // PeakMemoryPerDevice is the memory, in bytes, a fleet's process takes
@@ -18,6 +20,35 @@ import (
 // -devices 10000 -node 0 -rate-devices 0), rounded up. A Job's memory
 // request is sized from it, as capacity planning goes by the peak.
 const PeakMemoryPerDevice = 40 << 10
+
+// PeakMemoryPerAMQPDevice is the memory, in bytes, a fleet's process
+// takes per AMQP device (100 to a shared connection) at its peak, with
+// methods, C2D and the twin (six links a device): 112.1 KB at 10,000
+// devices sending one message a minute (go run ./bench/fleet -devices
+// 10000 -transport amqp -interval 1m -steady 60s -rate-devices 0 -node
+// 0), rounded up.
+const PeakMemoryPerAMQPDevice = 120 << 10
+
+// PeakMemoryPerAMQPTelemetryDevice is the same for --telemetry-only
+// AMQP devices, which attach their telemetry link alone: 24.5 KB at
+// 10,000 devices, 24.2 KB at 100,000 (the same command with -fleet-args
+// "--telemetry-only"), rounded up.
+const PeakMemoryPerAMQPTelemetryDevice = 28 << 10
+
+// PeakPerDevice is the measured peak memory per device, in bytes, of a
+// fleet over tr: PeakMemoryPerAMQPDevice or
+// PeakMemoryPerAMQPTelemetryDevice over AMQP, else PeakMemoryPerDevice
+// (measured over MQTT; an HTTPS device holds no connection and takes
+// less).
+func PeakPerDevice(tr device.Transport, telemetryOnly bool) int64 {
+	switch {
+	case tr == device.TransportAMQP && telemetryOnly:
+		return PeakMemoryPerAMQPTelemetryDevice
+	case tr == device.TransportAMQP:
+		return PeakMemoryPerAMQPDevice
+	}
+	return PeakMemoryPerDevice
+}
 
 // BaseMemory is the memory, in bytes, a fleet's process takes besides
 // its devices (runtime, TLS roots, buffers), rounded up.
@@ -49,14 +80,22 @@ type Job struct {
 	// MetricsPort is the container port, named "metrics", the pods
 	// serve Prometheus metrics on.
 	MetricsPort int
+	// PerDevice is the peak memory of a device in bytes, which the
+	// pods' memory is sized from (see PeakPerDevice). Default:
+	// PeakMemoryPerDevice.
+	PerDevice int64
 }
 
 // MemoryRequest is the memory request of each pod in bytes:
-// BaseMemory plus PeakMemoryPerDevice per device of the largest shard,
-// rounded up to a MiB.
+// BaseMemory plus PerDevice per device of the largest shard, rounded
+// up to a MiB.
 func (j *Job) MemoryRequest() int64 {
 	perShard := (j.Devices + j.Shards - 1) / max(1, j.Shards)
-	b := int64(BaseMemory) + int64(perShard)*PeakMemoryPerDevice
+	per := j.PerDevice
+	if per <= 0 {
+		per = PeakMemoryPerDevice
+	}
+	b := int64(BaseMemory) + int64(perShard)*per
 	return (b + 1<<20 - 1) &^ (1<<20 - 1)
 }
 

@@ -703,6 +703,88 @@ func TestDevicesShareASession(t *testing.T) {
 	}
 }
 
+// Identities whose links share one session, the session of $cbs (the
+// C SDK's shared transport): a token that expires ends only its
+// identity's links, a token refused for a third identity changes
+// nothing, and the session goes on: the other identity sends on it,
+// and the expired one attaches there again with a new token.
+func TestDeviceTokenExpiryOnASharedSession(t *testing.T) {
+	clock := &fakeClock{now: time.Now().Truncate(time.Second)}
+	h := newDeviceHub(t, &Options{Now: clock.Now, AfterFunc: clock.AfterFunc})
+	h.createDevice("d1", "d2", "d3")
+	ctx := testCtx(t)
+	c := h.dial(nil)
+	s, err := c.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := newCBS(t, s)
+	expiry := clock.Now().Add(10 * time.Second)
+	links := map[string]*amqp.Sender{}
+	for _, id := range []string{"d1", "d2"} {
+		exp := expiry
+		if id == "d1" {
+			exp = expiry.Add(time.Hour)
+		}
+		aud, tok := h.identityToken(id, "", exp)
+		if code, desc := cb.put(t, aud, tok); code != 200 {
+			t.Fatalf("put-token %s: %d %s", id, code, desc)
+		}
+		if links[id], err = s.NewSender(ctx, "/devices/"+id+"/messages/events", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rcv, err := s.NewReceiver(ctx, "/devices/d2/messages/devicebound", &amqp.ReceiverOptions{Credit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// d3's token is signed with another key: refused, and its attach
+	// on the session too.
+	aud, tok := h.identityToken("d3", "", expiry)
+	bad := tok[:strings.Index(tok, "sig=")+4] + "AAAA" + tok[strings.Index(tok, "&se="):]
+	if code, _ := cb.put(t, aud, bad); code != 401 {
+		t.Fatalf("put-token of a forged token: %d; want 401", code)
+	}
+	if _, err := s.NewSender(ctx, "/devices/d3/messages/events", nil); condition(err) != string(amqp.ErrCondUnauthorizedAccess) {
+		t.Fatalf("attach of d3 without a token: %v; want amqp:unauthorized-access", err)
+	}
+	if n := h.core.Connected(); n != 2 {
+		t.Fatalf("%d identities connected; want d1 and d2", n)
+	}
+	clock.advance(expiry)
+	id := core.Identity{DeviceID: "d2"}
+	h.waitFor(ctx, id, "d2 to disconnect", func() bool { return h.core.Session(id) == nil })
+	for what, err := range map[string]error{
+		"sending":   links["d2"].Send(ctx, &amqp.Message{Data: [][]byte{[]byte("late")}}, nil),
+		"receiving": func() error { _, err := rcv.Receive(ctx, nil); return err }(),
+	} {
+		var le *amqp.LinkError
+		if !errors.As(err, &le) || le.RemoteErr == nil || le.RemoteErr.Condition != amqp.ErrCondUnauthorizedAccess {
+			t.Errorf("d2 %s after its token expired: %v; want its link detached with amqp:unauthorized-access", what, err)
+		}
+	}
+	if err := links["d1"].Send(ctx, &amqp.Message{Data: [][]byte{[]byte("d1")}}, nil); err != nil {
+		t.Fatalf("d1 on the session after d2's token expired: %v", err)
+	}
+	if evs := h.readEvents(ctx, "d1", 1); string(evs[0].Body) != "d1" {
+		t.Errorf("d1's event %q", evs[0].Body)
+	}
+	aud, tok = h.identityToken("d2", "", clock.Now().Add(time.Hour))
+	if code, desc := cb.put(t, aud, tok); code != 200 {
+		t.Fatalf("put-token d2 again: %d %s", code, desc)
+	}
+	again, err := s.NewSender(ctx, "/devices/d2/messages/events", nil)
+	if err != nil {
+		t.Fatalf("d2 attaching again on the same session: %v", err)
+	}
+	if err := again.Send(ctx, &amqp.Message{Data: [][]byte{[]byte("back")}}, nil); err != nil {
+		t.Fatalf("d2 sending again: %v", err)
+	}
+	if h.core.Session(core.Identity{DeviceID: "d1"}) == nil {
+		t.Error("d1 disconnected; only d2's token expired")
+	}
+}
+
 // A device that accepts a C2D message after its lock expired changes
 // nothing: the message stays queued and is delivered again, and only
 // the settlement of that delivery completes it.
