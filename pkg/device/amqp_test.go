@@ -223,10 +223,15 @@ func TestAMQPX509OpensWithoutSASL(t *testing.T) {
 // TokenTTL 2s the test waits for put-tokens (events) until one comes
 // after the first token's expiry, a few seconds in all.
 func TestAMQPTokenRenewalKeepsTheLinks(t *testing.T) {
+	// In parallel: it waits for the first token to expire. The token
+	// lives 4 to 5 s (se is whole seconds) and is renewed at
+	// renewFraction of that, which leaves the renewal most of a second
+	// on a loaded machine.
+	t.Parallel()
 	h := startHub(t, nil)
 	cs := hubDevice(t, h, "renew1")
 	events := newEventLog()
-	c, err := Open(&Options{ConnectionString: cs.Format(), CAFile: h.CAFile(), Transport: TransportAMQP, TokenTTL: 2 * time.Second,
+	c, err := Open(&Options{ConnectionString: cs.Format(), CAFile: h.CAFile(), Transport: TransportAMQP, TokenTTL: 5 * time.Second,
 		OnState: events.on})
 	if err != nil {
 		t.Fatal(err)
