@@ -65,6 +65,14 @@ func TestCompleteFlagWords(t *testing.T) {
 			t.Errorf("complete %q = %q; want %q", tt.args, got, tt.want)
 		}
 	}
+	// The scripts of shells that show no descriptions run
+	// __completeNoDesc: it completes flag values too.
+	var out, errOut bytes.Buffer
+	args := []string{"__completeNoDesc", "hub", "monitor", "--from", ""}
+	code := cmd.Execute(context.Background(), args, &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	if lines := strings.Split(out.String(), "\n"); code != 0 || len(lines) < 2 || lines[0] != "start" || lines[1] != "now" {
+		t.Errorf("%q: exit %d stdout %q stderr %q; want start and now", args, code, out.String(), errOut.String())
+	}
 }
 
 func TestCompleteDeviceIDs(t *testing.T) {

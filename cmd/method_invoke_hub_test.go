@@ -255,6 +255,7 @@ func TestInvokeAgainstHub(t *testing.T) {
 }
 
 func TestInvokeFailuresAgainstHub(t *testing.T) {
+	t.Parallel() // no t.Setenv: see iotctlEnv
 	e := startMethodEnv(t)
 	parsed := connstr.MustParse(e.cs)
 	wrongKey := connstr.ConnectionString{Kind: connstr.KindService, HostName: parsed.HostName, SharedAccessKeyName: "iothubowner",
@@ -324,16 +325,15 @@ func TestInvokeDeviceNeverAnswers(t *testing.T) {
 	}
 }
 
-// iotctlEnv is iotctl with extra environment set after the env's own.
+// iotctlEnv is iotctl with extra environment set after the env's own,
+// as its Factory's environment (cmd.ExecuteEnv), not the process's.
 func (e *methodEnv) iotctlEnv(t *testing.T, env map[string]string, args ...string) result {
 	t.Helper()
-	clitest.Isolate(t)
-	t.Setenv("IOTCTL_CONNECTION_STRING", e.cs)
-	t.Setenv("IOTCTL_CA_FILE", e.hub.CAFile())
+	all := map[string]string{"IOTCTL_CONNECTION_STRING": e.cs, "IOTCTL_CA_FILE": e.hub.CAFile()}
 	for k, v := range env {
-		t.Setenv(k, v)
+		all[k] = v
 	}
 	var out, errOut bytes.Buffer
-	code := cmd.Execute(context.Background(), args, &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	code := cmd.ExecuteEnv(context.Background(), args, &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, all)
 	return result{code, out.String(), errOut.String()}
 }

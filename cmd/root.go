@@ -30,7 +30,9 @@ func SystemStreams() *cmdutil.IOStreams {
 	}
 }
 
-// NewRootCmd builds the whole command tree on f.
+// NewRootCmd builds the whole command tree on f. It registers no
+// completion of flag values: execute does, for a command line that asks
+// for completions (see completing).
 func NewRootCmd(f *cmdutil.Factory) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "iotctl",
@@ -75,9 +77,21 @@ Exit codes: see 'iotctl help exit-codes'.`,
 		dps.NewCmdDPS(f),
 	)
 	root.SetHelpCommand(newCmdHelp(f, root))
-	registerCompletions(f, root)
 	requireSubcommands(root)
 	return root
+}
+
+// completing reports whether args ask for completions: the shell
+// scripts of `iotctl completion` run cobra's hidden __complete (or
+// __completeNoDesc) command. Only then are the completion functions of
+// the tree's flags registered. Cobra keeps those in one process-wide map
+// keyed by flag (flagCompletionFunctions in cobra's completions.go,
+// github.com/spf13/cobra/pull/2012), which holds every tree ever
+// registered there for the life of the process: a process that builds
+// many trees (a test binary) grows by each, and a command line that
+// completes nothing pays for the registration for nothing.
+func completing(args []string) bool {
+	return len(args) > 0 && (args[0] == cobra.ShellCompRequestCmd || args[0] == cobra.ShellCompNoDescRequestCmd)
 }
 
 // requireSubcommands makes every command below root that only groups
@@ -148,6 +162,9 @@ func ExecuteFactory(ctx context.Context, f *cmdutil.Factory, args []string) int 
 func execute(ctx context.Context, f *cmdutil.Factory, args []string) int {
 	streams := f.IO
 	root := NewRootCmd(f)
+	if completing(args) {
+		registerCompletions(f, root)
+	}
 	root.SetArgs(args)
 	ran := false
 	pre := root.PersistentPreRunE

@@ -131,12 +131,18 @@ func TestSimulateFleetDisplay(t *testing.T) {
 	t.Parallel()
 	h, svc := startHub(t)
 	sim := func(f *cmdutil.Factory) *cobra.Command { return newCmdSimulate(f, nil) }
-	args := []string{"simulate", "--devices", "3", "--hub-connection-string", svc, "--ca-file", h.CAFile(),
-		"--count", "3", "--interval", "300ms"}
-	timed := regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d\.\d\d\d sim-0000[123]: Sending message: \{"temperature"`)
+	// Each case runs its own fleet (its own device prefix) on the one
+	// hub, at the same time as the others: each mostly waits out its
+	// messages' interval.
+	fleet := func(prefix string, extra ...string) []string {
+		return append([]string{"simulate", "--devices", "3", "--device-prefix", prefix, "--hub-connection-string", svc, "--ca-file", h.CAFile(),
+			"--count", "3", "--interval", "300ms"}, extra...)
+	}
+	timed := regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d\.\d\d\d print-0000[123]: Sending message: \{"temperature"`)
 
 	t.Run("terminal: status line, no message lines", func(t *testing.T) {
-		code, stdout, stderr := executeTTY(t, true, true, "", sim, args...)
+		t.Parallel()
+		code, stdout, stderr := executeTTY(t, true, true, "", sim, fleet("term-")...)
 		if code != 0 {
 			t.Fatalf("exit %d stderr %q", code, stderr)
 		}
@@ -153,7 +159,8 @@ func TestSimulateFleetDisplay(t *testing.T) {
 	})
 
 	t.Run("terminal with --print-messages: each message, with its time", func(t *testing.T) {
-		code, stdout, stderr := executeTTY(t, true, true, "", sim, append(args, "--print-messages")...)
+		t.Parallel()
+		code, stdout, stderr := executeTTY(t, true, true, "", sim, fleet("print-", "--print-messages")...)
 		if code != 0 {
 			t.Fatalf("exit %d stderr %q", code, stderr)
 		}
@@ -168,7 +175,8 @@ func TestSimulateFleetDisplay(t *testing.T) {
 	})
 
 	t.Run("piped: JSON Lines with stats events", func(t *testing.T) {
-		code, stdout, stderr := executeTTY(t, false, false, "", sim, append(args, "--stats-interval", "100ms")...)
+		t.Parallel()
+		code, stdout, stderr := executeTTY(t, false, false, "", sim, fleet("piped-", "--stats-interval", "100ms")...)
 		if code != 0 {
 			t.Fatalf("exit %d stderr %q", code, stderr)
 		}
@@ -197,11 +205,12 @@ func TestSimulateFleetDisplay(t *testing.T) {
 	})
 
 	t.Run("--quiet: the summary only", func(t *testing.T) {
-		code, stdout, stderr := executeTTY(t, true, true, "", sim, append(args, "--quiet")...)
+		t.Parallel()
+		code, stdout, stderr := executeTTY(t, true, true, "", sim, fleet("quiet-", "--quiet")...)
 		if code != 0 || !strings.HasPrefix(stdout, "Summary: 9 message(s) sent") || strings.Count(stdout, "\n") != 1 || stderr != "" {
 			t.Errorf("exit %d stdout %q stderr %q; want the summary only", code, stdout, stderr)
 		}
-		code, stdout, stderr = executeTTY(t, false, false, "", sim, append(args, "--quiet")...)
+		code, stdout, stderr = executeTTY(t, false, false, "", sim, fleet("quiet-", "--quiet")...)
 		if code != 0 || strings.Count(stdout, "\n") != 1 || !strings.HasPrefix(stdout, `{"type":"summary"`) || stderr != "" {
 			t.Errorf("piped: exit %d stdout %q stderr %q; want the summary event only", code, stdout, stderr)
 		}

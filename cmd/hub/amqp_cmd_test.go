@@ -18,7 +18,6 @@ import (
 
 	"github.com/iotctl/iotctl/cmd"
 	"github.com/iotctl/iotctl/cmd/cmdutil"
-	"github.com/iotctl/iotctl/internal/clitest"
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/device"
 	"github.com/iotctl/iotctl/pkg/message"
@@ -330,6 +329,7 @@ type c2dJSON struct {
 }
 
 func TestC2DSendRefusals(t *testing.T) {
+	t.Parallel() // no t.Setenv: see runEnv
 	e := startRegEnv(t)
 	if err := e.hub.CreateDevice("dev1"); err != nil {
 		t.Fatal(err)
@@ -367,7 +367,7 @@ func TestC2DSendRefusals(t *testing.T) {
 			{"application properties count too", 60000, []string{"--property", "p=" + strings.Repeat("y", 6000)}},
 		} {
 			args := append([]string{"hub", "c2d", "send", "-d", "dev1", "--data-file", bodyFile(t, tc.body)}, tc.props...)
-			r := e.run(t, map[string]string{"IOTCTL_CONNECTION_STRING": cs}, args...)
+			r := runEnv(t, e.env(map[string]string{"IOTCTL_CONNECTION_STRING": cs}), args...)
 			if r.code != cmdutil.ExitUsage || !strings.Contains(r.stderr, "up to 65536 bytes") {
 				t.Errorf("%s: exit %d stderr %q; want 3 and the limit", tc.name, r.code, r.stderr)
 			}
@@ -414,6 +414,7 @@ func TestC2DSendRefusals(t *testing.T) {
 // names the kind needed; so does a service string given as the Event
 // Hub-compatible one.
 func TestAMQPCommandsWrongConnectionString(t *testing.T) {
+	t.Parallel() // no t.Setenv: see runEnv
 	e := startRegEnv(t)
 	devCS := "HostName=" + e.hub.HostName() + ";DeviceId=dev1;SharedAccessKey=c2VjcmV0"
 	for _, args := range [][]string{
@@ -421,7 +422,7 @@ func TestAMQPCommandsWrongConnectionString(t *testing.T) {
 		{"hub", "feedback", "--timeout", "1s"},
 		{"hub", "monitor", "--timeout", "1s"},
 	} {
-		r := e.run(t, map[string]string{"IOTCTL_CONNECTION_STRING": devCS}, args...)
+		r := runEnv(t, e.env(map[string]string{"IOTCTL_CONNECTION_STRING": devCS}), args...)
 		if r.code != cmdutil.ExitUsage || !strings.Contains(r.stderr, "this is a device connection string; a service connection string is needed") {
 			t.Errorf("iotctl %s with a device string: exit %d stderr %q; want 3 naming the service kind", strings.Join(args, " "), r.code, r.stderr)
 		}
@@ -523,11 +524,16 @@ func TestWaitTimeoutCountsOnceConnected(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs.HostName = slowLink(t, cs.HostName, 2*time.Second)
+	// The two commands wait at once: each waits out the slow link and
+	// its --timeout.
 	for _, cmd := range []string{"feedback", "monitor"} {
-		r := e.run(t, nil, "hub", cmd, "--connection-string", cs.Format(), "--timeout", "1s", "-o", "json")
-		if r.code != 0 || r.stdout != "" {
-			t.Errorf("over a link 2s slow to connect, hub %s --timeout 1s: exit %d stdout %q stderr %q; want 0 and nothing", cmd, r.code, r.stdout, r.stderr)
-		}
+		t.Run(cmd, func(t *testing.T) {
+			t.Parallel()
+			r := e.run(t, nil, "hub", cmd, "--connection-string", cs.Format(), "--timeout", "1s", "-o", "json")
+			if r.code != 0 || r.stdout != "" {
+				t.Errorf("over a link 2s slow to connect, hub %s --timeout 1s: exit %d stdout %q stderr %q; want 0 and nothing", cmd, r.code, r.stdout, r.stderr)
+			}
+		})
 	}
 }
 
@@ -859,8 +865,7 @@ func TestMonitorCommand(t *testing.T) {
 // hub monitor reads the Event Hub-compatible connection string that
 // `hub serve` prints, without a service connection string.
 func TestMonitorEventHubConnectionStringFromServe(t *testing.T) {
-	e := &regEnv{}
-	e.setenvBare(t)
+	t.Parallel() // no t.Setenv: see runEnv
 	serve, info := startServe(t, "--in-memory")
 	if info.EventHub == "" || info.CAFile == "" {
 		t.Fatalf("hub serve -o json printed %q; want the Event Hub-compatible string and the CA", serve.out.String())
@@ -901,21 +906,24 @@ func TestMonitorEventHubConnectionStringFromServe(t *testing.T) {
 	}
 }
 
-// setenvBare clears the iotctl settings and the config file for a test
-// that has no hub of its own.
-func (e *regEnv) setenvBare(t *testing.T) {
-	t.Helper()
-	clitest.Isolate(t)
-}
-
-// runEnv runs iotctl in process with env over a clean environment.
+// runEnv runs iotctl in process with env as its environment variables
+// (the Factory's Getenv), and none of the process's: TestMain isolated
+// the process, so a test that runs commands this way may run in
+// parallel.
 func runEnv(t *testing.T, env map[string]string, args ...string) regResult {
 	t.Helper()
-	(&regEnv{}).setenvBare(t)
-	for k, v := range env {
-		t.Setenv(k, v)
-	}
+	return runFactory(t, func(f *cmdutil.Factory) { f.Getenv = func(k string) string { return env[k] } }, args...)
+}
+
+// runFactory runs iotctl in process, with setup, when not nil, given
+// the command's Factory first (its environment, its credential).
+func runFactory(t *testing.T, setup func(*cmdutil.Factory), args ...string) regResult {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	code := cmd.Execute(context.Background(), args, &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	f := cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	if setup != nil {
+		setup(f)
+	}
+	code := cmd.ExecuteFactory(context.Background(), f, args)
 	return regResult{code, out.String(), errOut.String()}
 }

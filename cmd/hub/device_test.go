@@ -125,6 +125,16 @@ func (e *regEnv) setenv(t *testing.T, env map[string]string) {
 	}
 }
 
+// env is the environment of a command that reaches e's hub: its
+// service connection string and CA, then extra over them.
+func (e *regEnv) env(extra map[string]string) map[string]string {
+	env := map[string]string{"IOTCTL_CONNECTION_STRING": e.cs, "IOTCTL_CA_FILE": e.hub.CAFile()}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
 // runTTY runs iotctl as run does, with stdout taken for a terminal.
 func (e *regEnv) runTTY(t *testing.T, args ...string) regResult {
 	t.Helper()
@@ -384,6 +394,7 @@ func mustCS(t *testing.T, e *regEnv, deviceID, moduleID string) string {
 }
 
 func TestDeviceCommandsCredentials(t *testing.T) {
+	t.Parallel() // no t.Setenv: see runEnv
 	e := startRegEnv(t)
 	if err := e.hub.CreateDevice("d1"); err != nil {
 		t.Fatal(err)
@@ -409,7 +420,12 @@ func TestDeviceCommandsCredentials(t *testing.T) {
 			{"hub", "device", "show", "d1"}, {"hub", "device", "list"}, {"hub", "device", "create", "d2"}, {"hub", "device", "delete", "d9"},
 			{"hub", "twin", "show", "d1"}, {"hub", "twin", "update", "d1", "--tags", `{"a":1}`},
 		} {
-			r := e.run(t, tt.env, append(sub, tt.args...)...)
+			var r regResult
+			if tt.env != nil {
+				r = runEnv(t, e.env(tt.env), append(sub, tt.args...)...)
+			} else {
+				r = e.run(t, nil, append(sub, tt.args...)...)
+			}
 			if r.code != tt.code || !strings.Contains(r.stderr, tt.want) || r.stdout != "" {
 				t.Errorf("%s: iotctl %s: exit %d stdout %q stderr %q; want %d and %q", tt.name, strings.Join(sub, " "), r.code, r.stdout, r.stderr, tt.code, tt.want)
 			}

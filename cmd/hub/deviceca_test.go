@@ -17,6 +17,7 @@ import (
 // hub device-ca create writes a CA certificate and a private key that
 // sign device certificates, and never replaces them.
 func TestDeviceCACreate(t *testing.T) {
+	t.Parallel() // no t.Setenv: see runEnv
 	dir := t.TempDir()
 	r := runEnv(t, nil, "hub", "device-ca", "create", dir, "--name", "lab CA", "--days", "30", "-o", "json")
 	if r.code != 0 {

@@ -1,7 +1,6 @@
 package hub_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -14,34 +13,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iotctl/iotctl/cmd"
 	"github.com/iotctl/iotctl/cmd/cmdutil"
 	"github.com/iotctl/iotctl/pkg/devicecert"
 	hubsrv "github.com/iotctl/iotctl/pkg/hub"
 )
 
 // certRun runs iotctl in process against h with its service string and
-// CA in the environment.
+// CA in its environment (runEnv: not the process's).
 func certRun(t *testing.T, h *hubsrv.Hub, args ...string) (int, string, string) {
 	t.Helper()
-	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	t.Setenv("HOME", t.TempDir())
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "IOTCTL_") || strings.HasSuffix(strings.ToUpper(k), "_PROXY") {
-			t.Setenv(k, "")
-		}
-	}
+	env := map[string]string{}
 	if h != nil {
 		cs, err := h.ServiceConnectionString("iothubowner")
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Setenv("IOTCTL_CONNECTION_STRING", cs)
-		t.Setenv("IOTCTL_CA_FILE", h.CAFile())
+		env["IOTCTL_CONNECTION_STRING"] = cs
+		env["IOTCTL_CA_FILE"] = h.CAFile()
 	}
-	var out, errOut bytes.Buffer
-	code := cmd.Execute(context.Background(), args, &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
-	return code, out.String(), errOut.String()
+	r := runEnv(t, env, args...)
+	return r.code, r.stdout, r.stderr
 }
 
 func certHub(t *testing.T) *hubsrv.Hub {
@@ -82,6 +73,7 @@ type createdIdentity struct {
 // hub device create --generate-cert writes a working self-signed
 // certificate and registers it; iotctl device send connects with it.
 func TestDeviceCreateGenerateCert(t *testing.T) {
+	t.Parallel() // no t.Setenv: see certRun
 	h := certHub(t)
 	// A directory that does not exist yet is made.
 	dir := filepath.Join(t.TempDir(), "certs", "new")
@@ -148,6 +140,7 @@ func TestDeviceCreateGenerateCert(t *testing.T) {
 }
 
 func TestDeviceCreateThumbprintFromCert(t *testing.T) {
+	t.Parallel() // no t.Setenv: see certRun
 	h := certHub(t)
 	certPEM, _, err := devicecert.New("cam2", time.Now(), time.Now().Add(time.Hour), nil)
 	if err != nil {
@@ -184,6 +177,7 @@ func TestDeviceCreateThumbprintFromCert(t *testing.T) {
 }
 
 func TestServeDeviceCAErrorsExit3(t *testing.T) {
+	t.Parallel() // no t.Setenv: see certRun
 	missing := filepath.Join(t.TempDir(), "ca.pem")
 	code, _, stderr := certRun(t, nil, "hub", "serve", "--addr", "127.0.0.1:0", "--in-memory", "--device-ca", missing)
 	if code != cmdutil.ExitUsage || !strings.Contains(stderr, "--device-ca") || !strings.Contains(stderr, missing+": no such file") {

@@ -91,7 +91,7 @@ func startEntraEnv(t *testing.T) *entraEnv {
 // its host unless args name a hub otherwise.
 func (e *entraEnv) run(t *testing.T, clientID, secret string, args ...string) regResult {
 	t.Helper()
-	return runEnv(t, e.env(clientID, secret), args...)
+	return runFactory(t, e.signIn(clientID, secret), args...)
 }
 
 // env is the environment of iotctl signed in as the client id.
@@ -112,6 +112,7 @@ func (e *entraEnv) env(clientID, secret string) map[string]string {
 }
 
 func TestEntraLoginWithRoles(t *testing.T) {
+	t.Parallel() // no t.Setenv: see signIn
 	e := startEntraEnv(t)
 	secretsIn := func(t *testing.T, r regResult) {
 		t.Helper()
@@ -166,6 +167,7 @@ func TestEntraLoginWithRoles(t *testing.T) {
 }
 
 func TestEntraHubRefusesSAS(t *testing.T) {
+	t.Parallel() // no t.Setenv: see signIn
 	e := startEntraEnv(t)
 	cs, err := e.entraHub.ServiceConnectionString("iothubowner")
 	if err != nil {
@@ -178,6 +180,7 @@ func TestEntraHubRefusesSAS(t *testing.T) {
 }
 
 func TestHubNameThroughResourceManager(t *testing.T) {
+	t.Parallel() // no t.Setenv: see signIn
 	e := startEntraEnv(t)
 	sub := "--subscription=" + e.subscription
 	// Login: the host comes from Resource Manager, searched across the
@@ -223,6 +226,7 @@ func TestHubNameThroughResourceManager(t *testing.T) {
 // monitor-events does; without the listkeys permission it exits 4 naming
 // it, and with --host alone it says what to pass instead.
 func TestEntraMonitor(t *testing.T) {
+	t.Parallel() // no t.Setenv: see signIn
 	e := startEntraEnv(t)
 	if _, err := e.entraHub.Telemetry().Append(telemetry.Event{DeviceID: "d1", Message: &message.Message{Body: []byte(`{"t": 21}`)}}); err != nil {
 		t.Fatal(err)

@@ -38,6 +38,7 @@ func checkUsage[T any](t *testing.T, newCmd func(*cmdutil.Factory, func(*T) erro
 }
 
 func TestTwinFlags(t *testing.T) {
+	t.Parallel() // no t.Setenv: see clitest.RunF
 	show, err := runFlags(t, newCmdTwinShow, "-d", "dev1", "-m", "mod1")
 	if err != nil || show == nil || show.DeviceID != "dev1" || show.ModuleID != "mod1" {
 		t.Errorf("twin show -d dev1 -m mod1 = %+v, %v", show, err)
@@ -60,6 +61,7 @@ func TestTwinFlags(t *testing.T) {
 }
 
 func TestDeviceCreateFlags(t *testing.T) {
+	t.Parallel() // no t.Setenv: see clitest.RunF
 	thumb := strings.Repeat("a", 40)
 	got, err := runFlags(t, newCmdDeviceCreate, "cam1", "--auth", "x509-thumbprint", "--primary-thumbprint", thumb, "--status", "disabled", "--edge")
 	if err != nil || got == nil || got.DeviceID != "cam1" || got.Auth != "x509-thumbprint" || got.PrimaryThumbprint != thumb || got.Status != "disabled" || !got.Edge {
@@ -87,6 +89,7 @@ func TestDeviceCreateFlags(t *testing.T) {
 }
 
 func TestDeviceShowListDeleteFlags(t *testing.T) {
+	t.Parallel() // no t.Setenv: see clitest.RunF
 	show, err := runFlags(t, newCmdDeviceShow, "-d", "dev1", "-m", "mod1", "--show-connection-string")
 	if err != nil || show == nil || show.DeviceID != "dev1" || show.ModuleID != "mod1" || !show.ShowConnectionString || show.ShowSecrets {
 		t.Errorf("show = %+v, %v", show, err)
@@ -106,6 +109,7 @@ func TestDeviceShowListDeleteFlags(t *testing.T) {
 
 // hub sas checks its flags before runF, the past by the Factory's clock.
 func TestSASFlags(t *testing.T) {
+	t.Parallel() // no t.Setenv: see clitest.RunF
 	at := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
 	newCmd := func(f *cmdutil.Factory, runF func(*sasOptions) error) *cobra.Command {
 		f.Now = func() time.Time { return at }
@@ -127,6 +131,7 @@ func TestSASFlags(t *testing.T) {
 // hub connstr parse takes the string from its argument; an expired
 // token is told by the Factory's clock.
 func TestConnstrParseFlags(t *testing.T) {
+	t.Parallel() // no t.Setenv: see clitest.RunF
 	got, err := runFlags(t, newCmdConnstrParse, "-", "--show-secrets")
 	if err != nil || got == nil || got.input != "-" || !got.showSecrets {
 		t.Errorf("connstr parse - --show-secrets = %+v, %v", got, err)
@@ -141,6 +146,7 @@ func TestConnstrParseFlags(t *testing.T) {
 }
 
 func TestC2DSendFlags(t *testing.T) {
+	t.Parallel() // no t.Setenv: see clitest.RunF
 	at := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
 	newCmd := func(f *cmdutil.Factory, runF func(*c2dSendOptions) error) *cobra.Command {
 		f.Now = func() time.Time { return at }
@@ -172,6 +178,7 @@ func TestC2DSendFlags(t *testing.T) {
 }
 
 func TestFeedbackFlags(t *testing.T) {
+	t.Parallel() // no t.Setenv: see clitest.RunF
 	got, err := runFlags(t, newCmdFeedback, "--wait-on-msg", "m1", "--count", "3", "--timeout", "2m")
 	if err != nil || got == nil || got.WaitOnMsg != "m1" || got.Count != 3 || got.Timeout != 2*time.Minute {
 		t.Errorf("feedback = %+v, %v", got, err)
@@ -183,6 +190,7 @@ func TestFeedbackFlags(t *testing.T) {
 }
 
 func TestMonitorFlags(t *testing.T) {
+	t.Parallel() // no t.Setenv: see clitest.RunF
 	got, err := runFlags(t, newCmdMonitor, "-d", "sim-*", "--from", "2026-11-26T08:00:00Z", "--consumer-group", "cg", "--count", "100", "--properties", "app, sys")
 	if err != nil || got == nil {
 		t.Fatalf("monitor = %+v, %v", got, err)
@@ -204,6 +212,7 @@ func TestMonitorFlags(t *testing.T) {
 }
 
 func TestDeviceUpdateRenewKeyPurgeFlags(t *testing.T) {
+	t.Parallel() // no t.Setenv: see clitest.RunF
 	checkUsage(t, newCmdDeviceUpdate, []usageCase{
 		{[]string{"u1"}, "nothing to update"},
 		{[]string{"u1", "--status", "off"}, `--status "off"`},
@@ -218,6 +227,7 @@ func TestDeviceUpdateRenewKeyPurgeFlags(t *testing.T) {
 }
 
 func TestDeviceCACreateFlags(t *testing.T) {
+	t.Parallel() // no t.Setenv: see clitest.RunF
 	if got, err := runFlags(t, newCmdDeviceCACreate); err != nil || got == nil || got.Dir != "." || got.Days != 365 || got.Name != "iotctl device CA" {
 		t.Errorf("device-ca create = %+v, %v; want the current directory, 365 days", got, err)
 	}
@@ -229,6 +239,7 @@ func TestDeviceCACreateFlags(t *testing.T) {
 
 // The CA's validity comes from the Factory's clock.
 func TestDeviceCACreateClock(t *testing.T) {
+	t.Parallel() // no t.Setenv: see clitest.RunF
 	at := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
 	var out bytes.Buffer
 	f := cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &bytes.Buffer{}})
@@ -245,6 +256,7 @@ func TestDeviceCACreateClock(t *testing.T) {
 // hub serve resolves its flags into the hub's options before runF and
 // refuses wrong ones without starting a hub.
 func TestServeFlags(t *testing.T) {
+	t.Parallel() // no t.Setenv: see clitest.RunF
 	got, err := runFlags(t, newCmdServe, "--addr", "127.0.0.1:0", "--in-memory", "--consumer-group", "cg1", "--retention", "2h", "--partitions", "2", "--max-events", "10")
 	if err != nil || got == nil {
 		t.Fatalf("serve = %+v, %v", got, err)
@@ -273,6 +285,7 @@ func TestServeFlags(t *testing.T) {
 // settings, with IoT Hub's defaults and ranges; without a storage
 // connection string there are none.
 func TestServeFileUploadFlags(t *testing.T) {
+	t.Parallel() // no t.Setenv: see clitest.RunF
 	got, err := runFlags(t, newCmdServe, "--in-memory")
 	if err != nil || got == nil || got.Hub.FileUpload != nil {
 		t.Fatalf("serve without --storage-connection-string = %+v, %v; want no file upload", got, err)
@@ -296,6 +309,7 @@ func TestServeFileUploadFlags(t *testing.T) {
 }
 
 func TestFileNotificationsFlags(t *testing.T) {
+	t.Parallel() // no t.Setenv: see clitest.RunF
 	got, err := runFlags(t, newCmdFileNotifications, "--count", "3", "--timeout", "2m")
 	if err != nil || got == nil || got.Count != 3 || got.Timeout != 2*time.Minute {
 		t.Errorf("file-notifications = %+v, %v", got, err)

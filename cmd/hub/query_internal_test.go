@@ -8,6 +8,7 @@ import (
 // The flags and argument of `hub query`, checked through runF without
 // a hub.
 func TestQueryFlags(t *testing.T) {
+	t.Parallel() // no t.Setenv: see clitest.RunF
 	for _, tc := range []struct {
 		args    []string
 		want    queryOptions

@@ -13,6 +13,7 @@ import (
 // (metricsUrl) and serves the hub's there; an address without a port
 // exits 3.
 func TestServeMetrics(t *testing.T) {
+	t.Parallel() // no t.Setenv: see certRun
 	serve, _ := startServe(t, "--in-memory", "--metrics-addr", "127.0.0.1:0")
 	var info struct {
 		MetricsURL string `json:"metricsUrl"`

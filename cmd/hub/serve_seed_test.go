@@ -54,7 +54,7 @@ func stopServe(t *testing.T, serve *background) {
 // the other commands, the seeded device has the file's key, /health
 // says ok, and a restart with the same file changes nothing.
 func TestServeSeed(t *testing.T) {
-	(&regEnv{}).setenvBare(t)
+	t.Parallel() // no t.Setenv: see runEnv
 	seedFile, err := filepath.Abs("../../pkg/hub/seed/testdata/example.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +112,7 @@ func TestServeSeed(t *testing.T) {
 // An invalid seed file exits 3 before the hub starts, naming the file,
 // the line and the problem.
 func TestServeSeedInvalid(t *testing.T) {
+	t.Parallel() // no t.Setenv: see runEnv
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		name, content, want string

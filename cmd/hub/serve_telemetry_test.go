@@ -12,6 +12,7 @@ import (
 // --pprof-addr that cannot be bound is a usage error, found when serve
 // runs (the flag refusals found before are tested through runF).
 func TestServeTelemetryFlagErrorsExit3(t *testing.T) {
+	t.Parallel() // no t.Setenv: see certRun
 	for _, tc := range []struct {
 		args []string
 		want []string
@@ -34,6 +35,7 @@ func TestServeTelemetryFlagErrorsExit3(t *testing.T) {
 // A data dir's telemetry log keeps its partition count: serving it with
 // another is a usage error that names both and the way out.
 func TestServeOtherPartitionCountExit3(t *testing.T) {
+	t.Parallel() // no t.Setenv: see certRun
 	dir := t.TempDir()
 	h := hubsrv.New(&hubsrv.Options{Addr: "127.0.0.1:0", DataDir: dir})
 	if err := h.Start(context.Background()); err != nil {

@@ -20,6 +20,7 @@ import (
 // hub serve -o json prints one JSON object with a working service
 // connection string, writes env.sh and stops cleanly on cancel.
 func TestServeJSON(t *testing.T) {
+	t.Parallel()
 	pr, pw := io.Pipe()
 	var errOut bytes.Buffer
 	f := cmdutil.NewFactory(&cmdutil.IOStreams{In: bytes.NewReader(nil), Out: pw, ErrOut: &errOut})

@@ -4,8 +4,13 @@ package clitest
 import (
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
+
+// processIsolated is set once IsolateProcess has kept the user's
+// configuration out of the whole test binary.
+var processIsolated atomic.Bool
 
 // Isolate keeps the user's configuration out of a test of iotctl's
 // commands: it clears every IOTCTL_* variable and points the default
@@ -35,6 +40,7 @@ func IsolateProcess() (cleanup func(), err error) {
 	if err != nil {
 		return nil, err
 	}
+	processIsolated.Store(true)
 	for _, kv := range os.Environ() {
 		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "IOTCTL_") {
 			os.Unsetenv(k)

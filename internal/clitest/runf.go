@@ -12,16 +12,23 @@ import (
 
 // RunF executes the command newCmd makes (a NewCmdX(f, runF)) with args
 // and a runF that captures its options: no hub, no network. The
-// configuration is loaded as the root command loads it, from an
-// environment Isolate made (no IOTCTL_* variables, no config file);
-// setup, when not nil, sees the Factory first (to fix its clock, say).
-// It returns the options runF got (nil when the command failed before
-// calling it) and the command's error.
+// configuration is loaded as the root command loads it, from an empty
+// environment (the Factory's Getenv: no IOTCTL_* or AZURE_* variable)
+// and no config file; setup, when not nil, sees the Factory first (to
+// fix its clock or its environment, say). In a test binary whose
+// TestMain isolated the process (Main, IsolateProcess) it sets no
+// process variable, so its test may run in parallel; elsewhere it
+// calls Isolate, and its test may not. It returns the options runF got
+// (nil when the command failed before calling it) and the command's
+// error.
 func RunF[T any](t *testing.T, setup func(*cmdutil.Factory), newCmd func(*cmdutil.Factory, func(*T) error) *cobra.Command, args ...string) (*T, error) {
 	t.Helper()
-	Isolate(t)
+	if !processIsolated.Load() {
+		Isolate(t)
+	}
 	var got *T
 	f := cmdutil.NewFactory(&cmdutil.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}})
+	f.Getenv = func(string) string { return "" }
 	if setup != nil {
 		setup(f)
 	}
