@@ -320,8 +320,10 @@ func TestInvokeDeviceNeverAnswers(t *testing.T) {
 	if r.code != cmdutil.ExitTimeout || r.stdout != "" || !strings.Contains(r.stderr, "504") {
 		t.Errorf("exit %d stdout %q stderr %q; want 7 and a 504", r.code, r.stdout, r.stderr)
 	}
-	if d := time.Since(start); d < 5*time.Second || d > 14*time.Second {
-		t.Errorf("the call took %v; want about the 5s response timeout", d)
+	// Not before the 5s it was given, and not the default 30s: a check of
+	// which timeout the hub used, with room for a loaded machine.
+	if d := time.Since(start); d < 5*time.Second || d >= 30*time.Second {
+		t.Errorf("the call took %v; want the 5s response timeout, not the default 30s", d)
 	}
 }
 
