@@ -56,7 +56,7 @@ func main() {
 	flag.StringVar(&nodeOpts.ip, "ip", "127.0.0.79", "with -node: loopback address for the hub, which binds 8883, 443 and 5671 there")
 	pprofAddr := flag.String("pprof-addr", "", "serve the hub's pprof here (127.0.0.1:0 for any port), printed at start")
 	flag.StringVar(&profiles.heap, "heapprofile", "", "write the hub's heap profile (after a collection) to this file once every device is connected, the same as text with the runtime's memory statistics to FILE.txt, and its goroutine profile to FILE.goroutines")
-	flag.StringVar(&profiles.cpu, "cpuprofile", "", "write the hub's CPU profile while the senders send to this file")
+	flag.StringVar(&profiles.cpu, "cpuprofile", "", "write the hub's CPU profile while the senders send to this file, and its allocation profile since it started (with few -devices, mostly the window's) to FILE.allocs")
 	client := flag.String("client", "lean", "the senders' AMQP client: lean (-senders more devices over min(-conns, -senders) connections of a hand-encoded client that writes pre-encoded transfer frames and little else, so that the cores go to the hub) or go-amqp (the first -senders of the go-amqp devices)")
 	flag.BoolVar(&leanBatch, "lean-batch", false, "with -client lean: write each device's transfers that a disposition lets it send in one write (default: one write per transfer frame, as go-amqp and the device SDKs write)")
 	flag.Parse()
@@ -64,7 +64,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "amqpdev: -client %q: give lean or go-amqp\n", *client)
 		os.Exit(2)
 	}
-	if (profiles.heap != "" || profiles.cpu != "") && *pprofAddr == "" {
+	if *pprofAddr == "" { // for the hub's allocation count, and the profiles
 		*pprofAddr = "127.0.0.1:0"
 	}
 	if err := run(*n, *conns, *senders, *window, *dur, *bin, *pprofAddr, *client); err != nil {
@@ -229,6 +229,10 @@ func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr, clien
 	if err != nil {
 		return err
 	}
+	mallocs0, err := hubMallocs(ctx, h.Info.PprofAddress)
+	if err != nil {
+		return err
+	}
 	cpu0, own0 := benchkit.CPUTime(h.PID()), benchkit.CPUTime(os.Getpid())
 	if fleet != nil {
 		if err := fleet.start(); err != nil {
@@ -281,13 +285,25 @@ func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr, clien
 	if err := <-profiled; err != nil {
 		return err
 	}
+	if profiles.cpu != "" {
+		// everything the hub allocated since it started (with few
+		// devices, mostly the window's)
+		if err := benchkit.FetchPprof(ctx, "http://"+h.Info.PprofAddress+"/debug/pprof/allocs", profiles.cpu+".allocs"); err != nil {
+			return err
+		}
+	}
 	var nodeAcked int64
 	defer func() {
 		// The hub's own count of the messages it took in, against the
 		// clients' count of those it acknowledged (the Node fleet's
 		// last ones may be counted by the hub and not yet by node).
-		if in1, err := messagesIn(ctx, h.Info.MetricsURL); err == nil {
-			fmt.Printf("the hub counted %d messages in (iotctl_hub_messages_in_total); the clients %d acknowledged\n", in1-in0, sent.Load()+nodeAcked)
+		in1, err := messagesIn(ctx, h.Info.MetricsURL)
+		if err != nil {
+			return
+		}
+		fmt.Printf("the hub counted %d messages in (iotctl_hub_messages_in_total); the clients %d acknowledged\n", in1-in0, sent.Load()+nodeAcked)
+		if m, err := hubMallocs(ctx, h.Info.PprofAddress); err == nil {
+			fmt.Printf("hub heap allocations: %d, %.1f per message in\n", m-mallocs0, float64(m-mallocs0)/float64(max(1, in1-in0)))
 		}
 	}()
 	if fleet != nil {
@@ -470,4 +486,29 @@ func messagesIn(ctx context.Context, url string) (int64, error) {
 		return 0, err
 	}
 	return int64(n), nil
+}
+
+// hubMallocs is the hub's count of heap allocations so far (the
+// runtime's MemStats.Mallocs, from its pprof heap page at addr).
+func hubMallocs(ctx context.Context, addr string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/heap?debug=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# Mallocs = "); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("the hub's heap profile has no Mallocs line")
 }
