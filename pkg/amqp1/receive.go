@@ -43,7 +43,7 @@ func (l *Link) Receive(ctx context.Context) (*Delivery, error) {
 			}
 			continue
 		}
-		ch := s.notify
+		ch := s.watch()
 		s.mu.Unlock()
 		select {
 		case <-ch:
