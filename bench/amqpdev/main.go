@@ -280,7 +280,7 @@ func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr, clien
 	el := time.Since(t0)
 	cpu, own := benchkit.CPUTime(h.PID())-cpu0, benchkit.CPUTime(os.Getpid())-own0
 	perMsg := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(max(1, sent.Load())) }
-	fmt.Printf("%d %s devices x %d in flight for %.1fs: %d messages acknowledged, %.0f msg/s; CPU: hub %.1fs (%.0f µs per message), the %s clients %.1fs (%.0f µs per message)\n",
+	fmt.Printf("%d %s devices x %d in flight for %.1fs: %d messages acknowledged, %.0f msg/s; CPU: hub %.1fs (%.1f µs per message), the %s clients %.1fs (%.1f µs per message)\n",
 		senders, client, window, el.Seconds(), sent.Load(), float64(sent.Load())/el.Seconds(), cpu.Seconds(), perMsg(cpu), client, own.Seconds(), perMsg(own))
 	if err := <-profiled; err != nil {
 		return err
@@ -313,10 +313,10 @@ func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr, clien
 		}
 		nodeAcked = sum.Acked
 		ncpu := fleet.cpu()
-		fmt.Printf("%d Node SDK devices x %d in flight for %.1fs: %d messages acknowledged, %.0f msg/s, %d errors; node CPU %.1fs (%.0f µs per message)\n",
+		fmt.Printf("%d Node SDK devices x %d in flight for %.1fs: %d messages acknowledged, %.0f msg/s, %d errors; node CPU %.1fs (%.1f µs per message)\n",
 			sum.Connected, nodeOpts.window, sum.SendS, sum.Acked, float64(sum.Acked)/max(sum.SendS, 0.001), sum.Errors,
 			ncpu.Seconds(), float64(ncpu.Microseconds())/float64(max(1, sum.Acked)))
-		fmt.Printf("both clients together: %.0f msg/s; hub CPU %.0f µs per message\n",
+		fmt.Printf("both clients together: %.0f msg/s; hub CPU %.1f µs per message\n",
 			float64(sent.Load())/el.Seconds()+float64(sum.Acked)/max(sum.SendS, 0.001),
 			float64(cpu.Microseconds())/float64(max(1, sent.Load()+sum.Acked)))
 		if sum.Errors > 0 {

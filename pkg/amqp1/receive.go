@@ -110,8 +110,12 @@ func (l *Link) handOver() {
 // is time. Call with s.mu held and the queue not empty.
 func (l *Link) pop() *Delivery {
 	d := l.queue[0]
-	l.queue[0] = nil
-	l.queue = l.queue[1:]
+	// Shift rather than reslice: a queue resliced from the front loses
+	// capacity and reallocates every few deliveries. It holds at most
+	// the credit window.
+	n := copy(l.queue, l.queue[1:])
+	l.queue[n] = nil
+	l.queue = l.queue[:n]
 	l.topUpCredit()
 	return d
 }
