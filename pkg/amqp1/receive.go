@@ -120,13 +120,18 @@ func (l *Link) pop() *Delivery {
 	return d
 }
 
-// decode decodes the delivery's message; it rejects the delivery with
+// decode decodes the delivery's message (its common shapes with
+// decodeLite, the rest with go-amqp); it rejects the delivery with
 // amqp:decode-error and reports false when it cannot.
 func (d *Delivery) decode() bool {
 	msg := new(amqp.Message)
-	if err := unmarshalMessage(msg, d.Payload); err != nil {
-		_ = d.Reject(&Error{Condition: ErrCondDecodeError, Description: err.Error()})
-		return false
+	if !decodeLite(msg, d.Payload) {
+		msg = new(amqp.Message)
+		err := unmarshalMessage(msg, d.Payload)
+		if err != nil {
+			_ = d.Reject(&Error{Condition: ErrCondDecodeError, Description: err.Error()})
+			return false
+		}
 	}
 	msg.DeliveryTag = d.tag
 	msg.Format = d.format
