@@ -22,12 +22,13 @@ const (
 )
 
 // decodeLite decodes the common shape of a message (a device's
-// telemetry, a request) into msg without go-amqp's decoder and with far
-// fewer allocations: header, message annotations, properties and
-// application properties whose values are primitives (null, booleans,
-// integers, floats, timestamps, uuids, binary, strings, symbols), data
-// sections, and an amqp-value of such a primitive. It gives the values
-// the Go types go-amqp's Message.UnmarshalBinary gives (timestamps as
+// telemetry, a request) into msg without go-amqp's decoder, faster and
+// with fewer allocations (a small telemetry message: 5 instead of 7):
+// header, message annotations, properties and application properties
+// whose values are primitives (null, booleans, integers, floats,
+// timestamps, uuids, binary, strings, symbols), data sections, and an
+// amqp-value of such a primitive. It gives the values the Go types
+// go-amqp's Message.UnmarshalBinary gives (timestamps as
 // time.UnixMilli, symbols as strings; binary values alias payload,
 // which is the delivery's alone), and reports false, leaving msg in an
 // undefined state, for anything else (delivery annotations, a footer,
