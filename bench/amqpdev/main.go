@@ -20,14 +20,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,12 +56,18 @@ func main() {
 	flag.StringVar(&nodeOpts.ip, "ip", "127.0.0.79", "with -node: loopback address for the hub, which binds 8883, 443 and 5671 there")
 	pprofAddr := flag.String("pprof-addr", "", "serve the hub's pprof here (127.0.0.1:0 for any port), printed at start")
 	flag.StringVar(&profiles.heap, "heapprofile", "", "write the hub's heap profile (after a collection) to this file once every device is connected, the same as text with the runtime's memory statistics to FILE.txt, and its goroutine profile to FILE.goroutines")
-	flag.StringVar(&profiles.cpu, "cpuprofile", "", "write the hub's CPU profile while the senders send to this file")
+	flag.StringVar(&profiles.cpu, "cpuprofile", "", "write the hub's CPU profile while the senders send to this file, and its allocation profile since it started (with few -devices, mostly the window's) to FILE.allocs")
+	client := flag.String("client", "lean", "the senders' AMQP client: lean (-senders more devices over min(-conns, -senders) connections of a hand-encoded client that writes pre-encoded transfer frames and little else, so that the cores go to the hub) or go-amqp (the first -senders of the go-amqp devices)")
+	flag.BoolVar(&leanBatch, "lean-batch", false, "with -client lean: write each device's transfers that a disposition lets it send in one write (default: one write per transfer frame, as go-amqp and the device SDKs write)")
 	flag.Parse()
-	if (profiles.heap != "" || profiles.cpu != "") && *pprofAddr == "" {
+	if *client != "lean" && *client != "go-amqp" {
+		fmt.Fprintf(os.Stderr, "amqpdev: -client %q: give lean or go-amqp\n", *client)
+		os.Exit(2)
+	}
+	if *pprofAddr == "" { // for the hub's allocation count, and the profiles
 		*pprofAddr = "127.0.0.1:0"
 	}
-	if err := run(*n, *conns, *senders, *window, *dur, *bin, *pprofAddr); err != nil {
+	if err := run(*n, *conns, *senders, *window, *dur, *bin, *pprofAddr, *client); err != nil {
 		fmt.Fprintln(os.Stderr, "amqpdev:", err)
 		os.Exit(1)
 	}
@@ -69,6 +79,9 @@ var nodeOpts struct {
 	ip              string
 }
 
+// leanBatch is -lean-batch.
+var leanBatch bool
+
 // profiles are the files the hub's profiles go to (none when empty).
 var profiles struct{ heap, cpu string }
 
@@ -78,7 +91,7 @@ type device struct {
 	snd *amqp.Sender
 }
 
-func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr string) error {
+func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr, client string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	if bin == "" {
@@ -91,7 +104,7 @@ func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr string
 			return err
 		}
 	}
-	hubOpts := &benchkit.HubOptions{PprofAddr: pprofAddr}
+	hubOpts := &benchkit.HubOptions{PprofAddr: pprofAddr, MetricsAddr: "127.0.0.1:0"}
 	interop := filepath.Join(benchkit.RepoRoot(), "test", "interop")
 	if nodeOpts.devices > 0 {
 		if err := benchkit.NodeReady(ctx, interop, "azure-iot-device-amqp"); err != nil {
@@ -184,10 +197,22 @@ func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr string
 			fleet.ready, time.Since(start).Seconds(), rss1-rss0, float64(rss1-rss0)/float64(max(1, fleet.ready)))
 	}
 
-	// Throughput: the first senders devices, window messages in flight
-	// each, beside the Node fleet.
+	// Throughput: senders devices, window messages in flight each,
+	// beside the Node fleet: the first senders go-amqp devices, or
+	// senders more devices of the lean client.
 	senders = min(senders, n)
 	body := []byte(`{"temperature":21.5,"humidity":40}`)
+	var lean []*leanConn
+	if client == "lean" {
+		if lean, err = connectLean(ctx, h, tc, addr, senders, min(conns, senders), window, body); err != nil {
+			return err
+		}
+		defer func() {
+			for _, c := range lean {
+				c.close()
+			}
+		}()
+	}
 	var sent atomic.Int64
 	sctx, stop := context.WithTimeout(ctx, dur)
 	defer stop()
@@ -200,6 +225,14 @@ func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr string
 	} else {
 		profiled <- nil
 	}
+	in0, err := messagesIn(ctx, h.Info.MetricsURL)
+	if err != nil {
+		return err
+	}
+	mallocs0, err := hubMallocs(ctx, h.Info.PprofAddress)
+	if err != nil {
+		return err
+	}
 	cpu0, own0 := benchkit.CPUTime(h.PID()), benchkit.CPUTime(os.Getpid())
 	if fleet != nil {
 		if err := fleet.start(); err != nil {
@@ -209,7 +242,21 @@ func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr string
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
+	for _, c := range lean {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := c.pump(t0.Add(dur), 10*time.Second)
+			sent.Add(n)
+			if err != nil {
+				firstErr.CompareAndSwap(nil, err)
+			}
+		}()
+	}
 	for i := range senders {
+		if lean != nil {
+			break
+		}
 		for range window {
 			wg.Add(1)
 			go func(d *device) {
@@ -233,21 +280,43 @@ func run(n, conns, senders, window int, dur time.Duration, bin, pprofAddr string
 	el := time.Since(t0)
 	cpu, own := benchkit.CPUTime(h.PID())-cpu0, benchkit.CPUTime(os.Getpid())-own0
 	perMsg := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(max(1, sent.Load())) }
-	fmt.Printf("%d devices x %d in flight for %.1fs: %d messages acknowledged, %.0f msg/s; CPU: hub %.1fs (%.0f µs per message), the go-amqp clients %.1fs (%.0f µs per message)\n",
-		senders, window, el.Seconds(), sent.Load(), float64(sent.Load())/el.Seconds(), cpu.Seconds(), perMsg(cpu), own.Seconds(), perMsg(own))
+	fmt.Printf("%d %s devices x %d in flight for %.1fs: %d messages acknowledged, %.0f msg/s; CPU: hub %.1fs (%.1f µs per message), the %s clients %.1fs (%.1f µs per message)\n",
+		senders, client, window, el.Seconds(), sent.Load(), float64(sent.Load())/el.Seconds(), cpu.Seconds(), perMsg(cpu), client, own.Seconds(), perMsg(own))
 	if err := <-profiled; err != nil {
 		return err
 	}
+	if profiles.cpu != "" {
+		// everything the hub allocated since it started (with few
+		// devices, mostly the window's)
+		if err := benchkit.FetchPprof(ctx, "http://"+h.Info.PprofAddress+"/debug/pprof/allocs", profiles.cpu+".allocs"); err != nil {
+			return err
+		}
+	}
+	var nodeAcked int64
+	defer func() {
+		// The hub's own count of the messages it took in, against the
+		// clients' count of those it acknowledged (the Node fleet's
+		// last ones may be counted by the hub and not yet by node).
+		in1, err := messagesIn(ctx, h.Info.MetricsURL)
+		if err != nil {
+			return
+		}
+		fmt.Printf("the hub counted %d messages in (iotctl_hub_messages_in_total); the clients %d acknowledged\n", in1-in0, sent.Load()+nodeAcked)
+		if m, err := hubMallocs(ctx, h.Info.PprofAddress); err == nil {
+			fmt.Printf("hub heap allocations: %d, %.1f per message in\n", m-mallocs0, float64(m-mallocs0)/float64(max(1, in1-in0)))
+		}
+	}()
 	if fleet != nil {
 		sum, err := fleet.wait()
 		if err != nil {
 			return err
 		}
+		nodeAcked = sum.Acked
 		ncpu := fleet.cpu()
-		fmt.Printf("%d Node SDK devices x %d in flight for %.1fs: %d messages acknowledged, %.0f msg/s, %d errors; node CPU %.1fs (%.0f µs per message)\n",
+		fmt.Printf("%d Node SDK devices x %d in flight for %.1fs: %d messages acknowledged, %.0f msg/s, %d errors; node CPU %.1fs (%.1f µs per message)\n",
 			sum.Connected, nodeOpts.window, sum.SendS, sum.Acked, float64(sum.Acked)/max(sum.SendS, 0.001), sum.Errors,
 			ncpu.Seconds(), float64(ncpu.Microseconds())/float64(max(1, sum.Acked)))
-		fmt.Printf("both clients together: %.0f msg/s; hub CPU %.0f µs per message\n",
+		fmt.Printf("both clients together: %.0f msg/s; hub CPU %.1f µs per message\n",
 			float64(sent.Load())/el.Seconds()+float64(sum.Acked)/max(sum.SendS, 0.001),
 			float64(cpu.Microseconds())/float64(max(1, sent.Load()+sum.Acked)))
 		if sum.Errors > 0 {
@@ -346,4 +415,100 @@ func connectDevice(ctx context.Context, conn *amqp.Conn, c *cbs, host, id, key s
 		return nil, fmt.Errorf("%s: sender: %w", id, err)
 	}
 	return &device{id: id, snd: snd}, nil
+}
+
+// connectLean creates n devices for the lean client and connects them
+// over conns connections (device i on connection i%conns), each device
+// sending body.
+func connectLean(ctx context.Context, h *benchkit.Hub, tc *tls.Config, addr string, n, conns, window int, body []byte) ([]*leanConn, error) {
+	ids := simulate.FleetIDs("lean-", n)
+	keys, err := h.CreateDevices(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := (&amqp.Message{Data: [][]byte{body}, ApplicationProperties: map[string]any{"n": int64(1)}}).MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	out := make([]*leanConn, conns)
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err = benchkit.Parallel(conns, conns, func(c int) error {
+		lc, err := dialLean(cctx, addr, h.Info.HostName, tc, window, leanBatch)
+		if err != nil {
+			return fmt.Errorf("lean connection: %w", err)
+		}
+		out[c] = lc
+		for i := c; i < n; i += conns {
+			if err := lc.connect(h.Info.HostName, ids[i], keys[i], msg); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for _, c := range out {
+			if c != nil {
+				c.close()
+			}
+		}
+		return nil, err
+	}
+	fmt.Printf("%d lean devices over %d connections connected in %.1fs\n", n, conns, time.Since(start).Seconds())
+	return out, nil
+}
+
+// messagesIn is the sum of the hub's iotctl_hub_messages_in_total over
+// its protocols, read from its Prometheus metrics at url.
+func messagesIn(ctx context.Context, url string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	var n float64
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "iotctl_hub_messages_in_total") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
+			n += v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return int64(n), nil
+}
+
+// hubMallocs is the hub's count of heap allocations so far (the
+// runtime's MemStats.Mallocs, from its pprof heap page at addr).
+func hubMallocs(ctx context.Context, addr string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/heap?debug=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# Mallocs = "); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("the hub's heap profile has no Mallocs line")
 }

@@ -5,7 +5,10 @@
 // connection and several links per session, credit-based flow control,
 // multi-frame messages in both directions, settlement in all settle modes,
 // and typed errors for every way a peer can end a link, session or
-// connection. Messages are github.com/Azure/go-amqp's *amqp.Message.
+// connection. Messages are github.com/Azure/go-amqp's *amqp.Message;
+// those received are decoded by this package for their usual shapes
+// (primitive property values, data sections) and by go-amqp for the
+// rest, with the same result.
 //
 // The caller accepts network connections (TCP, TLS or WebSocket-wrapped)
 // and calls Serve for each; a Handler, made per connection, decides on

@@ -43,7 +43,7 @@ func (l *Link) Receive(ctx context.Context) (*Delivery, error) {
 			}
 			continue
 		}
-		ch := s.notify
+		ch := s.watch()
 		s.mu.Unlock()
 		select {
 		case <-ch:
@@ -110,19 +110,28 @@ func (l *Link) handOver() {
 // is time. Call with s.mu held and the queue not empty.
 func (l *Link) pop() *Delivery {
 	d := l.queue[0]
-	l.queue[0] = nil
-	l.queue = l.queue[1:]
+	// Shift rather than reslice: a queue resliced from the front loses
+	// capacity and reallocates every few deliveries. It holds at most
+	// the credit window.
+	n := copy(l.queue, l.queue[1:])
+	l.queue[n] = nil
+	l.queue = l.queue[:n]
 	l.topUpCredit()
 	return d
 }
 
-// decode decodes the delivery's message; it rejects the delivery with
+// decode decodes the delivery's message (its common shapes with
+// decodeLite, the rest with go-amqp); it rejects the delivery with
 // amqp:decode-error and reports false when it cannot.
 func (d *Delivery) decode() bool {
 	msg := new(amqp.Message)
-	if err := unmarshalMessage(msg, d.Payload); err != nil {
-		_ = d.Reject(&Error{Condition: ErrCondDecodeError, Description: err.Error()})
-		return false
+	if !decodeLite(msg, d.Payload) {
+		msg = new(amqp.Message)
+		err := unmarshalMessage(msg, d.Payload)
+		if err != nil {
+			_ = d.Reject(&Error{Condition: ErrCondDecodeError, Description: err.Error()})
+			return false
+		}
 	}
 	msg.DeliveryTag = d.tag
 	msg.Format = d.format

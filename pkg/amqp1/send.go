@@ -110,7 +110,7 @@ func (l *Link) Start(ctx context.Context, msg *amqp.Message) (*Outcome, error) {
 // wait releases s.mu until the session state changes or ctx is done.
 // Call with s.mu held; it is held again on return.
 func (s *session) wait(ctx context.Context) error {
-	ch := s.notify
+	ch := s.watch()
 	s.mu.Unlock()
 	defer s.mu.Lock()
 	select {
@@ -243,5 +243,5 @@ func (l *Link) Credit() uint32 {
 func (l *Link) Changed() <-chan struct{} {
 	l.s.mu.Lock()
 	defer l.s.mu.Unlock()
-	return l.s.notify
+	return l.s.watch()
 }

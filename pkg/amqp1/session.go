@@ -17,7 +17,11 @@ type session struct {
 	remoteCh uint16
 
 	mu     sync.Mutex
-	notify chan struct{} // closed and replaced on every state change
+	notify chan struct{} // closed and replaced on a state change after watch took it
+	// watched: someone took notify (watch) since it was made. A change
+	// nobody waits for (every transfer of a link that HandleDeliveries
+	// serves) then costs no channel.
+	watched bool
 
 	nextOutgoingID       uint32 // transfer-id of our next transfer frame
 	remoteIncomingWindow uint32
@@ -95,8 +99,18 @@ func newSession(c *Conn, local, remote uint16, b *frames.Begin) *session {
 
 // broadcast wakes everyone waiting on the session. Call with mu held.
 func (s *session) broadcast() {
+	if !s.watched {
+		return
+	}
 	close(s.notify)
-	s.notify = make(chan struct{})
+	s.notify, s.watched = make(chan struct{}), false
+}
+
+// watch returns the channel the next broadcast closes. Call with mu
+// held.
+func (s *session) watch() chan struct{} {
+	s.watched = true
+	return s.notify
 }
 
 // send queues a frame on the session's channel, after the accepted

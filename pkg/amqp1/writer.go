@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -200,6 +201,13 @@ func (w *writer) run() {
 		case <-w.quit:
 			quitting = true
 		}
+		// Let the goroutines that are ready to run (the read loop, the
+		// links' handlers accepting deliveries) queue their frames
+		// first, so that one write (one TLS record, one system call)
+		// carries them all: a peer that sends deliveries one at a time
+		// otherwise gets a write for each disposition. Nothing waits
+		// on a clock; an idle process runs the writer again at once.
+		runtime.Gosched()
 		w.runDeferred()
 		w.mu.Lock()
 		b := w.buf

@@ -45,10 +45,15 @@ type hubMetrics struct {
 	messagesIn *prometheus.CounterVec
 	methods    *prometheus.CounterVec
 	c2dTotal   *prometheus.CounterVec
+
+	// inBy holds messagesIn's counter of each protocol the hub speaks,
+	// made once: WithLabelValues allocates on every call, and
+	// messageIn runs for every message (read only after newHubMetrics).
+	inBy map[string]prometheus.Counter
 }
 
 func newHubMetrics() *hubMetrics {
-	return &hubMetrics{
+	m := &hubMetrics{
 		conns: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: metricsNamespace, Name: "connections",
 			Help: "Connections open now, by protocol: mqtt and amqp (over TLS or WebSocket), https (until upgraded to a WebSocket)."}, []string{"protocol"}),
 		connsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metricsNamespace, Name: "connections_total",
@@ -59,7 +64,12 @@ func newHubMetrics() *hubMetrics {
 			Help: "Direct-method calls, by result: answered, not_online (404103), timeout (504101), error."}, []string{"result"}),
 		c2dTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metricsNamespace, Name: "c2d_messages_total",
 			Help: "Cloud-to-device messages, by event: enqueued, delivered (sent to the device), completed."}, []string{"event"}),
+		inBy: map[string]prometheus.Counter{},
 	}
+	for _, p := range []string{"mqtt", "amqp", "https"} { // the core.AttachOptions.Transport values
+		m.inBy[p] = m.messagesIn.WithLabelValues(p)
+	}
+	return m
 }
 
 func (m *hubMetrics) conn(protocol string) func() {
@@ -69,7 +79,13 @@ func (m *hubMetrics) conn(protocol string) func() {
 	return func() { once.Do(func() { m.conns.WithLabelValues(protocol).Dec() }) }
 }
 
-func (m *hubMetrics) messageIn(protocol string) { m.messagesIn.WithLabelValues(protocol).Inc() }
+func (m *hubMetrics) messageIn(protocol string) {
+	if c, ok := m.inBy[protocol]; ok {
+		c.Inc()
+		return
+	}
+	m.messagesIn.WithLabelValues(protocol).Inc()
+}
 
 func (m *hubMetrics) methodCall(err error) {
 	result := "answered"

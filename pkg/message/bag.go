@@ -54,7 +54,9 @@ func reserved(name string) bool {
 // Properties: {"temperatureAlert": "false"}} encodes as
 // "%24.ct=application%2Fjson&%24.ce=utf-8&temperatureAlert=false".
 func EncodeBag(m *Message) string {
-	return string(AppendBag(nil, m))
+	// A bag that fits is built on the stack: one allocation, the string.
+	var buf [256]byte
+	return string(AppendBag(buf[:0], m))
 }
 
 // AppendBag appends EncodeBag(m) to b and returns the extended slice.

@@ -51,6 +51,11 @@ type HubOptions struct {
 	// Default: empty, no profiles.
 	PprofAddr string
 
+	// MetricsAddr is --metrics-addr: where the hub serves its
+	// Prometheus metrics (HubInfo.MetricsURL has the address it took).
+	// Default: empty, none.
+	MetricsAddr string
+
 	// StopWait is how long Stop waits after interrupting the hub
 	// before it kills it. Default: 5s.
 	StopWait time.Duration
@@ -64,6 +69,7 @@ type HubInfo struct {
 	ConnectionString string   `json:"connectionString"` // iothubowner
 	EventHub         string   `json:"eventHubConnectionString"`
 	PprofAddress     string   `json:"pprofAddress"` // with HubOptions.PprofAddr
+	MetricsURL       string   `json:"metricsUrl"`   // with HubOptions.MetricsAddr
 }
 
 // Hub is a running `iotctl hub serve`. Its methods are safe to call
@@ -110,6 +116,9 @@ func StartHub(ctx context.Context, bin string, opts *HubOptions) (*Hub, error) {
 	}
 	if o.PprofAddr != "" {
 		args = append(args, "--pprof-addr", o.PprofAddr)
+	}
+	if o.MetricsAddr != "" {
+		args = append(args, "--metrics-addr", o.MetricsAddr)
 	}
 	args = append(args, "-o", "json", "--log-level", "error")
 

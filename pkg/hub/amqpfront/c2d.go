@@ -213,6 +213,22 @@ func propString(v any) string {
 		return string(x)
 	case amqp.UUID:
 		return x.String()
+	case int64: // the integers as fmt.Sprint writes them, without its cost
+		return strconv.FormatInt(x, 10)
+	case int32:
+		return strconv.FormatInt(int64(x), 10)
+	case int16:
+		return strconv.FormatInt(int64(x), 10)
+	case int8:
+		return strconv.FormatInt(int64(x), 10)
+	case uint64:
+		return strconv.FormatUint(x, 10)
+	case uint32:
+		return strconv.FormatUint(uint64(x), 10)
+	case uint16:
+		return strconv.FormatUint(uint64(x), 10)
+	case uint8:
+		return strconv.FormatUint(uint64(x), 10)
 	}
 	return fmt.Sprint(v)
 }

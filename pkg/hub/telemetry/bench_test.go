@@ -42,3 +42,25 @@ func BenchmarkDiskAppendConcurrent(b *testing.B) {
 	b.ReportMetric(float64(b.N)/d.Seconds(), "events/s")
 	b.ReportMetric(float64(b.N)/float64(max(1, l.disk.commits.Load())), "events/commit")
 }
+
+// BenchmarkMemoryAppendFull appends to a log in memory that holds its
+// maximum of events, so that every append drops the oldest, as a hub
+// that has run a while does.
+//
+//	go test -run '^$' -bench MemoryAppendFull -benchmem ./pkg/hub/telemetry
+func BenchmarkMemoryAppendFull(b *testing.B) {
+	l := NewMemory(nil)
+	ev := Event{DeviceID: "dev-1", AuthMethod: "sas", Message: &message.Message{Body: []byte(`{"temperature": 27.5,"humidity": 71.2}`)}}
+	for range DefaultMaxEventsInMemory {
+		if _, err := l.Append(ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := l.Append(ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

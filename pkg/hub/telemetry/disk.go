@@ -323,10 +323,8 @@ func (d *disk) commit(g *group) {
 		p := l.parts[i]
 		p.mu.Lock()
 		p.setSpan(*s)
-		ch := p.changed
-		p.changed = make(chan struct{})
+		p.wake()
 		p.mu.Unlock()
-		close(ch)
 	}
 	g.finish()
 }

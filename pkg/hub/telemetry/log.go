@@ -110,11 +110,14 @@ type partition struct {
 	// firstEnq and lastEnq are the enqueued times of the oldest and
 	// newest events held (lastEnq stays when the partition empties).
 	firstEnq, lastEnq time.Time
-	// changed is closed and replaced on every append.
+	// changed is closed on the first append after a reader took it
+	// (watched), and then replaced: an append nobody waits for costs
+	// no channel.
 	changed chan struct{}
+	watched bool
 
-	// In memory: events[i] has sequence number first+i.
-	events []stored
+	// In memory: events.at(i) has sequence number first+i.
+	events ring
 	bytes  int64
 
 	// On disk: the bytes of all events ever appended before first and
@@ -198,6 +201,22 @@ func newLog(opts *Options, defEvents int, defBytes int64) *Log {
 	return l
 }
 
+// watch returns the channel the next append closes. Call with mu held.
+func (p *partition) watch() chan struct{} {
+	p.watched = true
+	return p.changed
+}
+
+// wake closes the channel watch returned, if one was taken, for a
+// change. Call with mu held.
+func (p *partition) wake() {
+	if !p.watched {
+		return
+	}
+	close(p.changed)
+	p.changed, p.watched = make(chan struct{}), false
+}
+
 // Partitions is the number of partitions.
 func (l *Log) Partitions() int { return len(l.parts) }
 
@@ -249,12 +268,12 @@ func (l *Log) Append(ev Event) (Event, error) {
 	st.enqueued = ev.EnqueuedTime
 	p.next++
 	p.lastEnq = ev.EnqueuedTime
-	p.events = append(p.events, st)
+	p.events.push(st)
 	p.bytes += st.size
 	cutoff := l.cutoff(ev.EnqueuedTime)
 	drop := 0
-	for left := len(p.events); left > 0; left = len(p.events) - drop {
-		e := &p.events[drop]
+	for left := p.events.len(); left > 0; left = p.events.len() - drop {
+		e := p.events.at(drop)
 		if !(l.maxCount > 0 && int64(left) > l.maxCount) && !(l.maxBytes > 0 && p.bytes > l.maxBytes && left > 1) &&
 			!e.enqueued.Before(cutoff) {
 			break
@@ -262,18 +281,13 @@ func (l *Log) Append(ev Event) (Event, error) {
 		p.bytes -= e.size
 		drop++
 	}
-	if drop > 0 {
-		clear(p.events[:drop])
-		p.events = p.events[drop:]
+	p.events.drop(drop)
+	p.first = p.next - int64(p.events.len())
+	if p.events.len() > 0 {
+		p.firstEnq = p.events.at(0).enqueued
 	}
-	p.first = p.next - int64(len(p.events))
-	if len(p.events) > 0 {
-		p.firstEnq = p.events[0].enqueued
-	}
-	ch := p.changed
-	p.changed = make(chan struct{})
+	p.wake()
 	p.mu.Unlock()
-	close(ch)
 	return ev, nil
 }
 
@@ -325,7 +339,7 @@ func (l *Log) Info(i int) PartitionInfo {
 func (l *Log) Read(i int, seq int64, max int) ([]Event, <-chan struct{}) {
 	p := l.parts[i]
 	p.mu.Lock()
-	first, next, changed := p.first, p.next, p.changed
+	first, next, changed := p.first, p.next, p.watch()
 	if l.disk != nil {
 		p.mu.Unlock()
 		seq = min(next, maxInt64(seq, first))
@@ -338,13 +352,13 @@ func (l *Log) Read(i int, seq int64, max int) ([]Event, <-chan struct{}) {
 	defer p.mu.Unlock()
 	seq = maxInt64(seq, first)
 	start := int(seq - first)
-	if start >= len(p.events) {
+	if start >= p.events.len() {
 		return nil, changed
 	}
-	end := min(len(p.events), start+max)
+	end := min(p.events.len(), start+max)
 	out := make([]Event, 0, end-start)
 	for k := start; k < end; k++ {
-		out = append(out, p.events[k].event(i, first+int64(k)))
+		out = append(out, p.events.at(k).event(i, first+int64(k)))
 	}
 	return out, changed
 }
@@ -367,10 +381,10 @@ func (l *Log) SeqAt(i int, t time.Time) int64 {
 		return l.disk.seqAt(i, first, next, t)
 	}
 	defer p.mu.Unlock()
-	lo, hi := 0, len(p.events)
+	lo, hi := 0, p.events.len()
 	for lo < hi {
 		mid := (lo + hi) / 2
-		if p.events[mid].enqueued.Before(t) {
+		if p.events.at(mid).enqueued.Before(t) {
 			lo = mid + 1
 		} else {
 			hi = mid
@@ -385,7 +399,7 @@ func (l *Log) Wait(ctx context.Context, i int, seq int64) error {
 	p := l.parts[i]
 	for {
 		p.mu.Lock()
-		has, changed := maxInt64(seq, p.first) < p.next, p.changed
+		has, changed := maxInt64(seq, p.first) < p.next, p.watch()
 		p.mu.Unlock()
 		if has {
 			return nil

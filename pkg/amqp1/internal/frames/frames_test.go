@@ -76,6 +76,13 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse(%x): %v", b, err)
 			}
+			if tr, ok := got.(*Transfer); ok {
+				// the values the pointers point to are compared; where
+				// they are stored is Parse's business
+				c := *tr
+				c.deliveryID, c.messageFormat, c.settled, c.rcvSettleMode = 0, 0, false, 0
+				got = &c
+			}
 			if !reflect.DeepEqual(got, tt.body) {
 				t.Fatalf("Parse(Append(x)) = %#v; want %#v", got, tt.body)
 			}

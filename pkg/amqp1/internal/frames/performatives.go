@@ -306,6 +306,9 @@ func (o *Flow) parse(i int, r *encoding.Reader) (err error) {
 }
 
 // Transfer is the transfer performative (part 2.7.5) with its payload.
+// Parse sets DeliveryTag and Payload to parts of the body it was given,
+// and the optional fields to the values stored in the Transfer itself
+// (one allocation per frame instead of one per field).
 type Transfer struct {
 	Handle        uint32
 	DeliveryID    *uint32
@@ -319,6 +322,11 @@ type Transfer struct {
 	Aborted       bool
 	Batchable     bool
 	Payload       []byte
+
+	// what the pointers above point to after Parse
+	deliveryID, messageFormat uint32
+	settled                   bool
+	rcvSettleMode             uint8
 }
 
 func (o *Transfer) mandatory() uint32 { return 1 }
@@ -360,24 +368,27 @@ func (o *Transfer) parse(i int, r *encoding.Reader) (err error) {
 	case 0:
 		o.Handle, err = r.Uint()
 	case 1:
-		o.DeliveryID, err = optU32(r)
+		o.deliveryID, err = r.Uint()
+		o.DeliveryID = &o.deliveryID
 	case 2:
 		var v []byte
 		if v, err = r.Binary(); err == nil {
-			o.DeliveryTag = append([]byte{}, v...)
+			o.DeliveryTag = v[:len(v):len(v)]
+			if v == nil {
+				o.DeliveryTag = []byte{} // present and empty
+			}
 		}
 	case 3:
-		o.MessageFormat, err = optU32(r)
+		o.messageFormat, err = r.Uint()
+		o.MessageFormat = &o.messageFormat
 	case 4:
-		var v bool
-		v, err = r.Bool()
-		o.Settled = &v
+		o.settled, err = r.Bool()
+		o.Settled = &o.settled
 	case 5:
 		o.More, err = r.Bool()
 	case 6:
-		var v uint8
-		v, err = r.Ubyte()
-		o.RcvSettleMode = &v
+		o.rcvSettleMode, err = r.Ubyte()
+		o.RcvSettleMode = &o.rcvSettleMode
 	case 7:
 		o.State, err = parseState(r)
 	case 8:
