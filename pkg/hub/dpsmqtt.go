@@ -206,9 +206,8 @@ func (k *dpsMQTTHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	return pk, packets.CodeSuccessIgnore
 }
 
-// OnDisconnect forgets the connection. (One that ended between a
-// successful authentication and its CONNACK, which mochi does not report,
-// stays in conns until the hub closes.)
+// OnDisconnect forgets the connection (also one that ended between a
+// successful authentication and its CONNACK: mqttConnect calls it then).
 func (k *dpsMQTTHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	k.conns.Delete(cl)
 }

@@ -170,6 +170,8 @@ type Hub struct {
 	front     *amqpfront.Front
 	dps       *dps.Service
 	mqtt      *mqtt.Server
+	mqttHook  *mqttHook
+	dpsHook   *dpsMQTTHook
 	core      *core.Core
 	telemetry *telemetry.Log
 	// files is the file upload service; nil without Options.FileUpload.
@@ -412,24 +414,29 @@ func (h *Hub) startMQTT() error {
 	caps.MaximumClients = 1 << 30
 	caps.MaximumPacketSize = message.MaxTelemetrySize + 64*1024
 	caps.MinimumProtocolVersion = 3
-	// mochi queues fanned-out publishes per client in a channel of this
-	// many slots (8,192 by default: 64 KB per connection). The hub
-	// fans nothing out (every PUBLISH is routed and ignored) and writes
-	// its own packets directly, so a few slots do.
-	caps.MaximumClientWritesPending = 16
+	// mochi's Client has a channel of this many slots for fanned-out
+	// publishes (8,192 by default: 64 KB per connection). The hub fans
+	// nothing out and runs no writer for it (mqttserve.go): every
+	// packet is written directly, so the channel needs no buffer.
+	caps.MaximumClientWritesPending = 0
 	h.mqtt = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		// mochi reads each connection through a bufio.Reader of this
-		// size (2 KB by default), kept for the connection's life; the
-		// TLS layer under it already buffers a record, and a packet
-		// larger than the buffer is read through it all the same.
-		ClientNetReadBufferSize: 512,
+		// size (2 KB by default), kept for the connection's life. The
+		// TLS layer under it already holds a whole record decrypted, so
+		// the smallest buffer bufio allows does: it reads a packet's
+		// fixed header, and the rest goes straight into the packet.
+		ClientNetReadBufferSize: 16,
 		Logger:                  h.log.With("component", "mqtt"),
 	})
-	if err := h.mqtt.AddHook(&mqttHook{h: h}, nil); err != nil {
+	// The hooks are called by the hub's own connection loop
+	// (mqttserve.go), and by mochi's Client for the packets it reads
+	// and writes (OnPacketRead).
+	h.mqttHook, h.dpsHook = &mqttHook{h: h}, &dpsMQTTHook{h: h}
+	if err := h.mqtt.AddHook(h.mqttHook, nil); err != nil {
 		return fmt.Errorf("hub: mqtt: %w", err)
 	}
-	if err := h.mqtt.AddHook(&dpsMQTTHook{h: h}, nil); err != nil {
+	if err := h.mqtt.AddHook(h.dpsHook, nil); err != nil {
 		return fmt.Errorf("hub: mqtt: %w", err)
 	}
 	return h.mqtt.Serve()
@@ -451,7 +458,7 @@ func (h *Hub) serveMQTT(c net.Conn) {
 	defer h.meter.conn("mqtt")()
 	h.conns.add(c)
 	defer h.conns.remove(c)
-	err := h.mqtt.EstablishConnection("mqtt", c)
+	err := h.runMQTT(c)
 	if err != nil && !errors.Is(err, io.EOF) {
 		h.log.Debug("mqtt connection ended", "remote", c.RemoteAddr().String(), "err", err)
 	}
@@ -491,7 +498,8 @@ func (h *Hub) shutdown() {
 	if h.mqtt != nil {
 		h.core.CloseAll(core.ErrShutdown)
 		// Connections in no session (a client stalled in its CONNECT)
-		// are closed too: mochi's Close waits for every connection.
+		// are closed too, so that their goroutines end for the workers'
+		// wait below.
 		h.conns.closeAll()
 		_ = h.mqtt.Close()
 	}
