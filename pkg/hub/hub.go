@@ -18,7 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iotctl/iotctl/pkg/connstr"
@@ -30,7 +29,6 @@ import (
 	"github.com/iotctl/iotctl/pkg/hub/seed"
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/iothub"
-	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/sas"
 )
 
@@ -169,7 +167,6 @@ type Hub struct {
 	auth      *auth.Authorizer
 	front     *amqpfront.Front
 	dps       *dps.Service
-	mqtt      *mqtt.Server
 	mqttHook  *mqttHook
 	dpsHook   *dpsMQTTHook
 	core      *core.Core
@@ -323,9 +320,7 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 		}
 		bind = append(bind, a)
 	}
-	if err := h.startMQTT(); err != nil {
-		return err
-	}
+	h.startMQTT()
 	for _, a := range bind {
 		ln, err := net.Listen("tcp", a)
 		if err != nil {
@@ -407,39 +402,10 @@ func (h *Hub) setupTLS(dataDir, host string) error {
 	return nil
 }
 
-func (h *Hub) startMQTT() error {
-	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumQos = 1
-	caps.RetainAvailable = 0
-	caps.MaximumClients = 1 << 30
-	caps.MaximumPacketSize = message.MaxTelemetrySize + 64*1024
-	caps.MinimumProtocolVersion = 3
-	// mochi's Client has a channel of this many slots for fanned-out
-	// publishes (8,192 by default: 64 KB per connection). The hub fans
-	// nothing out and runs no writer for it (mqttserve.go): every
-	// packet is written directly, so the channel needs no buffer.
-	caps.MaximumClientWritesPending = 0
-	h.mqtt = mqtt.New(&mqtt.Options{
-		Capabilities: caps,
-		// mochi reads each connection through a bufio.Reader of this
-		// size (2 KB by default), kept for the connection's life. The
-		// TLS layer under it already holds a whole record decrypted, so
-		// the smallest buffer bufio allows does: it reads a packet's
-		// fixed header, and the rest goes straight into the packet.
-		ClientNetReadBufferSize: 16,
-		Logger:                  h.log.With("component", "mqtt"),
-	})
-	// The hooks are called by the hub's own connection loop
-	// (mqttserve.go), and by mochi's Client for the packets it reads
-	// and writes (OnPacketRead).
+// startMQTT makes the MQTT endpoint's hooks; connections come from the
+// listeners (serveMQTT) and run on mqttserve.go's loop.
+func (h *Hub) startMQTT() {
 	h.mqttHook, h.dpsHook = &mqttHook{h: h}, &dpsMQTTHook{h: h}
-	if err := h.mqtt.AddHook(h.mqttHook, nil); err != nil {
-		return fmt.Errorf("hub: mqtt: %w", err)
-	}
-	if err := h.mqtt.AddHook(h.dpsHook, nil); err != nil {
-		return fmt.Errorf("hub: mqtt: %w", err)
-	}
-	return h.mqtt.Serve()
 }
 
 // handleConn hands a sniffed connection to its protocol.
@@ -495,13 +461,12 @@ func (h *Hub) shutdown() {
 	if h.httpLn != nil {
 		_ = h.httpLn.Close()
 	}
-	if h.mqtt != nil {
+	if h.mqttHook != nil {
 		h.core.CloseAll(core.ErrShutdown)
 		// Connections in no session (a client stalled in its CONNECT)
 		// are closed too, so that their goroutines end for the workers'
 		// wait below.
 		h.conns.closeAll()
-		_ = h.mqtt.Close()
 	}
 	h.workers.closeAndWait()
 	// No publish can come now. Close stores the ones still waiting for

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/iotctl/iotctl/pkg/hub/registry"
@@ -65,16 +64,14 @@ func writePacket(t *testing.T, c *tls.Conn, pk packets.Packet) {
 	}
 }
 
-// mqttConnOf returns the MQTT connection of client id, or nil.
+// mqttConnOf returns the MQTT connection of device id, or nil.
 func mqttConnOf(h *Hub, id string) *mqttConn {
-	var found *mqttConn
-	h.mqttHook.conns.Range(func(k, v any) bool {
-		if k.(*mqtt.Client).ID == id {
-			found = v.(*mqttConn)
-		}
-		return found == nil
-	})
-	return found
+	s := h.core.Session(ident(id))
+	if s == nil {
+		return nil
+	}
+	c, _ := s.Conn().(*mqttConn)
+	return c
 }
 
 // Each MQTT connection runs on one goroutine, the hub's read loop, and
