@@ -24,6 +24,41 @@ import (
 // on the connection's goroutine.
 type mqttHook struct {
 	h *Hub
+
+	// sessions are the subscriptions of the clients that connected
+	// with CleanSession 0, by client id, kept after they disconnect.
+	smu      sync.Mutex
+	sessions map[string]*mqttSubs
+}
+
+// session gives cl, whose CONNECT was accepted, its subscriptions, and
+// reports whether they come from a session present (MQTT 3.1.1
+// §3.1.2.4, §3.2.2.2). With CleanSession 0 a client keeps its
+// subscriptions across connections: IoT Hub keeps a device's C2D
+// subscription, so that it gets the messages sent while it was
+// disconnected without subscribing again (the C# SDK's
+// IotHubClientMqttSettings.CleanSession, false by default:
+// https://learn.microsoft.com/dotnet/api/microsoft.azure.devices.client.iothubclientmqttsettings.cleansession).
+// With CleanSession 1 it starts with none, and the hub forgets its
+// persistent session.
+func (k *mqttHook) session(cl *mqttClient, clean bool) (present bool) {
+	k.smu.Lock()
+	defer k.smu.Unlock()
+	if clean {
+		delete(k.sessions, cl.id)
+		cl.subs = &mqttSubs{}
+		return false
+	}
+	s, present := k.sessions[cl.id]
+	if !present {
+		if k.sessions == nil {
+			k.sessions = map[string]*mqttSubs{}
+		}
+		s = &mqttSubs{}
+		k.sessions[cl.id] = s
+	}
+	cl.subs = s
+	return present
 }
 
 // mqttConn is one device's or module's MQTT connection: the core's
@@ -155,7 +190,7 @@ func (k *mqttHook) OnConnect(cl *mqttClient, pk *packets.Packet) error {
 	k.h.log.Info("mqtt connect refused", "client", cl.id, "remote", cl.remote,
 		"reason", "unacceptable protocol version: IoT Hub speaks MQTT 3.1.1", "protocolVersion", pk.ProtocolVersion)
 	cl.version = 4
-	logClosed(k.h.log, "connack", cl.connack(packets.ErrUnsupportedProtocolVersion))
+	logClosed(k.h.log, "connack", cl.connack(packets.ErrUnsupportedProtocolVersion, false))
 	return errProtocolVersion
 }
 

@@ -38,10 +38,10 @@ type mqttClient struct {
 	stop   sync.Once
 	closed atomic.Bool
 
-	// subs are the filters subscribed to (a few at most: the ones a
-	// device may subscribe to are fixed).
-	smu  sync.Mutex
-	subs []string
+	// subs are the filters subscribed to: the client's own, or its
+	// persistent session's (mqttHook.session), set once its CONNECT is
+	// accepted.
+	subs *mqttSubs
 
 	// dev is the device's or module's session, dps the provisioning
 	// client's, once authenticated (set and read on the connection's
@@ -179,37 +179,51 @@ func (cl *mqttClient) write(b []byte) error {
 	return err
 }
 
-// connack answers the CONNECT with code, as MQTT 3.1.1 return codes
-// (§3.2.2.3): a refusal given as an MQTT 5 reason code is sent as the
-// 3.1.1 code mochi maps it to (packets.V5CodesToV3).
-func (cl *mqttClient) connack(code packets.Code) error {
+// connack answers the CONNECT with code and the Session Present flag,
+// as MQTT 3.1.1 return codes (§3.2.2): a refusal given as an MQTT 5
+// reason code is sent as the 3.1.1 code mochi maps it to
+// (packets.V5CodesToV3), and never with a session.
+func (cl *mqttClient) connack(code packets.Code, present bool) error {
 	if v3, ok := packets.V5CodesToV3[code]; ok && code.Code >= packets.ErrUnspecifiedError.Code {
-		code = v3
+		code, present = v3, false
 	}
-	return cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, ReasonCode: code.Code})
-}
-
-// subscribe records filter (again: a no-op).
-func (cl *mqttClient) subscribe(filter string) {
-	cl.smu.Lock()
-	defer cl.smu.Unlock()
-	if !slices.Contains(cl.subs, filter) {
-		cl.subs = append(cl.subs, filter)
-	}
-}
-
-// unsubscribe forgets filter.
-func (cl *mqttClient) unsubscribe(filter string) {
-	cl.smu.Lock()
-	defer cl.smu.Unlock()
-	cl.subs = slices.DeleteFunc(cl.subs, func(f string) bool { return f == filter })
+	return cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, ReasonCode: code.Code, SessionPresent: present})
 }
 
 // subscribed reports whether the client subscribed to filter (exactly
 // that filter: the hub matches no wildcards, as a device subscribes to
 // the filters IoT Hub documents).
-func (cl *mqttClient) subscribed(filter string) bool {
-	cl.smu.Lock()
-	defer cl.smu.Unlock()
-	return slices.Contains(cl.subs, filter)
+func (cl *mqttClient) subscribed(filter string) bool { return cl.subs.has(filter) }
+
+// mqttSubs is a set of subscribed filters (a few at most: the ones a
+// device may subscribe to are fixed), safe for concurrent use; nil is
+// empty.
+type mqttSubs struct {
+	mu      sync.Mutex
+	filters []string
+}
+
+// add records filter (again: a no-op).
+func (s *mqttSubs) add(filter string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !slices.Contains(s.filters, filter) {
+		s.filters = append(s.filters, filter)
+	}
+}
+
+// remove forgets filter.
+func (s *mqttSubs) remove(filter string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.filters = slices.DeleteFunc(s.filters, func(f string) bool { return f == filter })
+}
+
+func (s *mqttSubs) has(filter string) bool {
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Contains(s.filters, filter)
 }

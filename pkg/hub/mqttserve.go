@@ -34,7 +34,8 @@ import (
 // topic tree and fan-out, retained messages, wills (IoT Hub's device
 // endpoint does not publish them to other devices either), session
 // takeover by client id (the core replaces a connection of the same
-// identity, core.ErrReplaced), QoS 2 (refused in OnPacketRead) and
+// identity, core.ErrReplaced; a persistent session's subscriptions
+// carry over, mqttHook.session), QoS 2 (refused in OnPacketRead) and
 // MQTT 5 (refused in OnConnect).
 
 // connectTimeout bounds the wait for a client's CONNECT after the TLS
@@ -79,7 +80,7 @@ func (h *Hub) mqttConnect(cl *mqttClient) (bool, error) {
 	// CONNECT, and the password in it.
 	cl.id = strings.Clone(pk.Connect.ClientIdentifier)
 	if code := validateConnect(&pk); code != packets.CodeSuccess {
-		if err := cl.connack(code); err != nil {
+		if err := cl.connack(code, false); err != nil {
 			return false, err
 		}
 		return false, code
@@ -89,12 +90,13 @@ func (h *Hub) mqttConnect(cl *mqttClient) (bool, error) {
 	}
 	h.dpsHook.OnConnect(cl, &pk)
 	if !h.mqttHook.OnConnectAuthenticate(cl, &pk) && !h.dpsHook.OnConnectAuthenticate(cl, &pk) {
-		if err := cl.connack(packets.ErrBadUsernameOrPassword); err != nil {
+		if err := cl.connack(packets.ErrBadUsernameOrPassword, false); err != nil {
 			return false, err
 		}
 		return false, packets.ErrBadUsernameOrPassword
 	}
-	if err := cl.connack(packets.CodeSuccess); err != nil {
+	present := h.mqttHook.session(cl, pk.Connect.Clean)
+	if err := cl.connack(packets.CodeSuccess, present); err != nil {
 		return false, err
 	}
 	h.mqttHook.OnSessionEstablished(cl, &pk)
@@ -184,7 +186,7 @@ func (h *Hub) mqttPacket(cl *mqttClient, fh *packets.FixedHeader) error {
 			return code
 		}
 		for _, f := range pk.Filters {
-			cl.unsubscribe(f.Filter)
+			cl.subs.remove(f.Filter)
 		}
 		return cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Unsuback}, PacketID: pk.PacketID})
 	case packets.Pingreq:
@@ -231,7 +233,7 @@ func (h *Hub) mqttSubscribe(cl *mqttClient, pk *packets.Packet) error {
 	}
 	granted := make([]byte, len(pk.Filters))
 	for i, sub := range pk.Filters {
-		cl.subscribe(strings.Clone(sub.Filter))
+		cl.subs.add(strings.Clone(sub.Filter))
 		granted[i] = min(sub.Qos, 1)
 	}
 	err := cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Suback}, PacketID: pk.PacketID, ReasonCodes: granted})

@@ -97,7 +97,7 @@ func TestMQTTConnectionRunsOnOneGoroutine(t *testing.T) {
 }
 
 // A C2D message waiting when the device subscribes comes after the
-// SUBACK (rawMQTT checks that the SUBACK follows the CONNACK).
+// SUBACK.
 func TestMQTTSubackComesBeforeAWaitingC2DMessage(t *testing.T) {
 	h := startHub(t)
 	cs := createDevice(t, h, "dev1")
@@ -143,5 +143,45 @@ func TestMQTTPingUnsubscribeAndQoS2Flow(t *testing.T) {
 	var ne net.Error
 	if _, err := r.ReadByte(); err == nil || errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("after a PUBREL the connection is still open (read: %v)", err)
+	}
+}
+
+// A device that connects with CleanSession 0 keeps its C2D
+// subscription across connections: it gets a message sent while it was
+// away without subscribing again. CleanSession 1 starts without it.
+func TestMQTTPersistentSessionKeepsTheC2DSubscription(t *testing.T) {
+	h := startHub(t)
+	cs := createDevice(t, h, "dev1")
+	first := rawMQTT(t, h, cs, message.C2DFilter("dev1"))
+	first.Close()
+	deadline := time.After(10 * time.Second)
+	for {
+		changed := h.core.Wait(ident("dev1"))
+		if h.core.Session(ident("dev1")) == nil {
+			break
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatal("the first connection's session did not end")
+		}
+	}
+	if _, err := h.reg.Enqueue("dev1", "", &registry.C2DMessage{MessageID: "m1", Body: []byte("while away")}); err != nil {
+		t.Fatal(err)
+	}
+	c, present := rawConnect(t, h, cs, false)
+	if !present {
+		t.Error("CONNACK with CleanSession 0 after a session: Session Present 0; want 1")
+	}
+	if typ, rest := readPacket(t, bufio.NewReader(c), c); typ != packets.Publish || !bytes.Contains(rest, []byte("while away")) {
+		t.Fatalf("after the CONNACK: packet type %d % x; want the C2D PUBLISH", typ, rest)
+	}
+	c.Close()
+
+	if _, present := rawConnect(t, h, cs, true); present {
+		t.Error("CONNACK with CleanSession 1: Session Present 1; want 0")
+	}
+	if _, present := rawConnect(t, h, cs, false); present {
+		t.Error("CONNACK with CleanSession 0 after a clean session: Session Present 1; want 0")
 	}
 }
