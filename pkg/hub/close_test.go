@@ -95,10 +95,33 @@ func serviceRequest(t *testing.T, h *Hub, method, path, body string) *http.Reque
 	return req
 }
 
-// rawMQTT connects a device over TLS with a hand-written CONNECT and
-// subscribes it to filter; it then reads nothing more, so what the hub
-// writes to it piles up.
+// rawMQTT connects a device over TLS with a hand-written CONNECT
+// (CleanSession 0) and subscribes it to filter; it then reads nothing
+// more, so what the hub writes to it piles up.
 func rawMQTT(t *testing.T, h *Hub, cs *connstr.ConnectionString, filter string) *tls.Conn {
+	t.Helper()
+	c, _ := rawConnect(t, h, cs, false)
+	var buf bytes.Buffer
+	sub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 4, PacketID: 1,
+		Filters: packets.Subscriptions{{Filter: filter, Qos: 1}}}
+	if err := sub.SubscribeEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	suback := make([]byte, 5)
+	if _, err := io.ReadFull(c, suback); err != nil || suback[0] != 0x90 {
+		t.Fatalf("SUBACK % x: %v", suback, err)
+	}
+	return c
+}
+
+// rawConnect connects a device over TLS with a hand-written CONNECT
+// and reads its CONNACK, which must accept it; it returns the
+// connection and the CONNACK's Session Present flag.
+func rawConnect(t *testing.T, h *Hub, cs *connstr.ConnectionString, clean bool) (*tls.Conn, bool) {
 	t.Helper()
 	c, err := tls.Dial("tcp", h.Addrs()[0], tlsFor(t, h))
 	if err != nil {
@@ -111,26 +134,21 @@ func rawMQTT(t *testing.T, h *Hub, cs *connstr.ConnectionString, filter string) 
 	}
 	var buf bytes.Buffer
 	connect := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
-		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: cs.DeviceID, Keepalive: 60,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: cs.DeviceID, Keepalive: 60, Clean: clean,
 			UsernameFlag: true, Username: []byte(cs.HostName + "/" + cs.DeviceID + "/?api-version=2021-04-12"),
 			PasswordFlag: true, Password: []byte(tok.Encode())}}
 	if err := connect.ConnectEncode(&buf); err != nil {
-		t.Fatal(err)
-	}
-	sub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 4, PacketID: 1,
-		Filters: packets.Subscriptions{{Filter: filter, Qos: 1}}}
-	if err := sub.SubscribeEncode(&buf); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Write(buf.Bytes()); err != nil {
 		t.Fatal(err)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	acks := make([]byte, 4+5) // CONNACK, SUBACK
-	if _, err := io.ReadFull(c, acks); err != nil || acks[3] != 0 || acks[4] != 0x90 {
-		t.Fatalf("CONNACK and SUBACK % x: %v", acks, err)
+	connack := make([]byte, 4)
+	if _, err := io.ReadFull(c, connack); err != nil || connack[0] != 0x20 || connack[3] != 0 {
+		t.Fatalf("CONNACK % x: %v", connack, err)
 	}
-	return c
+	return c, connack[2]&1 == 1
 }
 
 // Close returns only when every goroutine the hub started has ended:

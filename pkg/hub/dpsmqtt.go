@@ -5,9 +5,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/iotctl/iotctl/pkg/hub/dps"
@@ -29,7 +27,7 @@ const (
 	dpsResponsePrefix = "$dps/registrations/res/"
 )
 
-// dpsClientPrefix starts the mochi client id of a provisioning client
+// dpsClientPrefix starts the client id the hub gives a provisioning client
 // (a space, which no device id may hold), so that a device registering
 // over MQTT never takes over the hub session of the device with the same
 // id, nor the other way round.
@@ -37,7 +35,7 @@ const dpsClientPrefix = "dps "
 
 // isDPSClient reports whether cl is a provisioning client, which the IoT
 // Hub hook leaves to dpsMQTTHook.
-func isDPSClient(cl *mqtt.Client) bool { return strings.HasPrefix(cl.ID, dpsClientPrefix) }
+func isDPSClient(cl *mqttClient) bool { return strings.HasPrefix(cl.id, dpsClientPrefix) }
 
 // dpsUsername reads "{idScope}/registrations/{registrationId}/api-version=..."
 // (the api-version part optional).
@@ -58,95 +56,69 @@ type dpsConn struct {
 }
 
 // dpsMQTTHook serves DPS's device API over MQTT beside the IoT Hub
-// hook, on the same listener.
+// hook, on the same listener; the connection loop (mqttserve.go) calls
+// it for the clients it recognises.
 type dpsMQTTHook struct {
-	mqtt.HookBase
-	h     *Hub
-	conns sync.Map // *mqtt.Client → *dpsConn
-}
-
-func (k *dpsMQTTHook) ID() string { return "dps" }
-
-func (k *dpsMQTTHook) Provides(b byte) bool {
-	switch b {
-	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnPacketRead, mqtt.OnPublish, mqtt.OnDisconnect:
-		return true
-	}
-	return false
-}
-
-func (k *dpsMQTTHook) conn(cl *mqtt.Client) *dpsConn {
-	if !isDPSClient(cl) {
-		return nil
-	}
-	c, _ := k.conns.Load(cl)
-	dc, _ := c.(*dpsConn)
-	return dc
+	h *Hub
 }
 
 // OnConnect recognises a provisioning client by its user name (whose
 // first segment is an ID scope, not one of the hub's host names) and
 // moves it to a client id of its own.
-func (k *dpsMQTTHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+func (k *dpsMQTTHook) OnConnect(cl *mqttClient, pk *packets.Packet) {
 	host, _, _ := strings.Cut(string(pk.Connect.Username), "/")
 	scope, regID, ok := dpsUsername(string(pk.Connect.Username))
 	if !ok || k.h.knownHost(host) {
-		return nil
+		return
 	}
-	k.conns.Store(cl, &dpsConn{idScope: scope, registrationID: regID, idMismatch: cl.ID != regID})
-	cl.ID = dpsClientPrefix + cl.ID
-	return nil
+	cl.dps = &dpsConn{idScope: scope, registrationID: regID, idMismatch: cl.id != regID}
+	cl.id = dpsClientPrefix + cl.id
 }
 
-func (k *dpsMQTTHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	c := k.conn(cl)
+func (k *dpsMQTTHook) OnConnectAuthenticate(cl *mqttClient, pk *packets.Packet) bool {
+	c := cl.dps
 	if c == nil {
 		return false
 	}
-	log := k.h.log.With("component", "dps", "registrationId", c.registrationID, "remote", cl.Net.Remote)
+	log := k.h.log.With("component", "dps", "registrationId", c.registrationID, "remote", cl.remote)
 	if c.idMismatch {
-		log.Info("dps mqtt connect refused", "reason", "the client id is not the registration id of the user name", "clientId", strings.TrimPrefix(cl.ID, dpsClientPrefix))
-		k.conns.Delete(cl)
+		log.Info("dps mqtt connect refused", "reason", "the client id is not the registration id of the user name", "clientId", strings.TrimPrefix(cl.id, dpsClientPrefix))
 		return false
 	}
 	if len(pk.Connect.Password) > 0 {
 		c.cred.Token = string(pk.Connect.Password)
-	} else if st, ok := tlsState(cl.Net.Conn); ok {
+	} else if st, ok := tlsState(cl.conn); ok {
 		c.cred.Certificates = st.PeerCertificates
 	}
 	if err := k.h.dps.Authenticate(c.idScope, c.registrationID, &c.cred); err != nil {
 		log.Info("dps mqtt connect refused", "err", err)
-		k.conns.Delete(cl)
 		return false
 	}
 	return true
 }
 
 // OnPacketRead keeps a provisioning client to DPS's topics: anything
-// else ends its connection.
-func (k *dpsMQTTHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if k.conn(cl) == nil {
-		return pk, nil
-	}
+// else ends its connection (errDisconnect).
+func (k *dpsMQTTHook) OnPacketRead(cl *mqttClient, pk *packets.Packet) error {
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
 		if pk.FixedHeader.Qos > 1 {
-			k.h.log.Info("dps client disconnected: QoS 2 publish", "client", cl.ID, "topic", pk.TopicName)
-			return pk, errDisconnect
+			k.h.log.Info("dps client disconnected: QoS 2 publish", "client", cl.id, "topic", pk.TopicName)
+			return errDisconnect
 		}
 		if _, _, err := parseDPSRequest(pk.TopicName); err != nil {
-			k.h.log.Info("dps client disconnected", "client", cl.ID, "err", err)
-			return pk, errDisconnect
+			k.h.log.Info("dps client disconnected", "client", cl.id, "err", err)
+			return errDisconnect
 		}
 	case packets.Subscribe:
 		for _, f := range pk.Filters {
 			if f.Filter != dpsResponseFilter {
-				k.h.log.Info("dps client disconnected: it may subscribe to "+dpsResponseFilter+" only", "client", cl.ID, "filter", f.Filter)
-				return pk, errDisconnect
+				k.h.log.Info("dps client disconnected: it may subscribe to "+dpsResponseFilter+" only", "client", cl.id, "filter", f.Filter)
+				return errDisconnect
 			}
 		}
 	}
-	return pk, nil
+	return nil
 }
 
 // errDPSTopic is a publish to a topic of no DPS request.
@@ -175,14 +147,12 @@ func parseDPSRequest(topic string) (register bool, q url.Values, err error) {
 // OnPublish answers a register or operation status request on the
 // client's response topic, after dpsReplyDelay. It runs on the
 // connection's goroutine, so a client's requests are answered in order.
-func (k *dpsMQTTHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	c := k.conn(cl)
-	if c == nil {
-		return pk, nil
-	}
+// It reports whether the loop acknowledges the request (QoS 1).
+func (k *dpsMQTTHook) OnPublish(cl *mqttClient, pk *packets.Packet) (ack bool) {
+	c := cl.dps
 	register, q, err := parseDPSRequest(pk.TopicName)
 	if err != nil {
-		return pk, packets.ErrRejectPacket
+		return false
 	}
 	var rep *dps.Reply
 	if register {
@@ -203,13 +173,8 @@ func (k *dpsMQTTHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		TopicName:   topic,
 		Payload:     rep.Body,
 	}))
-	// PUBACK (for QoS 1) without fanning the request out.
-	return pk, packets.CodeSuccessIgnore
+	return true
 }
 
-// OnDisconnect forgets the connection. (One that ended between a
-// successful authentication and its CONNACK, which mochi does not report,
-// stays in conns until the hub closes.)
-func (k *dpsMQTTHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	k.conns.Delete(cl)
-}
+// OnDisconnect forgets the connection's provisioning state.
+func (k *dpsMQTTHook) OnDisconnect(cl *mqttClient) { cl.dps = nil }

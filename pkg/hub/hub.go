@@ -18,7 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iotctl/iotctl/pkg/connstr"
@@ -30,7 +29,6 @@ import (
 	"github.com/iotctl/iotctl/pkg/hub/seed"
 	"github.com/iotctl/iotctl/pkg/hub/telemetry"
 	"github.com/iotctl/iotctl/pkg/iothub"
-	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/sas"
 )
 
@@ -169,7 +167,8 @@ type Hub struct {
 	auth      *auth.Authorizer
 	front     *amqpfront.Front
 	dps       *dps.Service
-	mqtt      *mqtt.Server
+	mqttHook  *mqttHook
+	dpsHook   *dpsMQTTHook
 	core      *core.Core
 	telemetry *telemetry.Log
 	// files is the file upload service; nil without Options.FileUpload.
@@ -321,9 +320,7 @@ func (h *Hub) Start(ctx context.Context) (err error) {
 		}
 		bind = append(bind, a)
 	}
-	if err := h.startMQTT(); err != nil {
-		return err
-	}
+	h.startMQTT()
 	for _, a := range bind {
 		ln, err := net.Listen("tcp", a)
 		if err != nil {
@@ -405,34 +402,10 @@ func (h *Hub) setupTLS(dataDir, host string) error {
 	return nil
 }
 
-func (h *Hub) startMQTT() error {
-	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumQos = 1
-	caps.RetainAvailable = 0
-	caps.MaximumClients = 1 << 30
-	caps.MaximumPacketSize = message.MaxTelemetrySize + 64*1024
-	caps.MinimumProtocolVersion = 3
-	// mochi queues fanned-out publishes per client in a channel of this
-	// many slots (8,192 by default: 64 KB per connection). The hub
-	// fans nothing out (every PUBLISH is routed and ignored) and writes
-	// its own packets directly, so a few slots do.
-	caps.MaximumClientWritesPending = 16
-	h.mqtt = mqtt.New(&mqtt.Options{
-		Capabilities: caps,
-		// mochi reads each connection through a bufio.Reader of this
-		// size (2 KB by default), kept for the connection's life; the
-		// TLS layer under it already buffers a record, and a packet
-		// larger than the buffer is read through it all the same.
-		ClientNetReadBufferSize: 512,
-		Logger:                  h.log.With("component", "mqtt"),
-	})
-	if err := h.mqtt.AddHook(&mqttHook{h: h}, nil); err != nil {
-		return fmt.Errorf("hub: mqtt: %w", err)
-	}
-	if err := h.mqtt.AddHook(&dpsMQTTHook{h: h}, nil); err != nil {
-		return fmt.Errorf("hub: mqtt: %w", err)
-	}
-	return h.mqtt.Serve()
+// startMQTT makes the MQTT endpoint's hooks; connections come from the
+// listeners (serveMQTT) and run on mqttserve.go's loop.
+func (h *Hub) startMQTT() {
+	h.mqttHook, h.dpsHook = &mqttHook{h: h}, &dpsMQTTHook{h: h}
 }
 
 // handleConn hands a sniffed connection to its protocol.
@@ -451,7 +424,7 @@ func (h *Hub) serveMQTT(c net.Conn) {
 	defer h.meter.conn("mqtt")()
 	h.conns.add(c)
 	defer h.conns.remove(c)
-	err := h.mqtt.EstablishConnection("mqtt", c)
+	err := h.runMQTT(c)
 	if err != nil && !errors.Is(err, io.EOF) {
 		h.log.Debug("mqtt connection ended", "remote", c.RemoteAddr().String(), "err", err)
 	}
@@ -488,12 +461,12 @@ func (h *Hub) shutdown() {
 	if h.httpLn != nil {
 		_ = h.httpLn.Close()
 	}
-	if h.mqtt != nil {
+	if h.mqttHook != nil {
 		h.core.CloseAll(core.ErrShutdown)
 		// Connections in no session (a client stalled in its CONNECT)
-		// are closed too: mochi's Close waits for every connection.
+		// are closed too, so that their goroutines end for the workers'
+		// wait below.
 		h.conns.closeAll()
-		_ = h.mqtt.Close()
 	}
 	h.workers.closeAndWait()
 	// No publish can come now. Close stores the ones still waiting for

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"sync"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -61,24 +60,15 @@ func (h *Hub) flushAcks(c *mqttConn) {
 // write to the connection: one TLS record and one system call for
 // what the log stored in one commit, instead of one for each (the
 // encryption and the write of each PUBACK cost more than the rest of
-// storing its event). It takes the client's lock, as mochi's
-// Client.WritePacket does around its own writes (clients.go in
-// github.com/mochi-mqtt/server/v2), so packets never interleave; buf
-// is scratch space.
-func writeAcks(cl *mqtt.Client, pids []uint16, buf *bytes.Buffer) error {
+// storing its event). It writes under the client's write lock, as its
+// other packets, so packets never interleave; buf is scratch space.
+func writeAcks(cl *mqttClient, pids []uint16, buf *bytes.Buffer) error {
 	buf.Reset()
 	for _, pid := range pids {
-		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pid,
-			ProtocolVersion: cl.Properties.ProtocolVersion}
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pid, ProtocolVersion: cl.version}
 		if err := pk.PubackEncode(buf); err != nil {
 			return err
 		}
 	}
-	if cl.Closed() || cl.Net.Conn == nil {
-		return mqtt.ErrConnectionClosed
-	}
-	cl.Lock()
-	defer cl.Unlock()
-	_, err := cl.Net.Conn.Write(buf.Bytes())
-	return err
+	return cl.write(buf.Bytes())
 }

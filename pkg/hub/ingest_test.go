@@ -6,7 +6,6 @@ import (
 	"sync"
 	"testing"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -32,9 +31,7 @@ func TestFlushAcksWritesABatchAtOnce(t *testing.T) {
 	defer c1.Close()
 	defer c2.Close()
 	conn := &writesConn{Conn: c1}
-	cl := mqtt.New(nil).NewClient(conn, "t", "dev", false)
-	cl.Properties.ProtocolVersion = 4
-	s := &mqttConn{cl: cl}
+	s := &mqttConn{cl: newMQTTClient(conn)}
 	var want []byte
 	for pid := uint16(1); pid <= 50; pid++ {
 		s.acks.pids = append(s.acks.pids, pid)

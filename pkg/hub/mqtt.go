@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/iotctl/iotctl/pkg/hub/core"
@@ -20,30 +19,53 @@ import (
 // keeps them to their own topics, and routes what they publish
 // (telemetry, method responses, twin requests) and what they receive
 // (method requests, twin responses and notifications, C2D messages) to
-// the one connection concerned, never through mochi's fan-out.
+// the one connection concerned. The connection loop (mqttserve.go)
+// calls its methods, named after the mochi-mqtt hooks they once were,
+// on the connection's goroutine.
 type mqttHook struct {
-	mqtt.HookBase
 	h *Hub
-	// conns holds the *mqttConn of each *mqtt.Client with a session.
-	conns sync.Map
+
+	// sessions are the subscriptions of the clients that connected
+	// with CleanSession 0, by client id, kept after they disconnect.
+	smu      sync.Mutex
+	sessions map[string]*mqttSubs
 }
 
-func (k *mqttHook) ID() string { return "iothub" }
-
-func (k *mqttHook) Provides(b byte) bool {
-	switch b {
-	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
-		mqtt.OnPacketRead, mqtt.OnPublish, mqtt.OnSubscribed:
-		return true
+// session gives cl, whose CONNECT was accepted, its subscriptions, and
+// reports whether they come from a session present (MQTT 3.1.1
+// §3.1.2.4, §3.2.2.2). With CleanSession 0 a client keeps its
+// subscriptions across connections: IoT Hub keeps a device's C2D
+// subscription, so that it gets the messages sent while it was
+// disconnected without subscribing again (the C# SDK's
+// IotHubClientMqttSettings.CleanSession, false by default:
+// https://learn.microsoft.com/dotnet/api/microsoft.azure.devices.client.iothubclientmqttsettings.cleansession).
+// With CleanSession 1 it starts with none, and the hub forgets its
+// persistent session.
+func (k *mqttHook) session(cl *mqttClient, clean bool) (present bool) {
+	k.smu.Lock()
+	defer k.smu.Unlock()
+	if clean {
+		delete(k.sessions, cl.id)
+		cl.subs = &mqttSubs{}
+		return false
 	}
-	return false
+	s, present := k.sessions[cl.id]
+	if !present {
+		if k.sessions == nil {
+			k.sessions = map[string]*mqttSubs{}
+		}
+		s = &mqttSubs{}
+		k.sessions[cl.id] = s
+	}
+	cl.subs = s
+	return present
 }
 
 // mqttConn is one device's or module's MQTT connection: the core's
-// core.Conn over a mochi client.
+// core.Conn over an mqttClient.
 type mqttConn struct {
 	h  *Hub
-	cl *mqtt.Client
+	cl *mqttClient
 	s  *core.Session
 
 	mu       sync.Mutex
@@ -53,10 +75,7 @@ type mqttConn struct {
 	acks ackQueue // PUBACKs of telemetry stored
 }
 
-func (c *mqttConn) subscribed(filter string) bool {
-	_, ok := c.cl.State.Subscriptions.Get(filter)
-	return ok
-}
+func (c *mqttConn) subscribed(filter string) bool { return c.cl.subscribed(filter) }
 
 // Listening reports the device's subscriptions.
 func (c *mqttConn) Listening(f core.Feature) bool {
@@ -66,7 +85,7 @@ func (c *mqttConn) Listening(f core.Feature) bool {
 	case core.Desired:
 		return c.subscribed(message.TwinDesiredFilter)
 	}
-	deviceID, moduleID := splitClientID(c.cl.ID)
+	deviceID, moduleID := splitClientID(c.cl.id)
 	if moduleID != "" {
 		return c.subscribed(message.ModuleInputFilter(deviceID, moduleID))
 	}
@@ -86,7 +105,7 @@ func (c *mqttConn) SendDesired(version int64, body []byte) error {
 // SendC2D publishes a C2D message at QoS 1; its PUBACK completes it.
 // MQTT has no reject or abandon: IoT Hub completes a message on PUBACK.
 func (c *mqttConn) SendC2D(m *registry.C2DMessage) error {
-	deviceID, moduleID := splitClientID(c.cl.ID)
+	deviceID, moduleID := splitClientID(c.cl.id)
 	msg := core.ToMessage(m)
 	topic := message.C2DTopic(deviceID, msg)
 	if moduleID != "" {
@@ -111,7 +130,7 @@ func (c *mqttConn) SendC2D(m *registry.C2DMessage) error {
 }
 
 // Close ends the connection.
-func (c *mqttConn) Close(reason error) { c.cl.Stop(reason) }
+func (c *mqttConn) Close(reason error) { c.cl.Stop() }
 
 // puback completes the C2D message delivered with packet id pid.
 func (c *mqttConn) puback(pid uint16) {
@@ -126,12 +145,7 @@ func (c *mqttConn) puback(pid uint16) {
 
 // conn returns cl's connection, or nil before its session is
 // established and after it ended.
-func (k *mqttHook) conn(cl *mqtt.Client) *mqttConn {
-	if v, ok := k.conns.Load(cl); ok {
-		return v.(*mqttConn)
-	}
-	return nil
-}
+func (k *mqttHook) conn(cl *mqttClient) *mqttConn { return cl.dev }
 
 // parseUsername reads "{host}/{clientId}/?api-version=..." or the older
 // "{host}/{clientId}/api-version=..." and returns host and client id.
@@ -169,24 +183,24 @@ var errProtocolVersion = errors.New("hub: mqtt: only MQTT 3.1.1 is served")
 // connection (MQTT 3.1.1 §3.1.2.2), so the CONNACK goes out in the
 // 3.1.1 form (two bytes, no MQTT 5 properties) whatever the client
 // asked for.
-func (k *mqttHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+func (k *mqttHook) OnConnect(cl *mqttClient, pk *packets.Packet) error {
 	if pk.ProtocolVersion <= 4 {
 		return nil
 	}
-	k.h.log.Info("mqtt connect refused", "client", cl.ID, "remote", cl.Net.Remote,
+	k.h.log.Info("mqtt connect refused", "client", cl.id, "remote", cl.remote,
 		"reason", "unacceptable protocol version: IoT Hub speaks MQTT 3.1.1", "protocolVersion", pk.ProtocolVersion)
-	cl.Properties.ProtocolVersion = 4
-	logClosed(k.h.log, "connack", k.h.mqtt.SendConnack(cl, packets.ErrUnsupportedProtocolVersion, false, nil))
+	cl.version = 4
+	logClosed(k.h.log, "connack", cl.connack(packets.ErrUnsupportedProtocolVersion, false))
 	return errProtocolVersion
 }
 
-func (k *mqttHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+func (k *mqttHook) OnConnectAuthenticate(cl *mqttClient, pk *packets.Packet) bool {
 	if isDPSClient(cl) {
 		return false // dpsmqtt.go
 	}
-	log := k.h.log.With("client", cl.ID, "remote", cl.Net.Remote)
+	log := k.h.log.With("client", cl.id, "remote", cl.remote)
 	host, clientID, ok := parseUsername(string(pk.Connect.Username))
-	if !ok || clientID != cl.ID {
+	if !ok || clientID != cl.id {
 		log.Info("mqtt connect refused", "reason", "username is not {host}/{clientId}/?api-version=... for this client id")
 		return false
 	}
@@ -194,14 +208,14 @@ func (k *mqttHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		log.Info("mqtt connect refused", "reason", "username names another hub", "host", host)
 		return false
 	}
-	deviceID, moduleID := splitClientID(cl.ID)
+	deviceID, moduleID := splitClientID(cl.id)
 	if strings.Contains(moduleID, "/") || deviceID == "" {
 		log.Info("mqtt connect refused", "reason", "malformed client id")
 		return false
 	}
 	if len(pk.Connect.Password) == 0 {
 		// No password: an X.509 device, known by its client certificate.
-		if err := k.h.authX509(cl.Net.Conn, deviceID, moduleID); err != nil {
+		if err := k.h.authX509(cl.conn, deviceID, moduleID); err != nil {
 			log.Info("mqtt connect refused", "err", err)
 			return false
 		}
@@ -214,16 +228,13 @@ func (k *mqttHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	return true
 }
 
-// OnACLCheck allows everything that reaches mochi's own checks: every
-// PUBLISH and SUBSCRIBE was already checked in OnPacketRead, where a
-// violation disconnects the device as IoT Hub does.
-func (k *mqttHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool { return true }
-
-func (k *mqttHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+// OnSessionEstablished attaches the device's session to the core, once
+// its CONNACK is sent.
+func (k *mqttHook) OnSessionEstablished(cl *mqttClient, pk *packets.Packet) {
 	if isDPSClient(cl) {
 		return
 	}
-	deviceID, moduleID := splitClientID(cl.ID)
+	deviceID, moduleID := splitClientID(cl.id)
 	o := core.AttachOptions{AuthMethod: "sas", Transport: "mqtt"}
 	if len(pk.Connect.Password) == 0 {
 		o.AuthMethod = "x509"
@@ -233,46 +244,43 @@ func (k *mqttHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		o.Expiry = tok.Expiry()
 	}
 	c := &mqttConn{h: k.h, cl: cl, inflight: map[uint16]string{}}
-	k.h.log.Debug("mqtt session established", "client", cl.ID, "remote", cl.Net.Remote)
+	k.h.log.Debug("mqtt session established", "client", cl.id, "remote", cl.remote)
 	c.s = k.h.core.Attach(core.Identity{DeviceID: deviceID, ModuleID: moduleID}, c, o)
-	k.conns.Store(cl, c)
+	cl.dev = c
 }
 
-func (k *mqttHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	if isDPSClient(cl) {
-		return
+// OnDisconnect detaches the device's session, when the connection ended
+// for err.
+func (k *mqttHook) OnDisconnect(cl *mqttClient, err error) {
+	if c := cl.dev; c != nil {
+		cl.dev = nil
+		c.s.Detach(err)
 	}
-	v, ok := k.conns.LoadAndDelete(cl)
-	if !ok {
-		return
-	}
-	v.(*mqttConn).s.Detach(err)
 }
 
-// errDisconnect makes mochi close the connection: IoT Hub drops a
-// device that uses a topic it may not, or QoS 2.
-var errDisconnect = packets.ErrRejectPacket
+// errDisconnect ends a connection: IoT Hub drops a device that uses a
+// topic it may not, or QoS 2.
+var errDisconnect = errors.New("hub: mqtt: topic or QoS not allowed")
 
-func (k *mqttHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if isDPSClient(cl) {
-		return pk, nil
-	}
-	deviceID, moduleID := splitClientID(cl.ID)
+// OnPacketRead refuses, with errDisconnect, what a device may not send,
+// and completes a C2D message on its PUBACK.
+func (k *mqttHook) OnPacketRead(cl *mqttClient, pk *packets.Packet) error {
+	deviceID, moduleID := splitClientID(cl.id)
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
 		if pk.FixedHeader.Qos > 1 {
-			k.h.log.Info("device disconnected: QoS 2 publish", "client", cl.ID, "topic", pk.TopicName)
-			return pk, errDisconnect
+			k.h.log.Info("device disconnected: QoS 2 publish", "client", cl.id, "topic", pk.TopicName)
+			return errDisconnect
 		}
 		if !message.BelongsTo(pk.TopicName, deviceID, moduleID) {
-			k.h.log.Info("device disconnected: publish to a topic it does not own", "client", cl.ID, "topic", pk.TopicName)
-			return pk, errDisconnect
+			k.h.log.Info("device disconnected: publish to a topic it does not own", "client", cl.id, "topic", pk.TopicName)
+			return errDisconnect
 		}
 	case packets.Subscribe:
 		for _, f := range pk.Filters {
 			if !allowedFilter(f.Filter, deviceID, moduleID) {
-				k.h.log.Info("device disconnected: subscription it may not make", "client", cl.ID, "filter", f.Filter)
-				return pk, errDisconnect
+				k.h.log.Info("device disconnected: subscription it may not make", "client", cl.id, "filter", f.Filter)
+				return errDisconnect
 			}
 		}
 	case packets.Puback:
@@ -280,7 +288,7 @@ func (k *mqttHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 			c.puback(pk.PacketID)
 		}
 	}
-	return pk, nil
+	return nil
 }
 
 // allowedFilter reports whether a device or module may subscribe to
@@ -298,30 +306,29 @@ func allowedFilter(filter, deviceID, moduleID string) bool {
 		filter == "devices/"+deviceID+"/modules/"+moduleID+"/#"
 }
 
-func (k *mqttHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
-	if isDPSClient(cl) {
-		return
-	}
+// OnSubscribed tells the core that what the device listens to changed,
+// after its SUBACK.
+func (k *mqttHook) OnSubscribed(cl *mqttClient) {
 	if c := k.conn(cl); c != nil {
 		c.s.Changed()
 	}
 }
 
-func (k *mqttHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if isDPSClient(cl) {
-		return pk, nil
-	}
+// OnPublish routes a device's PUBLISH and reports whether the
+// connection loop acknowledges it now: telemetry is acknowledged by
+// the hub once stored (queueAck), or not at all when it was not.
+func (k *mqttHook) OnPublish(cl *mqttClient, pk *packets.Packet) (ack bool) {
 	c := k.conn(cl)
 	if c == nil {
-		return pk, packets.ErrRejectPacket
+		return false
 	}
 	s := c.s
 	s.Touch()
 	t, err := message.ParseDeviceTopic(pk.TopicName)
 	if err != nil {
-		k.h.log.Info("device disconnected: unknown topic", "client", cl.ID, "err", err)
-		cl.Stop(err)
-		return pk, packets.ErrRejectPacket
+		k.h.log.Info("device disconnected: unknown topic", "client", cl.id, "err", err)
+		cl.Stop()
+		return false
 	}
 	switch t.Kind {
 	case message.KindTelemetry:
@@ -343,27 +350,27 @@ func (k *mqttHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		})
 		switch {
 		case errors.Is(err, core.ErrTooLarge):
-			k.h.log.Info("device disconnected: message over 256 KB", "client", cl.ID, "size", m.Size())
-			cl.Stop(err)
-			return pk, packets.ErrRejectPacket
+			k.h.log.Info("device disconnected: message over 256 KB", "client", cl.id, "size", m.Size())
+			cl.Stop()
+			return false
 		case err != nil:
 			// Not stored, so not acknowledged (the core closed the
 			// connection): the device sends it again when it reconnects.
-			return pk, packets.ErrRejectPacket
+			return false
 		case pending:
-			return pk, packets.ErrRejectPacket
+			return false
 		}
 		// In memory: stored now. The PUBACK goes through the same queue
 		// as on disk, in one write with the others queued meanwhile.
 		if qos > 0 {
 			k.h.queueAck(c, pid)
 		}
-		return pk, packets.ErrRejectPacket
+		return false
 	case message.KindMethodResponse:
 		s.MethodResponse(t.RequestID, t.Status, pk.Payload)
 	case message.KindTwinGet:
 		// Twin requests run here, on the connection's own goroutine,
-		// where mochi calls OnPublish for each PUBLISH in the order
+		// where the loop calls OnPublish for each PUBLISH in the order
 		// the device sent them: a device's patches are applied in its
 		// order and a GET sees every patch sent before it.
 		status, body := s.TwinGet()
@@ -372,8 +379,8 @@ func (k *mqttHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		status, version := s.PatchReported(pk.Payload)
 		logClosed(k.h.log, "twin response", c.write(message.TwinResponseTopic(status, t.RequestID, version), nil, 0, 0))
 	}
-	// PUBACK (for QoS 1) without fanning the message out.
-	return pk, packets.CodeSuccessIgnore
+	// PUBACK (for QoS 1) now.
+	return true
 }
 
 // write sends one packet to the device.
@@ -387,7 +394,7 @@ func (c *mqttConn) write(topic string, payload []byte, qos byte, pid uint16) err
 }
 
 func logClosed(log *slog.Logger, what string, err error) {
-	if err != nil && !errors.Is(err, mqtt.ErrConnectionClosed) {
+	if err != nil && !errors.Is(err, errMQTTClosed) {
 		log.Debug(what, "err", err)
 	}
 }
