@@ -119,7 +119,9 @@ func TestNodeDeviceCutAtTokenExpiry(t *testing.T) {
 	e := newEnv(t)
 	cs := connstr.MustParse(e.createDevice("short-lived"))
 	key, _ := cs.Key()
-	tok, err := sas.Sign(sas.DeviceResource(cs.HostName, "short-lived"), key, &sas.SignOptions{TTL: 5 * time.Second})
+	// 10 s: long enough for node to start and open on a loaded
+	// machine before the token expires (5 s was not, once).
+	tok, err := sas.Sign(sas.DeviceResource(cs.HostName, "short-lived"), key, &sas.SignOptions{TTL: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
