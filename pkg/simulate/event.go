@@ -35,7 +35,8 @@ type Event struct {
 	// Body is the message body (sent, c2d): the JSON itself when it is
 	// valid JSON, else a JSON string.
 	Body json.RawMessage `json:"body,omitempty"`
-	// Properties are the application properties (sent, c2d).
+	// Properties are the application properties (sent, c2d). A sent
+	// event's map is shared with other events: read it, never change it.
 	Properties map[string]string `json:"properties,omitempty"`
 	// MessageID is $.mid (c2d).
 	MessageID string `json:"messageId,omitempty"`
