@@ -5,7 +5,9 @@
 // device is connected and a few seconds have passed prints, per
 // device, the goroutines, the goroutine stacks, the heap in use and
 // live after a forced collection, and this process's resident memory.
-// With -heap and -goroutines it also writes the profiles. With
+// It also prints the runtime's memory classes (runtime/metrics), which
+// add up to what the runtime holds of the RSS. With -heap and
+// -goroutines it also writes the profiles. With
 // -transport amqp the devices share connections (-devices-per-connection)
 // as `device simulate --transport amqp` does; -telemetry-only makes
 // them only send.
@@ -23,7 +25,9 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/iotctl/iotctl/bench/internal/benchkit"
@@ -142,6 +146,7 @@ func run(n int, settle time.Duration, bin, heapFile, gorFile string, fl fleetFla
 	fmt.Printf("stack in use per device:      %.1f KB\n", per(before.StackInuse, now.StackInuse))
 	fmt.Printf("heap in use per device:       %.1f KB (as it runs)\n", per(before.HeapInuse, now.HeapInuse))
 	fmt.Printf("process RSS per device:       %.1f KB (runtime and test set-up included)\n", float64(benchkit.RSSKB(os.Getpid()))/float64(n))
+	printClasses(n)
 	runtime.GC()
 	runtime.ReadMemStats(&now)
 	fmt.Printf("live heap per device:         %.1f KB (after a forced collection)\n", per(before.HeapAlloc, now.HeapAlloc))
@@ -157,6 +162,24 @@ func run(n int, settle time.Duration, bin, heapFile, gorFile string, fl fleetFla
 		}
 	}
 	return firstErr
+}
+
+// printClasses prints, per device, where the runtime's memory is
+// (runtime/metrics' /memory/classes/, the parts of
+// /memory/classes/total:bytes): what the process RSS is made of, before
+// a forced collection changes it.
+func printClasses(n int) {
+	var samples []metrics.Sample
+	for _, d := range metrics.All() {
+		if strings.HasPrefix(d.Name, "/memory/classes/") && d.Kind == metrics.KindUint64 {
+			samples = append(samples, metrics.Sample{Name: d.Name})
+		}
+	}
+	metrics.Read(samples)
+	for _, s := range samples {
+		name := strings.TrimSuffix(strings.TrimPrefix(s.Name, "/memory/classes/"), ":bytes")
+		fmt.Printf("  %-32s %6.1f KB per device\n", name, float64(s.Value.Uint64())/1024/float64(n))
+	}
 }
 
 func writeProfile(name string, write func(*os.File) error) error {
