@@ -459,14 +459,19 @@ func connectLean(ctx context.Context, h *benchkit.Hub, tc *tls.Config, addr stri
 	return out, nil
 }
 
+// get GETs url within ctx; the caller closes the body.
+func get(ctx context.Context, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	return http.DefaultClient.Do(req)
+}
+
 // messagesIn is the sum of the hub's iotctl_hub_messages_in_total over
 // its protocols, read from its Prometheus metrics at url.
 func messagesIn(ctx context.Context, url string) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := get(ctx, url)
 	if err != nil {
 		return 0, err
 	}
@@ -491,11 +496,7 @@ func messagesIn(ctx context.Context, url string) (int64, error) {
 // hubMallocs is the hub's count of heap allocations so far (the
 // runtime's MemStats.Mallocs, from its pprof heap page at addr).
 func hubMallocs(ctx context.Context, addr string) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/heap?debug=1", nil)
-	if err != nil {
-		return 0, err
-	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := get(ctx, "http://"+addr+"/debug/pprof/heap?debug=1")
 	if err != nil {
 		return 0, err
 	}
