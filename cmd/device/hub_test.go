@@ -255,9 +255,18 @@ func TestTransportsAgainstHub(t *testing.T) {
 			if !strings.Contains(stdout, `"type":"c2d"`) || !strings.Contains(stdout, "stop") {
 				t.Errorf("no c2d event with the message in stdout:\n%s", stdout)
 			}
-			fb, err := h.Registry().TakeFeedback(10)
+			// The reject was answered before simulate closed its client;
+			// the wait only gives a loaded machine time, and shows what
+			// the command printed if the record never comes.
+			var fb *registry.FeedbackBatch
+			var err error
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if fb, err = h.Registry().TakeFeedback(10); err != nil || fb != nil {
+					break
+				}
+			}
 			if err != nil || fb == nil || len(fb.Records) != 1 || fb.Records[0].OriginalMessageID != "c1" || fb.Records[0].StatusCode != "Rejected" {
-				t.Errorf("feedback %+v, %v; want c1 Rejected", fb, err)
+				t.Errorf("feedback %+v, %v; want c1 Rejected; simulate stdout:\n%s\nstderr:\n%s", fb, err, stdout, stderr)
 			}
 		})
 	}
