@@ -162,6 +162,31 @@ func TestEntraLoginWithRoles(t *testing.T) {
 	refused(t, cmdutil.ExitAuth, []string{"directMethods/invoke/action", `"IoT Hub Data Contributor"`}, readerID, readerSecret, "method", "invoke", "-d", "d1", "--name", "m", "--payload", "1")
 	refused(t, cmdutil.ExitAuth, []string{"cloudToDeviceMessages/send/action", `"IoT Hub Data Contributor"`}, readerID, readerSecret, "hub", "c2d", "send", "-d", "d1", "--data", "x")
 
+	// The registry commands beside create and show, and file
+	// notifications (a JWT put on $cbs for their AMQP link).
+	ok(t, writerID, writerSecret, "hub", "device", "create", "--device-id", "d3")
+	if out := ok(t, writerID, writerSecret, "hub", "device", "list", "-o", "json"); !strings.Contains(out, `"d3"`) {
+		t.Errorf("device list: %q; want d3", out)
+	}
+	ok(t, writerID, writerSecret, "hub", "device", "update", "d3", "--status", "disabled")
+	if d, err := e.entraHub.Registry().Device("d3"); err != nil || d.Status != "disabled" {
+		t.Errorf("after device update --status disabled: %+v, %v", d, err)
+	}
+	ok(t, writerID, writerSecret, "hub", "device", "renew-key", "d3", "--key-type", "primary")
+	ok(t, writerID, writerSecret, "hub", "file-notifications", "--timeout", "1s")
+	ok(t, readerID, readerSecret, "hub", "file-notifications", "--timeout", "1s")
+	refused(t, cmdutil.ExitAuth, []string{"devices/delete", `"IoT Hub Registry Contributor"`}, readerID, readerSecret, "hub", "device", "delete", "d3")
+	refused(t, cmdutil.ExitAuth, []string{"devices/write"}, readerID, readerSecret, "hub", "device", "renew-key", "d3", "--key-type", "primary")
+	refused(t, cmdutil.ExitAuth, []string{"cloudToDeviceMessages/queue/purge/action", `"IoT Hub Data Contributor"`}, readerID, readerSecret, "hub", "c2d", "purge", "-d", "d1")
+	refused(t, cmdutil.ExitAuth, []string{"feedback/action", `"IoT Hub Data Contributor"`}, readerID, readerSecret, "hub", "feedback", "--timeout", "1s")
+	// An identity with no role on the hub signs in, and is told which
+	// role file notifications need.
+	refused(t, cmdutil.ExitAuth, []string{"fileUpload/notifications/action", `"IoT Hub Data Reader"`}, deniedID, deniedSecret, "hub", "file-notifications", "--timeout", "1s")
+	ok(t, writerID, writerSecret, "hub", "device", "delete", "d3")
+	if _, err := e.entraHub.Registry().Device("d3"); err == nil {
+		t.Error("d3 is still in the registry after device delete")
+	}
+
 	// A wrong secret is a refused sign-in.
 	refused(t, cmdutil.ExitAuth, []string{"sign-in"}, writerID, "not-the-secret", "hub", "device", "show", "d1")
 }
