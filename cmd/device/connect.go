@@ -38,7 +38,10 @@ type connectFlags struct {
 
 // connectHelp is the part of the device commands' help that explains
 // these flags.
-const connectHelp = `Transport: --transport mqtt (the default) is MQTT over TLS on port 8883,
+const connectHelp = transportHelp + "\n\n" + identityHelp
+
+// transportHelp explains --transport, --websocket and --proxy.
+const transportHelp = `Transport: --transport mqtt (the default) is MQTT over TLS on port 8883,
 amqp is AMQP 1.0 over TLS on port 5671, https is IoT Hub's device REST API on
 port 443 (or the port in HostName for each). Over HTTPS there are no direct
 methods and no twin, as in IoT Hub, and C2D messages are polled (every 5 s, at
@@ -49,9 +52,11 @@ the proxy in HTTPS_PROXY unless NO_PROXY names the host (localhost and loopback
 addresses are never proxied). --proxy URL tunnels every connection, whatever
 the transport and the host, through that HTTP proxy with CONNECT
 (http://[user:password@]host:port). A proxy that cannot be reached or refuses
-the tunnel exits 1 with a message naming it and its answer.
+the tunnel exits 1 with a message naming it and its answer.`
 
-X.509: for an identity registered with a certificate (selfSigned thumbprint or
+// identityHelp explains the device's credentials: X.509, SAS tokens and
+// an IoT Edge gateway.
+const identityHelp = `X.509: for an identity registered with a certificate (selfSigned thumbprint or
 certificateAuthority), give --cert and --key (PEM) with an x509=true connection
 string (HostName=...;DeviceId=...;x509=true) or with --host and --device-id
 instead of a connection string. Unreadable or mismatched files exit 3; a

@@ -46,7 +46,10 @@ which it turns into a file upload notification for the service side ("iotctl
 hub file-notifications"). File upload is HTTPS (port 443, or the port in
 HostName) whatever transport the device otherwise uses, as in every Azure IoT
 device SDK; the storage account is reached over HTTPS too, trusting the system's
-CAs and --ca-file.
+CAs and --ca-file. Both requests go through the proxy in HTTPS_PROXY unless
+NO_PROXY names the host (localhost and loopback addresses are never proxied);
+--proxy URL tunnels them through that HTTP proxy with CONNECT
+(http://[user:password@]host:port).
 
 Prints the blob's name, URL (without its SAS token) and size; -o json prints
 them as one JSON object. A hub without a storage account refuses with 400
@@ -55,7 +58,7 @@ If the storage account refuses the blob, the hub is told the upload failed and
 the command exits 1. Modules cannot upload files (IoT Hub's file upload is for
 devices).
 
-` + connectHelp,
+` + identityHelp,
 		Example: `  $ iotctl device upload engine.log --connection-string "$DEVICE_CS"
   $ date | iotctl device upload - --blob-name logs/today.txt -o json`,
 		Args: func(_ *cobra.Command, args []string) error {
@@ -80,8 +83,11 @@ devices).
 	fl.StringVar(&o.blobName, "blob-name", "", "name of the blob under DEVICE_ID/ (default: FILE's base name)")
 	fl.String(cmdutil.KeyCAFile, "", "PEM file of a CA to trust besides the system's, e.g. the local hub's")
 	o.conn.add(fl)
-	// Upload is HTTPS: there is no MQTT to carry over WebSocket.
+	// Upload is HTTPS whatever the device's transport: there is no
+	// transport to choose and nothing to carry over WebSocket.
+	_ = fl.MarkHidden(keyTransport)
 	_ = fl.MarkHidden(keyWebSocket)
+	fl.Lookup(keyProxy).Usage = "HTTP proxy URL to tunnel the hub's and the storage account's requests through with CONNECT (default: HTTPS_PROXY)"
 	return c
 }
 

@@ -38,4 +38,11 @@ func TestUploadFlagsAndUsageErrors(t *testing.T) {
 			t.Errorf("upload %q: code %d stderr %q; want 3 naming %q", c.args, code, stderr, c.want)
 		}
 	}
+	// Upload is HTTPS whatever the device's transport: its help offers
+	// no transport to choose, and keeps the proxy and the credentials.
+	code, stdout, stderr := execute(t, "", capture, "upload", "--help")
+	if code != 0 || strings.Contains(stdout, "--transport") || strings.Contains(stdout, "--websocket") ||
+		!strings.Contains(stdout, "--proxy") || !strings.Contains(stdout, "X.509:") || !strings.Contains(stdout, "HTTPS_PROXY") {
+		t.Errorf("upload --help: code %d stderr %q; want help with --proxy, HTTPS_PROXY and X.509 and without --transport or --websocket:\n%s", code, stderr, stdout)
+	}
 }
