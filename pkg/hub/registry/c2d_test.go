@@ -131,6 +131,36 @@ func TestLockExpiryAndDeliveryCount(t *testing.T) {
 	}
 }
 
+// A message the device abandons as many times as the max delivery count
+// is dropped with the feedback DeliveryCountExceeded, as one whose lock
+// expires that often is; a settlement with a lock token the store never
+// gave leaves the queue as it was.
+func TestAbandonPastMaxDeliveryCount(t *testing.T) {
+	clk := newClock()
+	s := newStore(t, &Options{Now: clk.Now, C2DMaxDeliveryCount: 3})
+	mustCreate(t, s, "d")
+	s.Enqueue("d", "", &C2DMessage{MessageID: "a", Ack: "full"})
+	for n := 1; n <= 3; n++ {
+		m, _ := s.Receive("d", "")
+		if m == nil || m.MessageID != "a" || m.DeliveryCount != n {
+			t.Fatalf("delivery %d = %+v; want a with delivery count %d", n, m, n)
+		}
+		wantCode(t, "Complete(unknown lock)", s.Complete("d", "", "not-a-lock"), ErrDeviceMessageLockLost)
+		wantCode(t, "Reject(unknown lock)", s.Reject("d", "", "not-a-lock"), ErrDeviceMessageLockLost)
+		wantCode(t, "Abandon", s.Abandon("d", "", m.LockToken), nil)
+	}
+	if m, _ := s.Receive("d", ""); m != nil {
+		t.Fatalf("delivered past the max delivery count: %+v", m)
+	}
+	if n, _ := s.PendingC2D("d", ""); n != 0 {
+		t.Errorf("pending after the max delivery count = %d; want 0", n)
+	}
+	b, _ := s.TakeFeedback(0)
+	if b == nil || len(b.Records) != 1 || b.Records[0].OriginalMessageID != "a" || b.Records[0].StatusCode != FeedbackDeliveryCountExceeded {
+		t.Fatalf("feedback = %+v; want one DeliveryCountExceeded record for a", b)
+	}
+}
+
 func TestExpiryAndPurge(t *testing.T) {
 	clk := newClock()
 	s := newStore(t, &Options{Now: clk.Now})
