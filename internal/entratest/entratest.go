@@ -31,26 +31,44 @@ type Issuer struct {
 	// Name is the iss of its tokens.
 	Name   string
 	key    *rsa.PrivateKey
+	kid    string
 	signer jose.Signer
 }
 
-// NewIssuer returns an issuer named name with a fresh 2048-bit key.
+// NewIssuer returns an issuer named name with a fresh 2048-bit key whose
+// kid is "test-key".
 func NewIssuer(t testing.TB, name string) *Issuer {
+	t.Helper()
+	return NewIssuerKeyID(t, name, "test-key")
+}
+
+// NewIssuerKeyID returns an issuer named name with a fresh 2048-bit key
+// whose kid is kid, as a key Entra ID rotates in.
+func NewIssuerKeyID(t testing.TB, name, kid string) *Issuer {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: k, KeyID: "test-key"}}, (&jose.SignerOptions{}).WithType("JWT"))
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: k, KeyID: kid}}, (&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Issuer{Name: name, key: k, signer: s}
+	return &Issuer{Name: name, key: k, kid: kid, signer: s}
 }
 
 // JWKS is the issuer's public key set.
 func (is *Issuer) JWKS() []byte {
-	b, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &is.key.PublicKey, KeyID: "test-key", Algorithm: "RS256", Use: "sig"}}})
+	return KeySet(is)
+}
+
+// KeySet is the JSON Web Key Set of the issuers' public keys.
+func KeySet(issuers ...*Issuer) []byte {
+	var ks jose.JSONWebKeySet
+	for _, is := range issuers {
+		ks.Keys = append(ks.Keys, jose.JSONWebKey{Key: &is.key.PublicKey, KeyID: is.kid, Algorithm: "RS256", Use: "sig"})
+	}
+	b, _ := json.Marshal(ks)
 	return b
 }
 

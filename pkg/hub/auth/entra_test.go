@@ -2,7 +2,10 @@ package auth_test
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,5 +96,64 @@ func TestRoleActions(t *testing.T) {
 	}
 	if _, err := auth.ParseRoleAssignments([]string{"no-equals"}); err == nil || !strings.Contains(err.Error(), "PRINCIPAL=ROLE") {
 		t.Errorf("ParseRoleAssignments(no-equals) = %v; want PRINCIPAL=ROLE", err)
+	}
+}
+
+// A key set from a URL, as Entra ID publishes it: read at the start,
+// and read again when a token names a key it does not hold (a rotated
+// key), at most once a minute; a URL that does not answer with a key
+// set is refused at the start.
+func TestEntraKeySetFromURL(t *testing.T) {
+	t.Parallel()
+	old := entratest.NewIssuerKeyID(t, "https://issuer.test/tenant/v2.0", "key-1")
+	rotated := entratest.NewIssuerKeyID(t, old.Name, "key-2")
+	var mu sync.Mutex
+	keys, fetches := entratest.KeySet(old), 0
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		fetches++
+		if r.URL.Path != "/keys" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write(keys)
+	}))
+	t.Cleanup(srv.Close)
+	clock := time.Now()
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	fetched := func() int { mu.Lock(); defer mu.Unlock(); return fetches }
+
+	e, err := auth.NewEntra(auth.EntraOptions{JWKS: srv.URL + "/keys", Issuer: old.Name, HTTPClient: srv.Client(), Now: now,
+		Roles: map[string][]string{"reader": {"IoT Hub Data Reader"}}})
+	if err != nil {
+		t.Fatalf("NewEntra(key set URL) = %v", err)
+	}
+	if _, err := e.Authorize("Bearer "+old.Mint(t, "reader", auth.Audience, time.Hour), auth.ActionDevicesRead); err != nil {
+		t.Fatalf("Authorize(token of the URL's key) = %v; want accepted", err)
+	}
+	mu.Lock()
+	keys = entratest.KeySet(old, rotated)
+	mu.Unlock()
+	var ae *auth.Error
+	tok := "Bearer " + rotated.Mint(t, "reader", auth.Audience, time.Hour)
+	if _, err := e.Authorize(tok, auth.ActionDevicesRead); !errors.As(err, &ae) || ae.Reason != auth.ReasonUnknownSigningKey {
+		t.Fatalf("Authorize(rotated key, within a minute of the last read) = %v; want %q", err, auth.ReasonUnknownSigningKey)
+	}
+	if n := fetched(); n != 1 {
+		t.Errorf("the key set was read %d times within its first minute; want once", n)
+	}
+	advance(2 * time.Minute)
+	if _, err := e.Authorize(tok, auth.ActionDevicesRead); err != nil {
+		t.Fatalf("Authorize(rotated key, a read later) = %v; want accepted", err)
+	}
+	if n := fetched(); n != 2 {
+		t.Errorf("the key set was read %d times; want twice", n)
+	}
+
+	_, err = auth.NewEntra(auth.EntraOptions{JWKS: srv.URL + "/nothing", Issuer: old.Name, HTTPClient: srv.Client()})
+	if err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("NewEntra(a URL answering 404) = %v; want an error with the status", err)
 	}
 }
