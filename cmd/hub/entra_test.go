@@ -73,6 +73,10 @@ func startEntraEnv(t *testing.T) *entraEnv {
 		t.Fatal(err)
 	}
 	kcs := connstr.MustParse(keyHub.cs)
+	rcs, err := keyHub.hub.ServiceConnectionString("registryRead")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ehcs, err := h.EventHubConnectionString("iothubowner")
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +86,7 @@ func startEntraEnv(t *testing.T) *entraEnv {
 	cloud.Hubs = []entratest.Hub{
 		{Subscription: env.subscription, ResourceGroup: "rg-entra", Name: "entrahub", HostName: h.HostName(),
 			Keys: map[string]string{"iothubowner": eh.SharedAccessKey}, EventHubEndpoint: eh.Endpoint, EventHubPath: eh.EntityPath},
-		{Subscription: env.subscription, ResourceGroup: "rg-key", Name: "keyhub", HostName: kcs.HostName, Keys: map[string]string{"iothubowner": kcs.SharedAccessKey}},
+		{Subscription: env.subscription, ResourceGroup: "rg-key", Name: "keyhub", HostName: kcs.HostName, Keys: map[string]string{"iothubowner": kcs.SharedAccessKey, "registryRead": connstr.MustParse(rcs).SharedAccessKey}},
 	}
 	return env
 }
@@ -224,6 +228,26 @@ func TestHubNameThroughResourceManager(t *testing.T) {
 	}
 	if _, err := e.keyHub.hub.Registry().Device("k1"); err != nil {
 		t.Errorf("k1 was not made on keyhub: %v", err)
+	}
+	// --policy-name reads another policy's key, with that policy's
+	// rights; a policy the hub does not have is named in the error.
+	rcs, err := e.keyHub.hub.ServiceConnectionString("registryRead")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyArgs := []string{"--auth-type", "key", "--hub-name", "keyhub", "--resource-group", "rg-key", sub, "--policy-name", "registryRead"}
+	if r = e.run(t, writerID, writerSecret, append([]string{"hub", "device", "show", "k1"}, keyArgs...)...); r.code != 0 {
+		t.Errorf("device show --policy-name registryRead: exit %d stderr %q", r.code, r.stderr)
+	}
+	if r = e.run(t, writerID, writerSecret, append([]string{"hub", "device", "create", "--device-id", "k2"}, keyArgs...)...); r.code != cmdutil.ExitAuth {
+		t.Errorf("device create --policy-name registryRead: exit %d stderr %q; want 4, the policy may not write", r.code, r.stderr)
+	}
+	if strings.Contains(r.stdout+r.stderr, connstr.MustParse(rcs).SharedAccessKey) {
+		t.Error("the registryRead key read from Resource Manager was printed")
+	}
+	r = e.run(t, writerID, writerSecret, "hub", "device", "show", "k1", "--auth-type", "key", "--hub-name", "keyhub", "--resource-group", "rg-key", sub, "--policy-name", "nosuchpolicy")
+	if r.code != cmdutil.ExitNotFound || !strings.Contains(r.stderr, "policy nosuchpolicy") {
+		t.Errorf("--policy-name nosuchpolicy: exit %d stderr %q; want 5 naming the policy", r.code, r.stderr)
 	}
 	// 404 and 403 are clear errors.
 	r = e.run(t, writerID, writerSecret, "hub", "device", "list", "--host", "", "--hub-name", "nohub", sub)
