@@ -458,15 +458,20 @@ func TestUnknownSubcommandAtEveryLevel(t *testing.T) {
 		"hub device lst":  `did you mean "list"?`,
 		"hub foo":         "unknown command",
 		"hub device-ca x": "its commands are create",
+		// The root says it in the same words as the groups below it.
+		"foo":  `unknown command "foo" for "iotctl"; its commands are completion, demo, device, dps, hub, method, version`,
+		"hubb": `unknown command "hubb" for "iotctl"; did you mean "hub"?`,
 	} {
 		r := run(t, "", strings.Fields(args)...)
 		if r.code != cmdutil.ExitUsage || !strings.Contains(r.stderr, want) {
 			t.Errorf("iotctl %s: code %d stderr %q; want 3 and %q", args, r.code, r.stderr, want)
 		}
 	}
-	r := run(t, "", "hub")
-	if r.code != 0 || !strings.Contains(r.stdout, "Available Commands:") {
-		t.Errorf("iotctl hub: code %d stdout %q; want its help", r.code, r.stdout)
+	for _, args := range [][]string{{"hub"}, {}} {
+		r := run(t, "", args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Available Commands:") {
+			t.Errorf("iotctl %s: code %d stdout %q; want its help", strings.Join(args, " "), r.code, r.stdout)
+		}
 	}
 }
 

@@ -94,20 +94,20 @@ func completing(args []string) bool {
 	return len(args) > 0 && (args[0] == cobra.ShellCompRequestCmd || args[0] == cobra.ShellCompNoDescRequestCmd)
 }
 
-// requireSubcommands makes every command below root that only groups
-// others refuse an argument that names none of them, as cobra does for
-// the root: "iotctl hub foo" is an unknown command (exit 3), not the
-// help of "iotctl hub" and exit 0. Without arguments such a command
-// prints its help.
-func requireSubcommands(root *cobra.Command) {
-	for _, c := range root.Commands() {
-		requireSubcommands(c)
-		if c.Runnable() || !c.HasSubCommands() {
-			continue
-		}
-		c.Args = unknownSubcommand
-		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+// requireSubcommands makes root and every command below it that only
+// groups others refuse an argument that names none of them: "iotctl hub
+// foo" is an unknown command (exit 3), not the help of "iotctl hub" and
+// exit 0, and "iotctl foo" says the same in the same words, with the
+// commands there are. Without arguments such a command prints its help.
+func requireSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		requireSubcommands(sub)
 	}
+	if c.Runnable() || !c.HasSubCommands() {
+		return
+	}
+	c.Args = unknownSubcommand
+	c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 }
 
 // unknownSubcommand is the Args of a command that only groups others:
