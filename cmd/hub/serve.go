@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +43,9 @@ type serveInfo struct {
 	PprofAddress     string   `json:"pprofAddress,omitempty"`
 	NextSteps        []string `json:"nextSteps"`
 	MetricsURL       string   `json:"metricsUrl,omitempty"`
+	// LocalAuthDisabled is set with --disable-local-auth: the service
+	// side refuses ConnectionString, and takes Entra ID tokens only.
+	LocalAuthDisabled bool `json:"localAuthDisabled,omitempty"`
 }
 
 // serveOptions are the inputs of `hub serve`: the hub's options,
@@ -128,7 +132,9 @@ and --entra-role PRINCIPAL=ROLE (repeatable; the token's oid, appid or sub) assi
 Contributor" or "IoT Hub Twin Contributor", with their documented data actions.
 --disable-local-auth refuses shared access policy tokens on the service side, as
 a hub with local authentication disabled does; devices keep SAS and X.509, and
-the Event Hub-compatible endpoint its shared keys.
+the Event Hub-compatible endpoint its shared keys. The next steps it prints,
+and env.sh, then add IOTCTL_AUTH_TYPE=login, so that the service commands sign
+in with Entra ID and find the hub by the connection string's HostName.
 
 GET /health on the TLS port needs no authorization and answers 200 with
 {"status":"ok","hostName":...,"addresses":[...]} once every endpoint is ready
@@ -430,14 +436,26 @@ func serveRun(ctx context.Context, o *serveOptions) error {
 		"iotctl device simulate --connection-string \"$(iotctl hub device show MyGoDevice --show-connection-string)\"",
 		"iotctl method invoke --device-id MyGoDevice --name SetTelemetryInterval --payload 10",
 	}
+	if opts.DisableLocalAuth {
+		// The connection string is refused on the service side: the
+		// commands of the next steps sign in with Entra ID instead, and
+		// find the hub by the connection string's HostName.
+		info.LocalAuthDisabled = true
+		exports += "export IOTCTL_AUTH_TYPE=login\n"
+		info.NextSteps = slices.Insert(info.NextSteps, 2, "export IOTCTL_AUTH_TYPE=login")
+	}
 	if !opts.InMemory {
 		// The exports, for `. <data-dir>/env.sh` in other terminals.
 		info.EnvFile = filepath.Join(opts.DataDir, EnvFile)
 		if err := os.WriteFile(info.EnvFile, []byte(exports), 0o600); err != nil {
 			return fmt.Errorf("hub: writing %s: %w", info.EnvFile, err)
 		}
-		info.NextSteps[0] = ". " + output.ShellQuote(info.EnvFile)
-		info.NextSteps = append(info.NextSteps[:1], info.NextSteps[2:]...)
+		// One line for the exports.
+		n := 2
+		if opts.DisableLocalAuth {
+			n = 3
+		}
+		info.NextSteps = append([]string{". " + output.ShellQuote(info.EnvFile)}, info.NextSteps[n:]...)
 	}
 	if p.Format == output.FormatTable {
 		var b strings.Builder
@@ -450,6 +468,9 @@ func serveRun(ctx context.Context, o *serveOptions) error {
 			fmt.Fprintf(&b, "Data directory:     %s\n", info.DataDir)
 		}
 		fmt.Fprintf(&b, "Connection string:  %s\n", cs)
+		if info.LocalAuthDisabled {
+			fmt.Fprintf(&b, "Local auth:         disabled: the service side refuses this connection string's key; sign in with --auth-type login\n")
+		}
 		fmt.Fprintf(&b, "Event Hub-compatible endpoint: %s\n", eh)
 		fmt.Fprintf(&b, "DPS ID scope:       %s\n", info.IDScope)
 		if info.MetricsURL != "" {
