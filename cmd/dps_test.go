@@ -7,8 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
 	"github.com/iotctl/iotctl/cmd"
 	"github.com/iotctl/iotctl/cmd/cmdutil"
+	"github.com/iotctl/iotctl/cmd/dps"
+	"github.com/iotctl/iotctl/internal/clitest"
 	"github.com/iotctl/iotctl/pkg/hub"
 	hubdps "github.com/iotctl/iotctl/pkg/hub/dps"
 )
@@ -224,5 +228,50 @@ func TestEnrollmentUsage(t *testing.T) {
 	code, _, errOut := run(t, nil, "dps", "enrollment", "list")
 	if code != cmdutil.ExitUsage || !strings.Contains(errOut, "IOTCTL_DPS_CONNECTION_STRING") {
 		t.Errorf("enrollment list without a connection string = %d %q; want 3 naming IOTCTL_DPS_CONNECTION_STRING", code, errOut)
+	}
+}
+
+// The id of show and delete comes from the argument or from the flag az
+// uses (--enrollment-id, --registration-id); both must agree.
+func TestShowAndDeleteTakeTheIDAsArgumentOrFlag(t *testing.T) {
+	t.Parallel() // no t.Setenv: see clitest.RunF
+	for _, group := range []bool{false, true} {
+		for name, newCmd := range map[string]func(*cmdutil.Factory, bool, func(*dps.EnrollmentOptions) error) *cobra.Command{
+			"show": dps.NewCmdEnrollmentShow, "delete": dps.NewCmdEnrollmentDelete,
+		} {
+			mk := func(f *cmdutil.Factory, runF func(*dps.EnrollmentOptions) error) *cobra.Command {
+				return newCmd(f, group, runF)
+			}
+			for _, args := range [][]string{{"cam-1"}, {"--enrollment-id", "cam-1"}, {"cam-1", "--enrollment-id", "cam-1"}} {
+				o, err := clitest.RunF(t, nil, mk, args...)
+				if err != nil || o == nil || o.ID != "cam-1" || o.Group != group {
+					t.Errorf("%s (group %v) %v = %+v, %v; want id cam-1", name, group, args, o, err)
+				}
+			}
+			clitest.CheckUsage(t, nil, mk, []clitest.UsageCase{
+				{Args: nil, Want: "give it as the argument or with --enrollment-id"},
+				{Args: []string{"a", "--enrollment-id", "b"}, Want: "given twice"},
+			})
+		}
+	}
+	for name, newCmd := range map[string]func(*cmdutil.Factory, func(*dps.RegistrationOptions) error) *cobra.Command{
+		"show": dps.NewCmdRegistrationShow, "delete": dps.NewCmdRegistrationDelete,
+	} {
+		for _, args := range [][]string{{"dev-1"}, {"--registration-id", "dev-1"}} {
+			o, err := clitest.RunF(t, nil, newCmd, args...)
+			if err != nil || o == nil || o.RegistrationID != "dev-1" {
+				t.Errorf("registration %s %v = %+v, %v; want dev-1", name, args, o, err)
+			}
+		}
+		clitest.CheckUsage(t, nil, newCmd, []clitest.UsageCase{
+			{Args: nil, Want: "no registration id"},
+			{Args: []string{"a", "--registration-id", "b"}, Want: "given twice"},
+		})
+	}
+	o, err := clitest.RunF(t, nil, func(f *cmdutil.Factory, runF func(*dps.EnrollmentOptions) error) *cobra.Command {
+		return dps.NewCmdEnrollmentList(f, true, runF)
+	})
+	if err != nil || o == nil || !o.Group {
+		t.Errorf("enrollment-group list = %+v, %v", o, err)
 	}
 }

@@ -115,3 +115,19 @@ func ExitCode(err error) int {
 	}
 	return ExitFailure
 }
+
+// IDArg is the id a command takes either as its one argument or with
+// a flag (`hub device show dev1` or `--device-id dev1`): what names it
+// in errors ("device id"), flagName is the flag without its dashes.
+// Given both, they must agree; given neither, it is a usage error.
+func IDArg(args []string, what, flagName, flagValue string) (string, error) {
+	switch {
+	case len(args) == 1 && flagValue != "" && args[0] != flagValue:
+		return "", Usagef("the %s is given twice: %q and --%s %q", what, args[0], flagName, flagValue)
+	case len(args) == 1:
+		return args[0], nil
+	case flagValue != "":
+		return flagValue, nil
+	}
+	return "", Usagef("no %s: give it as the argument or with --%s", what, flagName)
+}

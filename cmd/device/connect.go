@@ -83,7 +83,7 @@ func (c *connectFlags) add(fl *pflag.FlagSet) {
 	fl.StringVar(&c.keyFile, "key", "", "private key (PEM) of --cert (default: in the --cert file)")
 	fl.StringVar(&c.host, "host", "", "hub host name[:port], with --device-id and --cert instead of a connection string; for a fleet, the hub's host")
 	fl.StringVar(&c.deviceID, cmdutil.KeyDeviceID, "", "device id, with --host and --cert instead of a connection string")
-	fl.Duration(keySASTTL, device.DefaultTokenTTL, "lifetime of each SAS token signed with the connection string's key; renewed by reconnecting at 80% of it (at least 10s)")
+	fl.Duration(keySASTTL, device.DefaultTokenTTL, "lifetime of each SAS token signed with the connection string's key; renewed at 80% of it (MQTT reconnects, AMQP puts a new token; at least 10s)")
 }
 
 // minSASTTL is the shortest --sas-ttl: the device reconnects with a new

@@ -22,6 +22,6 @@ or the local one that 'iotctl hub serve' runs beside the hub.`,
   $ iotctl dps register --id-scope "$IOTCTL_DPS_ID_SCOPE" --registration-id dev-1 --group-key "$GROUP_KEY"`,
 	}
 	c.AddCommand(NewCmdDeriveKey(f, nil), NewCmdRegister(f, nil),
-		NewCmdEnrollment(f, false, nil), NewCmdEnrollment(f, true, nil), NewCmdRegistration(f))
+		NewCmdEnrollment(f, false), NewCmdEnrollment(f, true), NewCmdRegistration(f))
 	return c
 }

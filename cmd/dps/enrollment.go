@@ -60,17 +60,12 @@ func (o *EnrollmentOptions) what() string {
 
 // NewCmdEnrollment returns `dps enrollment` (group false) or
 // `dps enrollment-group` (group true) with create, show, list and
-// delete; runF replaces the run of create in tests (nil:
-// EnrollmentCreateRun).
-func NewCmdEnrollment(f *cmdutil.Factory, group bool, runF func(*EnrollmentOptions) error) *cobra.Command {
-	use, idHelp, certHelp := "enrollment", "the enrollment's registration id", "the device's certificate (PEM)"
-	short := "Manage individual enrollments of a DPS"
-	// The ids and certificate of the examples.
-	id, newID, x509ID, certFile := "cam-1", "dev-2", "cam-1", "cam-1.pem"
+// delete.
+func NewCmdEnrollment(f *cmdutil.Factory, group bool) *cobra.Command {
+	use, id := enrollmentNames(group)
+	short, newID := "Manage individual enrollments of a DPS", "dev-2"
 	if group {
-		use, idHelp, certHelp = "enrollment-group", "the enrollment group's id", "the group's signing (CA) certificate (PEM)"
-		short = "Manage enrollment groups of a DPS"
-		id, newID, x509ID, certFile = "examples", "fleet", "cameras", "fleet-ca.pem"
+		short, newID = "Manage enrollment groups of a DPS", "fleet"
 	}
 	parent := &cobra.Command{
 		Use:   use,
@@ -89,6 +84,21 @@ certificate that is not one).`,
 			"  $ iotctl dps " + use + " delete " + id,
 	}
 
+	parent.AddCommand(NewCmdEnrollmentCreate(f, group, nil), NewCmdEnrollmentShow(f, group, nil),
+		NewCmdEnrollmentList(f, group, nil), NewCmdEnrollmentDelete(f, group, nil))
+	return parent
+}
+
+// NewCmdEnrollmentCreate returns `dps enrollment create` (or
+// `dps enrollment-group create`); runF replaces EnrollmentCreateRun in
+// tests.
+func NewCmdEnrollmentCreate(f *cmdutil.Factory, group bool, runF func(*EnrollmentOptions) error) *cobra.Command {
+	use, idHelp, certHelp := "enrollment", "the enrollment's registration id", "the device's certificate (PEM)"
+	newID, x509ID, certFile := "dev-2", "cam-1", "cam-1.pem"
+	if group {
+		use, idHelp, certHelp = "enrollment-group", "the enrollment group's id", "the group's signing (CA) certificate (PEM)"
+		newID, x509ID, certFile = "fleet", "cameras", "fleet-ca.pem"
+	}
 	o := &EnrollmentOptions{F: f, Group: group}
 	create := &cobra.Command{
 		Use:   "create",
@@ -132,40 +142,96 @@ geoLatency, static, custom) are those of 'az iot dps enrollment create'.`,
 	fl.StringVar(&o.AllocationPolicy, "allocation-policy", "", "hashed, geoLatency, static or custom (default: DPS's)")
 	fl.BoolVar(&o.ShowSecrets, "show-secrets", false, "print the keys")
 
-	var showSecrets bool
-	show := &cobra.Command{
-		Use:     "show ID",
+	addServiceFlags(create.Flags())
+	return create
+}
+
+// enrollmentNames are the words and example ids of `dps enrollment`
+// (group false) or `dps enrollment-group` (group true).
+func enrollmentNames(group bool) (use, id string) {
+	if group {
+		return "enrollment-group", "examples"
+	}
+	return "enrollment", "cam-1"
+}
+
+// NewCmdEnrollmentShow returns `dps enrollment show` (or
+// `dps enrollment-group show`); runF replaces EnrollmentShowRun in
+// tests.
+func NewCmdEnrollmentShow(f *cmdutil.Factory, group bool, runF func(*EnrollmentOptions) error) *cobra.Command {
+	use, id := enrollmentNames(group)
+	o := &EnrollmentOptions{F: f, Group: group}
+	cmd := &cobra.Command{
+		Use:     "show [ID]",
 		Short:   "Show an " + o.what(),
-		Example: "  $ iotctl dps " + use + " show " + id + " --show-secrets -o json",
-		Args:    cobra.ExactArgs(1),
+		Long:    "Show an " + o.what() + ".\n\nName it by its argument or by --enrollment-id, as 'az iot dps' does. Keys\nare redacted unless --show-secrets is given. Exits 5 when it does not exist.",
+		Example: "  $ iotctl dps " + use + " show " + id + " --show-secrets -o json\n  $ iotctl dps " + use + " show --enrollment-id " + id,
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return EnrollmentShowRun(cmd.Context(), &EnrollmentOptions{F: f, Group: group, ID: args[0], ShowSecrets: showSecrets})
+			var err error
+			if o.ID, err = cmdutil.IDArg(args, o.what()+" id", "enrollment-id", o.ID); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			return EnrollmentShowRun(cmd.Context(), o)
 		},
 	}
-	show.Flags().BoolVar(&showSecrets, "show-secrets", false, "print the keys")
-	list := &cobra.Command{
+	cmd.Flags().StringVar(&o.ID, "enrollment-id", "", "the "+o.what()+"'s id (or give it as the argument)")
+	cmd.Flags().BoolVar(&o.ShowSecrets, "show-secrets", false, "print the keys")
+	addServiceFlags(cmd.Flags())
+	return cmd
+}
+
+// NewCmdEnrollmentList returns `dps enrollment list` (or
+// `dps enrollment-group list`); runF replaces EnrollmentListRun in
+// tests.
+func NewCmdEnrollmentList(f *cmdutil.Factory, group bool, runF func(*EnrollmentOptions) error) *cobra.Command {
+	use, _ := enrollmentNames(group)
+	o := &EnrollmentOptions{F: f, Group: group}
+	cmd := &cobra.Command{
 		Use:     "list",
 		Short:   "List the " + o.what() + "s",
 		Example: "  $ iotctl dps " + use + " list -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return EnrollmentListRun(cmd.Context(), &EnrollmentOptions{F: f, Group: group})
+			if runF != nil {
+				return runF(o)
+			}
+			return EnrollmentListRun(cmd.Context(), o)
 		},
 	}
-	del := &cobra.Command{
-		Use:     "delete ID",
+	addServiceFlags(cmd.Flags())
+	return cmd
+}
+
+// NewCmdEnrollmentDelete returns `dps enrollment delete` (or
+// `dps enrollment-group delete`); runF replaces EnrollmentDeleteRun in
+// tests.
+func NewCmdEnrollmentDelete(f *cmdutil.Factory, group bool, runF func(*EnrollmentOptions) error) *cobra.Command {
+	use, id := enrollmentNames(group)
+	o := &EnrollmentOptions{F: f, Group: group}
+	cmd := &cobra.Command{
+		Use:     "delete [ID]",
 		Short:   "Delete an " + o.what() + " (the devices it provisioned stay in the hub)",
+		Long:    "Delete an " + o.what() + ". The devices it provisioned stay in the hub.\n\nName it by its argument or by --enrollment-id, as 'az iot dps' does. Exits 5\nwhen it does not exist.",
 		Example: "  $ iotctl dps " + use + " delete " + id,
-		Args:    cobra.ExactArgs(1),
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return EnrollmentDeleteRun(cmd.Context(), &EnrollmentOptions{F: f, Group: group, ID: args[0]})
+			var err error
+			if o.ID, err = cmdutil.IDArg(args, o.what()+" id", "enrollment-id", o.ID); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			return EnrollmentDeleteRun(cmd.Context(), o)
 		},
 	}
-	for _, c := range []*cobra.Command{create, show, list, del} {
-		addServiceFlags(c.Flags())
-		parent.AddCommand(c)
-	}
-	return parent
+	cmd.Flags().StringVar(&o.ID, "enrollment-id", "", "the "+o.what()+"'s id (or give it as the argument)")
+	addServiceFlags(cmd.Flags())
+	return cmd
 }
 
 func (o *EnrollmentOptions) check() error {

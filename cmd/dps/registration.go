@@ -30,29 +30,60 @@ Exits 5 when the device has not registered.`,
 		Example: `  $ iotctl dps registration show dev-1
   $ iotctl dps registration delete dev-1`,
 	}
-	show := &cobra.Command{
-		Use:     "show REGISTRATION_ID",
-		Short:   "Show a device's registration state",
-		Example: "  $ iotctl dps registration show dev-1 -o json",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return RegistrationShowRun(cmd.Context(), &RegistrationOptions{F: f, RegistrationID: args[0]})
-		},
-	}
-	del := &cobra.Command{
-		Use:     "delete REGISTRATION_ID",
-		Short:   "Delete a device's registration state",
-		Example: "  $ iotctl dps registration delete dev-1",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return RegistrationDeleteRun(cmd.Context(), &RegistrationOptions{F: f, RegistrationID: args[0]})
-		},
-	}
-	for _, c := range []*cobra.Command{show, del} {
-		addServiceFlags(c.Flags())
-		parent.AddCommand(c)
-	}
+	parent.AddCommand(NewCmdRegistrationShow(f, nil), NewCmdRegistrationDelete(f, nil))
 	return parent
+}
+
+// NewCmdRegistrationShow returns `dps registration show`; runF
+// replaces RegistrationShowRun in tests.
+func NewCmdRegistrationShow(f *cmdutil.Factory, runF func(*RegistrationOptions) error) *cobra.Command {
+	o := &RegistrationOptions{F: f}
+	cmd := &cobra.Command{
+		Use:     "show [REGISTRATION_ID]",
+		Short:   "Show a device's registration state",
+		Long:    "Show a device's registration state.\n\nName it by its argument or by --registration-id. Exits 5 when the device has\nnot registered.",
+		Example: "  $ iotctl dps registration show dev-1 -o json",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if o.RegistrationID, err = cmdutil.IDArg(args, "registration id", "registration-id", o.RegistrationID); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			return RegistrationShowRun(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().StringVar(&o.RegistrationID, "registration-id", "", "the device's registration id (or give it as the argument)")
+	addServiceFlags(cmd.Flags())
+	return cmd
+}
+
+// NewCmdRegistrationDelete returns `dps registration delete`; runF
+// replaces RegistrationDeleteRun in tests.
+func NewCmdRegistrationDelete(f *cmdutil.Factory, runF func(*RegistrationOptions) error) *cobra.Command {
+	o := &RegistrationOptions{F: f}
+	cmd := &cobra.Command{
+		Use:     "delete [REGISTRATION_ID]",
+		Short:   "Delete a device's registration state",
+		Long:    "Delete a device's registration state. The device stays in the hub; its next\nregistration is a first assignment.\n\nName it by its argument or by --registration-id. Exits 5 when the device has\nnot registered.",
+		Example: "  $ iotctl dps registration delete dev-1",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if o.RegistrationID, err = cmdutil.IDArg(args, "registration id", "registration-id", o.RegistrationID); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			return RegistrationDeleteRun(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().StringVar(&o.RegistrationID, "registration-id", "", "the device's registration id (or give it as the argument)")
+	addServiceFlags(cmd.Flags())
+	return cmd
 }
 
 // RegistrationShowRun prints a registration state.

@@ -167,16 +167,10 @@ func printIdentity(p *output.Printer, id identity) error {
 	})
 }
 
+// idArg is the device id of a command that takes it as its argument
+// or with --device-id.
 func idArg(args []string, flag string) (string, error) {
-	switch {
-	case len(args) == 1 && flag != "" && args[0] != flag:
-		return "", cmdutil.Usagef("the device id is given twice: %q and --device-id %q", args[0], flag)
-	case len(args) == 1:
-		return args[0], nil
-	case flag != "":
-		return flag, nil
-	}
-	return "", cmdutil.Usagef("no device id: give it as the argument or with --device-id")
+	return cmdutil.IDArg(args, "device id", "device-id", flag)
 }
 
 // deviceCreateOptions are the inputs of `hub device create`.
