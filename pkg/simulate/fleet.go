@@ -208,7 +208,7 @@ type Fleet struct {
 	reconns   atomic.Int64
 
 	provisioned atomic.Int64
-	emitting    sync.WaitGroup // emitAsync's goroutines
+	work        *workers // sends and reader events, while Run runs
 
 	rmu      sync.Mutex
 	lastRate float64
@@ -367,15 +367,16 @@ func (f *Fleet) emit(e Event) {
 	f.opts.Sink(e)
 }
 
-// emitAsync emits e, stamped now, on a goroutine of its own, for the
-// events of a connection's reader: a Sink that blocks (a full stdout
-// pipe) must not stall the reader past its keep-alive.
+// emitAsync emits e, stamped now, on a worker, for the events of a
+// connection's reader: a Sink that blocks (a full stdout pipe) must
+// not stall the reader past its keep-alive, and JSON encoding must not
+// grow the reader's stack.
 func (f *Fleet) emitAsync(e Event) {
 	if f.opts.Sink == nil {
 		return
 	}
 	e.Time = time.Now().UTC()
-	f.emitting.Go(func() { f.emit(e) })
+	f.work.do(func() { f.emit(e) })
 }
 
 // Run connects the devices and sends telemetry until every device has
@@ -407,6 +408,9 @@ func (f *Fleet) Run(ctx context.Context) (Stats, error) {
 		rctx, c2 = context.WithTimeout(rctx, f.opts.Duration)
 		defer c2()
 	}
+	// Room for every device's send and event at once: the queue never
+	// spills in the steady state.
+	f.work = newWorkers(2*f.Devices() + 64)
 	statsDone := make(chan struct{})
 	if f.opts.StatsInterval > 0 {
 		go f.statsLoop(rctx, statsDone)
@@ -477,7 +481,7 @@ func (f *Fleet) Run(ctx context.Context) (Stats, error) {
 		}()
 	}
 	wg.Wait()
-	f.emitting.Wait() // no device sends any more
+	f.work.close() // no device sends any more: the last events
 	cancel()
 	if f.pool != nil {
 		f.pool.close()
@@ -754,7 +758,13 @@ func (f *Fleet) issueCert(id string) (*tls.Certificate, error) {
 func (d *simDevice) start() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.timer = time.AfterFunc(0, d.send)
+	fire := d.send
+	if _, ok := d.conn.(AsyncSender); ok && d.f.sendLim == nil {
+		// The send only writes: a worker does it. (One that waits for
+		// the rate limit keeps the timer's goroutine.)
+		fire = func() { d.f.work.do(d.send) }
+	}
+	d.timer = time.AfterFunc(0, fire)
 	d.stopCtx = context.AfterFunc(d.ctx, d.stop)
 }
 
