@@ -785,18 +785,19 @@ func (d *simDevice) send() {
 	seq := d.seq
 	d.mu.Unlock()
 
+	a, async := d.conn.(AsyncSender)
 	m, ok := d.prepare(seq)
 	if !ok {
 		d.stop()
-		d.finish()
+		d.end(async)
 		return
 	}
 	d.f.sent.Add(1)
 	sentAt := time.Now()
-	if a, ok := d.conn.(AsyncSender); ok {
+	if async {
 		err := a.SendEventAsync(d.ctx, m, func(err error) { d.sent(seq, m, sentAt, err, true) })
 		if err != nil {
-			d.sent(seq, m, sentAt, err, false)
+			d.sent(seq, m, sentAt, err, true)
 		}
 		return
 	}
@@ -823,18 +824,18 @@ func (d *simDevice) prepare(seq int64) (*message.Message, bool) {
 // sent takes the outcome of message number seq, sent at sentAt: it
 // counts it and schedules the next message, or finishes the device.
 // With async it runs as the client's done callback, possibly on the
-// connection's reader, so it only counts and arms the timer: the
-// event goes to the Sink, and the device's finishing (a clean
-// disconnect), on goroutines of their own.
+// connection's reader, or on a worker, so it only counts and arms the
+// timer: the event goes to a worker, and the device's finishing (see
+// end) to a goroutine of its own.
 func (d *simDevice) sent(seq int64, m *message.Message, sentAt time.Time, err error, async bool) {
-	emit, finish := d.f.emit, d.finish
+	emit := d.f.emit
 	if async {
-		emit, finish = d.f.emitAsync, func() { go d.finish() }
+		emit = d.f.emitAsync
 	}
 	last, more := d.outcome(seq, m, sentAt, err, emit)
 	if !more {
 		d.stop()
-		finish()
+		d.end(async)
 		return
 	}
 	d.mu.Lock()
@@ -843,7 +844,7 @@ func (d *simDevice) sent(seq int64, m *message.Message, sentAt time.Time, err er
 	d.last = last
 	if d.stopped {
 		d.mu.Unlock()
-		finish()
+		d.end(async)
 		return
 	}
 	d.timer.Reset(max(0, time.Until(last.Add(time.Duration(d.interval.Load())))))
@@ -907,6 +908,17 @@ func (d *simDevice) finish() {
 		d.conn.Close(cctx)
 		d.done()
 	})
+}
+
+// end finishes the device after its last send; with async on a
+// goroutine of its own, since the send ran on a worker or a reader
+// that must not wait for the clean disconnect.
+func (d *simDevice) end(async bool) {
+	if async {
+		go d.finish()
+		return
+	}
+	d.finish()
 }
 
 // message builds message number seq.
