@@ -101,7 +101,9 @@ as fast as it can (--connect-rate).
 Large fleets on one machine: --max-connecting (default 256) bounds the devices
 in their TLS handshake at once, so the fleet's peak memory stays near its steady
 state; a fleet runs the Go collector at GOGC=25 unless GOGC is set (GOMEMLIMIT
-applies too). Each device holds a connection, an open file: a fleet larger than
+applies too). An MQTT device's message that waits for the hub's acknowledgement
+holds no goroutine: the acknowledgement schedules the next one. Each device holds
+a connection, an open file: a fleet larger than
 the open-files limit (ulimit -n) is refused before it starts, naming the limit to
 set. One source address reaches one hub address with about 28,000 connections
 (the ephemeral ports): --source-addr 127.0.0.2-127.0.0.9 (or repeated) spreads

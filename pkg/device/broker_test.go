@@ -2,22 +2,17 @@ package device
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,6 +21,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/iotctl/iotctl/internal/testcert"
 	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/sas"
 )
@@ -69,6 +65,10 @@ type testBroker struct {
 	// expectHost, when set, is the host name CONNECTs must carry
 	// instead of hostName (for gateway tests).
 	expectHost atomic.Pointer[string]
+	// gate, when set, holds the acknowledgement of telemetry until it
+	// is closed (see holdAcks).
+	gate atomic.Pointer[chan struct{}]
+	stop sync.Once
 
 	connects   chan connectRecord
 	subscribes chan []string
@@ -120,9 +120,12 @@ func newTestBroker(t *testing.T) *testBroker {
 	b.addr = l.Address()
 	_, port, _ := net.SplitHostPort(b.addr)
 	b.hostName = "localhost:" + port
-	t.Cleanup(func() { b.srv.Close() })
+	t.Cleanup(b.close)
 	return b
 }
+
+// close stops the broker (once; mochi's Close panics the second time).
+func (b *testBroker) close() { b.stop.Do(func() { b.srv.Close() }) }
 
 // connString is a device connection string for id on this broker.
 func (b *testBroker) connString(id string) string {
@@ -241,6 +244,9 @@ func (h *brokerHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	switch t.Kind {
 	case message.KindTelemetry:
 		h.b.telemetry <- r
+		if g := h.b.gate.Load(); g != nil {
+			<-*g // mochi acknowledges when the hook returned
+		}
 	case message.KindMethodResponse:
 		h.b.methodRes <- r
 	case message.KindTwinGet, message.KindTwinPatchReported:
@@ -249,38 +255,28 @@ func (h *brokerHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	return pk, nil
 }
 
+// holdAcks makes the broker hold the PUBACK of every telemetry message
+// until release is called (at the latest when the test ends). mochi
+// reads a client's packets on one goroutine and runs this hook on it,
+// so the client's later packets wait too.
+func (b *testBroker) holdAcks() (release func()) {
+	g := make(chan struct{})
+	b.gate.Store(&g)
+	var once atomic.Bool
+	release = func() {
+		if once.CompareAndSwap(false, true) {
+			b.gate.Store(nil)
+			close(g)
+		}
+	}
+	b.t.Cleanup(release)
+	return release
+}
+
 // selfSigned makes a throwaway CA-and-server certificate for
 // localhost and 127.0.0.1.
 func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool, []byte) {
-	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "iotctl test broker"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv, Leaf: leaf}, pool,
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return testcert.Server(t, "iotctl test broker")
 }
 
 // recv waits for a value on ch or fails the test.

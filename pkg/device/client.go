@@ -37,6 +37,8 @@ type Client struct {
 	renew    *time.Timer
 	inflight int           // telemetry publishes waiting for their ack
 	drained  chan struct{} // closed when inflight drops to 0
+	unsent   []*send       // telemetry waiting for a connection
+	sends    uint64        // telemetry sends made (their seq)
 
 	methodTable
 
@@ -92,7 +94,19 @@ func (c *Client) Connected() bool {
 // Connect has returned, ctx no longer matters. Calling Connect on a
 // connected client returns nil; after Close it returns ErrClosed.
 func (c *Client) Connect(ctx context.Context) error {
-	return c.connect(ctx, c.ctx, c.cfg, func() bool { return c.cur != nil }, c.attempt)
+	err := c.connect(ctx, c.ctx, c.cfg, func() bool { return c.cur != nil }, c.attempt)
+	if err != nil {
+		// Telemetry sent while Connect was trying waits for no
+		// connection now.
+		c.mu.Lock()
+		var q []*send
+		if !c.started && !c.busy && c.cur == nil {
+			q = c.failUnsentLocked()
+		}
+		c.mu.Unlock()
+		finishAll(q, fmt.Errorf("%w: %w", ErrNotConnected, err))
+	}
+	return err
 }
 
 // dialLoop makes attempts until one succeeds, ctx is done, an attempt
@@ -200,8 +214,14 @@ func (c *Client) attempt(ctx context.Context) error {
 	if renewIn > 0 {
 		c.renew = time.AfterFunc(renewIn, func() { c.renewToken(cn) })
 	}
+	unsent := c.takeUnsentLocked()
 	c.mu.Unlock()
 	c.cfg.log.Debug("connected", "device", c.cfg.clientID, "address", c.cfg.address)
+	// Telemetry that waited for a connection, or was in flight when
+	// the last one dropped, goes now, in the order it was sent.
+	for _, s := range unsent {
+		c.submit(s)
+	}
 	c.emit(Event{State: StateConnected})
 	return nil
 }
@@ -353,33 +373,28 @@ func (c *Client) reconnect(reason Reason, delayFirst bool) {
 	}
 	c.fatal = err
 	close(c.stopped)
+	unsent := c.failUnsentLocked()
 	c.mu.Unlock()
+	finishAll(unsent, err)
 	c.cfg.log.Warn("reconnect refused; giving up", "device", c.cfg.clientID, "err", err)
 	c.emit(Event{State: StateDisconnected, Reason: ReasonReconnectRefused, Err: err, Final: true})
 }
 
 // waitConnected returns the live connection, waiting for a reconnect
-// if needed. With track it counts a telemetry publish as in flight;
-// the caller must call untrack.
-func (c *Client) waitConnected(ctx context.Context, track bool) (*conn, error) {
+// if needed.
+func (c *Client) waitConnected(ctx context.Context) (*conn, error) {
 	for {
 		c.mu.Lock()
-		switch {
-		case c.closed:
-			c.mu.Unlock()
-			return nil, ErrClosed
-		case c.fatal != nil:
-			err := c.fatal
+		if err := c.endedLocked(); err != nil {
 			c.mu.Unlock()
 			return nil, err
+		}
+		switch {
 		case !c.started && !c.busy && c.cur == nil:
 			c.mu.Unlock()
 			return nil, ErrNotConnected
 		case c.cur != nil:
 			cn := c.cur
-			if track {
-				c.inflight++
-			}
 			c.mu.Unlock()
 			return cn, nil
 		}
@@ -394,21 +409,23 @@ func (c *Client) waitConnected(ctx context.Context, track bool) (*conn, error) {
 	}
 }
 
-func (c *Client) untrack() {
-	c.mu.Lock()
+// untrackLocked counts a telemetry publish no longer waiting for its
+// acknowledgement; c.mu is held.
+func (c *Client) untrackLocked() {
 	c.inflight--
 	if c.inflight == 0 && c.drained != nil {
 		close(c.drained)
 		c.drained = nil
 	}
-	c.mu.Unlock()
 }
 
 // Close stops the client: calls waiting for a connection return
 // ErrClosed, telemetry already published may finish until ctx is done,
 // then the client sends DISCONNECT (waiting at most 250 ms for it to be
-// written) and closes the connection. Close is idempotent and returns
-// nil; the client cannot be connected again.
+// written) and closes the connection; telemetry not acknowledged by
+// then ends with ErrClosed (SendEventAsync's done is called for every
+// message, once). Close is idempotent and returns nil; the client
+// cannot be connected again.
 func (c *Client) Close(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closed {
@@ -422,7 +439,9 @@ func (c *Client) Close(ctx context.Context) error {
 	cn := c.cur
 	c.dropLocked()
 	drained := c.drainLocked()
+	unsent := c.failUnsentLocked()
 	c.mu.Unlock()
+	finishAll(unsent, ErrClosed)
 	c.cancel()
 	if cn != nil {
 		select {

@@ -43,7 +43,9 @@
 // traffic; the connection counts as lost when the PINGRESP does not
 // come within 10 s, or the connect timeout if shorter) runs on a timer. That keeps a
 // connected client at one goroutine, which is what lets one process
-// simulate ten thousand devices.
+// simulate ten thousand devices. SendEventAsync sends telemetry without
+// a goroutine waiting for the PUBACK either: the reader calls its
+// callback (SendEvent is SendEventAsync and a wait).
 //
 //	c, err := device.New(&device.Options{ConnectionString: cs, CAFile: "ca.pem"})
 //	if err != nil { ... } // *connstr.ParseError for a bad string
@@ -53,6 +55,7 @@
 //	if err := c.Connect(ctx); errors.Is(err, device.ErrUnauthorized) { ... }
 //	defer c.Close(context.Background())
 //	err = c.SendEvent(ctx, &message.Message{Body: []byte(`{"t":21.5}`), ContentType: "application/json"})
+//	err = c.SendEventAsync(ctx, m, func(err error) { ... }) // quick: runs on the reader
 //
 // An X.509 device over WebSocket:
 //

@@ -33,15 +33,8 @@ func drain[T any](t *testing.T, ch chan T) {
 // error ("connection reset by peer") or sat in paho's Publish for its
 // 30 s write timeout.
 func TestSendEventSurvivesDrops(t *testing.T) {
-	b := newTestBroker(t)
+	b, c, events := watched(t)
 	drain(t, b.telemetry)
-	drain(t, b.connects)
-	drain(t, b.subscribes)
-	events := newEventLog()
-	o := b.options("dev1")
-	o.OnState = events.on
-	c := connect(t, o, nil)
-	events.waitState(t, StateConnected)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -34,6 +34,15 @@ func (l *lifecycle) Err() error {
 	return nil
 }
 
+// endedLocked returns ErrClosed after Close, else the error of a
+// refused reconnect, or nil while the client runs; l.mu is held.
+func (l *lifecycle) endedLocked() error {
+	if l.closed {
+		return ErrClosed
+	}
+	return l.fatal
+}
+
 // connect is Connect for a client with a reconnect loop: up (called
 // with mu held) tells whether it is connected already; the attempt is
 // bound to both ctx and the client's own context, which Close cancels.

@@ -108,9 +108,9 @@ func (c *Client) onMethod(cn *conn, t *message.Topic, payload []byte) {
 	defer cancel()
 	topic := message.MethodResponseTopic(res.Status, t.RequestID)
 	for {
-		err := cn.publish(ctx, topic, 0, res.Payload)
+		err := cn.publish0(topic, res.Payload)
 		if errors.Is(err, errLost) {
-			if cn, err = c.waitConnected(ctx, false); err == nil {
+			if cn, err = c.waitConnected(ctx); err == nil {
 				continue
 			}
 		}

@@ -19,8 +19,11 @@ import (
 // encodes and decodes every packet; conn runs the session around them
 // with as little as a simulated fleet of thousands can afford: one
 // goroutine reads, writes happen on the caller's goroutine (one packet
-// at a time), and the keep-alive is a timer. An incoming PUBLISH runs
-// its handler on a goroutine of its own and is acknowledged when the
+// at a time), and the keep-alive is a timer. A packet that waits for
+// its PUBACK or SUBACK has a waiter, which the reader calls with the
+// acknowledgement (or the end of the connection with its loss), so
+// that waiting needs no goroutine. An incoming PUBLISH runs its
+// handler on a goroutine of its own and is acknowledged when the
 // handler returns.
 //
 // A conn is made by dialMQTT and ends once: when reading, writing or
@@ -45,8 +48,27 @@ type conn struct {
 	mu      sync.Mutex
 	timer   *time.Timer // keep-alive
 	nextID  uint16
-	waiting map[uint16]chan packets.ControlPacket // PUBACK or SUBACK by packet id
+	waiting map[uint16]waiter // for a PUBACK or SUBACK, by packet id
+	ended   bool              // end ran: await takes no more waiters
 }
+
+// waiter is told what became of a packet waiting for its
+// acknowledgement (see conn.await): acked with the PUBACK or SUBACK,
+// on the connection's reader, or lost when the connection ended first,
+// on the goroutine that ended it (which may hold the write lock).
+// Exactly one of the two is called, once, unless the wait is
+// cancelled first. Neither may block: the reader waits for them.
+type waiter interface {
+	acked(cn *conn, p packets.ControlPacket)
+	lost(cn *conn)
+}
+
+// ackChan is the waiter of a request whose goroutine waits for the
+// acknowledgement: it has room for it, and watches cn.lost itself.
+type ackChan chan packets.ControlPacket
+
+func (ch ackChan) acked(_ *conn, p packets.ControlPacket) { ch <- p }
+func (ackChan) lost(*conn)                                {}
 
 // maxPingWait bounds the wait for a PINGRESP (paho's default too).
 const maxPingWait = 10 * time.Second
@@ -269,16 +291,21 @@ func (cn *conn) writeBytes(b []byte) error {
 	return nil
 }
 
-// await registers a wait for the acknowledgement of a packet and
-// returns its packet id; the caller must call cancel.
-func (cn *conn) await() (id uint16, ch chan packets.ControlPacket, err error) {
+// await registers w to be told of the acknowledgement of a packet and
+// returns the packet id to send it with. It fails with errLost once
+// the connection ended (w is then never called) and with
+// errTooManyAcks when every id is taken.
+func (cn *conn) await(w waiter) (uint16, error) {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
+	if cn.ended {
+		return 0, errLost
+	}
 	if cn.waiting == nil {
-		cn.waiting = make(map[uint16]chan packets.ControlPacket)
+		cn.waiting = make(map[uint16]waiter)
 	}
 	if len(cn.waiting) >= 65535 {
-		return 0, nil, errTooManyAcks
+		return 0, errTooManyAcks
 	}
 	for {
 		cn.nextID++
@@ -289,37 +316,43 @@ func (cn *conn) await() (id uint16, ch chan packets.ControlPacket, err error) {
 			break
 		}
 	}
-	ch = make(chan packets.ControlPacket, 1)
-	cn.waiting[cn.nextID] = ch
-	return cn.nextID, ch, nil
+	cn.waiting[cn.nextID] = w
+	return cn.nextID, nil
 }
 
-func (cn *conn) cancel(id uint16) {
+// cancel forgets w's wait on id, if it is still waiting there (the id
+// may have been acknowledged and given to another packet since): w is
+// then not called.
+func (cn *conn) cancel(id uint16, w waiter) {
 	cn.mu.Lock()
-	delete(cn.waiting, id)
+	if cn.waiting[id] == w {
+		delete(cn.waiting, id)
+	}
 	cn.mu.Unlock()
 }
 
-// complete hands an acknowledgement to the wait for its packet id; an
-// acknowledgement nobody waits for (the waiter gave up) is dropped.
+// complete hands an acknowledgement to the waiter of its packet id; an
+// acknowledgement nobody waits for (the wait was cancelled) is
+// dropped.
 func (cn *conn) complete(id uint16, p packets.ControlPacket) {
 	cn.mu.Lock()
-	ch := cn.waiting[id]
+	w := cn.waiting[id]
 	delete(cn.waiting, id)
 	cn.mu.Unlock()
-	if ch != nil {
-		ch <- p
+	if w != nil {
+		w.acked(cn, p)
 	}
 }
 
 // request writes p with a fresh packet id (set by setID) and waits for
 // its acknowledgement, the end of the connection (errLost) or ctx.
 func (cn *conn) request(ctx context.Context, p packets.ControlPacket, setID func(uint16)) (packets.ControlPacket, error) {
-	id, ch, err := cn.await()
+	ch := make(ackChan, 1)
+	id, err := cn.await(ch)
 	if err != nil {
 		return nil, err
 	}
-	defer cn.cancel(id)
+	defer cn.cancel(id, ch)
 	setID(id)
 	if err := cn.write(p); err != nil {
 		return nil, err
@@ -334,34 +367,10 @@ func (cn *conn) request(ctx context.Context, p packets.ControlPacket, setID func
 	}
 }
 
-// wait waits for the acknowledgement on ch, the end of the connection
-// (errLost) or ctx.
-func (cn *conn) wait(ctx context.Context, ch chan packets.ControlPacket) error {
-	select {
-	case <-ch:
-		return nil
-	case <-cn.lost:
-		return errLost
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// publish sends a PUBLISH; at QoS 1 it returns when the hub
-// acknowledged it. errLost means the connection ended first.
-func (cn *conn) publish(ctx context.Context, topic string, qos byte, payload []byte) error {
-	if qos == 0 {
-		return cn.writeBytes(appendPublish(nil, topic, 0, 0, payload))
-	}
-	id, ch, err := cn.await()
-	if err != nil {
-		return err
-	}
-	defer cn.cancel(id)
-	if err := cn.writeBytes(appendPublish(nil, topic, qos, id, payload)); err != nil {
-		return err
-	}
-	return cn.wait(ctx, ch)
+// publish0 sends a PUBLISH at QoS 0; errLost means the connection
+// ended first.
+func (cn *conn) publish0(topic string, payload []byte) error {
+	return cn.writeBytes(appendPublish(nil, topic, 0, 0, payload))
 }
 
 // appendPublish appends a PUBLISH packet (MQTT 3.1.1, 3.3) to b: the
@@ -438,19 +447,26 @@ func (cn *conn) isLost() bool {
 	}
 }
 
-// end ends the connection once; it reports whether this call ended
-// it.
+// end ends the connection once and tells every waiter still waiting
+// for an acknowledgement that it is lost; it reports whether this call
+// ended it.
 func (cn *conn) end() bool {
 	ended := false
 	cn.once.Do(func() {
 		ended = true
 		close(cn.lost)
 		cn.mu.Lock()
+		cn.ended = true
 		if cn.timer != nil {
 			cn.timer.Stop()
 		}
+		waiting := cn.waiting
+		cn.waiting = nil
 		cn.mu.Unlock()
 		cn.nc.Close()
+		for _, w := range waiting {
+			w.lost(cn)
+		}
 	})
 	return ended
 }

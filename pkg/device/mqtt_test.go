@@ -2,7 +2,6 @@ package device
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -133,7 +132,7 @@ func TestConnKeepAliveTimeoutEndsTheConnection(t *testing.T) {
 	if !cn.isLost() {
 		t.Fatal("the connection is not marked lost")
 	}
-	if err := cn.publish(context.Background(), "t", 0, nil); !errors.Is(err, errLost) {
+	if err := cn.publish0("t", nil); !errors.Is(err, errLost) {
 		t.Fatalf("publish on the lost connection = %v; want errLost", err)
 	}
 }
@@ -167,59 +166,97 @@ func TestConnAcksAnIncomingPublishAfterItsHandler(t *testing.T) {
 	}
 }
 
-// publish at QoS 1 returns on its own PUBACK; one for another id is
-// ignored.
+// recWaiter records what a conn tells a waiter.
+type recWaiter struct {
+	acks  chan packets.ControlPacket
+	losts chan struct{}
+}
+
+func newRecWaiter() *recWaiter {
+	return &recWaiter{acks: make(chan packets.ControlPacket, 10), losts: make(chan struct{}, 10)}
+}
+
+func (w *recWaiter) acked(_ *conn, p packets.ControlPacket) { w.acks <- p }
+func (w *recWaiter) lost(*conn)                             { w.losts <- struct{}{} }
+
+// publish1 writes a QoS 1 PUBLISH whose acknowledgement w waits for.
+func publish1(cn *conn, topic string, payload []byte, w waiter) error {
+	id, err := cn.await(w)
+	if err != nil {
+		return err
+	}
+	return cn.writeBytes(appendPublish(nil, topic, 1, id, payload))
+}
+
+// A QoS 1 PUBLISH's waiter is told of its own PUBACK, on the reader,
+// and of nothing else: a PUBACK for another id is ignored.
 func TestConnPublishWaitsForItsPuback(t *testing.T) {
 	cn, _, h, err := dialPipe(t, 0, 0, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cn.close(0)
-	done := make(chan error, 1)
-	go func() { done <- cn.publish(context.Background(), "devices/dev1/messages/events/", 1, []byte("x")) }()
+	w := newRecWaiter()
+	sent := make(chan error, 1)
+	go func() { sent <- publish1(cn, "devices/dev1/messages/events/", []byte("x"), w) }()
 	p, ok := h.read().(*packets.PublishPacket)
 	if !ok || p.Qos != 1 || p.MessageID == 0 || string(p.Payload) != "x" {
 		t.Fatalf("hub got %v; want a QoS 1 PUBLISH", p)
 	}
+	if err := recv(t, sent, "the write"); err != nil {
+		t.Fatalf("publish = %v", err)
+	}
 	other := packets.NewControlPacket(packets.Puback).(*packets.PubackPacket)
 	other.MessageID = p.MessageID + 1
 	h.write(other)
-	select {
-	case err := <-done:
-		t.Fatalf("publish returned %v on another message's PUBACK", err)
-	default:
-	}
 	ack := packets.NewControlPacket(packets.Puback).(*packets.PubackPacket)
 	ack.MessageID = p.MessageID
 	h.write(ack)
-	if err := recv(t, done, "publish"); err != nil {
-		t.Fatalf("publish = %v", err)
+	if got := recv(t, w.acks, "the PUBACK"); got.(*packets.PubackPacket).MessageID != p.MessageID {
+		t.Fatalf("waiter got the PUBACK of %d; want %d", got.(*packets.PubackPacket).MessageID, p.MessageID)
+	}
+	cn.close(0)
+	select {
+	case p := <-w.acks:
+		t.Fatalf("waiter got a second acknowledgement %v", p)
+	case <-w.losts:
+		t.Fatal("an acknowledged waiter was told its connection was lost")
+	default:
 	}
 }
 
-// A connection that drops fails the publishes waiting for their
-// PUBACK with errLost (so that they are sent again) and reports the
-// loss once.
+// A connection that drops tells the waiters of unacknowledged
+// publishes that they are lost (so that they are sent again), once,
+// reports the loss once, and takes no more waiters.
 func TestConnDropFailsWaitingPublishes(t *testing.T) {
 	lost := make(chan error, 2)
 	cn, _, h, err := dialPipe(t, 0, 0, nil, func(_ *conn, err error) { lost <- err })
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cn.publish(context.Background(), "t", 1, nil) }()
+	w := newRecWaiter()
+	sent := make(chan error, 1)
+	go func() { sent <- publish1(cn, "t", nil, w) }()
 	h.read()
-	h.nc.Close()
-	if err := recv(t, done, "publish"); !errors.Is(err, errLost) {
-		t.Fatalf("publish = %v; want errLost", err)
+	if err := recv(t, sent, "the write"); err != nil {
+		t.Fatalf("publish = %v", err)
 	}
+	h.nc.Close()
+	recv(t, w.losts, "the waiter's lost")
 	if err := recv(t, lost, "the lost report"); err == nil || !strings.Contains(err.Error(), "closed the connection") {
 		t.Fatalf("lost with %v; want the hub-closed error", err)
 	}
 	cn.close(0)
+	if _, err := cn.await(w); !errors.Is(err, errLost) {
+		t.Fatalf("await on the lost connection = %v; want errLost", err)
+	}
 	select {
 	case err := <-lost:
 		t.Fatalf("a second lost report: %v", err)
+	case <-w.losts:
+		t.Fatal("the waiter was told twice")
+	case p := <-w.acks:
+		t.Fatalf("the waiter got %v after the drop", p)
 	default:
 	}
 }
@@ -253,7 +290,7 @@ func TestConnCloseDoesNotWaitForAStuckWrite(t *testing.T) {
 	}
 	cn.ackTimeout = time.Hour // the write deadline: only close can end the write
 	sent := make(chan error, 1)
-	go func() { sent <- cn.publish(context.Background(), "t", 0, []byte("stuck")) }()
+	go func() { sent <- cn.publish0("t", []byte("stuck")) }()
 	// A pipe's Write returns when all was read: after one byte, the
 	// publish is inside its write, holding the write lock.
 	_ = h.nc.SetReadDeadline(time.Now().Add(waitFor))

@@ -118,7 +118,7 @@ func reportedBody(patch any) ([]byte, error) {
 // the response with that $rid, repeating it after a reconnect.
 func (c *Client) twinRequest(ctx context.Context, op string, topic func(string) string, body []byte) (twinResponse, error) {
 	for {
-		cn, err := c.waitConnected(ctx, false)
+		cn, err := c.waitConnected(ctx)
 		if err != nil {
 			return twinResponse{}, err
 		}
@@ -150,7 +150,7 @@ func (c *Client) twinRequest(ctx context.Context, op string, topic func(string) 
 }
 
 func (c *Client) awaitTwin(ctx context.Context, cn *conn, topic string, body []byte, ch chan twinResponse) (twinResponse, error) {
-	if err := cn.publish(ctx, topic, 0, body); err != nil {
+	if err := cn.publish0(topic, body); err != nil {
 		return twinResponse{}, err
 	}
 	select {

@@ -139,14 +139,17 @@ type Options struct {
 	// StatsInterval, if positive, emits an EventStats this often.
 	StatsInterval time.Duration
 	// Sink receives every event, from many goroutines at once; it must
-	// be safe for concurrent use and quick. Default: none.
+	// be safe for concurrent use and quick (an MQTT device's EventSent
+	// comes from its connection's reader, which reads nothing else
+	// meanwhile). Default: none.
 	Sink func(Event)
 	// Logger gets debug logs. Default: Device.Logger, or discard.
 	Logger *slog.Logger
 }
 
 // Conn is what a simulated device needs from its client; every
-// device.Conn (MQTT, AMQP, HTTPS) implements it.
+// device.Conn (MQTT, AMQP, HTTPS) implements it. A Conn that is also an
+// AsyncSender sends with it.
 type Conn interface {
 	Connect(ctx context.Context) error
 	SendEvent(ctx context.Context, m *message.Message) error
@@ -157,6 +160,18 @@ type Conn interface {
 	SetC2DHandler(fn device.C2DHandler)
 	Close(ctx context.Context) error
 }
+
+// AsyncSender is a client that sends without a goroutine waiting for
+// the acknowledgement (device.Client, MQTT): done is called once with
+// what SendEvent would have returned, unless SendEventAsync returns an
+// error; it must not block. A fleet device whose Conn is one keeps no
+// goroutine while its message waits for the hub: the acknowledgement
+// schedules the next message.
+type AsyncSender interface {
+	SendEventAsync(ctx context.Context, m *message.Message, done func(error)) error
+}
+
+var _ AsyncSender = (*device.Client)(nil)
 
 // Fleet is a simulation of one or many devices. Make one with New and
 // start it with Run; Stats may be called at any time from any
@@ -193,6 +208,7 @@ type Fleet struct {
 	reconns   atomic.Int64
 
 	provisioned atomic.Int64
+	work        *workers // sends and reader events, while Run runs
 
 	rmu      sync.Mutex
 	lastRate float64
@@ -351,6 +367,18 @@ func (f *Fleet) emit(e Event) {
 	f.opts.Sink(e)
 }
 
+// emitAsync emits e, stamped now, on a worker, for the events of a
+// connection's reader: a Sink that blocks (a full stdout pipe) must
+// not stall the reader past its keep-alive, and JSON encoding must not
+// grow the reader's stack.
+func (f *Fleet) emitAsync(e Event) {
+	if f.opts.Sink == nil {
+		return
+	}
+	e.Time = time.Now().UTC()
+	f.work.do(func() { f.emit(e) })
+}
+
 // Run connects the devices and sends telemetry until every device has
 // sent Count messages, Duration has passed, or ctx is done; then it
 // disconnects them cleanly and emits EventSummary. It returns the
@@ -380,6 +408,9 @@ func (f *Fleet) Run(ctx context.Context) (Stats, error) {
 		rctx, c2 = context.WithTimeout(rctx, f.opts.Duration)
 		defer c2()
 	}
+	// Room for every device's send and event at once: the queue never
+	// spills in the steady state.
+	f.work = newWorkers(2*f.Devices() + 64)
 	statsDone := make(chan struct{})
 	if f.opts.StatsInterval > 0 {
 		go f.statsLoop(rctx, statsDone)
@@ -450,6 +481,7 @@ func (f *Fleet) Run(ctx context.Context) (Stats, error) {
 		}()
 	}
 	wg.Wait()
+	f.work.close() // no device sends any more: the last events
 	cancel()
 	if f.pool != nil {
 		f.pool.close()
@@ -496,9 +528,14 @@ func (f *Fleet) statsLoop(ctx context.Context, done chan struct{}) {
 }
 
 // simDevice is the state of one simulated device; it is kept small.
-// Once connected, a device has no goroutine of its own: a timer sends
-// its next message on a goroutine that lives for that send only (see
-// send), so that an idle device costs a timer, not a goroutine stack.
+// Once connected, a device has no goroutine of its own: a timer starts
+// each message on a goroutine that lives for that send only (see
+// send). With an AsyncSender (MQTT) that goroutine ends once the
+// message is written, and the acknowledgement, on the connection's
+// reader, counts it and arms the timer again; otherwise it waits for
+// the acknowledgement. So an idle device, and with an AsyncSender one
+// whose message waits for the hub, costs a timer, not a goroutine
+// stack.
 type simDevice struct {
 	f         *Fleet
 	id        string
@@ -511,8 +548,8 @@ type simDevice struct {
 	mu       sync.Mutex
 	timer    *time.Timer // runs send
 	seq      int64       // number of the next message
-	last     time.Time   // when the last send returned
-	sending  bool        // a send is running
+	last     time.Time   // when the last message was acknowledged
+	sending  bool        // a message is on its way
 	stopped  bool        // no more sends
 	done     func()      // called once when the device is finished
 	doneOnce sync.Once
@@ -721,14 +758,21 @@ func (f *Fleet) issueCert(id string) (*tls.Certificate, error) {
 func (d *simDevice) start() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.timer = time.AfterFunc(0, d.send)
+	fire := d.send
+	if _, ok := d.conn.(AsyncSender); ok && d.f.sendLim == nil {
+		// The send only writes: a worker does it. (One that waits for
+		// the rate limit keeps the timer's goroutine.)
+		fire = func() { d.f.work.do(d.send) }
+	}
+	d.timer = time.AfterFunc(0, fire)
 	d.stopCtx = context.AfterFunc(d.ctx, d.stop)
 }
 
 // send runs on the timer's goroutine: it sends message number d.seq
-// and schedules the next one an interval after the send returned, or
-// finishes the device after Count, when ctx is done, or after a final
-// client failure.
+// and schedules the next one an interval after it was acknowledged,
+// or finishes the device after Count, when ctx is done, or after a
+// final client failure (see sent). With an AsyncSender it returns once
+// the message is written.
 func (d *simDevice) send() {
 	d.mu.Lock()
 	if d.sending || d.stopped {
@@ -741,10 +785,57 @@ func (d *simDevice) send() {
 	seq := d.seq
 	d.mu.Unlock()
 
-	last, more := d.sendOne(seq)
+	a, async := d.conn.(AsyncSender)
+	m, ok := d.prepare(seq)
+	if !ok {
+		d.stop()
+		d.end(async)
+		return
+	}
+	d.f.sent.Add(1)
+	sentAt := time.Now()
+	if async {
+		err := a.SendEventAsync(d.ctx, m, func(err error) { d.sent(seq, m, sentAt, err, true) })
+		if err != nil {
+			d.sent(seq, m, sentAt, err, true)
+		}
+		return
+	}
+	d.sent(seq, m, sentAt, d.conn.SendEvent(d.ctx, m), false)
+}
+
+// prepare waits for the fleet's rate limit and builds message number
+// seq; false means the device stops (ctx done, or a template error,
+// counted).
+func (d *simDevice) prepare(seq int64) (*message.Message, bool) {
+	f := d.f
+	if err := f.sendLim.Wait(d.ctx); err != nil {
+		return nil, false
+	}
+	m, err := d.message(seq)
+	if err != nil {
+		f.countError(ErrorMessage)
+		f.emit(Event{Type: EventError, DeviceID: d.id, Error: err.Error()})
+		return nil, false
+	}
+	return m, true
+}
+
+// sent takes the outcome of message number seq, sent at sentAt: it
+// counts it and schedules the next message, or finishes the device.
+// With async it runs as the client's done callback, possibly on the
+// connection's reader, or on a worker, so it only counts and arms the
+// timer: the event goes to a worker, and the device's finishing (see
+// end) to a goroutine of its own.
+func (d *simDevice) sent(seq int64, m *message.Message, sentAt time.Time, err error, async bool) {
+	emit := d.f.emit
+	if async {
+		emit = d.f.emitAsync
+	}
+	last, more := d.outcome(seq, m, sentAt, err, emit)
 	if !more {
 		d.stop()
-		d.finish()
+		d.end(async)
 		return
 	}
 	d.mu.Lock()
@@ -753,41 +844,30 @@ func (d *simDevice) send() {
 	d.last = last
 	if d.stopped {
 		d.mu.Unlock()
-		d.finish()
+		d.end(async)
 		return
 	}
 	d.timer.Reset(max(0, time.Until(last.Add(time.Duration(d.interval.Load())))))
 	d.mu.Unlock()
 }
 
-// sendOne sends message number seq. It returns when SendEvent
-// returned and whether the device goes on sending.
-func (d *simDevice) sendOne(seq int64) (last time.Time, more bool) {
+// outcome counts the outcome of message number seq: acknowledged
+// (with its latency and EventSent) or failed, its event given to emit.
+// It returns when that was and whether the device goes on sending.
+func (d *simDevice) outcome(seq int64, m *message.Message, sentAt time.Time, err error, emit func(Event)) (last time.Time, more bool) {
 	f, ctx := d.f, d.ctx
-	if err := f.sendLim.Wait(ctx); err != nil {
-		return time.Time{}, false
-	}
-	m, err := d.message(seq)
-	if err != nil {
-		f.countError(ErrorMessage)
-		f.emit(Event{Type: EventError, DeviceID: d.id, Error: err.Error()})
-		return time.Time{}, false
-	}
-	f.sent.Add(1)
-	sentAt := time.Now()
-	err = d.conn.SendEvent(ctx, m)
 	last = time.Now()
 	switch {
 	case err == nil:
 		// Acknowledged, even if ctx ended meanwhile: the hub has it.
 		f.acked.Add(1)
 		f.ackTime.observe(last.Sub(sentAt))
-		f.emit(Event{Type: EventSent, DeviceID: d.id, Seq: seq, Body: BodyJSON(m.Body), Properties: m.Properties})
+		emit(Event{Type: EventSent, DeviceID: d.id, Seq: seq, Body: BodyJSON(m.Body), Properties: m.Properties})
 	case ctx.Err() != nil:
 		return last, false
 	default:
 		f.countError(ErrorSend)
-		f.emit(Event{Type: EventError, DeviceID: d.id, Seq: seq, Error: err.Error()})
+		emit(Event{Type: EventError, DeviceID: d.id, Seq: seq, Error: err.Error()})
 		if errors.Is(err, device.ErrUnauthorized) || errors.Is(err, device.ErrClosed) {
 			return last, false
 		}
@@ -828,6 +908,17 @@ func (d *simDevice) finish() {
 		d.conn.Close(cctx)
 		d.done()
 	})
+}
+
+// end finishes the device after its last send; with async on a
+// goroutine of its own, since the send ran on a worker or a reader
+// that must not wait for the clean disconnect.
+func (d *simDevice) end(async bool) {
+	if async {
+		go d.finish()
+		return
+	}
+	d.finish()
 }
 
 // message builds message number seq.
