@@ -14,16 +14,16 @@ type amqpBase[L any] struct {
 	cfg    *config
 	shared *AMQPShared // nil: a connection of its own (go-amqp only)
 
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
+	ctx    context.Context // ended by Close: a *lifetime, cheap to derive from
+	cancel func()
 	wg     sync.WaitGroup // what the client runs: loops, handlers, reconnects
 
 	liveState[L]
 }
 
 func newAMQPBase[L any](cfg *config, shared *AMQPShared) amqpBase[L] {
-	ctx, cancel := context.WithCancel(context.Background())
-	return amqpBase[L]{cfg: cfg, shared: shared, ctx: ctx, cancel: cancel, liveState: newLiveState[L]()}
+	lt := newLifetime()
+	return amqpBase[L]{cfg: cfg, shared: shared, ctx: lt, cancel: lt.cancel, liveState: newLiveState[L]()}
 }
 
 func (c *amqpBase[L]) DeviceID() string      { return c.cfg.deviceID }
