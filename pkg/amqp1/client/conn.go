@@ -274,6 +274,27 @@ func (c *Conn) heartbeat(every time.Duration) {
 	}
 }
 
+// waitFor waits, under c.mu's condition, until ready (called with
+// c.mu held) or ctx is done (its error). Whatever changes what ready
+// reads broadcasts the condition; so does the end of the connection.
+func (c *Conn) waitFor(ctx context.Context, ready func() bool) error {
+	stop := context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	defer stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for !ready() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c.cond.Wait()
+	}
+	return nil
+}
+
 // Done is closed when the connection has ended; Err then says why.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 

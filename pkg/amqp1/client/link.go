@@ -19,11 +19,10 @@ type link struct {
 	handle   uint32
 	remote   uint32 // the peer's handle, once attached
 	receiver bool
-	ready    chan struct{} // closed when the peer's attach came, or the link failed
-	gone     chan struct{} // closed when the link ended
-	err      error         // why it ended
-	closing  bool          // we sent a detach
-	refused  bool          // the peer's attach had no terminus: its detach follows
+	answered bool  // the peer's attach came
+	err      error // why it ended
+	closing  bool  // we sent a detach
+	refused  bool  // the peer's attach had no terminus: its detach follows
 
 	credit        uint32
 	deliveryCount uint32
@@ -71,12 +70,13 @@ func (l *link) failLocked(err error) {
 		return
 	}
 	l.err = err
-	select {
-	case <-l.ready:
-	default:
-		close(l.ready)
+	for id, d := range l.s.unsettled {
+		if d.l == l {
+			delete(l.s.unsettled, id)
+			d.done <- result{err: err}
+		}
 	}
-	close(l.gone)
+	l.s.c.cond.Broadcast()
 }
 
 // NewSender attaches a sender to the node address and waits for the
@@ -144,7 +144,7 @@ func (s *Session) attach(ctx context.Context, address string, receiver bool, opt
 	}
 	s.names++
 	l := &link{s: s, name: "l" + strconv.FormatUint(uint64(s.ch), 36) + "-" + strconv.FormatUint(s.names, 36),
-		handle: h, receiver: receiver, ready: make(chan struct{}), gone: make(chan struct{}), onDetach: opts.OnDetach}
+		handle: h, receiver: receiver, onDetach: opts.OnDetach}
 	for _, fn := range setup {
 		fn(l)
 	}
@@ -177,19 +177,11 @@ func (s *Session) attach(ctx context.Context, address string, receiver bool, opt
 	if err := c.write(frames.TypeAMQP, s.ch, a, nil); err != nil {
 		return nil, err
 	}
-	select {
-	case <-l.ready:
-	case <-ctx.Done():
+	// A refused attach (no terminus) is followed by the peer's detach,
+	// with its reason.
+	if err := c.waitFor(ctx, func() bool { return (l.answered && !l.refused) || l.err != nil }); err != nil {
 		l.detach(context.Background(), false) // when the attach comes, it is detached
-		return nil, ctx.Err()
-	}
-	if l.refused {
-		// The peer's detach, with its reason, follows the attach.
-		select {
-		case <-l.gone:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+		return nil, err
 	}
 	c.mu.Lock()
 	err := l.err
@@ -219,7 +211,8 @@ func (s *Session) attached(f *frames.Attach) error {
 		l.deliveryCount = *f.InitialDeliveryCount
 	}
 	abandoned := l.closing && !l.refused
-	close(l.ready)
+	l.answered = true
+	c.cond.Broadcast()
 	c.mu.Unlock()
 	if abandoned {
 		// Given up on while attaching: detach it now.
@@ -240,11 +233,6 @@ func (s *Session) detached(f *frames.Detach) error {
 	delete(s.byRemote, f.Handle)
 	if int(l.handle) < len(s.links) && s.links[l.handle] == l {
 		s.links[l.handle] = nil
-	}
-	for id, d := range s.unsettled {
-		if d.l == l {
-			delete(s.unsettled, id)
-		}
 	}
 	ours := l.closing
 	var err error = ErrClosed
@@ -274,9 +262,7 @@ func (l *link) detach(ctx context.Context, wait bool) error {
 		return nil
 	}
 	l.closing = true
-	select {
-	case <-l.ready:
-	default:
+	if !l.answered {
 		c.mu.Unlock()
 		return nil // attached() detaches it when the peer's attach comes
 	}
@@ -284,12 +270,7 @@ func (l *link) detach(ctx context.Context, wait bool) error {
 	if err := c.write(frames.TypeAMQP, l.s.ch, &frames.Detach{Handle: l.handle, Closed: true}, nil); err != nil || !wait {
 		return err
 	}
-	select {
-	case <-l.gone:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return c.waitFor(ctx, func() bool { return l.err != nil })
 }
 
 // Close detaches the sender and waits for the peer's detach within
@@ -303,7 +284,14 @@ func (r *Receiver) Close(ctx context.Context) error { return r.l.detach(ctx, tru
 // delivery is a message sent and waiting for its outcome.
 type delivery struct {
 	l    *link
-	done chan frames.DeliveryState // buffered: the reader never waits
+	done chan result // buffered: the reader never waits
+}
+
+// result is a delivery's end: the peer's outcome, or the end of the
+// link, session or connection.
+type result struct {
+	state frames.DeliveryState
+	err   error
 }
 
 // frameOverhead bounds a transfer frame's header and performative.
@@ -353,7 +341,7 @@ func (snd *Sender) Send(ctx context.Context, payload []byte) error {
 	s.remoteIncomingWindow -= uint32(n)
 	var d *delivery
 	if !snd.settled {
-		d = &delivery{l: l, done: make(chan frames.DeliveryState, 1)}
+		d = &delivery{l: l, done: make(chan result, 1)}
 		s.unsettled[id] = d
 	}
 	c.mu.Unlock()
@@ -387,13 +375,11 @@ func (snd *Sender) Send(ctx context.Context, payload []byte) error {
 		return err
 	}
 	select {
-	case st := <-d.done:
-		return outcome(st)
-	case <-l.gone:
-		c.mu.Lock()
-		err := l.err
-		c.mu.Unlock()
-		return err
+	case r := <-d.done:
+		if r.err != nil {
+			return r.err
+		}
+		return outcome(r.state)
 	case <-ctx.Done():
 		c.mu.Lock()
 		delete(s.unsettled, id)

@@ -109,7 +109,6 @@ func (s *Session) failLocked(err error) {
 	for _, l := range s.attaching {
 		l.failLocked(err)
 	}
-	clear(s.unsettled)
 }
 
 // flowLocked is a flow frame with s's session state, for link l (nil:
@@ -211,7 +210,7 @@ func (s *Session) disposition(f *frames.Disposition) {
 		for id := f.First; ; id++ {
 			if d := s.unsettled[id]; d != nil {
 				delete(s.unsettled, id)
-				d.done <- f.State
+				d.done <- result{state: f.State}
 			}
 			if id == last {
 				break
@@ -222,7 +221,7 @@ func (s *Session) disposition(f *frames.Disposition) {
 	for id, d := range s.unsettled {
 		if id-f.First <= last-f.First {
 			delete(s.unsettled, id)
-			d.done <- f.State
+			d.done <- result{state: f.State}
 		}
 	}
 }
