@@ -236,3 +236,23 @@ func TestAMQPLeanHasNoTwin(t *testing.T) {
 		t.Errorf("UpdateReported = %v; want ErrNotSupported", err)
 	}
 }
+
+// The lean engine runs over AMQP over WebSocket as over TLS: the
+// connection is pkg/device's dial, shared by the devices.
+func TestAMQPLeanOverWebSocket(t *testing.T) {
+	t.Parallel()
+	h := startHub(t, nil)
+	s := newLeanShared(t)
+	for _, id := range []string{"lws1", "lws2"} {
+		c := openShared(t, h, s, id, Options{WebSocket: true}, nil)
+		if err := c.SendEvent(testCtx(t), &message.Message{Body: []byte(id)}); err != nil {
+			t.Fatalf("SendEvent(%s) over WebSocket = %v", id, err)
+		}
+		if inLog(h, id, id) == nil {
+			t.Errorf("no message from %s in the hub's log", id)
+		}
+		if c.(*leanClient).cur.lc != leanCur(s) {
+			t.Errorf("%s is not on the shared connection", id)
+		}
+	}
+}
