@@ -1,11 +1,13 @@
 package client_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -17,6 +19,8 @@ import (
 
 	"github.com/iotctl/iotctl/internal/cbs"
 	"github.com/iotctl/iotctl/pkg/amqp1/client"
+	"github.com/iotctl/iotctl/pkg/amqp1/internal/encoding"
+	"github.com/iotctl/iotctl/pkg/amqp1/internal/frames"
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/hub"
 	"github.com/iotctl/iotctl/pkg/sas"
@@ -320,4 +324,96 @@ func TestLostConnection(t *testing.T) {
 	if err := c.PutToken(testCtx(t), cbs.TypeSAS, aud, tok, time.Time{}); !errors.As(err, &ce) {
 		t.Errorf("PutToken after the end = %v; want a ConnError", err)
 	}
+}
+
+// A peer that answers the handshake and then goes silent (no frame,
+// no heartbeat, no close) ends the connection after the idle time-out
+// announced in our open.
+func TestSilentPeerEndsTheConnection(t *testing.T) {
+	t.Parallel()
+	cn, sn := net.Pipe()
+	t.Cleanup(func() { sn.Close() })
+	peerDone := make(chan error, 1)
+	announced := make(chan uint32, 1)
+	go func() { peerDone <- silentPeer(sn, announced) }()
+	c, err := client.Dial(testCtx(t), cn, &client.Options{IdleTimeout: 200 * time.Millisecond})
+	if err == nil {
+		defer c.Close()
+	}
+	// The peer answers no begin: Dial waits for its $cbs session until
+	// the idle time-out ends the connection.
+	var ce *client.ConnError
+	if !errors.As(err, &ce) {
+		t.Fatalf("Dial with a silent peer = %v; want a ConnError", err)
+	}
+	if got := <-announced; got != 200 {
+		t.Errorf("open announced idle-time-out %d ms; want 200", got)
+	}
+	if err := <-peerDone; err != nil {
+		t.Errorf("the silent peer: %v", err)
+	}
+}
+
+// silentPeer answers SASL and the open on nc, reports the idle time-out
+// of the client's open, then reads and ignores everything.
+func silentPeer(nc net.Conn, announced chan<- uint32) error {
+	br := bufio.NewReader(nc)
+	hdr := make([]byte, 8)
+	exchange := func(h []byte) error {
+		if _, err := io.ReadFull(br, hdr); err != nil {
+			return err
+		}
+		_, err := nc.Write(h)
+		return err
+	}
+	send := func(typ uint8, b frames.Body) error {
+		out, err := frames.Append(nil, typ, 0, b, nil)
+		if err == nil {
+			_, err = nc.Write(out)
+		}
+		return err
+	}
+	read := func(typ uint8) (frames.Body, error) {
+		if _, err := io.ReadFull(br, hdr); err != nil {
+			return nil, err
+		}
+		h, err := frames.ParseHeader(hdr, 1<<20)
+		if err != nil {
+			return nil, err
+		}
+		body := make([]byte, int(h.Size)-8)
+		if _, err := io.ReadFull(br, body); err != nil {
+			return nil, err
+		}
+		return frames.Parse(typ, body[int(h.DataOffset)*4-8:])
+	}
+	if err := exchange([]byte("AMQP\x03\x01\x00\x00")); err != nil {
+		return err
+	}
+	if err := send(frames.TypeSASL, &frames.SASLMechanisms{Mechanisms: []encoding.Symbol{"ANONYMOUS"}}); err != nil {
+		return err
+	}
+	if _, err := read(frames.TypeSASL); err != nil {
+		return err
+	}
+	if err := send(frames.TypeSASL, &frames.SASLOutcome{}); err != nil {
+		return err
+	}
+	if err := exchange([]byte("AMQP\x00\x01\x00\x00")); err != nil {
+		return err
+	}
+	b, err := read(frames.TypeAMQP)
+	if err != nil {
+		return err
+	}
+	open, ok := b.(*frames.Open)
+	if !ok {
+		return fmt.Errorf("got %T, want open", b)
+	}
+	announced <- open.IdleTimeout
+	if err := send(frames.TypeAMQP, &frames.Open{ContainerID: "silent", MaxFrameSize: 65536, ChannelMax: 65535}); err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, br) // until the client closes
+	return nil
 }

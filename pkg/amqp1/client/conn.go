@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -46,7 +48,17 @@ type Options struct {
 	// Properties are the open's properties (symbol keys). Default:
 	// none.
 	Properties map[string]any
+	// IdleTimeout is the idle time-out announced in the open: the peer
+	// sends a frame at least this often (empty ones when it has nothing
+	// to say), and a connection that hears nothing for this long ends
+	// with a *ConnError, so a peer that vanished without closing is
+	// noticed. Default: 1 minute, go-amqp's; negative: none.
+	IdleTimeout time.Duration
 }
+
+// defaultIdleTimeout is Options.IdleTimeout's default, go-amqp's
+// (ConnOptions.IdleTimeout).
+const defaultIdleTimeout = time.Minute
 
 // Conn is one AMQP connection. Its methods are safe for concurrent
 // use. One goroutine, started by Dial and ended by Close (or the end
@@ -54,7 +66,8 @@ type Options struct {
 // connection runs on a goroutine of its own.
 type Conn struct {
 	nc       net.Conn
-	maxFrame uint32 // the peer's max-frame-size
+	maxFrame uint32        // the peer's max-frame-size
+	idle     time.Duration // ours: the longest the reader waits for a frame
 	done     chan struct{}
 	read     chan struct{} // closed when the reader has stopped
 
@@ -80,7 +93,14 @@ func Dial(ctx context.Context, nc net.Conn, opts *Options) (*Conn, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	c := &Conn{nc: nc, done: make(chan struct{}), read: make(chan struct{}), byRemote: map[uint16]*Session{}}
+	c := &Conn{nc: nc, done: make(chan struct{}), read: make(chan struct{}), byRemote: map[uint16]*Session{},
+		idle: opts.IdleTimeout}
+	switch {
+	case c.idle == 0:
+		c.idle = defaultIdleTimeout
+	case c.idle < 0:
+		c.idle = 0
+	}
 	c.cond = sync.NewCond(&c.mu)
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	br := bufio.NewReaderSize(nc, 4096)
@@ -137,7 +157,8 @@ func (c *Conn) handshake(br *bufio.Reader, opts *Options) error {
 	if id == "" {
 		id = uuid.NewString()
 	}
-	open := &frames.Open{ContainerID: id, Hostname: opts.HostName, MaxFrameSize: maxFrameSize, ChannelMax: 65535}
+	open := &frames.Open{ContainerID: id, Hostname: opts.HostName, MaxFrameSize: maxFrameSize, ChannelMax: 65535,
+		IdleTimeout: uint32(min(c.idle.Milliseconds(), math.MaxUint32))}
 	if len(opts.Properties) > 0 {
 		open.Properties = make(map[encoding.Symbol]any, len(opts.Properties))
 		for k, v := range opts.Properties {
@@ -352,10 +373,16 @@ func (c *Conn) reader(br *bufio.Reader) {
 	defer close(c.read)
 	var buf []byte
 	for {
+		if c.idle > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(c.idle))
+		}
 		h, body, err := readFrame(br, buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				err = io.EOF
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				err = fmt.Errorf("nothing from the peer for its idle time-out of %s", c.idle)
 			}
 			c.fail(&ConnError{Err: err})
 			return
