@@ -335,7 +335,7 @@ func TestSilentPeerEndsTheConnection(t *testing.T) {
 	t.Cleanup(func() { sn.Close() })
 	peerDone := make(chan error, 1)
 	announced := make(chan uint32, 1)
-	go func() { peerDone <- silentPeer(sn, announced) }()
+	go func() { peerDone <- silentPeer(sn, announced, nil) }()
 	c, err := client.Dial(testCtx(t), cn, &client.Options{IdleTimeout: 200 * time.Millisecond})
 	if err == nil {
 		defer c.Close()
@@ -355,8 +355,9 @@ func TestSilentPeerEndsTheConnection(t *testing.T) {
 }
 
 // silentPeer answers SASL and the open on nc, reports the idle time-out
-// of the client's open, then reads and ignores everything.
-func silentPeer(nc net.Conn, announced chan<- uint32) error {
+// of the client's open, then reads and ignores everything, or with a
+// stop channel reads nothing more until stop is closed.
+func silentPeer(nc net.Conn, announced chan<- uint32, stop <-chan struct{}) error {
 	br := bufio.NewReader(nc)
 	hdr := make([]byte, 8)
 	exchange := func(h []byte) error {
@@ -414,6 +415,38 @@ func silentPeer(nc net.Conn, announced chan<- uint32) error {
 	if err := send(frames.TypeAMQP, &frames.Open{ContainerID: "silent", MaxFrameSize: 65536, ChannelMax: 65535}); err != nil {
 		return err
 	}
-	_, _ = io.Copy(io.Discard, br) // until the client closes
+	if stop == nil {
+		_, _ = io.Copy(io.Discard, br) // until the client closes
+		return nil
+	}
+	<-stop
 	return nil
+}
+
+// A peer that takes no more bytes (a full TCP window, a wedged peer)
+// ends the connection after the write time-out: the connection's
+// writers and reader do not wait for ever.
+func TestPeerThatTakesNothingEndsTheConnection(t *testing.T) {
+	t.Parallel()
+	cn, sn := net.Pipe()
+	announced := make(chan uint32, 1)
+	peerDone := make(chan error, 1)
+	stop := make(chan struct{})
+	go func() { peerDone <- silentPeer(sn, announced, stop) }()
+	c, err := client.Dial(testCtx(t), cn, &client.Options{IdleTimeout: -1, WriteTimeout: 200 * time.Millisecond})
+	if err == nil {
+		c.Close()
+	}
+	var ce *client.ConnError
+	if !errors.As(err, &ce) || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("Dial with a peer that reads nothing = %v; want a ConnError for the write deadline", err)
+	}
+	if got := <-announced; got != 0 {
+		t.Errorf("open announced idle-time-out %d ms; want none", got)
+	}
+	close(stop)
+	sn.Close()
+	if err := <-peerDone; err != nil {
+		t.Errorf("the peer: %v", err)
+	}
 }

@@ -54,11 +54,13 @@ type Options struct {
 	// with a *ConnError, so a peer that vanished without closing is
 	// noticed. Default: 1 minute, go-amqp's; negative: none.
 	IdleTimeout time.Duration
+	// WriteTimeout bounds each write: a peer that takes nothing for
+	// this long ends the connection with a *ConnError rather than
+	// leaving the connection's writers and its reader (which writes
+	// flows and detaches) waiting for ever. Default: 1 minute;
+	// negative: none.
+	WriteTimeout time.Duration
 }
-
-// defaultIdleTimeout is Options.IdleTimeout's default, go-amqp's
-// (ConnOptions.IdleTimeout).
-const defaultIdleTimeout = time.Minute
 
 // Conn is one AMQP connection. Its methods are safe for concurrent
 // use. One goroutine, started by Dial and ended by Close (or the end
@@ -68,6 +70,7 @@ type Conn struct {
 	nc       net.Conn
 	maxFrame uint32        // the peer's max-frame-size
 	idle     time.Duration // ours: the longest the reader waits for a frame
+	wtime    time.Duration // the longest a write may take, 0: no limit
 	done     chan struct{}
 	read     chan struct{} // closed when the reader has stopped
 
@@ -95,12 +98,7 @@ func Dial(ctx context.Context, nc net.Conn, opts *Options) (*Conn, error) {
 	}
 	c := &Conn{nc: nc, done: make(chan struct{}), read: make(chan struct{}), byRemote: map[uint16]*Session{},
 		idle: opts.IdleTimeout}
-	switch {
-	case c.idle == 0:
-		c.idle = defaultIdleTimeout
-	case c.idle < 0:
-		c.idle = 0
-	}
+	c.idle, c.wtime = orDefault(opts.IdleTimeout), orDefault(opts.WriteTimeout)
 	c.cond = sync.NewCond(&c.mu)
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	br := bufio.NewReaderSize(nc, 4096)
@@ -277,11 +275,26 @@ func (c *Conn) flushLocked(b []byte) error {
 	} else {
 		c.wbuf = nil
 	}
+	if c.wtime > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.wtime))
+	}
 	if _, err := c.nc.Write(b); err != nil {
 		c.fail(&ConnError{Err: err})
 		return c.Err()
 	}
 	return nil
+}
+
+// orDefault is a time-out option's value: a minute for 0, none (0) for
+// a negative value.
+func orDefault(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return time.Minute
+	case d < 0:
+		return 0
+	}
+	return d
 }
 
 // heartbeat writes an empty frame and plans the next.
@@ -335,7 +348,10 @@ func (c *Conn) Close() error {
 	c.mu.Unlock()
 	if open {
 		c.wmu.Lock()
-		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		c.wtime = min(c.wtime, time.Second) // the close is a courtesy
+		if c.wtime == 0 {
+			c.wtime = time.Second
+		}
 		_ = c.writeLocked(frames.TypeAMQP, 0, &frames.Close{}, nil)
 		c.wmu.Unlock()
 	}
