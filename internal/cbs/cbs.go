@@ -72,6 +72,28 @@ func (l *Link) PutToken(ctx context.Context, typ, audience, token string, expiry
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	id := uuid.NewString()
+	if err := l.snd.Send(ctx, Request(id, typ, audience, token, expiry), nil); err != nil {
+		return err
+	}
+	for {
+		res, err := l.rcv.Receive(ctx, nil)
+		if err != nil {
+			return err
+		}
+		_ = l.rcv.AcceptMessage(ctx, res)
+		if ResponseID(res) != id {
+			continue // the answer to an earlier request that timed out
+		}
+		return Result(res)
+	}
+}
+
+// Request is the put-token request with message-id id: token (the
+// whole "SharedAccessSignature sr=..." or "Bearer ...") for audience
+// with type typ and, when expiry is not zero, the expiration property
+// (azure-amqp's AmqpCbsLink). Every client that puts tokens builds
+// them here.
+func Request(id, typ, audience, token string, expiry time.Time) *amqp.Message {
 	to, replyTo := "$cbs", "cbs"
 	req := &amqp.Message{
 		Properties: &amqp.MessageProperties{MessageID: id, To: &to, ReplyTo: &replyTo},
@@ -85,25 +107,27 @@ func (l *Link) PutToken(ctx context.Context, typ, audience, token string, expiry
 	if !expiry.IsZero() {
 		req.ApplicationProperties["expiration"] = expiry.UTC()
 	}
-	if err := l.snd.Send(ctx, req, nil); err != nil {
-		return err
+	return req
+}
+
+// ResponseID is the correlation-id of a put-token response as text,
+// to match it with its request's id.
+func ResponseID(res *amqp.Message) string {
+	if res.Properties == nil || res.Properties.CorrelationID == nil {
+		return ""
 	}
-	for {
-		res, err := l.rcv.Receive(ctx, nil)
-		if err != nil {
-			return err
-		}
-		_ = l.rcv.AcceptMessage(ctx, res)
-		if res.Properties == nil || fmt.Sprint(res.Properties.CorrelationID) != id {
-			continue // the answer to an earlier request that timed out
-		}
-		code, _ := res.ApplicationProperties["status-code"].(int32)
-		desc, _ := res.ApplicationProperties["status-description"].(string)
-		if code != 200 && code != 202 {
-			return &StatusError{Code: int(code), Description: desc}
-		}
-		return nil
+	return fmt.Sprint(res.Properties.CorrelationID)
+}
+
+// Result reads a put-token response: nil for status 200 (or 202), a
+// *StatusError for another.
+func Result(res *amqp.Message) error {
+	code, _ := res.ApplicationProperties["status-code"].(int32)
+	desc, _ := res.ApplicationProperties["status-description"].(string)
+	if code != 200 && code != 202 {
+		return &StatusError{Code: int(code), Description: desc}
 	}
+	return nil
 }
 
 // Close detaches both links.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/iotctl/iotctl/internal/cbs"
 	"github.com/iotctl/iotctl/internal/proxy"
+	"github.com/iotctl/iotctl/pkg/amqp1/client"
 	"github.com/iotctl/iotctl/pkg/message"
 	"github.com/iotctl/iotctl/pkg/sas"
 )
@@ -50,13 +51,14 @@ func (e *AMQPError) Unwrap() error {
 	return nil
 }
 
-// amqpErr turns go-amqp errors that carry the hub's condition into
-// *AMQPError; others are returned as they are.
+// amqpErr turns go-amqp's and the lean engine's errors that carry the
+// hub's condition into *AMQPError; others are returned as they are.
 func amqpErr(err error) error {
 	var ae *amqp.Error
 	var le *amqp.LinkError
 	var ce *amqp.ConnError
 	var se *cbs.StatusError
+	var re *client.Error
 	switch {
 	case err == nil:
 		return nil
@@ -68,6 +70,8 @@ func amqpErr(err error) error {
 		return &AMQPError{Condition: string(le.RemoteErr.Condition), Description: le.RemoteErr.Description}
 	case errors.As(err, &ce) && ce.RemoteErr != nil:
 		return &AMQPError{Condition: string(ce.RemoteErr.Condition), Description: ce.RemoteErr.Description}
+	case errors.As(err, &re):
+		return &AMQPError{Condition: re.Condition, Description: re.Description}
 	}
 	return err
 }
@@ -83,51 +87,26 @@ type amqpConn struct {
 	conn *amqp.Conn
 	cbs  *cbs.Link // nil for an X.509 device, which puts no token
 
+	lost lossNotice[*amqpLinks] // the devices' links on it
+
 	mu       sync.Mutex
-	gone     bool                       // the connection ended
-	onLost   map[*amqpLinks]func(error) // the devices' links on it
-	sessions []*amqpSession             // the sessions devices are given places on
+	sessions []*amqpSession // the sessions devices are given places on
 }
 
-// watch tells every device on ac when the connection ends: a device
-// without receive loops (one that only sends telemetry) would not
-// notice until its next send. One goroutine per connection, not per
-// device.
+// Done is closed when the connection has ended.
+func (ac *amqpConn) Done() <-chan struct{} { return ac.conn.Done() }
+
+func (ac *amqpConn) close() { _ = ac.conn.Close() }
+
+// watch tells every device on ac when the connection ends (one
+// goroutine per connection, not per device).
 func (ac *amqpConn) watch() {
 	<-ac.conn.Done()
-	ac.mu.Lock()
-	ac.gone = true
-	fns := ac.onLost
-	ac.onLost = nil
-	ac.mu.Unlock()
 	err := ac.conn.Err()
 	if err == nil {
 		err = errors.New("the connection was closed")
 	}
-	for _, fn := range fns {
-		fn(err)
-	}
-}
-
-// register makes watch call lost for l; false: the connection has
-// ended already.
-func (ac *amqpConn) register(l *amqpLinks, lost func(error)) bool {
-	ac.mu.Lock()
-	defer ac.mu.Unlock()
-	if ac.gone {
-		return false
-	}
-	if ac.onLost == nil {
-		ac.onLost = map[*amqpLinks]func(error){}
-	}
-	ac.onLost[l] = lost
-	return true
-}
-
-func (ac *amqpConn) unregister(l *amqpLinks) {
-	ac.mu.Lock()
-	delete(ac.onLost, l)
-	ac.mu.Unlock()
+	ac.lost.fire(err)
 }
 
 // dialAMQP connects (TLS or WebSocket, through the proxy when there is
@@ -138,9 +117,47 @@ func (ac *amqpConn) unregister(l *amqpLinks) {
 // java AmqpsIotHubConnection.java createReactor; azure-iot-sdk-node
 // device/transport/amqp/src/amqp.ts puts no token for x509).
 func dialAMQP(ctx context.Context, cfg *config) (*amqpConn, error) {
+	return openAMQP(ctx, cfg, func(ctx context.Context, nc net.Conn, host string) (*amqpConn, error) {
+		copts := &amqp.ConnOptions{HostName: host, Properties: clientVersion}
+		if cfg.cert == nil {
+			copts.SASLType = amqp.SASLTypeAnonymous()
+		}
+		conn, err := amqp.NewConn(ctx, nc, copts)
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+		if cfg.cert != nil {
+			ac := &amqpConn{conn: conn}
+			go ac.watch()
+			return ac, nil
+		}
+		sess, err := conn.NewSession(ctx, nil)
+		if err == nil {
+			var l *cbs.Link
+			if l, err = cbs.Open(ctx, sess); err == nil {
+				s := &amqpSession{sess: sess, ready: make(chan struct{}), cbs: true}
+				close(s.ready)
+				ac := &amqpConn{conn: conn, cbs: l, sessions: []*amqpSession{s}}
+				go ac.watch()
+				return ac, nil
+			}
+		}
+		conn.Close()
+		return nil, amqpErr(err)
+	})
+}
+
+// openAMQP dials cfg's transport (TLS or WebSocket, through the proxy
+// when there is one) and opens AMQP on it with open, given the hub's
+// host name without port, within the connect timeout. An error with
+// the hub's condition is an *AMQPError; another is a *NetError of the
+// answer phase.
+func openAMQP[T any](ctx context.Context, cfg *config, open func(ctx context.Context, nc net.Conn, host string) (T, error)) (T, error) {
+	var zero T
 	nc, err := cfg.dial(ctx)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	start := time.Now()
 	host := cfg.hostName
@@ -149,39 +166,14 @@ func dialAMQP(ctx context.Context, cfg *config) (*amqpConn, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.connTimeout)
 	defer cancel()
-	copts := &amqp.ConnOptions{
-		HostName:   host,
-		Properties: map[string]any{"com.microsoft:client-version": "iotctl/" + version()},
-	}
-	if cfg.cert == nil {
-		copts.SASLType = amqp.SASLTypeAnonymous()
-	}
-	conn, err := amqp.NewConn(ctx, nc, copts)
+	c, err := open(ctx, nc, host)
 	if err != nil {
-		nc.Close()
 		if e := amqpErr(err); e != err {
-			return nil, e
+			return zero, e
 		}
-		return nil, cfg.netError(ctx, start, proxy.PhaseAnswer, err)
+		return zero, cfg.netError(ctx, start, proxy.PhaseAnswer, err)
 	}
-	if cfg.cert != nil {
-		ac := &amqpConn{conn: conn}
-		go ac.watch()
-		return ac, nil
-	}
-	sess, err := conn.NewSession(ctx, nil)
-	if err == nil {
-		var l *cbs.Link
-		if l, err = cbs.Open(ctx, sess); err == nil {
-			s := &amqpSession{sess: sess, ready: make(chan struct{}), cbs: true}
-			close(s.ready)
-			ac := &amqpConn{conn: conn, cbs: l, sessions: []*amqpSession{s}}
-			go ac.watch()
-			return ac, nil
-		}
-	}
-	conn.Close()
-	return nil, amqpErr(err)
+	return c, nil
 }
 
 // amqpLinks are one device's links on a session of an amqpConn:
@@ -218,7 +210,7 @@ type amqpLinks struct {
 // other devices' links on it go on), else it closes the connection.
 func (l *amqpLinks) end(timeout time.Duration) {
 	l.endOnce.Do(func() {
-		l.ac.unregister(l)
+		l.ac.lost.unregister(l)
 		l.amu.Lock()
 		l.ended = true
 		l.amu.Unlock()
@@ -250,17 +242,7 @@ func (l *amqpLinks) detach(ctx context.Context) {
 // amqpClient is a device over AMQP 1.0: its session on a connection
 // of its own (amqpConn), or on an AMQPShared's.
 type amqpClient struct {
-	cfg    *config
-	shared *AMQPShared // nil: a connection of its own
-
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // receive loops, handlers and reconnects
-
-	lifecycle
-	cur   *amqpLinks
-	ready chan struct{} // closed while cur != nil
-	renew *time.Timer
+	amqpBase[amqpLinks]
 
 	methodTable
 
@@ -274,20 +256,11 @@ func newAMQP(opts *Options) (*amqpClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &amqpClient{cfg: cfg, ready: make(chan struct{}), lifecycle: newLifecycle()}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	return c, nil
+	return newAMQPClient(cfg, nil), nil
 }
 
-func (c *amqpClient) DeviceID() string      { return c.cfg.deviceID }
-func (c *amqpClient) ModuleID() string      { return c.cfg.moduleID }
-func (c *amqpClient) Done() <-chan struct{} { return c.stopped }
-func (c *amqpClient) emit(e Event)          { c.cfg.emit(e) }
-
-func (c *amqpClient) Connected() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.cur != nil
+func newAMQPClient(cfg *config, shared *AMQPShared) *amqpClient {
+	return &amqpClient{amqpBase: newAMQPBase[amqpLinks](cfg, shared)}
 }
 
 // Connect connects, puts the device's token on $cbs and attaches its
@@ -297,50 +270,73 @@ func (c *amqpClient) Connect(ctx context.Context) error {
 	return c.connect(ctx, c.ctx, c.cfg, func() bool { return c.cur != nil }, c.attempt)
 }
 
-func (c *amqpClient) dialLoop(ctx context.Context, retry bool, reason Reason, delayFirst bool) error {
-	return c.cfg.dialLoop(ctx, retry, reason, delayFirst, c.attempt)
-}
-
 // address is the link address of the identity's node suffix
 // ("/devices/{id}[/modules/{mid}]/{suffix}").
-func (c *amqpClient) address(suffix string) string {
-	p := "/devices/" + url.PathEscape(c.cfg.deviceID)
-	if c.cfg.moduleID != "" {
-		p += "/modules/" + url.PathEscape(c.cfg.moduleID)
+func (c *amqpClient) address(suffix string) string { return c.cfg.linkAddress(suffix) }
+
+// linkAddress is the link address of the identity's node suffix
+// ("/devices/{id}[/modules/{mid}]/{suffix}").
+func (cfg *config) linkAddress(suffix string) string {
+	p := "/devices/" + url.PathEscape(cfg.deviceID)
+	if cfg.moduleID != "" {
+		p += "/modules/" + url.PathEscape(cfg.moduleID)
 	}
 	return p + "/" + suffix
 }
 
-// putToken signs a token and puts it for the identity; it returns when
-// to renew it (0: never, a fixed token or a certificate).
-func (c *amqpClient) putToken(ctx context.Context, ac *amqpConn) (time.Duration, error) {
+// tokenPutter puts a token on a connection's $cbs node: the go-amqp
+// path's cbs.Link, the lean engine's client.Conn.
+type tokenPutter interface {
+	PutToken(ctx context.Context, typ, audience, token string, expiry time.Time) error
+}
+
+// putToken signs a token for cfg's identity and puts it with p; it
+// returns when to renew it (0: never, a fixed token or a certificate).
+func putToken(ctx context.Context, cfg *config, p tokenPutter) (time.Duration, error) {
 	now := time.Now()
-	tok, renewIn, err := c.cfg.password(now)
+	tok, renewIn, err := cfg.password(now)
 	if err != nil || tok == "" {
 		return 0, err
 	}
 	var exp time.Time
 	if renewIn > 0 {
-		exp = now.Add(c.cfg.ttl)
+		exp = now.Add(cfg.ttl)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.connTimeout)
+	ctx, cancel := context.WithTimeout(ctx, cfg.connTimeout)
 	defer cancel()
-	if err := ac.cbs.PutToken(ctx, cbs.TypeSAS, c.cfg.resource(), tok, exp); err != nil {
-		return 0, fmt.Errorf("device: put-token for %s: %w", c.cfg.clientID, amqpErr(err))
+	if err := p.PutToken(ctx, cbs.TypeSAS, cfg.resource(), tok, exp); err != nil {
+		return 0, fmt.Errorf("device: put-token for %s: %w", cfg.clientID, amqpErr(err))
 	}
-	if c.cfg.onPutToken != nil {
+	if cfg.onPutToken != nil {
 		if t, err := sas.Parse(tok); err == nil {
-			c.cfg.onPutToken(t.Expiry())
+			cfg.onPutToken(t.Expiry())
 		}
 	}
 	return renewIn, nil
+}
+
+// connectErr is a failed dial's error as Connect returns it.
+func connectErr(ctx context.Context, cfg *config, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var pe *ProxyError
+	var ae *AMQPError
+	if errors.As(err, &pe) || errors.As(err, &ae) {
+		return err
+	}
+	return fmt.Errorf("device: connect to %s: %w", cfg.target(), err)
 }
 
 // connection dials a connection of the client's own, or returns the
 // shared one (dialling it if none is live).
 func (c *amqpClient) connection(ctx context.Context) (*amqpConn, error) {
 	if c.shared != nil {
-		return c.shared.conn(ctx, c.cfg)
+		sc, err := c.shared.conn(ctx, c.cfg)
+		if err != nil {
+			return nil, err
+		}
+		return sc.(*amqpConn), nil
 	}
 	return dialAMQP(ctx, c.cfg)
 }
@@ -350,17 +346,9 @@ func (c *amqpClient) connection(ctx context.Context) (*amqpConn, error) {
 func (c *amqpClient) attempt(ctx context.Context) error {
 	ac, err := c.connection(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		var pe *ProxyError
-		var ae *AMQPError
-		if errors.As(err, &pe) || errors.As(err, &ae) {
-			return err
-		}
-		return fmt.Errorf("device: connect to %s: %w", c.cfg.target(), err)
+		return connectErr(ctx, c.cfg, err)
 	}
-	renewIn, err := c.putToken(ctx, ac)
+	renewIn, err := putToken(ctx, c.cfg, ac.cbs)
 	if err == nil {
 		var l *amqpLinks
 		if l, err = c.open(ctx, ac); err == nil {
@@ -538,17 +526,10 @@ func (c *amqpClient) methodsWanted() {
 // if there are any (else the next connect does what fn would).
 func (c *amqpClient) goOnLive(fn func(l *amqpLinks)) {
 	c.mu.Lock()
-	l := c.cur
-	if l == nil || c.closed {
-		c.mu.Unlock()
-		return
+	defer c.mu.Unlock()
+	if l := c.cur; l != nil {
+		c.spawnLocked(func() { fn(l) })
 	}
-	c.wg.Add(1)
-	c.mu.Unlock()
-	go func() {
-		defer c.wg.Done()
-		fn(l)
-	}()
 }
 
 // start starts l's receive loops; links attached later start their
@@ -575,58 +556,21 @@ func (c *amqpClient) start(l *amqpLinks) {
 
 // install makes l the live links.
 func (c *amqpClient) install(l *amqpLinks, renewIn time.Duration) error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if !c.amqpBase.install(l, renewIn, func() { c.renewToken(l) }) {
 		l.end(c.cfg.connTimeout)
 		return ErrClosed
 	}
-	c.cur = l
-	close(c.ready)
-	if renewIn > 0 {
-		c.renew = time.AfterFunc(renewIn, func() { c.renewToken(l) })
-	}
-	c.mu.Unlock()
-	c.cfg.log.Debug("connected", "device", c.cfg.clientID, "address", c.cfg.address, "transport", "amqp")
-	c.emit(Event{State: StateConnected})
 	lost := func(err error) { c.lost(l, err) }
-	if !l.ac.register(l, lost) {
+	if !l.ac.lost.register(l, lost) {
 		lost(l.ac.conn.Err())
 	}
 	return nil
 }
 
-// renewToken puts a fresh token on the live connection (no reconnect:
-// azure-iot-sdk-node amqp.ts updateSharedAccessSignature) and plans the
-// next. A refused token stops the client.
+// renewToken renews the token on l's $cbs link; a refused token ends
+// the links and the reconnect tells the refusal.
 func (c *amqpClient) renewToken(l *amqpLinks) {
-	c.mu.Lock()
-	if c.cur != l || c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.mu.Unlock()
-	renewIn, err := c.putToken(c.ctx, l.ac)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cur != l || c.closed {
-		return
-	}
-	if err != nil {
-		c.cfg.log.Warn("token renewal failed", "device", c.cfg.clientID, "err", err)
-		if errors.Is(err, ErrUnauthorized) {
-			// The reconnect tells the refusal.
-			c.wg.Add(1)
-			go func() {
-				defer c.wg.Done()
-				l.end(c.cfg.connTimeout)
-			}()
-		} else {
-			c.renew = time.AfterFunc(c.cfg.minDelay, func() { c.renewToken(l) })
-		}
-		return
-	}
-	c.renew = time.AfterFunc(renewIn, func() { c.renewToken(l) })
+	c.amqpBase.renewToken(l, l.ac.cbs, func() { l.end(c.cfg.connTimeout) })
 }
 
 // lost handles the end of l's connection (a receive loop failed).
@@ -640,94 +584,8 @@ func (c *amqpClient) lost(l *amqpLinks, err error) {
 			delete(l.pending, id)
 		}
 		l.pmu.Unlock()
-		c.mu.Lock()
-		if c.cur != l {
-			c.mu.Unlock()
-			return
-		}
-		c.dropLocked()
-		closed := c.closed
-		if !closed {
-			c.wg.Add(1)
-		}
-		c.mu.Unlock()
-		if closed {
-			return
-		}
-		err = amqpErr(err)
-		c.cfg.log.Debug("connection lost", "device", c.cfg.clientID, "err", err)
-		c.emit(Event{State: StateDisconnected, Reason: ReasonConnectionLost, Err: err})
-		go func() {
-			defer c.wg.Done()
-			c.reconnect()
-		}()
+		c.reconnectFrom(l, err, c.attempt)
 	})
-}
-
-func (c *amqpClient) dropLocked() {
-	if c.cur == nil {
-		return
-	}
-	c.cur = nil
-	c.ready = make(chan struct{})
-	if c.renew != nil {
-		c.renew.Stop()
-		c.renew = nil
-	}
-}
-
-// reconnect retries until it connects, Close, or a refusal (final).
-func (c *amqpClient) reconnect() {
-	c.mu.Lock()
-	if c.busy || c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.busy = true
-	c.mu.Unlock()
-	err := c.dialLoop(c.ctx, true, ReasonConnectionLost, true)
-	c.mu.Lock()
-	c.busy = false
-	if err == nil || c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.fatal = err
-	close(c.stopped)
-	c.mu.Unlock()
-	c.cfg.log.Warn("reconnect refused; giving up", "device", c.cfg.clientID, "err", err)
-	c.emit(Event{State: StateDisconnected, Reason: ReasonReconnectRefused, Err: err, Final: true})
-}
-
-// live returns the live links, waiting for a reconnect if needed.
-func (c *amqpClient) live(ctx context.Context) (*amqpLinks, error) {
-	for {
-		c.mu.Lock()
-		switch {
-		case c.closed:
-			c.mu.Unlock()
-			return nil, ErrClosed
-		case c.fatal != nil:
-			err := c.fatal
-			c.mu.Unlock()
-			return nil, err
-		case !c.started && !c.busy && c.cur == nil:
-			c.mu.Unlock()
-			return nil, ErrNotConnected
-		case c.cur != nil:
-			l := c.cur
-			c.mu.Unlock()
-			return l, nil
-		}
-		ready := c.ready
-		c.mu.Unlock()
-		select {
-		case <-ready:
-		case <-c.stopped:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
 }
 
 // linkLost reports whether err means the connection (not the message)
@@ -1045,27 +903,7 @@ func (c *amqpClient) UpdateReported(ctx context.Context, patch any) (int64, erro
 // Close detaches everything and closes the connection; handlers still
 // running finish first. It is idempotent and returns nil.
 func (c *amqpClient) Close(ctx context.Context) error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil
-	}
-	c.closed = true
-	if c.fatal == nil {
-		close(c.stopped)
-	}
-	l := c.cur
-	c.dropLocked()
-	c.mu.Unlock()
-	c.cancel()
-	if l != nil {
-		l.end(c.cfg.connTimeout)
-	}
-	c.wg.Wait()
-	if c.shared != nil {
-		c.shared.release()
-	}
-	c.emit(Event{State: StateClosed, Reason: ReasonClosed})
+	c.close(func(l *amqpLinks) { l.end(c.cfg.connTimeout) })
 	return nil
 }
 

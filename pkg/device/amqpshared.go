@@ -2,6 +2,7 @@ package device
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync"
@@ -29,14 +30,23 @@ const MaxDevicesPerAMQPConnection = 995
 // Make one with NewAMQPShared, clients on it with Open, and Close it
 // once its clients are closed. It is safe for concurrent use.
 type AMQPShared struct {
-	max int
+	max  int
+	lean bool // telemetry-only clients on the lean engine
 
 	mu      sync.Mutex
-	cur     *amqpConn
+	cur     sharedConn
 	dialing *sharedDial // the dial in progress, if any
 	target  string      // what the first client dialled
+	tls     *tls.Config // the first client's, which all of them use
 	clients int
 	closed  bool
+}
+
+// sharedConn is the connection of an AMQPShared: an *amqpConn on
+// go-amqp, or a *leanConn on the lean engine.
+type sharedConn interface {
+	Done() <-chan struct{}
+	close()
 }
 
 // sharedDial is a dial of the connection that other clients wait for.
@@ -44,7 +54,7 @@ type sharedDial struct {
 	done    chan struct{}
 	cancel  context.CancelFunc
 	waiters int // clients waiting for it besides the one dialling
-	ac      *amqpConn
+	sc      sharedConn
 	err     error
 }
 
@@ -62,6 +72,23 @@ func NewAMQPShared(max int) (*AMQPShared, error) {
 	return &AMQPShared{max: max}, nil
 }
 
+// NewAMQPSharedTelemetry is NewAMQPShared for clients that only send
+// telemetry, which run on the lean AMQP engine (pkg/amqp1/client): no
+// goroutine and no queue per device or link, about a tenth of the
+// memory a device costs on go-amqp. Its clients attach only their
+// telemetry link: they take no C2D message, method call or desired
+// property (setting a handler is logged as ignored) and GetTwin and
+// UpdateReported return ErrTelemetryOnly. A fleet whose devices do
+// more shares connections made by NewAMQPShared.
+func NewAMQPSharedTelemetry(max int) (*AMQPShared, error) {
+	s, err := NewAMQPShared(max)
+	if err != nil {
+		return nil, err
+	}
+	s.lean = true
+	return s, nil
+}
+
 // Open returns a client on s, not connected yet. opts must have
 // Transport TransportAMQP and a key or token: a device that
 // authenticates with an X.509 certificate does so in the TLS handshake,
@@ -72,15 +99,15 @@ func (s *AMQPShared) Open(opts *Options) (Conn, error) {
 	if opts != nil && opts.Transport != TransportAMQP {
 		return nil, fmt.Errorf("device: a shared AMQP connection needs Transport amqp, not %s", opts.Transport)
 	}
-	c, err := newAMQP(opts)
+	cfg, err := resolve(opts)
 	if err != nil {
 		return nil, err
 	}
-	if c.cfg.cert != nil {
+	if cfg.cert != nil {
 		return nil, errors.New("device: a device with an X.509 certificate cannot share an AMQP connection " +
 			"(the certificate is its connection's TLS handshake): give it a connection of its own")
 	}
-	target := sharedTarget(c.cfg)
+	target := sharedTarget(cfg)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -90,12 +117,20 @@ func (s *AMQPShared) Open(opts *Options) (Conn, error) {
 		return nil, fmt.Errorf("device: the shared AMQP connection has its %d devices already: open another", s.max)
 	case s.target != "" && s.target != target:
 		return nil, fmt.Errorf("device: %s connects to %s, the shared AMQP connection to %s: share connections by target only",
-			c.cfg.clientID, target, s.target)
+			cfg.clientID, target, s.target)
 	}
 	s.target = target
 	s.clients++
-	c.shared = s
-	return c, nil
+	// One TLS configuration for the connection, not one per device:
+	// the clients go to the same place.
+	if s.tls == nil {
+		s.tls = cfg.tls
+	}
+	cfg.tls = s.tls
+	if s.lean {
+		return newLeanClient(cfg, s), nil
+	}
+	return newAMQPClient(cfg, s), nil
 }
 
 // sharedTarget names where cfg connects, for the check that every
@@ -115,19 +150,19 @@ func sharedTarget(cfg *config) string {
 // for the dial another client started) when there is none. A failed
 // dial's error goes to every client that waited for it; each retries
 // on its own back-off.
-func (s *AMQPShared) conn(ctx context.Context, cfg *config) (*amqpConn, error) {
+func (s *AMQPShared) conn(ctx context.Context, cfg *config) (sharedConn, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if ac := s.cur; ac != nil {
+	if sc := s.cur; sc != nil {
 		select {
-		case <-ac.conn.Done():
+		case <-sc.Done():
 			s.cur = nil // lost: dial a new one below
 		default:
 			s.mu.Unlock()
-			return ac, nil
+			return sc, nil
 		}
 	}
 	if d := s.dialing; d != nil {
@@ -135,7 +170,7 @@ func (s *AMQPShared) conn(ctx context.Context, cfg *config) (*amqpConn, error) {
 		s.mu.Unlock()
 		select {
 		case <-d.done:
-			return d.ac, d.err
+			return d.sc, d.err
 		case <-ctx.Done():
 			s.mu.Lock()
 			d.waiters--
@@ -158,7 +193,11 @@ func (s *AMQPShared) conn(ctx context.Context, cfg *config) (*amqpConn, error) {
 			cancel()
 		}
 	})
-	d.ac, d.err = dialAMQP(dctx, cfg)
+	if s.lean {
+		d.sc, d.err = dialLean(dctx, cfg)
+	} else {
+		d.sc, d.err = dialAMQP(dctx, cfg)
+	}
 	stop()
 	cancel()
 
@@ -166,10 +205,10 @@ func (s *AMQPShared) conn(ctx context.Context, cfg *config) (*amqpConn, error) {
 	s.dialing = nil
 	if d.err == nil {
 		if s.closed {
-			d.ac.conn.Close()
-			d.ac, d.err = nil, ErrClosed
+			d.sc.close()
+			d.sc, d.err = nil, ErrClosed
 		} else {
-			s.cur = d.ac
+			s.cur = d.sc
 		}
 	}
 	s.mu.Unlock()
@@ -177,7 +216,7 @@ func (s *AMQPShared) conn(ctx context.Context, cfg *config) (*amqpConn, error) {
 	if d.err == nil && ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	return d.ac, d.err
+	return d.sc, d.err
 }
 
 // release is called by a client's Close.
@@ -193,14 +232,14 @@ func (s *AMQPShared) release() {
 // and returns nil.
 func (s *AMQPShared) Close() error {
 	s.mu.Lock()
-	ac := s.cur
+	sc := s.cur
 	s.cur, s.closed = nil, true
 	if s.dialing != nil {
 		s.dialing.cancel()
 	}
 	s.mu.Unlock()
-	if ac != nil {
-		_ = ac.conn.Close()
+	if sc != nil {
+		sc.close()
 	}
 	return nil
 }

@@ -20,7 +20,13 @@ import (
 // newShared makes a shared connection closed when the test ends.
 func newShared(t *testing.T) *AMQPShared {
 	t.Helper()
-	s, err := NewAMQPShared(0)
+	return newSharedBy(t, NewAMQPShared)
+}
+
+// newSharedBy is newShared made by newFn.
+func newSharedBy(t *testing.T, newFn func(int) (*AMQPShared, error)) *AMQPShared {
+	t.Helper()
+	s, err := newFn(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +125,7 @@ func sessionOf(c Conn) *amqpSession {
 // cbsSession is the session of s's $cbs link.
 func cbsSession(s *AMQPShared) *amqpSession {
 	s.mu.Lock()
-	ac := s.cur
+	ac, _ := s.cur.(*amqpConn)
 	s.mu.Unlock()
 	if ac == nil {
 		return nil
@@ -164,9 +170,10 @@ func TestAMQPSharedDevicesShareSessions(t *testing.T) {
 		t.Fatalf("SendEvent on the second session = %v", err)
 	}
 	last.Close(testCtx(t))
-	s.cur.mu.Lock()
-	n := len(s.cur.sessions)
-	s.cur.mu.Unlock()
+	cur := s.cur.(*amqpConn)
+	cur.mu.Lock()
+	n := len(cur.sessions)
+	cur.mu.Unlock()
 	if n != 1 {
 		t.Errorf("%d sessions after the second session's only device closed; want $cbs's alone", n)
 	}
@@ -201,9 +208,10 @@ func TestAMQPSharedRefusedTokenLeavesTheOthers(t *testing.T) {
 		t.Fatalf("Connect with a wrong key = %v; want ErrUnauthorized", err)
 	}
 	sl := cbsSession(s)
-	s.cur.mu.Lock()
+	cur := s.cur.(*amqpConn)
+	cur.mu.Lock()
 	devices := sl.devices
-	s.cur.mu.Unlock()
+	cur.mu.Unlock()
 	if devices != 1 {
 		t.Errorf("%d devices on the session of $cbs; want the one that connected", devices)
 	}
@@ -222,21 +230,7 @@ func TestAMQPSharedExpiredTokenEndsOnlyItsDevice(t *testing.T) {
 	s := newShared(t)
 	keep := openShared(t, h, s, "keep", Options{}, nil)
 
-	cs := hubDevice(t, h, "short")
-	key, err := sas.DecodeKey(cs.SharedAccessKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := sas.Sign(sas.DeviceResource(cs.HostName, "short"), key, &sas.SignOptions{Expiry: time.Now().Add(3 * time.Second)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	short, err := s.Open(&Options{HostName: cs.HostName, DeviceID: "short", SharedAccessSignature: tok.Encode(),
-		CAFile: h.CAFile(), Transport: TransportAMQP, MinRetryDelay: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { short.Close(context.Background()) })
+	short := openShortToken(t, h, s, "short")
 	// A receiving link learns of the end at once; a device that only
 	// sends telemetry learns of it at its next send.
 	short.SetDefaultMethodHandler(func(context.Context, *MethodRequest) MethodResponse { return MethodResponse{Status: 200} })
@@ -279,7 +273,7 @@ func TestAMQPSharedLostConnectionReconnectsAll(t *testing.T) {
 		conns = append(conns, openShared(t, h, s, id, Options{OnState: logs[id].on, MinRetryDelay: 10 * time.Millisecond}, nil))
 	}
 	s.mu.Lock()
-	old := s.cur
+	old := s.cur.(*amqpConn)
 	s.mu.Unlock()
 	old.conn.Close()
 	for _, l := range logs {
@@ -393,4 +387,27 @@ func TestAMQPLinksAttachedWhenNeeded(t *testing.T) {
 	if m, tw, _ := links(); !m || !tw {
 		t.Errorf("after a method handler and a twin request: methods %v, twin %v; want both", m, tw)
 	}
+}
+
+// openShortToken makes a client for a new hub device id on s whose
+// token (a fixed signature, not a key) expires in 3 s; it is not
+// connected yet.
+func openShortToken(t *testing.T, h *hub.Hub, s *AMQPShared, id string) Conn {
+	t.Helper()
+	cs := hubDevice(t, h, id)
+	key, err := sas.DecodeKey(cs.SharedAccessKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := sas.Sign(sas.DeviceResource(cs.HostName, id), key, &sas.SignOptions{Expiry: time.Now().Add(3 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Open(&Options{HostName: cs.HostName, DeviceID: id, SharedAccessSignature: tok.Encode(),
+		CAFile: h.CAFile(), Transport: TransportAMQP, MinRetryDelay: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
 }

@@ -390,7 +390,10 @@ func resolve(o *Options) (*config, error) {
 	if pi == "" {
 		pi = "iotctl/" + version()
 	}
-	c.username = host + "/" + c.clientID + "/?api-version=" + APIVersion + "&DeviceClientType=" + sas.EncodeResource(pi)
+	if c.transport == TransportMQTT {
+		// Only MQTT sends it; an AMQP fleet of 100,000 keeps none.
+		c.username = host + "/" + c.clientID + "/?api-version=" + APIVersion + "&DeviceClientType=" + sas.EncodeResource(pi)
+	}
 	c.onState = o.OnState
 	c.log = o.Logger
 	if c.log == nil {

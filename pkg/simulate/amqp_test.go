@@ -120,11 +120,15 @@ func TestDevicesPerConnectionChecked(t *testing.T) {
 	}
 }
 
-// A telemetry-only AMQP fleet sends and has every message acknowledged,
-// and its devices do not listen for methods (no methods link).
+// A telemetry-only AMQP fleet shares its connections on the lean
+// engine, sends and has every message acknowledged, and its devices do
+// not listen for methods (no methods link).
 func TestAMQPTelemetryOnlyFleet(t *testing.T) {
 	t.Parallel()
 	h, ids, s, f := newAMQPFleet(t, "tel-", 6, Options{DevicesPerConnection: 3, TelemetryOnly: true})
+	if f.pool == nil || !f.pool.telemetryOnly {
+		t.Fatal("the telemetry-only fleet's shared connections are not on the lean engine")
+	}
 	stop := runFleet(t, f)
 	for range ids {
 		s.next(t, EventSent)

@@ -20,9 +20,12 @@ const DefaultAMQPDevicesPerConnection = 100
 
 // amqpPool gives the fleet's devices their shared AMQP connections:
 // device i is on connection i / per (one per hub, when DPS assigns
-// devices to several).
+// devices to several). A telemetry-only fleet's connections run on
+// the lean AMQP engine (device.NewAMQPSharedTelemetry); the devices of
+// a fleet that takes methods, C2D and twin run on go-amqp.
 type amqpPool struct {
-	per int
+	per           int
+	telemetryOnly bool
 
 	mu    sync.Mutex
 	conns map[amqpPoolKey]*device.AMQPShared
@@ -33,8 +36,8 @@ type amqpPoolKey struct {
 	host  string
 }
 
-func newAMQPPool(per int) *amqpPool {
-	return &amqpPool{per: per, conns: map[amqpPoolKey]*device.AMQPShared{}}
+func newAMQPPool(per int, telemetryOnly bool) *amqpPool {
+	return &amqpPool{per: per, telemetryOnly: telemetryOnly, conns: map[amqpPoolKey]*device.AMQPShared{}}
 }
 
 // group is the connection number of device i.
@@ -46,8 +49,12 @@ func (p *amqpPool) open(i int, o *device.Options) (Conn, error) {
 	p.mu.Lock()
 	s := p.conns[k]
 	if s == nil {
+		newShared := device.NewAMQPShared
+		if p.telemetryOnly {
+			newShared = device.NewAMQPSharedTelemetry
+		}
 		var err error
-		if s, err = device.NewAMQPShared(p.per); err != nil {
+		if s, err = newShared(p.per); err != nil {
 			p.mu.Unlock()
 			return nil, err
 		}

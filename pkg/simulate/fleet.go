@@ -103,9 +103,10 @@ type Options struct {
 	NoEcho bool
 	// TelemetryOnly makes the devices only send telemetry: they answer
 	// no direct method, take no C2D message and neither read nor echo
-	// the twin. An AMQP device then attaches its telemetry link only
-	// (each other link costs it a goroutine and tens of KB). It cannot
-	// go with Methods or Reported.
+	// the twin. An AMQP device then attaches its telemetry link only,
+	// and devices that share connections (DevicesPerConnection) run on
+	// the lean AMQP engine (device.NewAMQPSharedTelemetry: no goroutine
+	// or queue per device). It cannot go with Methods or Reported.
 	TelemetryOnly bool
 	// ConnectRate limits new connections per second across the fleet;
 	// 0 means no limit.
@@ -294,7 +295,7 @@ func New(opts *Options) (*Fleet, error) {
 	}
 	f.dial = func(o *device.Options) (Conn, error) { return device.Open(o) }
 	if per > 1 {
-		f.pool = newAMQPPool(per)
+		f.pool = newAMQPPool(per, o.TelemetryOnly)
 	}
 	f.releaseMemory = debug.FreeOSMemory
 	return f, nil
