@@ -30,8 +30,8 @@ const MaxDevicesPerAMQPConnection = 995
 // Make one with NewAMQPShared, clients on it with Open, and Close it
 // once its clients are closed. It is safe for concurrent use.
 type AMQPShared struct {
-	max  int
-	lean bool // telemetry-only clients on the lean engine
+	max           int
+	telemetryOnly bool // clients that attach only their telemetry link
 
 	mu      sync.Mutex
 	cur     sharedConn
@@ -85,7 +85,7 @@ func NewAMQPSharedTelemetry(max int) (*AMQPShared, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.lean = true
+	s.telemetryOnly = true
 	return s, nil
 }
 
@@ -127,10 +127,7 @@ func (s *AMQPShared) Open(opts *Options) (Conn, error) {
 		s.tls = cfg.tls
 	}
 	cfg.tls = s.tls
-	if s.lean {
-		return newLeanClient(cfg, s), nil
-	}
-	return newAMQPClient(cfg, s), nil
+	return newLeanClient(cfg, s, s.telemetryOnly), nil
 }
 
 // sharedTarget names where cfg connects, for the check that every
@@ -193,11 +190,7 @@ func (s *AMQPShared) conn(ctx context.Context, cfg *config) (sharedConn, error) 
 			cancel()
 		}
 	})
-	if s.lean {
-		d.sc, d.err = dialLean(dctx, cfg)
-	} else {
-		d.sc, d.err = dialAMQP(dctx, cfg)
-	}
+	d.sc, d.err = dialLean(dctx, cfg)
 	stop()
 	cancel()
 
