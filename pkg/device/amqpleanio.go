@@ -29,7 +29,6 @@ func (c *leanClient) attachC2D(ctx context.Context, l *leanLinks) error {
 	}
 	opts := c.linkOptions(l, nil, false)
 	opts.Credit = 1
-	var r *client.Receiver
 	r, err := l.slot.sess.NewManualReceiver(ctx, c.cfg.linkAddress("messages/devicebound"), opts,
 		func(payload []byte, id uint32, _ bool) { c.onC2D(l, payload, id) })
 	if err != nil {
