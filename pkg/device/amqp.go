@@ -2,7 +2,6 @@ package device
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -76,21 +75,17 @@ func amqpErr(err error) error {
 	return err
 }
 
-// amqpConn is one AMQP connection to the hub with a session for its
-// $cbs link. It is the part several devices can share: each puts its
-// own token on the one $cbs link (azure-iot-sdk-csharp
-// AmqpConnectionHolder.cs; azure-iot-sdk-java
-// AmqpsIotHubConnection.java) and attaches its own links on a session
-// it shares with up to devicesPerSession-1 others, the first being the
-// session of $cbs, as the C SDK does (amqpsession.go).
+// amqpConn is a device's own AMQP connection to the hub (on go-amqp)
+// and its one session, which carries the $cbs link and the device's
+// links, as the C SDK puts them (azure-iot-sdk-c iothub_client/src/
+// iothubtransport_amqp_connection.c create_cbs_handle). Devices that
+// share connections do so on the lean engine (amqplean.go).
 type amqpConn struct {
 	conn *amqp.Conn
+	sess *amqp.Session
 	cbs  *cbs.Link // nil for an X.509 device, which puts no token
 
-	lost lossNotice[*amqpLinks] // the devices' links on it
-
-	mu       sync.Mutex
-	sessions []*amqpSession // the sessions devices are given places on
+	lost lossNotice[*amqpLinks] // the device's links on it
 }
 
 // Done is closed when the connection has ended.
@@ -110,8 +105,8 @@ func (ac *amqpConn) watch() {
 }
 
 // dialAMQP connects (TLS or WebSocket, through the proxy when there is
-// one), opens AMQP with SASL ANONYMOUS (as the Java SDK does) and
-// attaches $cbs. With a client certificate it opens AMQP without SASL
+// one), opens AMQP with SASL ANONYMOUS (as the Java SDK does), begins
+// the session and attaches $cbs on it. With a client certificate it opens AMQP without SASL
 // and attaches no $cbs: the TLS handshake authenticates the device, as
 // the SDKs do ("x509 authentication does not use SASL", azure-iot-sdk-
 // java AmqpsIotHubConnection.java createReactor; azure-iot-sdk-node
@@ -127,18 +122,13 @@ func dialAMQP(ctx context.Context, cfg *config) (*amqpConn, error) {
 			nc.Close()
 			return nil, err
 		}
-		if cfg.cert != nil {
-			ac := &amqpConn{conn: conn}
-			go ac.watch()
-			return ac, nil
-		}
 		sess, err := conn.NewSession(ctx, nil)
 		if err == nil {
-			var l *cbs.Link
-			if l, err = cbs.Open(ctx, sess); err == nil {
-				s := &amqpSession{sess: sess, ready: make(chan struct{}), cbs: true}
-				close(s.ready)
-				ac := &amqpConn{conn: conn, cbs: l, sessions: []*amqpSession{s}}
+			ac := &amqpConn{conn: conn, sess: sess}
+			if cfg.cert == nil {
+				ac.cbs, err = cbs.Open(ctx, sess)
+			}
+			if err == nil {
 				go ac.watch()
 				return ac, nil
 			}
@@ -176,7 +166,7 @@ func openAMQP[T any](ctx context.Context, cfg *config, open func(ctx context.Con
 	return c, nil
 }
 
-// amqpLinks are one device's links on a session of an amqpConn:
+// amqpLinks are a device's links on its amqpConn:
 // telemetry always; methods once a method handler is set, C2D once a C2D
 // handler is, twin once a desired handler is or at the first twin
 // request, as the Node SDK attaches them (azure-iot-sdk-node
@@ -185,70 +175,40 @@ func openAMQP[T any](ctx context.Context, cfg *config, open func(ctx context.Con
 // go-amqp a goroutine and a 5,000-entry queue, so a device that only
 // sends telemetry keeps one link.
 type amqpLinks struct {
-	ac     *amqpConn
-	shared bool          // ac is an AMQPShared's: end the links, not the connection
-	slot   *amqpSession  // the session the links are on, shared with other devices
-	sess   *amqp.Session // slot.sess
-	tel    *amqp.Sender
-	c2d    *amqp.Receiver
-	mSnd   *amqp.Sender
-	mRcv   *amqp.Receiver
-	tSnd   *amqp.Sender
-	tRcv   *amqp.Receiver
+	ac   *amqpConn
+	sess *amqp.Session // ac.sess
+	tel  *amqp.Sender
+	c2d  *amqp.Receiver
+	mSnd *amqp.Sender
+	mRcv *amqp.Receiver
+	tSnd *amqp.Sender
+	tRcv *amqp.Receiver
 
 	amu     sync.Mutex // attaching links after open; ended
 	ended   bool       // end began: links attached now are detached at once
 	started bool       // the receive loops run (under amqpClient.mu)
-	pmu     sync.Mutex
-	pending map[string]chan *amqp.Message // twin responses by correlation id
+	pending twinPending
 	lost    sync.Once
 	endOnce sync.Once
 }
 
-// end ends l, once: on a shared connection it detaches the device's
-// links and gives back its place on the session (the session and the
-// other devices' links on it go on), else it closes the connection.
-func (l *amqpLinks) end(timeout time.Duration) {
+// end ends l, once, by closing its connection.
+func (l *amqpLinks) end() {
 	l.endOnce.Do(func() {
 		l.ac.lost.unregister(l)
 		l.amu.Lock()
 		l.ended = true
 		l.amu.Unlock()
-		if !l.shared {
-			_ = l.ac.conn.Close()
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		l.detach(ctx)
-		l.ac.releaseSession(ctx, l.slot)
+		_ = l.ac.conn.Close()
 	})
 }
 
-// detach detaches every link l has, one after the other.
-func (l *amqpLinks) detach(ctx context.Context) {
-	for _, s := range []*amqp.Sender{l.tel, l.mSnd, l.tSnd} {
-		if s != nil {
-			_ = s.Close(ctx)
-		}
-	}
-	for _, r := range []*amqp.Receiver{l.c2d, l.mRcv, l.tRcv} {
-		if r != nil {
-			_ = r.Close(ctx)
-		}
-	}
-}
-
-// amqpClient is a device over AMQP 1.0: its session on a connection
-// of its own (amqpConn), or on an AMQPShared's.
+// amqpClient is a device over AMQP 1.0 on a connection of its own
+// (amqpConn, on go-amqp); devices that share connections are
+// leanClients.
 type amqpClient struct {
 	amqpBase[amqpLinks]
-
-	methodTable
-
-	hmu     sync.RWMutex
-	desired DesiredHandler
-	c2d     C2DHandler
+	amqpHandlers
 }
 
 func newAMQP(opts *Options) (*amqpClient, error) {
@@ -256,11 +216,7 @@ func newAMQP(opts *Options) (*amqpClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newAMQPClient(cfg, nil), nil
-}
-
-func newAMQPClient(cfg *config, shared *AMQPShared) *amqpClient {
-	return &amqpClient{amqpBase: newAMQPBase[amqpLinks](cfg, shared)}
+	return &amqpClient{amqpBase: newAMQPBase[amqpLinks](cfg, nil)}, nil
 }
 
 // Connect connects, puts the device's token on $cbs and attaches its
@@ -328,23 +284,9 @@ func connectErr(ctx context.Context, cfg *config, err error) error {
 	return fmt.Errorf("device: connect to %s: %w", cfg.target(), err)
 }
 
-// connection dials a connection of the client's own, or returns the
-// shared one (dialling it if none is live).
-func (c *amqpClient) connection(ctx context.Context) (*amqpConn, error) {
-	if c.shared != nil {
-		sc, err := c.shared.conn(ctx, c.cfg)
-		if err != nil {
-			return nil, err
-		}
-		return sc.(*amqpConn), nil
-	}
-	return dialAMQP(ctx, c.cfg)
-}
-
-// attempt makes one connection (or takes the shared one) and installs
-// the device's links.
+// attempt makes one connection and installs the device's links.
 func (c *amqpClient) attempt(ctx context.Context) error {
-	ac, err := c.connection(ctx)
+	ac, err := dialAMQP(ctx, c.cfg)
 	if err != nil {
 		return connectErr(ctx, c.cfg, err)
 	}
@@ -355,38 +297,33 @@ func (c *amqpClient) attempt(ctx context.Context) error {
 			c.start(l)
 			// Subscribed before connected, as MQTT's SUBSCRIBE: no
 			// desired change after Connect returns is missed.
-			if err = c.subscribeDesired(ctx, l); err == nil {
+			if c.desiredHandler() != nil {
+				err = c.subscribeDesired(ctx, l, c.twinRequest)
+			}
+			if err == nil {
 				return c.install(l, renewIn)
 			}
-			l.end(c.cfg.connTimeout)
 		}
 	}
-	if c.shared == nil {
-		ac.conn.Close()
-	}
+	ac.conn.Close()
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	return err
 }
 
-// open takes a place on a session of ac (amqpsession.go) and attaches
-// the device's links there, with the attach properties of
+// open attaches the device's links on ac's session, with the attach properties of
 // azure-iot-sdk-node amqp_device_method_client.ts and
 // amqp_twin_client.ts (a channel correlation id pairing each sender
 // with its receiver, the api-version).
 func (c *amqpClient) open(ctx context.Context, ac *amqpConn) (*amqpLinks, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.connTimeout)
 	defer cancel()
-	slot, err := ac.session(ctx, c.cfg.connTimeout)
-	if err != nil {
-		return nil, fmt.Errorf("device: amqp session: %w", amqpErr(err))
-	}
-	sess := slot.sess
-	l := &amqpLinks{ac: ac, shared: c.shared != nil, slot: slot, sess: sess, pending: map[string]chan *amqp.Message{}}
+	sess := ac.sess
+	l := &amqpLinks{ac: ac, sess: sess}
+	var err error
 	fail := func(what string, err error) (*amqpLinks, error) {
-		ac.retire(slot, err)
-		l.end(c.cfg.connTimeout) // on a shared connection the others go on
+		l.end()
 		return nil, fmt.Errorf("device: amqp %s link: %w", what, amqpErr(err))
 	}
 	if l.tel, err = sess.NewSender(ctx, c.address("messages/events"), &amqp.SenderOptions{
@@ -398,10 +335,7 @@ func (c *amqpClient) open(ctx context.Context, ac *amqpConn) (*amqpLinks, error)
 			return fail("methods", err)
 		}
 	}
-	c.hmu.RLock()
-	desired := c.desired != nil
-	c.hmu.RUnlock()
-	if desired {
+	if c.desiredHandler() != nil {
 		if err := c.attachTwin(ctx, l); err != nil {
 			return fail("twin", err)
 		}
@@ -486,49 +420,21 @@ func (c *amqpClient) startLoop(l *amqpLinks, loop func(*amqpLinks)) {
 	}
 }
 
-// hasMethodHandler reports whether a method handler is set.
-func (c *amqpClient) hasMethodHandler() bool {
-	c.mmu.RLock()
-	defer c.mmu.RUnlock()
-	return c.defMethod != nil || len(c.methods) > 0
-}
-
 // HandleMethod registers fn for the method name (see
 // Client.HandleMethod); the first handler attaches the methods links.
 func (c *amqpClient) HandleMethod(name string, fn MethodHandler) {
 	c.methodTable.HandleMethod(name, fn)
-	c.methodsWanted()
+	if c.hasMethodHandler() {
+		c.attachLate("methods", c.attachMethods)
+	}
 }
 
 // SetDefaultMethodHandler sets the handler of methods without one (see
 // Client.SetDefaultMethodHandler); it attaches the methods links.
 func (c *amqpClient) SetDefaultMethodHandler(fn MethodHandler) {
 	c.methodTable.SetDefaultMethodHandler(fn)
-	c.methodsWanted()
-}
-
-// methodsWanted attaches the methods links on live links that have
-// none, now that a handler is set.
-func (c *amqpClient) methodsWanted() {
-	if !c.hasMethodHandler() {
-		return
-	}
-	c.goOnLive(func(l *amqpLinks) {
-		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.connTimeout)
-		defer cancel()
-		if err := c.attachMethods(ctx, l); err != nil && c.ctx.Err() == nil {
-			c.cfg.log.Warn("late methods attach failed", "device", c.cfg.clientID, "err", amqpErr(err))
-		}
-	})
-}
-
-// goOnLive runs fn on a goroutine of the client with the live links,
-// if there are any (else the next connect does what fn would).
-func (c *amqpClient) goOnLive(fn func(l *amqpLinks)) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if l := c.cur; l != nil {
-		c.spawnLocked(func() { fn(l) })
+	if c.hasMethodHandler() {
+		c.attachLate("methods", c.attachMethods)
 	}
 }
 
@@ -557,7 +463,7 @@ func (c *amqpClient) start(l *amqpLinks) {
 // install makes l the live links.
 func (c *amqpClient) install(l *amqpLinks, renewIn time.Duration) error {
 	if !c.amqpBase.install(l, renewIn, func() { c.renewToken(l) }) {
-		l.end(c.cfg.connTimeout)
+		l.end()
 		return ErrClosed
 	}
 	lost := func(err error) { c.lost(l, err) }
@@ -570,20 +476,14 @@ func (c *amqpClient) install(l *amqpLinks, renewIn time.Duration) error {
 // renewToken renews the token on l's $cbs link; a refused token ends
 // the links and the reconnect tells the refusal.
 func (c *amqpClient) renewToken(l *amqpLinks) {
-	c.amqpBase.renewToken(l, l.ac.cbs, func() { l.end(c.cfg.connTimeout) })
+	c.amqpBase.renewToken(l, l.ac.cbs, func() { l.end() })
 }
 
 // lost handles the end of l's connection (a receive loop failed).
 func (c *amqpClient) lost(l *amqpLinks, err error) {
 	l.lost.Do(func() {
-		l.ac.retire(l.slot, err)
-		l.end(c.cfg.connTimeout)
-		l.pmu.Lock()
-		for id, ch := range l.pending {
-			close(ch)
-			delete(l.pending, id)
-		}
-		l.pmu.Unlock()
+		l.end()
+		l.pending.end()
 		c.reconnectFrom(l, err, c.attempt)
 	})
 }
@@ -634,11 +534,7 @@ func (c *amqpClient) SendEvent(ctx context.Context, m *message.Message) error {
 // returns: accepted (complete), rejected, or released (abandon), as
 // azure-iot-sdk-node receiver_link.ts settles them.
 func (c *amqpClient) SetC2DHandler(fn C2DHandler) {
-	c.hmu.Lock()
-	was := c.c2d
-	c.c2d = fn
-	c.hmu.Unlock()
-	if was != nil || fn == nil {
+	if !c.setC2D(fn) {
 		return
 	}
 	c.goOnLive(func(l *amqpLinks) {
@@ -662,12 +558,6 @@ func (c *amqpClient) SetC2DHandler(fn C2DHandler) {
 		c.mu.Unlock()
 		go c.c2dLoop(l, r)
 	})
-}
-
-func (c *amqpClient) handler() C2DHandler {
-	c.hmu.RLock()
-	defer c.hmu.RUnlock()
-	return c.c2d
 }
 
 // c2dLoop receives C2D messages one at a time (credit 1), hands each
@@ -713,28 +603,15 @@ func (c *amqpClient) methodLoop(l *amqpLinks) {
 			return
 		}
 		_ = l.mRcv.AcceptMessage(c.ctx, am)
-		var cid any
-		if am.Properties != nil {
-			cid = am.Properties.CorrelationID
-		}
-		name := amqpString(am.ApplicationProperties[amqpMethodName])
-		req := &MethodRequest{Name: name, RequestID: amqpID(cid), Payload: amqpBody(am)}
+		req, cid := amqpMethodRequest(am)
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
 			res := c.answer(c.ctx, c.cfg, req)
 			ctx, cancel := context.WithTimeout(c.ctx, c.cfg.connTimeout)
 			defer cancel()
-			resp := &amqp.Message{
-				Properties:            &amqp.MessageProperties{CorrelationID: cid},
-				ApplicationProperties: map[string]any{amqpMethodStatus: int32(res.Status)},
-				Data:                  [][]byte{res.Payload},
-			}
-			if res.Payload == nil {
-				resp.Data = [][]byte{{}}
-			}
-			if err := l.mSnd.Send(ctx, resp, nil); err != nil {
-				c.cfg.log.Warn("method response not sent", "device", c.cfg.clientID, "method", name, "err", amqpErr(err))
+			if err := l.mSnd.Send(ctx, amqpMethodResponse(cid, res), nil); err != nil {
+				c.cfg.log.Warn("method response not sent", "device", c.cfg.clientID, "method", req.Name, "err", amqpErr(err))
 			}
 		}()
 	}
@@ -744,33 +621,10 @@ func (c *amqpClient) methodLoop(l *amqpLinks) {
 // it); with one set the client subscribes with a twin PUT on
 // /notifications/twin/properties/desired.
 func (c *amqpClient) SetDesiredHandler(fn DesiredHandler) {
-	c.hmu.Lock()
-	was := c.desired
-	c.desired = fn
-	c.hmu.Unlock()
-	if was != nil || fn == nil {
+	if !c.setDesired(fn) {
 		return
 	}
-	c.goOnLive(func(l *amqpLinks) {
-		if err := c.subscribeDesired(c.ctx, l); err != nil && c.ctx.Err() == nil {
-			c.cfg.log.Warn("desired-properties subscription failed", "device", c.cfg.clientID, "err", err)
-		}
-	})
-}
-
-// subscribeDesired subscribes l to desired-property notifications
-// when a handler is set.
-func (c *amqpClient) subscribeDesired(ctx context.Context, l *amqpLinks) error {
-	c.hmu.RLock()
-	set := c.desired != nil
-	c.hmu.RUnlock()
-	if !set {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.connTimeout)
-	defer cancel()
-	_, err := c.twinRequest(ctx, l, "subscribe to desired properties", "PUT", "/notifications/twin/properties/desired", []byte(" "))
-	return err
+	c.goSubscribeDesired(c.twinRequest)
 }
 
 // twinLoop reads the twin receiver: responses (by correlation id) and
@@ -786,20 +640,10 @@ func (c *amqpClient) twinLoop(l *amqpLinks) {
 			return
 		}
 		_ = l.tRcv.AcceptMessage(c.ctx, am)
-		var cid any
-		if am.Properties != nil {
-			cid = am.Properties.CorrelationID
-		}
+		cid := amqpCorrelationID(am)
 		if cid == nil {
-			c.hmu.RLock()
-			fn := c.desired
-			c.hmu.RUnlock()
-			if fn != nil {
-				v, _ := amqpInt(annotation(am, amqpVersion))
-				patch := json.RawMessage(amqpBody(am))
-				if v == 0 {
-					v = docVersion(patch)
-				}
+			if fn := c.desiredHandler(); fn != nil {
+				patch, v := amqpDesired(am)
 				// On a goroutine of its own, as over MQTT: the handler
 				// may make twin requests, whose answers this loop reads.
 				c.wg.Add(1)
@@ -810,14 +654,7 @@ func (c *amqpClient) twinLoop(l *amqpLinks) {
 			}
 			continue
 		}
-		id := amqpID(cid)
-		l.pmu.Lock()
-		ch := l.pending[id]
-		delete(l.pending, id)
-		l.pmu.Unlock()
-		if ch != nil {
-			ch <- am
-		}
+		l.pending.deliver(amqpID(cid), am)
 	}
 }
 
@@ -828,82 +665,33 @@ func (c *amqpClient) twinRequest(ctx context.Context, l *amqpLinks, op, operatio
 		return nil, fmt.Errorf("device: %s: amqp twin link: %w", op, amqpErr(err))
 	}
 	id := uuid.NewString()
-	ch := make(chan *amqp.Message, 1)
-	l.pmu.Lock()
-	l.pending[id] = ch
-	l.pmu.Unlock()
-	defer func() {
-		l.pmu.Lock()
-		delete(l.pending, id)
-		l.pmu.Unlock()
-	}()
-	req := &amqp.Message{
-		Properties:  &amqp.MessageProperties{CorrelationID: id},
-		Annotations: amqp.Annotations{amqpOperation: operation},
-		Data:        [][]byte{body},
+	lostErr := fmt.Errorf("device: %s: the connection to %s was lost", op, c.cfg.address)
+	ch, ok := l.pending.add(id)
+	if !ok {
+		return nil, lostErr
 	}
-	if resource != "" {
-		req.Annotations[amqpResource] = resource
-	}
-	if err := l.tSnd.Send(ctx, req, nil); err != nil {
+	defer l.pending.remove(id)
+	if err := l.tSnd.Send(ctx, amqpTwinRequest(id, operation, resource, body), nil); err != nil {
 		return nil, fmt.Errorf("device: %s: %w", op, amqpErr(err))
 	}
-	select {
-	case res, ok := <-ch:
-		if !ok {
-			return nil, fmt.Errorf("device: %s: the connection to %s was lost", op, c.cfg.address)
-		}
-		// A response without annotations is a success
-		// (azure-iot-sdk-node amqp_twin_client.ts).
-		if st, ok := amqpInt(annotation(res, amqpStatus)); ok && st >= 300 {
-			return nil, &StatusError{Op: op, Status: int(st), Body: amqpBody(res)}
-		}
-		return res, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return l.pending.wait(ctx, ch, op, lostErr)
 }
 
 // GetTwin asks for the twin (a GET on the twin link).
 func (c *amqpClient) GetTwin(ctx context.Context) (*Twin, error) {
-	l, err := c.live(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res, err := c.twinRequest(ctx, l, "get twin", "GET", "", []byte(" "))
-	if err != nil {
-		return nil, err
-	}
-	var t Twin
-	if err := json.Unmarshal(amqpBody(res), &t); err != nil {
-		return nil, fmt.Errorf("device: get twin: the hub's answer is not a twin: %w", err)
-	}
-	return &t, nil
+	return c.getTwin(ctx, c.twinRequest)
 }
 
 // UpdateReported patches the reported properties (a PATCH of
 // /properties/reported) and returns their new version.
 func (c *amqpClient) UpdateReported(ctx context.Context, patch any) (int64, error) {
-	body, err := reportedBody(patch)
-	if err != nil {
-		return 0, err
-	}
-	l, err := c.live(ctx)
-	if err != nil {
-		return 0, err
-	}
-	res, err := c.twinRequest(ctx, l, "update reported properties", "PATCH", "/properties/reported", body)
-	if err != nil {
-		return 0, err
-	}
-	v, _ := amqpInt(annotation(res, amqpVersion))
-	return v, nil
+	return c.updateReported(ctx, c.twinRequest, patch)
 }
 
 // Close detaches everything and closes the connection; handlers still
 // running finish first. It is idempotent and returns nil.
 func (c *amqpClient) Close(ctx context.Context) error {
-	c.close(func(l *amqpLinks) { l.end(c.cfg.connTimeout) })
+	c.close(func(l *amqpLinks) { l.end() })
 	return nil
 }
 

@@ -12,7 +12,7 @@ import (
 // links L: the connect, token renewal and close life cycle.
 type amqpBase[L any] struct {
 	cfg    *config
-	shared *AMQPShared // nil: a connection of its own (go-amqp only)
+	shared *AMQPShared // the leanClient's; nil for the amqpClient, on a connection of its own
 
 	ctx    context.Context // ended by Close: a *lifetime, cheap to derive from
 	cancel func()
@@ -132,6 +132,16 @@ func (c *amqpBase[L]) reconnectFrom(l *L, err error, attempt func(context.Contex
 		defer c.wg.Done()
 		c.reconnect(c.ctx, c.cfg, attempt)
 	}()
+}
+
+// goOnLive runs fn on a goroutine of the client with the live links,
+// if there are any (else the next connect does what fn would).
+func (c *amqpBase[L]) goOnLive(fn func(l *L)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l := c.cur; l != nil {
+		c.spawnLocked(func() { fn(l) })
+	}
 }
 
 // spawn runs fn on a goroutine of the client unless it is closed.

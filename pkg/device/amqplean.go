@@ -2,21 +2,33 @@ package device
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/iotctl/iotctl/pkg/amqp1/client"
-	"github.com/iotctl/iotctl/pkg/message"
 )
+
+// devicesPerSession is how many devices put their links on one AMQP
+// session of a shared connection. The Azure IoT C SDK's shared
+// transport puts every device's links on the connection's one session
+// (azure-iot-sdk-c iothub_client/src/iothubtransport_amqp_common.c,
+// IoTHubTransport_AMQP_Common_Device_DoWork gives each device
+// amqp_connection_get_session_handle's session), and IoT Hub takes
+// that. A device has at most six links (telemetry, C2D, and the
+// methods and twin pairs), and a session's links must stay below the
+// lowest handle-max a hub gives in its begin: the local hub's is 1023
+// (pkg/amqp1), Microsoft.Azure.Amqp's default 262,143 (AmqpConstants.
+// DefaultMaxLinkHandles). 100 devices make at most 600 links, with
+// room left for links whose detach is still on the way; the
+// simulator's default of 100 devices a connection is one session, and
+// 995 devices (the most a connection takes) are ten.
+const devicesPerSession = 100
 
 // leanConn is a shared AMQP connection on the lean engine
 // (pkg/amqp1/client), whose own first session carries $cbs, and the
-// sessions its devices' links are on (devicesPerSession each, as on
-// go-amqp: amqpsession.go). A session on the lean engine is a small
+// sessions its devices' links are on (devicesPerSession each). A session on the lean engine is a small
 // struct with no goroutine, so they stay until the connection ends.
 type leanConn struct {
 	conn *client.Conn
@@ -117,195 +129,3 @@ func (lc *leanConn) retire(s *leanSession) {
 	lc.sessions = slices.DeleteFunc(lc.sessions, func(x *leanSession) bool { return x == s })
 	lc.mu.Unlock()
 }
-
-// leanLinks are a device's links on a leanConn: telemetry only.
-type leanLinks struct {
-	lc      *leanConn
-	slot    *leanSession
-	tel     *client.Sender
-	lost    sync.Once
-	endOnce sync.Once
-}
-
-// end detaches l's links and gives back its place on the session; the
-// connection and the other devices' links go on.
-func (l *leanLinks) end(timeout time.Duration) {
-	l.endOnce.Do(func() {
-		l.lc.lost.unregister(l)
-		if l.tel != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			_ = l.tel.Close(ctx)
-			cancel()
-		}
-		l.lc.release(l.slot)
-	})
-}
-
-// leanClient is a device on an AMQPShared made by
-// NewAMQPSharedTelemetry: it sends telemetry on the lean engine and
-// does nothing else. Per device it holds its config, its telemetry
-// link's state and a renewal timer; no goroutine runs for it while it
-// is connected.
-type leanClient struct {
-	amqpBase[leanLinks]
-	warned sync.Once
-}
-
-func newLeanClient(cfg *config, s *AMQPShared) *leanClient {
-	return &leanClient{amqpBase: newAMQPBase[leanLinks](cfg, s)}
-}
-
-// Connect connects (the shared connection, dialled by the first
-// client), puts the device's token on $cbs and attaches its telemetry
-// link; it returns as Client.Connect does. A refused token is an
-// *AMQPError wrapping ErrUnauthorized and is never retried.
-func (c *leanClient) Connect(ctx context.Context) error {
-	return c.connect(ctx, c.ctx, c.cfg, func() bool { return c.cur != nil }, c.attempt)
-}
-
-// attempt takes the shared connection (dialling it if none is live),
-// puts the token and attaches the telemetry link.
-func (c *leanClient) attempt(ctx context.Context) error {
-	sc, err := c.shared.conn(ctx, c.cfg)
-	if err != nil {
-		return connectErr(ctx, c.cfg, err)
-	}
-	lc := sc.(*leanConn)
-	renewIn, err := putToken(ctx, c.cfg, lc.conn)
-	if err != nil {
-		return err
-	}
-	actx, cancel := context.WithTimeout(ctx, c.cfg.connTimeout)
-	defer cancel()
-	slot, err := lc.session(actx, c.cfg.connTimeout)
-	if err != nil {
-		return fmt.Errorf("device: amqp session: %w", amqpErr(err))
-	}
-	l := &leanLinks{lc: lc, slot: slot}
-	l.tel, err = slot.sess.NewSender(actx, c.cfg.linkAddress("messages/events"), &client.LinkOptions{
-		Properties: clientVersion,
-		// On the connection's reader, which must not wait: the links'
-		// end waits for the hub's detach, which that reader reads.
-		OnDetach: func(err error) { c.goLost(l, err) },
-	})
-	if err != nil {
-		var le *client.LinkError
-		if errors.As(err, &le) && slot.sess.Err() != nil {
-			lc.retire(slot)
-		}
-		l.tel = nil
-		l.end(c.cfg.connTimeout)
-		return fmt.Errorf("device: amqp telemetry link: %w", amqpErr(err))
-	}
-	return c.install(l, renewIn)
-}
-
-// clientVersion is the attach property every link carries
-// (azure-iot-sdk-node amqp.ts).
-var clientVersion = map[string]any{"com.microsoft:client-version": "iotctl/" + version()}
-
-// install makes l the live links.
-func (c *leanClient) install(l *leanLinks, renewIn time.Duration) error {
-	if !c.amqpBase.install(l, renewIn, func() { c.renewToken(l) }) {
-		l.end(c.cfg.connTimeout)
-		return ErrClosed
-	}
-	if !l.lc.lost.register(l, func(err error) { c.lost(l, err) }) {
-		c.lost(l, l.lc.conn.Err())
-	}
-	return nil
-}
-
-// renewToken renews the token on the connection's $cbs node; a refused
-// token ends the device's link and the reconnect tells the refusal.
-func (c *leanClient) renewToken(l *leanLinks) {
-	c.amqpBase.renewToken(l, l.lc.conn, func() { c.lost(l, ErrUnauthorized) })
-}
-
-// goLost runs lost on a goroutine of the client's (from the
-// connection's reader, which must not wait).
-func (c *leanClient) goLost(l *leanLinks, err error) { c.spawn(func() { c.lost(l, err) }) }
-
-// lost ends l (its link detached, its token refused, or the
-// connection ended) and reconnects.
-func (c *leanClient) lost(l *leanLinks, err error) {
-	l.lost.Do(func() {
-		l.end(c.cfg.connTimeout)
-		c.reconnectFrom(l, err, c.attempt)
-	})
-}
-
-// SendEvent sends m on the telemetry link and returns when the hub
-// accepted it. While reconnecting it waits; a message whose link or
-// connection ended before the outcome is sent again (at least once).
-// A rejected or released message is an error (an *AMQPError with the
-// hub's condition when it gave one).
-func (c *leanClient) SendEvent(ctx context.Context, m *message.Message) error {
-	if m == nil {
-		m = &message.Message{}
-	}
-	if m.Size() > message.MaxTelemetrySize {
-		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, m.Size(), message.MaxTelemetrySize)
-	}
-	payload, err := amqpTelemetry(m).MarshalBinary()
-	if err != nil {
-		return fmt.Errorf("device: send event: %w", err)
-	}
-	for {
-		l, err := c.live(ctx)
-		if err != nil {
-			return err
-		}
-		err = l.tel.Send(ctx, payload)
-		var rej *client.RejectedError
-		switch {
-		case err == nil:
-			return nil
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case errors.As(err, &rej):
-			return fmt.Errorf("device: send event: %w", amqpErr(err))
-		}
-		c.lost(l, err) // the link or the connection ended: again on the next
-	}
-}
-
-// warn logs, once, that the client ignores what it was asked to do.
-func (c *leanClient) warn(what string) {
-	c.warned.Do(func() {
-		c.cfg.log.Warn("a telemetry-only AMQP device ignores handlers", "device", c.cfg.clientID, "handler", what)
-	})
-}
-
-// SetC2DHandler is ignored (logged once): a telemetry-only device
-// attaches no C2D link.
-func (c *leanClient) SetC2DHandler(C2DHandler) { c.warn("C2D") }
-
-// HandleMethod is ignored (logged once): a telemetry-only device
-// attaches no methods links.
-func (c *leanClient) HandleMethod(string, MethodHandler) { c.warn("method") }
-
-// SetDefaultMethodHandler is ignored (logged once).
-func (c *leanClient) SetDefaultMethodHandler(MethodHandler) { c.warn("method") }
-
-// SetDesiredHandler is ignored (logged once): a telemetry-only device
-// attaches no twin links.
-func (c *leanClient) SetDesiredHandler(DesiredHandler) { c.warn("desired properties") }
-
-// errTelemetryOnly is GetTwin's and UpdateReported's error.
-var errTelemetryOnly = fmt.Errorf("%w: a telemetry-only AMQP device has no twin link (NewAMQPSharedTelemetry)", ErrNotSupported)
-
-// GetTwin returns an error wrapping ErrNotSupported.
-func (c *leanClient) GetTwin(context.Context) (*Twin, error) { return nil, errTelemetryOnly }
-
-// UpdateReported returns an error wrapping ErrNotSupported.
-func (c *leanClient) UpdateReported(context.Context, any) (int64, error) { return 0, errTelemetryOnly }
-
-// Close detaches the device's link (the shared connection goes on).
-// It is idempotent and returns nil.
-func (c *leanClient) Close(ctx context.Context) error {
-	c.close(func(l *leanLinks) { l.end(c.cfg.connTimeout) })
-	return nil
-}
-
-var _ Conn = (*leanClient)(nil)

@@ -20,18 +20,21 @@ const MaxDevicesPerAMQPConnection = 995
 // (AmqpConnectionPoolSettings) do: each client puts its own token on
 // the connection's one $cbs link (and renews it there), and attaches
 // its own links on a session it shares with other clients (up to 100
-// a session, the first being the session of $cbs, as the C SDK's
-// shared transport does; see devicesPerSession). A client whose token
-// expires or is refused loses its own links only; the session and the
-// other clients' links go on. When the connection is lost, every
-// client on it reconnects (the first one to try dials a new
-// connection, the others wait for it and use it).
+// a session, as the C SDK's shared transport does; see
+// devicesPerSession). A client whose token expires or is refused loses
+// its own links only; the session and the other clients' links go on.
+// When the connection is lost, every client on it reconnects (the
+// first one to try dials a new connection, the others wait for it and
+// use it). The connection runs on the lean AMQP engine
+// (pkg/amqp1/client): no goroutine and no queue per device or link;
+// each C2D message, method request and desired-properties change is
+// handled on a short-lived goroutine of its client.
 //
 // Make one with NewAMQPShared, clients on it with Open, and Close it
 // once its clients are closed. It is safe for concurrent use.
 type AMQPShared struct {
-	max  int
-	lean bool // telemetry-only clients on the lean engine
+	max           int
+	telemetryOnly bool // clients that attach only their telemetry link
 
 	mu      sync.Mutex
 	cur     sharedConn
@@ -73,19 +76,16 @@ func NewAMQPShared(max int) (*AMQPShared, error) {
 }
 
 // NewAMQPSharedTelemetry is NewAMQPShared for clients that only send
-// telemetry, which run on the lean AMQP engine (pkg/amqp1/client): no
-// goroutine and no queue per device or link, about a tenth of the
-// memory a device costs on go-amqp. Its clients attach only their
-// telemetry link: they take no C2D message, method call or desired
-// property (setting a handler is logged as ignored) and GetTwin and
-// UpdateReported return ErrTelemetryOnly. A fleet whose devices do
-// more shares connections made by NewAMQPShared.
+// telemetry. Its clients attach only their telemetry link: they take no
+// C2D message, method call or desired property (setting a handler is
+// logged as ignored) and GetTwin and UpdateReported return an error
+// wrapping ErrNotSupported.
 func NewAMQPSharedTelemetry(max int) (*AMQPShared, error) {
 	s, err := NewAMQPShared(max)
 	if err != nil {
 		return nil, err
 	}
-	s.lean = true
+	s.telemetryOnly = true
 	return s, nil
 }
 
@@ -127,10 +127,7 @@ func (s *AMQPShared) Open(opts *Options) (Conn, error) {
 		s.tls = cfg.tls
 	}
 	cfg.tls = s.tls
-	if s.lean {
-		return newLeanClient(cfg, s), nil
-	}
-	return newAMQPClient(cfg, s), nil
+	return newLeanClient(cfg, s, s.telemetryOnly), nil
 }
 
 // sharedTarget names where cfg connects, for the check that every
@@ -193,11 +190,7 @@ func (s *AMQPShared) conn(ctx context.Context, cfg *config) (sharedConn, error) 
 			cancel()
 		}
 	})
-	if s.lean {
-		d.sc, d.err = dialLean(dctx, cfg)
-	} else {
-		d.sc, d.err = dialAMQP(dctx, cfg)
-	}
+	d.sc, d.err = dialLean(dctx, cfg)
 	stop()
 	cancel()
 

@@ -71,11 +71,7 @@ func TestAMQPSharedRoutesToTheRightDevice(t *testing.T) {
 		}))
 	}
 	for i, c := range conns {
-		ac := c.(*amqpClient)
-		ac.mu.Lock()
-		got := ac.cur.ac
-		ac.mu.Unlock()
-		if got != s.cur {
+		if linksOf(c).lc != leanCur(s) {
 			t.Errorf("%s is on a connection of its own; want the shared one", ids[i])
 		}
 		if err := c.SendEvent(testCtx(t), &message.Message{Body: []byte(ids[i])}); err != nil {
@@ -111,40 +107,35 @@ func TestAMQPSharedRoutesToTheRightDevice(t *testing.T) {
 	}
 }
 
-// sessionOf is the session c's links are on.
-func sessionOf(c Conn) *amqpSession {
-	ac := c.(*amqpClient)
-	ac.mu.Lock()
-	defer ac.mu.Unlock()
-	if ac.cur == nil {
-		return nil
-	}
-	return ac.cur.slot
+// linksOf is c's live links, nil while it is not connected.
+func linksOf(c Conn) *leanLinks {
+	lc := c.(*leanClient)
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	return lc.cur
 }
 
-// cbsSession is the session of s's $cbs link.
-func cbsSession(s *AMQPShared) *amqpSession {
-	s.mu.Lock()
-	ac, _ := s.cur.(*amqpConn)
-	s.mu.Unlock()
-	if ac == nil {
-		return nil
-	}
-	ac.mu.Lock()
-	defer ac.mu.Unlock()
-	for _, x := range ac.sessions {
-		if x.cbs {
-			return x
-		}
+// sessionOf is the session c's links are on.
+func sessionOf(c Conn) *leanSession {
+	if l := linksOf(c); l != nil {
+		return l.slot
 	}
 	return nil
 }
 
-// The devices of a shared connection put their links on the session of
-// its $cbs link, as the C SDK does, up to devicesPerSession; the next
-// device begins a second session, which ends when its last device
-// leaves. Each device's links are its own: closing one leaves the
-// others' on the session.
+// devicesOn is how many devices have a place on sl.
+func devicesOn(s *AMQPShared, sl *leanSession) int {
+	lc := leanCur(s)
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	return sl.devices
+}
+
+// The devices of a shared connection put their links on one session,
+// as the C SDK does, up to devicesPerSession; the next device begins a
+// second session, whose place it gives back when it closes. Each
+// device's links are their own: closing one leaves the others' on the
+// session.
 func TestAMQPSharedDevicesShareSessions(t *testing.T) {
 	h := startHub(t, nil)
 	s := newShared(t)
@@ -152,30 +143,23 @@ func TestAMQPSharedDevicesShareSessions(t *testing.T) {
 	for i := range devicesPerSession + 1 {
 		conns = append(conns, openShared(t, h, s, fmt.Sprintf("ss%03d", i), Options{}, nil))
 	}
-	first := cbsSession(s)
-	if first == nil {
-		t.Fatal("the shared connection has no session of $cbs")
-	}
+	first := sessionOf(conns[0])
 	for i, c := range conns[:devicesPerSession] {
 		if sessionOf(c) != first {
-			t.Fatalf("device %d is on another session than $cbs's; want the first %d devices there", i, devicesPerSession)
+			t.Fatalf("device %d is on another session than device 0's; want the first %d devices on one", i, devicesPerSession)
 		}
 	}
 	last := conns[devicesPerSession]
 	second := sessionOf(last)
 	if second == nil || second == first {
-		t.Fatalf("device %d is on the session of $cbs, which has its %d devices; want a second session", devicesPerSession, devicesPerSession)
+		t.Fatalf("device %d is on the first session, which has its %d devices; want a second session", devicesPerSession, devicesPerSession)
 	}
 	if err := last.SendEvent(testCtx(t), &message.Message{Body: []byte("second")}); err != nil {
 		t.Fatalf("SendEvent on the second session = %v", err)
 	}
 	last.Close(testCtx(t))
-	cur := s.cur.(*amqpConn)
-	cur.mu.Lock()
-	n := len(cur.sessions)
-	cur.mu.Unlock()
-	if n != 1 {
-		t.Errorf("%d sessions after the second session's only device closed; want $cbs's alone", n)
+	if n := devicesOn(s, second); n != 0 {
+		t.Errorf("%d devices on the second session after its only device closed; want 0", n)
 	}
 	// Closing a device detaches its links only: the device beside it on
 	// the same session goes on.
@@ -184,7 +168,10 @@ func TestAMQPSharedDevicesShareSessions(t *testing.T) {
 		t.Errorf("SendEvent beside a closed device = %v", err)
 	}
 	if sessionOf(conns[1]) != first {
-		t.Error("the device beside the closed one left the session of $cbs")
+		t.Error("the device beside the closed one left its session")
+	}
+	if n := devicesOn(s, first); n != devicesPerSession-1 {
+		t.Errorf("%d devices on the first session after one closed; want %d", n, devicesPerSession-1)
 	}
 }
 
@@ -207,13 +194,8 @@ func TestAMQPSharedRefusedTokenLeavesTheOthers(t *testing.T) {
 	if err := bad.Connect(testCtx(t)); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("Connect with a wrong key = %v; want ErrUnauthorized", err)
 	}
-	sl := cbsSession(s)
-	cur := s.cur.(*amqpConn)
-	cur.mu.Lock()
-	devices := sl.devices
-	cur.mu.Unlock()
-	if devices != 1 {
-		t.Errorf("%d devices on the session of $cbs; want the one that connected", devices)
+	if n := devicesOn(s, sessionOf(keep)); n != 1 {
+		t.Errorf("%d devices on the session; want the one that connected", n)
 	}
 	if err := keep.SendEvent(testCtx(t), &message.Message{Body: []byte("ok")}); err != nil {
 		t.Errorf("SendEvent beside the refused device = %v", err)
@@ -250,13 +232,17 @@ func TestAMQPSharedExpiredTokenEndsOnlyItsDevice(t *testing.T) {
 	if !keep.Connected() {
 		t.Error("the other device on the connection is disconnected")
 	}
-	if sl := sessionOf(keep); sl != cbsSession(s) {
-		t.Error("the device beside the expired one is no longer on the session of $cbs")
+	sl := sessionOf(keep)
+	if sl == nil {
+		t.Fatal("the device beside the expired one has no session")
 	}
 	if err := keep.SendEvent(testCtx(t), &message.Message{Body: []byte("still here")}); err != nil {
 		t.Errorf("SendEvent beside the expired device = %v; want nil", err)
 	}
-	if s.cur == nil || keep.(*amqpClient).cur.ac != s.cur {
+	if n := devicesOn(s, sl); n != 1 {
+		t.Errorf("%d devices on the session after the expired one left; want 1", n)
+	}
+	if l := linksOf(keep); l == nil || l.lc != leanCur(s) {
 		t.Error("the device beside the expired one is no longer on the shared connection")
 	}
 }
@@ -272,9 +258,7 @@ func TestAMQPSharedLostConnectionReconnectsAll(t *testing.T) {
 		logs[id] = newEventLog()
 		conns = append(conns, openShared(t, h, s, id, Options{OnState: logs[id].on, MinRetryDelay: 10 * time.Millisecond}, nil))
 	}
-	s.mu.Lock()
-	old := s.cur.(*amqpConn)
-	s.mu.Unlock()
+	old := leanCur(s)
 	old.conn.Close()
 	for _, l := range logs {
 		l.waitState(t, StateConnected) // the first connect
@@ -285,7 +269,7 @@ func TestAMQPSharedLostConnectionReconnectsAll(t *testing.T) {
 		if err := c.SendEvent(testCtx(t), &message.Message{Body: []byte("again")}); err != nil {
 			t.Errorf("SendEvent(%s) after the reconnect = %v", c.DeviceID(), err)
 		}
-		if got := c.(*amqpClient).cur.ac; got == old || got != s.cur {
+		if l := linksOf(c); l == nil || l.lc == old || l.lc != leanCur(s) {
 			t.Errorf("%s is not on the new shared connection", c.DeviceID())
 		}
 	}
@@ -356,11 +340,8 @@ func TestAMQPLinksAttachedWhenNeeded(t *testing.T) {
 	h := startHub(t, nil)
 	s := newShared(t)
 	c := openShared(t, h, s, "lazy", Options{}, nil)
-	ac := c.(*amqpClient)
 	links := func() (methods, twin, c2d bool) {
-		ac.mu.Lock()
-		l := ac.cur
-		ac.mu.Unlock()
+		l := linksOf(c)
 		l.amu.Lock()
 		defer l.amu.Unlock()
 		return l.mRcv != nil, l.tRcv != nil, l.c2d != nil

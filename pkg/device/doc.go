@@ -7,11 +7,10 @@
 // default, described below), AMQP 1.0 (SASL ANONYMOUS and a CBS
 // put-token per device, renewed on the live connection; telemetry,
 // C2D, methods and twin on the links of azure-iot-sdk-node's Amqp
-// transport, on the session of the $cbs link as the C SDK puts them;
-// over TLS on 5671 or a WebSocket with subprotocol AMQPWSB10; many
-// devices on one connection with AMQPShared, and telemetry-only devices
-// on iotctl's lean AMQP engine, pkg/amqp1/client, with
-// NewAMQPSharedTelemetry), or HTTPS (IoT Hub's device REST API: telemetry, and C2D
+// transport; over TLS on 5671 or a WebSocket with subprotocol
+// AMQPWSB10; many devices on one connection with AMQPShared, on
+// iotctl's lean AMQP engine, pkg/amqp1/client, and telemetry-only ones
+// with NewAMQPSharedTelemetry), or HTTPS (IoT Hub's device REST API: telemetry, and C2D
 // polled and settled by its lock; no methods, no twin, which are
 // ErrNotSupported). Over AMQP and HTTPS Options.C2DSettle chooses
 // complete, reject or abandon; over MQTT IoT Hub completes every

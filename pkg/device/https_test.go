@@ -52,12 +52,16 @@ func TestHTTPSSendEventToHub(t *testing.T) {
 	}
 }
 
-// A C2D message over AMQP or HTTPS reaches the handler and is settled
+// A C2D message over AMQP (a connection of its own on go-amqp, a shared
+// one on the lean engine) or HTTPS reaches the handler and is settled
 // as C2DSettle says: complete and reject end it with their feedback
 // (the next message comes only after the settlement: AMQP's credit is
 // 1, HTTPS polls one at a time), abandon brings it back.
 func TestC2DSettle(t *testing.T) {
-	for _, tr := range []Transport{TransportAMQP, TransportHTTPS} {
+	for _, tr := range []struct {
+		Transport
+		shared bool
+	}{{TransportAMQP, false}, {TransportAMQP, true}, {TransportHTTPS, false}} {
 		for _, tt := range []struct {
 			settle Settle
 			want   registry.FeedbackStatus
@@ -66,11 +70,20 @@ func TestC2DSettle(t *testing.T) {
 			{SettleReject, "Rejected"},
 			{SettleAbandon, ""},
 		} {
-			t.Run(tr.String()+"/"+tt.settle.String(), func(t *testing.T) {
+			name := tr.String()
+			if tr.shared {
+				name += "-shared"
+			}
+			t.Run(name+"/"+tt.settle.String(), func(t *testing.T) {
 				h := startHub(t, nil)
 				got := make(chan *message.Message, 20)
-				openOn(t, h, "c1", Options{Transport: tr, C2DSettle: tt.settle, PollInterval: 20 * time.Millisecond},
-					func(c Conn) { c.SetC2DHandler(func(m *message.Message) { got <- m }) })
+				o := Options{Transport: tr.Transport, C2DSettle: tt.settle, PollInterval: 20 * time.Millisecond}
+				setup := func(c Conn) { c.SetC2DHandler(func(m *message.Message) { got <- m }) }
+				if tr.shared {
+					openShared(t, h, newShared(t), "c1", o, setup)
+				} else {
+					openOn(t, h, "c1", o, setup)
+				}
 				for _, id := range []string{"a", "b"} {
 					if _, err := h.Registry().Enqueue("c1", "", &registry.C2DMessage{MessageID: id, Body: []byte("hi " + id),
 						Ack: registry.AckFull, Properties: map[string]string{"color": "red"}}); err != nil {

@@ -20,9 +20,10 @@ const DefaultAMQPDevicesPerConnection = 100
 
 // amqpPool gives the fleet's devices their shared AMQP connections:
 // device i is on connection i / per (one per hub, when DPS assigns
-// devices to several). A telemetry-only fleet's connections run on
-// the lean AMQP engine (device.NewAMQPSharedTelemetry); the devices of
-// a fleet that takes methods, C2D and twin run on go-amqp.
+// devices to several). Every connection runs on the lean AMQP engine
+// (pkg/amqp1/client); a telemetry-only fleet's devices attach only
+// their telemetry link (device.NewAMQPSharedTelemetry), the others
+// their C2D, methods and twin links too (device.NewAMQPShared).
 type amqpPool struct {
 	per           int
 	telemetryOnly bool

@@ -103,10 +103,9 @@ type Options struct {
 	NoEcho bool
 	// TelemetryOnly makes the devices only send telemetry: they answer
 	// no direct method, take no C2D message and neither read nor echo
-	// the twin. An AMQP device then attaches its telemetry link only,
-	// and devices that share connections (DevicesPerConnection) run on
-	// the lean AMQP engine (device.NewAMQPSharedTelemetry: no goroutine
-	// or queue per device). It cannot go with Methods or Reported.
+	// the twin. An AMQP device then attaches its telemetry link only
+	// (device.NewAMQPSharedTelemetry). It cannot go with Methods or
+	// Reported.
 	TelemetryOnly bool
 	// ConnectRate limits new connections per second across the fleet;
 	// 0 means no limit.

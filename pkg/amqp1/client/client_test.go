@@ -23,6 +23,7 @@ import (
 	"github.com/iotctl/iotctl/pkg/amqp1/internal/frames"
 	"github.com/iotctl/iotctl/pkg/connstr"
 	"github.com/iotctl/iotctl/pkg/hub"
+	"github.com/iotctl/iotctl/pkg/hub/registry"
 	"github.com/iotctl/iotctl/pkg/sas"
 )
 
@@ -448,5 +449,83 @@ func TestPeerThatTakesNothingEndsTheConnection(t *testing.T) {
 	sn.Close()
 	if err := <-peerDone; err != nil {
 		t.Errorf("the peer: %v", err)
+	}
+}
+
+// A manual receiver with credit 1 gets one message at a time, each
+// only after the one before was settled: a released message comes
+// back, an accepted one is done and the next follows.
+func TestManualReceiverSettles(t *testing.T) {
+	t.Parallel()
+	h := startHub(t)
+	c := dial(t, h)
+	aud, tok := device(t, h, "manual", time.Hour)
+	if err := c.PutToken(testCtx(t), cbs.TypeSAS, aud, tok, time.Time{}); err != nil {
+		t.Fatalf("PutToken = %v", err)
+	}
+	for _, id := range []string{"a", "b"} {
+		if _, err := h.Registry().Enqueue("manual", "", &registry.C2DMessage{MessageID: id, Body: []byte(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := c.NewSession(testCtx(t))
+	if err != nil {
+		t.Fatalf("NewSession = %v", err)
+	}
+	type got struct {
+		id      string
+		delID   uint32
+		settled bool
+	}
+	msgs := make(chan got, 10)
+	r, err := s.NewManualReceiver(testCtx(t), "/devices/manual/messages/devicebound", &client.LinkOptions{Credit: 1},
+		func(payload []byte, id uint32, settled bool) {
+			var m amqp.Message
+			if err := m.UnmarshalBinary(append([]byte(nil), payload...)); err != nil {
+				t.Errorf("UnmarshalBinary = %v", err)
+				return
+			}
+			msgs <- got{id: fmt.Sprint(m.Properties.MessageID), delID: id, settled: settled}
+		})
+	if err != nil {
+		t.Fatalf("NewManualReceiver = %v", err)
+	}
+	h.C2DEnqueued("manual", "")
+	next := func() got {
+		t.Helper()
+		select {
+		case g := <-msgs:
+			if g.settled {
+				t.Errorf("message %s came settled; want unsettled", g.id)
+			}
+			return g
+		case <-testCtx(t).Done():
+			t.Fatal("no message arrived")
+			return got{}
+		}
+	}
+	seen := map[string]int{}
+	for i := range 3 {
+		g := next()
+		seen[g.id]++
+		if len(msgs) != 0 {
+			t.Fatalf("a message came before %s was settled, with credit 1", g.id)
+		}
+		outcome := client.Accepted
+		if i == 0 {
+			if g.id != "a" {
+				t.Fatalf("first message %s; want a", g.id)
+			}
+			outcome = client.Released
+		}
+		if err := r.Settle(g.delID, outcome); err != nil {
+			t.Fatalf("Settle(%s) = %v", g.id, err)
+		}
+	}
+	if seen["a"] != 2 || seen["b"] != 1 {
+		t.Errorf("deliveries %v; want a twice (released, then again) and b once", seen)
+	}
+	if err := r.Close(testCtx(t)); err != nil {
+		t.Errorf("Close = %v", err)
 	}
 }

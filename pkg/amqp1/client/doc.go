@@ -6,8 +6,10 @@
 // connection's write lock. It speaks what IoT Hub's device side needs
 // and no more: SASL ANONYMOUS (the Java SDK's, azure-iot-sdk-java
 // AmqpsIotHubConnection.java), sessions, sender links whose deliveries
-// wait for the hub's outcome, and the $cbs put-token request-response
-// pair (azure-iot-sdk-node common/transport/amqp/src/amqp_cbs.ts).
+// wait for the hub's outcome, receiver links that accept what they
+// take or leave its settlement to the caller (accepted, rejected,
+// released: C2D), and the $cbs put-token request-response pair
+// (azure-iot-sdk-node common/transport/amqp/src/amqp_cbs.ts).
 //
 // Frames are encoded and decoded by the hub's codec
 // (pkg/amqp1/internal/frames), messages by go-amqp's Message type, so

@@ -29,10 +29,12 @@ type link struct {
 	onDetach      func(error) // the peer detached the link
 
 	// receiver
-	maxCredit uint32
-	partial   []byte // a delivery's payload so far
-	partialID uint32
-	onMessage func(payload []byte)
+	maxCredit   uint32
+	partial     []byte // a delivery's payload so far
+	partialID   uint32
+	onMessage   func(payload []byte, id uint32, settled bool)
+	manual      bool   // this side settles with Receiver.Settle
+	outstanding uint32 // manual: deliveries given to onMessage, not settled yet
 }
 
 // LinkOptions are the settings of a link. nil is valid.
@@ -61,8 +63,21 @@ type Sender struct {
 }
 
 // Receiver is a receiver link; its messages go to the function given
-// to NewReceiver.
+// to NewReceiver or NewManualReceiver.
 type Receiver struct{ l *link }
+
+// Outcome is how Receiver.Settle settles a delivery (part 3, 3.4).
+type Outcome int
+
+const (
+	// Accepted: the message was taken.
+	Accepted Outcome = iota
+	// Rejected: the message is invalid and must not be delivered again.
+	Rejected
+	// Released: the message was not taken; the peer may deliver it
+	// again.
+	Released
+)
 
 // failLocked ends l with err (c.mu held).
 func (l *link) failLocked(err error) {
@@ -99,11 +114,29 @@ func (s *Session) NewSender(ctx context.Context, address string, opts *LinkOptio
 // payload; deliveries the peer did not settle are accepted once fn
 // returns.
 func (s *Session) NewReceiver(ctx context.Context, address string, opts *LinkOptions, fn func(payload []byte)) (*Receiver, error) {
+	return s.newReceiver(ctx, address, opts, false, func(payload []byte, _ uint32, _ bool) { fn(payload) })
+}
+
+// NewManualReceiver is NewReceiver for deliveries this side settles
+// itself: fn (on the connection's reader: it must not block and must
+// not keep payload, which is reused) gets each message's payload, its
+// delivery id and whether the peer sent it settled; settle each
+// unsettled one with Settle. Credit is given again only as deliveries
+// are settled, so at most opts.Credit wait for their settlement at
+// once (with Credit 1, one message at a time).
+func (s *Session) NewManualReceiver(ctx context.Context, address string, opts *LinkOptions,
+	fn func(payload []byte, id uint32, settled bool)) (*Receiver, error) {
+	return s.newReceiver(ctx, address, opts, true, fn)
+}
+
+// newReceiver attaches a receiver and gives it its credit.
+func (s *Session) newReceiver(ctx context.Context, address string, opts *LinkOptions, manual bool,
+	fn func(payload []byte, id uint32, settled bool)) (*Receiver, error) {
 	if opts == nil {
 		opts = &LinkOptions{}
 	}
 	l, err := s.attach(ctx, address, true, opts, func(l *link) {
-		l.onMessage = fn
+		l.onMessage, l.manual = fn, manual
 		l.maxCredit = opts.Credit
 		if l.maxCredit == 0 {
 			l.maxCredit = 10
@@ -120,6 +153,52 @@ func (s *Session) NewReceiver(ctx context.Context, address string, opts *LinkOpt
 		return nil, err
 	}
 	return &Receiver{l: l}, nil
+}
+
+// refillLocked gives l its credit again once half of it is used
+// (deliveries waiting for their settlement count as used): the flow to
+// send, or nil (c.mu held).
+func (l *link) refillLocked() *frames.Flow {
+	if l.credit+l.outstanding > l.maxCredit/2 || l.outstanding >= l.maxCredit {
+		return nil
+	}
+	l.credit = l.maxCredit - l.outstanding
+	return l.s.flowLocked(l)
+}
+
+// Settle settles the delivery id of a receiver made by
+// NewManualReceiver with outcome o (a disposition), and gives its
+// credit back. Errors: the link's end (a *LinkError, ErrClosed) or the
+// connection's.
+func (r *Receiver) Settle(id uint32, o Outcome) error {
+	l := r.l
+	s := l.s
+	c := s.c
+	var st frames.DeliveryState
+	switch o {
+	case Rejected:
+		st = &frames.Rejected{}
+	case Released:
+		st = &frames.Released{}
+	default:
+		st = &frames.Accepted{}
+	}
+	c.mu.Lock()
+	if l.err != nil {
+		err := l.err
+		c.mu.Unlock()
+		return err
+	}
+	if l.outstanding > 0 {
+		l.outstanding--
+	}
+	f := l.refillLocked()
+	c.mu.Unlock()
+	if err := c.write(frames.TypeAMQP, s.ch, &frames.Disposition{Role: frames.RoleReceiver, First: id, Settled: true,
+		State: st}, nil); err != nil {
+		return err
+	}
+	return c.flow(s, f)
 }
 
 // attach attaches a link and waits for the peer's attach.
@@ -432,19 +511,18 @@ func (s *Session) transfer(f *frames.Transfer) error {
 	}
 	l.deliveryCount++
 	l.credit--
-	var lflow *frames.Flow
-	if l.credit <= l.maxCredit/2 {
-		l.credit = l.maxCredit
-		lflow = s.flowLocked(l)
+	settled := f.Settled != nil && *f.Settled
+	if l.manual && !settled {
+		l.outstanding++
 	}
+	lflow := l.refillLocked()
 	payload, id, fn := l.partial, l.partialID, l.onMessage
 	l.partial = l.partial[:0]
-	settled := f.Settled != nil && *f.Settled
 	c.mu.Unlock()
 	if fn != nil {
-		fn(payload)
+		fn(payload, id, settled)
 	}
-	if !settled {
+	if !settled && !l.manual {
 		if err := c.write(frames.TypeAMQP, s.ch, &frames.Disposition{Role: frames.RoleReceiver, First: id, Settled: true,
 			State: &frames.Accepted{}}, nil); err != nil {
 			return err
