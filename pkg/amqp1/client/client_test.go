@@ -529,3 +529,56 @@ func TestManualReceiverSettles(t *testing.T) {
 		t.Errorf("Close = %v", err)
 	}
 }
+
+// A message larger than a frame (this side takes 65,536 bytes, the
+// local hub's C2D limit too, which counts less than the frame's
+// header) comes in several transfers and is handed over whole; the
+// next one, in one transfer, comes alone.
+func TestLargeMessageIsReassembled(t *testing.T) {
+	t.Parallel()
+	h := startHub(t)
+	c := dial(t, h)
+	aud, tok := device(t, h, "bigc2d", time.Hour)
+	if err := c.PutToken(testCtx(t), cbs.TypeSAS, aud, tok, time.Time{}); err != nil {
+		t.Fatalf("PutToken = %v", err)
+	}
+	big := make([]byte, 65_490)
+	for i := range big {
+		big[i] = byte('a' + i%26)
+	}
+	for _, m := range []*registry.C2DMessage{{MessageID: "big", Body: big}, {MessageID: "small", Body: []byte("small")}} {
+		if _, err := h.Registry().Enqueue("bigc2d", "", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := c.NewSession(testCtx(t))
+	if err != nil {
+		t.Fatalf("NewSession = %v", err)
+	}
+	bodies := make(chan []byte, 10)
+	r, err := s.NewReceiver(testCtx(t), "/devices/bigc2d/messages/devicebound", nil, func(payload []byte) {
+		var m amqp.Message
+		if err := m.UnmarshalBinary(append([]byte(nil), payload...)); err != nil {
+			t.Errorf("UnmarshalBinary(%d bytes) = %v", len(payload), err)
+			return
+		}
+		bodies <- m.GetData()
+	})
+	if err != nil {
+		t.Fatalf("NewReceiver = %v", err)
+	}
+	h.C2DEnqueued("bigc2d", "")
+	for _, want := range [][]byte{big, []byte("small")} {
+		select {
+		case got := <-bodies:
+			if string(got) != string(want) {
+				t.Errorf("body of %d bytes (%.10q...); want %d bytes (%.10q...)", len(got), got, len(want), want)
+			}
+		case <-testCtx(t).Done():
+			t.Fatalf("no message of %d bytes arrived", len(want))
+		}
+	}
+	if err := r.Close(testCtx(t)); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+}

@@ -12,29 +12,33 @@ import (
 )
 
 // link is a sender's or a receiver's state; it is under the
-// connection's lock.
+// connection's lock. A fleet has one per device and kind, so its fields
+// are ordered to pack (pointers, then uint32s, then bools), and its
+// name lives only in the session's attaching map, until the peer's
+// attach, and its peer's handle only in the session's byRemote map.
 type link struct {
 	s        *Session
-	name     string
-	handle   uint32
-	remote   uint32 // the peer's handle, once attached
-	receiver bool
-	answered bool  // the peer's attach came
-	err      error // why it ended
-	closing  bool  // we sent a detach
-	refused  bool  // the peer's attach had no terminus: its detach follows
+	err      error       // why it ended
+	onDetach func(error) // the peer detached the link
 
+	// receiver
+	partial   []byte // a delivery's payload so far, while it comes in several transfers
+	onMessage func(payload []byte, id uint32, settled bool)
+
+	handle        uint32
 	credit        uint32
 	deliveryCount uint32
-	onDetach      func(error) // the peer detached the link
 
 	// receiver
 	maxCredit   uint32
-	partial     []byte // a delivery's payload so far
 	partialID   uint32
-	onMessage   func(payload []byte, id uint32, settled bool)
-	manual      bool   // this side settles with Receiver.Settle
 	outstanding uint32 // manual: deliveries given to onMessage, not settled yet
+
+	receiver bool
+	answered bool // the peer's attach came
+	closing  bool // we sent a detach
+	refused  bool // the peer's attach had no terminus: its detach follows
+	manual   bool // receiver: this side settles with Receiver.Settle
 }
 
 // LinkOptions are the settings of a link. nil is valid.
@@ -222,8 +226,8 @@ func (s *Session) attach(ctx context.Context, address string, receiver bool, opt
 		return nil, fmt.Errorf("amqp client: the session has its %d links already", s.handleMax+1)
 	}
 	s.names++
-	l := &link{s: s, name: "l" + strconv.FormatUint(uint64(s.ch), 36) + "-" + strconv.FormatUint(s.names, 36),
-		handle: h, receiver: receiver, onDetach: opts.OnDetach}
+	name := "l" + strconv.FormatUint(uint64(s.ch), 36) + "-" + strconv.FormatUint(s.names, 36)
+	l := &link{s: s, handle: h, receiver: receiver, onDetach: opts.OnDetach}
 	for _, fn := range setup {
 		fn(l)
 	}
@@ -232,10 +236,10 @@ func (s *Session) attach(ctx context.Context, address string, receiver bool, opt
 	} else {
 		s.links[h] = l
 	}
-	s.attaching[l.name] = l
+	s.attaching[name] = l
 	c.mu.Unlock()
 
-	a := &frames.Attach{Name: l.name, Handle: h, Role: receiver, SndSettleMode: frames.SndMixed, RcvSettleMode: frames.RcvFirst}
+	a := &frames.Attach{Name: name, Handle: h, Role: receiver, SndSettleMode: frames.SndMixed, RcvSettleMode: frames.RcvFirst}
 	if opts.Settled {
 		a.SndSettleMode = frames.SndSettled
 	} else if !receiver {
@@ -281,7 +285,6 @@ func (s *Session) attached(f *frames.Attach) error {
 		return &ConnError{Err: fmt.Errorf("an attach of %q, which this side did not attach", f.Name)}
 	}
 	delete(s.attaching, f.Name)
-	l.remote = f.Handle
 	s.byRemote[f.Handle] = l
 	if (l.receiver && f.Source == nil) || (!l.receiver && f.Target == nil) {
 		l.refused = true
@@ -501,13 +504,23 @@ func (s *Session) transfer(f *frames.Transfer) error {
 	if f.DeliveryID != nil {
 		l.partialID = *f.DeliveryID
 	}
-	l.partial = append(l.partial, f.Payload...)
 	if f.More || f.Aborted {
+		l.partial = append(l.partial, f.Payload...)
 		if f.Aborted {
-			l.partial = l.partial[:0]
+			l.partial = nil
 		}
 		c.mu.Unlock()
 		return c.flow(s, sflow)
+	}
+	// A delivery in one frame is handed over as the reader's buffer
+	// (onMessage keeps no payload); one in several is gathered in
+	// l.partial, which is let go once handed over: the receivers of a
+	// fleet get a message now and then, and a buffer kept for each
+	// would outweigh the link.
+	payload := f.Payload
+	if len(l.partial) > 0 {
+		payload = append(l.partial, f.Payload...)
+		l.partial = nil
 	}
 	l.deliveryCount++
 	l.credit--
@@ -516,8 +529,7 @@ func (s *Session) transfer(f *frames.Transfer) error {
 		l.outstanding++
 	}
 	lflow := l.refillLocked()
-	payload, id, fn := l.partial, l.partialID, l.onMessage
-	l.partial = l.partial[:0]
+	id, fn := l.partialID, l.onMessage
 	c.mu.Unlock()
 	if fn != nil {
 		fn(payload, id, settled)
