@@ -208,7 +208,10 @@ func (c *amqpBase[L]) updateReported(ctx context.Context, req twinRequester[L], 
 }
 
 // twinPending are the twin requests of a device's links that wait for
-// their response, by correlation id. The zero value is ready.
+// their response, by correlation id. The zero value is ready. Its map
+// is made by the first request and dropped when the last is answered:
+// most devices of a fleet make a twin request or two at connect, then
+// none for hours.
 type twinPending struct {
 	mu    sync.Mutex
 	m     map[string]chan *amqp.Message
@@ -234,7 +237,15 @@ func (p *twinPending) add(id string) (chan *amqp.Message, bool) {
 func (p *twinPending) remove(id string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.forgetLocked(id)
+}
+
+// forgetLocked deletes id, and the map once it is empty (p.mu held).
+func (p *twinPending) forgetLocked(id string) {
 	delete(p.m, id)
+	if len(p.m) == 0 {
+		p.m = nil
+	}
 }
 
 // deliver hands the response am to the request id, if it waits; it
@@ -243,7 +254,7 @@ func (p *twinPending) deliver(id string, am *amqp.Message) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if ch := p.m[id]; ch != nil {
-		delete(p.m, id)
+		p.forgetLocked(id)
 		ch <- am // buffered, and only this sends on it
 	}
 }

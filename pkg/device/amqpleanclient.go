@@ -32,7 +32,8 @@ type leanLinks struct {
 	tSnd  *client.Sender
 	tRcv  *client.Receiver
 
-	pending twinPending
+	pending  twinPending
+	onDetach func(error) // every link's LinkOptions.OnDetach: one func, not one a link
 
 	lost    sync.Once
 	endOnce sync.Once
@@ -134,6 +135,9 @@ func (c *leanClient) open(ctx context.Context, lc *leanConn) (*leanLinks, error)
 		return nil, fmt.Errorf("device: amqp session: %w", amqpErr(err))
 	}
 	l := &leanLinks{lc: lc, slot: slot}
+	// On the connection's reader, which must not wait: the links' end
+	// waits for the hub's detach, which that reader reads.
+	l.onDetach = func(err error) { c.goLost(l, err) }
 	fail := func(what string, err error) (*leanLinks, error) {
 		var le *client.LinkError
 		if errors.As(err, &le) && slot.sess.Err() != nil {
@@ -170,13 +174,7 @@ func (c *leanClient) open(ctx context.Context, lc *leanConn) (*leanLinks, error)
 // linkOptions are the options of a link of l: its attach properties,
 // settled or not, and the detach that ends l.
 func (c *leanClient) linkOptions(l *leanLinks, props map[string]any, settled bool) *client.LinkOptions {
-	return &client.LinkOptions{
-		Properties: props,
-		Settled:    settled,
-		// On the connection's reader, which must not wait: the links'
-		// end waits for the hub's detach, which that reader reads.
-		OnDetach: func(err error) { c.goLost(l, err) },
-	}
+	return &client.LinkOptions{Properties: props, Settled: settled, OnDetach: l.onDetach}
 }
 
 // clientVersion is the attach property every link carries
