@@ -15,7 +15,7 @@ import (
 // connection's lock. A fleet has one per device and kind, so its fields
 // are ordered to pack (pointers, then uint32s, then bools), and its
 // name lives only in the session's attaching map, until the peer's
-// attach, and its peer's handle only in the session's byRemote map.
+// attach, and its peer's handle only in the session's byRemote.
 type link struct {
 	s        *Session
 	err      error       // why it ended
@@ -285,7 +285,7 @@ func (s *Session) attached(f *frames.Attach) error {
 		return &ConnError{Err: fmt.Errorf("an attach of %q, which this side did not attach", f.Name)}
 	}
 	delete(s.attaching, f.Name)
-	s.byRemote[f.Handle] = l
+	s.byRemote.set(f.Handle, l)
 	if (l.receiver && f.Source == nil) || (!l.receiver && f.Target == nil) {
 		l.refused = true
 	}
@@ -307,12 +307,12 @@ func (s *Session) attached(f *frames.Attach) error {
 func (s *Session) detached(f *frames.Detach) error {
 	c := s.c
 	c.mu.Lock()
-	l := s.byRemote[f.Handle]
+	l := s.byRemote.get(f.Handle)
 	if l == nil {
 		c.mu.Unlock()
 		return nil
 	}
-	delete(s.byRemote, f.Handle)
+	s.byRemote.delete(f.Handle)
 	if int(l.handle) < len(s.links) && s.links[l.handle] == l {
 		s.links[l.handle] = nil
 	}
@@ -496,7 +496,7 @@ func (s *Session) transfer(f *frames.Transfer) error {
 		s.incomingWindow = sessionWindow
 		sflow = s.flowLocked(nil)
 	}
-	l := s.byRemote[f.Handle]
+	l := s.byRemote.get(f.Handle)
 	if l == nil || !l.receiver {
 		c.mu.Unlock()
 		return &ConnError{Err: fmt.Errorf("a transfer on handle %d, which is no receiver of ours", f.Handle)}

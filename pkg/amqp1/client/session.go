@@ -28,7 +28,7 @@ type Session struct {
 	incomingWindow       uint32
 	nextDeliveryID       uint32
 	links                []*link // by our handle
-	byRemote             map[uint32]*link
+	byRemote             remoteLinks
 	attaching            map[string]*link // by name, until the peer's attach
 	unsettled            map[uint32]*delivery
 	names                uint64
@@ -55,7 +55,7 @@ func (c *Conn) NewSession(ctx context.Context) (*Session, error) {
 		return nil, errors.New("amqp client: no channel left")
 	}
 	s := &Session{c: c, ch: uint16(ch), begun: make(chan struct{}), incomingWindow: sessionWindow,
-		byRemote: map[uint32]*link{}, attaching: map[string]*link{}, unsettled: map[uint32]*delivery{}}
+		attaching: map[string]*link{}, unsettled: map[uint32]*delivery{}}
 	if ch == len(c.sessions) {
 		c.sessions = append(c.sessions, s)
 	} else {
@@ -163,7 +163,7 @@ func (s *Session) dispatch(b frames.Body) error {
 		s.remoteIncomingWindow = uint32(max(0, min(w, math.MaxUint32)))
 		var reply *frames.Flow
 		if f.Handle != nil {
-			if l := s.byRemote[*f.Handle]; l != nil && !l.receiver {
+			if l := s.byRemote.get(*f.Handle); l != nil && !l.receiver {
 				dc := uint32(0)
 				if f.DeliveryCount != nil {
 					dc = *f.DeliveryCount
@@ -223,5 +223,55 @@ func (s *Session) disposition(f *frames.Disposition) {
 			delete(s.unsettled, id)
 			d.done <- result{state: f.State}
 		}
+	}
+}
+
+// denseHandles bounds the peer's handles kept in remoteLinks' slice
+// (32 KB of it at most): the local hub gives the lowest free handle
+// (pkg/amqp1 finishAttach), so a session's handles stay below its
+// links' count, about 600 with pkg/device's 100 devices a session.
+const denseHandles = 4096
+
+// remoteLinks are a session's links by the peer's handle: in a slice
+// indexed by handle (a pointer a link, where a map costs about four
+// times that), and in a map for a handle past denseHandles, which a
+// peer may give (our begin's handle-max is the largest) but none does.
+// The zero value is ready; it is under the connection's lock.
+type remoteLinks struct {
+	dense  []*link
+	sparse map[uint32]*link
+}
+
+func (r *remoteLinks) get(h uint32) *link {
+	if h < denseHandles {
+		if int(h) < len(r.dense) {
+			return r.dense[h]
+		}
+		return nil
+	}
+	return r.sparse[h]
+}
+
+func (r *remoteLinks) set(h uint32, l *link) {
+	if h >= denseHandles {
+		if r.sparse == nil {
+			r.sparse = map[uint32]*link{}
+		}
+		r.sparse[h] = l
+		return
+	}
+	if int(h) >= len(r.dense) {
+		r.dense = append(r.dense, make([]*link, int(h)+1-len(r.dense))...)
+	}
+	r.dense[h] = l
+}
+
+func (r *remoteLinks) delete(h uint32) {
+	if h >= denseHandles {
+		delete(r.sparse, h)
+		return
+	}
+	if int(h) < len(r.dense) {
+		r.dense[h] = nil
 	}
 }
