@@ -208,7 +208,8 @@ type Fleet struct {
 	reconns   atomic.Int64
 
 	provisioned atomic.Int64
-	work        *workers // sends and reader events, while Run runs
+	work        *workers  // sends and reader events, while Run runs
+	devs        deviceSet // the started devices, which the end of the run stops
 
 	rmu      sync.Mutex
 	lastRate float64
@@ -408,6 +409,7 @@ func (f *Fleet) Run(ctx context.Context) (Stats, error) {
 		rctx, c2 = context.WithTimeout(rctx, f.opts.Duration)
 		defer c2()
 	}
+	defer context.AfterFunc(rctx, f.devs.stopAll)()
 	// Room for every device's send and event at once: the queue never
 	// spills in the steady state.
 	f.work = newWorkers(2*f.Devices() + 64)
@@ -553,7 +555,9 @@ type simDevice struct {
 	stopped  bool        // no more sends
 	done     func()      // called once when the device is finished
 	doneOnce sync.Once
-	stopCtx  func() bool // unregisters the ctx callback
+
+	prev, next *simDevice // in Fleet.devs, under its lock
+	listed     bool       // in Fleet.devs
 }
 
 // fleetJob is a fleet device on its way to its connecting worker.
@@ -753,11 +757,10 @@ func (f *Fleet) issueCert(id string) (*tls.Certificate, error) {
 	return cert, nil
 }
 
-// start schedules the first message at once and makes cancelling
-// ctx stop the device.
+// start schedules the first message at once and lists the device in
+// Fleet.devs, whose stopAll stops it when the run's context ends.
 func (d *simDevice) start() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	fire := d.send
 	if _, ok := d.conn.(AsyncSender); ok && d.f.sendLim == nil {
 		// The send only writes: a worker does it. (One that waits for
@@ -765,7 +768,11 @@ func (d *simDevice) start() {
 		fire = func() { d.f.work.do(d.send) }
 	}
 	d.timer = time.AfterFunc(0, fire)
-	d.stopCtx = context.AfterFunc(d.ctx, d.stop)
+	listed := d.f.devs.add(d)
+	d.mu.Unlock()
+	if !listed {
+		d.stop() // the run ended as the device connected
+	}
 }
 
 // send runs on the timer's goroutine: it sends message number d.seq
@@ -880,7 +887,8 @@ func (d *simDevice) outcome(seq int64, m *message.Message, sentAt time.Time, err
 
 // stop ends the sending: no further message is scheduled. A send that
 // is running finishes the device when it returns; otherwise stop
-// does, on the ctx callback's goroutine.
+// does, on its caller's goroutine (one of deviceSet.stopAll's when the
+// run ends).
 func (d *simDevice) stop() {
 	d.mu.Lock()
 	if d.stopped {
@@ -891,9 +899,7 @@ func (d *simDevice) stop() {
 	d.timer.Stop()
 	sending := d.sending
 	d.mu.Unlock()
-	if d.stopCtx != nil {
-		d.stopCtx()
-	}
+	d.f.devs.remove(d)
 	if !sending {
 		d.finish()
 	}

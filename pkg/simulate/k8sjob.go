@@ -26,7 +26,7 @@ const PeakMemoryPerDevice = 40 << 10
 // engine, pkg/amqp1/client) at its peak, with methods, C2D and the
 // twin (six links a device): 9.7 KB at 10,000 devices sending one
 // message a minute (go run ./bench/fleet -devices 10000 -transport amqp
-// -interval 1m -steady 60s -rate-devices 0 -node 0), 5.1 KB at 100,000
+// -interval 1m -steady 60s -rate-devices 0 -node 0), 4.8 KB at 100,000
 // (the same with -devices 100000 -connect-timeout 10m), rounded up with
 // room for a peak above the steady state when the fleet connects
 // faster than the collector runs (bench/fleet/README.md).
